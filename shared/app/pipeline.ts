@@ -1,0 +1,163 @@
+import type { Decision, FindingDecision, RejectedDecision } from '../core/decisions';
+import { evaluateEvent, type RuleSet } from '../core/engine/evaluate';
+import { unwrapBody } from '../core/events/envelope';
+import { excerptOf } from '../core/events/excerpt';
+import { RecordNormalizer, type SkipReason } from '../core/events/normalize';
+import type { AuditEvent } from '../core/events/types';
+import type { DecisionSink, QuarantineItem, QuarantineSink } from '../core/ports';
+
+/** One input item: an Event Hubs body (object, JSON string or Buffer) and where it came from. */
+export interface BatchItem {
+    readonly body: unknown;
+    readonly source?: string;
+    /** Set when the reader already knows the item is unusable (unterminated or oversized text). */
+    readonly problem?: string;
+}
+
+/** Running totals over every batch a pipeline has processed. */
+export class PipelineStats {
+    bodies = 0;
+    records = 0;
+    events = 0;
+    skipped = 0;
+    readonly skippedByReason = new Map<SkipReason, number>();
+    rejectedBodies = 0;
+    rejectedRecords = 0;
+    findings = 0;
+    readonly findingsByRule = new Map<string, number>();
+    ruleErrors = 0;
+
+    get rejected(): number {
+        return this.rejectedBodies + this.rejectedRecords;
+    }
+
+    toJSON(): Record<string, unknown> {
+        return {
+            bodies: this.bodies,
+            records: this.records,
+            events: this.events,
+            skipped: this.skipped,
+            skippedByReason: Object.fromEntries(this.skippedByReason),
+            rejectedBodies: this.rejectedBodies,
+            rejectedRecords: this.rejectedRecords,
+            findings: this.findings,
+            findingsByRule: Object.fromEntries(this.findingsByRule),
+            ruleErrors: this.ruleErrors,
+        };
+    }
+}
+
+/** What one batch produced. */
+export interface BatchReport {
+    readonly events: readonly AuditEvent[];
+    readonly decisions: readonly Decision[];
+    readonly quarantined: readonly QuarantineItem[];
+    readonly records: number;
+    readonly skipped: number;
+}
+
+export interface PipelineOptions<TSettings> {
+    readonly ruleSet: RuleSet<TSettings>;
+    readonly settings: TSettings;
+    readonly decisions: DecisionSink;
+    readonly quarantine: QuarantineSink;
+    /** Replay accepts bare records (JSON Lines archives); the Event Hubs trigger requires the envelope. */
+    readonly acceptBareRecords: boolean;
+}
+
+function increment<K>(map: Map<K, number>, key: K): void {
+    map.set(key, (map.get(key) ?? 0) + 1);
+}
+
+/**
+ * The one processing path shared by the Event Hubs trigger, `kvr replay` and the benchmark: unwrap bodies,
+ * normalize records, run the rules, then hand decisions and quarantined items to their sinks.
+ */
+export class AuditPipeline<TSettings> {
+    readonly stats = new PipelineStats();
+    private readonly normalizer = new RecordNormalizer();
+
+    constructor(private readonly options: PipelineOptions<TSettings>) {}
+
+    /** The synchronous part: no I/O. Exposed for the benchmark and for callers that batch their own writes. */
+    evaluateBatch(items: readonly BatchItem[]): BatchReport {
+        const { ruleSet, settings, acceptBareRecords } = this.options;
+        const stats = this.stats;
+        const events: AuditEvent[] = [];
+        const decisions: Decision[] = [];
+        const quarantined: QuarantineItem[] = [];
+        let records = 0;
+        let skipped = 0;
+        const reject = (reason: string, raw: unknown, source: string | undefined): void => {
+            const excerpt = excerptOf(raw);
+            const d: RejectedDecision = {
+                type: 'rejected',
+                reason,
+                excerpt,
+                ...(source === undefined ? {} : { source }),
+            };
+            decisions.push(d);
+            quarantined.push({ reason, source, excerpt, raw });
+        };
+        for (const item of items) {
+            stats.bodies++;
+            if (item.problem !== undefined) {
+                stats.rejectedBodies++;
+                reject(item.problem, item.body, item.source);
+                continue;
+            }
+            const body = unwrapBody(item.body, { acceptBareRecords });
+            if (body.kind === 'rejected') {
+                stats.rejectedBodies++;
+                reject(body.reason, body.text ?? item.body, item.source);
+                continue;
+            }
+            const list = body.records;
+            for (let i = 0; i < list.length; i++) {
+                const raw = list[i];
+                records++;
+                const result = this.normalizer.normalize(raw);
+                if (result.kind === 'event') {
+                    events.push(result.event);
+                    const before = decisions.length;
+                    evaluateEvent(result.event, ruleSet, settings, decisions);
+                    for (let j = before; j < decisions.length; j++) {
+                        const d = decisions[j] as Decision;
+                        if (d.type === 'finding') {
+                            stats.findings++;
+                            increment(stats.findingsByRule, (d as FindingDecision).rule);
+                        } else if (d.type === 'error') stats.ruleErrors++;
+                    }
+                } else if (result.kind === 'skipped') {
+                    skipped++;
+                    increment(stats.skippedByReason, result.reason);
+                } else {
+                    stats.rejectedRecords++;
+                    const where = list.length > 1 ? `record ${i + 1} of ${list.length}` : undefined;
+                    const source =
+                        item.source === undefined
+                            ? where
+                            : where === undefined
+                              ? item.source
+                              : `${item.source} ${where}`;
+                    reject(`invalid record: ${result.reason}`, raw, source);
+                }
+            }
+        }
+        stats.records += records;
+        stats.events += events.length;
+        stats.skipped += skipped;
+        return { events, decisions, quarantined, records, skipped };
+    }
+
+    /**
+     * Processes one batch and waits until its decisions and quarantined items are written. A sink failure throws:
+     * that is a whole-batch infrastructure failure, for the trigger's retry policy.
+     */
+    async processBatch(items: readonly BatchItem[]): Promise<BatchReport> {
+        const report = this.evaluateBatch(items);
+        if (report.quarantined.length > 0) await this.options.quarantine.put(report.quarantined);
+        if (report.decisions.length > 0) await this.options.decisions.write(report.decisions);
+        return report;
+    }
+}

@@ -1,0 +1,52 @@
+import { listCaptures, readCapture } from '../adapters/captureReader';
+import type { ResponderConfig } from '../config/responderConfig';
+import { createPipeline, type PipelineSinks } from './createPipeline';
+import type { PipelineStats } from './pipeline';
+
+export interface ReplayProgress {
+    readonly file: string;
+    readonly fileIndex: number;
+    readonly fileCount: number;
+    readonly bytesDone: number;
+    readonly bytesTotal: number;
+    readonly stats: PipelineStats;
+}
+
+export interface ReplayOptions {
+    readonly inputs: readonly string[];
+    readonly config: ResponderConfig;
+    readonly sinks: PipelineSinks;
+    readonly onProgress?: (progress: ReplayProgress) => void;
+}
+
+export interface ReplayResult {
+    readonly files: number;
+    readonly ignoredFiles: readonly string[];
+    readonly stats: PipelineStats;
+}
+
+/**
+ * Pushes captured logs through exactly the pipeline the Function uses. All inputs are resolved (and proven
+ * readable) before the first record is processed.
+ */
+export async function replay(options: ReplayOptions): Promise<ReplayResult> {
+    const listing = await listCaptures(options.inputs);
+    const pipeline = createPipeline(options.config, options.sinks, { acceptBareRecords: true });
+    const bytesTotal = listing.files.reduce((n, f) => n + f.size, 0);
+    let bytesBefore = 0;
+    for (const [index, file] of listing.files.entries()) {
+        for await (const chunk of readCapture(file)) {
+            await pipeline.processBatch(chunk.items);
+            options.onProgress?.({
+                file: file.path,
+                fileIndex: index,
+                fileCount: listing.files.length,
+                bytesDone: bytesBefore + chunk.bytesRead,
+                bytesTotal,
+                stats: pipeline.stats,
+            });
+        }
+        bytesBefore += file.size;
+    }
+    return { files: listing.files.length, ignoredFiles: listing.ignored, stats: pipeline.stats };
+}

@@ -1,0 +1,391 @@
+import { bool, getCI, isObject, type JsonObject, maybeJson, str, stringList } from './fields';
+import { httpStatusOf, outcomeOf } from './status';
+import type {
+    AccessPolicyEntry,
+    AuditEvent,
+    Caller,
+    CallerKind,
+    NetworkAclsState,
+    ObjectKind,
+    TargetObject,
+    VaultChange,
+    VaultRef,
+} from './types';
+
+/** Why a well-formed record is not a Key Vault audit record (it is counted, not quarantined). */
+export type SkipReason = 'other-category' | 'other-resource-type';
+
+export type NormalizeResult =
+    | { readonly kind: 'event'; readonly event: AuditEvent }
+    | { readonly kind: 'skipped'; readonly reason: SkipReason }
+    | { readonly kind: 'rejected'; readonly reason: string };
+
+/** Longest string accepted in any field: real user agents and descriptions stay far below it. */
+export const MAX_FIELD_CHARS = 8192;
+
+const VAULTS_SEGMENT = '/PROVIDERS/MICROSOFT.KEYVAULT/VAULTS/';
+const VAULT_ID =
+    /^\/subscriptions\/([^/]+)\/resourcegroups\/([^/]+)\/providers\/microsoft\.keyvault\/vaults\/([a-z0-9-]{3,24})$/;
+
+const CLAIM_OID = 'http://schemas.microsoft.com/identity/claims/objectidentifier';
+const CLAIM_UPN = 'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn';
+const CLAIM_APPID = 'http://schemas.microsoft.com/identity/claims/appid';
+
+const COLLECTIONS: Readonly<Record<string, { kind: ObjectKind; deleted: boolean }>> = {
+    secrets: { kind: 'secret', deleted: false },
+    keys: { kind: 'key', deleted: false },
+    certificates: { kind: 'certificate', deleted: false },
+    storage: { kind: 'storage', deleted: false },
+    deletedsecrets: { kind: 'secret', deleted: true },
+    deletedkeys: { kind: 'key', deleted: true },
+    deletedcertificates: { kind: 'certificate', deleted: true },
+    deletedstorage: { kind: 'storage', deleted: true },
+};
+
+const NO_STRINGS: readonly string[] = Object.freeze([]);
+const NO_POLICIES: readonly AccessPolicyEntry[] = Object.freeze([]);
+
+function rejected(reason: string): NormalizeResult {
+    return { kind: 'rejected', reason };
+}
+
+/**
+ * Turns raw records into {@link AuditEvent}s. Pure and deterministic; it keeps a bounded cache of parsed vault ids,
+ * because a stream holds few vaults and many records each.
+ */
+export class RecordNormalizer {
+    private readonly vaults = new Map<string, VaultRef | null>();
+
+    normalize(raw: unknown): NormalizeResult {
+        if (!isObject(raw)) return rejected('record is not an object');
+
+        const category = raw.category ?? raw.type;
+        const resourceIdRaw = raw.resourceId;
+        if (typeof category === 'string' && category !== 'AuditEvent' && category.toLowerCase() !== 'auditevent') {
+            return { kind: 'skipped', reason: 'other-category' };
+        }
+        if (typeof resourceIdRaw === 'string' && !resourceIdRaw.toUpperCase().includes(VAULTS_SEGMENT)) {
+            return { kind: 'skipped', reason: 'other-resource-type' };
+        }
+
+        const problems: string[] = [];
+        if (typeof category !== 'string')
+            problems.push(category === undefined ? 'category missing' : 'category not a string');
+        if (typeof resourceIdRaw !== 'string')
+            problems.push(resourceIdRaw === undefined ? 'resourceId missing' : 'resourceId not a string');
+        const timeRaw = raw.time;
+        let timeMs = Number.NaN;
+        if (typeof timeRaw !== 'string') problems.push(timeRaw === undefined ? 'time missing' : 'time not a string');
+        else {
+            timeMs = Date.parse(timeRaw);
+            if (Number.isNaN(timeMs)) problems.push('time not an ISO 8601 timestamp');
+        }
+        const operation = raw.operationName;
+        if (typeof operation !== 'string' || operation.length === 0) {
+            problems.push(operation === undefined ? 'operationName missing' : 'operationName not a non-empty string');
+        }
+        const props = raw.properties;
+        if (props !== undefined && props !== null && !isObject(props)) problems.push('properties not an object');
+        let identity: unknown = raw.identity;
+        if (typeof identity === 'string') identity = maybeJson(identity); // managed HSM records carry it as a JSON string
+        if (identity !== undefined && identity !== null && !isObject(identity)) problems.push('identity not an object');
+
+        let vault: VaultRef | undefined;
+        if (typeof resourceIdRaw === 'string') {
+            vault = this.vaultOf(resourceIdRaw);
+            if (vault === undefined) problems.push('resourceId is not a Key Vault vault id');
+        }
+        const p: JsonObject = isObject(props) ? props : {};
+        const statusRaw = p.httpStatusCode;
+        if (
+            statusRaw !== undefined &&
+            statusRaw !== null &&
+            typeof statusRaw !== 'number' &&
+            !(typeof statusRaw === 'string' && /^\d{3}$/.test(statusRaw))
+        ) {
+            problems.push('properties.httpStatusCode not a number');
+        }
+        const long = firstOversized(raw, p);
+        if (long !== undefined) problems.push(`${long} longer than ${MAX_FIELD_CHARS} characters`);
+        if (problems.length > 0 || vault === undefined) return rejected(problems.join('; '));
+
+        const op = operation as string;
+        const resultSignature = str(raw.resultSignature);
+        const httpStatus = httpStatusOf(statusRaw, resultSignature);
+        const claims = isObject(identity) && isObject(identity.claim) ? identity.claim : undefined;
+        const isDataPlane = op.startsWith('Secret') || op.startsWith('Key') || op.startsWith('Certificate');
+
+        const event: AuditEvent = {
+            time: timeRaw as string,
+            timeMs,
+            vault,
+            operation: op,
+            operationVersion: str(raw.operationVersion),
+            httpStatus,
+            outcome: outcomeOf(httpStatus),
+            resultSignature,
+            resultDescription: str(raw.resultDescription),
+            caller: callerOf(claims, raw.callerIpAddress, p.trustedService),
+            target: targetOf(p.id),
+            clientInfo: str(p.clientInfo),
+            requestUri: str(p.requestUri),
+            correlationId: str(raw.correlationId),
+            durationMs: durationOf(raw.durationMs),
+            isAccessPolicyMatch: bool(p.isAccessPolicyMatch),
+            isRbacAuthorized: bool(p.isRbacAuthorized),
+            tlsVersion: str(p.tlsVersion),
+            vaultChange: isDataPlane ? undefined : vaultChangeOf(p),
+            objectProperties: isDataPlane ? objectPropertiesOf(p) : undefined,
+        };
+        return { kind: 'event', event };
+    }
+
+    private vaultOf(resourceId: string): VaultRef | undefined {
+        let v = this.vaults.get(resourceId);
+        if (v === undefined) {
+            if (this.vaults.size >= 10_000) this.vaults.clear();
+            const id = resourceId.toLowerCase().replace(/\/+$/, '');
+            const m = VAULT_ID.exec(id);
+            v = m
+                ? {
+                      subscriptionId: m[1] as string,
+                      resourceGroup: m[2] as string,
+                      name: m[3] as string,
+                      resourceId: id,
+                  }
+                : null;
+            this.vaults.set(resourceId, v);
+        }
+        return v ?? undefined;
+    }
+}
+
+function firstOversized(raw: JsonObject, p: JsonObject): string | undefined {
+    for (const k in raw) {
+        const v = raw[k];
+        if (typeof v === 'string' && v.length > MAX_FIELD_CHARS) return k;
+    }
+    for (const k in p) {
+        const v = p[k];
+        if (typeof v === 'string' && v.length > MAX_FIELD_CHARS) return `properties.${k}`;
+    }
+    const identity = raw.identity;
+    if (isObject(identity) && isObject(identity.claim)) {
+        const c = identity.claim;
+        for (const k in c) {
+            const v = c[k];
+            if (typeof v === 'string' && v.length > MAX_FIELD_CHARS) return `identity.claim.${k}`;
+        }
+    }
+    return undefined;
+}
+
+function durationOf(value: unknown): number | undefined {
+    if (typeof value === 'number') return Number.isFinite(value) ? value : undefined;
+    if (typeof value === 'string' && value.length > 0) {
+        const n = Number(value);
+        return Number.isFinite(n) ? n : undefined;
+    }
+    return undefined;
+}
+
+function lowerId(value: unknown): string | undefined {
+    return typeof value === 'string' && value.length > 0 ? value.toLowerCase() : undefined;
+}
+
+/** Strips a port from `a.b.c.d:port` and `[v6]:port`; bare IPv6 addresses keep their colons. */
+export function stripPort(ip: string): string {
+    if (ip.startsWith('[')) {
+        const end = ip.indexOf(']');
+        return end > 0 ? ip.slice(1, end) : ip;
+    }
+    const colon = ip.indexOf(':');
+    if (colon > 0 && ip.indexOf(':', colon + 1) === -1 && ip.indexOf('.') > 0) return ip.slice(0, colon);
+    return ip;
+}
+
+function callerOf(claims: JsonObject | undefined, callerIp: unknown, trustedServiceRaw: unknown): Caller {
+    let objectId: string | undefined;
+    let upn: string | undefined;
+    let appId: string | undefined;
+    let mirid: string | undefined;
+    let ipClaim: string | undefined;
+    if (claims !== undefined) {
+        objectId = lowerId(claims.oid ?? claims[CLAIM_OID]);
+        upn = str(claims.upn ?? claims[CLAIM_UPN] ?? claims.unique_name);
+        appId = lowerId(claims.appid ?? claims[CLAIM_APPID] ?? claims.azp);
+        mirid = lowerId(claims.xms_mirid);
+        ipClaim = str(claims.ipaddr);
+    }
+    const ipRaw = str(callerIp) ?? ipClaim;
+    const trustedService = str(trustedServiceRaw);
+    let kind: CallerKind;
+    if (mirid !== undefined) kind = 'managed-identity';
+    else if (upn !== undefined) kind = 'user';
+    else if (objectId !== undefined || appId !== undefined) kind = 'service-principal';
+    else if (trustedService !== undefined) kind = 'trusted-service';
+    else kind = 'anonymous';
+    return {
+        objectId,
+        upn,
+        appId,
+        managedIdentityResourceId: mirid,
+        ipAddress: ipRaw === undefined ? undefined : stripPort(ipRaw),
+        trustedService,
+        kind,
+    };
+}
+
+/** Parses `https://<vault>.vault.azure.net/<collection>/<name>/<version>`. */
+export function targetOf(idRaw: unknown): TargetObject | undefined {
+    const uri = str(idRaw);
+    if (uri === undefined) return undefined;
+    const scheme = uri.indexOf('://');
+    const pathStart = uri.indexOf('/', scheme >= 0 ? scheme + 3 : 0);
+    const path = pathStart < 0 ? '' : uri.slice(pathStart + 1);
+    const q = path.search(/[?#]/);
+    const parts = (q >= 0 ? path.slice(0, q) : path).split('/').filter((s) => s.length > 0);
+    const collection = parts[0];
+    if (collection === undefined) return { kind: 'vault', deleted: false, name: undefined, version: undefined, uri };
+    const known = COLLECTIONS[collection.toLowerCase()];
+    return {
+        kind: known?.kind ?? 'other',
+        deleted: known?.deleted ?? false,
+        name: parts[1],
+        version: parts[2],
+        uri,
+    };
+}
+
+function objectPropertiesOf(p: JsonObject): Readonly<Record<string, unknown>> | undefined {
+    let out: Record<string, unknown> | undefined;
+    for (const key of ['keyProperties', 'secretProperties', 'certificateProperties', 'certificatePolicyProperties']) {
+        const v = p[key];
+        if (v === undefined || v === null) continue;
+        out ??= {};
+        out[key] = v;
+    }
+    return out;
+}
+
+function permissionsOf(value: unknown): AccessPolicyEntry['permissions'] {
+    const v = maybeJson(value);
+    const obj = isObject(v) ? v : {};
+    const list = (key: string): string[] => stringList(getCI(obj, key)).map((s) => s.toLowerCase());
+    return {
+        keys: list('keys'),
+        secrets: list('secrets'),
+        certificates: list('certificates'),
+        storage: list('storage'),
+    };
+}
+
+function accessPoliciesOf(value: unknown): AccessPolicyEntry[] {
+    const v = maybeJson(value);
+    const items = Array.isArray(v) ? v : v === undefined || v === null ? [] : [v];
+    const out: AccessPolicyEntry[] = [];
+    for (const item of items) {
+        const e = maybeJson(item);
+        if (!isObject(e)) continue;
+        out.push({
+            tenantId: lowerId(getCI(e, 'tenantId')),
+            objectId: lowerId(getCI(e, 'objectId')),
+            applicationId: lowerId(getCI(e, 'applicationId')),
+            permissions: permissionsOf(getCI(e, 'permissions')),
+        });
+    }
+    return out;
+}
+
+const RULE_VALUE_KEYS = ['value', 'ipAddressOrRange', 'addressPrefix', 'ipAddress', 'id'];
+
+function ruleValuesOf(value: unknown): string[] {
+    const v = maybeJson(value);
+    const items = Array.isArray(v) ? v : v === undefined || v === null ? [] : [v];
+    const out: string[] = [];
+    for (const item of items) {
+        const e = maybeJson(item);
+        if (typeof e === 'string' && e.length > 0) out.push(e);
+        else if (isObject(e)) {
+            for (const key of RULE_VALUE_KEYS) {
+                const s = str(getCI(e, key));
+                if (s !== undefined) {
+                    out.push(s);
+                    break;
+                }
+            }
+        }
+    }
+    return out;
+}
+
+function networkAclsOf(value: unknown): NetworkAclsState | null | undefined {
+    const v = maybeJson(value);
+    if (v === null) return null;
+    if (!isObject(v)) return undefined;
+    const ip = getCI(v, 'ipRules');
+    const vnet = getCI(v, 'virtualNetworkRules');
+    return {
+        defaultAction: str(getCI(v, 'defaultAction')),
+        bypass: str(getCI(v, 'bypass')),
+        ipRules: ip === undefined || ip === null ? undefined : ruleValuesOf(ip),
+        virtualNetworkRules:
+            vnet === undefined || vnet === null ? undefined : ruleValuesOf(vnet).map((s) => s.toLowerCase()),
+    };
+}
+
+const CHANGE_KEY = /^(added|removed)(accesspolic(?:y|ies)|iprules?|virtualnetworkrules?|vnetrules?)$/;
+
+/** Vault after-state and change details of a control-plane record; undefined when it carries none. */
+function vaultChangeOf(p: JsonObject): VaultChange | undefined {
+    const after = maybeJson(getCI(p, 'properties'));
+    const a: JsonObject | undefined = isObject(after) ? after : undefined;
+    let addedAccessPolicies = NO_POLICIES;
+    let removedAccessPolicies = NO_POLICIES;
+    let addedIpRules = NO_STRINGS;
+    let removedIpRules = NO_STRINGS;
+    let addedVirtualNetworkRules = NO_STRINGS;
+    let removedVirtualNetworkRules = NO_STRINGS;
+    let sawChange = false;
+    for (const key in p) {
+        const m = CHANGE_KEY.exec(key.toLowerCase());
+        if (m === null) continue;
+        sawChange = true;
+        const added = m[1] === 'added';
+        const what = m[2] as string;
+        if (what.startsWith('accesspolic')) {
+            const list = accessPoliciesOf(p[key]);
+            if (added) addedAccessPolicies = [...addedAccessPolicies, ...list];
+            else removedAccessPolicies = [...removedAccessPolicies, ...list];
+        } else if (what.startsWith('iprule')) {
+            const list = ruleValuesOf(p[key]);
+            if (added) addedIpRules = [...addedIpRules, ...list];
+            else removedIpRules = [...removedIpRules, ...list];
+        } else {
+            const list = ruleValuesOf(p[key]).map((s) => s.toLowerCase());
+            if (added) addedVirtualNetworkRules = [...addedVirtualNetworkRules, ...list];
+            else removedVirtualNetworkRules = [...removedVirtualNetworkRules, ...list];
+        }
+    }
+    if (a === undefined && !sawChange) return undefined;
+    const g = (key: string): unknown => (a === undefined ? undefined : getCI(a, key));
+    const policies = g('accessPolicies');
+    return {
+        networkAcls: networkAclsOf(g('networkAcls')),
+        publicNetworkAccess: str(g('publicNetworkAccess')),
+        enableRbacAuthorization: bool(g('enableRbacAuthorization')),
+        enableSoftDelete: bool(g('enableSoftDelete')),
+        enablePurgeProtection: bool(g('enablePurgeProtection')),
+        enabledForDeployment: bool(g('enabledForDeployment')),
+        enabledForDiskEncryption: bool(g('enabledForDiskEncryption')),
+        enabledForTemplateDeployment: bool(g('enabledForTemplateDeployment')),
+        tenantId: lowerId(g('tenantId')),
+        accessPolicies: policies === undefined || policies === null ? undefined : accessPoliciesOf(policies),
+        addedAccessPolicies,
+        removedAccessPolicies,
+        addedIpRules,
+        removedIpRules,
+        addedVirtualNetworkRules,
+        removedVirtualNetworkRules,
+    };
+}
