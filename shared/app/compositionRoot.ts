@@ -1,0 +1,43 @@
+import { DefaultAzureCredential, ManagedIdentityCredential } from '@azure/identity';
+import { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
+import { BlobQuarantineSink } from '../adapters/blobQuarantineSink';
+import type { Decision } from '../core/decisions';
+import type { DecisionSink, QuarantineSink } from '../core/ports';
+import { type AppSettings, loadSettings } from '../config/loadSettings';
+import { createPipeline } from './createPipeline';
+import type { AuditBatchDeps } from './handlers/handleAuditBatch';
+
+/** The Function app's dependencies, built once per worker. */
+export interface AppDeps {
+    readonly settings: AppSettings;
+    readonly auditBatch: AuditBatchDeps;
+}
+
+function quarantineOf(settings: AppSettings): QuarantineSink {
+    const q = settings.quarantine;
+    if (q.kind === 'connection-string') {
+        return new BlobQuarantineSink(BlobServiceClient.fromConnectionString(q.connectionString).getContainerClient(q.container));
+    }
+    const credential =
+        settings.managedIdentityClientId === undefined
+            ? new DefaultAzureCredential()
+            : new ManagedIdentityCredential({ clientId: settings.managedIdentityClientId });
+    return new BlobQuarantineSink(new ContainerClient(q.url, credential));
+}
+
+/**
+ * Decisions are delivered through the invocation's structured logs (`kvr.finding` ...) by the handler; the
+ * notification channels of the alerting issue plug in here.
+ */
+const logOnlyDecisions: DecisionSink = { write: (_d: readonly Decision[]) => Promise.resolve() };
+
+/**
+ * The only place adapters are constructed. Synchronous and free of I/O: it validates every setting, so that a
+ * misconfigured app fails while loading (the host then runs no trigger and no event is checkpointed) instead of
+ * failing each batch.
+ */
+export function composeApp(env: Readonly<Record<string, string | undefined>>): AppDeps {
+    const settings = loadSettings(env);
+    const pipeline = createPipeline(settings.config, { decisions: logOnlyDecisions, quarantine: quarantineOf(settings) }, { acceptBareRecords: false });
+    return { settings, auditBatch: { pipeline } };
+}

@@ -1,0 +1,79 @@
+import { readFileSync } from 'node:fs';
+import { ConfigError } from '../core/errors';
+import { ruleIds } from '../core/rules';
+import { DEFAULT_CONFIG, parseResponderConfigText, type ResponderConfig } from './responderConfig';
+import { SettingNames } from './settingNames';
+
+export type QuarantineSettings =
+    | { readonly kind: 'container-url'; readonly url: string }
+    | { readonly kind: 'connection-string'; readonly connectionString: string; readonly container: string };
+
+/** Everything the Function app needs from its environment, validated. */
+export interface AppSettings {
+    readonly config: ResponderConfig;
+    readonly quarantine: QuarantineSettings;
+    readonly managedIdentityClientId: string | undefined;
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function nonEmpty(env: Env, name: string): string | undefined {
+    const v = env[name]?.trim();
+    return v === undefined || v.length === 0 ? undefined : v;
+}
+
+/**
+ * Reads and validates the app settings (the only place that reads the environment). Throws one {@link ConfigError}
+ * listing every problem, so that a misconfigured app fails at start and never half-works.
+ */
+export function loadSettings(env: Env, readFile: (path: string) => string = (p) => readFileSync(p, 'utf8')): AppSettings {
+    const problems: string[] = [];
+
+    let config: ResponderConfig = DEFAULT_CONFIG;
+    const inline = nonEmpty(env, SettingNames.config);
+    const path = nonEmpty(env, SettingNames.configPath);
+    try {
+        if (inline !== undefined) config = parseResponderConfigText(inline, ruleIds, SettingNames.config);
+        else if (path !== undefined) {
+            let text: string | undefined;
+            try {
+                text = readFile(path);
+            } catch (err) {
+                problems.push(`${SettingNames.configPath}: cannot read '${path}': ${(err as Error).message}`);
+            }
+            if (text !== undefined) config = parseResponderConfigText(text, ruleIds, path);
+        }
+    } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        problems.push(...err.problems.map((p) => `${err.source}: ${p}`));
+    }
+
+    let quarantine: QuarantineSettings | undefined;
+    const url = nonEmpty(env, SettingNames.quarantineContainerUrl);
+    const cs = nonEmpty(env, SettingNames.quarantineConnectionString);
+    if (url !== undefined && cs !== undefined) {
+        problems.push(`set only one of ${SettingNames.quarantineContainerUrl} and ${SettingNames.quarantineConnectionString}`);
+    } else if (url !== undefined) {
+        let parsed: URL | undefined;
+        try {
+            parsed = new URL(url);
+        } catch {
+            problems.push(`${SettingNames.quarantineContainerUrl}: not a URL`);
+        }
+        if (parsed !== undefined) {
+            if (parsed.protocol !== 'https:') problems.push(`${SettingNames.quarantineContainerUrl}: must be https`);
+            else if (parsed.pathname.split('/').filter((s) => s.length > 0).length !== 1) {
+                problems.push(`${SettingNames.quarantineContainerUrl}: must name exactly one container (https://<account>.blob.core.windows.net/<container>)`);
+            } else quarantine = { kind: 'container-url', url };
+        }
+    } else if (cs !== undefined) {
+        quarantine = { kind: 'connection-string', connectionString: cs, container: nonEmpty(env, SettingNames.quarantineContainer) ?? 'kvr-quarantine' };
+    } else {
+        problems.push(
+            `${SettingNames.quarantineContainerUrl} is required (where rejected input is kept; ${SettingNames.quarantineConnectionString} for Azurite)`,
+        );
+    }
+
+    if (problems.length > 0 || quarantine === undefined) throw new ConfigError('app settings', problems);
+    return Object.freeze({ config, quarantine, managedIdentityClientId: nonEmpty(env, SettingNames.managedIdentityClientId) });
+}

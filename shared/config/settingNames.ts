@@ -1,0 +1,31 @@
+/**
+ * Every app setting the Function app reads, by name. The infra templates and `local.settings.example.json` use these
+ * exact names; a test keeps them in step.
+ */
+export const SettingNames = {
+    /** Event Hubs connection prefix: `KV_LOGS_EVENTHUB__fullyQualifiedNamespace` (identity-based, no secrets). */
+    eventHubConnection: 'KV_LOGS_EVENTHUB',
+    /** The event hub that receives the Key Vault diagnostic logs (the built-in policy lets Azure Monitor pick it). */
+    eventHubName: 'KV_LOGS_HUB',
+    /** Dedicated consumer group of the responder. */
+    eventHubConsumerGroup: 'KV_LOGS_CONSUMER_GROUP',
+    /** Responder config as inline JSON (takes precedence over the path). */
+    config: 'KVR_CONFIG',
+    /** Path of the responder config file, relative to the app root. */
+    configPath: 'KVR_CONFIG_PATH',
+    /** Blob container URL for quarantined input, e.g. `https://<account>.blob.core.windows.net/kvr-quarantine`. */
+    quarantineContainerUrl: 'KVR_QUARANTINE_CONTAINER_URL',
+    /** Storage connection string for the quarantine (local runs against Azurite only; Azure uses the URL). */
+    quarantineConnectionString: 'KVR_QUARANTINE_CONNECTION_STRING',
+    /** Container name when a connection string is used. */
+    quarantineContainer: 'KVR_QUARANTINE_CONTAINER',
+    /** Client id of the user-assigned managed identity (read by `@azure/identity`). */
+    managedIdentityClientId: 'AZURE_CLIENT_ID',
+} as const;
+
+/** The trigger binding expressions, resolved by the Functions host from the settings above. */
+export const EventHubBinding = {
+    connection: SettingNames.eventHubConnection,
+    eventHubName: `%${SettingNames.eventHubName}%`,
+    consumerGroup: `%${SettingNames.eventHubConsumerGroup}%`,
+} as const;
