@@ -4,7 +4,11 @@ module.exports = {
     transform: {
         '^.+\\.ts$': [
             '@swc/jest',
-            { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'commonjs' }, sourceMaps: 'inline' },
+            {
+                jsc: { parser: { syntax: 'typescript' }, target: 'es2022' },
+                module: { type: 'commonjs' },
+                sourceMaps: 'inline',
+            },
         ],
     },
     testMatch: ['<rootDir>/test/**/*.test.ts'],

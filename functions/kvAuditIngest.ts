@@ -10,6 +10,11 @@ app.eventHub('kvAuditIngest', {
     cardinality: 'many',
     // Without a running retry policy the trigger checkpoints a failed batch; with it, a whole-batch failure (a sink
     // down) is retried with backoff before the checkpoint moves on.
-    retry: { strategy: 'exponentialBackoff', maxRetryCount: 8, minimumInterval: { seconds: 5 }, maximumInterval: { minutes: 10 } },
+    retry: {
+        strategy: 'exponentialBackoff',
+        maxRetryCount: 8,
+        minimumInterval: { seconds: 5 },
+        maximumInterval: { minutes: 10 },
+    },
     handler: (messages, context) => handleAuditBatch(messages, context, deps.auditBatch),
 });

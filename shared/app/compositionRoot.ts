@@ -1,9 +1,9 @@
 import { DefaultAzureCredential, ManagedIdentityCredential } from '@azure/identity';
 import { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import { BlobQuarantineSink } from '../adapters/blobQuarantineSink';
+import { type AppSettings, loadSettings } from '../config/loadSettings';
 import type { Decision } from '../core/decisions';
 import type { DecisionSink, QuarantineSink } from '../core/ports';
-import { type AppSettings, loadSettings } from '../config/loadSettings';
 import { createPipeline } from './createPipeline';
 import type { AuditBatchDeps } from './handlers/handleAuditBatch';
 
@@ -16,7 +16,9 @@ export interface AppDeps {
 function quarantineOf(settings: AppSettings): QuarantineSink {
     const q = settings.quarantine;
     if (q.kind === 'connection-string') {
-        return new BlobQuarantineSink(BlobServiceClient.fromConnectionString(q.connectionString).getContainerClient(q.container));
+        return new BlobQuarantineSink(
+            BlobServiceClient.fromConnectionString(q.connectionString).getContainerClient(q.container),
+        );
     }
     const credential =
         settings.managedIdentityClientId === undefined
@@ -38,6 +40,10 @@ const logOnlyDecisions: DecisionSink = { write: (_d: readonly Decision[]) => Pro
  */
 export function composeApp(env: Readonly<Record<string, string | undefined>>): AppDeps {
     const settings = loadSettings(env);
-    const pipeline = createPipeline(settings.config, { decisions: logOnlyDecisions, quarantine: quarantineOf(settings) }, { acceptBareRecords: false });
+    const pipeline = createPipeline(
+        settings.config,
+        { decisions: logOnlyDecisions, quarantine: quarantineOf(settings) },
+        { acceptBareRecords: false },
+    );
     return { settings, auditBatch: { pipeline } };
 }

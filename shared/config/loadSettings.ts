@@ -26,7 +26,10 @@ function nonEmpty(env: Env, name: string): string | undefined {
  * Reads and validates the app settings (the only place that reads the environment). Throws one {@link ConfigError}
  * listing every problem, so that a misconfigured app fails at start and never half-works.
  */
-export function loadSettings(env: Env, readFile: (path: string) => string = (p) => readFileSync(p, 'utf8')): AppSettings {
+export function loadSettings(
+    env: Env,
+    readFile: (path: string) => string = (p) => readFileSync(p, 'utf8'),
+): AppSettings {
     const problems: string[] = [];
 
     let config: ResponderConfig = DEFAULT_CONFIG;
@@ -52,7 +55,9 @@ export function loadSettings(env: Env, readFile: (path: string) => string = (p) 
     const url = nonEmpty(env, SettingNames.quarantineContainerUrl);
     const cs = nonEmpty(env, SettingNames.quarantineConnectionString);
     if (url !== undefined && cs !== undefined) {
-        problems.push(`set only one of ${SettingNames.quarantineContainerUrl} and ${SettingNames.quarantineConnectionString}`);
+        problems.push(
+            `set only one of ${SettingNames.quarantineContainerUrl} and ${SettingNames.quarantineConnectionString}`,
+        );
     } else if (url !== undefined) {
         let parsed: URL | undefined;
         try {
@@ -63,11 +68,17 @@ export function loadSettings(env: Env, readFile: (path: string) => string = (p) 
         if (parsed !== undefined) {
             if (parsed.protocol !== 'https:') problems.push(`${SettingNames.quarantineContainerUrl}: must be https`);
             else if (parsed.pathname.split('/').filter((s) => s.length > 0).length !== 1) {
-                problems.push(`${SettingNames.quarantineContainerUrl}: must name exactly one container (https://<account>.blob.core.windows.net/<container>)`);
+                problems.push(
+                    `${SettingNames.quarantineContainerUrl}: must name exactly one container (https://<account>.blob.core.windows.net/<container>)`,
+                );
             } else quarantine = { kind: 'container-url', url };
         }
     } else if (cs !== undefined) {
-        quarantine = { kind: 'connection-string', connectionString: cs, container: nonEmpty(env, SettingNames.quarantineContainer) ?? 'kvr-quarantine' };
+        quarantine = {
+            kind: 'connection-string',
+            connectionString: cs,
+            container: nonEmpty(env, SettingNames.quarantineContainer) ?? 'kvr-quarantine',
+        };
     } else {
         problems.push(
             `${SettingNames.quarantineContainerUrl} is required (where rejected input is kept; ${SettingNames.quarantineConnectionString} for Azurite)`,
@@ -75,5 +86,9 @@ export function loadSettings(env: Env, readFile: (path: string) => string = (p) 
     }
 
     if (problems.length > 0 || quarantine === undefined) throw new ConfigError('app settings', problems);
-    return Object.freeze({ config, quarantine, managedIdentityClientId: nonEmpty(env, SettingNames.managedIdentityClientId) });
+    return Object.freeze({
+        config,
+        quarantine,
+        managedIdentityClientId: nonEmpty(env, SettingNames.managedIdentityClientId),
+    });
 }

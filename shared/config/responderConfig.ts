@@ -38,13 +38,19 @@ export function parseResponderConfig(value: unknown, knownRuleIds: readonly stri
     if (!parsed.success) {
         for (const issue of parsed.error.issues) problems.push(`${pathOf(issue.path)}: ${issue.message}`);
     }
-    const data: ResponderConfigInput = parsed.success ? parsed.data : {};
+    // Rule ids are checked on the raw input too, so that a schema error elsewhere does not hide an unknown id.
+    const rawRules = typeof value === 'object' && value !== null ? (value as { rules?: unknown }).rules : undefined;
     const known = new Set(knownRuleIds);
-    const toggles = new Map<string, RuleToggle>();
-    for (const [id, o] of Object.entries(data.rules ?? {})) {
-        if (!known.has(id)) problems.push(`rules.${id}: unknown rule id (known: ${knownRuleIds.join(', ') || 'none'})`);
-        toggles.set(id, { enabled: o.enabled ?? true, severity: o.severity });
+    if (typeof rawRules === 'object' && rawRules !== null) {
+        for (const id of Object.keys(rawRules)) {
+            if (!known.has(id))
+                problems.push(`rules.${id}: unknown rule id (known: ${knownRuleIds.join(', ') || 'none'})`);
+        }
     }
+    const data: ResponderConfigInput = parsed.success ? parsed.data : {};
+    const toggles = new Map<string, RuleToggle>();
+    for (const [id, o] of Object.entries(data.rules ?? {}))
+        toggles.set(id, { enabled: o.enabled ?? true, severity: o.severity });
     if (problems.length > 0) throw new ConfigError(source, problems);
     return Object.freeze({ ruleToggles: toggles });
 }

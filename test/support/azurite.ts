@@ -17,7 +17,15 @@ const KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZ
  */
 export function startAzurite(service: 'blob' | 'table'): Promise<AzuriteService> {
     const bin = join(__dirname, '..', '..', 'node_modules', '.bin', `azurite-${service}`);
-    const args = ['--inMemoryPersistence', '--disableTelemetry', '--skipApiVersionCheck', `--${service}Host`, '127.0.0.1', `--${service}Port`, '0'];
+    const args = [
+        '--inMemoryPersistence',
+        '--disableTelemetry',
+        '--skipApiVersionCheck',
+        `--${service}Host`,
+        '127.0.0.1',
+        `--${service}Port`,
+        '0',
+    ];
     if (service === 'blob') args.push('--extentMemoryLimit', '256');
     const child: ChildProcess = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     return new Promise((resolve, reject) => {

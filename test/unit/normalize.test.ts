@@ -61,14 +61,21 @@ describe('normalizing a control-plane record (URI claim names)', () => {
     });
 
     it('keeps the recorded after-state of the vault', () => {
-        expect(e.vaultChange?.networkAcls).toEqual({ defaultAction: 'Allow', bypass: 'AzureServices', ipRules: undefined, virtualNetworkRules: undefined });
+        expect(e.vaultChange?.networkAcls).toEqual({
+            defaultAction: 'Allow',
+            bypass: 'AzureServices',
+            ipRules: undefined,
+            virtualNetworkRules: undefined,
+        });
         expect(e.vaultChange?.enableRbacAuthorization).toBe(false);
         expect(e.target?.kind).toBe('vault');
     });
 
     it('treats "networkAcls": null as an explicit absence of rules', () => {
         const raw = fixtureRecord('vault-get-resource-graph.json');
-        ((raw.properties as Record<string, Record<string, unknown>>).properties as Record<string, unknown>).networkAcls = null;
+        (
+            (raw.properties as Record<string, Record<string, unknown>>).properties as Record<string, unknown>
+        ).networkAcls = null;
         expect(normalize(raw).vaultChange?.networkAcls).toBeNull();
     });
 });
@@ -114,7 +121,11 @@ describe('caller identities', () => {
         expect(e.caller.managedIdentityResourceId).toBe(
             '/subscriptions/6c1f4e2a-8b3d-4f5e-a1c2-9d8e7f6a5b40/resourcegroups/rg-payments/providers/microsoft.storage/storageaccounts/stpaymentsprod',
         );
-        expect(e.target).toMatchObject({ kind: 'key', name: 'cmk-storage', version: '0f1e2d3c4b5a69788796a5b4c3d2e1f0' });
+        expect(e.target).toMatchObject({
+            kind: 'key',
+            name: 'cmk-storage',
+            version: '0f1e2d3c4b5a69788796a5b4c3d2e1f0',
+        });
     });
 
     it('recognises a trusted service with no token claims', () => {
@@ -164,11 +175,15 @@ describe('vault changes (inferred fields parsed defensively)', () => {
 
     it('reads a removed access policy', () => {
         const e = normalize(fixtureRecord('vault-patch-access-policy-removed.json'));
-        expect(e.vaultChange?.removedAccessPolicies.map((p) => p.objectId)).toEqual(['bad0bad0-0000-4000-8000-00000000000d']);
+        expect(e.vaultChange?.removedAccessPolicies.map((p) => p.objectId)).toEqual([
+            'bad0bad0-0000-4000-8000-00000000000d',
+        ]);
     });
 
     it('reads an added IP rule', () => {
-        expect(normalize(fixtureRecord('vault-patch-ip-rule-added.json')).vaultChange?.addedIpRules).toEqual(['203.0.113.66/32']);
+        expect(normalize(fixtureRecord('vault-patch-ip-rule-added.json')).vaultChange?.addedIpRules).toEqual([
+            '203.0.113.66/32',
+        ]);
     });
 
     it('accepts other casings, arrays and JSON strings', () => {
@@ -189,8 +204,12 @@ describe('vault changes (inferred fields parsed defensively)', () => {
     });
 
     it('reads publicNetworkAccess and RBAC switches', () => {
-        expect(normalize(fixtureRecord('vault-patch-public-network-enabled.json')).vaultChange?.publicNetworkAccess).toBe('Enabled');
-        expect(normalize(fixtureRecord('vault-patch-rbac-disabled.json')).vaultChange?.enableRbacAuthorization).toBe(false);
+        expect(
+            normalize(fixtureRecord('vault-patch-public-network-enabled.json')).vaultChange?.publicNetworkAccess,
+        ).toBe('Enabled');
+        expect(normalize(fixtureRecord('vault-patch-rbac-disabled.json')).vaultChange?.enableRbacAuthorization).toBe(
+            false,
+        );
     });
 
     it('ignores garbage in inferred fields instead of throwing', () => {
@@ -228,7 +247,9 @@ describe('records that are not Key Vault audit events are skipped and say why', 
 
 describe('bad records are rejected with every problem named', () => {
     it('names all missing required fields at once', () => {
-        expect(rejectionOf({ category: 'AuditEvent', operationName: 'SecretGet' })).toBe('resourceId missing; time missing');
+        expect(rejectionOf({ category: 'AuditEvent', operationName: 'SecretGet' })).toBe(
+            'resourceId missing; time missing',
+        );
     });
 
     it('names mistyped fields', () => {

@@ -68,7 +68,11 @@ export function summarize(bodies: number, report: BatchReport): AuditBatchSummar
  * string or a Buffer. Bad items are quarantined and counted, never a failed batch. It throws only when the batch as a
  * whole cannot be handled (a sink is down), so that the trigger's bounded retry policy re-runs it.
  */
-export async function handleAuditBatch(messages: unknown, context: InvocationContext, deps: AuditBatchDeps): Promise<AuditBatchResult> {
+export async function handleAuditBatch(
+    messages: unknown,
+    context: InvocationContext,
+    deps: AuditBatchDeps,
+): Promise<AuditBatchResult> {
     const log = new InvocationLogger(context);
     const list: readonly unknown[] = Array.isArray(messages) ? messages : [messages];
     const sources = sourcesOf(context, list.length);
@@ -81,13 +85,24 @@ export async function handleAuditBatch(messages: unknown, context: InvocationCon
         report = await deps.pipeline.processBatch(items);
     } catch (err) {
         const e = ensureError(err);
-        log.error('kvr.batch-failed', { error: e.message, bodies: list.length, retry: context.retryContext?.retryCount ?? 0 });
+        log.error('kvr.batch-failed', {
+            error: e.message,
+            bodies: list.length,
+            retry: context.retryContext?.retryCount ?? 0,
+        });
         throw e;
     }
-    for (const q of report.quarantined) log.warn('kvr.rejected', { reason: q.reason, source: q.source, excerpt: q.excerpt });
+    for (const q of report.quarantined)
+        log.warn('kvr.rejected', { reason: q.reason, source: q.source, excerpt: q.excerpt });
     for (const d of report.decisions) {
         if (d.type === 'finding') {
-            log.warn('kvr.finding', { rule: d.rule, severity: d.severity, vault: d.vault, principal: d.principal, summary: d.summary });
+            log.warn('kvr.finding', {
+                rule: d.rule,
+                severity: d.severity,
+                vault: d.vault,
+                principal: d.principal,
+                summary: d.summary,
+            });
         } else if (d.type === 'error') log.error('kvr.rule-error', { ...d });
     }
     const summary = summarize(list.length, report);
