@@ -14,4 +14,5 @@ module.exports = {
     testMatch: ['<rootDir>/test/**/*.test.ts'],
     globalSetup: '<rootDir>/test/support/globalSetup.js',
     testTimeout: 60000,
+    reporters: ['default', '<rootDir>/test/support/plainSummaryReporter.js'],
 };

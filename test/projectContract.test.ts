@@ -1,0 +1,42 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseResponderConfigText, configJsonSchema } from '../shared/config/responderConfig';
+import { SettingNames } from '../shared/config/settingNames';
+import { ruleIds, rules } from '../shared/core/rules';
+import { REPO } from './support/cli';
+
+const read = (p: string): string => readFileSync(join(REPO, p), 'utf8');
+
+describe('project contract', () => {
+    it('publishes the JSON Schema generated from the config definition', () => {
+        expect(JSON.parse(read('config.schema.json'))).toEqual(configJsonSchema(ruleIds));
+    });
+
+    it('ships a demo config that validates', () => {
+        expect(() => parseResponderConfigText(read('samples/demo-config.json'), ruleIds, 'demo')).not.toThrow();
+    });
+
+    it('documents every app setting in local.settings.example.json', () => {
+        const values = Object.keys((JSON.parse(read('local.settings.example.json')) as { Values: Record<string, string> }).Values);
+        for (const name of Object.values(SettingNames)) {
+            expect(values.some((v) => v === name || v.startsWith(`${name}__`))).toBe(true);
+        }
+    });
+
+    it('lists every rule directory in the registry, with ids equal to directory names', () => {
+        const dirs = readdirSync(join(REPO, 'shared/core/rules'), { withFileTypes: true })
+            .filter((d) => d.isDirectory())
+            .map((d) => d.name)
+            .sort();
+        expect([...ruleIds].sort()).toEqual(dirs);
+        expect(new Set(ruleIds).size).toBe(rules.length);
+    });
+
+    it('keeps functions/ to registrations only', () => {
+        for (const f of readdirSync(join(REPO, 'functions'))) {
+            const text = read(join('functions', f));
+            expect(text).toMatch(/app\.\w+\('/);
+            expect(text.split('\n').length).toBeLessThan(30);
+        }
+    });
+});
