@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseResponderConfigText, configJsonSchema } from '../shared/config/responderConfig';
+import { configJsonSchema, parseResponderConfigText } from '../shared/config/responderConfig';
 import { SettingNames } from '../shared/config/settingNames';
 import { ruleIds, rules } from '../shared/core/rules';
 import { REPO } from './support/cli';
@@ -17,7 +17,9 @@ describe('project contract', () => {
     });
 
     it('documents every app setting in local.settings.example.json', () => {
-        const values = Object.keys((JSON.parse(read('local.settings.example.json')) as { Values: Record<string, string> }).Values);
+        const values = Object.keys(
+            (JSON.parse(read('local.settings.example.json')) as { Values: Record<string, string> }).Values,
+        );
         for (const name of Object.values(SettingNames)) {
             expect(values.some((v) => v === name || v.startsWith(`${name}__`))).toBe(true);
         }

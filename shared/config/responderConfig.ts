@@ -74,7 +74,9 @@ export const DEFAULT_CONFIG: ResponderConfig = Object.freeze({ ruleToggles: new 
 
 /** The JSON Schema of the config file, published as `config.schema.json`; rule ids are enumerated for completion. */
 export function configJsonSchema(knownRuleIds: readonly string[]): Record<string, unknown> {
-    const schema = z.toJSONSchema(responderConfigSchema, { io: 'input' }) as { properties: { rules: Record<string, unknown> } };
+    const schema = z.toJSONSchema(responderConfigSchema, { io: 'input' }) as unknown as {
+        properties: { rules: Record<string, unknown> };
+    };
     schema.properties.rules.propertyNames = { enum: [...knownRuleIds] };
     return { ...schema, title: 'kv-responder configuration' };
 }
