@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { configJsonSchema, parseResponderConfigText } from '../shared/config/responderConfig';
@@ -40,5 +41,30 @@ describe('project contract', () => {
             expect(text).toMatch(/app\.\w+\('/);
             expect(text.split('\n').length).toBeLessThan(30);
         }
+    });
+});
+
+describe('the bundled Functions entry point (package.json main)', () => {
+    const load = (env: Record<string, string>) =>
+        spawnSync(process.execPath, ['-e', `require(${JSON.stringify(join(REPO, 'dist/functions/index.js'))})`], {
+            env: { PATH: process.env.PATH ?? '', ...env },
+            encoding: 'utf8',
+        });
+
+    it('is the file package.json names', () => {
+        expect((JSON.parse(read('package.json')) as { main: string }).main).toBe('dist/functions/index.js');
+    });
+
+    it('loads when the settings are valid', () => {
+        const r = load({ KVR_QUARANTINE_CONTAINER_URL: 'https://acct.blob.core.windows.net/kvr-quarantine' });
+        expect(r.stderr).not.toMatch(/Error/);
+        expect(r.status).toBe(0);
+    });
+
+    it('refuses to load, naming every problem, when misconfigured', () => {
+        const r = load({ KVR_CONFIG: '{"rules":{"x":{}}}' });
+        expect(r.status).not.toBe(0);
+        expect(r.stderr).toContain('ConfigError: invalid config app settings: KVR_CONFIG: rules.x: unknown rule id');
+        expect(r.stderr).toContain('KVR_QUARANTINE_CONTAINER_URL is required');
     });
 });

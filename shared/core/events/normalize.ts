@@ -42,6 +42,10 @@ const COLLECTIONS: Readonly<Record<string, { kind: ObjectKind; deleted: boolean 
     deletedstorage: { kind: 'storage', deleted: true },
 };
 
+const OTHER_RESOURCE = 0;
+const BAD_VAULT_ID = 1;
+const CACHE_LIMIT = 10_000;
+
 const NO_STRINGS: readonly string[] = Object.freeze([]);
 const NO_POLICIES: readonly AccessPolicyEntry[] = Object.freeze([]);
 
@@ -50,11 +54,12 @@ function rejected(reason: string): NormalizeResult {
 }
 
 /**
- * Turns raw records into {@link AuditEvent}s. Pure and deterministic; it keeps a bounded cache of parsed vault ids,
- * because a stream holds few vaults and many records each.
+ * Turns raw records into {@link AuditEvent}s. Pure and deterministic; it keeps bounded caches of parsed resource ids
+ * and object URIs, because a stream holds few vaults and objects and many records for each.
  */
 export class RecordNormalizer {
-    private readonly vaults = new Map<string, VaultRef | null>();
+    private readonly resources = new Map<string, VaultRef | typeof OTHER_RESOURCE | typeof BAD_VAULT_ID>();
+    private readonly targets = new Map<string, TargetObject>();
 
     normalize(raw: unknown): NormalizeResult {
         if (!isObject(raw)) return rejected('record is not an object');
@@ -64,9 +69,8 @@ export class RecordNormalizer {
         if (typeof category === 'string' && category !== 'AuditEvent' && category.toLowerCase() !== 'auditevent') {
             return { kind: 'skipped', reason: 'other-category' };
         }
-        if (typeof resourceIdRaw === 'string' && !resourceIdRaw.toUpperCase().includes(VAULTS_SEGMENT)) {
-            return { kind: 'skipped', reason: 'other-resource-type' };
-        }
+        const resource = typeof resourceIdRaw === 'string' ? this.resourceOf(resourceIdRaw) : undefined;
+        if (resource === OTHER_RESOURCE) return { kind: 'skipped', reason: 'other-resource-type' };
 
         const problems: string[] = [];
         if (typeof category !== 'string')
@@ -90,11 +94,8 @@ export class RecordNormalizer {
         if (typeof identity === 'string') identity = maybeJson(identity); // managed HSM records carry it as a JSON string
         if (identity !== undefined && identity !== null && !isObject(identity)) problems.push('identity not an object');
 
-        let vault: VaultRef | undefined;
-        if (typeof resourceIdRaw === 'string') {
-            vault = this.vaultOf(resourceIdRaw);
-            if (vault === undefined) problems.push('resourceId is not a Key Vault vault id');
-        }
+        const vault = resource === undefined || resource === BAD_VAULT_ID ? undefined : resource;
+        if (resource === BAD_VAULT_ID) problems.push('resourceId is not a Key Vault vault id');
         const p: JsonObject = isObject(props) ? props : {};
         const statusRaw = p.httpStatusCode;
         if (
@@ -105,14 +106,14 @@ export class RecordNormalizer {
         ) {
             problems.push('properties.httpStatusCode not a number');
         }
-        const long = firstOversized(raw, p);
+        const claims = isObject(identity) && isObject(identity.claim) ? identity.claim : undefined;
+        const long = firstOversized(raw, p, claims);
         if (long !== undefined) problems.push(`${long} longer than ${MAX_FIELD_CHARS} characters`);
         if (problems.length > 0 || vault === undefined) return rejected(problems.join('; '));
 
         const op = operation as string;
         const resultSignature = str(raw.resultSignature);
         const httpStatus = httpStatusOf(statusRaw, resultSignature);
-        const claims = isObject(identity) && isObject(identity.claim) ? identity.claim : undefined;
         const isDataPlane = op.startsWith('Secret') || op.startsWith('Key') || op.startsWith('Certificate');
 
         const event: AuditEvent = {
@@ -126,7 +127,7 @@ export class RecordNormalizer {
             resultSignature,
             resultDescription: str(raw.resultDescription),
             caller: callerOf(claims, raw.callerIpAddress, p.trustedService),
-            target: targetOf(p.id),
+            target: this.targetOf(p.id),
             clientInfo: str(p.clientInfo),
             requestUri: str(p.requestUri),
             correlationId: str(raw.correlationId),
@@ -140,40 +141,64 @@ export class RecordNormalizer {
         return { kind: 'event', event };
     }
 
-    private vaultOf(resourceId: string): VaultRef | undefined {
-        let v = this.vaults.get(resourceId);
+    /** Classifies a raw resource id once: a vault, another resource type, or a malformed vault id. */
+    private resourceOf(resourceId: string): VaultRef | typeof OTHER_RESOURCE | typeof BAD_VAULT_ID {
+        let v = this.resources.get(resourceId);
         if (v === undefined) {
-            if (this.vaults.size >= 10_000) this.vaults.clear();
-            const id = resourceId.toLowerCase().replace(/\/+$/, '');
-            const m = VAULT_ID.exec(id);
-            v = m
-                ? {
-                      subscriptionId: m[1] as string,
-                      resourceGroup: m[2] as string,
-                      name: m[3] as string,
-                      resourceId: id,
-                  }
-                : null;
-            this.vaults.set(resourceId, v);
+            if (this.resources.size >= CACHE_LIMIT) this.resources.clear();
+            if (!resourceId.toUpperCase().includes(VAULTS_SEGMENT)) v = OTHER_RESOURCE;
+            else {
+                const id = resourceId.toLowerCase().replace(/\/+$/, '');
+                const m = VAULT_ID.exec(id);
+                v = m
+                    ? {
+                          subscriptionId: m[1] as string,
+                          resourceGroup: m[2] as string,
+                          name: m[3] as string,
+                          resourceId: id,
+                      }
+                    : BAD_VAULT_ID;
+            }
+            this.resources.set(resourceId, v);
         }
-        return v ?? undefined;
+        return v;
+    }
+
+    /** Parsed target objects are immutable and URIs repeat (the same secret read again and again): cache them. */
+    private targetOf(idRaw: unknown): TargetObject | undefined {
+        if (typeof idRaw !== 'string' || idRaw.length === 0) return undefined;
+        let t = this.targets.get(idRaw);
+        if (t === undefined) {
+            if (this.targets.size >= CACHE_LIMIT) this.targets.clear();
+            t = targetOf(idRaw) as TargetObject;
+            this.targets.set(idRaw, t);
+        }
+        return t;
     }
 }
 
-function firstOversized(raw: JsonObject, p: JsonObject): string | undefined {
-    for (const k in raw) {
+const CHECKED_TOP = [
+    'resultDescription',
+    'resultSignature',
+    'callerIpAddress',
+    'correlationId',
+    'operationVersion',
+] as const;
+const CHECKED_PROPS = ['id', 'clientInfo', 'requestUri', 'tlsVersion', 'trustedService'] as const;
+
+/** The first kept string field over the size limit (a kept field is copied into the event or logs). */
+function firstOversized(raw: JsonObject, p: JsonObject, claims: JsonObject | undefined): string | undefined {
+    for (const k of CHECKED_TOP) {
         const v = raw[k];
         if (typeof v === 'string' && v.length > MAX_FIELD_CHARS) return k;
     }
-    for (const k in p) {
+    for (const k of CHECKED_PROPS) {
         const v = p[k];
         if (typeof v === 'string' && v.length > MAX_FIELD_CHARS) return `properties.${k}`;
     }
-    const identity = raw.identity;
-    if (isObject(identity) && isObject(identity.claim)) {
-        const c = identity.claim;
-        for (const k in c) {
-            const v = c[k];
+    if (claims !== undefined) {
+        for (const k in claims) {
+            const v = claims[k];
             if (typeof v === 'string' && v.length > MAX_FIELD_CHARS) return `identity.claim.${k}`;
         }
     }
