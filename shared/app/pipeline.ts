@@ -1,4 +1,4 @@
-import type { Decision, FindingDecision, RejectedDecision } from '../core/decisions';
+import type { Decision, RejectedDecision } from '../core/decisions';
 import { evaluateEvent, type RuleSet } from '../core/engine/evaluate';
 import { unwrapBody } from '../core/events/envelope';
 import { excerptOf } from '../core/events/excerpt';
@@ -125,7 +125,7 @@ export class AuditPipeline<TSettings> {
                         const d = decisions[j] as Decision;
                         if (d.type === 'finding') {
                             stats.findings++;
-                            increment(stats.findingsByRule, (d as FindingDecision).rule);
+                            increment(stats.findingsByRule, d.rule);
                         } else if (d.type === 'error') stats.ruleErrors++;
                     }
                 } else if (result.kind === 'skipped') {

@@ -1724,7 +1724,7 @@ export function* generateBatches(options: TrafficOptions): Generator<GeneratedBo
         items.length = kept;
         if (kept === 0) continue;
         items.sort((a, b) => a.t - b.t);
-        const records: Json[] = new Array(kept);
+        const records = new Array<Json>(kept);
         for (let i = 0; i < kept; i++) {
             const it = items[i] as Item;
             records[i] = it.build(it.t);

@@ -25,14 +25,14 @@ export interface AuditBatchResult {
 }
 
 interface PartitionMetadata {
-    readonly partitionContext?: { readonly partitionId?: unknown };
-    readonly sequenceNumberArray?: readonly unknown[];
+    readonly partitionContext?: { readonly partitionId?: string | number };
+    readonly sequenceNumberArray?: readonly (string | number)[];
 }
 
 function sourcesOf(context: InvocationContext, count: number): (string | undefined)[] {
     const meta = (context.triggerMetadata ?? {}) as PartitionMetadata;
     const partition = meta.partitionContext?.partitionId;
-    const seqs = Array.isArray(meta.sequenceNumberArray) ? meta.sequenceNumberArray : undefined;
+    const seqs = meta.sequenceNumberArray;
     const out: (string | undefined)[] = [];
     for (let i = 0; i < count; i++) {
         const seq = seqs?.[i];

@@ -167,10 +167,11 @@ export class RecordNormalizer {
     /** Parsed target objects are immutable and URIs repeat (the same secret read again and again): cache them. */
     private targetOf(idRaw: unknown): TargetObject | undefined {
         if (typeof idRaw !== 'string' || idRaw.length === 0) return undefined;
-        let t = this.targets.get(idRaw);
-        if (t === undefined) {
+        const cached = this.targets.get(idRaw);
+        if (cached !== undefined) return cached;
+        const t = targetOf(idRaw);
+        if (t !== undefined) {
             if (this.targets.size >= CACHE_LIMIT) this.targets.clear();
-            t = targetOf(idRaw) as TargetObject;
             this.targets.set(idRaw, t);
         }
         return t;
