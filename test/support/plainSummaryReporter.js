@@ -1,11 +1,10 @@
-// Prints the plain closing line 'N passed, N failed, N skipped' after jest's own summary, so that any CI reader can
-// count the tests without knowing jest's format.
+// Prints the plain closing line 'tests: N passed, N failed, N skipped' as the very last line of the run (after jest's
+// own summary), so that any CI reader can count the tests without knowing jest's format.
 class PlainSummaryReporter {
     onRunComplete(_contexts, results) {
         const skipped = results.numPendingTests + results.numTodoTests;
-        process.stdout.write(
-            `\ntests: ${results.numPassedTests} passed, ${results.numFailedTests} failed, ${skipped} skipped\n`,
-        );
+        const line = `tests: ${results.numPassedTests} passed, ${results.numFailedTests} failed, ${skipped} skipped\n`;
+        process.once('exit', () => process.stderr.write(line));
     }
 }
 module.exports = PlainSummaryReporter;
