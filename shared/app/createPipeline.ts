@@ -1,8 +1,9 @@
-import type { ResponderConfig } from '../config/responderConfig';
-import { RuleSet } from '../core/engine/evaluate';
+import { MemoryStateStore } from '../adapters/memoryStateStore';
 import type { DecisionSink, QuarantineSink } from '../core/ports';
 import { rules } from '../core/rules';
-import { DEFAULT_DETECTION_SETTINGS, type DetectionSettings } from '../core/rules/settings';
+import type { StateStore } from '../core/state/store';
+import type { ResponderConfig } from '../config/responderConfig';
+import { DetectionEngine } from './detectionEngine';
 import { AuditPipeline } from './pipeline';
 
 export interface PipelineSinks {
@@ -10,20 +11,22 @@ export interface PipelineSinks {
     readonly quarantine: QuarantineSink;
 }
 
-/** Resolves rule settings from the validated config. */
-export function detectionSettingsOf(_config: ResponderConfig): DetectionSettings {
-    return DEFAULT_DETECTION_SETTINGS;
+export interface PipelineOptions {
+    readonly acceptBareRecords: boolean;
+    /** Rule state; in memory unless given (replay, tests, benchmark). */
+    readonly store?: StateStore;
 }
 
 /** Builds the one pipeline used by the Event Hubs trigger, `kvr replay` and the benchmark. */
-export function createPipeline(
-    config: ResponderConfig,
-    sinks: PipelineSinks,
-    options: { readonly acceptBareRecords: boolean },
-): AuditPipeline<DetectionSettings> {
+export function createPipeline(config: ResponderConfig, sinks: PipelineSinks, options: PipelineOptions): AuditPipeline {
+    const engine = new DetectionEngine({
+        rules,
+        toggles: config.ruleToggles,
+        settings: config.detection,
+        store: options.store ?? new MemoryStateStore(),
+    });
     return new AuditPipeline({
-        ruleSet: new RuleSet(rules, config.ruleToggles),
-        settings: detectionSettingsOf(config),
+        engine,
         decisions: sinks.decisions,
         quarantine: sinks.quarantine,
         acceptBareRecords: options.acceptBareRecords,

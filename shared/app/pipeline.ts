@@ -1,10 +1,10 @@
 import type { Decision, RejectedDecision } from '../core/decisions';
-import { evaluateEvent, type RuleSet } from '../core/engine/evaluate';
 import { unwrapBody } from '../core/events/envelope';
 import { excerptOf } from '../core/events/excerpt';
 import { RecordNormalizer, type SkipReason } from '../core/events/normalize';
 import type { AuditEvent } from '../core/events/types';
 import type { DecisionSink, QuarantineItem, QuarantineSink } from '../core/ports';
+import type { DetectionEngine } from './detectionEngine';
 
 /** One input item: an Event Hubs body (object, JSON string or Buffer) and where it came from. */
 export interface BatchItem {
@@ -56,9 +56,8 @@ export interface BatchReport {
     readonly skipped: number;
 }
 
-export interface PipelineOptions<TSettings> {
-    readonly ruleSet: RuleSet<TSettings>;
-    readonly settings: TSettings;
+export interface PipelineOptions {
+    readonly engine: DetectionEngine;
     readonly decisions: DecisionSink;
     readonly quarantine: QuarantineSink;
     /** Replay accepts bare records (JSON Lines archives); the Event Hubs trigger requires the envelope. */
@@ -73,15 +72,15 @@ function increment<K>(map: Map<K, number>, key: K): void {
  * The one processing path shared by the Event Hubs trigger, `kvr replay` and the benchmark: unwrap bodies,
  * normalize records, run the rules, then hand decisions and quarantined items to their sinks.
  */
-export class AuditPipeline<TSettings> {
+export class AuditPipeline {
     readonly stats = new PipelineStats();
     private readonly normalizer = new RecordNormalizer();
 
-    constructor(private readonly options: PipelineOptions<TSettings>) {}
+    constructor(private readonly options: PipelineOptions) {}
 
-    /** The synchronous part: no I/O. Exposed for the benchmark and for callers that batch their own writes. */
-    evaluateBatch(items: readonly BatchItem[]): BatchReport {
-        const { ruleSet, settings, acceptBareRecords } = this.options;
+    /** Everything but the sinks: unwrap, normalize, detect (reading and writing rule state). */
+    async evaluateBatch(items: readonly BatchItem[]): Promise<BatchReport> {
+        const { engine, acceptBareRecords } = this.options;
         const stats = this.stats;
         const events: AuditEvent[] = [];
         const decisions: Decision[] = [];
@@ -117,18 +116,8 @@ export class AuditPipeline<TSettings> {
                 const raw = list[i];
                 records++;
                 const result = this.normalizer.normalize(raw);
-                if (result.kind === 'event') {
-                    events.push(result.event);
-                    const before = decisions.length;
-                    evaluateEvent(result.event, ruleSet, settings, decisions);
-                    for (let j = before; j < decisions.length; j++) {
-                        const d = decisions[j] as Decision;
-                        if (d.type === 'finding') {
-                            stats.findings++;
-                            increment(stats.findingsByRule, d.rule);
-                        } else if (d.type === 'error') stats.ruleErrors++;
-                    }
-                } else if (result.kind === 'skipped') {
+                if (result.kind === 'event') events.push(result.event);
+                else if (result.kind === 'skipped') {
                     skipped++;
                     increment(stats.skippedByReason, result.reason);
                 } else {
@@ -144,6 +133,13 @@ export class AuditPipeline<TSettings> {
                 }
             }
         }
+        for (const d of await engine.evaluate(events)) {
+            decisions.push(d);
+            if (d.type === 'finding') {
+                stats.findings++;
+                increment(stats.findingsByRule, d.rule);
+            } else if (d.type === 'error') stats.ruleErrors++;
+        }
         stats.records += records;
         stats.events += events.length;
         stats.skipped += skipped;
@@ -155,7 +151,7 @@ export class AuditPipeline<TSettings> {
      * that is a whole-batch infrastructure failure, for the trigger's retry policy.
      */
     async processBatch(items: readonly BatchItem[]): Promise<BatchReport> {
-        const report = this.evaluateBatch(items);
+        const report = await this.evaluateBatch(items);
         if (report.quarantined.length > 0) await this.options.quarantine.put(report.quarantined);
         if (report.decisions.length > 0) await this.options.decisions.write(report.decisions);
         return report;

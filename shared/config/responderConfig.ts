@@ -1,38 +1,274 @@
 import { z } from 'zod';
 import { SEVERITIES } from '../core/decisions';
-import type { RuleToggle } from '../core/engine/evaluate';
+import type { RuleToggle } from '../core/engine/rule';
 import { ConfigError } from '../core/errors';
+import type { AccessPolicyPermissions, VaultRef } from '../core/events/types';
+import { type IpRange, parseRange } from '../core/net/cidr';
+import {
+    DAY_MS,
+    DEFAULT_READ_OPERATIONS,
+    DEFAULT_SENSITIVE_OPERATIONS,
+    type Decoy,
+    type DetectionSettings,
+    MINUTE_MS,
+    PLATFORM_SCANNERS,
+    type VaultPolicy,
+} from '../core/rules/settings';
 
 /**
- * The responder config file (JSON): detections, guardrail policy and alerting settings. Validated once at start
- * with every problem listed; a JSON Schema generated from this definition is published at `config.schema.json`.
+ * The responder config file (JSON): detections and guardrail policy. Validated once at start with every problem
+ * listed; the JSON Schema generated from this definition is published as `config.schema.json`.
  */
+const guid = z
+    .string()
+    .regex(
+        /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/,
+        'expected a GUID (object id or app id)',
+    );
+
+const cidr = z.string().refine((s) => parseRange(s) !== undefined, 'expected an IPv4 or IPv6 address or CIDR range');
+
+const permissionList = z.array(z.string().min(1)).optional();
+const permissions = z
+    .strictObject({
+        keys: permissionList,
+        secrets: permissionList,
+        certificates: permissionList,
+        storage: permissionList,
+    })
+    .describe('Allowed access-policy permissions by object type; an omitted type allows none.');
+
+const approvedPrincipal = z.strictObject({
+    objectId: guid.describe('Object id of the user, group or service principal.'),
+    permissions: permissions.optional().describe('Omit to allow any permissions.'),
+    note: z.string().optional().describe('Who or what this is, for the humans reading the config.'),
+});
+
+const policyFields = {
+    networkDefaultAction: z
+        .enum(['Deny', 'Allow', 'any'])
+        .optional()
+        .describe('Wanted network ACL default action (firewall-opened fires on Allow when Deny is wanted).'),
+    publicNetworkAccess: z
+        .enum(['Disabled', 'Enabled', 'any'])
+        .optional()
+        .describe(
+            'Wanted publicNetworkAccess (public-network-access-enabled fires on Enabled when Disabled is wanted).',
+        ),
+    approvedIpRanges: z
+        .array(cidr)
+        .optional()
+        .describe('IP rules inside these ranges are approved (IPv4 and IPv6 CIDR).'),
+    approvedPrincipals: z.array(approvedPrincipal).optional().describe('Principals approved in access policies.'),
+};
+
+const match = z
+    .strictObject({
+        vaultName: z.string().min(3).optional(),
+        resourceId: z.string().min(1).optional(),
+        subscriptionId: guid.optional(),
+        tag: z.strictObject({ name: z.string().min(1), value: z.string() }).optional(),
+    })
+    .refine((m) => Object.keys(m).length > 0, 'an override needs at least one match criterion');
+
+const guardrails = z.strictObject({
+    default: z.strictObject(policyFields).optional().describe('The policy of every vault.'),
+    overrides: z
+        .array(z.strictObject({ match, ...policyFields }))
+        .optional()
+        .describe('Per-vault changes, applied in order when every match criterion holds; lists add to the defaults.'),
+});
+
 const ruleOverride = z.strictObject({
     enabled: z.boolean().optional().describe('Turn the rule off with false.'),
     severity: z.enum(SEVERITIES).optional().describe('Override the rule default severity.'),
 });
 
+const threshold = (count: number, minutes: number) =>
+    z.strictObject({
+        count: z.number().int().min(1).optional().describe(`Fires above this count (default ${count}).`),
+        windowMinutes: z.number().min(1).optional().describe(`Window in minutes of event time (default ${minutes}).`),
+    });
+
 export const responderConfigSchema = z.strictObject({
     $schema: z.string().optional(),
     rules: z.record(z.string(), ruleOverride).optional().describe('Per-rule switches, keyed by rule id.'),
+    guardrails: guardrails.optional().describe('What each vault should look like.'),
+    responderIdentities: z
+        .array(guid)
+        .optional()
+        .describe("Object ids / app ids of kv-responder's own identity: its changes are never reported as drift."),
+    protectedPrincipals: z
+        .array(guid)
+        .optional()
+        .describe('Break-glass accounts and deployment pipelines: never removed by a remediation.'),
+    decoys: z
+        .array(
+            z.strictObject({
+                name: z.string().min(1),
+                kind: z.enum(['secret', 'key', 'certificate']).optional(),
+                vault: z.string().min(3).optional(),
+            }),
+        )
+        .optional()
+        .describe('Honeytokens: any access to these objects is critical.'),
+    knownScanners: z.array(guid).optional().describe('More app ids that new-app-access never reports.'),
+    baseline: z
+        .strictObject({
+            windowDays: z
+                .number()
+                .min(1)
+                .optional()
+                .describe('A principal unseen for this long is new again (default 30).'),
+            learningDays: z
+                .number()
+                .min(0)
+                .optional()
+                .describe('A new vault only learns for this long (default: windowDays).'),
+            readOperations: z
+                .array(z.string().min(1))
+                .optional()
+                .describe('Reads the baselines watch (default SecretGet, KeyGet, VaultGet).'),
+        })
+        .optional(),
+    thresholds: z
+        .strictObject({
+            massSecretRetrieval: threshold(10, 60).optional(),
+            vaultThrottled: threshold(50, 5).optional(),
+            deniedAccessBurst: threshold(10, 15).optional(),
+            grantedThenRevokedMinutes: z.number().min(1).optional().describe('Default 10.'),
+        })
+        .optional(),
+    grouping: z
+        .strictObject({ windowMinutes: z.number().min(1).optional().describe('Default 60.') })
+        .optional()
+        .describe('Repeated findings of one rule, vault and principal within the window form one finding.'),
 });
 
 export type ResponderConfigInput = z.infer<typeof responderConfigSchema>;
 
-/** The validated, frozen configuration the pipeline runs with. */
+/** The validated configuration the pipeline runs with. */
 export interface ResponderConfig {
     readonly ruleToggles: ReadonlyMap<string, RuleToggle>;
+    readonly detection: DetectionSettings;
+    readonly protectedPrincipals: ReadonlySet<string>;
 }
 
 function pathOf(path: readonly PropertyKey[]): string {
     return path.length === 0 ? '(root)' : path.map((p) => String(p)).join('.');
 }
 
+type PolicyInput = z.infer<z.ZodObject<typeof policyFields>>;
+type OverrideInput = NonNullable<NonNullable<ResponderConfigInput['guardrails']>['overrides']>[number];
+
+function permissionsOf(p: z.infer<typeof permissions> | undefined): AccessPolicyPermissions | undefined {
+    if (p === undefined) return undefined;
+    const lower = (l: string[] | undefined): string[] => (l ?? []).map((s) => s.toLowerCase());
+    return {
+        keys: lower(p.keys),
+        secrets: lower(p.secrets),
+        certificates: lower(p.certificates),
+        storage: lower(p.storage),
+    };
+}
+
+interface MutablePolicy {
+    networkDefaultAction: VaultPolicy['networkDefaultAction'];
+    publicNetworkAccess: VaultPolicy['publicNetworkAccess'];
+    approvedIpRanges: IpRange[];
+    approvedPrincipals: Map<string, AccessPolicyPermissions | undefined>;
+}
+
+function applyPolicy(target: MutablePolicy, p: PolicyInput): void {
+    if (p.networkDefaultAction !== undefined) {
+        target.networkDefaultAction = p.networkDefaultAction === 'any' ? undefined : p.networkDefaultAction;
+    }
+    if (p.publicNetworkAccess !== undefined) {
+        target.publicNetworkAccess = p.publicNetworkAccess === 'any' ? undefined : p.publicNetworkAccess;
+    }
+    for (const r of p.approvedIpRanges ?? []) target.approvedIpRanges.push(parseRange(r) as IpRange);
+    for (const a of p.approvedPrincipals ?? [])
+        target.approvedPrincipals.set(a.objectId.toLowerCase(), permissionsOf(a.permissions));
+}
+
+function matches(
+    m: OverrideInput['match'],
+    vault: VaultRef,
+    tags: Readonly<Record<string, string>> | undefined,
+): boolean {
+    if (m.vaultName !== undefined && m.vaultName.toLowerCase() !== vault.name) return false;
+    if (m.resourceId !== undefined && m.resourceId.toLowerCase().replace(/\/+$/, '') !== vault.resourceId) return false;
+    if (m.subscriptionId !== undefined && m.subscriptionId.toLowerCase() !== vault.subscriptionId) return false;
+    if (m.tag !== undefined) {
+        const wanted = m.tag.name.toLowerCase();
+        const entry = Object.entries(tags ?? {}).find(([k]) => k.toLowerCase() === wanted);
+        if (entry === undefined || entry[1] !== m.tag.value) return false;
+    }
+    return true;
+}
+
+/** Known vault tags by vault resource id (lower-case), from an inventory; tag overrides match against them. */
+export type VaultTags = ReadonlyMap<string, Readonly<Record<string, string>>>;
+
+function detectionSettingsOf(data: ResponderConfigInput, tags: VaultTags): DetectionSettings {
+    const lowerSet = (l: readonly string[] | undefined): Set<string> => new Set((l ?? []).map((s) => s.toLowerCase()));
+    const t = data.thresholds ?? {};
+    const windowDays = data.baseline?.windowDays ?? 30;
+    const overrides = data.guardrails?.overrides ?? [];
+    const defaults = data.guardrails?.default ?? {};
+    const decoys: Decoy[] = (data.decoys ?? []).map((d) => ({
+        name: d.name.toLowerCase(),
+        kind: d.kind,
+        vault: d.vault?.toLowerCase(),
+    }));
+    return Object.freeze({
+        sensitiveOperations: new Set(DEFAULT_SENSITIVE_OPERATIONS),
+        readOperations: new Set(data.baseline?.readOperations ?? DEFAULT_READ_OPERATIONS),
+        knownScanners: lowerSet([...PLATFORM_SCANNERS, ...(data.knownScanners ?? [])]),
+        responderIdentities: lowerSet(data.responderIdentities),
+        decoys,
+        baselineWindowMs: windowDays * DAY_MS,
+        learningPeriodMs: (data.baseline?.learningDays ?? windowDays) * DAY_MS,
+        massSecretRetrieval: {
+            count: t.massSecretRetrieval?.count ?? 10,
+            windowMs: (t.massSecretRetrieval?.windowMinutes ?? 60) * MINUTE_MS,
+        },
+        vaultThrottled: {
+            count: t.vaultThrottled?.count ?? 50,
+            windowMs: (t.vaultThrottled?.windowMinutes ?? 5) * MINUTE_MS,
+        },
+        deniedAccessBurst: {
+            count: t.deniedAccessBurst?.count ?? 10,
+            windowMs: (t.deniedAccessBurst?.windowMinutes ?? 15) * MINUTE_MS,
+        },
+        grantRevokeWindowMs: (t.grantedThenRevokedMinutes ?? 10) * MINUTE_MS,
+        groupWindowMs: (data.grouping?.windowMinutes ?? 60) * MINUTE_MS,
+        policyFor(vault: VaultRef): VaultPolicy {
+            const p: MutablePolicy = {
+                networkDefaultAction: 'Deny',
+                publicNetworkAccess: undefined,
+                approvedIpRanges: [],
+                approvedPrincipals: new Map(),
+            };
+            applyPolicy(p, defaults);
+            const vaultTags = tags.get(vault.resourceId);
+            for (const o of overrides) if (matches(o.match, vault, vaultTags)) applyPolicy(p, o);
+            return Object.freeze(p);
+        },
+    });
+}
+
 /**
  * Validates a parsed config object against the schema and the known rule ids, collecting every problem.
  * @param source - Where the config came from, for the error message.
+ * @param tags - Vault tags for tag-matched overrides, when an inventory is known.
  */
-export function parseResponderConfig(value: unknown, knownRuleIds: readonly string[], source: string): ResponderConfig {
+export function parseResponderConfig(
+    value: unknown,
+    knownRuleIds: readonly string[],
+    source: string,
+    tags: VaultTags = new Map(),
+): ResponderConfig {
     const parsed = responderConfigSchema.safeParse(value);
     const problems: string[] = [];
     if (!parsed.success) {
@@ -47,12 +283,16 @@ export function parseResponderConfig(value: unknown, knownRuleIds: readonly stri
                 problems.push(`rules.${id}: unknown rule id (known: ${knownRuleIds.join(', ') || 'none'})`);
         }
     }
-    const data: ResponderConfigInput = parsed.success ? parsed.data : {};
+    if (problems.length > 0 || !parsed.success) throw new ConfigError(source, problems);
+    const data = parsed.data;
     const toggles = new Map<string, RuleToggle>();
     for (const [id, o] of Object.entries(data.rules ?? {}))
         toggles.set(id, { enabled: o.enabled ?? true, severity: o.severity });
-    if (problems.length > 0) throw new ConfigError(source, problems);
-    return Object.freeze({ ruleToggles: toggles });
+    return Object.freeze({
+        ruleToggles: toggles,
+        detection: detectionSettingsOf(data, tags),
+        protectedPrincipals: new Set((data.protectedPrincipals ?? []).map((s) => s.toLowerCase())),
+    });
 }
 
 /** Parses config JSON text; a syntax error is reported like any other problem. */
@@ -60,6 +300,7 @@ export function parseResponderConfigText(
     text: string,
     knownRuleIds: readonly string[],
     source: string,
+    tags?: VaultTags,
 ): ResponderConfig {
     let value: unknown;
     try {
@@ -67,10 +308,11 @@ export function parseResponderConfigText(
     } catch (err) {
         throw new ConfigError(source, [`not valid JSON: ${err instanceof Error ? err.message : String(err)}`]);
     }
-    return parseResponderConfig(value, knownRuleIds, source);
+    return parseResponderConfig(value, knownRuleIds, source, tags);
 }
 
-export const DEFAULT_CONFIG: ResponderConfig = Object.freeze({ ruleToggles: new Map() });
+/** The embedded default: every rule on, default thresholds, firewall Deny wanted, nothing approved. */
+export const DEFAULT_CONFIG: ResponderConfig = parseResponderConfig({}, [], 'default');
 
 /** The JSON Schema of the config file, published as `config.schema.json`; rule ids are enumerated for completion. */
 export function configJsonSchema(knownRuleIds: readonly string[]): Record<string, unknown> {

@@ -4,7 +4,7 @@ import { ensureError } from '../../core/errors';
 import type { AuditPipeline, BatchItem, BatchReport } from '../pipeline';
 
 export interface AuditBatchDeps {
-    readonly pipeline: AuditPipeline<unknown>;
+    readonly pipeline: AuditPipeline;
 }
 
 /** Counts for one invocation, also logged as `kvr.batch`. */

@@ -1,8 +1,37 @@
 import type { Rule } from '../engine/rule';
+import { accessPolicyGranted } from './access-policy-granted/rule';
+import { accessPolicyGrantedThenRevoked } from './access-policy-granted-then-revoked/rule';
+import { cmkAccessDenied } from './cmk-access-denied/rule';
+import { deniedAccessBurst } from './denied-access-burst/rule';
+import { firewallIpRuleAdded } from './firewall-ip-rule-added/rule';
+import { firewallOpened } from './firewall-opened/rule';
+import { honeytokenAccessed } from './honeytoken-accessed/rule';
+import { massSecretRetrieval } from './mass-secret-retrieval/rule';
+import { newAppAccess } from './new-app-access/rule';
+import { newUserAccess } from './new-user-access/rule';
+import { publicNetworkAccessEnabled } from './public-network-access-enabled/rule';
+import { rbacAuthorizationDisabled } from './rbac-authorization-disabled/rule';
+import { selfGrantedAccess } from './self-granted-access/rule';
 import { sensitiveOperation } from './sensitive-operation/rule';
-import type { DetectionSettings } from './settings';
+import { vaultThrottled } from './vault-throttled/rule';
 
 /** Every detection, in catalogue order. A test checks that each rule directory is listed here. */
-export const rules: readonly Rule<DetectionSettings>[] = [sensitiveOperation];
+export const rules: readonly Rule[] = [
+    firewallOpened,
+    firewallIpRuleAdded,
+    publicNetworkAccessEnabled,
+    accessPolicyGranted,
+    accessPolicyGrantedThenRevoked,
+    selfGrantedAccess,
+    rbacAuthorizationDisabled,
+    newUserAccess,
+    newAppAccess,
+    sensitiveOperation,
+    massSecretRetrieval,
+    honeytokenAccessed,
+    cmkAccessDenied,
+    vaultThrottled,
+    deniedAccessBurst,
+];
 
 export const ruleIds: readonly string[] = rules.map((r) => r.meta.id);

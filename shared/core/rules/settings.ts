@@ -1,9 +1,52 @@
-/**
- * Settings the rules read, resolved from the responder config. Grows with the detection catalogue; every field has a
- * default so that a rule never has to guess.
- */
+import type { IpRange } from '../net/cidr';
+import type { AccessPolicyPermissions, ObjectKind, VaultRef } from '../events/types';
+
+/** What a vault's guardrail policy wants; resolved per vault from defaults plus overrides. */
+export interface VaultPolicy {
+    /** Wanted `networkAcls.defaultAction`; undefined: no opinion. */
+    readonly networkDefaultAction: 'Allow' | 'Deny' | undefined;
+    /** Wanted `publicNetworkAccess`; undefined: no opinion. */
+    readonly publicNetworkAccess: 'Enabled' | 'Disabled' | undefined;
+    readonly approvedIpRanges: readonly IpRange[];
+    /** Approved access-policy principals by object id (lower-case) and their allowed permissions (undefined: any). */
+    readonly approvedPrincipals: ReadonlyMap<string, AccessPolicyPermissions | undefined>;
+}
+
+export interface Decoy {
+    /** Vault name (lower-case); undefined: any vault. */
+    readonly vault: string | undefined;
+    /** Object kind; undefined: any kind. */
+    readonly kind: ObjectKind | undefined;
+    /** Object name, lower-case (Key Vault names are case-insensitive). */
+    readonly name: string;
+}
+
+export interface WindowThreshold {
+    /** Fires when the count goes above this. */
+    readonly count: number;
+    readonly windowMs: number;
+}
+
+/** Everything the rules read, resolved from the responder config. Every field has a default. */
 export interface DetectionSettings {
     readonly sensitiveOperations: ReadonlySet<string>;
+    /** Successful reads that the new-user / new-app baselines watch. */
+    readonly readOperations: ReadonlySet<string>;
+    /** App ids never reported by new-app-access (platform scanners). */
+    readonly knownScanners: ReadonlySet<string>;
+    /** Object ids and app ids of the responder itself: its own changes are its audit trail. */
+    readonly responderIdentities: ReadonlySet<string>;
+    readonly decoys: readonly Decoy[];
+    readonly baselineWindowMs: number;
+    readonly learningPeriodMs: number;
+    readonly massSecretRetrieval: WindowThreshold;
+    readonly vaultThrottled: WindowThreshold;
+    readonly deniedAccessBurst: WindowThreshold;
+    readonly grantRevokeWindowMs: number;
+    /** Repeated findings of one rule, vault and principal within this window form one finding. */
+    readonly groupWindowMs: number;
+    /** The guardrail policy of a vault. */
+    policyFor(vault: VaultRef): VaultPolicy;
 }
 
 export const DEFAULT_SENSITIVE_OPERATIONS: readonly string[] = [
@@ -21,6 +64,14 @@ export const DEFAULT_SENSITIVE_OPERATIONS: readonly string[] = [
     'SecretListDeleted',
 ];
 
-export const DEFAULT_DETECTION_SETTINGS: DetectionSettings = Object.freeze({
-    sensitiveOperations: new Set(DEFAULT_SENSITIVE_OPERATIONS),
-});
+export const DEFAULT_READ_OPERATIONS: readonly string[] = ['SecretGet', 'KeyGet', 'VaultGet'];
+
+/** Azure Resource Graph and Policy Insights: they read every vault's configuration. */
+export const PLATFORM_SCANNERS: readonly string[] = [
+    '509e4652-da8d-478d-a730-e9d4a1996ca4',
+    '8cae6e77-e04e-42ce-b5cb-50d82bce26b1',
+];
+
+export const MINUTE_MS = 60_000;
+export const HOUR_MS = 60 * MINUTE_MS;
+export const DAY_MS = 24 * HOUR_MS;

@@ -1,0 +1,49 @@
+import type { PutResult, StateKey, StateStore, StoredState } from '../core/state/store';
+import { keyString } from '../core/state/store';
+
+interface Entry {
+    readonly value: unknown;
+    readonly etag: string;
+    readonly expiresMs: number;
+}
+
+/** In-process state (unit tests, `kvr replay`, the benchmark): same compare-and-set contract as the Table store. */
+export class MemoryStateStore implements StateStore {
+    private readonly entries = new Map<string, Entry>();
+    private version = 0;
+
+    get size(): number {
+        return this.entries.size;
+    }
+
+    getMany(keys: readonly StateKey[]): Promise<Map<string, StoredState>> {
+        const out = new Map<string, StoredState>();
+        for (const k of keys) {
+            const s = keyString(k);
+            const e = this.entries.get(s);
+            if (e !== undefined) out.set(s, e);
+        }
+        return Promise.resolve(out);
+    }
+
+    put(key: StateKey, value: unknown, etag: string | undefined, expiresMs: number): Promise<PutResult> {
+        const s = keyString(key);
+        const current = this.entries.get(s);
+        if (etag === undefined ? current !== undefined : current?.etag !== etag) return Promise.resolve({ ok: false });
+        const next = { value, etag: `m${++this.version}`, expiresMs };
+        this.entries.set(s, next);
+        return Promise.resolve({ ok: true, etag: next.etag });
+    }
+
+    /** Drops entries that expired before `eventTimeMs` (event time: replay and live agree). */
+    sweep(eventTimeMs: number): number {
+        let n = 0;
+        for (const [k, e] of this.entries) {
+            if (e.expiresMs < eventTimeMs) {
+                this.entries.delete(k);
+                n++;
+            }
+        }
+        return n;
+    }
+}

@@ -1,0 +1,362 @@
+import type { Decision, ErrorDecision, FindingDecision, Severity } from '../core/decisions';
+import type { FindingDraft, Rule, RuleContext, RuleToggle, StatefulRule } from '../core/engine/rule';
+import { principalOf, recordIdOf } from '../core/events/identity';
+import { ResponderError } from '../core/errors';
+import type { AuditEvent } from '../core/events/types';
+import type { DetectionSettings, VaultPolicy } from '../core/rules/settings';
+import { type StateKey, type StateStore, type StoredState, keyString } from '../core/state/store';
+
+export interface DetectionEngineOptions {
+    readonly rules: readonly Rule[];
+    readonly toggles?: ReadonlyMap<string, RuleToggle>;
+    readonly settings: DetectionSettings;
+    readonly store: StateStore;
+    /** Compare-and-set attempts per key before the batch fails as retryable (default 8). */
+    readonly maxAttempts?: number;
+}
+
+interface Candidate {
+    readonly order: number; // event index * rule count + rule index: output order
+    readonly event: AuditEvent;
+    readonly rule: Rule;
+    readonly draft: FindingDraft;
+}
+
+interface StatefulItem {
+    readonly order: number;
+    readonly event: AuditEvent;
+    readonly rule: StatefulRule<unknown>;
+    readonly ctx: RuleContext;
+    readonly key: StateKey;
+    readonly ks: string;
+    findings: readonly FindingDraft[];
+}
+
+interface Working {
+    readonly key: StateKey;
+    value: unknown;
+    etag: string | undefined;
+    dirty: boolean;
+    expiresMs: number;
+}
+
+/** Group state: one finding per (rule, vault, principal[, group key]) and window. */
+interface GroupState {
+    readonly opened: number;
+    readonly until: number;
+    readonly count: number;
+    /** Identities of the records already counted (bounded): redelivered records are dropped. */
+    readonly ids: readonly string[];
+}
+
+interface VaultMeta {
+    readonly first: number;
+}
+
+const MAX_GROUP_IDS = 64;
+const MAX_LISTED = 20;
+
+/**
+ * Runs the rules over a batch of events: stateless rules directly, stateful rules against state read from the store
+ * and written back with compare-and-set (a conflict re-reads and re-evaluates the affected events, so no update is
+ * lost), then groups findings so that a burst, or a redelivered record, does not page twice.
+ */
+export class DetectionEngine {
+    private readonly byOperation = new Map<string, Rule[]>();
+    private readonly anyOperation: Rule[] = [];
+    private readonly ruleIndex = new Map<string, number>();
+    readonly severities = new Map<string, Severity>();
+    private readonly policies = new Map<string, VaultPolicy>();
+    private readonly settings: DetectionSettings;
+    private readonly store: StateStore;
+    private readonly maxAttempts: number;
+    private readonly ruleCount: number;
+
+    constructor(options: DetectionEngineOptions) {
+        this.settings = options.settings;
+        this.store = options.store;
+        this.maxAttempts = options.maxAttempts ?? 8;
+        let index = 0;
+        for (const rule of options.rules) {
+            const toggle = options.toggles?.get(rule.meta.id);
+            if (toggle !== undefined && !toggle.enabled) continue;
+            this.ruleIndex.set(rule.meta.id, index++);
+            this.severities.set(rule.meta.id, toggle?.severity ?? rule.meta.severity);
+            if (rule.operations === undefined) this.anyOperation.push(rule);
+            else
+                for (const op of rule.operations) {
+                    const list = this.byOperation.get(op) ?? [];
+                    list.push(rule);
+                    this.byOperation.set(op, list);
+                }
+        }
+        this.ruleCount = Math.max(1, index);
+    }
+
+    get enabledRules(): number {
+        return this.severities.size;
+    }
+
+    private rulesFor(operation: string): readonly Rule[] {
+        const specific = this.byOperation.get(operation);
+        if (specific === undefined) return this.anyOperation;
+        return this.anyOperation.length === 0 ? specific : [...specific, ...this.anyOperation];
+    }
+
+    private policyOf(e: AuditEvent): VaultPolicy {
+        let p = this.policies.get(e.vault.resourceId);
+        if (p === undefined) {
+            p = this.settings.policyFor(e.vault);
+            this.policies.set(e.vault.resourceId, p);
+        }
+        return p;
+    }
+
+    /** Evaluates a batch; returns findings and rule errors in event order. Throws only on store failure. */
+    async evaluate(events: readonly AuditEvent[]): Promise<Decision[]> {
+        if (events.length === 0 || this.severities.size === 0) return [];
+        const firstSeen = await this.vaultFirstSeen(events);
+        const candidates: Candidate[] = [];
+        const errors: { order: number; decision: ErrorDecision }[] = [];
+        const items: StatefulItem[] = [];
+        for (let i = 0; i < events.length; i++) {
+            const event = events[i] as AuditEvent;
+            const rules = this.rulesFor(event.operation);
+            if (rules.length === 0) continue;
+            const ctx: RuleContext = {
+                settings: this.settings,
+                policy: this.policyOf(event),
+                vaultFirstSeenMs: firstSeen.get(event.vault.name) ?? event.timeMs,
+            };
+            for (const rule of rules) {
+                const order = i * this.ruleCount + (this.ruleIndex.get(rule.meta.id) ?? 0);
+                try {
+                    if (rule.kind === 'stateless') {
+                        const drafts = rule.evaluate(event, ctx);
+                        if (drafts !== undefined)
+                            for (const draft of drafts) candidates.push({ order, event, rule, draft });
+                    } else {
+                        const key = rule.stateKey(event, ctx);
+                        if (key !== undefined)
+                            items.push({ order, event, rule, ctx, key, ks: keyString(key), findings: [] });
+                    }
+                } catch (err) {
+                    errors.push({ order, decision: ruleError(rule, event, err) });
+                }
+            }
+        }
+        if (items.length > 0) {
+            for (const e of await this.runStateful(items)) errors.push(e);
+            for (const item of items)
+                for (const draft of item.findings)
+                    candidates.push({ order: item.order, event: item.event, rule: item.rule, draft });
+        }
+        const findings = candidates.length === 0 ? [] : await this.group(candidates);
+        const out = [...findings.map((f) => ({ order: f.order, decision: f.decision })), ...errors];
+        out.sort((a, b) => a.order - b.order);
+        return out.map((o) => o.decision);
+    }
+
+    /** First-seen time per vault (the start of its learning period), kept as the minimum event time ever seen. */
+    private async vaultFirstSeen(events: readonly AuditEvent[]): Promise<Map<string, number>> {
+        const batchMin = new Map<string, number>();
+        for (const e of events) {
+            const m = batchMin.get(e.vault.name);
+            if (m === undefined || e.timeMs < m) batchMin.set(e.vault.name, e.timeMs);
+        }
+        const result = new Map<string, number>();
+        let pending = [...batchMin.keys()];
+        for (let attempt = 0; pending.length > 0; attempt++) {
+            if (attempt >= this.maxAttempts) throw conflictError('vault first-seen', pending);
+            const keys = pending.map((v) => ({ partition: v, row: 'meta' }));
+            const stored = await this.store.getMany(keys);
+            const retry: string[] = [];
+            await Promise.all(
+                keys.map(async (key) => {
+                    const s = stored.get(keyString(key));
+                    const prev = (s?.value as VaultMeta | undefined)?.first;
+                    const mine = batchMin.get(key.partition) as number;
+                    if (prev !== undefined && prev <= mine) {
+                        result.set(key.partition, prev);
+                        return;
+                    }
+                    const r = await this.store.put(
+                        key,
+                        { first: mine } satisfies VaultMeta,
+                        s?.etag,
+                        Number.MAX_SAFE_INTEGER,
+                    );
+                    if (r.ok) result.set(key.partition, mine);
+                    else retry.push(key.partition);
+                }),
+            );
+            pending = retry;
+        }
+        return result;
+    }
+
+    private async runStateful(items: StatefulItem[]): Promise<{ order: number; decision: ErrorDecision }[]> {
+        const errors = new Map<StatefulItem, ErrorDecision>();
+        let keys = uniqueKeys(items.map((i) => i.key));
+        let todo = items;
+        for (let attempt = 0; ; attempt++) {
+            if (attempt >= this.maxAttempts) throw conflictError('rule state', keys.map(keyString));
+            const working = toWorking(keys, await this.store.getMany(keys));
+            for (const item of todo) {
+                const w = working.get(item.ks) as Working;
+                errors.delete(item);
+                try {
+                    const step = item.rule.evaluate(item.event, item.ctx, w.value);
+                    item.findings = step.findings ?? [];
+                    if (step.state !== undefined) {
+                        w.value = step.state;
+                        w.dirty = true;
+                        w.expiresMs = Math.max(w.expiresMs, item.event.timeMs + item.rule.stateTtlMs(this.settings));
+                    }
+                } catch (err) {
+                    item.findings = [];
+                    errors.set(item, ruleError(item.rule, item.event, err));
+                }
+            }
+            const conflicts = await this.commit(working);
+            if (conflicts.size === 0) break;
+            // Re-read only the conflicting keys and re-run, in order, the events that used them.
+            keys = keys.filter((k) => conflicts.has(keyString(k)));
+            todo = items.filter((i) => conflicts.has(i.ks));
+        }
+        return [...errors].map(([item, decision]) => ({ order: item.order, decision }));
+    }
+
+    private async commit(working: Map<string, Working>): Promise<Set<string>> {
+        const conflicts = new Set<string>();
+        const writes: Promise<void>[] = [];
+        for (const [ks, w] of working) {
+            if (!w.dirty) continue;
+            writes.push(
+                this.store.put(w.key, w.value, w.etag, w.expiresMs).then((r) => {
+                    if (!r.ok) conflicts.add(ks);
+                }),
+            );
+        }
+        await Promise.all(writes);
+        return conflicts;
+    }
+
+    /** Turns candidates into findings: one per group and window; duplicates and repeats are counted, not emitted. */
+    private async group(candidates: Candidate[]): Promise<{ order: number; decision: FindingDecision }[]> {
+        candidates.sort((a, b) => a.order - b.order);
+        const keyed = candidates.map((c) => {
+            const principal = c.draft.principal ?? principalOf(c.event) ?? '';
+            const key = {
+                partition: c.event.vault.name,
+                row: `group|${c.rule.meta.id}|${principal}|${c.draft.groupKey ?? ''}`,
+            };
+            return { c, key, ks: keyString(key) };
+        });
+        let keys = uniqueKeys(keyed.map((k) => k.key));
+        let todo = keyed;
+        const emitted = new Map<string, { order: number; decision: MutableFinding }[]>();
+        for (let attempt = 0; ; attempt++) {
+            if (attempt >= this.maxAttempts) throw conflictError('finding groups', keys.map(keyString));
+            const working = toWorking(keys, await this.store.getMany(keys));
+            for (const { ks } of todo) emitted.delete(ks);
+            for (const { c, ks } of todo) {
+                const w = working.get(ks) as Working;
+                const g = w.value as GroupState | undefined;
+                const t = c.event.timeMs;
+                const id = recordIdOf(c.event);
+                if (g !== undefined && t < g.opened) continue; // older than the open group: already covered
+                if (g !== undefined && t < g.until) {
+                    if (g.ids.includes(id)) continue; // redelivered
+                    w.value = {
+                        ...g,
+                        count: g.count + 1,
+                        ids: [...g.ids, id].slice(-MAX_GROUP_IDS),
+                    } satisfies GroupState;
+                    w.dirty = true;
+                    w.expiresMs = Math.max(w.expiresMs, g.until);
+                    const open = emitted.get(ks);
+                    const last = open?.[open.length - 1];
+                    if (last !== undefined) mergeInto(last.decision, c.event);
+                    continue;
+                }
+                const until = t + this.settings.groupWindowMs;
+                w.value = { opened: t, until, count: 1, ids: [id] } satisfies GroupState;
+                w.dirty = true;
+                w.expiresMs = until;
+                const severity = c.draft.severity ?? this.severities.get(c.rule.meta.id) ?? c.rule.meta.severity;
+                const list = emitted.get(ks) ?? [];
+                list.push({ order: c.order, decision: findingOf(c.rule, severity, c.event, c.draft) });
+                emitted.set(ks, list);
+            }
+            const conflicts = await this.commit(working);
+            if (conflicts.size === 0) break;
+            keys = keys.filter((k) => conflicts.has(keyString(k)));
+            todo = keyed.filter((k) => conflicts.has(k.ks));
+        }
+        return [...emitted.values()].flat();
+    }
+}
+
+type MutableFinding = FindingDecision & { count: number; operations: string[]; correlationIds: string[] };
+
+function findingOf(rule: Rule, severity: Severity, event: AuditEvent, draft: FindingDraft): MutableFinding {
+    const principal = draft.principal ?? principalOf(event);
+    return {
+        type: 'finding',
+        rule: rule.meta.id,
+        severity,
+        vault: event.vault.name,
+        vaultId: event.vault.resourceId,
+        time: event.time,
+        ...(principal === undefined || principal === '' ? {} : { principal }),
+        operations: [event.operation],
+        correlationIds: event.correlationId === undefined ? [] : [event.correlationId],
+        count: 1,
+        summary: draft.summary,
+        ...draft.details,
+    };
+}
+
+function mergeInto(f: MutableFinding, e: AuditEvent): void {
+    f.count++;
+    if (!f.operations.includes(e.operation) && f.operations.length < MAX_LISTED) f.operations.push(e.operation);
+    const c = e.correlationId;
+    if (c !== undefined && !f.correlationIds.includes(c) && f.correlationIds.length < MAX_LISTED)
+        f.correlationIds.push(c);
+}
+
+function ruleError(rule: Rule, event: AuditEvent, err: unknown): ErrorDecision {
+    return {
+        type: 'error',
+        rule: rule.meta.id,
+        message: `rule ${rule.meta.id} threw: ${err instanceof Error ? err.message : String(err)}`,
+        vault: event.vault.name,
+        time: event.time,
+        ...(event.correlationId === undefined ? {} : { correlationId: event.correlationId }),
+    };
+}
+
+function conflictError(what: string, keys: readonly string[]): ResponderError {
+    return new ResponderError(
+        'STATE.CONFLICT',
+        `gave up writing ${what} after repeated concurrent updates (${keys.length} key(s), e.g. ${(keys[0] ?? '').replace('\u0000', '/')})`,
+        true,
+    );
+}
+
+function uniqueKeys(keys: readonly StateKey[]): StateKey[] {
+    const seen = new Map<string, StateKey>();
+    for (const k of keys) seen.set(keyString(k), k);
+    return [...seen.values()];
+}
+
+function toWorking(keys: readonly StateKey[], stored: Map<string, StoredState>): Map<string, Working> {
+    const out = new Map<string, Working>();
+    for (const key of keys) {
+        const ks = keyString(key);
+        const s = stored.get(ks);
+        out.set(ks, { key, value: s?.value, etag: s?.etag, dirty: false, expiresMs: 0 });
+    }
+    return out;
+}
