@@ -1,5 +1,4 @@
 import type { PutResult, StateKey, StateStore, StoredState } from '../core/state/store';
-import { keyString } from '../core/state/store';
 
 interface Entry {
     readonly value: unknown;
@@ -16,22 +15,15 @@ export class MemoryStateStore implements StateStore {
         return this.entries.size;
     }
 
-    getMany(keys: readonly StateKey[]): Promise<Map<string, StoredState>> {
-        const out = new Map<string, StoredState>();
-        for (const k of keys) {
-            const s = keyString(k);
-            const e = this.entries.get(s);
-            if (e !== undefined) out.set(s, e);
-        }
-        return Promise.resolve(out);
+    getMany(keys: readonly StateKey[]): Promise<readonly (StoredState | undefined)[]> {
+        return Promise.resolve(keys.map((k) => this.entries.get(k.id)));
     }
 
     put(key: StateKey, value: unknown, etag: string | undefined, expiresMs: number): Promise<PutResult> {
-        const s = keyString(key);
-        const current = this.entries.get(s);
+        const current = this.entries.get(key.id);
         if (etag === undefined ? current !== undefined : current?.etag !== etag) return Promise.resolve({ ok: false });
         const next = { value, etag: `m${++this.version}`, expiresMs };
-        this.entries.set(s, next);
+        this.entries.set(key.id, next);
         return Promise.resolve({ ok: true, etag: next.etag });
     }
 

@@ -4,7 +4,7 @@ import { principalOf, recordIdOf } from '../core/events/identity';
 import { ResponderError } from '../core/errors';
 import type { AuditEvent } from '../core/events/types';
 import type { DetectionSettings, VaultPolicy } from '../core/rules/settings';
-import { type StateKey, type StateStore, type StoredState, keyString } from '../core/state/store';
+import { type StateKey, type StateStore, stateKey } from '../core/state/store';
 
 export interface DetectionEngineOptions {
     readonly rules: readonly Rule[];
@@ -28,7 +28,6 @@ interface StatefulItem {
     readonly rule: StatefulRule<unknown>;
     readonly ctx: RuleContext;
     readonly key: StateKey;
-    readonly ks: string;
     findings: readonly FindingDraft[];
 }
 
@@ -53,6 +52,13 @@ interface VaultMeta {
     readonly first: number;
 }
 
+/** A rule with its position in the catalogue (the output order within one event). */
+interface IndexedRule {
+    readonly rule: Rule;
+    readonly index: number;
+}
+
+const NO_FINDINGS: readonly FindingDraft[] = Object.freeze([]);
 const MAX_GROUP_IDS = 64;
 const MAX_LISTED = 20;
 
@@ -62,9 +68,9 @@ const MAX_LISTED = 20;
  * lost), then groups findings so that a burst, or a redelivered record, does not page twice.
  */
 export class DetectionEngine {
-    private readonly byOperation = new Map<string, Rule[]>();
-    private readonly anyOperation: Rule[] = [];
-    private readonly ruleIndex = new Map<string, number>();
+    private readonly byOperation = new Map<string, IndexedRule[]>();
+    private readonly anyOperation: IndexedRule[] = [];
+    private readonly merged = new Map<string, readonly IndexedRule[]>();
     readonly severities = new Map<string, Severity>();
     private readonly policies = new Map<string, VaultPolicy>();
     private readonly settings: DetectionSettings;
@@ -80,13 +86,13 @@ export class DetectionEngine {
         for (const rule of options.rules) {
             const toggle = options.toggles?.get(rule.meta.id);
             if (toggle !== undefined && !toggle.enabled) continue;
-            this.ruleIndex.set(rule.meta.id, index++);
+            const entry = { rule, index: index++ };
             this.severities.set(rule.meta.id, toggle?.severity ?? rule.meta.severity);
-            if (rule.operations === undefined) this.anyOperation.push(rule);
+            if (rule.operations === undefined) this.anyOperation.push(entry);
             else
                 for (const op of rule.operations) {
                     const list = this.byOperation.get(op) ?? [];
-                    list.push(rule);
+                    list.push(entry);
                     this.byOperation.set(op, list);
                 }
         }
@@ -97,10 +103,15 @@ export class DetectionEngine {
         return this.severities.size;
     }
 
-    private rulesFor(operation: string): readonly Rule[] {
-        const specific = this.byOperation.get(operation);
-        if (specific === undefined) return this.anyOperation;
-        return this.anyOperation.length === 0 ? specific : [...specific, ...this.anyOperation];
+    /** The rules of an operation: its own plus the every-operation ones, merged once per operation name. */
+    private rulesFor(operation: string): readonly IndexedRule[] {
+        let list = this.merged.get(operation);
+        if (list === undefined) {
+            const specific = this.byOperation.get(operation) ?? [];
+            list = [...specific, ...this.anyOperation];
+            if (this.merged.size < 4096) this.merged.set(operation, list);
+        }
+        return list;
     }
 
     private policyOf(e: AuditEvent): VaultPolicy {
@@ -119,17 +130,22 @@ export class DetectionEngine {
         const candidates: Candidate[] = [];
         const errors: { order: number; decision: ErrorDecision }[] = [];
         const items: StatefulItem[] = [];
+        const contexts = new Map<string, RuleContext>();
         for (let i = 0; i < events.length; i++) {
             const event = events[i] as AuditEvent;
             const rules = this.rulesFor(event.operation);
             if (rules.length === 0) continue;
-            const ctx: RuleContext = {
-                settings: this.settings,
-                policy: this.policyOf(event),
-                vaultFirstSeenMs: firstSeen.get(event.vault.name) ?? event.timeMs,
-            };
-            for (const rule of rules) {
-                const order = i * this.ruleCount + (this.ruleIndex.get(rule.meta.id) ?? 0);
+            let ctx = contexts.get(event.vault.resourceId);
+            if (ctx === undefined) {
+                ctx = {
+                    settings: this.settings,
+                    policy: this.policyOf(event),
+                    vaultFirstSeenMs: firstSeen.get(event.vault.name) ?? event.timeMs,
+                };
+                contexts.set(event.vault.resourceId, ctx);
+            }
+            for (const { rule, index } of rules) {
+                const order = i * this.ruleCount + index;
                 try {
                     if (rule.kind === 'stateless') {
                         const drafts = rule.evaluate(event, ctx);
@@ -137,8 +153,7 @@ export class DetectionEngine {
                             for (const draft of drafts) candidates.push({ order, event, rule, draft });
                     } else {
                         const key = rule.stateKey(event, ctx);
-                        if (key !== undefined)
-                            items.push({ order, event, rule, ctx, key, ks: keyString(key), findings: [] });
+                        if (key !== undefined) items.push({ order, event, rule, ctx, key, findings: NO_FINDINGS });
                     }
                 } catch (err) {
                     errors.push({ order, decision: ruleError(rule, event, err) });
@@ -167,13 +182,17 @@ export class DetectionEngine {
         const result = new Map<string, number>();
         let pending = [...batchMin.keys()];
         for (let attempt = 0; pending.length > 0; attempt++) {
-            if (attempt >= this.maxAttempts) throw conflictError('vault first-seen', pending);
-            const keys = pending.map((v) => ({ partition: v, row: 'meta' }));
+            if (attempt >= this.maxAttempts)
+                throw conflictError(
+                    'vault first-seen',
+                    pending.map((v) => ({ key: stateKey(v, 'meta') })),
+                );
+            const keys = pending.map((v) => stateKey(v, 'meta'));
             const stored = await this.store.getMany(keys);
             const retry: string[] = [];
             await Promise.all(
-                keys.map(async (key) => {
-                    const s = stored.get(keyString(key));
+                keys.map(async (key, i) => {
+                    const s = stored[i];
                     const prev = (s?.value as VaultMeta | undefined)?.first;
                     const mine = batchMin.get(key.partition) as number;
                     if (prev !== undefined && prev <= mine) {
@@ -197,34 +216,52 @@ export class DetectionEngine {
 
     private async runStateful(items: StatefulItem[]): Promise<{ order: number; decision: ErrorDecision }[]> {
         const errors = new Map<StatefulItem, ErrorDecision>();
-        let keys = uniqueKeys(items.map((i) => i.key));
         let todo = items;
         for (let attempt = 0; ; attempt++) {
-            if (attempt >= this.maxAttempts) throw conflictError('rule state', keys.map(keyString));
-            const working = toWorking(keys, await this.store.getMany(keys));
+            if (attempt >= this.maxAttempts) throw conflictError('rule state', todo);
+            const working = await this.load(todo);
             for (const item of todo) {
-                const w = working.get(item.ks) as Working;
+                const w = working.get(item.key.id) as Working;
                 errors.delete(item);
                 try {
                     const step = item.rule.evaluate(item.event, item.ctx, w.value);
-                    item.findings = step.findings ?? [];
+                    item.findings = step.findings ?? NO_FINDINGS;
                     if (step.state !== undefined) {
                         w.value = step.state;
                         w.dirty = true;
                         w.expiresMs = Math.max(w.expiresMs, item.event.timeMs + item.rule.stateTtlMs(this.settings));
                     }
                 } catch (err) {
-                    item.findings = [];
+                    item.findings = NO_FINDINGS;
                     errors.set(item, ruleError(item.rule, item.event, err));
                 }
             }
             const conflicts = await this.commit(working);
             if (conflicts.size === 0) break;
             // Re-read only the conflicting keys and re-run, in order, the events that used them.
-            keys = keys.filter((k) => conflicts.has(keyString(k)));
-            todo = items.filter((i) => conflicts.has(i.ks));
+            todo = items.filter((i) => conflicts.has(i.key.id));
         }
         return [...errors].map(([item, decision]) => ({ order: item.order, decision }));
+    }
+
+    /** Reads the distinct keys of `users` into a working set (one map, one store round trip). */
+    private async load(users: readonly { readonly key: StateKey }[]): Promise<Map<string, Working>> {
+        const working = new Map<string, Working>();
+        const keys: StateKey[] = [];
+        for (const { key } of users) {
+            if (working.has(key.id)) continue;
+            working.set(key.id, { key, value: undefined, etag: undefined, dirty: false, expiresMs: 0 });
+            keys.push(key);
+        }
+        const stored = await this.store.getMany(keys);
+        for (let i = 0; i < keys.length; i++) {
+            const s = stored[i];
+            if (s === undefined) continue;
+            const w = working.get((keys[i] as StateKey).id) as Working;
+            w.value = s.value;
+            w.etag = s.etag;
+        }
+        return working;
     }
 
     private async commit(working: Map<string, Working>): Promise<Set<string>> {
@@ -247,20 +284,17 @@ export class DetectionEngine {
         candidates.sort((a, b) => a.order - b.order);
         const keyed = candidates.map((c) => {
             const principal = c.draft.principal ?? principalOf(c.event) ?? '';
-            const key = {
-                partition: c.event.vault.name,
-                row: `group|${c.rule.meta.id}|${principal}|${c.draft.groupKey ?? ''}`,
-            };
-            return { c, key, ks: keyString(key) };
+            const key = stateKey(c.event.vault.name, `group|${c.rule.meta.id}|${principal}|${c.draft.groupKey ?? ''}`);
+            return { c, key };
         });
-        let keys = uniqueKeys(keyed.map((k) => k.key));
         let todo = keyed;
         const emitted = new Map<string, { order: number; decision: MutableFinding }[]>();
         for (let attempt = 0; ; attempt++) {
-            if (attempt >= this.maxAttempts) throw conflictError('finding groups', keys.map(keyString));
-            const working = toWorking(keys, await this.store.getMany(keys));
-            for (const { ks } of todo) emitted.delete(ks);
-            for (const { c, ks } of todo) {
+            if (attempt >= this.maxAttempts) throw conflictError('finding groups', todo);
+            const working = await this.load(todo);
+            for (const { key } of todo) emitted.delete(key.id);
+            for (const { c, key } of todo) {
+                const ks = key.id;
                 const w = working.get(ks) as Working;
                 const g = w.value as GroupState | undefined;
                 const t = c.event.timeMs;
@@ -291,8 +325,7 @@ export class DetectionEngine {
             }
             const conflicts = await this.commit(working);
             if (conflicts.size === 0) break;
-            keys = keys.filter((k) => conflicts.has(keyString(k)));
-            todo = keyed.filter((k) => conflicts.has(k.ks));
+            todo = keyed.filter((k) => conflicts.has(k.key.id));
         }
         return [...emitted.values()].flat();
     }
@@ -337,26 +370,11 @@ function ruleError(rule: Rule, event: AuditEvent, err: unknown): ErrorDecision {
     };
 }
 
-function conflictError(what: string, keys: readonly string[]): ResponderError {
+function conflictError(what: string, users: readonly { readonly key: StateKey }[]): ResponderError {
+    const keys = new Set(users.map((u) => `${u.key.partition}/${u.key.row}`));
     return new ResponderError(
         'STATE.CONFLICT',
-        `gave up writing ${what} after repeated concurrent updates (${keys.length} key(s), e.g. ${(keys[0] ?? '').replace('\u0000', '/')})`,
+        `gave up writing ${what} after repeated concurrent updates (${keys.size} key(s), e.g. ${[...keys][0] ?? ''})`,
         true,
     );
-}
-
-function uniqueKeys(keys: readonly StateKey[]): StateKey[] {
-    const seen = new Map<string, StateKey>();
-    for (const k of keys) seen.set(keyString(k), k);
-    return [...seen.values()];
-}
-
-function toWorking(keys: readonly StateKey[], stored: Map<string, StoredState>): Map<string, Working> {
-    const out = new Map<string, Working>();
-    for (const key of keys) {
-        const ks = keyString(key);
-        const s = stored.get(ks);
-        out.set(ks, { key, value: s?.value, etag: s?.etag, dirty: false, expiresMs: 0 });
-    }
-    return out;
 }

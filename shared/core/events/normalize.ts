@@ -31,16 +31,16 @@ const CLAIM_OID = 'http://schemas.microsoft.com/identity/claims/objectidentifier
 const CLAIM_UPN = 'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn';
 const CLAIM_APPID = 'http://schemas.microsoft.com/identity/claims/appid';
 
-const COLLECTIONS: Readonly<Record<string, { kind: ObjectKind; deleted: boolean }>> = {
-    secrets: { kind: 'secret', deleted: false },
-    keys: { kind: 'key', deleted: false },
-    certificates: { kind: 'certificate', deleted: false },
-    storage: { kind: 'storage', deleted: false },
-    deletedsecrets: { kind: 'secret', deleted: true },
-    deletedkeys: { kind: 'key', deleted: true },
-    deletedcertificates: { kind: 'certificate', deleted: true },
-    deletedstorage: { kind: 'storage', deleted: true },
-};
+const COLLECTIONS: ReadonlyMap<string, { kind: ObjectKind; deleted: boolean }> = new Map([
+    ['secrets', { kind: 'secret', deleted: false }],
+    ['keys', { kind: 'key', deleted: false }],
+    ['certificates', { kind: 'certificate', deleted: false }],
+    ['storage', { kind: 'storage', deleted: false }],
+    ['deletedsecrets', { kind: 'secret', deleted: true }],
+    ['deletedkeys', { kind: 'key', deleted: true }],
+    ['deletedcertificates', { kind: 'certificate', deleted: true }],
+    ['deletedstorage', { kind: 'storage', deleted: true }],
+]);
 
 const OTHER_RESOURCE = 0;
 const BAD_VAULT_ID = 1;
@@ -59,7 +59,8 @@ function rejected(reason: string): NormalizeResult {
  */
 export class RecordNormalizer {
     private readonly resources = new Map<string, VaultRef | typeof OTHER_RESOURCE | typeof BAD_VAULT_ID>();
-    private readonly targets = new Map<string, TargetObject>();
+    private readonly recent: unknown[] = [];
+    private readonly targets = new Map<string, TargetObject | undefined>();
 
     normalize(raw: unknown): NormalizeResult {
         if (!isObject(raw)) return rejected('record is not an object');
@@ -107,9 +108,11 @@ export class RecordNormalizer {
             problems.push('properties.httpStatusCode not a number');
         }
         const claims = isObject(identity) && isObject(identity.claim) ? identity.claim : undefined;
-        const long = firstOversized(raw, p, claims);
-        if (long !== undefined) problems.push(`${long} longer than ${MAX_FIELD_CHARS} characters`);
-        if (problems.length > 0 || vault === undefined) return rejected(problems.join('; '));
+        if (problems.length > 0 || vault === undefined) {
+            const long = firstOversized(raw, p, claims);
+            if (long !== undefined) problems.push(oversized(long));
+            return rejected(problems.join('; '));
+        }
 
         const op = operation as string;
         const resultSignature = str(raw.resultSignature);
@@ -138,11 +141,32 @@ export class RecordNormalizer {
             vaultChange: isDataPlane ? undefined : vaultChangeOf(p),
             objectProperties: isDataPlane ? objectPropertiesOf(p) : undefined,
         };
+        // Checked on the kept values (cheap, monomorphic); the raw record is only walked for a rejection.
+        const long = oversizedField(event);
+        if (long !== undefined) return rejected(oversized(long));
         return { kind: 'event', event };
+    }
+
+    /** Parsed target objects are immutable and URIs repeat (the same secret read again and again): cache them. */
+    private targetOf(idRaw: unknown): TargetObject | undefined {
+        if (typeof idRaw !== 'string' || idRaw.length === 0) return undefined;
+        let t = this.targets.get(idRaw);
+        if (t === undefined) {
+            t = targetOf(idRaw);
+            if (this.targets.size >= CACHE_LIMIT) this.targets.clear();
+            this.targets.set(idRaw, t);
+        }
+        return t;
     }
 
     /** Classifies a raw resource id once: a vault, another resource type, or a malformed vault id. */
     private resourceOf(resourceId: string): VaultRef | typeof OTHER_RESOURCE | typeof BAD_VAULT_ID {
+        // A few recent ids are compared first: comparing equal strings is cheaper than hashing a fresh one.
+        const recent = this.recent;
+        for (let i = 0; i < recent.length; i += 2) {
+            if (recent[i] === resourceId)
+                return recent[i + 1] as VaultRef | typeof OTHER_RESOURCE | typeof BAD_VAULT_ID;
+        }
         let v = this.resources.get(resourceId);
         if (v === undefined) {
             if (this.resources.size >= CACHE_LIMIT) this.resources.clear();
@@ -161,20 +185,9 @@ export class RecordNormalizer {
             }
             this.resources.set(resourceId, v);
         }
+        recent.unshift(resourceId, v);
+        if (recent.length > 16) recent.length = 16;
         return v;
-    }
-
-    /** Parsed target objects are immutable and URIs repeat (the same secret read again and again): cache them. */
-    private targetOf(idRaw: unknown): TargetObject | undefined {
-        if (typeof idRaw !== 'string' || idRaw.length === 0) return undefined;
-        const cached = this.targets.get(idRaw);
-        if (cached !== undefined) return cached;
-        const t = targetOf(idRaw);
-        if (t !== undefined) {
-            if (this.targets.size >= CACHE_LIMIT) this.targets.clear();
-            this.targets.set(idRaw, t);
-        }
-        return t;
     }
 }
 
@@ -186,8 +199,48 @@ const CHECKED_TOP = [
     'operationVersion',
 ] as const;
 const CHECKED_PROPS = ['id', 'clientInfo', 'requestUri', 'tlsVersion', 'trustedService'] as const;
+const CHECKED_CLAIMS = [
+    'oid',
+    CLAIM_OID,
+    'upn',
+    CLAIM_UPN,
+    'unique_name',
+    'appid',
+    CLAIM_APPID,
+    'azp',
+    'xms_mirid',
+    'ipaddr',
+] as const;
 
-/** The first kept string field over the size limit (a kept field is copied into the event or logs). */
+function oversized(field: string): string {
+    return `${field} longer than ${MAX_FIELD_CHARS} characters`;
+}
+
+function tooLong(s: string | undefined): boolean {
+    return s !== undefined && s.length > MAX_FIELD_CHARS;
+}
+
+/** The first string of an event over the size limit, named by its record path. */
+function oversizedField(e: AuditEvent): string | undefined {
+    if (tooLong(e.clientInfo)) return 'properties.clientInfo';
+    if (tooLong(e.requestUri)) return 'properties.requestUri';
+    if (tooLong(e.target?.uri)) return 'properties.id';
+    if (tooLong(e.resultDescription)) return 'resultDescription';
+    if (tooLong(e.resultSignature)) return 'resultSignature';
+    if (tooLong(e.correlationId)) return 'correlationId';
+    if (tooLong(e.operationVersion)) return 'operationVersion';
+    if (tooLong(e.tlsVersion)) return 'properties.tlsVersion';
+    const c = e.caller;
+    if (tooLong(c.ipAddress)) return 'callerIpAddress';
+    if (tooLong(c.trustedService)) return 'properties.trustedService';
+    if (tooLong(c.upn)) return 'identity.claim.upn';
+    if (tooLong(c.objectId)) return 'identity.claim.oid';
+    if (tooLong(c.appId)) return 'identity.claim.appid';
+    if (tooLong(c.managedIdentityResourceId)) return 'identity.claim.xms_mirid';
+    return undefined;
+}
+
+/** The first kept string field over the size limit, read from the raw record (rejections only). */
 function firstOversized(raw: JsonObject, p: JsonObject, claims: JsonObject | undefined): string | undefined {
     for (const k of CHECKED_TOP) {
         const v = raw[k];
@@ -198,7 +251,7 @@ function firstOversized(raw: JsonObject, p: JsonObject, claims: JsonObject | und
         if (typeof v === 'string' && v.length > MAX_FIELD_CHARS) return `properties.${k}`;
     }
     if (claims !== undefined) {
-        for (const k in claims) {
+        for (const k of CHECKED_CLAIMS) {
             const v = claims[k];
             if (typeof v === 'string' && v.length > MAX_FIELD_CHARS) return `identity.claim.${k}`;
         }
@@ -267,20 +320,24 @@ export function targetOf(idRaw: unknown): TargetObject | undefined {
     const uri = str(idRaw);
     if (uri === undefined) return undefined;
     const scheme = uri.indexOf('://');
-    const pathStart = uri.indexOf('/', scheme >= 0 ? scheme + 3 : 0);
-    const path = pathStart < 0 ? '' : uri.slice(pathStart + 1);
-    const q = path.search(/[?#]/);
-    const parts = (q >= 0 ? path.slice(0, q) : path).split('/').filter((s) => s.length > 0);
+    let i = uri.indexOf('/', scheme >= 0 ? scheme + 3 : 0);
+    // Up to three path segments: collection, name, version; a query or fragment ends the path.
+    const parts: string[] = [];
+    while (i >= 0 && i < uri.length && parts.length < 3) {
+        let j = i + 1;
+        while (j < uri.length) {
+            const c = uri.charCodeAt(j);
+            if (c === 47 /* / */ || c === 63 /* ? */ || c === 35 /* # */) break;
+            j++;
+        }
+        if (j > i + 1) parts.push(uri.slice(i + 1, j));
+        if (j >= uri.length || uri.charCodeAt(j) !== 47) break;
+        i = j;
+    }
     const collection = parts[0];
     if (collection === undefined) return { kind: 'vault', deleted: false, name: undefined, version: undefined, uri };
-    const known = COLLECTIONS[collection.toLowerCase()];
-    return {
-        kind: known?.kind ?? 'other',
-        deleted: known?.deleted ?? false,
-        name: parts[1],
-        version: parts[2],
-        uri,
-    };
+    const known = COLLECTIONS.get(collection) ?? COLLECTIONS.get(collection.toLowerCase());
+    return { kind: known?.kind ?? 'other', deleted: known?.deleted ?? false, name: parts[1], version: parts[2], uri };
 }
 
 function objectPropertiesOf(p: JsonObject): Readonly<Record<string, unknown>> | undefined {

@@ -32,7 +32,7 @@ export function describePermissions(p: {
 
 /** What one event does to a windowed set of distinct items. */
 export interface WindowStep {
-    /** The new list, or undefined when the event changed nothing (a redelivered record). */
+    /** The new list, or undefined when the event changed nothing worth writing (a repeat or a redelivered record). */
     readonly next: [string, number][] | undefined;
     /** Distinct items seen in the window that ends at this event. */
     readonly inWindow: number;
@@ -41,7 +41,8 @@ export interface WindowStep {
 /**
  * Adds `item` seen at `now` to a list of `[item, lastSeenMs]` pairs: entries older than the window are dropped, entries
  * after `now` (from records delivered out of order, or a capture replayed again) are kept but not counted for this
- * event, and the list is bounded to the newest entries.
+ * event, and the list is bounded to the newest entries. A repeat of an item seen within the last twentieth of the
+ * window changes nothing, which spares a state write per repeated read.
  */
 export function windowStep(
     entries: readonly (readonly [string, number])[] | undefined,
@@ -51,25 +52,30 @@ export function windowStep(
     threshold: number,
 ): WindowStep {
     const from = now - windowMs;
-    const kept: [string, number][] = [];
+    let expired = false;
     let index = -1;
-    if (entries !== undefined) {
-        for (const [x, t] of entries) {
-            if (t <= from) continue;
-            if (x === item) index = kept.length;
-            kept.push([x, t]);
-        }
-    }
-    let next: [string, number][] | undefined;
-    if (index < 0) next = [...kept, [item, now]];
-    else if ((kept[index] as [string, number])[1] < now) {
-        next = kept.slice();
-        next[index] = [item, now];
-    }
-    const list = next ?? kept;
     let inWindow = 0;
-    for (const [, t] of list) if (t <= now) inWindow++;
+    const list = entries ?? [];
+    for (let i = 0; i < list.length; i++) {
+        const [x, t] = list[i] as readonly [string, number];
+        if (t <= from) {
+            expired = true;
+            continue;
+        }
+        if (t <= now) inWindow++;
+        if (x === item) index = i;
+    }
+    const seenAt = index >= 0 ? (list[index] as readonly [string, number])[1] : undefined;
+    if (seenAt === undefined) inWindow++;
+    else if (seenAt > now) inWindow++; // only seen later so far: it counts now too
+    if (!expired && seenAt !== undefined && seenAt >= now - windowMs / 20) return { next: undefined, inWindow };
+    const next: [string, number][] = [];
+    for (const [x, t] of list) if (t > from && x !== item) next.push([x, t]);
+    next.push([item, seenAt !== undefined && seenAt > now ? seenAt : now]);
     const max = 2 * (threshold + 1) + 16;
-    if (next !== undefined && next.length > max) next = next.sort((a, b) => a[1] - b[1]).slice(next.length - max);
+    if (next.length > max) {
+        next.sort((a, b) => a[1] - b[1]);
+        next.splice(0, next.length - max);
+    }
     return { next, inWindow };
 }

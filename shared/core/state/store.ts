@@ -7,6 +7,13 @@
 export interface StateKey {
     readonly partition: string;
     readonly row: string;
+    /** `partition` and `row` joined: the key's identity in maps (see {@link stateKey}). */
+    readonly id: string;
+}
+
+/** Builds a state key; partition and row must not contain `/`, `\\`, `#`, `?` or control characters. */
+export function stateKey(partition: string, row: string): StateKey {
+    return { partition, row, id: `${partition}\u0000${row}` };
 }
 
 export interface StoredState {
@@ -17,16 +24,12 @@ export interface StoredState {
 export type PutResult = { readonly ok: true; readonly etag: string } | { readonly ok: false };
 
 export interface StateStore {
-    /** Reads the keys that exist; missing keys are absent from the result (keyed by {@link keyString}). */
-    getMany(keys: readonly StateKey[]): Promise<Map<string, StoredState>>;
+    /** Reads the keys; the result is aligned with `keys`, `undefined` where a key does not exist. */
+    getMany(keys: readonly StateKey[]): Promise<readonly (StoredState | undefined)[]>;
     /**
      * Writes `value` if the stored ETag still equals `etag` (`undefined`: only if the key does not exist yet).
      * Returns `{ ok: false }` on a conflict; throws on infrastructure failure.
      * @param expiresMs - Event time after which the entry may be swept.
      */
     put(key: StateKey, value: unknown, etag: string | undefined, expiresMs: number): Promise<PutResult>;
-}
-
-export function keyString(key: StateKey): string {
-    return `${key.partition}\u0000${key.row}`;
 }

@@ -1,4 +1,5 @@
 import { isResponder, type StatefulRule } from '../../engine/rule';
+import { stateKey } from '../../state/store';
 import { isVaultWrite, VAULT_WRITES } from '../common';
 import { describeCaller } from '../text';
 
@@ -33,7 +34,7 @@ export const accessPolicyGrantedThenRevoked: StatefulRule<Grants> = {
         const change = event.vaultChange;
         if (!isVaultWrite(event) || change === undefined || isResponder(event, ctx.settings)) return undefined;
         if (change.addedAccessPolicies.length === 0 && change.removedAccessPolicies.length === 0) return undefined;
-        return { partition: event.vault.name, row: 'grants' };
+        return stateKey(event.vault.name, 'grants');
     },
     stateTtlMs: (settings) => settings.grantRevokeWindowMs,
     evaluate(event, ctx, state) {

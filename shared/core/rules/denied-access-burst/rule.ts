@@ -1,4 +1,5 @@
 import type { StatefulRule } from '../../engine/rule';
+import { stateKey } from '../../state/store';
 import { principalOf } from '../../events/identity';
 import { windowStep } from '../common';
 import { describeCaller } from '../text';
@@ -30,7 +31,7 @@ export const deniedAccessBurst: StatefulRule<Denials> = {
     stateKey(event) {
         const who = principalOf(event);
         if (event.outcome !== 'forbidden' || who === undefined) return undefined;
-        return { partition: `principal~${who.replace(/[/\\#?]/g, '_')}`, row: 'denied' };
+        return stateKey(`principal~${who.replace(/[/\\#?]/g, '_')}`, 'denied');
     },
     stateTtlMs: (settings) => settings.deniedAccessBurst.windowMs,
     evaluate(event, ctx, state) {

@@ -1,4 +1,5 @@
 import type { StatefulRule } from '../../engine/rule';
+import { stateKey } from '../../state/store';
 import { principalOf } from '../../events/identity';
 import { windowStep } from '../common';
 import { describeCaller } from '../text';
@@ -28,7 +29,7 @@ export const massSecretRetrieval: StatefulRule<Reads> = {
     stateKey(event) {
         const who = principalOf(event);
         if (event.outcome !== 'success' || who === undefined || event.target?.name === undefined) return undefined;
-        return { partition: event.vault.name, row: `mass|${who}` };
+        return stateKey(event.vault.name, `mass|${who}`);
     },
     stateTtlMs: (settings) => settings.massSecretRetrieval.windowMs,
     evaluate(event, ctx, state) {

@@ -1,4 +1,5 @@
 import type { StatefulRule } from '../../engine/rule';
+import { stateKey } from '../../state/store';
 import { baselineStep, type LastSeen } from '../baseline';
 import { describeCaller, describeTarget } from '../text';
 
@@ -25,7 +26,7 @@ export const newAppAccess: StatefulRule<LastSeen> = {
         if (c.kind !== 'service-principal' && c.kind !== 'managed-identity') return undefined;
         if (!ctx.settings.readOperations.has(event.operation) || ctx.settings.knownScanners.has(c.appId))
             return undefined;
-        return { partition: event.vault.name, row: `app|${c.appId}` };
+        return stateKey(event.vault.name, `app|${c.appId}`);
     },
     stateTtlMs: (settings) => settings.baselineWindowMs,
     evaluate(event, ctx, state) {

@@ -1,4 +1,5 @@
 import type { StatefulRule } from '../../engine/rule';
+import { stateKey } from '../../state/store';
 import { baselineStep, type LastSeen } from '../baseline';
 import { describeCaller, describeTarget } from '../text';
 
@@ -23,7 +24,7 @@ export const newUserAccess: StatefulRule<LastSeen> = {
         const c = event.caller;
         if (event.outcome !== 'success' || c.kind !== 'user' || c.objectId === undefined) return undefined;
         if (!ctx.settings.readOperations.has(event.operation)) return undefined;
-        return { partition: event.vault.name, row: `user|${c.objectId}` };
+        return stateKey(event.vault.name, `user|${c.objectId}`);
     },
     stateTtlMs: (settings) => settings.baselineWindowMs,
     evaluate(event, ctx, state) {

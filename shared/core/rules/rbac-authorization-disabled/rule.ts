@@ -1,4 +1,5 @@
 import { isResponder, type StatefulRule } from '../../engine/rule';
+import { stateKey } from '../../state/store';
 import { describeCaller } from '../text';
 
 /** The last known RBAC switch of a vault and the event time it was seen. */
@@ -27,7 +28,7 @@ export const rbacAuthorizationDisabled: StatefulRule<RbacState> = {
     operations: ['VaultGet', 'VaultPatch', 'VaultPut'],
     stateKey(event) {
         if (event.outcome !== 'success' || event.vaultChange?.enableRbacAuthorization === undefined) return undefined;
-        return { partition: event.vault.name, row: 'rbac' };
+        return stateKey(event.vault.name, 'rbac');
     },
     stateTtlMs: () => Number.MAX_SAFE_INTEGER / 2,
     evaluate(event, ctx, state) {

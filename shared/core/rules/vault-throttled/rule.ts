@@ -1,4 +1,5 @@
 import type { StatefulRule } from '../../engine/rule';
+import { stateKey } from '../../state/store';
 import { recordIdOf } from '../../events/identity';
 import { windowStep } from '../common';
 
@@ -25,7 +26,7 @@ export const vaultThrottled: StatefulRule<Throttles> = {
     },
     operations: undefined,
     stateKey(event) {
-        return event.outcome === 'throttled' ? { partition: event.vault.name, row: 'throttle' } : undefined;
+        return event.outcome === 'throttled' ? stateKey(event.vault.name, 'throttle') : undefined;
     },
     stateTtlMs: (settings) => settings.vaultThrottled.windowMs,
     evaluate(event, ctx, state) {
