@@ -1,5 +1,6 @@
 import { bool, getCI, isObject, type JsonObject, maybeJson, str, stringList } from './fields';
 import { httpStatusOf, outcomeOf } from './status';
+import { parseRecordTime } from './time';
 import type {
     AccessPolicyEntry,
     AuditEvent,
@@ -82,7 +83,7 @@ export class RecordNormalizer {
         let timeMs = Number.NaN;
         if (typeof timeRaw !== 'string') problems.push(timeRaw === undefined ? 'time missing' : 'time not a string');
         else {
-            timeMs = Date.parse(timeRaw);
+            timeMs = parseRecordTime(timeRaw);
             if (Number.isNaN(timeMs)) problems.push('time not an ISO 8601 timestamp');
         }
         const operation = raw.operationName;

@@ -33,3 +33,38 @@ export interface StateStore {
      */
     put(key: StateKey, value: unknown, etag: string | undefined, expiresMs: number): Promise<PutResult>;
 }
+
+/**
+ * Reuses the key objects of one row prefix, so that hot keys (a principal read every minute) keep one flat, already
+ * hashed id instead of a new concatenated string per event. Bounded; deterministic.
+ */
+export class KeyMemo {
+    private readonly keys = new Map<string, Map<string, StateKey>>();
+    private size = 0;
+
+    constructor(
+        private readonly prefix: string,
+        private readonly limit = 50_000,
+    ) {}
+
+    get(partition: string, id: string): StateKey {
+        let byId = this.keys.get(partition);
+        if (byId === undefined) {
+            byId = new Map();
+            this.keys.set(partition, byId);
+        }
+        let key = byId.get(id);
+        if (key === undefined) {
+            if (this.size >= this.limit) {
+                this.keys.clear();
+                this.size = 0;
+                byId = new Map();
+                this.keys.set(partition, byId);
+            }
+            key = stateKey(partition, `${this.prefix}${id}`);
+            byId.set(id, key);
+            this.size++;
+        }
+        return key;
+    }
+}

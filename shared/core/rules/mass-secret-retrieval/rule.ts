@@ -1,5 +1,5 @@
 import type { StatefulRule } from '../../engine/rule';
-import { stateKey } from '../../state/store';
+import { KeyMemo } from '../../state/store';
 import { principalOf } from '../../events/identity';
 import { windowStep } from '../common';
 import { describeCaller } from '../text';
@@ -8,6 +8,8 @@ import { describeCaller } from '../text';
 interface Reads {
     readonly items: readonly (readonly [string, number])[];
 }
+
+const MASS_KEYS = new KeyMemo('mass|');
 
 export const massSecretRetrieval: StatefulRule<Reads> = {
     kind: 'stateful',
@@ -29,7 +31,7 @@ export const massSecretRetrieval: StatefulRule<Reads> = {
     stateKey(event) {
         const who = principalOf(event);
         if (event.outcome !== 'success' || who === undefined || event.target?.name === undefined) return undefined;
-        return stateKey(event.vault.name, `mass|${who}`);
+        return MASS_KEYS.get(event.vault.name, who);
     },
     stateTtlMs: (settings) => settings.massSecretRetrieval.windowMs,
     evaluate(event, ctx, state) {

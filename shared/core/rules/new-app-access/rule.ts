@@ -1,7 +1,9 @@
 import type { StatefulRule } from '../../engine/rule';
-import { stateKey } from '../../state/store';
+import { KeyMemo } from '../../state/store';
 import { baselineStep, type LastSeen } from '../baseline';
 import { describeCaller, describeTarget } from '../text';
+
+const APP_KEYS = new KeyMemo('app|');
 
 export const newAppAccess: StatefulRule<LastSeen> = {
     kind: 'stateful',
@@ -26,7 +28,7 @@ export const newAppAccess: StatefulRule<LastSeen> = {
         if (c.kind !== 'service-principal' && c.kind !== 'managed-identity') return undefined;
         if (!ctx.settings.readOperations.has(event.operation) || ctx.settings.knownScanners.has(c.appId))
             return undefined;
-        return stateKey(event.vault.name, `app|${c.appId}`);
+        return APP_KEYS.get(event.vault.name, c.appId);
     },
     stateTtlMs: (settings) => settings.baselineWindowMs,
     evaluate(event, ctx, state) {

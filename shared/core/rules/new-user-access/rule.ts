@@ -1,7 +1,9 @@
 import type { StatefulRule } from '../../engine/rule';
-import { stateKey } from '../../state/store';
+import { KeyMemo } from '../../state/store';
 import { baselineStep, type LastSeen } from '../baseline';
 import { describeCaller, describeTarget } from '../text';
+
+const USER_KEYS = new KeyMemo('user|');
 
 export const newUserAccess: StatefulRule<LastSeen> = {
     kind: 'stateful',
@@ -24,7 +26,7 @@ export const newUserAccess: StatefulRule<LastSeen> = {
         const c = event.caller;
         if (event.outcome !== 'success' || c.kind !== 'user' || c.objectId === undefined) return undefined;
         if (!ctx.settings.readOperations.has(event.operation)) return undefined;
-        return stateKey(event.vault.name, `user|${c.objectId}`);
+        return USER_KEYS.get(event.vault.name, c.objectId);
     },
     stateTtlMs: (settings) => settings.baselineWindowMs,
     evaluate(event, ctx, state) {
