@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 
 export interface AzuriteService {
@@ -10,44 +11,65 @@ export interface AzuriteService {
 const ACCOUNT = 'devstoreaccount1';
 // Azurite's published well-known development key (not a secret).
 const KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+const BIN = join(__dirname, '..', '..', 'node_modules', '.bin');
+
+/** A TCP port that was free a moment ago (azurite-table does not report the port it picks for `--tablePort 0`). */
+function freePort(): Promise<number> {
+    return new Promise((resolve, reject) => {
+        const server = createServer();
+        server.once('error', reject);
+        server.listen(0, '127.0.0.1', () => {
+            const address = server.address();
+            const port = typeof address === 'object' && address !== null ? address.port : 0;
+            server.close(() => resolve(port));
+        });
+    });
+}
 
 /**
- * Starts one Azurite service from the npm devDependency: in memory, telemetry off, on a port the OS picks. Resolves
- * once Azurite says where it listens.
+ * Starts one Azurite service from the npm devDependency: in memory, telemetry off, on a free loopback port. Resolves
+ * once Azurite says it is up; tries another port if the first one was taken meanwhile.
  */
-export function startAzurite(service: 'blob' | 'table'): Promise<AzuriteService> {
-    const bin = join(__dirname, '..', '..', 'node_modules', '.bin', `azurite-${service}`);
-    const args = [
-        '--inMemoryPersistence',
-        '--disableTelemetry',
-        '--skipApiVersionCheck',
-        `--${service}Host`,
-        '127.0.0.1',
-        `--${service}Port`,
-        '0',
-    ];
+export async function startAzurite(service: 'blob' | 'table'): Promise<AzuriteService> {
+    for (let attempt = 1; ; attempt++) {
+        try {
+            return await launch(service, await freePort());
+        } catch (err) {
+            if (attempt >= 3) throw err;
+        }
+    }
+}
+
+function launch(service: 'blob' | 'table', port: number): Promise<AzuriteService> {
+    const args = ['--inMemoryPersistence', '--disableTelemetry', '--skipApiVersionCheck'];
+    args.push(`--${service}Host`, '127.0.0.1', `--${service}Port`, String(port));
     if (service === 'blob') args.push('--extentMemoryLimit', '256');
-    const child: ChildProcess = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child: ChildProcess = spawn(join(BIN, `azurite-${service}`), args, { stdio: ['ignore', 'pipe', 'pipe'] });
     return new Promise((resolve, reject) => {
         let output = '';
-        const timer = setTimeout(() => {
+        const fail = (err: Error): void => {
+            clearTimeout(timer);
             child.kill();
-            reject(new Error(`azurite-${service} did not start within 30 s: ${output}`));
-        }, 30_000);
+            reject(err);
+        };
+        const timer = setTimeout(
+            () => fail(new Error(`azurite-${service} did not start within 30 s: ${output}`)),
+            30_000,
+        );
         const onData = (chunk: Buffer): void => {
             output += chunk.toString();
-            const m = /listen(?:s|ing) (?:on|at) (http:\/\/[\d.]+:(\d+))/.exec(output);
-            if (m === null) return;
+            if (!/successfully (?:listens|started)/.test(output)) return;
             clearTimeout(timer);
             child.stdout?.off('data', onData);
-            const endpoint = `${m[1] as string}/${ACCOUNT}`;
+            child.removeAllListeners('exit');
+            const endpoint = `http://127.0.0.1:${port}/${ACCOUNT}`;
             const key = service === 'blob' ? 'BlobEndpoint' : 'TableEndpoint';
             resolve({
                 endpoint,
                 connectionString: `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT};AccountKey=${KEY};${key}=${endpoint};`,
                 stop: () =>
                     new Promise<void>((done) => {
-                        if (child.exitCode !== null) return done();
+                        if (child.exitCode !== null || child.signalCode !== null) return done();
                         child.once('exit', () => done());
                         child.kill();
                     }),
@@ -57,13 +79,7 @@ export function startAzurite(service: 'blob' | 'table'): Promise<AzuriteService>
         child.stderr?.on('data', (c: Buffer) => {
             output += c.toString();
         });
-        child.once('error', (err) => {
-            clearTimeout(timer);
-            reject(err);
-        });
-        child.once('exit', (code) => {
-            clearTimeout(timer);
-            reject(new Error(`azurite-${service} exited with ${String(code)}: ${output}`));
-        });
+        child.once('error', (err) => fail(err));
+        child.once('exit', (code) => fail(new Error(`azurite-${service} exited with ${String(code)}: ${output}`)));
     });
 }

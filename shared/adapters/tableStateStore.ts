@@ -1,0 +1,109 @@
+import type { TableClient } from '@azure/data-tables';
+import { ResponderError } from '../core/errors';
+import type { PutResult, StateKey, StateStore, StoredState } from '../core/state/store';
+
+/** Characters Table Storage forbids in PartitionKey and RowKey (plus `%`, the escape itself). */
+const FORBIDDEN = /[%/\\#?\u0000-\u001f\u007f-\u009f]/g;
+
+/** Escapes a key part for Table Storage (`/` becomes `%2F` ...); ids and vault names pass unchanged. */
+export function encodeKeyPart(s: string): string {
+    return s.replace(FORBIDDEN, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0').toUpperCase()}`);
+}
+
+/** A string property holds at most 32K UTF-16 characters. */
+const MAX_VALUE_CHARS = 32_000;
+/** Point reads in flight at once per batch. */
+const READ_CONCURRENCY = 16;
+
+function statusOf(err: unknown): number | undefined {
+    const s = (err as { statusCode?: unknown }).statusCode;
+    return typeof s === 'number' ? s : undefined;
+}
+
+function unavailable(what: string, err: unknown): ResponderError {
+    return new ResponderError('STATE.UNAVAILABLE', `state store ${what} failed: ${(err as Error).message}`, true, {
+        cause: err,
+    });
+}
+
+interface StateEntity {
+    readonly partitionKey: string;
+    readonly rowKey: string;
+    /** The state as JSON. */
+    readonly v: string;
+    /** Event time (epoch ms) after which the entity may be swept. */
+    readonly exp: number;
+}
+
+/**
+ * Rule state in Azure Table Storage: one entity per key, written with ETag compare-and-set (`If-Match`, or insert for a
+ * new key), so that function instances working on different partitions never lose each other's updates.
+ */
+export class TableStateStore implements StateStore {
+    private ready: Promise<void> | undefined;
+
+    constructor(private readonly table: TableClient) {}
+
+    /** Creates the table when it does not exist (once per instance). */
+    private ensureTable(): Promise<void> {
+        this.ready ??= this.table.createTable().catch((err: unknown) => {
+            this.ready = undefined;
+            throw unavailable(`creating table ${this.table.tableName}`, err);
+        });
+        return this.ready;
+    }
+
+    async getMany(keys: readonly StateKey[]): Promise<readonly (StoredState | undefined)[]> {
+        await this.ensureTable();
+        const out = new Array<StoredState | undefined>(keys.length);
+        let next = 0;
+        const worker = async (): Promise<void> => {
+            while (next < keys.length) {
+                const i = next++;
+                const key = keys[i] as StateKey;
+                try {
+                    const e = await this.table.getEntity<StateEntity>(
+                        encodeKeyPart(key.partition),
+                        encodeKeyPart(key.row),
+                    );
+                    out[i] = { value: JSON.parse(e.v) as unknown, etag: e.etag };
+                } catch (err) {
+                    if (statusOf(err) === 404) out[i] = undefined;
+                    else throw unavailable(`reading ${key.partition}/${key.row}`, err);
+                }
+            }
+        };
+        await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, keys.length) }, worker));
+        return out;
+    }
+
+    async put(key: StateKey, value: unknown, etag: string | undefined, expiresMs: number): Promise<PutResult> {
+        await this.ensureTable();
+        const v = JSON.stringify(value);
+        if (v.length > MAX_VALUE_CHARS) {
+            throw new ResponderError(
+                'STATE.UNAVAILABLE',
+                `state ${key.partition}/${key.row} is ${v.length} characters, over the ${MAX_VALUE_CHARS} a table property holds`,
+            );
+        }
+        const entity: StateEntity = {
+            partitionKey: encodeKeyPart(key.partition),
+            rowKey: encodeKeyPart(key.row),
+            v,
+            exp: expiresMs,
+        };
+        try {
+            const r =
+                etag === undefined
+                    ? await this.table.createEntity(entity)
+                    : await this.table.updateEntity(entity, 'Replace', { etag });
+            if (r.etag === undefined) throw new Error('no ETag in the response');
+            return { ok: true, etag: r.etag };
+        } catch (err) {
+            const status = statusOf(err);
+            // 409: someone created the key first; 412: someone changed it since we read it; 404: it was swept.
+            if (status === 409 || status === 412 || (status === 404 && etag !== undefined)) return { ok: false };
+            throw unavailable(`writing ${key.partition}/${key.row}`, err);
+        }
+    }
+}
