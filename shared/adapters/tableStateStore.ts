@@ -3,6 +3,7 @@ import { ResponderError } from '../core/errors';
 import type { PutResult, StateKey, StateStore, StoredState } from '../core/state/store';
 
 /** Characters Table Storage forbids in PartitionKey and RowKey (plus `%`, the escape itself). */
+// eslint-disable-next-line no-control-regex -- control characters are exactly what Table Storage forbids
 const FORBIDDEN = /[%/\\#?\u0000-\u001f\u007f-\u009f]/g;
 
 /** Escapes a key part for Table Storage (`/` becomes `%2F` ...); ids and vault names pass unchanged. */
