@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { configJsonSchema, parseResponderConfigText } from '../shared/config/responderConfig';
 import { SettingNames } from '../shared/config/settingNames';
 import { ruleIds, rules } from '../shared/core/rules';
+import { ruleCatalogue } from '../shared/core/rules/catalogue';
 import { REPO } from './support/cli';
 
 const read = (p: string): string => readFileSync(join(REPO, p), 'utf8');
@@ -56,7 +57,10 @@ describe('the bundled Functions entry point (package.json main)', () => {
     });
 
     it('loads when the settings are valid', () => {
-        const r = load({ KVR_QUARANTINE_CONTAINER_URL: 'https://acct.blob.core.windows.net/kvr-quarantine' });
+        const r = load({
+            KVR_QUARANTINE_CONTAINER_URL: 'https://acct.blob.core.windows.net/kvr-quarantine',
+            KVR_STATE: 'https://acct.table.core.windows.net',
+        });
         expect(r.stderr).not.toMatch(/Error/);
         expect(r.status).toBe(0);
     });
@@ -66,5 +70,25 @@ describe('the bundled Functions entry point (package.json main)', () => {
         expect(r.status).not.toBe(0);
         expect(r.stderr).toContain('ConfigError: invalid config app settings: KVR_CONFIG: rules.x: unknown rule id');
         expect(r.stderr).toContain('KVR_QUARANTINE_CONTAINER_URL is required');
+    });
+});
+
+describe('rule documentation', () => {
+    it('docs/rules.md is generated from the current rule metadata', () => {
+        expect(read('docs/rules.md')).toBe(ruleCatalogue());
+    });
+
+    it('every rule has complete metadata', () => {
+        for (const r of rules) {
+            const m = r.meta;
+            expect({ id: m.id, ok: m.title.length > 0 && m.description.length > 40 && m.mitre.length > 0 }).toEqual({
+                id: m.id,
+                ok: true,
+            });
+            expect(m.runbook.length).toBeGreaterThanOrEqual(2);
+            expect(m.falsePositives.length).toBeGreaterThanOrEqual(1);
+            expect(m.references.every((x) => x.startsWith('https://'))).toBe(true);
+            expect(m.mitre.every((t) => /^T\d{4}(\.\d{3})?$/.test(t))).toBe(true);
+        }
     });
 });

@@ -1,4 +1,5 @@
-import type { TableClient } from '@azure/data-tables';
+import type { TokenCredential } from '@azure/identity';
+import { TableClient } from '@azure/data-tables';
 import { ResponderError } from '../core/errors';
 import type { PutResult, StateKey, StateStore, StoredState } from '../core/state/store';
 
@@ -107,4 +108,31 @@ export class TableStateStore implements StateStore {
             throw unavailable(`writing ${key.partition}/${key.row}`, err);
         }
     }
+}
+
+export const DEFAULT_STATE_TABLE = 'kvrstate';
+
+/** Where durable state lives: a table endpoint with Entra ID auth (production) or a connection string (Azurite). */
+export type TableLocation =
+    | { readonly kind: 'url'; readonly url: string; readonly table: string }
+    | { readonly kind: 'connection-string'; readonly connectionString: string; readonly table: string };
+
+/** Builds the Table Storage state store for a location; a URL uses the given credential. */
+export function tableStateStoreAt(location: TableLocation, credential: () => TokenCredential): TableStateStore {
+    if (location.kind === 'connection-string') {
+        const insecure = /DefaultEndpointsProtocol=http;|UseDevelopmentStorage=true/i.test(location.connectionString);
+        return new TableStateStore(
+            TableClient.fromConnectionString(location.connectionString, location.table, {
+                allowInsecureConnection: insecure,
+            }),
+        );
+    }
+    return new TableStateStore(new TableClient(location.url, location.table, credential()));
+}
+
+/** Reads a `--state` / setting value: `https://...` is an account URL, anything else a connection string. */
+export function tableLocationOf(value: string, table: string): TableLocation {
+    return value.startsWith('https://')
+        ? { kind: 'url', url: value.replace(/\/+$/, ''), table }
+        : { kind: 'connection-string', connectionString: value, table };
 }

@@ -1,6 +1,7 @@
-import { DefaultAzureCredential, ManagedIdentityCredential } from '@azure/identity';
+import { DefaultAzureCredential, ManagedIdentityCredential, type TokenCredential } from '@azure/identity';
 import { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import { BlobQuarantineSink } from '../adapters/blobQuarantineSink';
+import { tableStateStoreAt } from '../adapters/tableStateStore';
 import { type AppSettings, loadSettings } from '../config/loadSettings';
 import type { Decision } from '../core/decisions';
 import type { DecisionSink, QuarantineSink } from '../core/ports';
@@ -20,11 +21,13 @@ function quarantineOf(settings: AppSettings): QuarantineSink {
             BlobServiceClient.fromConnectionString(q.connectionString).getContainerClient(q.container),
         );
     }
-    const credential =
-        settings.managedIdentityClientId === undefined
-            ? new DefaultAzureCredential()
-            : new ManagedIdentityCredential({ clientId: settings.managedIdentityClientId });
-    return new BlobQuarantineSink(new ContainerClient(q.url, credential));
+    return new BlobQuarantineSink(new ContainerClient(q.url, credentialOf(settings)));
+}
+
+function credentialOf(settings: AppSettings): TokenCredential {
+    return settings.managedIdentityClientId === undefined
+        ? new DefaultAzureCredential()
+        : new ManagedIdentityCredential({ clientId: settings.managedIdentityClientId });
 }
 
 /**
@@ -43,7 +46,7 @@ export function composeApp(env: Readonly<Record<string, string | undefined>>): A
     const pipeline = createPipeline(
         settings.config,
         { decisions: logOnlyDecisions, quarantine: quarantineOf(settings) },
-        { acceptBareRecords: false },
+        { acceptBareRecords: false, store: tableStateStoreAt(settings.state, () => credentialOf(settings)) },
     );
     return { settings, auditBatch: { pipeline } };
 }

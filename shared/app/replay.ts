@@ -1,5 +1,6 @@
 import { listCaptures, readCapture } from '../adapters/captureReader';
 import type { ResponderConfig } from '../config/responderConfig';
+import type { StateStore } from '../core/state/store';
 import { createPipeline, type PipelineSinks } from './createPipeline';
 import type { PipelineStats } from './pipeline';
 
@@ -16,6 +17,8 @@ export interface ReplayOptions {
     readonly inputs: readonly string[];
     readonly config: ResponderConfig;
     readonly sinks: PipelineSinks;
+    /** Durable rule state (e.g. to seed baselines into Table Storage); in memory when absent. */
+    readonly store?: StateStore;
     readonly onProgress?: (progress: ReplayProgress) => void;
 }
 
@@ -31,7 +34,10 @@ export interface ReplayResult {
  */
 export async function replay(options: ReplayOptions): Promise<ReplayResult> {
     const listing = await listCaptures(options.inputs);
-    const pipeline = createPipeline(options.config, options.sinks, { acceptBareRecords: true });
+    const pipeline = createPipeline(options.config, options.sinks, {
+        acceptBareRecords: true,
+        ...(options.store === undefined ? {} : { store: options.store }),
+    });
     const bytesTotal = listing.files.reduce((n, f) => n + f.size, 0);
     let bytesBefore = 0;
     for (const [index, file] of listing.files.entries()) {

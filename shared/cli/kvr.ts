@@ -4,6 +4,8 @@ import { readFile } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { DirectoryQuarantineSink, JsonLinesDecisionSink } from '../adapters/streamSinks';
+import { DEFAULT_STATE_TABLE, tableLocationOf, tableStateStoreAt } from '../adapters/tableStateStore';
+import { DefaultAzureCredential } from '@azure/identity';
 import { replay } from '../app/replay';
 import { DEFAULT_CONFIG, parseResponderConfigText, type ResponderConfig } from '../config/responderConfig';
 import { ConfigError, ResponderError } from '../core/errors';
@@ -18,9 +20,11 @@ export interface CliIo {
 
 const USAGE = `Usage:
   kvr replay <file-or-dir>... [--config <file>] [--decisions <out.jsonl>] [--quarantine <dir>]
+             [--state <table account URL | storage connection string>] [--state-table <name>]
       Replays captured Key Vault audit logs (Event Hubs bodies, JSON arrays, JSON Lines such as PT1H.json,
       directories, .gz files) through the same pipeline as the Azure Function. Writes the decision log as
-      JSON Lines to stdout (or --decisions) and a summary to stderr.
+      JSON Lines to stdout (or --decisions) and a summary to stderr. Rule state (baselines, windows, finding
+      groups) is kept in memory, or in Azure Table Storage with --state (seeds the production baselines).
   kvr help
 Exit status: 0 when the input was processed (even with rejected records), 2 for bad usage, an unreadable
 path or an invalid config, 1 for an unexpected failure.`;
@@ -70,6 +74,8 @@ function parseReplayArgs(args: readonly string[]) {
             config: { type: 'string' },
             decisions: { type: 'string' },
             quarantine: { type: 'string' },
+            state: { type: 'string' },
+            'state-table': { type: 'string' },
         },
     });
 }
@@ -84,6 +90,15 @@ async function runReplay(args: readonly string[], io: CliIo): Promise<number> {
     const { values, positionals } = parsed;
     if (positionals.length === 0) throw new UsageError('replay needs at least one file or directory');
     const config = await loadConfigFile(values.config);
+    if (values['state-table'] !== undefined && values.state === undefined)
+        throw new UsageError('--state-table needs --state');
+    const store =
+        values.state === undefined
+            ? undefined
+            : tableStateStoreAt(
+                  tableLocationOf(values.state, values['state-table'] ?? DEFAULT_STATE_TABLE),
+                  () => new DefaultAzureCredential(),
+              );
     const out = values.decisions === undefined ? io.stdout : await openOutput(values.decisions);
     // Without --quarantine the rejected items stay where they are, in the input files: each `rejected` line names
     // its file and line. With it, they are also copied whole into <dir>/quarantine.jsonl.
@@ -97,6 +112,7 @@ async function runReplay(args: readonly string[], io: CliIo): Promise<number> {
         const result = await replay({
             inputs: positionals,
             config,
+            ...(store === undefined ? {} : { store }),
             sinks: {
                 decisions: new JsonLinesDecisionSink(out),
                 quarantine,

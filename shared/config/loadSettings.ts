@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { DEFAULT_STATE_TABLE, type TableLocation, tableLocationOf } from '../adapters/tableStateStore';
 import { ConfigError } from '../core/errors';
 import { ruleIds } from '../core/rules';
 import { DEFAULT_CONFIG, parseResponderConfigText, type ResponderConfig } from './responderConfig';
@@ -11,6 +12,7 @@ export type QuarantineSettings =
 /** Everything the Function app needs from its environment, validated. */
 export interface AppSettings {
     readonly config: ResponderConfig;
+    readonly state: TableLocation;
     readonly quarantine: QuarantineSettings;
     readonly managedIdentityClientId: string | undefined;
 }
@@ -85,9 +87,29 @@ export function loadSettings(
         );
     }
 
-    if (problems.length > 0 || quarantine === undefined) throw new ConfigError('app settings', problems);
+    const stateValue = nonEmpty(env, SettingNames.state);
+    let state: TableLocation | undefined;
+    if (stateValue === undefined) {
+        problems.push(
+            `${SettingNames.state} is required (rule state: https://<account>.table.core.windows.net, or a connection string for Azurite)`,
+        );
+    } else if (/^http:\/\//i.test(stateValue)) {
+        problems.push(`${SettingNames.state}: a table endpoint must be https`);
+    } else {
+        const table = nonEmpty(env, SettingNames.stateTable) ?? DEFAULT_STATE_TABLE;
+        if (/^[A-Za-z][A-Za-z0-9]{2,62}$/.test(table)) state = tableLocationOf(stateValue, table);
+        else
+            problems.push(
+                `${SettingNames.stateTable}: '${table}' is not a table name (3-63 letters and digits, first a letter)`,
+            );
+    }
+
+    if (problems.length > 0 || quarantine === undefined || state === undefined) {
+        throw new ConfigError('app settings', problems);
+    }
     return Object.freeze({
         config,
+        state,
         quarantine,
         managedIdentityClientId: nonEmpty(env, SettingNames.managedIdentityClientId),
     });

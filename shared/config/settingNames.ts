@@ -19,6 +19,10 @@ export const SettingNames = {
     quarantineConnectionString: 'KVR_QUARANTINE_CONNECTION_STRING',
     /** Container name when a connection string is used. */
     quarantineContainer: 'KVR_QUARANTINE_CONTAINER',
+    /** Rule state: `https://<account>.table.core.windows.net` (managed identity), or a connection string for Azurite. */
+    state: 'KVR_STATE',
+    /** Table name for rule state (default `kvrstate`). */
+    stateTable: 'KVR_STATE_TABLE',
     /** Client id of the user-assigned managed identity (read by `@azure/identity`). */
     managedIdentityClientId: 'AZURE_CLIENT_ID',
 } as const;

@@ -22,7 +22,9 @@ export const accessPolicyGrantedThenRevoked: StatefulRule<Grants> = {
         falsePositives: [
             'A deployment script that recreates access policies (remove, then add) in the other order is not matched; a script that adds then removes within minutes is.',
         ],
-        references: ['https://github.com/Azure/Azure-Sentinel/tree/master/Hunting%20Queries/AzureDiagnostics'],
+        references: [
+            'https://github.com/Azure/Azure-Sentinel/blob/master/Solutions/Cloud%20Service%20Threat%20Protection%20Essentials/Hunting%20Queries/AzureKeyVaultAccessManipulation.yaml',
+        ],
         runbook: [
             'Find what the principal did on the vault between the grant and the revocation (data-plane records by its object id).',
             'Treat every secret it read as disclosed: rotate them.',

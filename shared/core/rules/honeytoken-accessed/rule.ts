@@ -13,7 +13,7 @@ export const honeytokenAccessed: StatelessRule = {
         falsePositives: [
             'A backup or inventory tool that reads every object: exclude it by giving decoys to vaults it does not scan.',
         ],
-        references: ['https://github.com/Azure/Azure-Sentinel/tree/master/Solutions/HoneyTokens'],
+        references: ['https://github.com/Azure/Azure-Sentinel/blob/master/Solutions/HoneyTokens/README.md'],
         runbook: [
             'Treat the caller as compromised: find its sign-in and what else it touched.',
             'Disable the principal and rotate what it could read.',

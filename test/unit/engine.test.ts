@@ -1,0 +1,181 @@
+import { MemoryStateStore } from '../../shared/adapters/memoryStateStore';
+import { DetectionEngine } from '../../shared/app/detectionEngine';
+import { parseResponderConfig } from '../../shared/config/responderConfig';
+import type { Decision, FindingDecision } from '../../shared/core/decisions';
+import type { RuleMeta, StatefulRule, StatelessRule } from '../../shared/core/engine/rule';
+import { RecordNormalizer } from '../../shared/core/events/normalize';
+import type { AuditEvent } from '../../shared/core/events/types';
+import { rules } from '../../shared/core/rules';
+import { type PutResult, type StateKey, type StateStore, stateKey } from '../../shared/core/state/store';
+import { fixtureRecord } from '../support/fixtures';
+
+const settings = parseResponderConfig(
+    { baseline: { learningDays: 1 } },
+    rules.map((r) => r.meta.id),
+    'test',
+).detection;
+
+function event(overrides: { time?: string; secret?: string; correlationId?: string } = {}): AuditEvent {
+    const raw = fixtureRecord('secret-get-success.json');
+    if (overrides.time !== undefined) raw.time = overrides.time;
+    raw.correlationId = overrides.correlationId ?? `${overrides.time ?? 't'}-${overrides.secret ?? 's'}`;
+    if (overrides.secret !== undefined)
+        (raw.properties as { id: string }).id = `https://kv-payments-prod.vault.azure.net/secrets/${overrides.secret}`;
+    const r = new RecordNormalizer().normalize(raw);
+    if (r.kind !== 'event') throw new Error('fixture did not normalize');
+    return r.event;
+}
+
+const at = (minute: number): string => new Date(Date.UTC(2026, 9, 5, 9, 0) + minute * 60_000).toISOString();
+
+function meta(id: string): RuleMeta {
+    return {
+        id,
+        title: id,
+        severity: 'low',
+        mitre: [],
+        description: '',
+        falsePositives: [],
+        references: [],
+        runbook: [],
+    };
+}
+
+const findings = (ds: readonly Decision[]): FindingDecision[] =>
+    ds.filter((d): d is FindingDecision => d.type === 'finding');
+
+describe('DetectionEngine isolation', () => {
+    const throwing: StatelessRule = {
+        kind: 'stateless',
+        meta: meta('throws'),
+        operations: ['SecretGet'],
+        evaluate: () => {
+            throw new Error('boom');
+        },
+    };
+    const always: StatelessRule = {
+        kind: 'stateless',
+        meta: meta('always'),
+        operations: undefined,
+        evaluate: () => [{ summary: 'seen' }],
+    };
+    const throwingStateful: StatefulRule<number> = {
+        kind: 'stateful',
+        meta: meta('throws-stateful'),
+        operations: undefined,
+        stateKey: (e) => stateKey(e.vault.name, 'x'),
+        stateTtlMs: () => 1000,
+        evaluate: () => {
+            throw new Error('bad state');
+        },
+    };
+
+    it('reports a throwing rule as an error decision and still runs the others', async () => {
+        const engine = new DetectionEngine({
+            rules: [throwing, always, throwingStateful],
+            settings,
+            store: new MemoryStateStore(),
+        });
+        const out = await engine.evaluate([event()]);
+        expect(out.map((d) => [d.type, 'rule' in d ? d.rule : undefined])).toEqual([
+            ['error', 'throws'],
+            ['finding', 'always'],
+            ['error', 'throws-stateful'],
+        ]);
+        expect(out[0]).toMatchObject({ message: 'rule throws threw: boom', vault: 'kv-payments-prod' });
+    });
+
+    it('applies disabled rules and severity overrides', async () => {
+        const engine = new DetectionEngine({
+            rules: [throwing, always],
+            toggles: new Map([
+                ['throws', { enabled: false, severity: undefined }],
+                ['always', { enabled: true, severity: 'critical' }],
+            ]),
+            settings,
+            store: new MemoryStateStore(),
+        });
+        expect(await engine.evaluate([event()])).toEqual([
+            expect.objectContaining({ type: 'finding', rule: 'always', severity: 'critical' }),
+        ]);
+    });
+});
+
+describe('DetectionEngine grouping', () => {
+    const engineOf = (store: StateStore = new MemoryStateStore()) => new DetectionEngine({ rules, settings, store });
+    const burst = (n: number, from = 0) =>
+        Array.from({ length: n }, (_, i) => event({ time: at(from + i * 0.25), secret: `s${from}-${i}` }));
+
+    it('makes one finding with a count out of a burst', async () => {
+        const out = findings(await engineOf().evaluate(burst(40)));
+        expect(out).toHaveLength(1);
+        expect(out[0]).toMatchObject({ rule: 'mass-secret-retrieval', count: 30, operations: ['SecretGet'] });
+        expect(out[0]?.correlationIds).toHaveLength(20);
+    });
+
+    it('suppresses the same group in a later batch within the window, and reports again after it', async () => {
+        const engine = engineOf();
+        expect(findings(await engine.evaluate(burst(12)))).toHaveLength(1);
+        expect(findings(await engine.evaluate(burst(12, 20)))).toHaveLength(0);
+        expect(findings(await engine.evaluate(burst(12, 200)))).toHaveLength(1);
+    });
+
+    it('drops redelivered records and records older than the open group', async () => {
+        const engine = engineOf();
+        const batch = burst(12);
+        expect(findings(await engine.evaluate(batch))).toHaveLength(1);
+        expect(await engine.evaluate(batch)).toEqual([]);
+        expect(await engine.evaluate(batch.slice(0, 11))).toEqual([]);
+    });
+});
+
+/** A store where another writer changes a key right before our first write to it. */
+class InterferingStore implements StateStore {
+    interfered = 0;
+    constructor(
+        private readonly inner: MemoryStateStore,
+        private readonly times: number,
+        private readonly interfere: (key: StateKey, current: unknown) => unknown,
+    ) {}
+    getMany(keys: readonly StateKey[]) {
+        return this.inner.getMany(keys);
+    }
+    async put(key: StateKey, value: unknown, etag: string | undefined, expiresMs: number): Promise<PutResult> {
+        if (this.interfered < this.times && key.row.startsWith('count')) {
+            this.interfered++;
+            const [cur] = await this.inner.getMany([key]);
+            await this.inner.put(key, this.interfere(key, cur?.value), cur?.etag, expiresMs);
+        }
+        return this.inner.put(key, value, etag, expiresMs);
+    }
+}
+
+describe('DetectionEngine compare-and-set', () => {
+    /** Counts distinct correlation ids per vault: an update lost to a race would lose ids. */
+    const counter: StatefulRule<string[]> = {
+        kind: 'stateful',
+        meta: meta('counter'),
+        operations: undefined,
+        stateKey: (e) => stateKey(e.vault.name, 'count'),
+        stateTtlMs: () => 3_600_000,
+        evaluate: (e, _ctx, s) => ({ state: [...(s ?? []), e.correlationId ?? ''] }),
+    };
+
+    it('re-reads and re-evaluates after a conflict, keeping the other writer update', async () => {
+        const inner = new MemoryStateStore();
+        const store = new InterferingStore(inner, 1, (_k, cur) => [
+            ...((cur as string[] | undefined) ?? []),
+            'other-writer',
+        ]);
+        const engine = new DetectionEngine({ rules: [counter], settings, store });
+        await engine.evaluate([event({ correlationId: 'a' }), event({ correlationId: 'b' })]);
+        const [s] = await inner.getMany([stateKey('kv-payments-prod', 'count')]);
+        expect(s?.value).toEqual(['other-writer', 'a', 'b']);
+    });
+
+    it('gives up with a retryable error when conflicts never stop', async () => {
+        const store = new InterferingStore(new MemoryStateStore(), Number.MAX_SAFE_INTEGER, () => ['other']);
+        const engine = new DetectionEngine({ rules: [counter], settings, store, maxAttempts: 3 });
+        await expect(engine.evaluate([event()])).rejects.toMatchObject({ code: 'STATE.CONFLICT', retryable: true });
+    });
+});
