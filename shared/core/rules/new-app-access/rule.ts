@@ -1,7 +1,6 @@
 import type { StatefulRule } from '../../engine/rule';
 import { KeyMemo } from '../../state/store';
-import { baselineStep, type LastSeen } from '../baseline';
-import { describeCaller, describeTarget } from '../text';
+import { baselineStep, baselineTtlMs, type LastSeen } from '../baseline';
 
 const APP_KEYS = new KeyMemo('app|');
 
@@ -30,13 +29,6 @@ export const newAppAccess: StatefulRule<LastSeen> = {
             return undefined;
         return APP_KEYS.get(event.vault.name, c.appId);
     },
-    stateTtlMs: (settings) => settings.baselineWindowMs,
-    evaluate(event, ctx, state) {
-        return baselineStep(
-            event,
-            ctx,
-            state,
-            () => `first ${event.operation} of ${describeTarget(event)} by ${describeCaller(event)}`,
-        );
-    },
+    stateTtlMs: baselineTtlMs,
+    evaluate: baselineStep,
 };

@@ -1,7 +1,6 @@
 import type { StatefulRule } from '../../engine/rule';
 import { KeyMemo } from '../../state/store';
-import { baselineStep, type LastSeen } from '../baseline';
-import { describeCaller, describeTarget } from '../text';
+import { baselineStep, baselineTtlMs, type LastSeen } from '../baseline';
 
 const USER_KEYS = new KeyMemo('user|');
 
@@ -28,13 +27,6 @@ export const newUserAccess: StatefulRule<LastSeen> = {
         if (!ctx.settings.readOperations.has(event.operation)) return undefined;
         return USER_KEYS.get(event.vault.name, c.objectId);
     },
-    stateTtlMs: (settings) => settings.baselineWindowMs,
-    evaluate(event, ctx, state) {
-        return baselineStep(
-            event,
-            ctx,
-            state,
-            () => `first ${event.operation} of ${describeTarget(event)} by ${describeCaller(event)}`,
-        );
-    },
+    stateTtlMs: baselineTtlMs,
+    evaluate: baselineStep,
 };
