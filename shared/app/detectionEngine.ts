@@ -52,6 +52,12 @@ interface VaultMeta {
     readonly first: number;
 }
 
+/** A rule hit, before grouping: what remediation reacts to. */
+export interface Trigger {
+    readonly rule: string;
+    readonly event: AuditEvent;
+}
+
 /** A rule with its position in the catalogue (the output order within one event). */
 interface IndexedRule {
     readonly rule: Rule;
@@ -123,8 +129,11 @@ export class DetectionEngine {
         return p;
     }
 
-    /** Evaluates a batch; returns findings and rule errors in event order. Throws only on store failure. */
-    async evaluate(events: readonly AuditEvent[]): Promise<Decision[]> {
+    /**
+     * Evaluates a batch; returns findings and rule errors in event order. Throws only on store failure.
+     * @param triggers - Receives every rule hit before grouping (remediation acts on each, not only on reported ones).
+     */
+    async evaluate(events: readonly AuditEvent[], triggers?: Trigger[]): Promise<Decision[]> {
         if (events.length === 0 || this.severities.size === 0) return [];
         const firstSeen = await this.vaultFirstSeen(events);
         const candidates: Candidate[] = [];
@@ -166,7 +175,11 @@ export class DetectionEngine {
                 for (const draft of item.findings)
                     candidates.push({ order: item.order, event: item.event, rule: item.rule, draft });
         }
-        const findings = candidates.length === 0 ? [] : await this.group(candidates);
+        const repeats = new Set<Candidate>();
+        const findings = candidates.length === 0 ? [] : await this.group(candidates, repeats);
+        // Redelivered records trigger nothing again (a remediation is idempotent anyway: it reads ARM first).
+        if (triggers !== undefined)
+            for (const c of candidates) if (!repeats.has(c)) triggers.push({ rule: c.rule.meta.id, event: c.event });
         const out = [...findings.map((f) => ({ order: f.order, decision: f.decision })), ...errors];
         out.sort((a, b) => a.order - b.order);
         return out.map((o) => o.decision);
@@ -280,7 +293,10 @@ export class DetectionEngine {
     }
 
     /** Turns candidates into findings: one per group and window; duplicates and repeats are counted, not emitted. */
-    private async group(candidates: Candidate[]): Promise<{ order: number; decision: FindingDecision }[]> {
+    private async group(
+        candidates: Candidate[],
+        repeats: Set<Candidate>,
+    ): Promise<{ order: number; decision: FindingDecision }[]> {
         candidates.sort((a, b) => a.order - b.order);
         const keyed = candidates.map((c) => {
             const principal = c.draft.principal ?? principalOf(c.event) ?? '';
@@ -292,16 +308,25 @@ export class DetectionEngine {
         for (let attempt = 0; ; attempt++) {
             if (attempt >= this.maxAttempts) throw conflictError('finding groups', todo);
             const working = await this.load(todo);
-            for (const { key } of todo) emitted.delete(key.id);
+            for (const { key, c } of todo) {
+                emitted.delete(key.id);
+                repeats.delete(c);
+            }
             for (const { c, key } of todo) {
                 const ks = key.id;
                 const w = working.get(ks) as Working;
                 const g = w.value as GroupState | undefined;
                 const t = c.event.timeMs;
                 const id = recordIdOf(c.event);
-                if (g !== undefined && t < g.opened) continue; // older than the open group: already covered
+                if (g !== undefined && t < g.opened) {
+                    repeats.add(c); // older than the open group: already covered
+                    continue;
+                }
                 if (g !== undefined && t < g.until) {
-                    if (g.ids.includes(id)) continue; // redelivered
+                    if (g.ids.includes(id)) {
+                        repeats.add(c); // redelivered
+                        continue;
+                    }
                     w.value = {
                         ...g,
                         count: g.count + 1,

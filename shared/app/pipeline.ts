@@ -4,7 +4,8 @@ import { excerptOf } from '../core/events/excerpt';
 import { RecordNormalizer, type SkipReason } from '../core/events/normalize';
 import type { AuditEvent } from '../core/events/types';
 import type { DecisionSink, QuarantineItem, QuarantineSink } from '../core/ports';
-import type { DetectionEngine } from './detectionEngine';
+import type { DetectionEngine, Trigger } from './detectionEngine';
+import type { Remediator } from './remediator';
 
 /** One input item: an Event Hubs body (object, JSON string or Buffer) and where it came from. */
 export interface BatchItem {
@@ -26,6 +27,7 @@ export class PipelineStats {
     findings = 0;
     readonly findingsByRule = new Map<string, number>();
     ruleErrors = 0;
+    readonly actionsByStatus = new Map<string, number>();
 
     get rejected(): number {
         return this.rejectedBodies + this.rejectedRecords;
@@ -43,6 +45,7 @@ export class PipelineStats {
             findings: this.findings,
             findingsByRule: Object.fromEntries(this.findingsByRule),
             ruleErrors: this.ruleErrors,
+            actionsByStatus: Object.fromEntries(this.actionsByStatus),
         };
     }
 }
@@ -58,6 +61,8 @@ export interface BatchReport {
 
 export interface PipelineOptions {
     readonly engine: DetectionEngine;
+    /** Reconciles vaults after rule hits (plans only, when it has no ARM access). */
+    readonly remediator?: Remediator;
     readonly decisions: DecisionSink;
     readonly quarantine: QuarantineSink;
     /** Replay accepts bare records (JSON Lines archives); the Event Hubs trigger requires the envelope. */
@@ -133,12 +138,17 @@ export class AuditPipeline {
                 }
             }
         }
-        for (const d of await engine.evaluate(events)) {
+        const triggers: Trigger[] = [];
+        const found = await engine.evaluate(events, triggers);
+        if (this.options.remediator !== undefined && triggers.length > 0)
+            found.push(...(await this.options.remediator.reconcile(triggers)));
+        for (const d of found) {
             decisions.push(d);
             if (d.type === 'finding') {
                 stats.findings++;
                 increment(stats.findingsByRule, d.rule);
             } else if (d.type === 'error') stats.ruleErrors++;
+            else if (d.type === 'action') increment(stats.actionsByStatus, d.status);
         }
         stats.records += records;
         stats.events += events.length;

@@ -10,6 +10,7 @@ import {
     DEFAULT_SENSITIVE_OPERATIONS,
     type Decoy,
     type DetectionSettings,
+    type RemediationMode,
     MINUTE_MS,
     PLATFORM_SCANNERS,
     type VaultPolicy,
@@ -60,6 +61,16 @@ const policyFields = {
         .optional()
         .describe('IP rules inside these ranges are approved (IPv4 and IPv6 CIDR).'),
     approvedPrincipals: z.array(approvedPrincipal).optional().describe('Principals approved in access policies.'),
+    mode: z
+        .enum(['enforce', 'monitor'])
+        .optional()
+        .describe('enforce: remediate drift; monitor: plan and report only (default monitor).'),
+    ruleModes: z
+        .record(z.string(), z.enum(['enforce', 'monitor']))
+        .optional()
+        .describe(
+            'Per-rule modes, keyed by rule id: a rule in monitor mode is only planned, even on an enforced vault.',
+        ),
 };
 
 const match = z
@@ -139,6 +150,23 @@ export const responderConfigSchema = z.strictObject({
             grantedThenRevokedMinutes: z.number().min(1).optional().describe('Default 10.'),
         })
         .optional(),
+    remediation: z
+        .strictObject({
+            maxPerVaultPerHour: z
+                .number()
+                .int()
+                .min(1)
+                .optional()
+                .describe('Remediations per vault per hour before it is suspended (default 3).'),
+            maxPerInvocation: z.number().int().min(1).optional().describe('Remediations per batch (default 10).'),
+            retryBudgetSeconds: z
+                .number()
+                .min(1)
+                .optional()
+                .describe('How long to retry 429 and 5xx answers from ARM (default 60).'),
+        })
+        .optional()
+        .describe('Blast-radius caps and retry budget of automatic remediation.'),
     grouping: z
         .strictObject({ windowMinutes: z.number().min(1).optional().describe('Default 60.') })
         .optional()
@@ -152,6 +180,13 @@ export interface ResponderConfig {
     readonly ruleToggles: ReadonlyMap<string, RuleToggle>;
     readonly detection: DetectionSettings;
     readonly protectedPrincipals: ReadonlySet<string>;
+    readonly remediation: RemediationSettings;
+}
+
+export interface RemediationSettings {
+    readonly maxPerVaultPerHour: number;
+    readonly maxPerInvocation: number;
+    readonly retryBudgetMs: number;
 }
 
 function pathOf(path: readonly PropertyKey[]): string {
@@ -177,6 +212,8 @@ interface MutablePolicy {
     publicNetworkAccess: VaultPolicy['publicNetworkAccess'];
     approvedIpRanges: IpRange[];
     approvedPrincipals: Map<string, AccessPolicyPermissions | undefined>;
+    mode: RemediationMode;
+    ruleModes: Map<string, RemediationMode>;
 }
 
 function applyPolicy(target: MutablePolicy, p: PolicyInput): void {
@@ -249,6 +286,8 @@ function detectionSettingsOf(data: ResponderConfigInput, tags: VaultTags): Detec
                 publicNetworkAccess: undefined,
                 approvedIpRanges: [],
                 approvedPrincipals: new Map(),
+                mode: 'monitor',
+                ruleModes: new Map(),
             };
             applyPolicy(p, defaults);
             const vaultTags = tags.get(vault.resourceId);
@@ -292,6 +331,11 @@ export function parseResponderConfig(
         ruleToggles: toggles,
         detection: detectionSettingsOf(data, tags),
         protectedPrincipals: new Set((data.protectedPrincipals ?? []).map((s) => s.toLowerCase())),
+        remediation: {
+            maxPerVaultPerHour: data.remediation?.maxPerVaultPerHour ?? 3,
+            maxPerInvocation: data.remediation?.maxPerInvocation ?? 10,
+            retryBudgetMs: (data.remediation?.retryBudgetSeconds ?? 60) * 1000,
+        },
     });
 }
 

@@ -1,4 +1,6 @@
 import type { Decision } from './decisions';
+import type { VaultRef } from './events/types';
+import type { RemediationPlan, VaultAccessPolicy, VaultSnapshot } from './remediation/types';
 
 /** A rejected input kept whole, so that nothing is lost silently. */
 export interface QuarantineItem {
@@ -26,4 +28,19 @@ export interface Logger {
     info(message: string, fields?: Readonly<Record<string, unknown>>): void;
     warn(message: string, fields?: Readonly<Record<string, unknown>>): void;
     error(message: string, fields?: Readonly<Record<string, unknown>>): void;
+}
+
+/** Reads and changes vaults through Azure Resource Manager (the truth; log records are only the trigger). */
+export interface VaultAdmin {
+    get(vault: VaultRef): Promise<VaultSnapshot>;
+    /** PATCH `properties` (networkAcls complete, publicNetworkAccess); returns the vault ARM answers with. */
+    patch(vault: VaultRef, properties: NonNullable<RemediationPlan['patch']>): Promise<VaultSnapshot>;
+    /** `vaults.updateAccessPolicy(..., 'remove', ...)` with exactly this entry's permissions. */
+    removeAccessPolicy(vault: VaultRef, entry: VaultAccessPolicy): Promise<void>;
+}
+
+/** Wall-clock time for leases and rate caps (detections use event time instead). */
+export interface Clock {
+    now(): number;
+    sleep(ms: number): Promise<void>;
 }

@@ -10,6 +10,17 @@ export interface VaultPolicy {
     readonly approvedIpRanges: readonly IpRange[];
     /** Approved access-policy principals by object id (lower-case) and their allowed permissions (undefined: any). */
     readonly approvedPrincipals: ReadonlyMap<string, AccessPolicyPermissions | undefined>;
+    /** `enforce`: remediate; `monitor`: plan only. A vault is acted on only when config puts it in enforce scope. */
+    readonly mode: RemediationMode;
+    /** Per-rule modes on this vault; a rule in monitor mode is planned only, even on an enforced vault. */
+    readonly ruleModes: ReadonlyMap<string, RemediationMode>;
+}
+
+export type RemediationMode = 'enforce' | 'monitor';
+
+/** The mode a remediation runs in: enforce only when both the vault and the rule say so. */
+export function modeFor(policy: VaultPolicy, rule: string): RemediationMode {
+    return policy.mode === 'enforce' && policy.ruleModes.get(rule) !== 'monitor' ? 'enforce' : 'monitor';
 }
 
 export interface Decoy {

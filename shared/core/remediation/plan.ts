@@ -1,0 +1,244 @@
+import { isCovered } from '../net/cidr';
+import type { VaultPolicy } from '../rules/settings';
+import {
+    ACTIONS_BY_RULE,
+    type ActionId,
+    type PlannedAction,
+    type RemediationPlan,
+    type SkippedAction,
+    type VaultAccessPolicy,
+    type VaultNetworkAcls,
+    type VaultSnapshot,
+} from './types';
+
+const KINDS = ['keys', 'secrets', 'certificates', 'storage'] as const;
+
+export interface Guard {
+    /** Object ids (lower-case) never removed: break-glass accounts, pipelines, the responder itself. */
+    readonly protectedPrincipals: ReadonlySet<string>;
+}
+
+function lower(s: string | undefined): string | undefined {
+    return s?.toLowerCase();
+}
+
+/** Permissions of `entry` beyond the approved set of its principal; undefined when none (exact wire spelling kept). */
+export function excessOf(entry: VaultAccessPolicy, policy: VaultPolicy): VaultAccessPolicy | undefined {
+    const oid = entry.objectId.toLowerCase();
+    if (!policy.approvedPrincipals.has(oid)) return entry;
+    const allowed = policy.approvedPrincipals.get(oid);
+    if (allowed === undefined) return undefined;
+    const permissions: Record<string, string[]> = {};
+    let any = false;
+    for (const kind of KINDS) {
+        const ok = allowed[kind];
+        if (ok.includes('all')) continue;
+        const extra = (entry.permissions[kind] ?? []).filter((p) => !ok.includes(p.toLowerCase()));
+        if (extra.length > 0) {
+            permissions[kind] = extra;
+            any = true;
+        }
+    }
+    if (!any) return undefined;
+    return {
+        tenantId: entry.tenantId,
+        objectId: entry.objectId,
+        ...(entry.applicationId === undefined ? {} : { applicationId: entry.applicationId }),
+        permissions,
+    };
+}
+
+/**
+ * Computes the smallest change that brings `vault` back to `policy`, for the actions that the triggering rules call
+ * for. Pure: the vault state comes from an ARM read, never from the log record.
+ */
+export function planRemediation(
+    vault: VaultSnapshot,
+    triggeringRules: Iterable<string>,
+    policy: VaultPolicy,
+    guard: Guard,
+): RemediationPlan {
+    const wanted = new Map<ActionId, string>();
+    for (const rule of triggeringRules) {
+        const action = ACTIONS_BY_RULE[rule];
+        if (action !== undefined && !wanted.has(action)) wanted.set(action, rule);
+    }
+    const p = vault.properties;
+    const actions: PlannedAction[] = [];
+    const skipped: SkippedAction[] = [];
+    const acls: VaultNetworkAcls | undefined = p.networkAcls;
+    let networkAcls: VaultNetworkAcls | undefined;
+    let publicNetworkAccess: string | undefined;
+
+    const firewallRule = wanted.get('restore-firewall-default');
+    if (firewallRule !== undefined) {
+        if (policy.networkDefaultAction !== 'Deny') {
+            skipped.push({
+                action: 'restore-firewall-default',
+                rule: firewallRule,
+                reason: 'policy-allows',
+                detail: {},
+            });
+        } else if (lower(acls?.defaultAction) === 'deny') {
+            skipped.push({
+                action: 'restore-firewall-default',
+                rule: firewallRule,
+                reason: 'already-compliant',
+                detail: {},
+            });
+        } else {
+            // A PATCH replaces networkAcls whole: send it complete, or the fix itself drops rules and breaks access.
+            networkAcls = {
+                bypass: acls?.bypass ?? 'AzureServices',
+                defaultAction: 'Deny',
+                ipRules: acls?.ipRules ?? [],
+                virtualNetworkRules: acls?.virtualNetworkRules ?? [],
+            };
+            actions.push({
+                action: 'restore-firewall-default',
+                rule: firewallRule,
+                summary: `set network ACL default action of ${vault.name} back to Deny`,
+                detail: { before: acls?.defaultAction ?? null, after: 'Deny' },
+            });
+        }
+    }
+
+    const ipRule = wanted.get('remove-ip-rule');
+    if (ipRule !== undefined) {
+        const rules = (networkAcls ?? acls)?.ipRules ?? [];
+        const unapproved = rules.filter((r) => !isCovered(r.value, policy.approvedIpRanges));
+        if (unapproved.length === 0)
+            skipped.push({ action: 'remove-ip-rule', rule: ipRule, reason: 'already-compliant', detail: {} });
+        else {
+            const base = networkAcls ?? acls ?? {};
+            networkAcls = {
+                bypass: base.bypass ?? 'AzureServices',
+                defaultAction: base.defaultAction ?? 'Deny',
+                ipRules: rules.filter((r) => isCovered(r.value, policy.approvedIpRanges)),
+                virtualNetworkRules: base.virtualNetworkRules ?? [],
+            };
+            actions.push({
+                action: 'remove-ip-rule',
+                rule: ipRule,
+                summary: `remove IP rule(s) ${unapproved.map((r) => r.value).join(', ')} from ${vault.name}`,
+                detail: {
+                    removed: unapproved.map((r) => r.value),
+                    kept: networkAcls.ipRules?.map((r) => r.value) ?? [],
+                },
+            });
+        }
+    }
+
+    const pnaRule = wanted.get('disable-public-network-access');
+    if (pnaRule !== undefined) {
+        if (policy.publicNetworkAccess !== 'Disabled') {
+            skipped.push({
+                action: 'disable-public-network-access',
+                rule: pnaRule,
+                reason: 'policy-allows',
+                detail: {},
+            });
+        } else if (lower(p.publicNetworkAccess) === 'disabled') {
+            skipped.push({
+                action: 'disable-public-network-access',
+                rule: pnaRule,
+                reason: 'already-compliant',
+                detail: {},
+            });
+        } else {
+            publicNetworkAccess = 'Disabled';
+            actions.push({
+                action: 'disable-public-network-access',
+                rule: pnaRule,
+                summary: `disable public network access of ${vault.name}`,
+                detail: { before: p.publicNetworkAccess ?? null, after: 'Disabled' },
+            });
+        }
+    }
+
+    const accessPolicyRemovals: VaultAccessPolicy[] = [];
+    const apRule = wanted.get('remove-access-policy');
+    if (apRule !== undefined) {
+        if (p.enableRbacAuthorization === true) {
+            // Access policies have no effect while Azure RBAC authorization is on: report, do not "remediate".
+            skipped.push({
+                action: 'remove-access-policy',
+                rule: apRule,
+                reason: 'rbac-authorization-enabled',
+                detail: {},
+            });
+        } else {
+            for (const entry of p.accessPolicies ?? []) {
+                const excess = excessOf(entry, policy);
+                if (excess === undefined) continue;
+                if (guard.protectedPrincipals.has(entry.objectId.toLowerCase())) {
+                    skipped.push({
+                        action: 'remove-access-policy',
+                        rule: apRule,
+                        reason: 'protected-principal',
+                        detail: { objectId: entry.objectId },
+                    });
+                    continue;
+                }
+                accessPolicyRemovals.push(excess);
+                const whole = excess === entry;
+                actions.push({
+                    action: 'remove-access-policy',
+                    rule: apRule,
+                    summary: `${whole ? 'remove the access policy of' : 'remove permissions beyond the approved set from'} ${entry.objectId} on ${vault.name}`,
+                    detail: { objectId: entry.objectId, permissions: excess.permissions, wholeEntry: whole },
+                });
+            }
+            if (accessPolicyRemovals.length === 0 && !skipped.some((s) => s.action === 'remove-access-policy')) {
+                skipped.push({ action: 'remove-access-policy', rule: apRule, reason: 'already-compliant', detail: {} });
+            }
+        }
+    }
+
+    const patch =
+        networkAcls === undefined && publicNetworkAccess === undefined
+            ? undefined
+            : {
+                  ...(networkAcls === undefined ? {} : { networkAcls }),
+                  ...(publicNetworkAccess === undefined ? {} : { publicNetworkAccess }),
+              };
+    return { patch, accessPolicyRemovals, actions, skipped };
+}
+
+/** What still differs from the plan after it was applied (empty: verified). */
+export function verifyRemediation(after: VaultSnapshot, plan: RemediationPlan): string[] {
+    const problems: string[] = [];
+    const p = after.properties;
+    const want = plan.patch;
+    if (want?.networkAcls !== undefined) {
+        const got = p.networkAcls;
+        if (lower(got?.defaultAction) !== lower(want.networkAcls.defaultAction)) {
+            problems.push(
+                `networkAcls.defaultAction is ${got?.defaultAction ?? 'unset'}, expected ${want.networkAcls.defaultAction ?? 'unset'}`,
+            );
+        }
+        const gotRules = new Set((got?.ipRules ?? []).map((r) => r.value));
+        const wantRules = new Set((want.networkAcls.ipRules ?? []).map((r) => r.value));
+        for (const r of wantRules) if (!gotRules.has(r)) problems.push(`IP rule ${r} is missing`);
+        for (const r of gotRules) if (!wantRules.has(r)) problems.push(`IP rule ${r} is still there`);
+        const gotVnets = new Set((got?.virtualNetworkRules ?? []).map((r) => r.id.toLowerCase()));
+        for (const r of want.networkAcls.virtualNetworkRules ?? [])
+            if (!gotVnets.has(r.id.toLowerCase())) problems.push(`virtual network rule ${r.id} is missing`);
+    }
+    if (want?.publicNetworkAccess !== undefined && lower(p.publicNetworkAccess) !== lower(want.publicNetworkAccess)) {
+        problems.push(
+            `publicNetworkAccess is ${p.publicNetworkAccess ?? 'unset'}, expected ${want.publicNetworkAccess}`,
+        );
+    }
+    for (const removed of plan.accessPolicyRemovals) {
+        const entry = (p.accessPolicies ?? []).find((e) => e.objectId.toLowerCase() === removed.objectId.toLowerCase());
+        if (entry === undefined) continue;
+        for (const kind of KINDS) {
+            const still = (removed.permissions[kind] ?? []).filter((x) =>
+                (entry.permissions[kind] ?? []).some((y) => y.toLowerCase() === x.toLowerCase()),
+            );
+            if (still.length > 0) problems.push(`${removed.objectId} still has ${kind}: ${still.join(', ')}`);
+        }
+    }
+    return problems;
+}

@@ -1,0 +1,52 @@
+// A real @azure/arm-keyvault client pointed at the local ARM fake (armKeyVaultFake.ts), over HTTPS with the test CA.
+import { KeyVaultManagementClient, type KeyVaultManagementClientOptionalParams } from '@azure/arm-keyvault';
+import type { AccessToken, TokenCredential } from '@azure/identity';
+import type { ArmKeyVaultFake } from './armKeyVaultFake';
+
+/** The scope a real ARM credential is asked for. */
+export const ARM_SCOPE = 'https://management.azure.com/.default';
+export const FAKE_ARM_TOKEN = 'fake-arm-access-token';
+
+/** A TokenCredential that hands out a fixed token and records the scopes it was asked for. */
+export class StubTokenCredential implements TokenCredential {
+    /** One entry per getToken call. */
+    readonly requestedScopes: string[][] = [];
+
+    constructor(private readonly token: string = FAKE_ARM_TOKEN) {}
+
+    getToken(scopes: string | string[]): Promise<AccessToken> {
+        this.requestedScopes.push(Array.isArray(scopes) ? [...scopes] : [scopes]);
+        return Promise.resolve({ token: this.token, expiresOnTimestamp: Date.now() + 3600 * 1000 });
+    }
+}
+
+export interface ArmClientOptions {
+    /** Passed through to the pipeline; tests use small delays, e.g. { maxRetries: 2, retryDelayInMs: 1, maxRetryDelayInMs: 5 }. */
+    retryOptions?: KeyVaultManagementClientOptionalParams['retryOptions'];
+    /** Defaults to a new StubTokenCredential. */
+    credential?: TokenCredential;
+    /** Defaults to the SDK's own (2026-02-01 for @azure/arm-keyvault 5.0.0). */
+    apiVersion?: string;
+    additionalPolicies?: KeyVaultManagementClientOptionalParams['additionalPolicies'];
+}
+
+/**
+ * A real KeyVaultManagementClient talking to the fake. `credentials.scopes` is set explicitly: with a custom
+ * `endpoint` the client would otherwise ask for `${endpoint}/.default` (azure-contracts.md 1.6). The test CA is trusted
+ * for this client only (`tlsOptions.ca`), never process-wide.
+ */
+export function armClientFor(
+    fake: Pick<ArmKeyVaultFake, 'url' | 'caPem'>,
+    subscriptionId: string,
+    options: ArmClientOptions = {},
+): KeyVaultManagementClient {
+    const clientOptions: KeyVaultManagementClientOptionalParams = {
+        endpoint: fake.url,
+        credentials: { scopes: [ARM_SCOPE] },
+        tlsOptions: { ca: fake.caPem },
+    };
+    if (options.retryOptions !== undefined) clientOptions.retryOptions = options.retryOptions;
+    if (options.apiVersion !== undefined) clientOptions.apiVersion = options.apiVersion;
+    if (options.additionalPolicies !== undefined) clientOptions.additionalPolicies = options.additionalPolicies;
+    return new KeyVaultManagementClient(options.credential ?? new StubTokenCredential(), subscriptionId, clientOptions);
+}

@@ -1,0 +1,1070 @@
+// A local HTTPS fake of the Azure Resource Manager Key Vault `vaults` API (Vaults_Get, Vaults_Update,
+// Vaults_UpdateAccessPolicy), for driving the real @azure/arm-keyvault client in tests.
+//
+// Contract sources: the official OpenAPI definitions (stable 2025-05-01) in shared/specs/arm-keyvault-2025-05-01/
+// (keyvault.json, common.json), read at run time: routes, path parameters and request bodies are validated by walking
+// those definitions, not a hand-copied schema. Service behaviour the spec does not state is marked as such below, with
+// its source; see also shared/docs/azure-contracts.md sections 1 and 2.
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { type IncomingMessage, type ServerResponse } from 'node:http';
+import { type Server, createServer } from 'node:https';
+import { type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { getTestCa } from './testCa';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Wire shapes (JSON as the service sends and receives it)
+
+export interface Permissions {
+    keys?: string[];
+    secrets?: string[];
+    certificates?: string[];
+    storage?: string[];
+}
+
+export interface AccessPolicyEntry {
+    tenantId: string;
+    objectId: string;
+    applicationId?: string;
+    permissions: Permissions;
+}
+
+export interface IpRule {
+    value: string;
+}
+
+export interface VirtualNetworkRule {
+    id: string;
+    ignoreMissingVnetServiceEndpoint?: boolean;
+}
+
+export interface NetworkRuleSet {
+    bypass?: string;
+    defaultAction?: string;
+    ipRules?: IpRule[];
+    virtualNetworkRules?: VirtualNetworkRule[];
+}
+
+export interface VaultProperties {
+    tenantId: string;
+    sku: { family: string; name: string };
+    accessPolicies: AccessPolicyEntry[];
+    vaultUri: string;
+    networkAcls?: NetworkRuleSet;
+    publicNetworkAccess?: string;
+    enableRbacAuthorization?: boolean;
+    enabledForDeployment?: boolean;
+    enabledForDiskEncryption?: boolean;
+    enabledForTemplateDeployment?: boolean;
+    enableSoftDelete?: boolean;
+    softDeleteRetentionInDays?: number;
+    enablePurgeProtection?: boolean;
+    provisioningState?: string;
+    [other: string]: unknown;
+}
+
+export interface SystemData {
+    createdBy?: string;
+    createdByType?: string;
+    createdAt?: string;
+    lastModifiedBy?: string;
+    lastModifiedByType?: string;
+    lastModifiedAt?: string;
+}
+
+/** A vault as `GET .../vaults/{name}` returns it. */
+export interface Vault {
+    id: string;
+    name: string;
+    type: 'Microsoft.KeyVault/vaults';
+    location: string;
+    tags?: Record<string, string>;
+    systemData?: SystemData;
+    properties: VaultProperties;
+}
+
+/** One request as the fake received it. */
+export interface RecordedRequest {
+    method: string;
+    /** The URL path as sent (still percent-encoded), without the query. */
+    path: string;
+    apiVersion: string | undefined;
+    /** The parsed JSON body; the raw text if it was not JSON; undefined if there was none. */
+    body: unknown;
+    authorization: string | undefined;
+    /** The status the fake answered with (0 while the request is in progress, or if the client went away first). */
+    status: number;
+    /** The fault that answered or delayed this request, if any. */
+    fault?: ArmFault;
+}
+
+/** A request whose content the real service would reject (schema, format or service rule). */
+export interface InvalidRequest extends RecordedRequest {
+    errors: string[];
+}
+
+export interface FaultMatch {
+    /** HTTP method, case-insensitive. */
+    method?: string;
+    /** A substring of the decoded URL path, case-insensitive. */
+    pathIncludes?: string;
+}
+
+/**
+ * A fault for the next `times` (default 1) matching requests. Status faults answer instead of the service (the
+ * request has no effect); a delay fault holds the request for `delayMs` and then lets the service handle it, so a
+ * client that timed out meanwhile may still see its change applied, as with a real slow service.
+ */
+export type ArmFault = { match?: FaultMatch; times?: number } & (
+    { status: 429; retryAfterSeconds?: number } | { status: 500 | 502 | 503 } | { status: 403 } | { delayMs: number }
+);
+
+export interface ArmKeyVaultFake {
+    /** https://localhost:PORT */
+    readonly url: string;
+    /** The CA that signed the fake's certificate: pass it as `tlsOptions: { ca }`. */
+    readonly caPem: string;
+    /** Every request received, in order. */
+    readonly requests: readonly RecordedRequest[];
+    /** Requests whose content the real API would reject with 400 (also listed in `requests`). */
+    readonly invalidRequests: readonly InvalidRequest[];
+    /** The current state of a vault by resource id or (unique) name, deep-copied. Throws if there is none. */
+    vault(resourceIdOrName: string): Vault;
+    /** Creates or replaces a vault (keyed by its resource id, case-insensitively). */
+    setVault(vault: Vault): void;
+    inject(fault: ArmFault): void;
+    /** How many injected fault uses are still pending. */
+    pendingFaults(): number;
+    /** Empties `requests` and `invalidRequests`. */
+    clearLog(): void;
+    close(): Promise<void>;
+}
+
+export interface ArmKeyVaultFakeOptions {
+    vaults?: Vault[];
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The OpenAPI definitions and a small validator that walks them
+
+const SPEC_DIR = join(__dirname, '..', '..', '..', 'shared', 'specs', 'arm-keyvault-2025-05-01');
+const MAIN_SPEC = 'keyvault.json';
+
+interface Schema {
+    $ref?: string;
+    type?: string;
+    format?: string;
+    pattern?: string;
+    enum?: unknown[];
+    required?: string[];
+    properties?: Record<string, Schema>;
+    additionalProperties?: boolean | Schema;
+    items?: Schema;
+    allOf?: Schema[];
+    readOnly?: boolean;
+}
+
+interface Parameter extends Omit<Schema, 'required'> {
+    name?: string;
+    in?: string;
+    required?: boolean;
+    schema?: Schema;
+}
+
+interface Operation {
+    operationId: string;
+    parameters?: Parameter[];
+}
+
+interface SpecDocument {
+    info?: { version?: string };
+    paths?: Record<string, Record<string, Operation>>;
+    definitions?: Record<string, Schema>;
+    parameters?: Record<string, Parameter>;
+}
+
+type Mode = 'request' | 'response';
+
+interface ValidationError {
+    code: 'InvalidRequestContent' | 'BadRequest';
+    message: string;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
+function isObject(v: unknown): v is Record<string, unknown> {
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function describeValue(v: unknown): string {
+    if (Array.isArray(v)) return 'an array';
+    if (v === null) return 'null';
+    if (typeof v === 'string') return `the string '${v}'`;
+    if (typeof v === 'object') return 'an object';
+    return `the ${typeof v} ${String(v)}`;
+}
+
+class OpenApiSpec {
+    private readonly docs = new Map<string, SpecDocument>();
+
+    constructor(private readonly dir: string) {}
+
+    doc(file: string): SpecDocument {
+        let d = this.docs.get(file);
+        if (d === undefined) {
+            const path = join(this.dir, file);
+            try {
+                d = JSON.parse(readFileSync(path, 'utf8')) as SpecDocument;
+            } catch (e) {
+                throw new Error(`armKeyVaultFake: cannot read the OpenAPI definitions at ${path}: ${String(e)}`);
+            }
+            this.docs.set(file, d);
+        }
+        return d;
+    }
+
+    /** Resolves `[file]#/definitions/X` or `[file]#/parameters/X` relative to the document that holds the ref. */
+    resolve<T>(ref: string, file: string): { value: T; file: string } {
+        const hash = ref.indexOf('#');
+        const target = hash <= 0 ? file : ref.slice(0, hash);
+        const pointer = ref
+            .slice(hash + 1)
+            .split('/')
+            .filter(Boolean);
+        let node: unknown = this.doc(target);
+        for (const part of pointer) {
+            node = isObject(node) ? node[part.replace(/~1/g, '/').replace(/~0/g, '~')] : undefined;
+        }
+        if (node === undefined) throw new Error(`armKeyVaultFake: unresolved $ref ${ref} in ${file}`);
+        return { value: node as T, file: target };
+    }
+
+    /** The schema behind a (possibly $ref'd) schema, following chains of refs. */
+    deref(schema: Schema, file: string): { schema: Schema; file: string; readOnly: boolean } {
+        let readOnly = schema.readOnly === true;
+        let s = schema;
+        let f = file;
+        for (let hops = 0; s.$ref !== undefined; hops++) {
+            if (hops > 32) throw new Error(`armKeyVaultFake: $ref cycle at ${s.$ref}`);
+            const r = this.resolve<Schema>(s.$ref, f);
+            s = r.value;
+            f = r.file;
+            readOnly ||= s.readOnly === true;
+        }
+        return { schema: s, file: f, readOnly };
+    }
+
+    /**
+     * Validates a JSON value against a schema: type, format (uuid, int32, int64, date-time), pattern, enum, required,
+     * properties, additionalProperties, items, allOf and $ref. In a request, readOnly properties are ignored, as ARM
+     * ignores them; unknown properties are rejected where the schema has no additionalProperties. JSON null counts
+     * as an omitted value. Enum values compare case-insensitively, as ARM resource providers do (the portal stores
+     * access-policy permissions as 'Get', 'List', ...).
+     */
+    validate(value: unknown, schema: Schema, file: string, path: string, mode: Mode, errors: ValidationError[]): void {
+        if (value === null || value === undefined) return;
+        const { schema: s, file: f } = this.deref(schema, file);
+        for (const part of s.allOf ?? []) this.validate(value, part, f, path, mode, errors);
+        const type = s.type ?? (s.properties !== undefined || s.additionalProperties !== undefined ? 'object' : '');
+        const at = path === '' ? 'the body' : path;
+        const bad = (code: ValidationError['code'], message: string) =>
+            errors.push({ code, message: `Invalid value found at ${at}: ${message}` });
+        switch (type) {
+            case 'object': {
+                if (!isObject(value))
+                    return void bad('InvalidRequestContent', `expected an object, got ${describeValue(value)}`);
+                const known = this.objectProperties(s, f);
+                for (const [key, child] of Object.entries(value)) {
+                    const childPath = path === '' ? key : `${path}.${key}`;
+                    const prop = known.get(key);
+                    if (prop !== undefined) {
+                        if (mode === 'request' && this.deref(prop.schema, prop.file).readOnly) continue;
+                        this.validate(child, prop.schema, prop.file, childPath, mode, errors);
+                    } else if (isObject(s.additionalProperties)) {
+                        this.validate(child, s.additionalProperties, f, childPath, mode, errors);
+                    } else if (s.additionalProperties !== true) {
+                        errors.push({
+                            code: 'BadRequest',
+                            message: `Invalid property found at ${at}: '${key}' is not a property of this object`,
+                        });
+                    }
+                }
+                for (const name of this.requiredProperties(s, f)) {
+                    const prop = known.get(name);
+                    if (mode === 'request' && prop !== undefined && this.deref(prop.schema, prop.file).readOnly) {
+                        continue;
+                    }
+                    if (value[name] === undefined || value[name] === null) {
+                        errors.push({
+                            code: 'BadRequest',
+                            message: `Required property '${name}' is missing at ${at}`,
+                        });
+                    }
+                }
+                return;
+            }
+            case 'array':
+                if (!Array.isArray(value))
+                    return void bad('InvalidRequestContent', `expected an array, got ${describeValue(value)}`);
+                if (s.items !== undefined) {
+                    const items = s.items;
+                    value.forEach((item, i) => this.validate(item, items, f, `${path}[${i}]`, mode, errors));
+                }
+                return;
+            case 'string':
+                if (typeof value !== 'string') {
+                    return void bad('InvalidRequestContent', `expected a string, got ${describeValue(value)}`);
+                }
+                if (s.format === 'uuid' && !UUID.test(value)) return void bad('BadRequest', `'${value}' is not a GUID`);
+                if (s.format === 'date-time' && !DATE_TIME.test(value)) {
+                    return void bad('BadRequest', `'${value}' is not a date-time`);
+                }
+                if (s.pattern !== undefined && !new RegExp(s.pattern).test(value)) {
+                    return void bad('BadRequest', `'${value}' does not match ${s.pattern}`);
+                }
+                break;
+            case 'boolean':
+                if (typeof value !== 'boolean') {
+                    return void bad('InvalidRequestContent', `expected a boolean, got ${describeValue(value)}`);
+                }
+                break;
+            case 'integer': {
+                if (typeof value !== 'number' || !Number.isInteger(value)) {
+                    return void bad('InvalidRequestContent', `expected an integer, got ${describeValue(value)}`);
+                }
+                const limit = s.format === 'int32' ? 2 ** 31 : Number.MAX_SAFE_INTEGER;
+                if (value >= limit || value < -limit)
+                    return void bad('InvalidRequestContent', `${value} is out of range`);
+                break;
+            }
+            case 'number':
+                if (typeof value !== 'number') {
+                    return void bad('InvalidRequestContent', `expected a number, got ${describeValue(value)}`);
+                }
+                break;
+            default:
+                break;
+        }
+        if (s.enum !== undefined && !enumIncludes(s.enum, value)) {
+            bad('BadRequest', `${describeValue(value)} is not one of ${s.enum.map(String).join(', ')}`);
+        }
+    }
+
+    private objectProperties(s: Schema, file: string): Map<string, { schema: Schema; file: string }> {
+        const out = new Map<string, { schema: Schema; file: string }>();
+        for (const part of s.allOf ?? []) {
+            const d = this.deref(part, file);
+            for (const [k, v] of this.objectProperties(d.schema, d.file)) out.set(k, v);
+        }
+        for (const [k, v] of Object.entries(s.properties ?? {})) out.set(k, { schema: v, file });
+        return out;
+    }
+
+    private requiredProperties(s: Schema, file: string): string[] {
+        const out = [...(s.required ?? [])];
+        for (const part of s.allOf ?? []) {
+            const d = this.deref(part, file);
+            out.push(...this.requiredProperties(d.schema, d.file));
+        }
+        return out;
+    }
+}
+
+function enumIncludes(values: unknown[], v: unknown): boolean {
+    return values.some((e) =>
+        typeof e === 'string' && typeof v === 'string' ? e.toLowerCase() === v.toLowerCase() : e === v,
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Routes, taken from the spec's paths
+
+type OperationId = 'Vaults_Get' | 'Vaults_Update' | 'Vaults_UpdateAccessPolicy';
+const MODELLED: readonly OperationId[] = ['Vaults_Get', 'Vaults_Update', 'Vaults_UpdateAccessPolicy'];
+
+interface Route {
+    operationId: string;
+    method: string;
+    segments: string[];
+    pathParameters: Map<string, Schema>;
+    body: { schema: Schema; required: boolean } | undefined;
+}
+
+function loadRoutes(spec: OpenApiSpec): Route[] {
+    const routes: Route[] = [];
+    for (const [template, ops] of Object.entries(spec.doc(MAIN_SPEC).paths ?? {})) {
+        if (!/\/providers\/Microsoft\.KeyVault\/vaults\/\{vaultName\}(\/|$)/.test(template)) continue;
+        for (const [method, op] of Object.entries(ops)) {
+            if (method === 'parameters') continue;
+            const pathParameters = new Map<string, Schema>();
+            let body: Route['body'];
+            for (const raw of op.parameters ?? []) {
+                const p = raw.$ref !== undefined ? spec.resolve<Parameter>(raw.$ref, MAIN_SPEC).value : raw;
+                // A path parameter is its own schema (type, pattern, enum), less the parameter-only keys.
+                const { name, in: location, required: _required, schema: _schema, ...schema } = p;
+                if (location === 'path' && name !== undefined) pathParameters.set(name, schema);
+                if (p.in === 'body' && p.schema !== undefined)
+                    body = { schema: p.schema, required: p.required === true };
+            }
+            routes.push({
+                operationId: op.operationId,
+                method: method.toUpperCase(),
+                segments: template.split('/').filter(Boolean),
+                pathParameters,
+                body,
+            });
+        }
+    }
+    return routes;
+}
+
+/** Literal segments compare case-insensitively, as ARM matches them. */
+function matchRoute(route: Route, segments: string[]): Map<string, string> | undefined {
+    if (route.segments.length !== segments.length) return undefined;
+    const params = new Map<string, string>();
+    for (let i = 0; i < segments.length; i++) {
+        const t = route.segments[i] ?? '';
+        const s = segments[i] ?? '';
+        const name = /^\{(.+)\}$/.exec(t)?.[1];
+        if (name !== undefined) params.set(name, s);
+        else if (t.toLowerCase() !== s.toLowerCase()) return undefined;
+    }
+    return params;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Service rules that the schema does not express (each with its source)
+
+/**
+ * Service-side checks on a request body beyond the schema:
+ * - IPRule.value: "An IPv4 address range in CIDR notation, such as '124.56.78.91' (simple IP address) or
+ *   '124.56.78.0/24'" (spec description). The service also refuses private ranges: "Invalid value found at
+ *   properties.networkAcls.ipRules[0].value: 10.0.0.0/8 belongs to forbidden range 10.0.0.0–10.255.255.255 (private IP
+ *   addresses)" (Azure/azure-powershell#11471).
+ * - enablePurgeProtection: "the property does not accept false as its value"; enableSoftDelete: "Once set to true,
+ *   it cannot be reverted to false"; softDeleteRetentionInDays: "It accepts >=7 and <=90" (spec descriptions).
+ * - AccessPolicyEntry: "All identities in the array must use the same tenant ID as the key vault's tenant ID"
+ *   (spec description).
+ */
+function serviceRuleErrors(body: Record<string, unknown>, vault: Vault | undefined): ValidationError[] {
+    const errors: ValidationError[] = [];
+    const props = isObject(body.properties) ? body.properties : {};
+    const acls = isObject(props.networkAcls) ? props.networkAcls : {};
+    if (Array.isArray(acls.ipRules)) {
+        acls.ipRules.forEach((rule, i) => {
+            const value = isObject(rule) ? rule.value : undefined;
+            if (typeof value !== 'string') return;
+            const problem = ipRuleProblem(value);
+            if (problem !== undefined) {
+                errors.push({
+                    code: 'BadRequest',
+                    message: `Invalid value found at properties.networkAcls.ipRules[${i}].value: ${problem}`,
+                });
+            }
+        });
+    }
+    if (props.enablePurgeProtection === false) {
+        errors.push({
+            code: 'BadRequest',
+            message:
+                'The property "enablePurgeProtection" cannot be set to false. Enabling the purge protection for a vault is an irreversible action.',
+        });
+    }
+    if (props.enableSoftDelete === false && vault?.properties.enableSoftDelete !== false) {
+        errors.push({
+            code: 'BadRequest',
+            message:
+                'The property "enableSoftDelete" cannot be set to false. Enabling the soft delete for a vault is an irreversible action.',
+        });
+    }
+    const days = props.softDeleteRetentionInDays;
+    if (typeof days === 'number' && (days < 7 || days > 90)) {
+        errors.push({ code: 'BadRequest', message: `softDeleteRetentionInDays must be between 7 and 90, got ${days}` });
+    }
+    if (vault !== undefined && Array.isArray(props.accessPolicies)) {
+        props.accessPolicies.forEach((entry, i) => {
+            const tenantId = isObject(entry) ? entry.tenantId : undefined;
+            if (typeof tenantId === 'string' && tenantId.toLowerCase() !== vault.properties.tenantId.toLowerCase()) {
+                errors.push({
+                    code: 'BadRequest',
+                    message: `Invalid value found at properties.accessPolicies[${i}].tenantId: all access policies must use the vault's tenant ID`,
+                });
+            }
+        });
+    }
+    return errors;
+}
+
+function ipv4(text: string): number[] | undefined {
+    const parts = text.split('.');
+    if (parts.length !== 4 || !parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255)) return undefined;
+    return parts.map(Number);
+}
+
+function ipRuleProblem(value: string): string | undefined {
+    const [address = '', prefix, ...rest] = value.split('/');
+    const octets = ipv4(address);
+    if (octets === undefined || rest.length > 0 || (prefix !== undefined && !/^\d{1,2}$/.test(prefix))) {
+        return `'${value}' is not an IPv4 address or an IPv4 range in CIDR notation`;
+    }
+    if (prefix !== undefined && Number(prefix) > 32) return `'${value}' has a prefix length over 32`;
+    const [a = 0, b = 0] = octets;
+    if (a === 10) return `${value} belongs to forbidden range 10.0.0.0–10.255.255.255 (private IP addresses)`;
+    if (a === 172 && b >= 16 && b <= 31) {
+        return `${value} belongs to forbidden range 172.16.0.0–172.31.255.255 (private IP addresses)`;
+    }
+    if (a === 192 && b === 168) {
+        return `${value} belongs to forbidden range 192.168.0.0–192.168.255.255 (private IP addresses)`;
+    }
+    return undefined;
+}
+
+/**
+ * The service stores a single address as a /32 range: a rule sent as '1.2.3.4' reads back as '1.2.3.4/32'
+ * (hashicorp/terraform-provider-azurerm#2164, Azure/azure-cli#18479). Code that compares rules must normalise.
+ */
+function normaliseIpRules(acls: NetworkRuleSet): NetworkRuleSet {
+    if (acls.ipRules === undefined) return acls;
+    return {
+        ...acls,
+        ipRules: acls.ipRules.map((r) => (r.value.includes('/') ? r : { ...r, value: `${r.value}/32` })),
+    };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Access policies
+
+const PERMISSION_KINDS = ['keys', 'secrets', 'certificates', 'storage'] as const;
+
+function sameHolder(a: AccessPolicyEntry, b: AccessPolicyEntry): boolean {
+    const eq = (x: string | undefined, y: string | undefined) => (x ?? '').toLowerCase() === (y ?? '').toLowerCase();
+    return eq(a.tenantId, b.tenantId) && eq(a.objectId, b.objectId) && eq(a.applicationId, b.applicationId);
+}
+
+function hasPermissions(p: Permissions): boolean {
+    return PERMISSION_KINDS.some((k) => (p[k]?.length ?? 0) > 0);
+}
+
+/**
+ * Vaults_UpdateAccessPolicy ("Access policy to merge into the vault", spec). What each kind does is service
+ * behaviour the spec does not spell out; modelled as follows:
+ * - add: the listed permissions are merged into the entry of the same tenantId + objectId (+ applicationId), or a new
+ *   entry is appended. Merging ignores case ("The accessPolicies/add endpoint already handles this correctly and
+ *   accepts permissions regardless of casing", Azure/azure-rest-api-specs#42963).
+ * - replace: the entry's permissions become the listed ones (an entry that does not exist yet is appended).
+ * - remove: the listed permissions are taken out of the matching entry, and an entry left with no permission at all
+ *   is dropped; so sending an entry with all of its permissions removes it. That is what Terraform relies on: its
+ *   azurerm_key_vault_access_policy delete sends the entry as found, with all its permissions, to
+ *   accessPolicies/remove and then waits until the entry is gone. Permission values match case-SENSITIVELY: "The
+ *   accessPolicies/remove endpoint performs case-sensitive matching on permission values, so sending lowercase values
+ *   ... results in a silent no-op" with HTTP 200 (Azure/azure-rest-api-specs#42963, api-version 2026-02-01; also
+ *   hashicorp/terraform-provider-azurerm#10707). Send back the values exactly as read. Removing from a holder with no
+ *   entry is a no-op.
+ */
+function applyAccessPolicyUpdate(
+    current: AccessPolicyEntry[],
+    kind: string,
+    entries: AccessPolicyEntry[],
+): AccessPolicyEntry[] {
+    const result = structuredClone(current);
+    for (const entry of entries) {
+        const index = result.findIndex((e) => sameHolder(e, entry));
+        const existing = index >= 0 ? result[index] : undefined;
+        switch (kind.toLowerCase()) {
+            case 'add': {
+                if (existing === undefined) {
+                    result.push(structuredClone(entry));
+                    break;
+                }
+                for (const k of PERMISSION_KINDS) {
+                    const add = entry.permissions[k];
+                    if (add === undefined) continue;
+                    const merged = [...(existing.permissions[k] ?? [])];
+                    for (const p of add) {
+                        if (!merged.some((m) => m.toLowerCase() === p.toLowerCase())) merged.push(p);
+                    }
+                    existing.permissions[k] = merged;
+                }
+                break;
+            }
+            case 'replace':
+                if (existing === undefined) result.push(structuredClone(entry));
+                else existing.permissions = structuredClone(entry.permissions);
+                break;
+            case 'remove': {
+                if (existing === undefined) break;
+                for (const k of PERMISSION_KINDS) {
+                    const remove = entry.permissions[k];
+                    const have = existing.permissions[k];
+                    if (remove === undefined || have === undefined) continue;
+                    existing.permissions[k] = have.filter((p) => !remove.includes(p));
+                }
+                if (!hasPermissions(existing.permissions)) result.splice(index, 1);
+                break;
+            }
+            default:
+                throw new Error(`unknown access policy operation kind ${kind}`);
+        }
+    }
+    return result;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The server
+
+/** api-versions the fake answers: the spec's own (2025-05-01) and what @azure/arm-keyvault 5.x sends by default. */
+const SDK_DEFAULT_API_VERSION = '2026-02-01';
+
+interface PendingFault {
+    fault: ArmFault;
+    remaining: number;
+}
+
+interface ArmError {
+    status: number;
+    code: string;
+    message: string;
+    headers?: Record<string, string>;
+}
+
+function vaultKey(id: string): string {
+    return id.toLowerCase().replace(/\/+$/, '');
+}
+
+function vaultIdFor(subscriptionId: string, resourceGroup: string, name: string): string {
+    return `/subscriptions/${subscriptionId}/resourceGroups/${resourceGroup}/providers/Microsoft.KeyVault/vaults/${name}`;
+}
+
+function safeDecode(segment: string): string {
+    try {
+        return decodeURIComponent(segment);
+    } catch {
+        return segment;
+    }
+}
+
+function faultMatches(fault: ArmFault, method: string, decodedPath: string): boolean {
+    const m = fault.match;
+    if (m?.method !== undefined && m.method.toUpperCase() !== method.toUpperCase()) return false;
+    if (m?.pathIncludes !== undefined && !decodedPath.toLowerCase().includes(m.pathIncludes.toLowerCase())) {
+        return false;
+    }
+    return true;
+}
+
+function actionFor(operationId: string): string {
+    if (operationId === 'Vaults_Get') return 'Microsoft.KeyVault/vaults/read';
+    if (operationId === 'Vaults_UpdateAccessPolicy') return 'Microsoft.KeyVault/vaults/accessPolicies/write';
+    return 'Microsoft.KeyVault/vaults/write';
+}
+
+export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {}): Promise<ArmKeyVaultFake> {
+    const spec = new OpenApiSpec(SPEC_DIR);
+    const routes = loadRoutes(spec);
+    const vaultDefinition: Schema = { $ref: '#/definitions/Vault' };
+    const supportedApiVersions = [spec.doc(MAIN_SPEC).info?.version ?? '2025-05-01', SDK_DEFAULT_API_VERSION];
+    const { caPem, certPem, keyPem } = await getTestCa();
+
+    const vaults = new Map<string, Vault>();
+    const requests: RecordedRequest[] = [];
+    const invalidRequests: InvalidRequest[] = [];
+    const faults: PendingFault[] = [];
+    const timers = new Set<NodeJS.Timeout>();
+    let closed = false;
+
+    function storeVault(v: Vault): void {
+        const errors: ValidationError[] = [];
+        spec.validate(v, vaultDefinition, MAIN_SPEC, '', 'response', errors);
+        if (typeof v.id !== 'string' || !/\/providers\/Microsoft\.KeyVault\/vaults\/[^/]+$/i.test(v.id)) {
+            errors.push({ code: 'BadRequest', message: `id '${String(v.id)}' is not a Key Vault resource id` });
+        }
+        if (errors.length > 0) {
+            throw new Error(`armKeyVaultFake: not a valid Vault: ${errors.map((e) => e.message).join('; ')}`);
+        }
+        vaults.set(vaultKey(v.id), structuredClone(v));
+    }
+
+    for (const v of options.vaults ?? []) storeVault(v);
+
+    function findVault(resourceIdOrName: string): Vault | undefined {
+        if (resourceIdOrName.startsWith('/')) return vaults.get(vaultKey(resourceIdOrName));
+        const byName = [...vaults.values()].filter((v) => v.name.toLowerCase() === resourceIdOrName.toLowerCase());
+        if (byName.length > 1) {
+            throw new Error(
+                `armKeyVaultFake: ${byName.length} vaults are named ${resourceIdOrName}: use the resource id`,
+            );
+        }
+        return byName[0];
+    }
+
+    function touch(v: Vault): void {
+        v.systemData = {
+            ...v.systemData,
+            lastModifiedBy: 'kv-responder-fake',
+            lastModifiedByType: 'Application',
+            lastModifiedAt: new Date().toISOString(),
+        };
+    }
+
+    function send(res: ServerResponse, record: RecordedRequest, status: number, body: unknown, headers = {}): void {
+        record.status = status;
+        const text = body === undefined ? '' : JSON.stringify(body);
+        res.writeHead(status, {
+            'content-type': 'application/json; charset=utf-8',
+            'x-ms-request-id': randomUUID(),
+            'x-ms-correlation-request-id': randomUUID(),
+            ...headers,
+        });
+        res.end(text);
+    }
+
+    function sendError(res: ServerResponse, record: RecordedRequest, e: ArmError): void {
+        // common.json CloudError: { error: { code, message } }
+        send(res, record, e.status, { error: { code: e.code, message: e.message } }, e.headers);
+    }
+
+    function takeFault(method: string, decodedPath: string): ArmFault | undefined {
+        const pending = faults.find((f) => f.remaining > 0 && faultMatches(f.fault, method, decodedPath));
+        if (pending === undefined) return undefined;
+        pending.remaining -= 1;
+        if (pending.remaining === 0) faults.splice(faults.indexOf(pending), 1);
+        return pending.fault;
+    }
+
+    function faultError(
+        fault: Exclude<ArmFault, { delayMs: number }>,
+        operationId: string,
+        resource: string,
+    ): ArmError {
+        switch (fault.status) {
+            case 429:
+                return {
+                    status: 429,
+                    code: 'TooManyRequests',
+                    message: 'The request is being throttled as the limit has been reached for this operation type.',
+                    ...(fault.retryAfterSeconds === undefined
+                        ? {}
+                        : { headers: { 'retry-after': String(fault.retryAfterSeconds) } }),
+                };
+            case 403:
+                return {
+                    status: 403,
+                    code: 'AuthorizationFailed',
+                    message: `The client 'kv-responder' with object id '00000000-0000-0000-0000-000000000000' does not have authorization to perform action '${actionFor(operationId)}' over scope '${resource}' or the scope is invalid. If access was recently granted, please refresh your credentials.`,
+                };
+            case 500:
+            case 502:
+            case 503:
+                return {
+                    status: fault.status,
+                    code: 'InternalServerError',
+                    message: 'Encountered internal server error. Diagnostic information: fault injected by the test.',
+                };
+        }
+    }
+
+    async function handle(req: IncomingMessage, res: ServerResponse, rawBody: string): Promise<void> {
+        const url = new URL(req.url ?? '/', 'https://localhost');
+        const method = (req.method ?? 'GET').toUpperCase();
+        const segments = url.pathname.split('/').filter(Boolean).map(safeDecode);
+        const decodedPath = `/${segments.join('/')}`;
+        const apiVersion = url.searchParams.get('api-version') ?? undefined;
+        let body: unknown;
+        let bodyIsJson = true;
+        if (rawBody.length > 0) {
+            try {
+                body = JSON.parse(rawBody);
+            } catch {
+                body = rawBody;
+                bodyIsJson = false;
+            }
+        }
+        const record: RecordedRequest = {
+            method,
+            path: url.pathname,
+            apiVersion,
+            body,
+            authorization: req.headers.authorization,
+            status: 0,
+        };
+        requests.push(record);
+        const reject = (e: ArmError & { status: 400 | 404 | 405 | 415 }, errors = [e.message]) => {
+            invalidRequests.push(Object.assign(record, { errors }));
+            sendError(res, record, e);
+        };
+
+        // ARM authenticates before anything else.
+        if (!/^Bearer\s+\S+/i.test(req.headers.authorization ?? '')) {
+            return sendError(res, record, {
+                status: 401,
+                code: 'AuthenticationFailed',
+                message: "Authentication failed. The 'Authorization' header is missing or is not a bearer token.",
+                headers: {
+                    'www-authenticate':
+                        'Bearer authorization_uri="https://login.microsoftonline.com/common", error="invalid_token", error_description="The authentication failed because of missing \'Authorization\' header."',
+                },
+            });
+        }
+        if (apiVersion === undefined || apiVersion === '') {
+            return reject({
+                status: 400,
+                code: 'MissingApiVersionParameter',
+                message: 'The api-version query parameter (?api-version=) is required for all requests.',
+            });
+        }
+        if (!supportedApiVersions.includes(apiVersion)) {
+            return reject({
+                status: 400,
+                code: 'NoRegisteredProviderFound',
+                message: `No registered resource provider found for location and API version '${apiVersion}' and resource type 'vaults'. The supported api-versions (in this fake) are '${supportedApiVersions.join(', ')}'.`,
+            });
+        }
+
+        let matched: { route: Route; params: Map<string, string> } | undefined;
+        let pathMatchedOtherMethod = false;
+        for (const route of routes) {
+            const params = matchRoute(route, segments);
+            if (params === undefined) continue;
+            if (route.method === method) {
+                matched = { route, params };
+                break;
+            }
+            pathMatchedOtherMethod = true;
+        }
+        if (matched === undefined) {
+            return reject({
+                status: pathMatchedOtherMethod ? 405 : 404,
+                code: pathMatchedOtherMethod ? 'UnsupportedByFake' : 'NotFound',
+                message: pathMatchedOtherMethod
+                    ? `${method} ${decodedPath} is not modelled by the fake (it models Vaults_Get, Vaults_Update and Vaults_UpdateAccessPolicy).`
+                    : `No route for ${method} ${decodedPath}.`,
+            });
+        }
+        const { route, params } = matched;
+        if (!MODELLED.includes(route.operationId as OperationId)) {
+            return reject({
+                status: 405,
+                code: 'UnsupportedByFake',
+                message: `${route.operationId} (${method} ${decodedPath}) is not modelled by the fake.`,
+            });
+        }
+
+        // Validate path parameters and the body against the spec.
+        const errors: ValidationError[] = [];
+        for (const [name, p] of route.pathParameters) {
+            spec.validate(params.get(name), p, MAIN_SPEC, `path parameter ${name}`, 'request', errors);
+        }
+        const sub = params.get('subscriptionId') ?? '';
+        const rg = params.get('resourceGroupName') ?? '';
+        const name = params.get('vaultName') ?? '';
+        const resourceId = vaultIdFor(sub, rg, name);
+        if (route.body !== undefined) {
+            const contentType = (req.headers['content-type'] ?? '').toLowerCase();
+            if (rawBody.length > 0 && !contentType.startsWith('application/json')) {
+                return reject({
+                    status: 415,
+                    code: 'UnsupportedMediaType',
+                    message: `The content media type '${contentType}' is not supported. Only 'application/json' is supported.`,
+                });
+            }
+            if (!bodyIsJson) {
+                errors.push({
+                    code: 'InvalidRequestContent',
+                    message: 'The request content was invalid and could not be deserialized: the body is not JSON.',
+                });
+            } else if (body === undefined || body === null) {
+                if (route.body.required) {
+                    errors.push({ code: 'InvalidRequestContent', message: 'The request content is required.' });
+                }
+            } else {
+                spec.validate(body, route.body.schema, MAIN_SPEC, '', 'request', errors);
+                if (errors.length === 0 && isObject(body))
+                    errors.push(...serviceRuleErrors(body, findVault(resourceId)));
+            }
+        }
+        if (errors.length > 0) {
+            invalidRequests.push(Object.assign(record, { errors: errors.map((e) => e.message) }));
+        }
+
+        // Injected faults answer after authentication, as ARM throttling and RBAC do, and before the provider.
+        const fault = takeFault(method, decodedPath);
+        if (fault !== undefined) {
+            record.fault = fault;
+            if ('delayMs' in fault) {
+                await new Promise<void>((resolve) => {
+                    const t = setTimeout(() => {
+                        timers.delete(t);
+                        resolve();
+                    }, fault.delayMs);
+                    timers.add(t);
+                });
+                if (closed) return;
+            } else {
+                return sendError(res, record, faultError(fault, route.operationId, resourceId));
+            }
+        }
+
+        if (errors.length > 0) {
+            const first = errors[0];
+            return sendError(res, record, {
+                status: 400,
+                code: first?.code ?? 'BadRequest',
+                message: errors.map((e) => e.message).join('; '),
+            });
+        }
+
+        const vault = findVault(resourceId);
+        if (vault === undefined) {
+            return sendError(res, record, {
+                status: 404,
+                code: 'ResourceNotFound',
+                message: `The Resource 'Microsoft.KeyVault/vaults/${name}' under resource group '${rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`,
+            });
+        }
+
+        switch (route.operationId as OperationId) {
+            case 'Vaults_Get':
+                return send(res, record, 200, vault);
+            case 'Vaults_Update': {
+                // PATCH (VaultPatchParameters). Each top-level property present in `properties` replaces the stored
+                // value, and so does `tags`. `networkAcls` in particular is replaced AS A WHOLE: ipRules,
+                // virtualNetworkRules or bypass left out of the PATCH are gone afterwards. The spec does not say
+                // whether the service keeps existing ipRules when a PATCH carries a partial networkAcls ("whether the
+                // service keeps existing ipRules is service behaviour", azure-contracts.md 1.6); the fake models the
+                // risky reading on purpose, so that remediation code must GET, edit and PATCH the complete
+                // networkAcls it read.
+                const patch = body as { tags?: Record<string, string> | null; properties?: Record<string, unknown> };
+                if (patch.tags !== undefined && patch.tags !== null) vault.tags = structuredClone(patch.tags);
+                for (const [key, value] of Object.entries(patch.properties ?? {})) {
+                    if (value === null || value === undefined) continue;
+                    vault.properties[key] =
+                        key === 'networkAcls'
+                            ? normaliseIpRules(structuredClone(value as NetworkRuleSet))
+                            : structuredClone(value);
+                }
+                touch(vault);
+                return send(res, record, 200, vault);
+            }
+            case 'Vaults_UpdateAccessPolicy': {
+                const kind = params.get('operationKind') ?? '';
+                const entries = (body as { properties: { accessPolicies: AccessPolicyEntry[] } }).properties
+                    .accessPolicies;
+                vault.properties.accessPolicies = applyAccessPolicyUpdate(
+                    vault.properties.accessPolicies ?? [],
+                    kind,
+                    entries,
+                );
+                touch(vault);
+                // The response is a VaultAccessPolicyParameters. The one published example (updateAccessPoliciesAdd.json)
+                // answers with the access policies of the request, not the vault's whole list: read the vault to see
+                // the result.
+                return send(res, record, 200, {
+                    id: `${vault.id}/accessPolicies/${kind.toLowerCase()}`,
+                    type: 'Microsoft.KeyVault/vaults/accessPolicies',
+                    properties: { accessPolicies: structuredClone(entries) },
+                });
+            }
+        }
+    }
+
+    const server: Server = createServer({ cert: certPem, key: keyPem }, (req, res) => {
+        const chunks: Buffer[] = [];
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('end', () => {
+            handle(req, res, Buffer.concat(chunks).toString('utf8')).catch((e: unknown) => {
+                if (res.headersSent) return void res.destroy();
+                res.writeHead(500, { 'content-type': 'application/json; charset=utf-8' });
+                res.end(JSON.stringify({ error: { code: 'FakeFailure', message: String(e) } }));
+            });
+        });
+    });
+    await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(0, '127.0.0.1', () => {
+            server.off('error', reject);
+            resolve();
+        });
+    });
+    const { port } = server.address() as AddressInfo;
+
+    return {
+        url: `https://localhost:${port}`,
+        caPem,
+        requests,
+        invalidRequests,
+        vault(resourceIdOrName) {
+            const v = findVault(resourceIdOrName);
+            if (v === undefined) throw new Error(`armKeyVaultFake: no vault ${resourceIdOrName}`);
+            return structuredClone(v);
+        },
+        setVault: storeVault,
+        inject(fault) {
+            const times = fault.times ?? 1;
+            if (!Number.isInteger(times) || times < 1)
+                throw new Error(`armKeyVaultFake: times must be >= 1, got ${times}`);
+            faults.push({ fault: structuredClone(fault), remaining: times });
+        },
+        pendingFaults: () => faults.reduce((n, f) => n + f.remaining, 0),
+        clearLog() {
+            requests.length = 0;
+            invalidRequests.length = 0;
+        },
+        async close() {
+            closed = true;
+            for (const t of timers) clearTimeout(t);
+            timers.clear();
+            await new Promise<void>((resolve) => {
+                server.close(() => resolve());
+                server.closeAllConnections();
+            });
+        },
+    };
+}
+
+/** A vault in the shape GET returns, modelled on the spec's getVault.json example; override what a test needs. */
+export function makeVault(params: {
+    subscriptionId?: string;
+    resourceGroup?: string;
+    name?: string;
+    location?: string;
+    tenantId?: string;
+    tags?: Record<string, string>;
+    properties?: Partial<VaultProperties>;
+}): Vault {
+    const subscriptionId = params.subscriptionId ?? '00000000-0000-0000-0000-000000000001';
+    const resourceGroup = params.resourceGroup ?? 'rg-kv';
+    const name = params.name ?? 'kv-test';
+    const tenantId = params.tenantId ?? '00000000-0000-0000-0000-0000000000aa';
+    return {
+        id: vaultIdFor(subscriptionId, resourceGroup, name),
+        name,
+        type: 'Microsoft.KeyVault/vaults',
+        location: params.location ?? 'westeurope',
+        tags: params.tags ?? {},
+        systemData: {
+            createdBy: 'kv-admin@example.com',
+            createdByType: 'User',
+            createdAt: '2026-01-01T12:00:00.000Z',
+            lastModifiedBy: 'kv-admin@example.com',
+            lastModifiedByType: 'User',
+            lastModifiedAt: '2026-01-01T12:00:00.000Z',
+        },
+        properties: {
+            tenantId,
+            sku: { family: 'A', name: 'standard' },
+            accessPolicies: [],
+            vaultUri: `https://${name}.vault.azure.net/`,
+            enabledForDeployment: false,
+            enabledForDiskEncryption: false,
+            enabledForTemplateDeployment: false,
+            enableSoftDelete: true,
+            softDeleteRetentionInDays: 90,
+            enableRbacAuthorization: false,
+            provisioningState: 'Succeeded',
+            publicNetworkAccess: 'Enabled',
+            ...params.properties,
+        },
+    };
+}
