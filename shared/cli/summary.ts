@@ -28,6 +28,7 @@ export function formatSummary(
             (where.quarantine === undefined ? '' : `, quarantined in ${where.quarantine}`),
         `  findings ${s.findings}${s.findings > 0 ? `: ${list(s.findingsByRule)}` : ''}`,
     ];
+    if (s.actionsByStatus.size > 0) lines.push(`  remediation actions: ${list(s.actionsByStatus)}`);
     if (s.ruleErrors > 0) lines.push(`  rule errors ${s.ruleErrors} (see "type":"error" lines)`);
     if (result.ignoredFiles.length > 0) {
         const shown = result.ignoredFiles.slice(0, 3).join(', ');
