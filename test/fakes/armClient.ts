@@ -21,7 +21,7 @@ export class StubTokenCredential implements TokenCredential {
 }
 
 export interface ArmClientOptions {
-    /** Passed through to the pipeline; tests use small delays, e.g. { maxRetries: 2, retryDelayInMs: 1, maxRetryDelayInMs: 5 }. */
+    /** Passed through to the pipeline; tests use small delays, e.g. `{ maxRetries: 2, retryDelayInMs: 1 }`. */
     retryOptions?: KeyVaultManagementClientOptionalParams['retryOptions'];
     /** Defaults to a new StubTokenCredential. */
     credential?: TokenCredential;

@@ -203,7 +203,7 @@ function describeValue(v: unknown): string {
     if (v === null) return 'null';
     if (typeof v === 'string') return `the string '${v}'`;
     if (typeof v === 'object') return 'an object';
-    return `the ${typeof v} ${String(v)}`;
+    return `the ${typeof v} ${JSON.stringify(v)}`;
 }
 
 class OpenApiSpec {
@@ -957,9 +957,9 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
                     entries,
                 );
                 touch(vault);
-                // The response is a VaultAccessPolicyParameters. The one published example (updateAccessPoliciesAdd.json)
-                // answers with the access policies of the request, not the vault's whole list: read the vault to see
-                // the result.
+                // The response is a VaultAccessPolicyParameters. The one published example
+                // (updateAccessPoliciesAdd.json) answers with the access policies of the request, not the vault's whole
+                // list: read the vault to see the result.
                 return send(res, record, 200, {
                     id: `${vault.id}/accessPolicies/${kind.toLowerCase()}`,
                     type: 'Microsoft.KeyVault/vaults/accessPolicies',
