@@ -226,6 +226,8 @@ function applyPolicy(target: MutablePolicy, p: PolicyInput): void {
     for (const r of p.approvedIpRanges ?? []) target.approvedIpRanges.push(parseRange(r) as IpRange);
     for (const a of p.approvedPrincipals ?? [])
         target.approvedPrincipals.set(a.objectId.toLowerCase(), permissionsOf(a.permissions));
+    if (p.mode !== undefined) target.mode = p.mode;
+    for (const [rule, mode] of Object.entries(p.ruleModes ?? {})) target.ruleModes.set(rule, mode);
 }
 
 function matches(
@@ -297,6 +299,21 @@ function detectionSettingsOf(data: ResponderConfigInput, tags: VaultTags): Detec
     });
 }
 
+/** The `ruleModes` objects of a raw config, with where they are. */
+function ruleModeMaps(value: unknown): [string, object][] {
+    const g = typeof value === 'object' && value !== null ? (value as { guardrails?: unknown }).guardrails : undefined;
+    if (typeof g !== 'object' || g === null) return [];
+    const { default: d, overrides } = g as { default?: unknown; overrides?: unknown };
+    const policies: [string, unknown][] = [['guardrails.default', d]];
+    if (Array.isArray(overrides)) overrides.forEach((o, i) => policies.push([`guardrails.overrides.${i}`, o]));
+    const out: [string, object][] = [];
+    for (const [where, p] of policies) {
+        const modes = typeof p === 'object' && p !== null ? (p as { ruleModes?: unknown }).ruleModes : undefined;
+        if (typeof modes === 'object' && modes !== null) out.push([where, modes]);
+    }
+    return out;
+}
+
 /**
  * Validates a parsed config object against the schema and the known rule ids, collecting every problem.
  * @param source - Where the config came from, for the error message.
@@ -321,6 +338,11 @@ export function parseResponderConfig(
             if (!known.has(id))
                 problems.push(`rules.${id}: unknown rule id (known: ${knownRuleIds.join(', ') || 'none'})`);
         }
+    }
+    // Per-rule modes name rules too.
+    for (const [where, modes] of ruleModeMaps(value)) {
+        for (const id of Object.keys(modes))
+            if (!known.has(id)) problems.push(`${where}.ruleModes.${id}: unknown rule id`);
     }
     if (problems.length > 0 || !parsed.success) throw new ConfigError(source, problems);
     const data = parsed.data;

@@ -136,6 +136,8 @@ export interface ArmKeyVaultFake {
     inject(fault: ArmFault): void;
     /** How many injected fault uses are still pending. */
     pendingFaults(): number;
+    /** Drops every pending fault. */
+    clearFaults(): void;
     /** Empties `requests` and `invalidRequests`. */
     clearLog(): void;
     close(): Promise<void>;
@@ -1007,6 +1009,9 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
             faults.push({ fault: structuredClone(fault), remaining: times });
         },
         pendingFaults: () => faults.reduce((n, f) => n + f.remaining, 0),
+        clearFaults: () => {
+            faults.length = 0;
+        },
         clearLog() {
             requests.length = 0;
             invalidRequests.length = 0;

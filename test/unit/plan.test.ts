@@ -3,7 +3,12 @@ import { planRemediation, verifyRemediation } from '../../shared/core/remediatio
 import type { VaultSnapshot } from '../../shared/core/remediation/types';
 import { ruleIds } from '../../shared/core/rules';
 
-const VAULT_REF = { subscriptionId: 's', resourceGroup: 'rg', name: 'kv-payments-prod', resourceId: '/subscriptions/s/resourcegroups/rg/providers/microsoft.keyvault/vaults/kv-payments-prod' };
+const VAULT_REF = {
+    subscriptionId: 's',
+    resourceGroup: 'rg',
+    name: 'kv-payments-prod',
+    resourceId: '/subscriptions/s/resourcegroups/rg/providers/microsoft.keyvault/vaults/kv-payments-prod',
+};
 const API = 'c0c0c0c0-0000-4000-8000-0000000000a1';
 const MALLORY = 'bad0bad0-0000-4000-8000-00000000000d';
 const BREAK_GLASS = 'b6b6b6b6-0000-4000-8000-0000000000b6';
@@ -34,7 +39,9 @@ const openVault = vault({
         bypass: 'None',
         defaultAction: 'Allow',
         ipRules: [{ value: '198.51.100.7/32' }, { value: '203.0.113.66/32' }],
-        virtualNetworkRules: [{ id: '/subscriptions/s/resourceGroups/n/providers/Microsoft.Network/virtualNetworks/v/subnets/a' }],
+        virtualNetworkRules: [
+            { id: '/subscriptions/s/resourceGroups/n/providers/Microsoft.Network/virtualNetworks/v/subnets/a' },
+        ],
     },
     publicNetworkAccess: 'Enabled',
     enableRbacAuthorization: false,
@@ -61,12 +68,21 @@ describe('planRemediation', () => {
 
     it('removes exactly the unapproved IP rules, in the same single PATCH as the default action', () => {
         const plan = planRemediation(openVault, ['firewall-opened', 'firewall-ip-rule-added'], policy, guard);
-        expect(plan.patch?.networkAcls).toMatchObject({ defaultAction: 'Deny', bypass: 'None', ipRules: [{ value: '198.51.100.7/32' }] });
-        expect(plan.actions.map((a) => a.detail)).toContainEqual({ removed: ['203.0.113.66/32'], kept: ['198.51.100.7/32'] });
+        expect(plan.patch?.networkAcls).toMatchObject({
+            defaultAction: 'Deny',
+            bypass: 'None',
+            ipRules: [{ value: '198.51.100.7/32' }],
+        });
+        expect(plan.actions.map((a) => a.detail)).toContainEqual({
+            removed: ['203.0.113.66/32'],
+            kept: ['198.51.100.7/32'],
+        });
     });
 
     it('disables public network access only where the policy says so', () => {
-        expect(planRemediation(openVault, ['public-network-access-enabled'], policy, guard).patch).toEqual({ publicNetworkAccess: 'Disabled' });
+        expect(planRemediation(openVault, ['public-network-access-enabled'], policy, guard).patch).toEqual({
+            publicNetworkAccess: 'Disabled',
+        });
         const lenient = parseResponderConfig({}, ruleIds, 'x').detection.policyFor(VAULT_REF);
         const plan = planRemediation(openVault, ['public-network-access-enabled'], lenient, guard);
         expect(plan.patch).toBeUndefined();
@@ -79,26 +95,54 @@ describe('planRemediation', () => {
             { tenantId: 't', objectId: API, permissions: { secrets: ['Set'], keys: ['get'] } },
             { tenantId: 't', objectId: MALLORY, permissions: { secrets: ['get', 'list'] } },
         ]);
-        expect(plan.skipped).toEqual([expect.objectContaining({ reason: 'protected-principal', detail: { objectId: BREAK_GLASS } })]);
+        expect(plan.skipped).toEqual([
+            expect.objectContaining({ reason: 'protected-principal', detail: { objectId: BREAK_GLASS } }),
+        ]);
     });
 
     it('reports, but does not remediate, access policies on a vault with RBAC authorization', () => {
-        const plan = planRemediation(vault({ ...openVault.properties, enableRbacAuthorization: true }), ['self-granted-access'], policy, guard);
+        const plan = planRemediation(
+            vault({ ...openVault.properties, enableRbacAuthorization: true }),
+            ['self-granted-access'],
+            policy,
+            guard,
+        );
         expect(plan.accessPolicyRemovals).toEqual([]);
-        expect(plan.skipped).toEqual([expect.objectContaining({ action: 'remove-access-policy', reason: 'rbac-authorization-enabled' })]);
+        expect(plan.skipped).toEqual([
+            expect.objectContaining({ action: 'remove-access-policy', reason: 'rbac-authorization-enabled' }),
+        ]);
     });
 
     it('plans nothing for a compliant vault', () => {
-        const ok = vault({ networkAcls: { defaultAction: 'Deny', ipRules: [{ value: '198.51.100.7/32' }] }, publicNetworkAccess: 'Disabled', accessPolicies: [] });
-        const plan = planRemediation(ok, ['firewall-opened', 'firewall-ip-rule-added', 'public-network-access-enabled', 'access-policy-granted'], policy, guard);
+        const ok = vault({
+            networkAcls: { defaultAction: 'Deny', ipRules: [{ value: '198.51.100.7/32' }] },
+            publicNetworkAccess: 'Disabled',
+            accessPolicies: [],
+        });
+        const plan = planRemediation(
+            ok,
+            ['firewall-opened', 'firewall-ip-rule-added', 'public-network-access-enabled', 'access-policy-granted'],
+            policy,
+            guard,
+        );
         expect(plan.patch).toBeUndefined();
         expect(plan.actions).toEqual([]);
-        expect(plan.skipped.map((s) => s.reason)).toEqual(['already-compliant', 'already-compliant', 'already-compliant', 'already-compliant']);
+        expect(plan.skipped.map((s) => s.reason)).toEqual([
+            'already-compliant',
+            'already-compliant',
+            'already-compliant',
+            'already-compliant',
+        ]);
     });
 });
 
 describe('verifyRemediation', () => {
-    const plan = planRemediation(openVault, ['firewall-opened', 'firewall-ip-rule-added', 'access-policy-granted'], policy, guard);
+    const plan = planRemediation(
+        openVault,
+        ['firewall-opened', 'firewall-ip-rule-added', 'access-policy-granted'],
+        policy,
+        guard,
+    );
 
     it('accepts a vault that matches the plan', () => {
         const after = vault({

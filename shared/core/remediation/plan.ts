@@ -1,4 +1,4 @@
-import { isCovered } from '../net/cidr';
+import { isCovered, parseRange } from '../net/cidr';
 import type { VaultPolicy } from '../rules/settings';
 import {
     ACTIONS_BY_RULE,
@@ -205,6 +205,11 @@ export function planRemediation(
     return { patch, accessPolicyRemovals, actions, skipped };
 }
 
+function rangeId(value: string): string {
+    const r = parseRange(value);
+    return r === undefined ? value.toLowerCase() : `${r.family}:${r.first.toString(16)}-${r.last.toString(16)}`;
+}
+
 /** What still differs from the plan after it was applied (empty: verified). */
 export function verifyRemediation(after: VaultSnapshot, plan: RemediationPlan): string[] {
     const problems: string[] = [];
@@ -217,10 +222,11 @@ export function verifyRemediation(after: VaultSnapshot, plan: RemediationPlan): 
                 `networkAcls.defaultAction is ${got?.defaultAction ?? 'unset'}, expected ${want.networkAcls.defaultAction ?? 'unset'}`,
             );
         }
-        const gotRules = new Set((got?.ipRules ?? []).map((r) => r.value));
-        const wantRules = new Set((want.networkAcls.ipRules ?? []).map((r) => r.value));
-        for (const r of wantRules) if (!gotRules.has(r)) problems.push(`IP rule ${r} is missing`);
-        for (const r of gotRules) if (!wantRules.has(r)) problems.push(`IP rule ${r} is still there`);
+        // ARM stores a single address as /32: compare ranges, not spellings.
+        const gotRules = new Map((got?.ipRules ?? []).map((r) => [rangeId(r.value), r.value]));
+        const wantRules = new Map((want.networkAcls.ipRules ?? []).map((r) => [rangeId(r.value), r.value]));
+        for (const [id, r] of wantRules) if (!gotRules.has(id)) problems.push(`IP rule ${r} is missing`);
+        for (const [id, r] of gotRules) if (!wantRules.has(id)) problems.push(`IP rule ${r} is still there`);
         const gotVnets = new Set((got?.virtualNetworkRules ?? []).map((r) => r.id.toLowerCase()));
         for (const r of want.networkAcls.virtualNetworkRules ?? [])
             if (!gotVnets.has(r.id.toLowerCase())) problems.push(`virtual network rule ${r.id} is missing`);
