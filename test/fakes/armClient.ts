@@ -1,7 +1,7 @@
 // A real @azure/arm-keyvault client pointed at the local ARM fake (armKeyVaultFake.ts), over HTTPS with the test CA.
 import { KeyVaultManagementClient, type KeyVaultManagementClientOptionalParams } from '@azure/arm-keyvault';
 import type { AccessToken, TokenCredential } from '@azure/identity';
-import type { ArmKeyVaultFake } from './armKeyVaultFake';
+import type { ArmKeyVaultFake } from '../../shared/simulation/armSimulator';
 
 /** The scope a real ARM credential is asked for. */
 export const ARM_SCOPE = 'https://management.azure.com/.default';

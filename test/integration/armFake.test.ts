@@ -8,7 +8,7 @@ import {
     type ArmKeyVaultFake,
     makeVault,
     startArmKeyVaultFake,
-} from '../fakes/armKeyVaultFake';
+} from '../../shared/simulation/armSimulator';
 
 const SUB = '00000000-0000-0000-0000-000000000001';
 const RG = 'rg-kv';
@@ -16,7 +16,7 @@ const TENANT = '00000000-0000-0000-0000-0000000000aa';
 const ALICE = '11111111-1111-1111-1111-111111111111';
 const BOB = '22222222-2222-2222-2222-222222222222';
 const VAULT_PATH = `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.KeyVault/vaults/kv-locked`;
-const EXAMPLES = join(__dirname, '..', '..', '..', 'shared', 'specs', 'arm-keyvault-2025-05-01', 'examples');
+const EXAMPLES = join(__dirname, '..', '..', 'shared', 'simulation', 'spec', 'examples');
 const FAST_RETRIES = { maxRetries: 2, retryDelayInMs: 1, maxRetryDelayInMs: 5 };
 
 function entry(objectId: string, permissions: AccessPolicyEntry['permissions']): AccessPolicyEntry {

@@ -9,7 +9,7 @@ import type { VaultAdmin } from '../../shared/core/ports';
 import { ruleIds } from '../../shared/core/rules';
 import type { StateStore } from '../../shared/core/state/store';
 import { armClientFor } from '../fakes/armClient';
-import { type ArmKeyVaultFake, makeVault, startArmKeyVaultFake } from '../fakes/armKeyVaultFake';
+import { type ArmKeyVaultFake, makeVault, startArmKeyVaultFake } from '../../shared/simulation/armSimulator';
 import { fixtureBody } from '../support/fixtures';
 
 const SUB = '6c1f4e2a-8b3d-4f5e-a1c2-9d8e7f6a5b40';

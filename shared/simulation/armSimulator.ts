@@ -1,17 +1,18 @@
-// A local HTTPS fake of the Azure Resource Manager Key Vault `vaults` API (Vaults_Get, Vaults_Update,
-// Vaults_UpdateAccessPolicy), for driving the real @azure/arm-keyvault client in tests.
+// A local HTTPS simulation of the Azure Resource Manager Key Vault `vaults` API (Vaults_Get, Vaults_Update,
+// Vaults_UpdateAccessPolicy), driven through the real @azure/arm-keyvault client by the tests and by
+// `kvr replay --vaults` (which never touches real Azure).
 //
-// Contract sources: the official OpenAPI definitions (stable 2025-05-01) in shared/specs/arm-keyvault-2025-05-01/
-// (keyvault.json, common.json), read at run time: routes, path parameters and request bodies are validated by walking
+// Contract sources: the official OpenAPI definitions (stable 2025-05-01), shipped in ./spec (keyvault.json,
+// common.json), read at run time: routes, path parameters and request bodies are validated by walking
 // those definitions, not a hand-copied schema. Service behaviour the spec does not state is marked as such below, with
 // its source; see also shared/docs/azure-contracts.md sections 1 and 2.
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { type IncomingMessage, type ServerResponse } from 'node:http';
 import { type Server, createServer } from 'node:https';
 import { type AddressInfo } from 'node:net';
-import { join } from 'node:path';
-import { getTestCa } from './testCa';
+import { dirname, join } from 'node:path';
+import { getTestCa } from './selfSignedCa';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Wire shapes (JSON as the service sends and receives it)
@@ -150,7 +151,17 @@ export interface ArmKeyVaultFakeOptions {
 // ---------------------------------------------------------------------------------------------------------------
 // The OpenAPI definitions and a small validator that walks them
 
-const SPEC_DIR = join(__dirname, '..', '..', '..', 'shared', 'specs', 'arm-keyvault-2025-05-01');
+/** The OpenAPI definitions ship with the package (shared/simulation/spec); found from source and from dist/. */
+function specDir(): string {
+    let dir = __dirname;
+    for (let i = 0; i < 6; i++) {
+        const candidate = join(dir, 'shared', 'simulation', 'spec');
+        if (existsSync(join(candidate, 'keyvault.json'))) return candidate;
+        if (existsSync(join(dir, 'spec', 'keyvault.json'))) return join(dir, 'spec');
+        dir = dirname(dir);
+    }
+    throw new Error('cannot find the Key Vault OpenAPI definitions (shared/simulation/spec/keyvault.json)');
+}
 const MAIN_SPEC = 'keyvault.json';
 
 interface Schema {
@@ -663,7 +674,7 @@ function actionFor(operationId: string): string {
 }
 
 export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {}): Promise<ArmKeyVaultFake> {
-    const spec = new OpenApiSpec(SPEC_DIR);
+    const spec = new OpenApiSpec(specDir());
     const routes = loadRoutes(spec);
     const vaultDefinition: Schema = { $ref: '#/definitions/Vault' };
     const supportedApiVersions = [spec.doc(MAIN_SPEC).info?.version ?? '2025-05-01', SDK_DEFAULT_API_VERSION];
