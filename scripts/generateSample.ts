@@ -7,9 +7,15 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { generateBatches, SAMPLE_DAY } from '../shared/sample/trafficGenerator';
+import { generateBatches, SAMPLE_DAY, sampleInventory } from '../shared/sample/trafficGenerator';
 
 export const SAMPLE_PATH = 'samples/sample-day.jsonl.gz';
+export const INVENTORY_PATH = 'samples/vaults.json';
+
+/** The vault inventory of the sample, as `kvr replay --vaults` reads it. */
+export function inventoryText(): string {
+    return `${JSON.stringify(sampleInventory(), null, 2)}\n`;
+}
 
 /** The sample as text (JSON Lines, a newline after every body) with its counts. */
 export function sampleContent(): { text: string; bodies: number; records: number } {
@@ -38,6 +44,7 @@ function main(): void {
     const gz = sampleGzip(text);
     mkdirSync(dirname(out), { recursive: true });
     writeFileSync(out, gz);
+    if (process.argv[2] === undefined) writeFileSync(INVENTORY_PATH, inventoryText());
     process.stderr.write(
         `${out}: ${records} records in ${bodies} bodies, ${(gz.length / 1024 / 1024).toFixed(2)} MB gzip\n`,
     );

@@ -1,5 +1,6 @@
 import { MemoryStateStore } from '../adapters/memoryStateStore';
 import { systemClock } from '../adapters/systemClock';
+import type { AuditEvent } from '../core/events/types';
 import type { Clock, DecisionSink, QuarantineSink, VaultAdmin } from '../core/ports';
 import { rules } from '../core/rules';
 import type { StateStore } from '../core/state/store';
@@ -22,6 +23,7 @@ export interface PipelineOptions {
     readonly clock?: Clock;
     /** Identifies this processor in remediation leases. */
     readonly owner?: string;
+    readonly beforeDetection?: (events: readonly AuditEvent[]) => void;
 }
 
 /** Builds the one pipeline used by the Event Hubs trigger, `kvr replay` and the benchmark. */
@@ -42,6 +44,7 @@ export function createPipeline(config: ResponderConfig, sinks: PipelineSinks, op
     return new AuditPipeline({
         engine,
         remediator,
+        ...(options.beforeDetection === undefined ? {} : { beforeDetection: options.beforeDetection }),
         decisions: sinks.decisions,
         quarantine: sinks.quarantine,
         acceptBareRecords: options.acceptBareRecords,

@@ -63,6 +63,8 @@ export interface PipelineOptions {
     readonly engine: DetectionEngine;
     /** Reconciles vaults after rule hits (plans only, when it has no ARM access). */
     readonly remediator?: Remediator;
+    /** Sees each batch's events before the rules do (`kvr replay --vaults` applies recorded changes to its simulation). */
+    readonly beforeDetection?: (events: readonly AuditEvent[]) => void;
     readonly decisions: DecisionSink;
     readonly quarantine: QuarantineSink;
     /** Replay accepts bare records (JSON Lines archives); the Event Hubs trigger requires the envelope. */
@@ -138,6 +140,7 @@ export class AuditPipeline {
                 }
             }
         }
+        this.options.beforeDetection?.(events);
         const triggers: Trigger[] = [];
         const found = await engine.evaluate(events, triggers);
         if (this.options.remediator !== undefined && triggers.length > 0)

@@ -124,6 +124,7 @@ export class Remediator {
             vaultId: w.vault.resourceId,
             rule,
             status,
+            time: (w.events[w.events.length - 1] as AuditEvent).time,
             detail: { ...detail, correlationIds },
         };
     }
@@ -209,6 +210,7 @@ export class Remediator {
         if (enforceRules.length === 0) return { applied: 0, decisions };
 
         let plan = planRemediation(vault, enforceRules, policy, this.o.guard);
+        const eventTime = Math.max(...w.events.map((e) => e.timeMs));
         for (const s of plan.skipped)
             decisions.push(this.action(w, s.action, s.rule, 'skipped', { reason: s.reason, ...s.detail }));
         if (plan.actions.length === 0) return { applied: 0, decisions };
@@ -217,7 +219,7 @@ export class Remediator {
         const capped =
             budget <= 0
                 ? 'invocation'
-                : (await this.vaultHourCount(w.vault)) >= this.o.remediation.maxPerVaultPerHour
+                : (await this.vaultHourCount(w.vault, eventTime)) >= this.o.remediation.maxPerVaultPerHour
                   ? 'vault-hour'
                   : undefined;
         if (capped !== undefined) {
@@ -291,7 +293,7 @@ export class Remediator {
             }
             const after = await this.withRetry(`reading back ${w.vault.name}`, () => admin.get(w.vault));
             const problems = verifyRemediation(after, plan);
-            await this.countRemediation(w.vault);
+            await this.countRemediation(w.vault, eventTime);
             if (problems.length > 0) {
                 for (const a of plan.actions)
                     decisions.push(
@@ -366,17 +368,16 @@ export class Remediator {
         return { applied: 0, decisions };
     }
 
-    private async vaultHourCount(vault: VaultRef): Promise<number> {
+    /** Remediations of the vault in the hour before `now` (event time: a replay counts as live would). */
+    private async vaultHourCount(vault: VaultRef, now: number): Promise<number> {
         const [s] = await this.o.store.getMany([stateKey(vault.name, 'remediation|count')]);
-        const now = this.o.clock.now();
         return ((s?.value as Counter | undefined)?.times ?? []).filter((t) => t > now - HOUR_MS).length;
     }
 
-    private async countRemediation(vault: VaultRef): Promise<void> {
+    private async countRemediation(vault: VaultRef, now: number): Promise<void> {
         const key = stateKey(vault.name, 'remediation|count');
         for (let attempt = 0; attempt < 8; attempt++) {
             const [s] = await this.o.store.getMany([key]);
-            const now = this.o.clock.now();
             const times = ((s?.value as Counter | undefined)?.times ?? []).filter((t) => t > now - HOUR_MS);
             const r = await this.o.store.put(key, { times: [...times, now] } satisfies Counter, s?.etag, now + HOUR_MS);
             if (r.ok) return;

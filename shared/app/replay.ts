@@ -1,6 +1,7 @@
 import { listCaptures, readCapture } from '../adapters/captureReader';
 import type { ResponderConfig } from '../config/responderConfig';
 import type { StateStore } from '../core/state/store';
+import type { Simulation } from '../simulation/simulation';
 import { createPipeline, type PipelineSinks } from './createPipeline';
 import type { PipelineStats } from './pipeline';
 
@@ -19,6 +20,8 @@ export interface ReplayOptions {
     readonly sinks: PipelineSinks;
     /** Durable rule state (e.g. to seed baselines into Table Storage); in memory when absent. */
     readonly store?: StateStore;
+    /** Simulated vaults (`--vaults`): remediations run against them through the real ARM client. */
+    readonly simulation?: Simulation;
     readonly onProgress?: (progress: ReplayProgress) => void;
 }
 
@@ -37,11 +40,18 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
     const pipeline = createPipeline(options.config, options.sinks, {
         acceptBareRecords: true,
         ...(options.store === undefined ? {} : { store: options.store }),
+        ...(options.simulation === undefined
+            ? {}
+            : {
+                  admin: options.simulation.admin,
+                  beforeDetection: (events) => options.simulation?.applyRecorded(events),
+              }),
     });
     const bytesTotal = listing.files.reduce((n, f) => n + f.size, 0);
     let bytesBefore = 0;
     for (const [index, file] of listing.files.entries()) {
-        for await (const chunk of readCapture(file)) {
+        // With simulated vaults, one body per batch keeps recorded changes and remediations in their real order.
+        for await (const chunk of readCapture(file, options.simulation === undefined ? undefined : 1)) {
             await pipeline.processBatch(chunk.items);
             options.onProgress?.({
                 file: file.path,
@@ -54,5 +64,6 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
         }
         bytesBefore += file.size;
     }
+    if (options.simulation !== undefined) await options.sinks.decisions.write(options.simulation.states());
     return { files: listing.files.length, ignoredFiles: listing.ignored, stats: pipeline.stats };
 }

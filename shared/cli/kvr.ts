@@ -7,7 +7,14 @@ import { DirectoryQuarantineSink, JsonLinesDecisionSink } from '../adapters/stre
 import { DEFAULT_STATE_TABLE, tableLocationOf, tableStateStoreAt } from '../adapters/tableStateStore';
 import { DefaultAzureCredential } from '@azure/identity';
 import { replay } from '../app/replay';
-import { DEFAULT_CONFIG, parseResponderConfigText, type ResponderConfig } from '../config/responderConfig';
+import {
+    DEFAULT_CONFIG,
+    parseResponderConfig,
+    parseResponderConfigText,
+    type ResponderConfig,
+    type VaultTags,
+} from '../config/responderConfig';
+import { startSimulation } from '../simulation/simulation';
 import { ConfigError, ResponderError } from '../core/errors';
 import type { QuarantineSink } from '../core/ports';
 import { ruleIds } from '../core/rules';
@@ -21,10 +28,14 @@ export interface CliIo {
 const USAGE = `Usage:
   kvr replay <file-or-dir>... [--config <file>] [--decisions <out.jsonl>] [--quarantine <dir>]
              [--state <table account URL | storage connection string>] [--state-table <name>]
+             [--vaults <inventory.json>]
       Replays captured Key Vault audit logs (Event Hubs bodies, JSON arrays, JSON Lines such as PT1H.json,
       directories, .gz files) through the same pipeline as the Azure Function. Writes the decision log as
       JSON Lines to stdout (or --decisions) and a summary to stderr. Rule state (baselines, windows, finding
       groups) is kept in memory, or in Azure Table Storage with --state (seeds the production baselines).
+      --vaults simulates the vaults of an inventory (a JSON array of vaults as vaults.get returns them):
+      recorded changes are applied to them, remediations run against them through the real ARM client, and
+      the log ends with one "vault-state" line per vault. Without --vaults nothing is read or changed.
   kvr help
 Exit status: 0 when the input was processed (even with rejected records), 2 for bad usage, an unreadable
 path or an invalid config, 1 for an unexpected failure.`;
@@ -35,8 +46,27 @@ class UsageError extends ResponderError {
     }
 }
 
-async function loadConfigFile(path: string | undefined): Promise<ResponderConfig> {
-    if (path === undefined) return DEFAULT_CONFIG;
+async function readJsonFile(path: string, what: string): Promise<unknown> {
+    let text: string;
+    try {
+        text = await readFile(path, 'utf8');
+    } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        throw new ResponderError(
+            'INPUT.UNREADABLE',
+            `cannot read ${what} '${path}': ${e.code === 'ENOENT' ? 'no such file' : e.message}`,
+        );
+    }
+    try {
+        return JSON.parse(text) as unknown;
+    } catch (err) {
+        throw new ResponderError('INPUT.UNREADABLE', `${what} '${path}' is not valid JSON: ${(err as Error).message}`);
+    }
+}
+
+async function loadConfigFile(path: string | undefined, tags?: VaultTags): Promise<ResponderConfig> {
+    if (path === undefined)
+        return tags === undefined ? DEFAULT_CONFIG : parseResponderConfig({}, ruleIds, 'default', tags);
     let text: string;
     try {
         text = await readFile(path, 'utf8');
@@ -47,7 +77,7 @@ async function loadConfigFile(path: string | undefined): Promise<ResponderConfig
             `cannot read config '${path}': ${e.code === 'ENOENT' ? 'no such file' : e.message}`,
         );
     }
-    return parseResponderConfigText(text, ruleIds, path);
+    return parseResponderConfigText(text, ruleIds, path, tags);
 }
 
 async function openOutput(path: string): Promise<Writable> {
@@ -75,6 +105,7 @@ function parseReplayArgs(args: readonly string[]) {
             decisions: { type: 'string' },
             quarantine: { type: 'string' },
             state: { type: 'string' },
+            vaults: { type: 'string' },
             'state-table': { type: 'string' },
         },
     });
@@ -89,7 +120,12 @@ async function runReplay(args: readonly string[], io: CliIo): Promise<number> {
     }
     const { values, positionals } = parsed;
     if (positionals.length === 0) throw new UsageError('replay needs at least one file or directory');
-    const config = await loadConfigFile(values.config);
+    const inventory = values.vaults === undefined ? undefined : await readJsonFile(values.vaults, 'vault inventory');
+    const simulation = inventory === undefined ? undefined : await startSimulation(inventory, values.vaults as string);
+    const config = await loadConfigFile(values.config, simulation?.tags).catch(async (err: unknown) => {
+        await simulation?.close();
+        throw err;
+    });
     if (values['state-table'] !== undefined && values.state === undefined)
         throw new UsageError('--state-table needs --state');
     const store =
@@ -113,6 +149,7 @@ async function runReplay(args: readonly string[], io: CliIo): Promise<number> {
             inputs: positionals,
             config,
             ...(store === undefined ? {} : { store }),
+            ...(simulation === undefined ? {} : { simulation }),
             sinks: {
                 decisions: new JsonLinesDecisionSink(out),
                 quarantine,
@@ -127,6 +164,7 @@ async function runReplay(args: readonly string[], io: CliIo): Promise<number> {
             }),
         );
     } finally {
+        await simulation?.close();
         if (out !== io.stdout) await closeOutput(out);
     }
     return 0;

@@ -55,4 +55,12 @@ export interface ErrorDecision {
     readonly correlationId?: string;
 }
 
-export type Decision = FindingDecision | ActionDecision | RejectedDecision | ErrorDecision;
+/** The state of a simulated vault at the end of `kvr replay --vaults`. */
+export interface VaultStateDecision {
+    readonly type: 'vault-state';
+    readonly vault: string;
+    readonly vaultId: string;
+    readonly properties: Readonly<Record<string, unknown>>;
+}
+
+export type Decision = FindingDecision | ActionDecision | RejectedDecision | ErrorDecision | VaultStateDecision;

@@ -1740,3 +1740,45 @@ export function* generateBatches(options: TrafficOptions): Generator<GeneratedBo
 export function* generateBodies(options: TrafficOptions): Generator<string> {
     for (const b of generateBatches(options)) yield b.body;
 }
+
+/**
+ * The sample's vaults at the start of the day, exactly as `vaults.get` returns them (the `kvr replay --vaults`
+ * inventory, `samples/vaults.json`). Production vaults are tagged `env=prod`, the others `env=dev`.
+ */
+export function sampleInventory(): Json[] {
+    return vaultSpecs().map((spec) => {
+        const s = spec.state;
+        const id = `/subscriptions/${spec.sub}/resourceGroups/${spec.rg}/providers/Microsoft.KeyVault/vaults/${spec.name}`;
+        const properties: Record<string, unknown> = {
+            tenantId: TENANT,
+            sku: { family: 'A', name: 'standard' },
+            accessPolicies: [],
+            vaultUri: `https://${spec.name}.vault.azure.net/`,
+            enabledForDeployment: s.enabledForDeployment,
+            enabledForDiskEncryption: s.enabledForDiskEncryption,
+            enabledForTemplateDeployment: s.enabledForTemplateDeployment,
+            enableSoftDelete: true,
+            softDeleteRetentionInDays: 90,
+            enableRbacAuthorization: s.enableRbacAuthorization,
+            publicNetworkAccess: s.publicNetworkAccess,
+            provisioningState: 'Succeeded',
+        };
+        if (s.enablePurgeProtection === true) properties.enablePurgeProtection = true;
+        if (s.networkAcls !== null) {
+            properties.networkAcls = {
+                bypass: s.networkAcls.bypass,
+                defaultAction: s.networkAcls.defaultAction,
+                ipRules: (s.networkAcls.ipRules ?? []).map((r) => ({ value: r.value })),
+                virtualNetworkRules: [],
+            };
+        }
+        return {
+            id,
+            name: spec.name,
+            type: 'Microsoft.KeyVault/vaults',
+            location: 'westeurope',
+            tags: { env: spec.name.endsWith('-prod') || spec.name.endsWith('-shared') ? 'prod' : 'dev' },
+            properties,
+        };
+    });
+}
