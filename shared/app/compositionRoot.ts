@@ -1,5 +1,7 @@
 import { DefaultAzureCredential, ManagedIdentityCredential, type TokenCredential } from '@azure/identity';
 import { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
+import { KeyVaultManagementClient } from '@azure/arm-keyvault';
+import { ArmVaultAdmin } from '../adapters/armVaultAdmin';
 import { BlobQuarantineSink } from '../adapters/blobQuarantineSink';
 import { tableStateStoreAt } from '../adapters/tableStateStore';
 import { type AppSettings, loadSettings } from '../config/loadSettings';
@@ -46,7 +48,17 @@ export function composeApp(env: Readonly<Record<string, string | undefined>>): A
     const pipeline = createPipeline(
         settings.config,
         { decisions: logOnlyDecisions, quarantine: quarantineOf(settings) },
-        { acceptBareRecords: false, store: tableStateStoreAt(settings.state, () => credentialOf(settings)) },
+        {
+            acceptBareRecords: false,
+            store: tableStateStoreAt(settings.state, () => credentialOf(settings)),
+            // Our own retries (remediator): the SDK does not retry a 429 without Retry-After.
+            admin: new ArmVaultAdmin(
+                (subscriptionId) =>
+                    new KeyVaultManagementClient(credentialOf(settings), subscriptionId, {
+                        retryOptions: { maxRetries: 0 },
+                    }),
+            ),
+        },
     );
     return { settings, auditBatch: { pipeline } };
 }

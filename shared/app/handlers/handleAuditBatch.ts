@@ -104,6 +104,11 @@ export async function handleAuditBatch(
                 summary: d.summary,
             });
         } else if (d.type === 'error') log.error('kvr.rule-error', { ...d });
+        else if (d.type === 'action') {
+            const fields = { action: d.action, status: d.status, vault: d.vault, rule: d.rule, detail: d.detail };
+            if (d.status === 'failed') log.error('kvr.action', fields);
+            else log.info('kvr.action', fields);
+        }
     }
     const summary = summarize(list.length, report);
     log.info('kvr.batch', { ...summary });
