@@ -46,10 +46,10 @@ class UsageError extends ResponderError {
     }
 }
 
-async function readJsonFile(path: string, what: string): Promise<unknown> {
-    let text: string;
+/** Reads a text file named on the command line; a failure is one clear line. */
+async function readTextFile(path: string, what: string): Promise<string> {
     try {
-        text = await readFile(path, 'utf8');
+        return await readFile(path, 'utf8');
     } catch (err) {
         const e = err as NodeJS.ErrnoException;
         throw new ResponderError(
@@ -57,6 +57,10 @@ async function readJsonFile(path: string, what: string): Promise<unknown> {
             `cannot read ${what} '${path}': ${e.code === 'ENOENT' ? 'no such file' : e.message}`,
         );
     }
+}
+
+async function readJsonFile(path: string, what: string): Promise<unknown> {
+    const text = await readTextFile(path, what);
     try {
         return JSON.parse(text) as unknown;
     } catch (err) {
@@ -67,16 +71,7 @@ async function readJsonFile(path: string, what: string): Promise<unknown> {
 async function loadConfigFile(path: string | undefined, tags?: VaultTags): Promise<ResponderConfig> {
     if (path === undefined)
         return tags === undefined ? DEFAULT_CONFIG : parseResponderConfig({}, ruleIds, 'default', tags);
-    let text: string;
-    try {
-        text = await readFile(path, 'utf8');
-    } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        throw new ResponderError(
-            'INPUT.UNREADABLE',
-            `cannot read config '${path}': ${e.code === 'ENOENT' ? 'no such file' : e.message}`,
-        );
-    }
+    const text = await readTextFile(path, 'config');
     return parseResponderConfigText(text, ruleIds, path, tags);
 }
 
