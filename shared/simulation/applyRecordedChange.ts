@@ -1,7 +1,6 @@
 import type { AccessPolicyEntry as RecordedPolicy, VaultChange } from '../core/events/types';
+import { PERMISSION_KINDS } from '../core/rules/permissions';
 import type { AccessPolicyEntry, Vault } from './armSimulator';
-
-const KINDS = ['keys', 'secrets', 'certificates', 'storage'] as const;
 
 function mergePolicy(
     list: AccessPolicyEntry[],
@@ -13,7 +12,7 @@ function mergePolicy(
     const i = list.findIndex((e) => e.objectId.toLowerCase() === p.objectId);
     const current = i >= 0 ? (list[i] as AccessPolicyEntry) : undefined;
     const permissions: Record<string, string[]> = {};
-    for (const kind of KINDS) {
+    for (const kind of PERMISSION_KINDS) {
         const have = [...(current?.permissions[kind] ?? [])];
         const delta = p.permissions[kind];
         const next = add

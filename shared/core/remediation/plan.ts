@@ -1,4 +1,5 @@
 import { isCovered, parseRange } from '../net/cidr';
+import { excessPermissions, PERMISSION_KINDS } from '../rules/permissions';
 import type { VaultPolicy } from '../rules/settings';
 import {
     ACTIONS_BY_RULE,
@@ -11,8 +12,6 @@ import {
     type VaultSnapshot,
 } from './types';
 
-const KINDS = ['keys', 'secrets', 'certificates', 'storage'] as const;
-
 export interface Guard {
     /** Object ids (lower-case) never removed: break-glass accounts, pipelines, the responder itself. */
     readonly protectedPrincipals: ReadonlySet<string>;
@@ -22,29 +21,16 @@ function lower(s: string | undefined): string | undefined {
     return s?.toLowerCase();
 }
 
-/** Permissions of `entry` beyond the approved set of its principal; undefined when none (exact wire spelling kept). */
-export function excessOf(entry: VaultAccessPolicy, policy: VaultPolicy): VaultAccessPolicy | undefined {
-    const oid = entry.objectId.toLowerCase();
-    if (!policy.approvedPrincipals.has(oid)) return entry;
-    const allowed = policy.approvedPrincipals.get(oid);
-    if (allowed === undefined) return undefined;
-    const permissions: Record<string, string[]> = {};
-    let any = false;
-    for (const kind of KINDS) {
-        const ok = allowed[kind];
-        if (ok.includes('all')) continue;
-        const extra = (entry.permissions[kind] ?? []).filter((p) => !ok.includes(p.toLowerCase()));
-        if (extra.length > 0) {
-            permissions[kind] = extra;
-            any = true;
-        }
-    }
-    if (!any) return undefined;
+/** The part of `entry` to remove: the whole entry for an unapproved principal, else its excess permissions. */
+function removalOf(entry: VaultAccessPolicy, policy: VaultPolicy): VaultAccessPolicy | undefined {
+    if (!policy.approvedPrincipals.has(entry.objectId.toLowerCase())) return entry;
+    const excess = excessPermissions(entry.objectId, entry.permissions, policy);
+    if (excess === undefined) return undefined;
     return {
         tenantId: entry.tenantId,
         objectId: entry.objectId,
         ...(entry.applicationId === undefined ? {} : { applicationId: entry.applicationId }),
-        permissions,
+        permissions: excess,
     };
 }
 
@@ -169,7 +155,7 @@ export function planRemediation(
             });
         } else {
             for (const entry of p.accessPolicies ?? []) {
-                const excess = excessOf(entry, policy);
+                const excess = removalOf(entry, policy);
                 if (excess === undefined) continue;
                 if (guard.protectedPrincipals.has(entry.objectId.toLowerCase())) {
                     skipped.push({
@@ -239,7 +225,7 @@ export function verifyRemediation(after: VaultSnapshot, plan: RemediationPlan): 
     for (const removed of plan.accessPolicyRemovals) {
         const entry = (p.accessPolicies ?? []).find((e) => e.objectId.toLowerCase() === removed.objectId.toLowerCase());
         if (entry === undefined) continue;
-        for (const kind of KINDS) {
+        for (const kind of PERMISSION_KINDS) {
             const still = (removed.permissions[kind] ?? []).filter((x) =>
                 (entry.permissions[kind] ?? []).some((y) => y.toLowerCase() === x.toLowerCase()),
             );

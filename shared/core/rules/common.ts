@@ -1,3 +1,4 @@
+import { PERMISSION_KINDS } from './permissions';
 import type { AuditEvent } from '../events/types';
 
 /** Control-plane operations that write a vault's configuration. */
@@ -17,15 +18,11 @@ export function sameText(a: string | undefined, b: string): boolean {
 }
 
 /** "keys: get; secrets: get, list", or "no permissions". */
-export function describePermissions(p: {
-    readonly keys: readonly string[];
-    readonly secrets: readonly string[];
-    readonly certificates: readonly string[];
-    readonly storage: readonly string[];
-}): string {
+export function describePermissions(p: Partial<Record<(typeof PERMISSION_KINDS)[number], readonly string[]>>): string {
     const parts: string[] = [];
-    for (const kind of ['keys', 'secrets', 'certificates', 'storage'] as const) {
-        if (p[kind].length > 0) parts.push(`${kind}: ${p[kind].join(', ')}`);
+    for (const kind of PERMISSION_KINDS) {
+        const list = p[kind] ?? [];
+        if (list.length > 0) parts.push(`${kind}: ${list.join(', ')}`);
     }
     return parts.length === 0 ? 'no permissions' : parts.join('; ');
 }

@@ -1,36 +1,8 @@
 import { isResponder, type StatelessRule } from '../../engine/rule';
-import type { AccessPolicyEntry, AccessPolicyPermissions } from '../../events/types';
+import type { AccessPolicyEntry } from '../../events/types';
+import { excessPermissions } from '../permissions';
 import { describePermissions, isVaultWrite, VAULT_WRITES } from '../common';
-import type { VaultPolicy } from '../settings';
 import { describeCaller } from '../text';
-
-const KINDS = ['keys', 'secrets', 'certificates', 'storage'] as const;
-
-/** Permissions of `entry` beyond what the policy approves for its principal; undefined when all are approved. */
-export function excessPermissions(entry: AccessPolicyEntry, policy: VaultPolicy): AccessPolicyPermissions | undefined {
-    if (entry.objectId === undefined) return entry.permissions;
-    if (!policy.approvedPrincipals.has(entry.objectId)) return entry.permissions;
-    const allowed = policy.approvedPrincipals.get(entry.objectId);
-    if (allowed === undefined) return undefined;
-    const excess = {
-        keys: [] as string[],
-        secrets: [] as string[],
-        certificates: [] as string[],
-        storage: [] as string[],
-    };
-    let any = false;
-    for (const kind of KINDS) {
-        const ok = allowed[kind];
-        if (ok.includes('all')) continue;
-        for (const perm of entry.permissions[kind]) {
-            if (!ok.includes(perm)) {
-                excess[kind].push(perm);
-                any = true;
-            }
-        }
-    }
-    return any ? excess : undefined;
-}
 
 /** The access-policy entries a write added (or, when the record does not say, the entries of its after-state). */
 export function grantedEntries(change: {
@@ -66,7 +38,7 @@ export const accessPolicyGranted: StatelessRule = {
         if (!isVaultWrite(event) || change === undefined || isResponder(event, ctx.settings)) return undefined;
         const out = [];
         for (const entry of grantedEntries(change)) {
-            const excess = excessPermissions(entry, ctx.policy);
+            const excess = excessPermissions(entry.objectId, entry.permissions, ctx.policy);
             if (excess === undefined) continue;
             const who = entry.objectId ?? 'an unnamed principal';
             const approved = entry.objectId !== undefined && ctx.policy.approvedPrincipals.has(entry.objectId);
