@@ -83,6 +83,8 @@ export class DetectionEngine {
     private readonly store: StateStore;
     private readonly maxAttempts: number;
     private readonly ruleCount: number;
+    private highWaterMs = 0;
+    private batches = 0;
 
     constructor(options: DetectionEngineOptions) {
         this.settings = options.settings;
@@ -120,6 +122,12 @@ export class DetectionEngine {
         return list;
     }
 
+    /** Every 1,000 batches, lets an in-process store drop what expired before the newest event time seen. */
+    private sweepNow(events: readonly AuditEvent[]): void {
+        for (const e of events) if (e.timeMs > this.highWaterMs) this.highWaterMs = e.timeMs;
+        if (++this.batches % 1000 === 0) this.store.sweep?.(this.highWaterMs);
+    }
+
     private policyOf(e: AuditEvent): VaultPolicy {
         let p = this.policies.get(e.vault.resourceId);
         if (p === undefined) {
@@ -135,6 +143,7 @@ export class DetectionEngine {
      */
     async evaluate(events: readonly AuditEvent[], triggers?: Trigger[]): Promise<Decision[]> {
         if (events.length === 0 || this.severities.size === 0) return [];
+        this.sweepNow(events);
         const firstSeen = await this.vaultFirstSeen(events);
         const candidates: Candidate[] = [];
         const errors: { order: number; decision: ErrorDecision }[] = [];

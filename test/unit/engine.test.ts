@@ -179,3 +179,25 @@ describe('DetectionEngine compare-and-set', () => {
         await expect(engine.evaluate([event()])).rejects.toMatchObject({ code: 'STATE.CONFLICT', retryable: true });
     });
 });
+
+describe('DetectionEngine and an in-process store', () => {
+    it('sweeps state that expired before the newest event time, and keeps what is still in use', async () => {
+        const store = new MemoryStateStore();
+        const engine = new DetectionEngine({ rules, settings, store });
+        const throttled = fixtureRecord('secret-get-success.json');
+        throttled.time = at(0);
+        (throttled.properties as { httpStatusCode: number }).httpStatusCode = 429;
+        const r = new RecordNormalizer().normalize(throttled);
+        if (r.kind !== 'event') throw new Error('fixture did not normalize');
+        await engine.evaluate([r.event, event({ time: at(1), secret: 'a' })]);
+        const throttleKey = stateKey('kv-payments-prod', 'throttle');
+        expect((await store.getMany([throttleKey]))[0]).toBeDefined();
+        // 999 more batches, two days later: the five-minute throttle window expired long ago; the baseline has not.
+        for (let i = 0; i < 999; i++) await engine.evaluate([event({ time: at(2 * 24 * 60 + i), secret: 'b' })]);
+        expect((await store.getMany([throttleKey]))[0]).toBeUndefined();
+        const [baseline] = await store.getMany([
+            stateKey('kv-payments-prod', 'app|a9a9a9a9-0000-4000-8000-0000000000a2'),
+        ]);
+        expect(baseline).toBeDefined();
+    });
+});

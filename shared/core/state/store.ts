@@ -32,6 +32,11 @@ export interface StateStore {
      * @param expiresMs - Event time after which the entry may be swept.
      */
     put(key: StateKey, value: unknown, etag: string | undefined, expiresMs: number): Promise<PutResult>;
+    /**
+     * Drops entries that expired before `eventTimeMs`, where the store does it in process (memory). Table Storage
+     * entities carry their expiry in `exp` for a maintenance job instead.
+     */
+    sweep?(eventTimeMs: number): number;
 }
 
 /**
