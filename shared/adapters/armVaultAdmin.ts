@@ -24,7 +24,18 @@ function snapshotOf(v: Vault): VaultSnapshot {
 export class ArmVaultAdmin implements VaultAdmin {
     private readonly clients = new Map<string, KeyVaultManagementClient>();
 
-    constructor(private readonly factory: ArmClientFactory) {}
+    /**
+     * @param factory - Builds the client of a subscription.
+     * @param timeoutMs - Per-call time limit; a call that takes longer is aborted (and retried by the remediator).
+     */
+    constructor(
+        private readonly factory: ArmClientFactory,
+        private readonly timeoutMs = 30_000,
+    ) {}
+
+    private options(): { abortSignal: AbortSignal } {
+        return { abortSignal: AbortSignal.timeout(this.timeoutMs) };
+    }
 
     private client(vault: VaultRef): KeyVaultManagementClient {
         let c = this.clients.get(vault.subscriptionId);
@@ -36,19 +47,30 @@ export class ArmVaultAdmin implements VaultAdmin {
     }
 
     async get(vault: VaultRef): Promise<VaultSnapshot> {
-        return snapshotOf(await this.client(vault).vaults.get(vault.resourceGroup, vault.name));
+        return snapshotOf(await this.client(vault).vaults.get(vault.resourceGroup, vault.name, this.options()));
     }
 
     async patch(vault: VaultRef, properties: NonNullable<RemediationPlan['patch']>): Promise<VaultSnapshot> {
-        const updated = await this.client(vault).vaults.update(vault.resourceGroup, vault.name, {
-            properties: properties as VaultPatchProperties,
-        });
+        const updated = await this.client(vault).vaults.update(
+            vault.resourceGroup,
+            vault.name,
+            {
+                properties: properties as VaultPatchProperties,
+            },
+            this.options(),
+        );
         return snapshotOf(updated);
     }
 
     async removeAccessPolicy(vault: VaultRef, entry: VaultAccessPolicy): Promise<void> {
-        await this.client(vault).vaults.updateAccessPolicy(vault.resourceGroup, vault.name, 'remove', {
-            properties: { accessPolicies: [entry as AccessPolicyEntry] },
-        });
+        await this.client(vault).vaults.updateAccessPolicy(
+            vault.resourceGroup,
+            vault.name,
+            'remove',
+            {
+                properties: { accessPolicies: [entry as AccessPolicyEntry] },
+            },
+            this.options(),
+        );
     }
 }

@@ -59,7 +59,8 @@ function retryAfterMs(err: unknown): number | undefined {
 function isTransient(err: unknown): boolean {
     const status = statusOf(err);
     if (status !== undefined) return status === 429 || status === 408 || status >= 500;
-    const code = (err as { code?: unknown }).code;
+    const { code, name } = err as { code?: unknown; name?: unknown };
+    if (name === 'AbortError' || name === 'TimeoutError') return true; // our per-call time limit
     return ['ETIMEDOUT', 'ECONNRESET', 'ECONNREFUSED', 'ESOCKETTIMEDOUT', 'REQUEST_SEND_ERROR', 'ABORT_ERR'].includes(
         String(code),
     );

@@ -7,7 +7,7 @@ import { parseResponderConfig } from '../../shared/config/responderConfig';
 import type { ActionDecision, Decision, FindingDecision } from '../../shared/core/decisions';
 import type { VaultAdmin } from '../../shared/core/ports';
 import { ruleIds } from '../../shared/core/rules';
-import type { StateStore } from '../../shared/core/state/store';
+import { type StateStore, stateKey } from '../../shared/core/state/store';
 import { armClientFor } from '../fakes/armClient';
 import { type ArmKeyVaultFake, makeVault, startArmKeyVaultFake } from '../../shared/simulation/armSimulator';
 import { fixtureBody } from '../support/fixtures';
@@ -269,6 +269,71 @@ describe('remediation against the ARM fake, through the real @azure/arm-keyvault
                 .every((a) => a.status === 'applied'),
         ).toBe(true);
         expect(fake.requests.filter((r) => r.method === 'PATCH')).toHaveLength(2);
+    });
+
+    it('aborts a call that hangs and retries it', async () => {
+        fake.inject({ delayMs: 1500, match: { method: 'PATCH' } });
+        const admin = new ArmVaultAdmin((sub) => armClientFor(fake, sub, { retryOptions: { maxRetries: 0 } }), 300);
+        const { decisions, pipeline } = processor(configFor('enforce'), { admin });
+        await pipeline.processBatch([{ body: attackBody() }]);
+        expect(
+            actions(decisions.decisions)
+                .filter((a) => a.status !== 'skipped')
+                .every((a) => a.status === 'applied'),
+        ).toBe(true);
+        expect(fake.requests.filter((r) => r.method === 'PATCH').length).toBeGreaterThanOrEqual(2);
+        expect(fake.vault('kv-payments-prod').properties.networkAcls?.defaultAction).toBe('Deny');
+    });
+
+    it('saves the prior state before changing anything, for undo', async () => {
+        const store = new MemoryStateStore();
+        const { decisions, pipeline } = processor(configFor('enforce'), { store });
+        await pipeline.processBatch([{ body: attackBody() }]);
+        const undoId = actions(decisions.decisions).find((a) => a.status === 'applied')?.detail.undoId as string;
+        const [undo] = await store.getMany([stateKey('kv-payments-prod', `undo|${undoId}`)]);
+        const before = openVault().properties;
+        expect(undo?.value).toMatchObject({
+            vaultId: `/subscriptions/${SUB}/resourcegroups/rg-payments/providers/microsoft.keyvault/vaults/kv-payments-prod`,
+            before: {
+                networkAcls: before.networkAcls,
+                publicNetworkAccess: 'Enabled',
+                accessPolicies: before.accessPolicies,
+            },
+        });
+        expect((undo?.value as { rules: string[] }).rules.sort()).toEqual([
+            'access-policy-granted',
+            'firewall-ip-rule-added',
+            'firewall-opened',
+            'public-network-access-enabled',
+            'self-granted-access',
+        ]);
+    });
+
+    it('stops at the per-invocation cap and suspends the rest', async () => {
+        const other = makeVault({
+            subscriptionId: SUB,
+            resourceGroup: 'rg-payments',
+            name: 'kv-payments-dr',
+            tenantId: TENANT,
+            properties: { networkAcls: { defaultAction: 'Allow', bypass: 'AzureServices' } },
+        });
+        fake.setVault(other);
+        const body = attackBody();
+        const second = structuredClone(body.records[0]) as { resourceId: string; correlationId: string };
+        second.resourceId = second.resourceId.replace('KV-PAYMENTS-PROD', 'KV-PAYMENTS-DR');
+        second.correlationId = 'second-vault';
+        body.records.push(second as never);
+        const config = configFor('enforce', {
+            guardrails: { default: { networkDefaultAction: 'Deny', mode: 'enforce' } },
+            remediation: { maxPerInvocation: 1, retryBudgetSeconds: 3 },
+        });
+        const { decisions, pipeline } = processor(config);
+        await pipeline.processBatch([{ body }]);
+        expect(fake.vault('kv-payments-prod').properties.networkAcls?.defaultAction).toBe('Deny');
+        expect(fake.vault('kv-payments-dr').properties.networkAcls?.defaultAction).toBe('Allow');
+        expect(criticals(decisions.decisions).map((f) => [f.rule, f.vault, f.cap])).toEqual([
+            ['remediation-suspended', 'kv-payments-dr', 'invocation'],
+        ]);
     });
 
     it('fails loud on 403 (missing permission): failed actions and a critical finding', async () => {
