@@ -322,7 +322,7 @@ describe('remediation against the ARM fake, through the real @azure/arm-keyvault
         const second = structuredClone(body.records[0]) as { resourceId: string; correlationId: string };
         second.resourceId = second.resourceId.replace('KV-PAYMENTS-PROD', 'KV-PAYMENTS-DR');
         second.correlationId = 'second-vault';
-        body.records.push(second as never);
+        body.records.push(second);
         const config = configFor('enforce', {
             guardrails: { default: { networkDefaultAction: 'Deny', mode: 'enforce' } },
             remediation: { maxPerInvocation: 1, retryBudgetSeconds: 3 },
