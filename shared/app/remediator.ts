@@ -177,12 +177,10 @@ export class Remediator {
     }
 
     private async reconcileVault(w: VaultWork, budget: number): Promise<{ applied: number; decisions: Decision[] }> {
-        const policy = this.o.settings.policyFor(w.vault);
-        const enforceRules = [...w.rules].filter((r) => modeFor(policy, r) === 'enforce');
-        const monitorRules = [...w.rules].filter((r) => modeFor(policy, r) === 'monitor');
         const admin = this.o.admin;
         const decisions: Decision[] = [];
         if (admin === undefined) {
+            const policy = this.o.settings.policyFor(w.vault);
             for (const rule of w.rules) {
                 decisions.push(
                     this.action(w, ACTIONS_BY_RULE[rule] as string, rule, 'planned', {
@@ -199,6 +197,10 @@ export class Remediator {
         } catch (err) {
             return this.failed(w, [...w.rules], 'read', err);
         }
+        // The vault's own tags, as ARM returns them, decide tag-matched overrides (enforce scope by env=prod ...).
+        const policy = this.o.settings.policyFor(w.vault, vault.tags);
+        const enforceRules = [...w.rules].filter((r) => modeFor(policy, r) === 'enforce');
+        const monitorRules = [...w.rules].filter((r) => modeFor(policy, r) === 'monitor');
         if (monitorRules.length > 0) {
             const plan = planRemediation(vault, monitorRules, policy, this.o.guard);
             for (const a of plan.actions)

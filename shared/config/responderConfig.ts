@@ -282,7 +282,7 @@ function detectionSettingsOf(data: ResponderConfigInput, tags: VaultTags): Detec
         },
         grantRevokeWindowMs: (t.grantedThenRevokedMinutes ?? 10) * MINUTE_MS,
         groupWindowMs: (data.grouping?.windowMinutes ?? 60) * MINUTE_MS,
-        policyFor(vault: VaultRef): VaultPolicy {
+        policyFor(vault: VaultRef, vaultTags = tags.get(vault.resourceId)): VaultPolicy {
             const p: MutablePolicy = {
                 networkDefaultAction: 'Deny',
                 publicNetworkAccess: undefined,
@@ -292,7 +292,6 @@ function detectionSettingsOf(data: ResponderConfigInput, tags: VaultTags): Detec
                 ruleModes: new Map(),
             };
             applyPolicy(p, defaults);
-            const vaultTags = tags.get(vault.resourceId);
             for (const o of overrides) if (matches(o.match, vault, vaultTags)) applyPolicy(p, o);
             return Object.freeze(p);
         },

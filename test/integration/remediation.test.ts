@@ -213,6 +213,30 @@ describe('remediation against the ARM fake, through the real @azure/arm-keyvault
         expect(fake.vault('kv-payments-prod').properties.networkAcls?.ipRules).toHaveLength(2);
     });
 
+    it('puts vaults in enforce scope by their ARM tags', async () => {
+        const byTag = (value: string) =>
+            parseResponderConfig(
+                {
+                    guardrails: {
+                        default: { networkDefaultAction: 'Deny' },
+                        overrides: [{ match: { tag: { name: 'env', value } }, mode: 'enforce' }],
+                    },
+                },
+                ruleIds,
+                'tags',
+            );
+        const v = openVault();
+        fake.setVault({ ...v, tags: { Env: 'prod' } });
+        const dev = processor(byTag('dev'));
+        await dev.pipeline.processBatch([{ body: attackBody() }]);
+        expect(writes()).toEqual([]);
+        const prod = processor(byTag('prod'));
+        await prod.pipeline.processBatch([{ body: attackBody() }]);
+        expect(actions(prod.decisions.decisions).find((a) => a.action === 'restore-firewall-default')?.status).toBe(
+            'applied',
+        );
+    });
+
     it("never acts on the responder's own changes (loop prevention)", async () => {
         const body = attackBody();
         const claim = (body.records[0] as { identity: { claim: Record<string, string> } }).identity.claim;

@@ -57,7 +57,11 @@ export interface DetectionSettings {
     /** Repeated findings of one rule, vault and principal within this window form one finding. */
     readonly groupWindowMs: number;
     /** The guardrail policy of a vault. */
-    policyFor(vault: VaultRef): VaultPolicy;
+    /**
+     * The guardrail policy of a vault.
+     * @param tags - The vault's tags when known (from ARM); otherwise those of the inventory, if any.
+     */
+    policyFor(vault: VaultRef, tags?: Readonly<Record<string, string>>): VaultPolicy;
 }
 
 export const DEFAULT_SENSITIVE_OPERATIONS: readonly string[] = [
