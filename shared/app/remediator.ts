@@ -165,7 +165,7 @@ export class Remediator {
                 const wait = retryAfterMs(err) ?? Math.min(10_000, 250 * 2 ** attempt);
                 if (this.o.clock.now() + wait > deadline) {
                     throw new ResponderError(
-                        'STATE.UNAVAILABLE',
+                        'ARM.UNAVAILABLE',
                         `${what}: gave up retrying after ${attempt + 1} attempt(s): ${describeError(err)}`,
                         true,
                         { cause: err },

@@ -5,7 +5,8 @@ export type ErrorCode =
     | 'USAGE.INVALID'
     | 'SINK.WRITE_FAILED'
     | 'STATE.CONFLICT'
-    | 'STATE.UNAVAILABLE';
+    | 'STATE.UNAVAILABLE'
+    | 'ARM.UNAVAILABLE';
 
 export class ResponderError extends Error {
     constructor(
