@@ -1,0 +1,40 @@
+// Custom role "kv-responder remediation" and its assignment to the responder identity, at a subscription.
+// Its actions are exactly the union of ACTION_PERMISSIONS (shared/core/remediation/types.ts): read a vault, write it
+// back (firewall default action, IP rules, public network access) and write its access policies. Nothing else: no
+// delete, no data-plane access, no role assignment rights.
+// For a management group, deploy remediationRoleMg.bicep instead (see infra/README.md).
+
+targetScope = 'subscription'
+
+import { remediationActions } from 'roles.bicep'
+
+param principalId string
+@description('The scope the role can be assigned at and is assigned at: `/subscriptions/<id>`.')
+param protectedScope string
+
+resource role 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+    name: guid(protectedScope, 'kv-responder remediation')
+    properties: {
+        roleName: 'kv-responder remediation'
+        description: 'Lets kv-responder restore Key Vault firewall, public network access and access policies.'
+        type: 'CustomRole'
+        permissions: [
+            {
+                actions: remediationActions
+                notActions: []
+            }
+        ]
+        assignableScopes: [protectedScope]
+    }
+}
+
+resource assignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+    name: guid(protectedScope, principalId, role.id)
+    properties: {
+        roleDefinitionId: role.id
+        principalId: principalId
+        principalType: 'ServicePrincipal'
+    }
+}
+
+output roleDefinitionId string = role.id

@@ -1,0 +1,41 @@
+// Management-group variant of remediationRole.bicep: the same custom role, defined and assigned at a management
+// group. A subscription-scope deployment (main.bicep) cannot deploy to a management group, so this file is deployed
+// on its own when the protected scope is a management group:
+//   az deployment mg create --management-group-id <mg> --location <region> \
+//       --template-file infra/modules/remediationRoleMg.bicep --parameters principalId=<identity principal id>
+
+targetScope = 'managementGroup'
+
+import { remediationActions } from 'roles.bicep'
+
+@description('Principal id of the responder managed identity (output RESPONDER_PRINCIPAL_ID of main.bicep).')
+param principalId string
+
+var protectedScope = managementGroup().id
+
+resource role 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
+    name: guid(protectedScope, 'kv-responder remediation')
+    properties: {
+        roleName: 'kv-responder remediation'
+        description: 'Lets kv-responder restore Key Vault firewall, public network access and access policies.'
+        type: 'CustomRole'
+        permissions: [
+            {
+                actions: remediationActions
+                notActions: []
+            }
+        ]
+        assignableScopes: [protectedScope]
+    }
+}
+
+resource assignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+    name: guid(protectedScope, principalId, role.id)
+    properties: {
+        roleDefinitionId: role.id
+        principalId: principalId
+        principalType: 'ServicePrincipal'
+    }
+}
+
+output roleDefinitionId string = role.id
