@@ -1,6 +1,9 @@
 import { DefaultAzureCredential, ManagedIdentityCredential, type TokenCredential } from '@azure/identity';
 import { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import { KeyVaultManagementClient } from '@azure/arm-keyvault';
+import { useAzureMonitor } from '@azure/monitor-opentelemetry';
+import { metrics } from '@opentelemetry/api';
+import { OtelMetrics } from '../adapters/otelMetrics';
 import { ArmVaultAdmin } from '../adapters/armVaultAdmin';
 import { BlobQuarantineSink } from '../adapters/blobQuarantineSink';
 import { tableStateStoreAt } from '../adapters/tableStateStore';
@@ -60,5 +63,14 @@ export function composeApp(env: Readonly<Record<string, string | undefined>>): A
             ),
         },
     );
-    return { settings, auditBatch: { pipeline } };
+    if (settings.appInsightsConnectionString !== undefined) {
+        // Registers the global OpenTelemetry providers that export to Application Insights with Entra ID auth.
+        useAzureMonitor({
+            azureMonitorExporterOptions: {
+                connectionString: settings.appInsightsConnectionString,
+                credential: credentialOf(settings),
+            },
+        });
+    }
+    return { settings, auditBatch: { pipeline, metrics: new OtelMetrics(metrics.getMeter('kv-responder')) } };
 }

@@ -13,6 +13,8 @@ export interface BatchItem {
     readonly source?: string;
     /** Set when the reader already knows the item is unusable (unterminated or oversized text). */
     readonly problem?: string;
+    /** When Event Hubs enqueued the body (epoch ms), for the enqueue-lag metric. */
+    readonly enqueuedTimeMs?: number;
 }
 
 /** Running totals over every batch a pipeline has processed. */
@@ -57,6 +59,8 @@ export interface BatchReport {
     readonly quarantined: readonly QuarantineItem[];
     readonly records: number;
     readonly skipped: number;
+    /** Per event: enqueue time minus record time (ms), where the enqueue time is known. */
+    readonly enqueueLagMs: readonly number[];
 }
 
 export interface PipelineOptions {
@@ -94,6 +98,7 @@ export class AuditPipeline {
         const quarantined: QuarantineItem[] = [];
         let records = 0;
         let skipped = 0;
+        const enqueueLagMs: number[] = [];
         const reject = (reason: string, raw: unknown, source: string | undefined): void => {
             const excerpt = excerptOf(raw);
             const d: RejectedDecision = {
@@ -123,8 +128,10 @@ export class AuditPipeline {
                 const raw = list[i];
                 records++;
                 const result = this.normalizer.normalize(raw);
-                if (result.kind === 'event') events.push(result.event);
-                else if (result.kind === 'skipped') {
+                if (result.kind === 'event') {
+                    events.push(result.event);
+                    if (item.enqueuedTimeMs !== undefined) enqueueLagMs.push(item.enqueuedTimeMs - result.event.timeMs);
+                } else if (result.kind === 'skipped') {
                     skipped++;
                     increment(stats.skippedByReason, result.reason);
                 } else {
@@ -156,7 +163,7 @@ export class AuditPipeline {
         stats.records += records;
         stats.events += events.length;
         stats.skipped += skipped;
-        return { events, decisions, quarantined, records, skipped };
+        return { events, decisions, quarantined, records, skipped, enqueueLagMs };
     }
 
     /**

@@ -15,6 +15,8 @@ export interface AppSettings {
     readonly state: TableLocation;
     readonly quarantine: QuarantineSettings;
     readonly managedIdentityClientId: string | undefined;
+    /** Application Insights connection string (no secret: Entra auth); undefined turns telemetry off. */
+    readonly appInsightsConnectionString: string | undefined;
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -112,5 +114,6 @@ export function loadSettings(
         state,
         quarantine,
         managedIdentityClientId: nonEmpty(env, SettingNames.managedIdentityClientId),
+        appInsightsConnectionString: nonEmpty(env, SettingNames.appInsightsConnectionString),
     });
 }

@@ -23,6 +23,8 @@ export const SettingNames = {
     state: 'KVR_STATE',
     /** Table name for rule state (default `kvrstate`). */
     stateTable: 'KVR_STATE_TABLE',
+    /** Application Insights: telemetry (OpenTelemetry metrics) is off unless this is set. */
+    appInsightsConnectionString: 'APPLICATIONINSIGHTS_CONNECTION_STRING',
     /** Client id of the user-assigned managed identity (read by `@azure/identity`). */
     managedIdentityClientId: 'AZURE_CLIENT_ID',
 } as const;

@@ -1,10 +1,15 @@
 import type { InvocationContext } from '@azure/functions';
 import { InvocationLogger } from '../../adapters/invocationLogger';
+import type { OtelMetrics } from '../../adapters/otelMetrics';
 import { ensureError } from '../../core/errors';
 import type { AuditPipeline, BatchItem, BatchReport } from '../pipeline';
 
 export interface AuditBatchDeps {
     readonly pipeline: AuditPipeline;
+    /** Pipeline metrics (OpenTelemetry; a no-op unless telemetry is configured). */
+    readonly metrics?: OtelMetrics;
+    /** Wall clock for latency metrics. */
+    readonly now?: () => number;
 }
 
 /** Counts for one invocation, also logged as `kvr.batch`. */
@@ -27,6 +32,15 @@ export interface AuditBatchResult {
 interface PartitionMetadata {
     readonly partitionContext?: { readonly partitionId?: string | number };
     readonly sequenceNumberArray?: readonly (string | number)[];
+    readonly enqueuedTimeUtcArray?: readonly (string | number | Date)[];
+}
+
+function enqueuedTimesOf(context: InvocationContext): (number | undefined)[] {
+    const raw = ((context.triggerMetadata ?? {}) as PartitionMetadata).enqueuedTimeUtcArray ?? [];
+    return raw.map((v) => {
+        const ms = v instanceof Date ? v.getTime() : typeof v === 'number' ? v : Date.parse(v);
+        return Number.isNaN(ms) ? undefined : ms;
+    });
 }
 
 function sourcesOf(context: InvocationContext, count: number): (string | undefined)[] {
@@ -76,9 +90,15 @@ export async function handleAuditBatch(
     const log = new InvocationLogger(context);
     const list: readonly unknown[] = Array.isArray(messages) ? messages : [messages];
     const sources = sourcesOf(context, list.length);
+    const enqueued = enqueuedTimesOf(context);
     const items: BatchItem[] = list.map((body, i) => {
         const source = sources[i];
-        return source === undefined ? { body } : { body, source };
+        const enqueuedTimeMs = enqueued[i];
+        return {
+            body,
+            ...(source === undefined ? {} : { source }),
+            ...(enqueuedTimeMs === undefined ? {} : { enqueuedTimeMs }),
+        };
     });
     let report: BatchReport;
     try {
@@ -111,6 +131,15 @@ export async function handleAuditBatch(
         }
     }
     const summary = summarize(list.length, report);
+    deps.metrics?.recordBatch({
+        records: report.records,
+        events: report.events,
+        skipped: report.skipped,
+        rejected: report.quarantined.length,
+        decisions: report.decisions,
+        enqueueLagMs: report.enqueueLagMs,
+        decidedAtMs: (deps.now ?? Date.now)(),
+    });
     log.info('kvr.batch', { ...summary });
     return { summary, events: report.events };
 }
