@@ -104,6 +104,8 @@ function processor(
 }
 
 const actions = (ds: readonly Decision[]) => ds.filter((d): d is ActionDecision => d.type === 'action');
+/** The actions that were tried (not skipped by a rail or because there was nothing to do). */
+const attempted = (ds: readonly Decision[]) => actions(ds).filter((a) => a.status !== 'skipped');
 const criticals = (ds: readonly Decision[]) =>
     ds.filter((d): d is FindingDecision => d.type === 'finding' && d.rule.startsWith('remediation-'));
 const writes = () => fake.requests.filter((r) => r.method !== 'GET');
@@ -287,11 +289,7 @@ describe('remediation against the ARM fake, through the real @azure/arm-keyvault
         fake.inject({ ...fault, match: { method: 'PATCH' } });
         const { decisions, pipeline } = processor();
         await pipeline.processBatch([{ body: attackBody() }]);
-        expect(
-            actions(decisions.decisions)
-                .filter((a) => a.status !== 'skipped')
-                .every((a) => a.status === 'applied'),
-        ).toBe(true);
+        expect(attempted(decisions.decisions).every((a) => a.status === 'applied')).toBe(true);
         expect(fake.requests.filter((r) => r.method === 'PATCH')).toHaveLength(2);
     });
 
@@ -300,11 +298,7 @@ describe('remediation against the ARM fake, through the real @azure/arm-keyvault
         const admin = new ArmVaultAdmin((sub) => armClientFor(fake, sub, { retryOptions: { maxRetries: 0 } }), 300);
         const { decisions, pipeline } = processor(configFor('enforce'), { admin });
         await pipeline.processBatch([{ body: attackBody() }]);
-        expect(
-            actions(decisions.decisions)
-                .filter((a) => a.status !== 'skipped')
-                .every((a) => a.status === 'applied'),
-        ).toBe(true);
+        expect(attempted(decisions.decisions).every((a) => a.status === 'applied')).toBe(true);
         expect(fake.requests.filter((r) => r.method === 'PATCH').length).toBeGreaterThanOrEqual(2);
         expect(fake.vault('kv-payments-prod').properties.networkAcls?.defaultAction).toBe('Deny');
     });
@@ -388,9 +382,7 @@ describe('remediation against the ARM fake, through the real @azure/arm-keyvault
         const { decisions, pipeline } = processor(configFor('enforce'), { admin: ignoring });
         await pipeline.processBatch([{ body: attackBody() }]);
         expect(
-            actions(decisions.decisions)
-                .filter((a) => a.status !== 'skipped')
-                .every((a) => a.status === 'failed' && a.detail.reason === 'not-verified'),
+            attempted(decisions.decisions).every((a) => a.status === 'failed' && a.detail.reason === 'not-verified'),
         ).toBe(true);
         expect(criticals(decisions.decisions).map((f) => f.rule)).toEqual(['remediation-failed']);
     });

@@ -27,28 +27,21 @@ describe('replaying a capture twice', () => {
 
         it('reports the same findings as in memory, then none on the second run', async () => {
             const inMemory = await runKvr('replay', SAMPLE, '--config', CONFIG);
-            const first = await runKvr(
-                'replay',
-                SAMPLE,
-                '--config',
-                CONFIG,
-                '--state',
-                azurite.connectionString,
-                '--state-table',
-                'seed1',
-            );
+            const durableRun = () =>
+                runKvr(
+                    'replay',
+                    SAMPLE,
+                    '--config',
+                    CONFIG,
+                    '--state',
+                    azurite.connectionString,
+                    '--state-table',
+                    'seed1',
+                );
+            const first = await durableRun();
             expect(first.code).toBe(0);
             expect(first.stdout).toBe(inMemory.stdout);
-            const second = await runKvr(
-                'replay',
-                SAMPLE,
-                '--config',
-                CONFIG,
-                '--state',
-                azurite.connectionString,
-                '--state-table',
-                'seed1',
-            );
+            const second = await durableRun();
             expect(second.code).toBe(0);
             expect(findingsOf(second.stdout)).toEqual([]);
         });

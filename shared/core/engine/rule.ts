@@ -1,7 +1,6 @@
 import type { Severity } from '../decisions';
 import type { AuditEvent } from '../events/types';
 
-export { principalOf } from '../events/identity';
 import type { DetectionSettings, VaultPolicy } from '../rules/settings';
 import type { StateKey } from '../state/store';
 
