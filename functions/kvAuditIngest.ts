@@ -1,9 +1,10 @@
 import { app } from '@azure/functions';
-import { composeApp } from '../shared/app/compositionRoot';
 import { handleAuditBatch } from '../shared/app/handlers/handleAuditBatch';
 import { EventHubBinding } from '../shared/config/settingNames';
+import { deps } from './deps';
 
-const deps = composeApp(process.env);
+// Composed at load: a misconfigured app fails here, before any event is taken (and checkpointed).
+const appDeps = deps();
 
 app.eventHub('kvAuditIngest', {
     ...EventHubBinding,
@@ -16,5 +17,5 @@ app.eventHub('kvAuditIngest', {
         minimumInterval: { seconds: 5 },
         maximumInterval: { minutes: 10 },
     },
-    handler: (messages, context) => handleAuditBatch(messages, context, deps.auditBatch),
+    handler: (messages, context) => handleAuditBatch(messages, context, appDeps.auditBatch),
 });

@@ -63,13 +63,19 @@ export class ArmVaultAdmin implements VaultAdmin {
     }
 
     async removeAccessPolicy(vault: VaultRef, entry: VaultAccessPolicy): Promise<void> {
+        await this.updateAccessPolicy(vault, 'remove', entry);
+    }
+
+    async addAccessPolicy(vault: VaultRef, entry: VaultAccessPolicy): Promise<void> {
+        await this.updateAccessPolicy(vault, 'add', entry);
+    }
+
+    private async updateAccessPolicy(vault: VaultRef, kind: 'add' | 'remove', entry: VaultAccessPolicy): Promise<void> {
         await this.client(vault).vaults.updateAccessPolicy(
             vault.resourceGroup,
             vault.name,
-            'remove',
-            {
-                properties: { accessPolicies: [entry as AccessPolicyEntry] },
-            },
+            kind,
+            { properties: { accessPolicies: [entry as AccessPolicyEntry] } },
             this.options(),
         );
     }

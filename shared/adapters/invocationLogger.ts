@@ -17,3 +17,24 @@ export class InvocationLogger implements Logger {
         this.context.error(JSON.stringify({ msg: message, ...fields }));
     }
 }
+
+/** Structured logs as JSON lines on a stream (stderr): the CLI, and work outside any one invocation. */
+export class StreamLogger implements Logger {
+    constructor(private readonly out: { write(chunk: string): unknown }) {}
+
+    private line(level: string, message: string, fields?: Readonly<Record<string, unknown>>): void {
+        this.out.write(`${JSON.stringify({ level, msg: message, ...fields })}\n`);
+    }
+
+    info(message: string, fields?: Readonly<Record<string, unknown>>): void {
+        this.line('info', message, fields);
+    }
+
+    warn(message: string, fields?: Readonly<Record<string, unknown>>): void {
+        this.line('warn', message, fields);
+    }
+
+    error(message: string, fields?: Readonly<Record<string, unknown>>): void {
+        this.line('error', message, fields);
+    }
+}

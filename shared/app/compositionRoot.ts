@@ -10,13 +10,23 @@ import { tableStateStoreAt } from '../adapters/tableStateStore';
 import { type AppSettings, loadSettings } from '../config/loadSettings';
 import type { Decision } from '../core/decisions';
 import type { DecisionSink, QuarantineSink } from '../core/ports';
-import { createPipeline } from './createPipeline';
+import { GraphMailChannel } from '../adapters/graphMailChannel';
+import { KeyVaultLinkSigner } from '../adapters/linkSigner';
+import { systemClock } from '../adapters/systemClock';
+import { TeamsWebhookChannel } from '../adapters/teamsWebhookChannel';
+import { StreamLogger } from '../adapters/invocationLogger';
+import type { Alerting } from './alerting';
+import { LinkTokens } from './alerting';
+import { createResponder } from './createPipeline';
 import type { AuditBatchDeps } from './handlers/handleAuditBatch';
+import type { IncidentLinkDeps } from './handlers/handleIncidentLink';
 
 /** The Function app's dependencies, built once per worker. */
 export interface AppDeps {
     readonly settings: AppSettings;
     readonly auditBatch: AuditBatchDeps;
+    readonly incidentLink: IncidentLinkDeps;
+    readonly alerting: Alerting;
 }
 
 function quarantineOf(settings: AppSettings): QuarantineSink {
@@ -36,10 +46,13 @@ function credentialOf(settings: AppSettings): TokenCredential {
 }
 
 /**
- * Decisions are delivered through the invocation's structured logs (`kvr.finding` ...) by the handler; the
- * notification channels of the alerting issue plug in here.
+ * Decisions reach the invocation's structured logs (`kvr.finding` ...) through the handler, and people through
+ * alerting (chained after this sink).
  */
 const logOnlyDecisions: DecisionSink = { write: (_d: readonly Decision[]) => Promise.resolve() };
+
+/** Alerting logs outside an invocation (a timer or HTTP call passes its own context to the handler's logger). */
+const processLogger = new StreamLogger(process.stderr);
 
 /**
  * The only place adapters are constructed. Synchronous and free of I/O: it validates every setting, so that a
@@ -48,7 +61,9 @@ const logOnlyDecisions: DecisionSink = { write: (_d: readonly Decision[]) => Pro
  */
 export function composeApp(env: Readonly<Record<string, string | undefined>>): AppDeps {
     const settings = loadSettings(env);
-    const pipeline = createPipeline(
+    const credential = credentialOf(settings);
+    const a = settings.alerting;
+    const responder = createResponder(
         settings.config,
         { decisions: logOnlyDecisions, quarantine: quarantineOf(settings) },
         {
@@ -61,8 +76,25 @@ export function composeApp(env: Readonly<Record<string, string | undefined>>): A
                         retryOptions: { maxRetries: 0 },
                     }),
             ),
+            alerting: {
+                channels: {
+                    ...(a.teamsWebhookUrl === undefined
+                        ? {}
+                        : { teams: new TeamsWebhookChannel({ webhookUrl: a.teamsWebhookUrl }) }),
+                    ...(a.mailSender === undefined ? {} : { email: new GraphMailChannel({ credential }) }),
+                },
+                ...(a.mailSender === undefined ? {} : { mailFrom: a.mailSender }),
+                links: new LinkTokens(
+                    new KeyVaultLinkSigner(a.signingKey.vaultUrl, a.signingKey.name, credential),
+                    a.publicUrl,
+                    settings.config.alerting.linkTtlMs,
+                    systemClock,
+                ),
+                log: processLogger,
+            },
         },
     );
+    const alerting = responder.alerting as Alerting;
     if (settings.appInsightsConnectionString !== undefined) {
         // Registers the global OpenTelemetry providers that export to Application Insights with Entra ID auth.
         useAzureMonitor({
@@ -72,5 +104,10 @@ export function composeApp(env: Readonly<Record<string, string | undefined>>): A
             },
         });
     }
-    return { settings, auditBatch: { pipeline, metrics: new OtelMetrics(metrics.getMeter('kv-responder')) } };
+    return {
+        settings,
+        auditBatch: { pipeline: responder.pipeline, metrics: new OtelMetrics(metrics.getMeter('kv-responder')) },
+        incidentLink: { alerting, trustEasyAuth: a.trustEasyAuth },
+        alerting,
+    };
 }

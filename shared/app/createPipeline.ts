@@ -5,6 +5,7 @@ import type { Clock, DecisionSink, QuarantineSink, VaultAdmin } from '../core/po
 import { rules } from '../core/rules';
 import type { StateStore } from '../core/state/store';
 import type { ResponderConfig } from '../config/responderConfig';
+import { Alerting, type AlertingOptions } from './alerting';
 import { DetectionEngine } from './detectionEngine';
 import { AuditPipeline } from './pipeline';
 import { Remediator } from './remediator';
@@ -24,11 +25,31 @@ export interface PipelineOptions {
     /** Identifies this processor in remediation leases. */
     readonly owner?: string;
     readonly beforeDetection?: (events: readonly AuditEvent[]) => void;
+    /** Incidents and notifications; without it decisions only reach `sinks.decisions`. */
+    readonly alerting?: Omit<AlertingOptions, 'store' | 'settings' | 'remediator' | 'clock'>;
 }
 
-/** Builds the one pipeline used by the Event Hubs trigger, `kvr replay` and the benchmark. */
-export function createPipeline(config: ResponderConfig, sinks: PipelineSinks, options: PipelineOptions): AuditPipeline {
+/** The parts of one responder that share state: the pipeline, its remediator and its alerting. */
+export interface Responder {
+    readonly pipeline: AuditPipeline;
+    readonly remediator: Remediator;
+    readonly store: StateStore;
+    readonly alerting: Alerting | undefined;
+}
+
+/** Writes to each sink in turn: the decision log first, then alerting. */
+class SinkChain implements DecisionSink {
+    constructor(private readonly sinks: readonly DecisionSink[]) {}
+
+    async write(decisions: Parameters<DecisionSink['write']>[0]): Promise<void> {
+        for (const s of this.sinks) await s.write(decisions);
+    }
+}
+
+/** Builds the one responder used by the Event Hubs trigger, `kvr replay`, `kvr serve` and the benchmark. */
+export function createResponder(config: ResponderConfig, sinks: PipelineSinks, options: PipelineOptions): Responder {
     const store = options.store ?? new MemoryStateStore();
+    const clock = options.clock ?? systemClock;
     const engine = new DetectionEngine({ rules, toggles: config.ruleToggles, settings: config.detection, store });
     const remediator = new Remediator({
         admin: options.admin,
@@ -38,15 +59,25 @@ export function createPipeline(config: ResponderConfig, sinks: PipelineSinks, op
             protectedPrincipals: new Set([...config.protectedPrincipals, ...config.detection.responderIdentities]),
         },
         store,
-        clock: options.clock ?? systemClock,
+        clock,
         owner: options.owner ?? `p${process.pid}`,
     });
-    return new AuditPipeline({
+    const alerting =
+        options.alerting === undefined
+            ? undefined
+            : new Alerting({ ...options.alerting, store, settings: config.alerting, remediator, clock });
+    const pipeline = new AuditPipeline({
         engine,
         remediator,
         ...(options.beforeDetection === undefined ? {} : { beforeDetection: options.beforeDetection }),
-        decisions: sinks.decisions,
+        decisions: alerting === undefined ? sinks.decisions : new SinkChain([sinks.decisions, alerting]),
         quarantine: sinks.quarantine,
         acceptBareRecords: options.acceptBareRecords,
     });
+    return { pipeline, remediator, store, alerting };
+}
+
+/** The pipeline alone (tests and the benchmark). */
+export function createPipeline(config: ResponderConfig, sinks: PipelineSinks, options: PipelineOptions): AuditPipeline {
+    return createResponder(config, sinks, options).pipeline;
 }

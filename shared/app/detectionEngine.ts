@@ -381,8 +381,21 @@ function findingOf(rule: Rule, severity: Severity, event: AuditEvent, draft: Fin
         correlationIds: event.correlationId === undefined ? [] : [event.correlationId],
         count: 1,
         summary: draft.summary,
+        actor: actorOf(event),
         ...draft.details,
     };
+}
+
+/** Who made the triggering request and from where, for the people reading the alert. */
+function actorOf(e: AuditEvent): Record<string, string> {
+    const c = e.caller;
+    const out: Record<string, string> = {};
+    if (c.upn !== undefined) out.upn = c.upn;
+    if (c.appId !== undefined) out.appId = c.appId;
+    if (c.managedIdentityResourceId !== undefined) out.managedIdentity = c.managedIdentityResourceId;
+    if (c.ipAddress !== undefined) out.ip = c.ipAddress;
+    if (e.clientInfo !== undefined) out.userAgent = e.clientInfo;
+    return out;
 }
 
 function mergeInto(f: MutableFinding, e: AuditEvent): void {

@@ -6,6 +6,13 @@ import { type Guard, planRemediation, verifyRemediation } from '../core/remediat
 import { ACTIONS_BY_RULE, type RemediationPlan, type VaultSnapshot } from '../core/remediation/types';
 import { type DetectionSettings, modeFor } from '../core/rules/settings';
 import { type StateStore, stateKey } from '../core/state/store';
+import {
+    mergeApprovals,
+    planRestore,
+    type UndoRecord,
+    type VaultApprovals,
+    withApprovals,
+} from '../core/remediation/undo';
 import type { RemediationSettings } from '../config/responderConfig';
 import type { Trigger } from './detectionEngine';
 
@@ -64,6 +71,29 @@ function isTransient(err: unknown): boolean {
     return ['ETIMEDOUT', 'ECONNRESET', 'ECONNREFUSED', 'ESOCKETTIMEDOUT', 'REQUEST_SEND_ERROR', 'ABORT_ERR'].includes(
         String(code),
     );
+}
+
+/** What a restore should have put back but the vault does not show. */
+function verifyRestore(after: VaultSnapshot, restore: ReturnType<typeof planRestore>): string[] {
+    const problems: string[] = [];
+    const acl = after.properties.networkAcls;
+    const wanted = restore.patch?.networkAcls;
+    if (wanted !== undefined) {
+        if (wanted.defaultAction !== undefined && acl?.defaultAction !== wanted.defaultAction)
+            problems.push(`default action is ${acl?.defaultAction ?? 'unset'}`);
+        const have = new Set((acl?.ipRules ?? []).map((r) => r.value));
+        for (const r of wanted.ipRules ?? []) if (!have.has(r.value)) problems.push(`IP rule ${r.value} missing`);
+    }
+    const pna = restore.patch?.publicNetworkAccess;
+    if (pna !== undefined && (after.properties.publicNetworkAccess ?? '').toLowerCase() !== pna.toLowerCase())
+        problems.push(`publicNetworkAccess is ${after.properties.publicNetworkAccess ?? 'unset'}`);
+    for (const e of restore.accessPolicyAdds) {
+        const entry = (after.properties.accessPolicies ?? []).find(
+            (p) => p.objectId.toLowerCase() === e.objectId.toLowerCase(),
+        );
+        if (entry === undefined) problems.push(`access policy of ${e.objectId} missing`);
+    }
+    return problems;
 }
 
 function describeError(err: unknown): string {
@@ -198,7 +228,7 @@ export class Remediator {
             return this.failed(w, [...w.rules], 'read', err);
         }
         // The vault's own tags, as ARM returns them, decide tag-matched overrides (enforce scope by env=prod ...).
-        const policy = this.o.settings.policyFor(w.vault, vault.tags);
+        const policy = withApprovals(this.o.settings.policyFor(w.vault, vault.tags), await this.approvals(w.vault));
         const enforceRules = [...w.rules].filter((r) => modeFor(policy, r) === 'enforce');
         const monitorRules = [...w.rules].filter((r) => modeFor(policy, r) === 'monitor');
         if (monitorRules.length > 0) {
@@ -416,11 +446,10 @@ export class Remediator {
         const now = this.o.clock.now();
         const undoId = `${now.toString(36)}-${this.o.owner}`;
         const p = before.properties;
-        const record = {
+        const record: UndoRecord = {
             vaultId: w.vault.resourceId,
             at: new Date(now).toISOString(),
             rules: [...w.rules],
-            correlationIds: w.events.map((e) => e.correlationId).filter((c) => c !== undefined),
             before: {
                 networkAcls: p.networkAcls ?? null,
                 publicNetworkAccess: p.publicNetworkAccess ?? null,
@@ -436,5 +465,76 @@ export class Remediator {
         );
         if (!r.ok) throw new ResponderError('STATE.CONFLICT', `undo snapshot ${undoId} exists already`, true);
         return undoId;
+    }
+
+    /** What people approved through undo on this vault (merged into its configured policy). */
+    private async approvals(vault: VaultRef): Promise<VaultApprovals | undefined> {
+        const [s] = await this.o.store.getMany([stateKey(vault.name, 'approvals')]);
+        return (s?.value ?? undefined) as VaultApprovals | undefined;
+    }
+
+    /**
+     * Undoes one remediation: under the vault's lease, restores what it removed (relative to the vault as it is now),
+     * reads back, records the restored state as approved for the vault so that it is not reverted again, and marks
+     * the snapshot used. Throws a ResponderError when it cannot (unknown or used snapshot, busy vault, ARM failure).
+     */
+    async undo(vault: VaultRef, undoId: string): Promise<{ restored: readonly string[] }> {
+        const admin = this.o.admin;
+        if (admin === undefined)
+            throw new ResponderError('ARM.UNAVAILABLE', 'not connected to Azure Resource Manager: cannot undo');
+        const key = stateKey(vault.name, `undo|${undoId}`);
+        const [saved] = await this.o.store.getMany([key]);
+        const record = saved?.value as UndoRecord | undefined;
+        if (saved === undefined || record === undefined || record === null)
+            throw new ResponderError('INPUT.UNREADABLE', `no saved state ${undoId} for ${vault.name} (expired?)`);
+        if (record.undoneAt !== undefined)
+            throw new ResponderError(
+                'STATE.CONFLICT',
+                `remediation ${undoId} was already undone at ${record.undoneAt}`,
+            );
+        if (!(await this.acquireLease(vault)))
+            throw new ResponderError('STATE.CONFLICT', `${vault.name} is being remediated right now: try again`, true);
+        try {
+            const current = await this.withRetry(`reading ${vault.name}`, () => admin.get(vault));
+            const restore = planRestore(record, current);
+            // Approve first: a remediation racing in after the change must already see it as approved.
+            await this.approve(vault, restore.approvals);
+            const patch = restore.patch;
+            if (patch !== undefined) await this.withRetry(`restoring ${vault.name}`, () => admin.patch(vault, patch));
+            for (const entry of restore.accessPolicyAdds)
+                await this.withRetry(`restoring the access policy of ${entry.objectId}`, () =>
+                    admin.addAccessPolicy(vault, entry),
+                );
+            const after = await this.withRetry(`reading back ${vault.name}`, () => admin.get(vault));
+            const missing = verifyRestore(after, restore);
+            if (missing.length > 0)
+                throw new ResponderError(
+                    'ARM.UNAVAILABLE',
+                    `undo of ${vault.name} did not take: ${missing.join('; ')}`,
+                );
+            const now = this.o.clock.now();
+            const done = await this.o.store.put(
+                key,
+                { ...record, undoneAt: new Date(now).toISOString() } satisfies UndoRecord,
+                saved.etag,
+                now + UNDO_TTL_MS,
+            );
+            if (!done.ok) throw new ResponderError('STATE.CONFLICT', `remediation ${undoId} was undone concurrently`);
+            return { restored: restore.restored };
+        } finally {
+            await this.releaseLease(vault);
+        }
+    }
+
+    private async approve(vault: VaultRef, add: VaultApprovals): Promise<void> {
+        const key = stateKey(vault.name, 'approvals');
+        for (let attempt = 0; attempt < 8; attempt++) {
+            const [s] = await this.o.store.getMany([key]);
+            const merged = mergeApprovals((s?.value ?? undefined) as VaultApprovals | undefined, add);
+            // Approvals do not expire with event time: far future.
+            const r = await this.o.store.put(key, merged, s?.etag, Number.MAX_SAFE_INTEGER);
+            if (r.ok) return;
+        }
+        throw new ResponderError('STATE.CONFLICT', `could not record the approvals of ${vault.name}`, true);
     }
 }

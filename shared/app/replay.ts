@@ -2,7 +2,7 @@ import { listCaptures, readCapture } from '../adapters/captureReader';
 import type { ResponderConfig } from '../config/responderConfig';
 import type { StateStore } from '../core/state/store';
 import type { Simulation } from '../simulation/simulation';
-import { createPipeline, type PipelineSinks } from './createPipeline';
+import { createResponder, type PipelineOptions, type PipelineSinks, type Responder } from './createPipeline';
 import type { PipelineStats } from './pipeline';
 
 export interface ReplayProgress {
@@ -23,12 +23,17 @@ export interface ReplayOptions {
     /** Simulated vaults (`--vaults`): remediations run against them through the real ARM client. */
     readonly simulation?: Simulation;
     readonly onProgress?: (progress: ReplayProgress) => void;
+    /** Incidents and notifications (`--outbox`); decisions only reach the sinks without it. */
+    readonly alerting?: PipelineOptions['alerting'];
+    /** Feeds an existing responder (`kvr serve --replay`) instead of building one. */
+    readonly responder?: Responder;
 }
 
 export interface ReplayResult {
     readonly files: number;
     readonly ignoredFiles: readonly string[];
     readonly stats: PipelineStats;
+    readonly responder: Responder;
 }
 
 /**
@@ -37,16 +42,20 @@ export interface ReplayResult {
  */
 export async function replay(options: ReplayOptions): Promise<ReplayResult> {
     const listing = await listCaptures(options.inputs);
-    const pipeline = createPipeline(options.config, options.sinks, {
-        acceptBareRecords: true,
-        ...(options.store === undefined ? {} : { store: options.store }),
-        ...(options.simulation === undefined
-            ? {}
-            : {
-                  admin: options.simulation.admin,
-                  beforeDetection: (events) => options.simulation?.applyRecorded(events),
-              }),
-    });
+    const responder =
+        options.responder ??
+        createResponder(options.config, options.sinks, {
+            acceptBareRecords: true,
+            ...(options.alerting === undefined ? {} : { alerting: options.alerting }),
+            ...(options.store === undefined ? {} : { store: options.store }),
+            ...(options.simulation === undefined
+                ? {}
+                : {
+                      admin: options.simulation.admin,
+                      beforeDetection: (events) => options.simulation?.applyRecorded(events),
+                  }),
+        });
+    const pipeline = responder.pipeline;
     const bytesTotal = listing.files.reduce((n, f) => n + f.size, 0);
     let bytesBefore = 0;
     for (const [index, file] of listing.files.entries()) {
@@ -65,5 +74,5 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
         bytesBefore += file.size;
     }
     if (options.simulation !== undefined) await options.sinks.decisions.write(options.simulation.states());
-    return { files: listing.files.length, ignoredFiles: listing.ignored, stats: pipeline.stats };
+    return { files: listing.files.length, ignoredFiles: listing.ignored, stats: pipeline.stats, responder };
 }

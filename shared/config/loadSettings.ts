@@ -17,6 +17,73 @@ export interface AppSettings {
     readonly managedIdentityClientId: string | undefined;
     /** Application Insights connection string (no secret: Entra auth); undefined turns telemetry off. */
     readonly appInsightsConnectionString: string | undefined;
+    readonly alerting: AlertingSettings;
+}
+
+export interface AlertingSettings {
+    readonly publicUrl: string;
+    readonly signingKey: { readonly vaultUrl: string; readonly name: string };
+    readonly teamsWebhookUrl: string | undefined;
+    readonly mailSender: string | undefined;
+    readonly trustEasyAuth: boolean;
+}
+
+function httpsUrl(env: Env, name: string, problems: string[], required: boolean, what: string): URL | undefined {
+    const v = nonEmpty(env, name);
+    if (v === undefined) {
+        if (required) problems.push(`${name} is required (${what})`);
+        return undefined;
+    }
+    let u: URL;
+    try {
+        u = new URL(v);
+    } catch {
+        problems.push(`${name}: not a URL`);
+        return undefined;
+    }
+    if (u.protocol !== 'https:') {
+        problems.push(`${name}: must be https`);
+        return undefined;
+    }
+    return u;
+}
+
+function alertingSettingsOf(env: Env, problems: string[]): AlertingSettings | undefined {
+    const before = problems.length;
+    const publicUrl = httpsUrl(
+        env,
+        SettingNames.publicUrl,
+        problems,
+        true,
+        'the base URL of acknowledge and undo links',
+    );
+    const key = httpsUrl(
+        env,
+        SettingNames.signingKeyId,
+        problems,
+        true,
+        'the Key Vault key that signs links, https://<vault>.vault.azure.net/keys/<name>',
+    );
+    const m = key === undefined ? null : /^\/keys\/([A-Za-z0-9-]{1,127})\/?$/.exec(key.pathname);
+    if (key !== undefined && m === null)
+        problems.push(
+            `${SettingNames.signingKeyId}: expected https://<vault>.vault.azure.net/keys/<name> (no version)`,
+        );
+    const webhook = httpsUrl(env, SettingNames.teamsWebhookUrl, problems, false, '');
+    const mailSender = nonEmpty(env, SettingNames.mailSender);
+    if (mailSender !== undefined && !/^[^\s@<>",;]+@[^\s@<>",;]+$/.test(mailSender))
+        problems.push(`${SettingNames.mailSender}: expected the sending mailbox's address`);
+    const trust = nonEmpty(env, SettingNames.trustEasyAuth)?.toLowerCase();
+    if (trust !== undefined && trust !== 'true' && trust !== 'false')
+        problems.push(`${SettingNames.trustEasyAuth}: expected true or false`);
+    if (problems.length > before || publicUrl === undefined || key === undefined || m === null) return undefined;
+    return {
+        publicUrl: publicUrl.toString().replace(/\/+$/, ''),
+        signingKey: { vaultUrl: key.origin, name: m[1] as string },
+        teamsWebhookUrl: webhook?.toString(),
+        mailSender,
+        trustEasyAuth: trust === 'true',
+    };
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -106,7 +173,9 @@ export function loadSettings(
             );
     }
 
-    if (problems.length > 0 || quarantine === undefined || state === undefined) {
+    const alerting = alertingSettingsOf(env, problems);
+
+    if (problems.length > 0 || quarantine === undefined || state === undefined || alerting === undefined) {
         throw new ConfigError('app settings', problems);
     }
     return Object.freeze({
@@ -115,5 +184,6 @@ export function loadSettings(
         quarantine,
         managedIdentityClientId: nonEmpty(env, SettingNames.managedIdentityClientId),
         appInsightsConnectionString: nonEmpty(env, SettingNames.appInsightsConnectionString),
+        alerting,
     });
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { SEVERITIES } from '../core/decisions';
+import { type AlertSettings, atLeast, type Roster } from '../core/alerts/settings';
+import { SEVERITIES, type Severity } from '../core/decisions';
 import type { RuleToggle } from '../core/engine/rule';
 import { ConfigError } from '../core/errors';
 import type { AccessPolicyPermissions, VaultRef } from '../core/events/types';
@@ -101,6 +102,70 @@ const threshold = (count: number, minutes: number) =>
         windowMinutes: z.number().min(1).optional().describe(`Window in minutes of event time (default ${minutes}).`),
     });
 
+const email = z.string().regex(/^[^\s@<>",;]+@[^\s@<>",;]+$/, 'expected an email address or UPN');
+
+const alerting = z.strictObject({
+    minSeverity: z
+        .enum(SEVERITIES)
+        .optional()
+        .describe('Findings below this severity are recorded as incidents but notify nobody (default low).'),
+    incidentWindowMinutes: z
+        .number()
+        .min(1)
+        .optional()
+        .describe('Findings of one vault, rule and principal within this window update one incident (default 60).'),
+    escalation: z
+        .strictObject({
+            afterMinutes: z
+                .number()
+                .min(1)
+                .optional()
+                .describe('An unacknowledged incident moves to the next tier after this long (default 15).'),
+            minSeverity: z.enum(SEVERITIES).optional().describe('Only incidents this severe escalate (default high).'),
+            maxReminders: z
+                .number()
+                .int()
+                .min(0)
+                .optional()
+                .describe('Reminders to the last tier once every tier was notified (default 2).'),
+        })
+        .optional(),
+    linkTtlHours: z.number().min(1).optional().describe('Lifetime of acknowledge and undo links (default 72).'),
+    maxDeliveryAttempts: z
+        .number()
+        .int()
+        .min(1)
+        .optional()
+        .describe('Attempts per notification before its channel is reported failing on the other one (default 6).'),
+    rosters: z
+        .record(
+            z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'roster names are letters, digits, _ . -'),
+            z.strictObject({
+                tiers: z
+                    .array(
+                        z.strictObject({
+                            name: z.string().min(1),
+                            email: z.array(email).optional().describe('Recipients of this tier.'),
+                            teams: z.boolean().optional().describe('Post to the Teams channel too (default true).'),
+                        }),
+                    )
+                    .min(1),
+            }),
+        )
+        .optional()
+        .describe('On-call rosters by name; "default" receives what no route matches.'),
+    routes: z
+        .array(
+            z.strictObject({
+                match: match.optional(),
+                minSeverity: z.enum(SEVERITIES).optional().describe('Route only incidents this severe.'),
+                roster: z.string().min(1),
+            }),
+        )
+        .optional()
+        .describe('First matching route picks the roster of an incident.'),
+});
+
 export const responderConfigSchema = z.strictObject({
     $schema: z.string().optional(),
     rules: z.record(z.string(), ruleOverride).optional().describe('Per-rule switches, keyed by rule id.'),
@@ -171,6 +236,7 @@ export const responderConfigSchema = z.strictObject({
         .strictObject({ windowMinutes: z.number().min(1).optional().describe('Default 60.') })
         .optional()
         .describe('Repeated findings of one rule, vault and principal within the window form one finding.'),
+    alerting: alerting.optional().describe('Incidents, on-call rosters, routing and escalation.'),
 });
 
 export type ResponderConfigInput = z.infer<typeof responderConfigSchema>;
@@ -181,6 +247,7 @@ export interface ResponderConfig {
     readonly detection: DetectionSettings;
     readonly protectedPrincipals: ReadonlySet<string>;
     readonly remediation: RemediationSettings;
+    readonly alerting: AlertSettings;
 }
 
 export interface RemediationSettings {
@@ -298,6 +365,48 @@ function detectionSettingsOf(data: ResponderConfigInput, tags: VaultTags): Detec
     });
 }
 
+const DEFAULT_ROSTER: Roster = { name: 'default', tiers: [{ name: 'on-call', email: [], teams: true }] };
+
+function alertSettingsOf(data: ResponderConfigInput, tags: VaultTags): AlertSettings {
+    const a = data.alerting ?? {};
+    const rosters = new Map<string, Roster>();
+    for (const [name, r] of Object.entries(a.rosters ?? {})) {
+        rosters.set(name, {
+            name,
+            tiers: r.tiers.map((t) => ({ name: t.name, email: t.email ?? [], teams: t.teams ?? true })),
+        });
+    }
+    const fallback = rosters.get('default') ?? DEFAULT_ROSTER;
+    const routes = a.routes ?? [];
+    return Object.freeze({
+        minSeverity: a.minSeverity ?? 'low',
+        incidentWindowMs: (a.incidentWindowMinutes ?? 60) * MINUTE_MS,
+        escalateAfterMs: (a.escalation?.afterMinutes ?? 15) * MINUTE_MS,
+        escalateMinSeverity: a.escalation?.minSeverity ?? 'high',
+        maxReminders: a.escalation?.maxReminders ?? 2,
+        linkTtlMs: (a.linkTtlHours ?? 72) * 3_600_000,
+        maxDeliveryAttempts: a.maxDeliveryAttempts ?? 6,
+        rosterFor(vault: VaultRef, severity: Severity, vaultTags = tags.get(vault.resourceId)): Roster {
+            for (const r of routes) {
+                if (r.minSeverity !== undefined && !atLeast(severity, r.minSeverity)) continue;
+                if (r.match !== undefined && !matches(r.match, vault, vaultTags)) continue;
+                return rosters.get(r.roster) ?? fallback;
+            }
+            return fallback;
+        },
+    });
+}
+
+/** Routes must name rosters that exist. */
+function rosterProblems(data: ResponderConfigInput): string[] {
+    const names = new Set(Object.keys(data.alerting?.rosters ?? {}));
+    return (data.alerting?.routes ?? []).flatMap((r, i) =>
+        names.has(r.roster)
+            ? []
+            : [`alerting.routes.${i}.roster: unknown roster '${r.roster}' (known: ${[...names].join(', ') || 'none'})`],
+    );
+}
+
 /** The `ruleModes` objects of a raw config, with where they are. */
 function ruleModeMaps(value: unknown): [string, object][] {
     const g = typeof value === 'object' && value !== null ? (value as { guardrails?: unknown }).guardrails : undefined;
@@ -343,6 +452,7 @@ export function parseResponderConfig(
         for (const id of Object.keys(modes))
             if (!known.has(id)) problems.push(`${where}.ruleModes.${id}: unknown rule id`);
     }
+    if (parsed.success) problems.push(...rosterProblems(parsed.data));
     if (problems.length > 0 || !parsed.success) throw new ConfigError(source, problems);
     const data = parsed.data;
     const toggles = new Map<string, RuleToggle>();
@@ -357,6 +467,7 @@ export function parseResponderConfig(
             maxPerInvocation: data.remediation?.maxPerInvocation ?? 10,
             retryBudgetMs: (data.remediation?.retryBudgetSeconds ?? 60) * 1000,
         },
+        alerting: alertSettingsOf(data, tags),
     });
 }
 

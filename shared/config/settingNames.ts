@@ -25,6 +25,16 @@ export const SettingNames = {
     stateTable: 'KVR_STATE_TABLE',
     /** Application Insights: telemetry (OpenTelemetry metrics) is off unless this is set. */
     appInsightsConnectionString: 'APPLICATIONINSIGHTS_CONNECTION_STRING',
+    /** Base URL of the app as people reach it (`https://<app>.azurewebsites.net`): acknowledge and undo links. */
+    publicUrl: 'KVR_PUBLIC_URL',
+    /** The RSA key that signs links: `https://<vault>.vault.azure.net/keys/<name>` (Key Vault Crypto User on it). */
+    signingKeyId: 'KVR_SIGNING_KEY_ID',
+    /** Teams Workflows webhook URL (a secret: use a Key Vault reference); no Teams notices without it. */
+    teamsWebhookUrl: 'KVR_TEAMS_WEBHOOK_URL',
+    /** Mailbox that sends alert email through Microsoft Graph (Mail.Send scoped to it); no email without it. */
+    mailSender: 'KVR_MAIL_SENDER',
+    /** `true` when App Service Authentication fronts the app: links then record the signed-in user. */
+    trustEasyAuth: 'KVR_TRUST_EASY_AUTH',
     /** Client id of the user-assigned managed identity (read by `@azure/identity`). */
     managedIdentityClientId: 'AZURE_CLIENT_ID',
 } as const;
@@ -34,4 +44,17 @@ export const EventHubBinding = {
     connection: SettingNames.eventHubConnection,
     eventHubName: `%${SettingNames.eventHubName}%`,
     consumerGroup: `%${SettingNames.eventHubConsumerGroup}%`,
+} as const;
+
+/**
+ * Settings read only by `kvr consume` (the Function app checkpoints through `AzureWebJobsStorage` instead). Kept out
+ * of {@link SettingNames} because the Function app does not need them.
+ */
+export const ConsumeSettingNames = {
+    /** Blob container for checkpoints and partition ownership, `https://<account>.blob.core.windows.net/<container>`. */
+    checkpointContainerUrl: 'KVR_CHECKPOINT_CONTAINER_URL',
+    /** Storage connection string for the checkpoints (local runs against Azurite only; Azure uses the URL). */
+    checkpointConnectionString: 'KVR_CHECKPOINT_CONNECTION_STRING',
+    /** Container name when a connection string is used (default `kvr-checkpoints`). */
+    checkpointContainer: 'KVR_CHECKPOINT_CONTAINER',
 } as const;

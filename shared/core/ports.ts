@@ -37,6 +37,8 @@ export interface VaultAdmin {
     patch(vault: VaultRef, properties: NonNullable<RemediationPlan['patch']>): Promise<VaultSnapshot>;
     /** `vaults.updateAccessPolicy(..., 'remove', ...)` with exactly this entry's permissions. */
     removeAccessPolicy(vault: VaultRef, entry: VaultAccessPolicy): Promise<void>;
+    /** `vaults.updateAccessPolicy(..., 'add', ...)`: merges this entry's permissions into the vault (undo). */
+    addAccessPolicy(vault: VaultRef, entry: VaultAccessPolicy): Promise<void>;
 }
 
 /** Wall-clock time for leases and rate caps (detections use event time instead). */

@@ -378,6 +378,7 @@ describe('remediation against the ARM fake, through the real @azure/arm-keyvault
             get: (v) => real.get(v),
             patch: (v) => real.get(v),
             removeAccessPolicy: () => Promise.resolve(),
+            addAccessPolicy: () => Promise.resolve(),
         };
         const { decisions, pipeline } = processor(configFor('enforce'), { admin: ignoring });
         await pipeline.processBatch([{ body: attackBody() }]);

@@ -1,0 +1,563 @@
+import { randomUUID } from 'node:crypto';
+import {
+    acknowledge,
+    applyFinding,
+    escalationDue,
+    type Incident,
+    incidentKeyOf,
+    markUndone,
+    nextDueMs,
+    type NotificationRecord,
+    type PersonAction,
+    recordDelivery,
+    undoableAction,
+    type UpdateContext,
+    withNotices,
+} from '../core/alerts/incident';
+import { buildMime } from '../core/alerts/mime';
+import { type IncidentLinks, portalUrlOf, renderEmail, renderTeamsCard } from '../core/alerts/render';
+import type { AlertSettings, Roster } from '../core/alerts/settings';
+import {
+    checkClaims,
+    type LinkAction,
+    type LinkClaims,
+    parseToken,
+    signingInputOf,
+    tokenOf,
+} from '../core/alerts/token';
+import { type ChannelName, DeliveryError, type DeliveryChannel, type OutgoingNotification } from '../core/alerts/types';
+import type { ActionDecision, Decision, FindingDecision } from '../core/decisions';
+import { ResponderError } from '../core/errors';
+import type { VaultRef } from '../core/events/types';
+import type { Clock, DecisionSink, Logger } from '../core/ports';
+import { type StateKey, type StateStore, stateKey } from '../core/state/store';
+import type { LinkSigner } from '../adapters/linkSigner';
+import type { Remediator } from './remediator';
+
+const INCIDENTS = '~incidents';
+const DUE_KEY = stateKey('~alerting', 'due');
+const TOKENS = '~tokens';
+const DAY_MS = 86_400_000;
+const INCIDENT_TTL_MS = 90 * DAY_MS;
+/** A notification being sent is claimed this long, so that a concurrent processor does not send it too. */
+const CLAIM_MS = 2 * 60_000;
+const CAS_ATTEMPTS = 10;
+const MAX_DUE_ENTRIES = 5000;
+
+const VAULT_ID = /^\/subscriptions\/([^/]+)\/resourcegroups\/([^/]+)\/providers\/microsoft\.keyvault\/vaults\/([^/]+)$/;
+
+export function vaultRefOf(vaultId: string): VaultRef {
+    const id = vaultId.toLowerCase();
+    const m = VAULT_ID.exec(id);
+    if (m === null) throw new ResponderError('INPUT.UNREADABLE', `not a vault resource id: ${vaultId}`);
+    return { subscriptionId: m[1] as string, resourceGroup: m[2] as string, name: m[3] as string, resourceId: id };
+}
+
+/** Issues and checks link tokens (RS256 through a LinkSigner) and builds the link URLs. */
+export class LinkTokens {
+    constructor(
+        private readonly signer: LinkSigner,
+        /** Where the app's HTTP functions are reachable, e.g. `https://kvr-func.azurewebsites.net`. */
+        private readonly publicUrl: string,
+        private readonly ttlMs: number,
+        private readonly clock: Clock,
+    ) {}
+
+    async issue(incidentId: string, act: LinkAction): Promise<string> {
+        const now = this.clock.now();
+        const claims: LinkClaims = {
+            inc: incidentId,
+            act,
+            iat: Math.floor(now / 1000),
+            exp: Math.floor((now + this.ttlMs) / 1000),
+            jti: randomUUID(),
+        };
+        const input = signingInputOf(await this.signer.currentKid(), claims);
+        const token = tokenOf(input, await this.signer.sign(Buffer.from(input, 'ascii')));
+        return `${linkBase(this.publicUrl)}/incidents/${encodeURIComponent(incidentId)}/${act}?t=${token}`;
+    }
+
+    /** The verified claims, or why the token is refused (and the HTTP status to refuse it with). */
+    async verify(
+        token: string,
+        incidentId: string,
+        act: LinkAction,
+    ): Promise<{ claims: LinkClaims } | { error: string; status: 400 | 403 | 410 }> {
+        const parsed = parseToken(token);
+        if ('error' in parsed) return { error: parsed.error, status: 400 };
+        const ok = await this.signer.verify(Buffer.from(parsed.signingInput, 'ascii'), parsed.signature, parsed.kid);
+        if (!ok) return { error: 'the link signature is not valid', status: 403 };
+        const problem = checkClaims(parsed.claims, { incidentId, action: act }, this.clock.now());
+        if (problem !== undefined)
+            return { error: problem, status: problem.startsWith('the link expired') ? 410 : 403 };
+        return { claims: parsed.claims };
+    }
+}
+
+/** `<publicUrl>/api`: the Functions host serves HTTP functions under /api. */
+export function linkBase(publicUrl: string): string {
+    return `${publicUrl.replace(/\/+$/, '')}/api`;
+}
+
+export interface AlertingOptions {
+    readonly store: StateStore;
+    readonly settings: AlertSettings;
+    readonly channels: { readonly teams?: DeliveryChannel; readonly email?: DeliveryChannel };
+    /** The mailbox emails are sent from (required for the email channel). */
+    readonly mailFrom?: string;
+    readonly links: LinkTokens;
+    readonly clock: Clock;
+    readonly log: Logger;
+    /** Undo needs the remediator (ARM access, the vault lease). */
+    readonly remediator?: Remediator;
+    /** Vault tags for tag-matched routes, when known. */
+    readonly tagsOf?: (vault: VaultRef) => Readonly<Record<string, string>> | undefined;
+    /** Called after each delivery attempt (metrics). */
+    readonly onDelivery?: (channel: ChannelName, outcome: 'sent' | 'retry' | 'failed') => void;
+}
+
+/** The outcome of an acknowledge or undo request, for the page. */
+export type LinkOutcome =
+    | { readonly kind: 'done'; readonly incident: Incident; readonly message: string }
+    | { readonly kind: 'already'; readonly incident: Incident; readonly message: string }
+    | { readonly kind: 'refused'; readonly status: number; readonly message: string; readonly incident?: Incident };
+
+/**
+ * Incidents and their notifications. Findings open or update incidents in the state store; notices wait in each
+ * incident's outbox until a channel accepted them (retried with backoff, reported on the other channel when one
+ * keeps failing); escalation moves unacknowledged incidents up the roster. Every write is compare-and-set, and a
+ * notice is claimed before it is sent, so redelivered batches and concurrent instances never notify twice.
+ */
+export class Alerting implements DecisionSink {
+    constructor(private readonly o: AlertingOptions) {}
+
+    // -- incidents from findings ------------------------------------------------------------------------------
+
+    async write(decisions: readonly Decision[]): Promise<void> {
+        const actions = new Map<string, ActionDecision[]>();
+        for (const d of decisions) {
+            if (d.type !== 'action') continue;
+            const k = `${d.vault}|${d.rule}`;
+            actions.set(k, [...(actions.get(k) ?? []), d]);
+        }
+        const touched = new Set<string>();
+        for (const d of decisions) {
+            if (d.type !== 'finding') continue;
+            const k = `${d.vault}|${d.rule}`;
+            touched.add(await this.applyFinding(d, actions.get(k) ?? []));
+            actions.delete(k); // the actions of a vault and rule belong to its first finding of the batch
+        }
+        for (const id of touched) await this.deliver(id);
+    }
+
+    private rosterOf(vaultId: string, severity: Incident['severity']): Roster {
+        const vault = vaultRefOf(vaultId);
+        return this.o.settings.rosterFor(vault, severity, this.o.tagsOf?.(vault));
+    }
+
+    private contextOf(roster: Roster): UpdateContext {
+        const emailOn = this.o.channels.email !== undefined && this.o.mailFrom !== undefined;
+        const teamsOn = this.o.channels.teams !== undefined;
+        return {
+            nowMs: this.o.clock.now(),
+            settings: this.o.settings,
+            rosterName: roster.name,
+            tiers: roster.tiers.length,
+            teamsTiers: roster.tiers.map((t) => teamsOn && t.teams),
+            emailTiers: roster.tiers.map((t) => emailOn && t.email.length > 0),
+        };
+    }
+
+    private async applyFinding(f: FindingDecision, actions: readonly ActionDecision[]): Promise<string> {
+        const pointer = stateKey(f.vault, `incident|${incidentKeyOf(f)}`);
+        const ctx = this.contextOf(this.rosterOf(f.vaultId, f.severity));
+        for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+            const [p] = await this.o.store.getMany([pointer]);
+            const currentId = (p?.value as { id?: string } | null | undefined)?.id;
+            const [s] = currentId === undefined ? [undefined] : await this.o.store.getMany([incidentKey(currentId)]);
+            const current = s?.value as Incident | undefined;
+            const next = applyFinding(current, f, actions, ctx);
+            const expires = next.lastSeenMs + INCIDENT_TTL_MS;
+            if (next.id !== current?.id) {
+                // A new incident: move the pointer first, then create the incident (create-only: a redelivered
+                // first finding computes the same id and finds it there).
+                const moved = await this.o.store.put(
+                    pointer,
+                    { id: next.id },
+                    p?.etag,
+                    next.lastSeenMs + this.o.settings.incidentWindowMs + DAY_MS,
+                );
+                if (!moved.ok) continue;
+                await this.o.store.put(incidentKey(next.id), next, undefined, expires);
+                if (current !== undefined) await this.setDue(current.id, undefined);
+                this.o.log.warn('kvr.incident', {
+                    incident: next.id,
+                    vault: next.vault,
+                    rule: next.rule,
+                    severity: next.severity,
+                    notices: next.notifications.length,
+                });
+                return next.id;
+            }
+            const r = await this.o.store.put(incidentKey(next.id), next, s?.etag, expires);
+            if (r.ok) {
+                if (next.lastSeenMs > (current?.lastSeenMs ?? 0))
+                    await this.o.store.put(
+                        pointer,
+                        { id: next.id },
+                        p?.etag,
+                        next.lastSeenMs + this.o.settings.incidentWindowMs + DAY_MS,
+                    );
+                return next.id;
+            }
+        }
+        throw new ResponderError('STATE.CONFLICT', `gave up updating the incident of ${f.vault}/${f.rule}`, true);
+    }
+
+    // -- state helpers ------------------------------------------------------------------------------------------
+
+    async get(id: string): Promise<Incident | undefined> {
+        if (!/^[0-9a-z-]{1,64}$/.test(id)) return undefined;
+        const [s] = await this.o.store.getMany([incidentKey(id)]);
+        return (s?.value ?? undefined) as Incident | undefined;
+    }
+
+    /** Read-modify-write with compare-and-set; `fn` returns undefined to leave the incident as it is. */
+    private async update(id: string, fn: (inc: Incident) => Incident | undefined): Promise<Incident | undefined> {
+        for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+            const [s] = await this.o.store.getMany([incidentKey(id)]);
+            const inc = s?.value as Incident | undefined;
+            if (s === undefined || inc === undefined || inc === null) return undefined;
+            const next = fn(inc);
+            if (next === undefined) return inc;
+            const r = await this.o.store.put(incidentKey(id), next, s.etag, next.lastSeenMs + INCIDENT_TTL_MS);
+            if (r.ok) return next;
+        }
+        throw new ResponderError('STATE.CONFLICT', `gave up updating incident ${id}`, true);
+    }
+
+    /** The due index: incident id → wall-clock ms it next needs attention (delivery retry or escalation). */
+    private async setDue(id: string, due: number | undefined): Promise<void> {
+        for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+            const [s] = await this.o.store.getMany([DUE_KEY]);
+            const index = { ...((s?.value ?? {}) as Record<string, number>) };
+            if (due === undefined) {
+                if (!(id in index)) return;
+                delete index[id];
+            } else {
+                if (index[id] === due) return;
+                index[id] = due;
+            }
+            const size = Object.keys(index).length;
+            if (size > MAX_DUE_ENTRIES) {
+                throw new ResponderError(
+                    'STATE.UNAVAILABLE',
+                    `${size} incidents wait for delivery or escalation: the channels are down or misconfigured`,
+                    true,
+                );
+            }
+            const r = await this.o.store.put(DUE_KEY, index, s?.etag, Number.MAX_SAFE_INTEGER);
+            if (r.ok) return;
+        }
+        throw new ResponderError('STATE.CONFLICT', 'gave up updating the alerting due index', true);
+    }
+
+    private async refreshDue(inc: Incident): Promise<void> {
+        const tiers = this.rosterOf(inc.vaultId, inc.severity).tiers.length;
+        await this.setDue(inc.id, nextDueMs(inc, this.o.settings, tiers));
+    }
+
+    // -- delivery -----------------------------------------------------------------------------------------------
+
+    /** Sends the incident's due notices: claim, send, record (retry later or report the channel failing). */
+    async deliver(id: string): Promise<Incident | undefined> {
+        let inc: Incident | undefined;
+        for (let round = 0; round < 3; round++) {
+            const now = this.o.clock.now();
+            const due: NotificationRecord[] = [];
+            inc = await this.update(id, (i) => {
+                due.length = 0;
+                for (const n of i.notifications)
+                    if (n.status === 'pending' && (n.nextAttemptMs ?? 0) <= now) due.push(n);
+                if (due.length === 0) return undefined;
+                const claimed = new Set(due.map((n) => n.id));
+                return {
+                    ...i,
+                    notifications: i.notifications.map((n) =>
+                        claimed.has(n.id) ? { ...n, nextAttemptMs: now + CLAIM_MS } : n,
+                    ),
+                };
+            });
+            if (inc === undefined || due.length === 0) break;
+            const outcomes: [NotificationRecord, Parameters<typeof recordDelivery>[2]][] = [];
+            for (const n of due) outcomes.push([n, await this.sendOne(inc, n)]);
+            inc = await this.update(id, (i) => {
+                let next = i;
+                for (const [n, outcome] of outcomes) {
+                    const r = recordDelivery(
+                        next,
+                        n.id,
+                        outcome,
+                        this.o.clock.now(),
+                        this.o.settings.maxDeliveryAttempts,
+                    );
+                    next = r.incident;
+                    if (r.exhausted !== undefined) next = this.reportFailing(next, r.exhausted);
+                }
+                return next;
+            });
+        }
+        if (inc !== undefined) await this.refreshDue(inc);
+        return inc;
+    }
+
+    /** A notice that will not be delivered: logged as an error and announced on the other channel. */
+    private reportFailing(inc: Incident, failed: NotificationRecord): Incident {
+        this.o.log.error('kvr.notification-failed', {
+            incident: inc.id,
+            vault: inc.vault,
+            channel: failed.channel,
+            kind: failed.kind,
+            attempts: failed.attempts,
+            error: failed.lastError,
+        });
+        if (failed.kind === 'channel-failing') return inc;
+        const other: ChannelName = failed.channel === 'teams' ? 'email' : 'teams';
+        const roster = this.rosterOf(inc.vaultId, inc.severity);
+        const ctx = this.contextOf(roster);
+        // The other channel for every tier notified so far, whether or not the tier normally uses it.
+        const on = roster.tiers.map((t) =>
+            other === 'teams' ? this.o.channels.teams !== undefined : ctx.emailTiers.length > 0 && t.email.length > 0,
+        );
+        const alt: UpdateContext = {
+            ...ctx,
+            teamsTiers: other === 'teams' ? on : roster.tiers.map(() => false),
+            emailTiers:
+                other === 'email'
+                    ? on.map((v) => v && this.o.mailFrom !== undefined && this.o.channels.email !== undefined)
+                    : roster.tiers.map(() => false),
+        };
+        if (inc.notifications.some((n) => n.kind === 'channel-failing' && n.channel === other)) return inc;
+        const next = withNotices(inc, 'channel-failing', inc.tier, alt);
+        if (next === inc)
+            this.o.log.error('kvr.no-channel-left', { incident: inc.id, vault: inc.vault, failing: failed.channel });
+        return next;
+    }
+
+    private async linksOf(inc: Incident): Promise<IncidentLinks> {
+        return {
+            ...(inc.acknowledged === undefined ? { ack: await this.o.links.issue(inc.id, 'ack') } : {}),
+            ...(undoableAction(inc) === undefined ? {} : { undo: await this.o.links.issue(inc.id, 'undo') }),
+            portal: portalUrlOf(inc.vaultId),
+        };
+    }
+
+    /** Renders and sends one notice; never throws (the outcome is recorded). */
+    private async sendOne(inc: Incident, n: NotificationRecord): Promise<Parameters<typeof recordDelivery>[2]> {
+        try {
+            const roster = this.rosterOf(inc.vaultId, inc.severity);
+            const failedOther = inc.notifications.filter((x) => x.channel !== n.channel && x.status === 'failed').pop();
+            const view = {
+                incident: inc,
+                kind: n.kind,
+                tier: n.tier,
+                tierName: roster.tiers[n.tier]?.name ?? `tier ${n.tier + 1}`,
+                links: await this.linksOf(inc),
+                ...(n.kind === 'channel-failing' && failedOther !== undefined
+                    ? { failing: { channel: failedOther.channel, error: failedOther.lastError ?? 'unknown error' } }
+                    : {}),
+            };
+            const base = { id: `${inc.id}.${n.id}`, incidentId: inc.id, kind: n.kind };
+            let out: OutgoingNotification;
+            let channel: DeliveryChannel | undefined;
+            if (n.channel === 'teams') {
+                channel = this.o.channels.teams;
+                out = { ...base, channel: 'teams', teams: renderTeamsCard(view) };
+            } else {
+                channel = this.o.channels.email;
+                const from = this.o.mailFrom;
+                const to = [
+                    ...new Set(
+                        roster.tiers
+                            .filter((_, i) =>
+                                n.kind === 'opened' || n.kind === 'escalated' ? i === n.tier : i <= n.tier,
+                            )
+                            .flatMap((t) => t.email),
+                    ),
+                ];
+                if (from === undefined || to.length === 0)
+                    return { ok: false, transient: false, error: 'no mailbox or no recipients configured' };
+                const e = renderEmail(view);
+                out = {
+                    ...base,
+                    channel: 'email',
+                    email: {
+                        from,
+                        to,
+                        ...e,
+                        mimeBase64: buildMime({
+                            from,
+                            to,
+                            ...e,
+                            messageId: `<${inc.id}.${n.id}@kv-responder.invalid>`,
+                        }),
+                    },
+                };
+            }
+            if (channel === undefined)
+                return { ok: false, transient: false, error: `channel ${n.channel} is not configured` };
+            await channel.send(out);
+            this.o.onDelivery?.(n.channel, 'sent');
+            this.o.log.info('kvr.notification', {
+                incident: inc.id,
+                vault: inc.vault,
+                channel: n.channel,
+                kind: n.kind,
+            });
+            return { ok: true };
+        } catch (err) {
+            const e = err instanceof DeliveryError ? err : undefined;
+            const message = err instanceof Error ? err.message : String(err);
+            this.o.onDelivery?.(n.channel, e?.transient === false ? 'failed' : 'retry');
+            this.o.log.warn('kvr.notification-attempt-failed', {
+                incident: inc.id,
+                vault: inc.vault,
+                channel: n.channel,
+                attempt: n.attempts + 1,
+                error: message.slice(0, 300),
+            });
+            return {
+                ok: false,
+                // Unknown errors (not a DeliveryError) are retried too: a bug must not silently drop a notice.
+                transient: e?.transient ?? true,
+                error: message.slice(0, 300),
+                ...(e?.retryAfterMs === undefined ? {} : { retryAfterMs: e.retryAfterMs }),
+            };
+        }
+    }
+
+    // -- timer: retries and escalation -------------------------------------------------------------------------
+
+    /** Delivers due retries and escalates unacknowledged incidents; returns how many incidents it handled. */
+    async tick(): Promise<{ handled: number; escalated: number }> {
+        const now = this.o.clock.now();
+        const [s] = await this.o.store.getMany([DUE_KEY]);
+        const index = (s?.value ?? {}) as Record<string, number>;
+        let handled = 0;
+        let escalated = 0;
+        for (const [id, due] of Object.entries(index)) {
+            if (due > now) continue;
+            handled++;
+            const updated = await this.update(id, (inc) => {
+                const roster = this.rosterOf(inc.vaultId, inc.severity);
+                const up = escalationDue(inc, now, this.o.settings, roster.tiers.length);
+                return up === undefined ? undefined : withNotices(up, 'escalated', up.tier, this.contextOf(roster));
+            });
+            if (updated === undefined) {
+                await this.setDue(id, undefined);
+                continue;
+            }
+            if (updated.tierSinceMs === now) {
+                escalated++;
+                this.o.log.warn('kvr.escalated', { incident: id, vault: updated.vault, tier: updated.tier });
+            }
+            await this.deliver(id);
+        }
+        return { handled, escalated };
+    }
+
+    // -- links: acknowledge and undo ------------------------------------------------------------------------------
+
+    /** Verifies a link for a GET: the incident to show, or why the link is refused. Changes nothing. */
+    async view(id: string, act: LinkAction, token: string): Promise<LinkOutcome> {
+        const v = await this.o.links.verify(token, id, act);
+        if ('error' in v) return { kind: 'refused', status: v.status, message: v.error };
+        const inc = await this.get(id);
+        if (inc === undefined) return { kind: 'refused', status: 404, message: 'no such incident (expired?)' };
+        const blocked = blockedReason(inc, act);
+        return blocked === undefined
+            ? { kind: 'done', incident: inc, message: '' }
+            : { kind: 'already', incident: inc, message: blocked };
+    }
+
+    /** Carries out a link's action (POST): once per token, once per incident. */
+    async act(id: string, act: LinkAction, token: string, who: Omit<PersonAction, 'at'>): Promise<LinkOutcome> {
+        const v = await this.o.links.verify(token, id, act);
+        if ('error' in v) return { kind: 'refused', status: v.status, message: v.error };
+        const inc = await this.get(id);
+        if (inc === undefined) return { kind: 'refused', status: 404, message: 'no such incident (expired?)' };
+        const tokenKey = stateKey(TOKENS, v.claims.jti);
+        const [used] = await this.o.store.getMany([tokenKey]);
+        if (used !== undefined)
+            return { kind: 'already', incident: inc, message: blockedReason(inc, act) ?? 'this link was already used' };
+        const at = { ...who, at: new Date(this.o.clock.now()).toISOString() };
+        let outcome: LinkOutcome;
+        if (act === 'ack') outcome = await this.acknowledge(id, at);
+        else outcome = await this.undo(inc, at);
+        if (outcome.kind === 'done') {
+            // One use per token: a replayed POST finds it (and the incident says what happened).
+            await this.o.store.put(tokenKey, { inc: id, act, at: at.at }, undefined, v.claims.exp * 1000 + DAY_MS);
+        }
+        return outcome;
+    }
+
+    private async acknowledge(id: string, who: PersonAction): Promise<LinkOutcome> {
+        let already: PersonAction | undefined;
+        const inc = await this.update(id, (i) => {
+            const r = acknowledge(i, who);
+            if ('already' in r) {
+                already = r.already;
+                return undefined;
+            }
+            return r;
+        });
+        if (inc === undefined) return { kind: 'refused', status: 404, message: 'no such incident (expired?)' };
+        if (already !== undefined) return { kind: 'already', incident: inc, message: alreadyAcked(already) };
+        await this.refreshDue(inc);
+        this.o.log.info('kvr.acknowledged', { incident: id, vault: inc.vault, by: who.by, from: who.from });
+        return {
+            kind: 'done',
+            incident: inc,
+            message: `Acknowledged at ${who.at}${who.by === undefined ? '' : ` by ${who.by}`}`,
+        };
+    }
+
+    private async undo(inc: Incident, who: PersonAction): Promise<LinkOutcome> {
+        const blocked = blockedReason(inc, 'undo');
+        if (blocked !== undefined) return { kind: 'already', incident: inc, message: blocked };
+        const action = undoableAction(inc);
+        const remediator = this.o.remediator;
+        if (action?.undoId === undefined || remediator === undefined)
+            return { kind: 'refused', status: 409, incident: inc, message: 'this incident has no remediation to undo' };
+        const undoId = action.undoId;
+        let restored: readonly string[];
+        try {
+            ({ restored } = await remediator.undo(vaultRefOf(inc.vaultId), undoId));
+        } catch (err) {
+            const message = err instanceof Error ? err.message : String(err);
+            this.o.log.error('kvr.undo-failed', { incident: inc.id, vault: inc.vault, undoId, error: message });
+            return { kind: 'refused', status: 409, incident: inc, message: `undo failed: ${message}` };
+        }
+        const roster = this.rosterOf(inc.vaultId, inc.severity);
+        const updated = await this.update(inc.id, (i) => markUndone(i, who, undoId, restored, this.contextOf(roster)));
+        this.o.log.warn('kvr.undone', { incident: inc.id, vault: inc.vault, undoId, by: who.by, from: who.from });
+        const after = (updated !== undefined ? await this.deliver(inc.id) : undefined) ?? updated ?? inc;
+        return { kind: 'done', incident: after, message: `Remediation undone: ${restored.join('; ')}` };
+    }
+}
+
+function incidentKey(id: string): StateKey {
+    return stateKey(INCIDENTS, id);
+}
+
+function alreadyAcked(a: PersonAction): string {
+    return `Already acknowledged at ${a.at}${a.by === undefined ? '' : ` by ${a.by}`}`;
+}
+
+/** Why the link's action cannot be taken on the incident any more, if so. */
+function blockedReason(inc: Incident, act: LinkAction): string | undefined {
+    if (act === 'ack') return inc.acknowledged === undefined ? undefined : alreadyAcked(inc.acknowledged);
+    if (inc.undone !== undefined)
+        return `Remediation already undone at ${inc.undone.at}${inc.undone.by === undefined ? '' : ` by ${inc.undone.by}`}`;
+    return undoableAction(inc) === undefined ? 'This incident has no applied remediation to undo.' : undefined;
+}

@@ -1,0 +1,68 @@
+// Helpers shared by the kvr commands.
+import { createWriteStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import type { Writable } from 'node:stream';
+import {
+    DEFAULT_CONFIG,
+    parseResponderConfig,
+    parseResponderConfigText,
+    type ResponderConfig,
+    type VaultTags,
+} from '../config/responderConfig';
+import { ResponderError } from '../core/errors';
+import { ruleIds } from '../core/rules';
+
+export interface CliIo {
+    readonly stdout: Writable;
+    readonly stderr: Writable & { isTTY?: boolean };
+}
+
+export class UsageError extends ResponderError {
+    constructor(message: string) {
+        super('USAGE.INVALID', message);
+    }
+}
+
+/** Reads a text file named on the command line; a failure is one clear line. */
+export async function readTextFile(path: string, what: string): Promise<string> {
+    try {
+        return await readFile(path, 'utf8');
+    } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        throw new ResponderError(
+            'INPUT.UNREADABLE',
+            `cannot read ${what} '${path}': ${e.code === 'ENOENT' ? 'no such file' : e.message}`,
+        );
+    }
+}
+
+export async function readJsonFile(path: string, what: string): Promise<unknown> {
+    const text = await readTextFile(path, what);
+    try {
+        return JSON.parse(text) as unknown;
+    } catch (err) {
+        throw new ResponderError('INPUT.UNREADABLE', `${what} '${path}' is not valid JSON: ${(err as Error).message}`);
+    }
+}
+
+export async function loadConfigFile(path: string | undefined, tags?: VaultTags): Promise<ResponderConfig> {
+    if (path === undefined)
+        return tags === undefined ? DEFAULT_CONFIG : parseResponderConfig({}, ruleIds, 'default', tags);
+    const text = await readTextFile(path, 'config');
+    return parseResponderConfigText(text, ruleIds, path, tags);
+}
+
+export async function openOutput(path: string): Promise<Writable> {
+    const out = createWriteStream(path, { flags: 'w' });
+    await new Promise<void>((resolve, reject) => {
+        out.once('open', () => resolve());
+        out.once('error', (err) =>
+            reject(new ResponderError('INPUT.UNREADABLE', `cannot write '${path}': ${err.message}`)),
+        );
+    });
+    return out;
+}
+
+export async function closeOutput(out: Writable): Promise<void> {
+    await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+}

@@ -1,0 +1,376 @@
+/**
+ * Incidents: findings of one vault, rule and principal within a window form one incident, which is what people are
+ * notified about, acknowledge, undo and escalate. Pure: every time is passed in, state lives in the store.
+ */
+import type { ActionDecision, FindingDecision, Severity } from '../decisions';
+import { hash64 } from '../hash';
+import type { ChannelName, NoticeKind } from './types';
+import { type AlertSettings, atLeast, SEVERITY_RANK } from './settings';
+
+export type IncidentStatus = 'open' | 'acknowledged' | 'resolved';
+
+/** Who did what from where, as the triggering records say (attacker-controlled strings: escape when rendering). */
+export interface IncidentActor {
+    readonly principal?: string;
+    readonly upn?: string;
+    readonly appId?: string;
+    readonly managedIdentity?: string;
+    readonly ip?: string;
+    readonly userAgent?: string;
+}
+
+export interface IncidentAction {
+    readonly action: string;
+    readonly status: ActionDecision['status'];
+    readonly summary?: string;
+    readonly undoId?: string;
+}
+
+export type DeliveryStatus = 'pending' | 'sent' | 'failed';
+
+/** One notification of an incident and its delivery state (the outbox). */
+export interface NotificationRecord {
+    /** `<kind>-<tier>-<n>-<channel>`: deterministic, so a redelivered batch never adds a second one. */
+    readonly id: string;
+    readonly channel: ChannelName;
+    readonly kind: NoticeKind;
+    /** The roster tier notified. */
+    readonly tier: number;
+    readonly status: DeliveryStatus;
+    readonly attempts: number;
+    /** Wall-clock epoch ms of the next attempt, while pending. */
+    readonly nextAttemptMs?: number;
+    readonly lastError?: string;
+    readonly sentAt?: string;
+    readonly createdAt: string;
+}
+
+/** Who acted on an incident through a link: the time, the signed-in user when the host knows it, the client address. */
+export interface PersonAction {
+    readonly at: string;
+    readonly by?: string;
+    readonly from?: string;
+}
+
+export interface Incident {
+    readonly id: string;
+    readonly vault: string;
+    readonly vaultId: string;
+    readonly rule: string;
+    readonly severity: Severity;
+    readonly principal?: string;
+    readonly status: IncidentStatus;
+    /** Event time of the first and latest finding. */
+    readonly openedAt: string;
+    readonly lastSeenAt: string;
+    readonly lastSeenMs: number;
+    readonly findings: number;
+    /** Records behind the findings (summed finding counts). */
+    readonly records: number;
+    readonly summary: string;
+    readonly operations: readonly string[];
+    readonly correlationIds: readonly string[];
+    readonly actor: IncidentActor;
+    readonly roster: string;
+    /** The highest tier notified so far. */
+    readonly tier: number;
+    readonly reminders: number;
+    /** Wall-clock epoch ms when the current tier was notified: escalation counts from here. */
+    readonly tierSinceMs: number;
+    readonly actions: readonly IncidentAction[];
+    readonly notifications: readonly NotificationRecord[];
+    readonly acknowledged?: PersonAction;
+    readonly undone?: PersonAction & { readonly undoId: string; readonly restored: readonly string[] };
+    /** Notable events, newest last (bounded). */
+    readonly history: readonly { readonly at: string; readonly what: string }[];
+}
+
+const MAX_LISTED = 20;
+const MAX_HISTORY = 30;
+const MAX_NOTIFICATIONS = 60;
+
+/** The key that groups findings into one incident. */
+export function incidentKeyOf(f: Pick<FindingDecision, 'vault' | 'rule' | 'principal'>): string {
+    return `${f.rule}|${f.principal ?? '-'}`;
+}
+
+/** Incident id from its key and first finding: identical on every processor and on redelivery. */
+export function incidentIdOf(vault: string, key: string, firstFindingMs: number): string {
+    return `${hash64(`${vault}|${key}|${firstFindingMs}`)}${firstFindingMs.toString(36)}`;
+}
+
+function push<T>(list: readonly T[], items: readonly T[], max: number): T[] {
+    const out = [...list];
+    for (const i of items) if (!out.includes(i)) out.push(i);
+    return out.length > max ? out.slice(out.length - max) : out;
+}
+
+function historyWith(h: Incident['history'], at: string, what: string): Incident['history'] {
+    const out = [...h, { at, what }];
+    return out.length > MAX_HISTORY ? out.slice(out.length - MAX_HISTORY) : out;
+}
+
+function actorOf(f: FindingDecision): IncidentActor {
+    const a = (f.actor ?? {}) as Record<string, unknown>;
+    const out: Record<string, string> = {};
+    if (f.principal !== undefined) out.principal = f.principal;
+    for (const k of ['upn', 'appId', 'managedIdentity', 'ip', 'userAgent'] as const) {
+        const v = a[k];
+        if (typeof v === 'string' && v !== '') out[k] = v.slice(0, 300);
+    }
+    return out;
+}
+
+function actionsOf(actions: readonly ActionDecision[]): IncidentAction[] {
+    return actions.map((a) => {
+        const summary = typeof a.detail.summary === 'string' ? a.detail.summary : undefined;
+        const undoId = typeof a.detail.undoId === 'string' ? a.detail.undoId : undefined;
+        return {
+            action: a.action,
+            status: a.status,
+            ...(summary === undefined ? {} : { summary }),
+            ...(undoId === undefined ? {} : { undoId }),
+        };
+    });
+}
+
+/** Wall-clock context of an incident update. */
+export interface UpdateContext {
+    readonly nowMs: number;
+    readonly settings: AlertSettings;
+    /** The roster of the incident's vault and severity. */
+    readonly rosterName: string;
+    readonly tiers: number;
+    readonly teamsTiers: readonly boolean[];
+    readonly emailTiers: readonly boolean[];
+}
+
+/** Adds notices of `kind` for `tier` on every channel that tier uses (once per id). */
+export function withNotices(inc: Incident, kind: NoticeKind, tier: number, ctx: UpdateContext): Incident {
+    const at = new Date(ctx.nowMs).toISOString();
+    const channels: ChannelName[] = [];
+    if (ctx.teamsTiers[tier] === true) channels.push('teams');
+    if (ctx.emailTiers[tier] === true) channels.push('email');
+    const n = inc.notifications.filter((x) => x.kind === kind && x.tier === tier).length / Math.max(1, channels.length);
+    const added: NotificationRecord[] = [];
+    for (const channel of channels) {
+        const id = `${kind}-${tier}-${Math.floor(n)}-${channel}`;
+        if (inc.notifications.some((x) => x.id === id)) continue;
+        added.push({
+            id,
+            channel,
+            kind,
+            tier,
+            status: 'pending',
+            attempts: 0,
+            nextAttemptMs: ctx.nowMs,
+            createdAt: at,
+        });
+    }
+    if (added.length === 0) return inc;
+    const notifications = [...inc.notifications, ...added];
+    return {
+        ...inc,
+        notifications:
+            notifications.length > MAX_NOTIFICATIONS ? notifications.slice(-MAX_NOTIFICATIONS) : notifications,
+    };
+}
+
+/**
+ * Applies one finding (and the remediation actions of its vault and rule in the same batch) to the incident it
+ * belongs to. Returns a new incident when there is none or the open one is older than the window; the first notice
+ * goes out at once, later findings only update the incident.
+ */
+export function applyFinding(
+    current: Incident | undefined,
+    f: FindingDecision,
+    actions: readonly ActionDecision[],
+    ctx: UpdateContext,
+): Incident {
+    const timeMs = Date.parse(f.time);
+    const key = incidentKeyOf(f);
+    const fresh =
+        current === undefined ||
+        current.status === 'resolved' ||
+        timeMs - current.lastSeenMs > ctx.settings.incidentWindowMs;
+    const nowIso = new Date(ctx.nowMs).toISOString();
+    if (fresh) {
+        const notify = atLeast(f.severity, ctx.settings.minSeverity);
+        const inc: Incident = {
+            id: incidentIdOf(f.vault, key, timeMs),
+            vault: f.vault,
+            vaultId: f.vaultId,
+            rule: f.rule,
+            severity: f.severity,
+            ...(f.principal === undefined ? {} : { principal: f.principal }),
+            status: 'open',
+            openedAt: f.time,
+            lastSeenAt: f.time,
+            lastSeenMs: timeMs,
+            findings: 1,
+            records: f.count,
+            summary: f.summary,
+            operations: f.operations.slice(0, MAX_LISTED),
+            correlationIds: f.correlationIds.slice(-MAX_LISTED),
+            actor: actorOf(f),
+            roster: ctx.rosterName,
+            tier: 0,
+            reminders: 0,
+            tierSinceMs: ctx.nowMs,
+            actions: actionsOf(actions),
+            notifications: [],
+            history: [{ at: nowIso, what: `opened by ${f.rule} at ${f.time}` }],
+        };
+        return notify ? withNotices(inc, 'opened', 0, ctx) : inc;
+    }
+    const severity = SEVERITY_RANK[f.severity] > SEVERITY_RANK[current.severity] ? f.severity : current.severity;
+    const newActions = actionsOf(actions);
+    let inc: Incident = {
+        ...current,
+        severity,
+        lastSeenAt: timeMs > current.lastSeenMs ? f.time : current.lastSeenAt,
+        lastSeenMs: Math.max(timeMs, current.lastSeenMs),
+        findings: current.findings + 1,
+        records: current.records + f.count,
+        summary: f.summary,
+        operations: push(current.operations, f.operations, MAX_LISTED),
+        correlationIds: push(current.correlationIds, f.correlationIds, MAX_LISTED),
+        actions: newActions.length > 0 ? [...current.actions, ...newActions].slice(-MAX_LISTED) : current.actions,
+        history:
+            severity === current.severity
+                ? current.history
+                : historyWith(current.history, nowIso, `severity raised to ${severity}`),
+    };
+    // An incident that was below the notification floor notifies once a finding lifts it over.
+    if (
+        inc.notifications.length === 0 &&
+        atLeast(severity, ctx.settings.minSeverity) &&
+        !atLeast(current.severity, ctx.settings.minSeverity)
+    )
+        inc = withNotices(inc, 'opened', 0, ctx);
+    return inc;
+}
+
+/** Whether a finding of this time still belongs to the incident (same key is assumed). */
+export function stillOpenFor(inc: Incident, findingTimeMs: number, settings: AlertSettings): boolean {
+    return inc.status !== 'resolved' && findingTimeMs - inc.lastSeenMs <= settings.incidentWindowMs;
+}
+
+/** The incident after a person acknowledged it, or the reason it cannot be. */
+export function acknowledge(inc: Incident, who: PersonAction): Incident | { readonly already: PersonAction } {
+    if (inc.acknowledged !== undefined) return { already: inc.acknowledged };
+    return {
+        ...inc,
+        status: 'acknowledged',
+        acknowledged: who,
+        history: historyWith(inc.history, who.at, `acknowledged${who.by === undefined ? '' : ` by ${who.by}`}`),
+    };
+}
+
+/** The remediation of the incident that undo would revert (the latest applied one). */
+export function undoableAction(inc: Incident): IncidentAction | undefined {
+    if (inc.undone !== undefined) return undefined;
+    return [...inc.actions].reverse().find((a) => a.status === 'applied' && a.undoId !== undefined);
+}
+
+/** Records an undo; notifies the tiers notified so far. */
+export function markUndone(
+    inc: Incident,
+    who: PersonAction,
+    undoId: string,
+    restored: readonly string[],
+    ctx: UpdateContext,
+): Incident {
+    let out: Incident = {
+        ...inc,
+        undone: { ...who, undoId, restored },
+        history: historyWith(
+            inc.history,
+            who.at,
+            `remediation undone${who.by === undefined ? '' : ` by ${who.by}`}: ${restored.join('; ')}`,
+        ),
+    };
+    for (let t = 0; t <= inc.tier; t++) out = withNotices(out, 'undone', t, ctx);
+    return out;
+}
+
+/** The escalation step due at `nowMs`, if any: the next tier, or a reminder to the last one. */
+export function escalationDue(
+    inc: Incident,
+    nowMs: number,
+    settings: AlertSettings,
+    tiers: number,
+): Incident | undefined {
+    if (inc.status !== 'open' || !atLeast(inc.severity, settings.escalateMinSeverity)) return undefined;
+    if (!atLeast(inc.severity, settings.minSeverity)) return undefined;
+    if (nowMs - inc.tierSinceMs < settings.escalateAfterMs) return undefined;
+    const at = new Date(nowMs).toISOString();
+    if (inc.tier + 1 < tiers) {
+        return {
+            ...inc,
+            tier: inc.tier + 1,
+            tierSinceMs: nowMs,
+            history: historyWith(inc.history, at, `escalated to tier ${inc.tier + 2} (unacknowledged)`),
+        };
+    }
+    if (inc.reminders >= settings.maxReminders) return undefined;
+    return {
+        ...inc,
+        reminders: inc.reminders + 1,
+        tierSinceMs: nowMs,
+        history: historyWith(inc.history, at, `reminder ${inc.reminders + 1} to the last tier (unacknowledged)`),
+    };
+}
+
+/** Wall-clock ms at which the incident next needs attention (a delivery retry or an escalation), if ever. */
+export function nextDueMs(inc: Incident, settings: AlertSettings, tiers: number): number | undefined {
+    let due: number | undefined;
+    for (const n of inc.notifications)
+        if (n.status === 'pending' && n.nextAttemptMs !== undefined) due = Math.min(due ?? Infinity, n.nextAttemptMs);
+    const escalates =
+        inc.status === 'open' &&
+        atLeast(inc.severity, settings.escalateMinSeverity) &&
+        atLeast(inc.severity, settings.minSeverity) &&
+        (inc.tier + 1 < tiers || inc.reminders < settings.maxReminders);
+    if (escalates) due = Math.min(due ?? Infinity, inc.tierSinceMs + settings.escalateAfterMs);
+    return due;
+}
+
+/** Delivery backoff: 30 s, 1, 2, 4, 8 ... minutes, at most 30 minutes, or what the service asked for. */
+export function retryDelayMs(attempts: number, retryAfterMs: number | undefined): number {
+    const backoff = Math.min(30 * 60_000, 30_000 * 2 ** Math.max(0, attempts - 1));
+    return Math.max(backoff, retryAfterMs ?? 0);
+}
+
+/** Applies the outcome of one delivery attempt. */
+export function recordDelivery(
+    inc: Incident,
+    id: string,
+    outcome:
+        | { readonly ok: true }
+        | { readonly ok: false; readonly error: string; readonly retryAfterMs?: number; readonly transient: boolean },
+    nowMs: number,
+    maxAttempts: number,
+): { incident: Incident; exhausted: NotificationRecord | undefined } {
+    let exhausted: NotificationRecord | undefined;
+    const notifications = inc.notifications.map((n) => {
+        if (n.id !== id || n.status !== 'pending') return n;
+        const attempts = n.attempts + 1;
+        if (outcome.ok) {
+            const { nextAttemptMs: _n, lastError: _e, ...rest } = n;
+            return { ...rest, status: 'sent' as const, attempts, sentAt: new Date(nowMs).toISOString() };
+        }
+        if (!outcome.transient || attempts >= maxAttempts) {
+            const { nextAttemptMs: _n, ...rest } = n;
+            exhausted = { ...rest, status: 'failed', attempts, lastError: outcome.error };
+            return exhausted;
+        }
+        return {
+            ...n,
+            attempts,
+            lastError: outcome.error,
+            nextAttemptMs: nowMs + retryDelayMs(attempts, outcome.retryAfterMs),
+        };
+    });
+    return { incident: { ...inc, notifications }, exhausted };
+}

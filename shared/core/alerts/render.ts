@@ -1,0 +1,323 @@
+/**
+ * What people see: the Teams Adaptive Card, the email (HTML and plain text) and the acknowledge/undo pages. Every
+ * string that came from a log record (UPNs, IPs, object names, user agents, summaries) is attacker-controlled and
+ * is escaped for the medium it lands in: Adaptive Card Markdown, HTML, or a MIME header.
+ */
+import type { Severity } from '../decisions';
+import type { Incident, IncidentAction } from './incident';
+import type { NoticeKind, TeamsWebhookMessage } from './types';
+
+export interface IncidentLinks {
+    readonly ack?: string;
+    readonly undo?: string;
+    readonly portal: string;
+}
+
+/** The notice being rendered and its context. */
+export interface NoticeView {
+    readonly incident: Incident;
+    readonly kind: NoticeKind;
+    readonly tier: number;
+    readonly tierName: string;
+    readonly links: IncidentLinks;
+    /** For `channel-failing`: which channel fails and its last error. */
+    readonly failing?: { readonly channel: string; readonly error: string };
+}
+
+const SEVERITY_LABEL: Readonly<Record<Severity, string>> = {
+    critical: 'CRITICAL',
+    high: 'HIGH',
+    medium: 'MEDIUM',
+    low: 'LOW',
+};
+
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/** One line of untrusted text: control characters and bidi overrides removed, length bounded. */
+export function plain(text: string, max = 300): string {
+    const s = text.replace(CONTROL, ' ');
+    return s.length > max ? `${s.slice(0, max - 1)}…` : s;
+}
+
+/**
+ * Untrusted text for an Adaptive Card TextBlock or Fact: Markdown is neutralized (a backslash before emphasis, code,
+ * link and HTML characters, and before a leading heading, list or quote marker), URLs and `{{DATE()}}` functions are broken with a zero-width space so that nothing becomes a
+ * link or a function.
+ */
+export function cardText(text: string, max = 300): string {
+    return plain(text, max)
+        .replace(/[\\`*_[\]~<>]/g, (c) => `\\${c}`)
+        .replace(/^(\s*)([#+-]|\d+\.)/, '$1\\$2')
+        .replace(/:\/\//g, ':\u200b//')
+        .replace(/@/g, '@\u200b')
+        .replace(/\bwww\./gi, (w) => `${w.slice(0, 3)}\u200b.`);
+}
+
+/** Untrusted text for HTML element content or a quoted attribute. */
+export function html(text: string, max = 300): string {
+    return plain(text, max).replace(/[&<>"'`=]/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+export function portalUrlOf(vaultId: string): string {
+    return `https://portal.azure.com/#resource${vaultId}/overview`;
+}
+
+function who(inc: Incident): string {
+    const a = inc.actor;
+    const parts: string[] = [];
+    if (a.upn !== undefined) parts.push(a.upn);
+    else if (a.managedIdentity !== undefined)
+        parts.push(`managed identity ${a.managedIdentity.split('/').pop() ?? ''}`);
+    else if (a.appId !== undefined) parts.push(`app ${a.appId}`);
+    if (a.principal !== undefined && a.upn === undefined) parts.push(`object ${a.principal}`);
+    return parts.length === 0 ? 'unknown caller' : parts.join(', ');
+}
+
+function actionLine(a: IncidentAction): string {
+    return `${a.status}: ${a.summary ?? a.action}`;
+}
+
+/** What kv-responder did, one line per action, or what it does not do for this rule. */
+function responseLines(inc: Incident): string[] {
+    if (inc.actions.length === 0) return ['No automatic remediation for this rule: detection and notification only.'];
+    return inc.actions.map(actionLine);
+}
+
+function headline(v: NoticeView): string {
+    const inc = v.incident;
+    const base = `${SEVERITY_LABEL[inc.severity]} · ${inc.rule} · ${inc.vault}`;
+    switch (v.kind) {
+        case 'opened':
+            return base;
+        case 'escalated':
+            return `Escalated to ${v.tierName} (unacknowledged) · ${base}`;
+        case 'undone':
+            return `Remediation undone · ${base}`;
+        case 'channel-failing':
+            return `Notifications failing on ${v.failing?.channel ?? 'a channel'} · ${base}`;
+    }
+}
+
+function facts(v: NoticeView): [string, string][] {
+    const inc = v.incident;
+    const out: [string, string][] = [
+        ['Vault', inc.vault],
+        ['Rule', inc.rule],
+        ['Severity', inc.severity],
+        ['Who', who(inc)],
+    ];
+    if (inc.actor.ip !== undefined) out.push(['From', inc.actor.ip]);
+    if (inc.actor.userAgent !== undefined) out.push(['Client', inc.actor.userAgent]);
+    out.push(['What', inc.operations.join(', ')]);
+    out.push(['When', inc.openedAt === inc.lastSeenAt ? inc.openedAt : `${inc.openedAt} to ${inc.lastSeenAt}`]);
+    out.push(['Records', `${inc.records} in ${inc.findings} finding(s)`]);
+    out.push(['Status', statusLine(inc)]);
+    out.push(['Incident', inc.id]);
+    return out;
+}
+
+export function statusLine(inc: Incident): string {
+    const parts: string[] = [inc.status];
+    if (inc.acknowledged !== undefined)
+        parts.push(
+            `acknowledged ${inc.acknowledged.at}${inc.acknowledged.by === undefined ? '' : ` by ${inc.acknowledged.by}`}`,
+        );
+    if (inc.undone !== undefined)
+        parts.push(`remediation undone ${inc.undone.at}${inc.undone.by === undefined ? '' : ` by ${inc.undone.by}`}`);
+    return parts.join('; ');
+}
+
+/** The Teams Workflows webhook body: one Adaptive Card (version 1.4, Action.OpenUrl buttons only). */
+export function renderTeamsCard(v: NoticeView): TeamsWebhookMessage {
+    const inc = v.incident;
+    const style = inc.severity === 'critical' || inc.severity === 'high' ? 'attention' : 'warning';
+    const extra: Record<string, unknown>[] = [];
+    if (v.kind === 'channel-failing' && v.failing !== undefined) {
+        extra.push({
+            type: 'TextBlock',
+            text: cardText(`Delivery by ${v.failing.channel} keeps failing: ${v.failing.error}`, 500),
+            wrap: true,
+            color: 'Attention',
+        });
+    }
+    if (v.kind === 'undone' && inc.undone !== undefined) {
+        extra.push({
+            type: 'TextBlock',
+            text: cardText(
+                `Restored: ${inc.undone.restored.join('; ')}. The restored state is now approved for this vault.`,
+                800,
+            ),
+            wrap: true,
+        });
+    }
+    const actions: Record<string, unknown>[] = [];
+    if (v.links.ack !== undefined && inc.acknowledged === undefined)
+        actions.push({ type: 'Action.OpenUrl', title: 'Acknowledge', url: v.links.ack, style: 'positive' });
+    if (v.links.undo !== undefined)
+        actions.push({ type: 'Action.OpenUrl', title: 'Undo remediation', url: v.links.undo, style: 'destructive' });
+    actions.push({ type: 'Action.OpenUrl', title: 'Open vault in the Azure portal', url: v.links.portal });
+    const card = {
+        $schema: 'http://adaptivecards.io/schemas/adaptive-card.json',
+        type: 'AdaptiveCard',
+        version: '1.4',
+        msteams: { width: 'Full' },
+        fallbackText: plain(`${headline(v)}: ${inc.summary}`, 400),
+        body: [
+            {
+                type: 'Container',
+                style,
+                bleed: true,
+                items: [
+                    {
+                        type: 'TextBlock',
+                        text: cardText(headline(v), 200),
+                        weight: 'Bolder',
+                        size: 'Medium',
+                        wrap: true,
+                    },
+                    { type: 'TextBlock', text: cardText(inc.summary, 600), wrap: true },
+                ],
+            },
+            ...extra,
+            {
+                type: 'FactSet',
+                facts: facts(v).map(([title, value]) => ({ title, value: cardText(value, 300) })),
+            },
+            {
+                type: 'Container',
+                items: [
+                    { type: 'TextBlock', text: 'What kv-responder did', weight: 'Bolder', wrap: true },
+                    ...responseLines(inc).map((line) => ({
+                        type: 'TextBlock',
+                        text: cardText(line, 400),
+                        wrap: true,
+                        spacing: 'Small',
+                    })),
+                ],
+            },
+        ],
+        actions,
+    };
+    return {
+        type: 'message',
+        attachments: [{ contentType: 'application/vnd.microsoft.card.adaptive', contentUrl: null, content: card }],
+    };
+}
+
+export interface RenderedEmail {
+    readonly subject: string;
+    readonly text: string;
+    readonly html: string;
+}
+
+/** The email: the same facts and links, as HTML and as plain text. */
+export function renderEmail(v: NoticeView): RenderedEmail {
+    const inc = v.incident;
+    const subject = plain(`[kv-responder] ${headline(v)}: ${inc.summary}`, 180);
+    const rows = facts(v);
+    const links: [string, string][] = [];
+    if (v.links.ack !== undefined && inc.acknowledged === undefined) links.push(['Acknowledge', v.links.ack]);
+    if (v.links.undo !== undefined) links.push(['Undo remediation', v.links.undo]);
+    links.push(['Open vault in the Azure portal', v.links.portal]);
+    const notes: string[] = [];
+    if (v.kind === 'channel-failing' && v.failing !== undefined)
+        notes.push(`Delivery by ${v.failing.channel} keeps failing: ${v.failing.error}`);
+    if (v.kind === 'undone' && inc.undone !== undefined)
+        notes.push(`Restored: ${inc.undone.restored.join('; ')}. The restored state is now approved for this vault.`);
+
+    const text = [
+        headline(v),
+        '',
+        plain(inc.summary, 600),
+        ...notes.map((n) => `\n${plain(n, 800)}`),
+        '',
+        ...rows.map(([k, value]) => `${k}: ${plain(value)}`),
+        '',
+        'What kv-responder did:',
+        ...responseLines(inc).map((l) => `- ${plain(l, 400)}`),
+        '',
+        ...links.map(([k, url]) => `${k}: ${url}`),
+        '',
+        'Links open a confirmation page; nothing changes until you confirm there.',
+    ].join('\n');
+
+    const body = `<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>${html(subject)}</title></head>
+<body style="font-family:Segoe UI,Arial,sans-serif;font-size:14px;color:#222">
+<h2 style="margin:0 0 8px 0;color:${inc.severity === 'critical' || inc.severity === 'high' ? '#a4262c' : '#8a6d00'}">${html(headline(v), 200)}</h2>
+<p>${html(inc.summary, 600)}</p>
+${notes.map((n) => `<p><strong>${html(n, 800)}</strong></p>`).join('\n')}
+<table cellpadding="4" style="border-collapse:collapse">
+${rows.map(([k, value]) => `<tr><th align="left" style="vertical-align:top">${html(k)}</th><td>${html(value)}</td></tr>`).join('\n')}
+</table>
+<h3>What kv-responder did</h3>
+<ul>
+${responseLines(inc)
+    .map((l) => `<li>${html(l, 400)}</li>`)
+    .join('\n')}
+</ul>
+<p>${links.map(([k, url]) => `<a href="${html(url, 4000)}" style="margin-right:16px">${html(k)}</a>`).join(' ')}</p>
+<p style="color:#666">Links open a confirmation page; nothing changes until you confirm there.</p>
+</body></html>`;
+    return { subject, text, html: body };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Pages
+
+const PAGE_STYLE =
+    'body{font-family:Segoe UI,Arial,sans-serif;max-width:760px;margin:32px auto;padding:0 16px;color:#222}' +
+    'th{text-align:left;vertical-align:top;padding:4px 12px 4px 0}td{padding:4px 0}' +
+    'button{font-size:16px;padding:8px 20px;cursor:pointer}.note{color:#555}.error{color:#a4262c}';
+
+export function page(title: string, bodyHtml: string): string {
+    return `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<meta name="referrer" content="no-referrer"><meta name="robots" content="noindex">
+<title>${html(title)}</title><style>${PAGE_STYLE}</style></head>
+<body>
+${bodyHtml}
+</body></html>`;
+}
+
+function incidentTable(inc: Incident): string {
+    const rows: [string, string][] = [
+        ['Summary', inc.summary],
+        ['Vault', inc.vault],
+        ['Rule', inc.rule],
+        ['Severity', inc.severity],
+        ['Who', who(inc)],
+        ...(inc.actor.ip === undefined ? [] : [['From', inc.actor.ip] as [string, string]]),
+        ['When', inc.openedAt === inc.lastSeenAt ? inc.openedAt : `${inc.openedAt} to ${inc.lastSeenAt}`],
+        ['Remediation', responseLines(inc).join('; ')],
+        ['Status', statusLine(inc)],
+        ['Incident', inc.id],
+    ];
+    return `<table>${rows.map(([k, v]) => `<tr><th>${html(k)}</th><td>${html(v, 800)}</td></tr>`).join('')}</table>`;
+}
+
+const ACTION_TEXT = {
+    ack: { title: 'Acknowledge incident', button: 'Acknowledge', done: 'Acknowledged' },
+    undo: { title: 'Undo remediation', button: 'Undo remediation', done: 'Remediation undone' },
+} as const;
+
+/** The page a link opens (GET): the incident and a button that POSTs; a GET never changes anything. */
+export function confirmationPage(inc: Incident, action: 'ack' | 'undo', token: string, blocked?: string): string {
+    const t = ACTION_TEXT[action];
+    const form =
+        blocked === undefined
+            ? `<form method="post"><input type="hidden" name="t" value="${html(token, 4096)}"><button type="submit" id="confirm">${html(t.button)}</button></form>
+<p class="note">Nothing has changed yet: only this button ${action === 'ack' ? 'acknowledges the incident' : 'restores the vault state saved before the remediation'}.</p>`
+            : `<p id="state">${html(blocked, 400)}</p>`;
+    return page(t.title, `<h1>${html(t.title)}</h1>\n${incidentTable(inc)}\n${form}`);
+}
+
+/** The page after a POST: what was done, or why nothing was. */
+export function resultPage(inc: Incident, action: 'ack' | 'undo', message: string): string {
+    return page(ACTION_TEXT[action].done, `<h1 id="state">${html(message, 400)}</h1>\n${incidentTable(inc)}`);
+}
+
+export function errorPage(title: string, message: string): string {
+    return page(title, `<h1 class="error">${html(title)}</h1><p id="state">${html(message, 400)}</p>`);
+}
