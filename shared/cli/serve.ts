@@ -133,7 +133,8 @@ export async function runServe(args: readonly string[], io: CliIo, hooks: ServeH
             server.listen(port, host, () => resolve());
         });
         const actualPort = (server.address() as AddressInfo).port;
-        const publicUrl = checkedPublicUrl(values['public-url'] ?? `http://localhost:${actualPort}`);
+        const linkHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
+        const publicUrl = checkedPublicUrl(values['public-url'] ?? `http://${linkHost}:${actualPort}`);
         const local = await localAlerting({
             config,
             outbox: values.outbox,

@@ -138,7 +138,7 @@ export function renderTeamsCard(v: NoticeView): TeamsWebhookMessage {
             type: 'TextBlock',
             text: cardText(`Delivery by ${v.failing.channel} keeps failing: ${v.failing.error}`, 500),
             wrap: true,
-            color: 'Attention',
+            color: 'attention',
         });
     }
     if (v.kind === 'undone' && inc.undone !== undefined) {
@@ -172,8 +172,8 @@ export function renderTeamsCard(v: NoticeView): TeamsWebhookMessage {
                     {
                         type: 'TextBlock',
                         text: cardText(headline(v), 200),
-                        weight: 'Bolder',
-                        size: 'Medium',
+                        weight: 'bolder',
+                        size: 'medium',
                         wrap: true,
                     },
                     { type: 'TextBlock', text: cardText(inc.summary, 600), wrap: true },
@@ -187,12 +187,12 @@ export function renderTeamsCard(v: NoticeView): TeamsWebhookMessage {
             {
                 type: 'Container',
                 items: [
-                    { type: 'TextBlock', text: 'What kv-responder did', weight: 'Bolder', wrap: true },
+                    { type: 'TextBlock', text: 'What kv-responder did', weight: 'bolder', wrap: true },
                     ...responseLines(inc).map((line) => ({
                         type: 'TextBlock',
                         text: cardText(line, 400),
                         wrap: true,
-                        spacing: 'Small',
+                        spacing: 'small',
                     })),
                 ],
             },

@@ -1,0 +1,288 @@
+// The local runtime end to end: `kvr replay --outbox` writes one card and one email per incident with working links,
+// and `kvr serve` (the built binary) ingests a body, writes the notices, and acknowledges through the page in a real
+// browser.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { type AzuriteService, startAzurite } from './support/azurite';
+import { validateTeamsWebhookMessage } from './support/adaptiveCard';
+import { describeWithBrowser } from './support/browser';
+import { REPO, runKvr } from './support/cli';
+import { FIXTURES, fixtureText } from './support/fixtures';
+
+const CONFIG = {
+    alerting: {
+        rosters: {
+            default: {
+                tiers: [
+                    { name: 'primary', email: ['oncall@contoso.example'] },
+                    { name: 'lead', email: ['lead@contoso.example'] },
+                ],
+            },
+        },
+    },
+};
+
+interface Outbox {
+    readonly teams: Map<string, Record<string, unknown>>;
+    readonly email: Map<string, { body: string; readable: { to: string[]; subject: string; text: string } }>;
+}
+
+function readOutbox(dir: string): Outbox {
+    const teams = new Map<string, Record<string, unknown>>();
+    const email = new Map<string, { body: string; readable: { to: string[]; subject: string; text: string } }>();
+    for (const f of readdirSync(dir)) {
+        const incident = f.split('.')[0] as string;
+        const content = JSON.parse(readFileSync(join(dir, f), 'utf8'));
+        if (f.endsWith('-teams.json')) {
+            expect(teams.has(incident)).toBe(false);
+            teams.set(incident, content);
+        } else if (f.endsWith('-email.json')) {
+            expect(email.has(incident)).toBe(false);
+            email.set(incident, content);
+        } else throw new Error(`unexpected outbox file ${f}`);
+    }
+    return { teams, email };
+}
+
+function buttonUrl(card: Record<string, unknown>, title: string): string | undefined {
+    const content = (card.attachments as { content: { actions: { title: string; url: string }[] } }[])[0]?.content;
+    return content?.actions.find((a) => a.title === title)?.url;
+}
+
+function tokenOf(url: string): string {
+    return new URL(url).searchParams.get('t') ?? '';
+}
+
+interface Served {
+    readonly child: ChildProcess;
+    readonly base: string;
+    readonly lines: string[];
+    stop(): Promise<number | null>;
+}
+
+/** Starts the built `kvr serve` and waits for the line with its port. */
+async function serve(args: readonly string[]): Promise<Served> {
+    const child = spawn(process.execPath, [join(REPO, 'dist/shared/cli/kvr.js'), 'serve', '--port', '0', ...args], {
+        cwd: REPO,
+        stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const lines: string[] = [];
+    let stderr = '';
+    child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+    const base = await new Promise<string>((resolve, reject) => {
+        const rl = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+        rl.on('line', (line) => {
+            lines.push(line);
+            const m = /listening on (http:\/\/[^ ]+)/.exec(line);
+            if (m !== null) resolve(m[1] as string);
+        });
+        child.once('exit', (code) => reject(new Error(`kvr serve exited (${String(code)}): ${stderr}`)));
+    });
+    return {
+        child,
+        base,
+        lines,
+        stop: () =>
+            new Promise((resolve) => {
+                child.once('exit', (code) => resolve(code));
+                child.kill('SIGTERM');
+            }),
+    };
+}
+
+let work: string;
+beforeEach(() => {
+    work = mkdtempSync(join(tmpdir(), 'kvr-serve-'));
+    writeFileSync(join(work, 'config.json'), JSON.stringify(CONFIG));
+});
+afterEach(() => rmSync(work, { recursive: true, force: true }));
+
+describe('kvr replay --outbox', () => {
+    it('writes one Teams card and one email per incident, not per record, with signed links to the server', async () => {
+        const outbox = join(work, 'outbox');
+        const r = await runKvr(
+            'replay',
+            FIXTURES,
+            '--config',
+            join(work, 'config.json'),
+            '--outbox',
+            outbox,
+            '--signing-key',
+            join(work, 'key.pem'),
+            '--public-url',
+            'https://kvr.example.net',
+            '--decisions',
+            join(work, 'decisions.jsonl'),
+        );
+        expect(r.code).toBe(0);
+        const findings = readFileSync(join(work, 'decisions.jsonl'), 'utf8')
+            .split('\n')
+            .filter((l) => l.includes('"type":"finding"'));
+        const { teams, email } = readOutbox(outbox);
+        expect(teams.size).toBeGreaterThan(3);
+        expect([...email.keys()].sort()).toEqual([...teams.keys()].sort());
+        // Grouped: never more incidents than findings; the summary counts what was written.
+        expect(teams.size).toBeLessThanOrEqual(findings.length);
+        expect(r.stderr).toContain(`outbox: ${teams.size * 2} notification(s) for ${teams.size} incident(s)`);
+        for (const [incident, card] of teams) {
+            expect(validateTeamsWebhookMessage(card)).toEqual([]);
+            const ack = buttonUrl(card, 'Acknowledge') as string;
+            expect(ack.startsWith(`https://kvr.example.net/api/incidents/${incident}/ack?t=`)).toBe(true);
+            expect(tokenOf(ack).split('.')).toHaveLength(3);
+            const mail = email.get(incident);
+            expect(mail?.readable.to).toEqual(['oncall@contoso.example']);
+            const mime = Buffer.from(mail?.body ?? '', 'base64').toString('ascii');
+            expect(mime).toMatch(/Content-Type: multipart\/alternative/);
+            expect(mime).toContain('To: oncall@contoso.example');
+            expect(mail?.readable.text).toContain(`https://kvr.example.net/api/incidents/${incident}/ack?t=`);
+        }
+    });
+
+    it('needs --outbox for the link options', async () => {
+        const r = await runKvr('replay', FIXTURES, '--public-url', 'https://x.example');
+        expect(r.code).toBe(2);
+        expect(r.stderr).toContain('--public-url and --signing-key need --outbox');
+    });
+});
+
+describe('links from a replay work on kvr serve (shared Table state and signing key)', () => {
+    let azurite: AzuriteService;
+    beforeAll(async () => {
+        azurite = await startAzurite('table');
+    });
+    afterAll(async () => {
+        await azurite.stop();
+    });
+
+    it('a replayed incident is acknowledged through the server, once', async () => {
+        const key = join(work, 'key.pem');
+        const table = `serve${Date.now().toString(36)}`;
+        const outbox = join(work, 'outbox');
+        const common = ['--config', join(work, 'config.json'), '--signing-key', key];
+        const state = ['--state', azurite.connectionString, '--state-table', table];
+        const server = await serve([...common, ...state, '--outbox', join(work, 'serve-outbox')]);
+        try {
+            const r = await runKvr(
+                'replay',
+                join(FIXTURES, 'vault-patch-firewall-allow.json'),
+                ...common,
+                ...state,
+                '--outbox',
+                outbox,
+                '--public-url',
+                server.base,
+            );
+            expect(r.code).toBe(0);
+            const { teams } = readOutbox(outbox);
+            expect(teams.size).toBe(1);
+            const ack = buttonUrl([...teams.values()][0] as Record<string, unknown>, 'Acknowledge') as string;
+            const page = await fetch(ack);
+            expect(page.status).toBe(200);
+            expect(await page.text()).toContain('<form method="post">');
+            const posted = await fetch(ack, {
+                method: 'POST',
+                headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+                body: new URLSearchParams({ t: tokenOf(ack) }).toString(),
+            });
+            expect(posted.status).toBe(200);
+            expect(await posted.text()).toMatch(/Acknowledged at \d{4}-/);
+            const again = await fetch(ack, {
+                method: 'POST',
+                headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+                body: new URLSearchParams({ t: tokenOf(ack) }).toString(),
+            });
+            expect(again.status).toBe(409);
+            expect(await again.text()).toContain('Already acknowledged');
+        } finally {
+            expect(await server.stop()).toBe(0);
+        }
+    });
+});
+
+describe('kvr serve', () => {
+    it('refuses bad options with exit 2', async () => {
+        const r = await runKvr('serve', '--port', 'x');
+        expect(r.code).toBe(2);
+        expect(r.stderr).toContain('--port: expected an integer');
+    });
+
+    it('ingests a posted body on /local/events and refuses forged links', async () => {
+        const outbox = join(work, 'outbox');
+        const server = await serve([
+            '--config',
+            join(work, 'config.json'),
+            '--outbox',
+            outbox,
+            '--signing-key',
+            join(work, 'k.pem'),
+        ]);
+        try {
+            const res = await fetch(`${server.base}/local/events`, {
+                method: 'POST',
+                body: fixtureText('vault-patch-ip-rule-added.json'),
+            });
+            expect(res.status).toBe(200);
+            const summary = (await res.json()) as { findings: number; notifications: string[] };
+            expect(summary.findings).toBe(1);
+            expect(summary.notifications).toHaveLength(2);
+            const card = JSON.parse(
+                readFileSync(summary.notifications.find((p) => p.endsWith('-teams.json')) as string, 'utf8'),
+            );
+            const ack = buttonUrl(card, 'Acknowledge') as string;
+            expect(ack.startsWith(`${server.base}/api/incidents/`)).toBe(true);
+            const [h, c, s] = tokenOf(ack).split('.') as [string, string, string];
+            const forged = ack.replace(tokenOf(ack), `${h}.${c}.${s.slice(0, -4)}AAAA`);
+            expect((await fetch(forged)).status).toBe(403);
+            const otherIncident = ack.replace(/incidents\/[^/]+\//, 'incidents/0000000000000000abc/');
+            expect((await fetch(otherIncident)).status).toBe(403);
+            expect(server.lines.some((l) => l.includes('acknowledge: '))).toBe(true);
+        } finally {
+            expect(await server.stop()).toBe(0);
+        }
+    });
+});
+
+describeWithBrowser('acknowledge page in a real browser', (browser) => {
+    it('opens the link, shows the confirmation, and acknowledges on the click', async () => {
+        const outbox = join(work, 'outbox');
+        const server = await serve([
+            '--config',
+            join(work, 'config.json'),
+            '--outbox',
+            outbox,
+            '--signing-key',
+            join(work, 'k.pem'),
+        ]);
+        const page = await browser().newPage();
+        try {
+            const res = await fetch(`${server.base}/local/events`, {
+                method: 'POST',
+                body: fixtureText('vault-patch-firewall-allow.json'),
+            });
+            const { notifications } = (await res.json()) as { notifications: string[] };
+            const card = JSON.parse(
+                readFileSync(notifications.find((p) => p.endsWith('-teams.json')) as string, 'utf8'),
+            );
+            const ack = buttonUrl(card, 'Acknowledge') as string;
+            await page.goto(ack);
+            expect(await page.locator('h1').innerText()).toBe('Acknowledge incident');
+            expect(await page.content()).toContain('firewall-opened');
+            // Opening the page changed nothing: the same page again still offers the button.
+            await page.reload();
+            await page.locator('#confirm').click();
+            await page.waitForSelector('#state');
+            expect(await page.locator('#state').innerText()).toMatch(/^Acknowledged at /);
+            expect(await page.content()).toContain('acknowledged');
+            // The link again (GET): the incident now shows who and when instead of a button.
+            await page.goto(ack);
+            expect(await page.locator('#state').innerText()).toMatch(/^Already acknowledged at /);
+            expect(await page.locator('#confirm').count()).toBe(0);
+        } finally {
+            await page.close();
+            expect(await server.stop()).toBe(0);
+        }
+    });
+});
