@@ -1,5 +1,5 @@
 import { app } from '@azure/functions';
-import { deps } from './deps';
+import { appDeps as deps } from '../shared/app/compositionRoot';
 import { handleAlertingTimer } from '../shared/app/handlers/handleAlertingTimer';
 
 // Every minute: notification retries and escalation of unacknowledged incidents.

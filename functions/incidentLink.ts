@@ -1,5 +1,5 @@
 import { app } from '@azure/functions';
-import { deps } from './deps';
+import { appDeps as deps } from '../shared/app/compositionRoot';
 import { handleIncidentLink } from '../shared/app/handlers/handleIncidentLink';
 
 // Anonymous on purpose: the signed token in the link is the authorization (bound to one incident and action, with an

@@ -1,7 +1,7 @@
 import { app } from '@azure/functions';
 import { handleAuditBatch } from '../shared/app/handlers/handleAuditBatch';
 import { EventHubBinding } from '../shared/config/settingNames';
-import { deps } from './deps';
+import { appDeps as deps } from '../shared/app/compositionRoot';
 
 // Composed at load: a misconfigured app fails here, before any event is taken (and checkpointed).
 const appDeps = deps();

@@ -46,6 +46,15 @@ param vaultResourceIds array = []
 @description('Responder config as JSON (KVR_CONFIG), see config.schema.json.')
 param responderConfigJson string = '{}'
 
+@description('Base URL of acknowledge/undo links (empty: the app default host name).')
+param publicUrl string = ''
+
+@description('Teams Workflows webhook as a Key Vault reference, @Microsoft.KeyVault(SecretUri=https://<vault>.vault.azure.net/secrets/<name>); the app identity needs read access to that secret. Empty: no Teams notices.')
+param teamsWebhookSetting string = ''
+
+@description('Mailbox that sends alert email (Graph Mail.Send scoped to it with Exchange Online RBAC for Applications). Empty: no email.')
+param mailSender string = ''
+
 var tags = { 'azd-env-name': environmentName }
 var token = toLower(uniqueString(subscription().id, environmentName, location))
 var stateTableName = 'kvrstate'
@@ -140,6 +149,10 @@ module functionApp 'modules/functionApp.bicep' = {
         quarantineContainerUrl: storage.outputs.quarantineContainerUrl
         responderConfig: responderConfigJson
         applicationInsightsConnectionString: monitoring.outputs.connectionString
+        signingKeyId: keyVault.outputs.signingKeyId
+        publicUrl: publicUrl
+        teamsWebhookSetting: teamsWebhookSetting
+        mailSender: mailSender
         tags: tags
     }
 }

@@ -60,6 +60,8 @@ describe('the bundled Functions entry point (package.json main)', () => {
         const r = load({
             KVR_QUARANTINE_CONTAINER_URL: 'https://acct.blob.core.windows.net/kvr-quarantine',
             KVR_STATE: 'https://acct.table.core.windows.net',
+            KVR_PUBLIC_URL: 'https://kvr.example.net',
+            KVR_SIGNING_KEY_ID: 'https://kv-kvr.vault.azure.net/keys/ack-signing',
         });
         expect(r.stderr).not.toMatch(/Error/);
         expect(r.status).toBe(0);

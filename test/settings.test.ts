@@ -13,17 +13,53 @@ function problemsOf(fn: () => unknown): readonly string[] {
 }
 
 const AZURITE = 'UseDevelopmentStorage=true';
+/** The alerting settings production requires (links). */
+const ALERTING = {
+    KVR_PUBLIC_URL: 'https://kvr.example.net',
+    KVR_SIGNING_KEY_ID: 'https://kv-kvr.vault.azure.net/keys/ack-signing',
+};
 
 describe('app settings', () => {
     it('requires a quarantine destination and a state store', () => {
         expect(problemsOf(() => loadSettings({}))).toEqual([
             'KVR_QUARANTINE_CONTAINER_URL is required (where rejected input is kept; KVR_QUARANTINE_CONNECTION_STRING for Azurite)',
             'KVR_STATE is required (rule state: https://<account>.table.core.windows.net, or a connection string for Azurite)',
+            'KVR_PUBLIC_URL is required (the base URL of acknowledge and undo links)',
+            'KVR_SIGNING_KEY_ID is required (the Key Vault key that signs links, https://<vault>.vault.azure.net/keys/<name>)',
         ]);
     });
 
+    it('validates the alerting settings', () => {
+        const base = { KVR_QUARANTINE_CONNECTION_STRING: AZURITE, KVR_STATE: AZURITE };
+        expect(
+            problemsOf(() =>
+                loadSettings({
+                    ...base,
+                    KVR_PUBLIC_URL: 'http://kvr.example.net',
+                    KVR_SIGNING_KEY_ID: 'https://kv.vault.azure.net/keys/ack-signing/0123abcd',
+                    KVR_TEAMS_WEBHOOK_URL: 'not a url',
+                    KVR_MAIL_SENDER: 'Alerts <alerts@contoso.example>',
+                    KVR_TRUST_EASY_AUTH: 'yes',
+                }),
+            ),
+        ).toEqual([
+            'KVR_PUBLIC_URL: must be https',
+            'KVR_SIGNING_KEY_ID: expected https://<vault>.vault.azure.net/keys/<name> (no version)',
+            'KVR_TEAMS_WEBHOOK_URL: not a URL',
+            "KVR_MAIL_SENDER: expected the sending mailbox's address",
+            'KVR_TRUST_EASY_AUTH: expected true or false',
+        ]);
+        expect(loadSettings({ ...base, ...ALERTING, KVR_MAIL_SENDER: 'alerts@contoso.example' }).alerting).toEqual({
+            publicUrl: 'https://kvr.example.net',
+            signingKey: { vaultUrl: 'https://kv-kvr.vault.azure.net', name: 'ack-signing' },
+            teamsWebhookUrl: undefined,
+            mailSender: 'alerts@contoso.example',
+            trustEasyAuth: false,
+        });
+    });
+
     it('validates the state location', () => {
-        const base = { KVR_QUARANTINE_CONNECTION_STRING: AZURITE };
+        const base = { KVR_QUARANTINE_CONNECTION_STRING: AZURITE, ...ALERTING };
         expect(problemsOf(() => loadSettings({ ...base, KVR_STATE: 'http://acct.table.core.windows.net' }))).toEqual([
             'KVR_STATE: a table endpoint must be https',
         ]);
@@ -43,6 +79,7 @@ describe('app settings', () => {
                 KVR_CONFIG: '{"rules":{"nope":{}}}',
                 KVR_QUARANTINE_CONTAINER_URL: 'http://acct.blob.core.windows.net/q',
                 KVR_STATE: AZURITE,
+                ...ALERTING,
             }),
         );
         expect(problems).toHaveLength(2);
@@ -65,7 +102,7 @@ describe('app settings', () => {
             /set only one of/,
         ],
     ])('rejects %j', (env, problem) => {
-        expect(problemsOf(() => loadSettings(env))[0]).toMatch(problem);
+        expect(problemsOf(() => loadSettings({ ...env, ...ALERTING }))[0]).toMatch(problem);
     });
 
     it('reads the config from KVR_CONFIG_PATH and reports an unreadable path', () => {
@@ -76,7 +113,7 @@ describe('app settings', () => {
             return t;
         };
         const ok = loadSettings(
-            { KVR_CONFIG_PATH: 'kvr.json', KVR_QUARANTINE_CONNECTION_STRING: AZURITE, KVR_STATE: AZURITE },
+            { KVR_CONFIG_PATH: 'kvr.json', KVR_QUARANTINE_CONNECTION_STRING: AZURITE, KVR_STATE: AZURITE, ...ALERTING },
             read,
         );
         expect(ok.config.ruleToggles.get('sensitive-operation')?.enabled).toBe(false);
@@ -88,7 +125,12 @@ describe('app settings', () => {
         expect(
             problemsOf(() =>
                 loadSettings(
-                    { KVR_CONFIG_PATH: 'missing.json', KVR_QUARANTINE_CONNECTION_STRING: AZURITE, KVR_STATE: AZURITE },
+                    {
+                        KVR_CONFIG_PATH: 'missing.json',
+                        KVR_QUARANTINE_CONNECTION_STRING: AZURITE,
+                        KVR_STATE: AZURITE,
+                        ...ALERTING,
+                    },
                     read,
                 ),
             ),
@@ -100,6 +142,7 @@ describe('app settings', () => {
             KVR_QUARANTINE_CONTAINER_URL: 'https://acct.blob.core.windows.net/kvr-quarantine',
             KVR_STATE: 'https://acct.table.core.windows.net',
             AZURE_CLIENT_ID: 'c1',
+            ...ALERTING,
         });
         expect(deps.settings.managedIdentityClientId).toBe('c1');
         expect(deps.auditBatch.pipeline.stats.bodies).toBe(0);

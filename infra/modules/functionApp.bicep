@@ -19,6 +19,16 @@ param stateTableName string
 param quarantineContainerUrl string
 param responderConfig string
 param applicationInsightsConnectionString string
+@description('Versionless id of the link-signing key, https://<vault>.vault.azure.net/keys/<name>.')
+param signingKeyId string
+@description('Base URL of acknowledge/undo links; empty: https://<app name>.azurewebsites.net.')
+param publicUrl string = ''
+@description('App setting value for the Teams Workflows webhook: a Key Vault reference, @Microsoft.KeyVault(SecretUri=...). Empty: no Teams notices.')
+param teamsWebhookSetting string = ''
+@description('Mailbox that sends alert email through Microsoft Graph. Empty: no email.')
+param mailSender string = ''
+@description('True when App Service Authentication fronts the app: links record the signed-in user.')
+param trustEasyAuth bool = false
 param maximumInstanceCount int = 40
 param instanceMemoryMB int = 2048
 param tags object = {}
@@ -45,6 +55,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
     properties: {
         serverFarmId: plan.id
         httpsOnly: true
+        // Key Vault references in app settings (the Teams webhook) resolve with the app's user-assigned identity.
+        keyVaultReferenceIdentity: identityId
         functionAppConfig: {
             deployment: {
                 storage: {
@@ -81,6 +93,12 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
                 { name: 'KVR_STATE_TABLE', value: stateTableName }
                 { name: 'KVR_QUARANTINE_CONTAINER_URL', value: quarantineContainerUrl }
                 { name: 'KVR_CONFIG', value: responderConfig }
+                // Alerting: links signed in Key Vault, the webhook URL only as a Key Vault reference.
+                { name: 'KVR_PUBLIC_URL', value: empty(publicUrl) ? 'https://${name}.azurewebsites.net' : publicUrl }
+                { name: 'KVR_SIGNING_KEY_ID', value: signingKeyId }
+                { name: 'KVR_TEAMS_WEBHOOK_URL', value: teamsWebhookSetting }
+                { name: 'KVR_MAIL_SENDER', value: mailSender }
+                { name: 'KVR_TRUST_EASY_AUTH', value: trustEasyAuth ? 'true' : 'false' }
                 // Read by @azure/identity (DefaultAzureCredential / ManagedIdentityCredential).
                 { name: 'AZURE_CLIENT_ID', value: identityClientId }
                 // Application Insights with Microsoft Entra authentication (local auth is disabled on the resource).

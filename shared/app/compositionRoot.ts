@@ -111,3 +111,11 @@ export function composeApp(env: Readonly<Record<string, string | undefined>>): A
         alerting,
     };
 }
+
+let built: AppDeps | undefined;
+
+/** The app's dependencies, composed once per worker from `process.env` (every function registration shares them). */
+export function appDeps(): AppDeps {
+    built ??= composeApp(process.env);
+    return built;
+}

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { DEFAULT_STATE_TABLE, type TableLocation, tableLocationOf } from '../adapters/tableStateStore';
+import { isMailAddress } from '../core/alerts/mime';
 import { ConfigError } from '../core/errors';
 import { ruleIds } from '../core/rules';
 import { DEFAULT_CONFIG, parseResponderConfigText, type ResponderConfig } from './responderConfig';
@@ -71,7 +72,7 @@ function alertingSettingsOf(env: Env, problems: string[]): AlertingSettings | un
         );
     const webhook = httpsUrl(env, SettingNames.teamsWebhookUrl, problems, false, '');
     const mailSender = nonEmpty(env, SettingNames.mailSender);
-    if (mailSender !== undefined && !/^[^\s@<>",;]+@[^\s@<>",;]+$/.test(mailSender))
+    if (mailSender !== undefined && !isMailAddress(mailSender))
         problems.push(`${SettingNames.mailSender}: expected the sending mailbox's address`);
     const trust = nonEmpty(env, SettingNames.trustEasyAuth)?.toLowerCase();
     if (trust !== undefined && trust !== 'true' && trust !== 'false')

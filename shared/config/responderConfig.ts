@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isMailAddress } from '../core/alerts/mime';
 import { type AlertSettings, atLeast, type Roster } from '../core/alerts/settings';
 import { SEVERITIES, type Severity } from '../core/decisions';
 import type { RuleToggle } from '../core/engine/rule';
@@ -102,7 +103,7 @@ const threshold = (count: number, minutes: number) =>
         windowMinutes: z.number().min(1).optional().describe(`Window in minutes of event time (default ${minutes}).`),
     });
 
-const email = z.string().regex(/^[^\s@<>",;]+@[^\s@<>",;]+$/, 'expected an email address or UPN');
+const email = z.string().refine(isMailAddress, 'expected a plain email address (name@domain.tld)');
 
 const alerting = z.strictObject({
     minSeverity: z

@@ -41,6 +41,11 @@ const MESSAGE_ID = /^<[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+>$/;
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g;
 const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
 
+/** Whether `address` is a plain addr-spec this module accepts (config validation uses the same rule). */
+export function isMailAddress(address: string): boolean {
+    return ADDRESS.test(address);
+}
+
 function checkAddress(address: string, field: string): string {
     if (!ADDRESS.test(address))
         throw new Error(`buildMime: ${field} is not a plain email address: ${JSON.stringify(address)}`);
