@@ -9,9 +9,8 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { type IncomingMessage, type ServerResponse } from 'node:http';
-import { type Server, createServer } from 'node:https';
-import { type AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
+import { listenHttps } from './httpsFake';
 import { getTestCa } from './selfSignedCa';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -678,7 +677,7 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
     const routes = loadRoutes(spec);
     const vaultDefinition: Schema = { $ref: '#/definitions/Vault' };
     const supportedApiVersions = [spec.doc(MAIN_SPEC).info?.version ?? '2025-05-01', SDK_DEFAULT_API_VERSION];
-    const { caPem, certPem, keyPem } = await getTestCa();
+    const { caPem } = await getTestCa();
 
     const vaults = new Map<string, Vault>();
     const requests: RecordedRequest[] = [];
@@ -982,25 +981,7 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
         }
     }
 
-    const server: Server = createServer({ cert: certPem, key: keyPem }, (req, res) => {
-        const chunks: Buffer[] = [];
-        req.on('data', (c: Buffer) => chunks.push(c));
-        req.on('end', () => {
-            handle(req, res, Buffer.concat(chunks).toString('utf8')).catch((e: unknown) => {
-                if (res.headersSent) return void res.destroy();
-                res.writeHead(500, { 'content-type': 'application/json; charset=utf-8' });
-                res.end(JSON.stringify({ error: { code: 'FakeFailure', message: String(e) } }));
-            });
-        });
-    });
-    await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => {
-            server.off('error', reject);
-            resolve();
-        });
-    });
-    const { port } = server.address() as AddressInfo;
+    const { server, port } = await listenHttps((req, res, raw) => handle(req, res, raw.toString('utf8')));
 
     return {
         url: `https://localhost:${port}`,

@@ -30,10 +30,9 @@ import {
     timingSafeEqual,
 } from 'node:crypto';
 import { type IncomingMessage, type ServerResponse } from 'node:http';
-import { type Server, createServer } from 'node:https';
-import { type AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import type { KeyClientOptions } from '@azure/keyvault-keys';
+import { listenHttps } from './httpsFake';
 import { getTestCa } from './selfSignedCa';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -658,7 +657,7 @@ interface PendingFault {
 }
 
 export async function startKeyVaultKeysFake(options: KeyVaultKeysFakeOptions = {}): Promise<KeyVaultKeysFake> {
-    const { caPem, certPem, keyPem } = await getTestCa();
+    const { caPem } = await getTestCa();
     const token = options.token ?? FAKE_KV_TOKEN;
     const tenantId = options.tenantId ?? FAKE_KV_TENANT_ID;
     const pageSize = options.pageSize ?? MAX_PAGE_SIZE;
@@ -1272,25 +1271,7 @@ export async function startKeyVaultKeysFake(options: KeyVaultKeysFakeOptions = {
         throw unsupported();
     }
 
-    const server: Server = createServer({ cert: certPem, key: keyPem }, (req, res) => {
-        const chunks: Buffer[] = [];
-        req.on('data', (c: Buffer) => chunks.push(c));
-        req.on('end', () => {
-            handle(req, res, Buffer.concat(chunks).toString('utf8')).catch((e: unknown) => {
-                if (res.headersSent) return void res.destroy();
-                res.writeHead(500, { 'content-type': 'application/json; charset=utf-8' });
-                res.end(JSON.stringify({ error: { code: 'FakeFailure', message: String(e) } }));
-            });
-        });
-    });
-    await new Promise<void>((resolveListen, reject) => {
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => {
-            server.off('error', reject);
-            resolveListen();
-        });
-    });
-    const { port } = server.address() as AddressInfo;
+    const { server, port } = await listenHttps((req, res, raw) => handle(req, res, raw.toString('utf8')));
     url = `https://localhost:${port}`;
 
     try {

@@ -13,9 +13,8 @@
 // the Workflows webhook answers 202). Where a fake is stricter than, or guesses at, the real service it says so below.
 import { randomUUID } from 'node:crypto';
 import { type IncomingMessage, type ServerResponse } from 'node:http';
-import { type Server, createServer } from 'node:https';
-import { type AddressInfo } from 'node:net';
-import { getTestCa } from './selfSignedCa';
+import type { Server } from 'node:https';
+import { listenHttps } from './httpsFake';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Shared machinery: faults, request log, server lifecycle
@@ -130,31 +129,6 @@ function respond(
     }
     res.writeHead(status, headers);
     res.end(body);
-}
-
-async function listen(
-    handler: (req: IncomingMessage, res: ServerResponse, rawBody: Buffer) => Promise<void>,
-): Promise<{ server: Server; port: number; caPem: string }> {
-    const { caPem, certPem, keyPem } = await getTestCa();
-    const server = createServer({ cert: certPem, key: keyPem }, (req, res) => {
-        const chunks: Buffer[] = [];
-        req.on('data', (c: Buffer) => chunks.push(c));
-        req.on('end', () => {
-            handler(req, res, Buffer.concat(chunks)).catch((e: unknown) => {
-                if (res.headersSent || clientGone(res)) return void res.destroy();
-                res.writeHead(500, { 'content-type': 'application/json; charset=utf-8' });
-                res.end(JSON.stringify({ error: { code: 'FakeFailure', message: String(e) } }));
-            });
-        });
-    });
-    await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => {
-            server.off('error', reject);
-            resolve();
-        });
-    });
-    return { server, port: (server.address() as AddressInfo).port, caPem };
 }
 
 function closeServer(server: Server): Promise<void> {
@@ -345,7 +319,7 @@ export async function startTeamsWorkflowsFake(options: TeamsWorkflowsFakeOptions
         respond(res, record, 202, '', { 'x-ms-workflow-run-id': randomUUID().replace(/-/g, '') });
     }
 
-    const { server, port, caPem } = await listen(handle);
+    const { server, port, caPem } = await listenHttps(handle);
     const base = `https://localhost:${port}`;
     return {
         url: base,
@@ -807,7 +781,7 @@ export async function startGraphFake(options: GraphFakeOptions = {}): Promise<Gr
         respond(res, record, 202, '', { 'request-id': randomUUID() });
     }
 
-    const { server, port, caPem } = await listen(handle);
+    const { server, port, caPem } = await listenHttps(handle);
     return {
         url: `https://localhost:${port}/`,
         host: 'localhost',
