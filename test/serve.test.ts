@@ -94,6 +94,18 @@ async function serve(args: readonly string[]): Promise<Served> {
 }
 
 let work: string;
+
+/** A server with the test config, its own outbox and development key in the work directory. */
+function serveLocal(): Promise<Served> {
+    return serve([
+        '--config',
+        join(work, 'config.json'),
+        '--outbox',
+        join(work, 'outbox'),
+        '--signing-key',
+        join(work, 'k.pem'),
+    ]);
+}
 beforeEach(() => {
     work = mkdtempSync(join(tmpdir(), 'kvr-serve-'));
     writeFileSync(join(work, 'config.json'), JSON.stringify(CONFIG));
@@ -210,15 +222,7 @@ describe('kvr serve', () => {
     });
 
     it('ingests a posted body on /local/events and refuses forged links', async () => {
-        const outbox = join(work, 'outbox');
-        const server = await serve([
-            '--config',
-            join(work, 'config.json'),
-            '--outbox',
-            outbox,
-            '--signing-key',
-            join(work, 'k.pem'),
-        ]);
+        const server = await serveLocal();
         try {
             const res = await fetch(`${server.base}/local/events`, {
                 method: 'POST',
@@ -247,15 +251,7 @@ describe('kvr serve', () => {
 
 describeWithBrowser('acknowledge page in a real browser', (browser) => {
     it('opens the link, shows the confirmation, and acknowledges on the click', async () => {
-        const outbox = join(work, 'outbox');
-        const server = await serve([
-            '--config',
-            join(work, 'config.json'),
-            '--outbox',
-            outbox,
-            '--signing-key',
-            join(work, 'k.pem'),
-        ]);
+        const server = await serveLocal();
         const page = await browser().newPage();
         try {
             const res = await fetch(`${server.base}/local/events`, {

@@ -130,8 +130,10 @@ export class KeyVaultLinkSigner implements LinkSigner {
         if (!kid.toLowerCase().startsWith(prefix.toLowerCase())) return false;
         let pending = this.publicKeys.get(kid);
         if (pending === undefined) {
-            if (this.publicKeys.size >= MAX_CACHED_KEYS) this.publicKeys.clear();
             const version = kid.slice(prefix.length);
+            // A Key Vault key version is 32 hex digits: anything else (paths, encodings) is forged; no request for it.
+            if (!/^[0-9a-f]{32}$/i.test(version)) return false;
+            if (this.publicKeys.size >= MAX_CACHED_KEYS) this.publicKeys.clear();
             pending = this.keys.getKey(this.keyName, { version }).then(
                 (k) => (k.key === undefined ? undefined : createPublicKey({ key: jwkOf(k.key), format: 'jwk' })),
                 (err: unknown) => {

@@ -289,6 +289,8 @@ export class Alerting implements DecisionSink {
                 };
             });
             if (inc === undefined || due.length === 0) break;
+            // Due again when the claim lapses: if this instance stops mid-send, the timer of another one retries.
+            await this.setDue(id, now + CLAIM_MS);
             const outcomes: [NotificationRecord, Parameters<typeof recordDelivery>[2]][] = [];
             for (const n of due) outcomes.push([n, await this.sendOne(inc, n)]);
             inc = await this.update(id, (i) => {
@@ -448,16 +450,18 @@ export class Alerting implements DecisionSink {
         for (const [id, due] of Object.entries(index)) {
             if (due > now) continue;
             handled++;
+            let stepped = false;
             const updated = await this.update(id, (inc) => {
                 const roster = this.rosterOf(inc.vaultId, inc.severity);
                 const up = escalationDue(inc, now, this.o.settings, roster.tiers.length);
+                stepped = up !== undefined;
                 return up === undefined ? undefined : withNotices(up, 'escalated', up.tier, this.contextOf(roster));
             });
             if (updated === undefined) {
                 await this.setDue(id, undefined);
                 continue;
             }
-            if (updated.tierSinceMs === now) {
+            if (stepped) {
                 escalated++;
                 this.o.log.warn('kvr.escalated', { incident: id, vault: updated.vault, tier: updated.tier });
             }
@@ -534,6 +538,19 @@ export class Alerting implements DecisionSink {
         try {
             ({ restored } = await remediator.undo(vaultRefOf(inc.vaultId), undoId));
         } catch (err) {
+            if (err instanceof ResponderError && err.code === 'UNDO.ALREADY_DONE') {
+                // One remediation can answer several incidents (rules): it was undone through another one.
+                const at = err.message;
+                const updated = await this.update(inc.id, (i) =>
+                    i.undone !== undefined
+                        ? undefined
+                        : {
+                              ...i,
+                              undone: { at, undoId, restored: ['undone through another incident of this remediation'] },
+                          },
+                );
+                return { kind: 'already', incident: updated ?? inc, message: `Remediation already undone at ${at}` };
+            }
             const message = err instanceof Error ? err.message : String(err);
             this.o.log.error('kvr.undo-failed', { incident: inc.id, vault: inc.vault, undoId, error: message });
             return { kind: 'refused', status: 409, incident: inc, message: `undo failed: ${message}` };

@@ -291,7 +291,12 @@ export class Remediator {
         try {
             // Under the lease, read again: another processor may have fixed the vault meanwhile.
             vault = await this.withRetry(`reading ${w.vault.name}`, () => admin.get(w.vault));
-            plan = planRemediation(vault, enforceRules, policy, this.o.guard);
+            // ... and what people approved meanwhile (an undo that finished while we waited for the lease).
+            const approved = withApprovals(
+                this.o.settings.policyFor(w.vault, vault.tags),
+                await this.approvals(w.vault),
+            );
+            plan = planRemediation(vault, enforceRules, approved, this.o.guard);
             for (const s of plan.skipped) {
                 if (!decisions.some((d) => d.type === 'action' && d.action === s.action && d.status === 'skipped')) {
                     decisions.push(this.action(w, s.action, s.rule, 'skipped', { reason: s.reason, ...s.detail }));
@@ -487,18 +492,12 @@ export class Remediator {
         const record = saved?.value as UndoRecord | undefined;
         if (saved === undefined || record === undefined || record === null)
             throw new ResponderError('INPUT.UNREADABLE', `no saved state ${undoId} for ${vault.name} (expired?)`);
-        if (record.undoneAt !== undefined)
-            throw new ResponderError(
-                'STATE.CONFLICT',
-                `remediation ${undoId} was already undone at ${record.undoneAt}`,
-            );
+        if (record.undoneAt !== undefined) throw new ResponderError('UNDO.ALREADY_DONE', record.undoneAt);
         if (!(await this.acquireLease(vault)))
             throw new ResponderError('STATE.CONFLICT', `${vault.name} is being remediated right now: try again`, true);
         try {
             const current = await this.withRetry(`reading ${vault.name}`, () => admin.get(vault));
             const restore = planRestore(record, current);
-            // Approve first: a remediation racing in after the change must already see it as approved.
-            await this.approve(vault, restore.approvals);
             const patch = restore.patch;
             if (patch !== undefined) await this.withRetry(`restoring ${vault.name}`, () => admin.patch(vault, patch));
             for (const entry of restore.accessPolicyAdds)
@@ -512,6 +511,8 @@ export class Remediator {
                     'ARM.UNAVAILABLE',
                     `undo of ${vault.name} did not take: ${missing.join('; ')}`,
                 );
+            // Approve only what was restored (still under the lease): a failed undo must not approve anything.
+            await this.approve(vault, restore.approvals);
             const now = this.o.clock.now();
             const done = await this.o.store.put(
                 key,

@@ -6,7 +6,8 @@ export type ErrorCode =
     | 'SINK.WRITE_FAILED'
     | 'STATE.CONFLICT'
     | 'STATE.UNAVAILABLE'
-    | 'ARM.UNAVAILABLE';
+    | 'ARM.UNAVAILABLE'
+    | 'UNDO.ALREADY_DONE';
 
 export class ResponderError extends Error {
     constructor(

@@ -51,7 +51,8 @@ export function cardText(text: string, max = 300): string {
         .replace(/^(\s*)([#+-]|\d+\.)/, '$1\\$2')
         .replace(/:\/\//g, ':\u200b//')
         .replace(/@/g, '@\u200b')
-        .replace(/\bwww\./gi, (w) => `${w.slice(0, 3)}\u200b.`);
+        .replace(/\bwww\./gi, (w) => `${w.slice(0, 3)}\u200b.`)
+        .replace(/\{(?=\{)/g, '{\u200b');
 }
 
 /** Untrusted text for HTML element content or a quoted attribute. */
@@ -162,7 +163,7 @@ export function renderTeamsCard(v: NoticeView): TeamsWebhookMessage {
         type: 'AdaptiveCard',
         version: '1.4',
         msteams: { width: 'Full' },
-        fallbackText: plain(`${headline(v)}: ${inc.summary}`, 400),
+        fallbackText: cardText(`${headline(v)}: ${inc.summary}`, 400),
         body: [
             {
                 type: 'Container',

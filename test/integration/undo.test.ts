@@ -1,0 +1,679 @@
+// Undo of a remediation from the alert, end to end: the ARM simulator behind the real @azure/arm-keyvault client, the
+// responder built by createResponder with alerting (recording channels, signed links), and Alerting.act as the POST
+// of the undo page would call it.
+import { ArmVaultAdmin } from '../../shared/adapters/armVaultAdmin';
+import { LocalLinkSigner } from '../../shared/adapters/linkSigner';
+import { MemoryDecisionSink, MemoryQuarantineSink } from '../../shared/adapters/memorySinks';
+import { MemoryStateStore } from '../../shared/adapters/memoryStateStore';
+import { LinkTokens } from '../../shared/app/alerting';
+import { createResponder, type Responder } from '../../shared/app/createPipeline';
+import { parseResponderConfig } from '../../shared/config/responderConfig';
+import type { Incident } from '../../shared/core/alerts/incident';
+import type { ChannelName, DeliveryChannel, NoticeKind, OutgoingNotification } from '../../shared/core/alerts/types';
+import type { ActionDecision, Decision, FindingDecision } from '../../shared/core/decisions';
+import type { Clock, Logger } from '../../shared/core/ports';
+import { ruleIds } from '../../shared/core/rules';
+import { stateKey } from '../../shared/core/state/store';
+import { type ArmKeyVaultFake, makeVault, startArmKeyVaultFake } from '../../shared/simulation/armSimulator';
+import { armClientFor } from '../fakes/armClient';
+import { fixtureBody } from '../support/fixtures';
+
+const SUB = '6c1f4e2a-8b3d-4f5e-a1c2-9d8e7f6a5b40';
+const TENANT = '3f0c2b6e-1d4a-4c8e-9b2f-5a7d1e0c9b11';
+const MALLORY = 'bad0bad0-0000-4000-8000-00000000000d';
+const ALICE = 'a1a1a1a1-0000-4000-8000-0000000000a1';
+const EVE = 'e5e5e5e5-0000-4000-8000-0000000000e5';
+const API = 'c0c0c0c0-0000-4000-8000-0000000000a1';
+const BREAK_GLASS = 'b6b6b6b6-0000-4000-8000-0000000000b6';
+const RESPONDER = '5e5e5e5e-0000-4000-8000-00000000005e';
+const VAULT = 'kv-payments-prod';
+const RESOURCE_ID = `/SUBSCRIPTIONS/${SUB.toUpperCase()}/RESOURCEGROUPS/RG-PAYMENTS/PROVIDERS/MICROSOFT.KEYVAULT/VAULTS/KV-PAYMENTS-PROD`;
+const PUBLIC_URL = 'https://kvr-func.example.net';
+const PERSON = { by: 'oncall@contoso.example', from: '198.51.100.7' };
+
+/** Wall-clock time under the test's control: sleeping advances it, nothing waits. */
+class TestClock implements Clock {
+    constructor(private t: number) {}
+    now(): number {
+        return this.t;
+    }
+    sleep(ms: number): Promise<void> {
+        this.t += ms;
+        return Promise.resolve();
+    }
+    advance(ms: number): void {
+        this.t += ms;
+    }
+}
+
+/** A delivery channel that accepts everything and keeps it. */
+class RecordingChannel implements DeliveryChannel {
+    readonly sent: OutgoingNotification[] = [];
+    constructor(readonly name: ChannelName) {}
+    send(n: OutgoingNotification): Promise<void> {
+        this.sent.push(n);
+        return Promise.resolve();
+    }
+}
+
+interface LogLine {
+    readonly level: 'info' | 'warn' | 'error';
+    readonly message: string;
+    readonly fields: Readonly<Record<string, unknown>>;
+}
+
+class RecordingLogger implements Logger {
+    readonly lines: LogLine[] = [];
+    info(message: string, fields: Readonly<Record<string, unknown>> = {}): void {
+        this.lines.push({ level: 'info', message, fields });
+    }
+    warn(message: string, fields: Readonly<Record<string, unknown>> = {}): void {
+        this.lines.push({ level: 'warn', message, fields });
+    }
+    error(message: string, fields: Readonly<Record<string, unknown>> = {}): void {
+        this.lines.push({ level: 'error', message, fields });
+    }
+}
+
+/** The vault as the attack left it: firewall open, an approved IP rule, the approved app and break-glass. */
+function openedVault() {
+    return makeVault({
+        subscriptionId: SUB,
+        resourceGroup: 'rg-payments',
+        name: VAULT,
+        tenantId: TENANT,
+        properties: {
+            networkAcls: {
+                bypass: 'AzureServices',
+                defaultAction: 'Allow',
+                ipRules: [{ value: '198.51.100.7/32' }],
+                virtualNetworkRules: [],
+            },
+            publicNetworkAccess: 'Enabled',
+            enableRbacAuthorization: false,
+            accessPolicies: [
+                { tenantId: TENANT, objectId: API, permissions: { secrets: ['Get', 'List'] } },
+                { tenantId: TENANT, objectId: BREAK_GLASS, permissions: { secrets: ['all'] } },
+            ],
+        },
+    });
+}
+
+const EVE_POLICY = { tenantId: TENANT, objectId: EVE, permissions: { keys: ['get'], secrets: ['get', 'list'] } };
+
+/** The vault after Alice granted Eve access (firewall closed). */
+function grantedVault() {
+    const v = openedVault();
+    return makeVault({
+        subscriptionId: SUB,
+        resourceGroup: 'rg-payments',
+        name: VAULT,
+        tenantId: TENANT,
+        properties: {
+            ...v.properties,
+            networkAcls: { ...v.properties.networkAcls, defaultAction: 'Deny' },
+            accessPolicies: [...(v.properties.accessPolicies ?? []), EVE_POLICY],
+        },
+    });
+}
+
+function configFor(mode: 'enforce' | 'monitor') {
+    return parseResponderConfig(
+        {
+            guardrails: {
+                default: {
+                    networkDefaultAction: 'Deny',
+                    approvedIpRanges: ['198.51.100.0/24'],
+                    approvedPrincipals: [{ objectId: API, permissions: { secrets: ['get', 'list'] } }],
+                },
+                overrides: [{ match: { vaultName: VAULT }, mode }],
+            },
+            protectedPrincipals: [BREAK_GLASS],
+            responderIdentities: [RESPONDER],
+            remediation: { retryBudgetSeconds: 3 },
+            alerting: {
+                rosters: {
+                    default: {
+                        tiers: [
+                            { name: 'secops', email: ['secops@contoso.example'], teams: true },
+                            { name: 'ciso', email: ['ciso@contoso.example'], teams: false },
+                        ],
+                    },
+                },
+            },
+        },
+        ruleIds,
+        'undo-test',
+    );
+}
+
+interface Record0 {
+    time: string;
+    correlationId: string;
+    resourceId: string;
+    properties: Record<string, unknown>;
+    identity: { claim: Record<string, string> };
+}
+
+function record0(body: { records: Record<string, unknown>[] }): Record0 {
+    return body.records[0] as unknown as Record0;
+}
+
+/** Mallory patched the firewall open (VaultPatch, after-state default action Allow). */
+function firewallAttack(time = '2026-10-05T09:05:00.0000000Z', correlationId = 'firewall-1') {
+    const body = fixtureBody('vault-patch-firewall-allow.json');
+    const r = record0(body);
+    r.resourceId = RESOURCE_ID;
+    r.time = time;
+    r.correlationId = correlationId;
+    return body;
+}
+
+/** Alice granted Eve keys/get and secrets/get,list (VaultPatch with addedAccessPolicy). */
+function grantAttack(time = '2026-10-05T09:07:00.0000000Z', correlationId = 'grant-1') {
+    const body = fixtureBody('vault-patch-access-policy-added.json');
+    const r = record0(body);
+    r.resourceId = RESOURCE_ID;
+    r.time = time;
+    r.correlationId = correlationId;
+    r.identity.claim['http://schemas.microsoft.com/identity/claims/objectidentifier'] = ALICE;
+    r.identity.claim['http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn'] = 'alice@contoso.example';
+    r.identity.claim['http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name'] = 'alice@contoso.example';
+    r.properties.addedAccessPolicy = {
+        TenantId: TENANT,
+        ObjectId: EVE,
+        Permissions: { keys: ['get'], secrets: ['get', 'list'], certificates: [] },
+    };
+    return body;
+}
+
+let fake: ArmKeyVaultFake;
+beforeAll(async () => {
+    fake = await startArmKeyVaultFake();
+});
+afterAll(async () => {
+    await fake.close();
+});
+beforeEach(() => {
+    fake.clearFaults();
+    fake.clearLog();
+});
+afterEach(() => {
+    // Neither the remediation nor the undo sent a request the real API would reject.
+    expect(fake.invalidRequests).toEqual([]);
+});
+
+interface Harness {
+    readonly responder: Responder;
+    readonly alerting: NonNullable<Responder['alerting']>;
+    readonly decisions: MemoryDecisionSink;
+    readonly teams: RecordingChannel;
+    readonly email: RecordingChannel;
+    readonly log: RecordingLogger;
+    readonly clock: TestClock;
+    readonly links: LinkTokens;
+}
+
+const signer = LocalLinkSigner.generate('undo-test-key');
+
+function harness(mode: 'enforce' | 'monitor' = 'enforce'): Harness {
+    const clock = new TestClock(Date.parse('2026-10-05T09:06:00.000Z'));
+    const config = configFor(mode);
+    const decisions = new MemoryDecisionSink();
+    const teams = new RecordingChannel('teams');
+    const email = new RecordingChannel('email');
+    const log = new RecordingLogger();
+    const links = new LinkTokens(signer, PUBLIC_URL, config.alerting.linkTtlMs, clock);
+    const responder = createResponder(
+        config,
+        { decisions, quarantine: new MemoryQuarantineSink() },
+        {
+            acceptBareRecords: false,
+            admin: new ArmVaultAdmin((sub) => armClientFor(fake, sub, { retryOptions: { maxRetries: 0 } })),
+            clock,
+            store: new MemoryStateStore(),
+            owner: 'undo-test',
+            alerting: { channels: { teams, email }, mailFrom: 'kv-responder@contoso.example', links, log },
+        },
+    );
+    const alerting = responder.alerting;
+    if (alerting === undefined) throw new Error('createResponder built no alerting');
+    return { responder, alerting, decisions, teams, email, log, clock, links };
+}
+
+const actionsOf = (ds: readonly Decision[]) => ds.filter((d): d is ActionDecision => d.type === 'action');
+const findingsOf = (ds: readonly Decision[]) => ds.filter((d): d is FindingDecision => d.type === 'finding');
+const writes = () => fake.requests.filter((r) => r.method !== 'GET');
+
+interface CardAction {
+    readonly title: string;
+    readonly url: string;
+}
+
+function cardActions(n: OutgoingNotification): CardAction[] {
+    if (n.channel !== 'teams') throw new Error('not a Teams notification');
+    const content = n.teams.attachments[0]?.content as { actions?: CardAction[] } | undefined;
+    return content?.actions ?? [];
+}
+
+function cardText(n: OutgoingNotification): string {
+    if (n.channel !== 'teams') throw new Error('not a Teams notification');
+    return JSON.stringify(n.teams.attachments[0]?.content);
+}
+
+/** The Teams cards of one kind (optionally for one incident). */
+function cards(h: Harness, kind: NoticeKind, incidentId?: string): OutgoingNotification[] {
+    return h.teams.sent.filter((n) => n.kind === kind && (incidentId === undefined || n.incidentId === incidentId));
+}
+
+/** The one `opened` card of the incident opened by `rule`, and the token of its undo button. */
+function undoLinkOf(h: Harness, rule: string): { incidentId: string; url: URL; token: string } {
+    const opened = cards(h, 'opened').filter((n) => cardText(n).includes(`· ${rule} ·`));
+    expect(opened).toHaveLength(1);
+    const card = opened[0] as OutgoingNotification;
+    const undo = cardActions(card).find((a) => a.title === 'Undo remediation');
+    if (undo === undefined) throw new Error(`the ${rule} card has no undo button: ${cardText(card)}`);
+    const url = new URL(undo.url);
+    const token = url.searchParams.get('t');
+    if (token === null || token === '') throw new Error(`the undo URL carries no token: ${undo.url}`);
+    return { incidentId: card.incidentId, url, token };
+}
+
+async function incident(h: Harness, id: string): Promise<Incident> {
+    const inc = await h.alerting.get(id);
+    if (inc === undefined) throw new Error(`no incident ${id}`);
+    return inc;
+}
+
+/** A fresh undo token for the incident, as a re-sent card would carry. */
+async function freshToken(h: Harness, id: string, act: 'ack' | 'undo' = 'undo'): Promise<string> {
+    return new URL(await h.links.issue(id, act)).searchParams.get('t') ?? '';
+}
+
+async function approvalsOf(h: Harness): Promise<unknown> {
+    const [s] = await h.responder.store.getMany([stateKey(VAULT, 'approvals')]);
+    return s?.value;
+}
+
+describe('undo of a remediation from the alert (ARM simulator, real ARM client)', () => {
+    it('firewall opened: the undo link restores Allow, records who undid it, notifies, and approves the state', async () => {
+        fake.setVault(openedVault());
+        const h = harness();
+        await h.responder.pipeline.processBatch([{ body: firewallAttack() }]);
+
+        // The remediation: one PATCH setting the default action back to Deny, verified.
+        const applied = actionsOf(h.decisions.decisions).filter((a) => a.status === 'applied');
+        expect(applied.map((a) => [a.action, a.rule])).toEqual([['restore-firewall-default', 'firewall-opened']]);
+        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Deny');
+        expect(writes().map((r) => r.method)).toEqual(['PATCH']);
+
+        // The card carries an undo button with a signed token bound to the incident.
+        const { incidentId, url, token } = undoLinkOf(h, 'firewall-opened');
+        expect(url.origin).toBe(PUBLIC_URL);
+        expect(url.pathname).toBe(`/api/incidents/${incidentId}/undo`);
+        expect(token.split('.')).toHaveLength(3);
+        expect(h.email.sent.filter((n) => n.kind === 'opened' && n.incidentId === incidentId)).toHaveLength(1);
+        const before = await incident(h, incidentId);
+        expect(before.principal).toBe(MALLORY);
+        expect(before.actions).toEqual([
+            expect.objectContaining({
+                action: 'restore-firewall-default',
+                status: 'applied',
+                undoId: applied[0]?.detail.undoId,
+            }),
+        ]);
+
+        // GET shows the page and changes nothing.
+        fake.clearLog();
+        expect(await h.alerting.view(incidentId, 'undo', token)).toMatchObject({ kind: 'done' });
+        expect(writes()).toEqual([]);
+
+        h.clock.advance(5 * 60_000);
+        const undoneAt = new Date(h.clock.now()).toISOString();
+        const outcome = await h.alerting.act(incidentId, 'undo', token, PERSON);
+        expect(outcome).toMatchObject({
+            kind: 'done',
+            message: 'Remediation undone: firewall default action back to Allow',
+        });
+
+        // ARM: one PATCH that puts Allow back and keeps everything else.
+        const v = fake.vault(VAULT).properties;
+        expect(v.networkAcls).toEqual({
+            bypass: 'AzureServices',
+            defaultAction: 'Allow',
+            ipRules: [{ value: '198.51.100.7/32' }],
+            virtualNetworkRules: [],
+        });
+        expect(v.publicNetworkAccess).toBe('Enabled');
+        expect(writes().map((r) => r.method)).toEqual(['PATCH']);
+        expect(writes()[0]?.body).toMatchObject({ properties: { networkAcls: { defaultAction: 'Allow' } } });
+
+        // The incident says who undid it, from where and when.
+        const after = await incident(h, incidentId);
+        expect(after.undone).toEqual({
+            ...PERSON,
+            at: undoneAt,
+            undoId: applied[0]?.detail.undoId,
+            restored: ['firewall default action back to Allow'],
+        });
+        expect(after.history.at(-1)?.what).toBe(
+            'remediation undone by oncall@contoso.example: firewall default action back to Allow',
+        );
+
+        // The undone notice went out on both channels of the notified tier, without another undo button.
+        const undoneCards = cards(h, 'undone', incidentId);
+        expect(undoneCards).toHaveLength(1);
+        expect(cardText(undoneCards[0] as OutgoingNotification)).toContain(
+            'Restored: firewall default action back to Allow. The restored state is now approved for this vault.',
+        );
+        expect(cardActions(undoneCards[0] as OutgoingNotification).map((a) => a.title)).not.toContain(
+            'Undo remediation',
+        );
+        expect(h.email.sent.filter((n) => n.kind === 'undone' && n.incidentId === incidentId)).toHaveLength(1);
+        expect(h.log.lines).toContainEqual(
+            expect.objectContaining({ level: 'warn', message: 'kvr.undone', fields: expect.objectContaining(PERSON) }),
+        );
+        expect(await approvalsOf(h)).toMatchObject({ networkDefaultAction: 'Allow' });
+
+        // A replay of the attack (new correlation id, later time): detected again, but not reverted again.
+        fake.clearLog();
+        h.decisions.decisions.length = 0;
+        h.clock.advance(2 * 3_600_000);
+        await h.responder.pipeline.processBatch([
+            { body: firewallAttack('2026-10-05T11:05:00.0000000Z', 'firewall-replay') },
+        ]);
+        expect(findingsOf(h.decisions.decisions).map((f) => f.rule)).toContain('firewall-opened');
+        expect(actionsOf(h.decisions.decisions).filter((a) => a.status !== 'skipped')).toEqual([]);
+        expect(writes()).toEqual([]);
+        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Allow');
+        // The replay's incident offers no undo: nothing was changed.
+        const replayCards = cards(h, 'opened').filter((n) => n.incidentId !== incidentId);
+        expect(replayCards).toHaveLength(1);
+        expect(cardActions(replayCards[0] as OutgoingNotification).map((a) => a.title)).toEqual([
+            'Acknowledge',
+            'Open vault in the Azure portal',
+        ]);
+    });
+
+    it('access policy granted: the undo puts the entry back with its permissions, and a replay leaves it', async () => {
+        fake.setVault(grantedVault());
+        const h = harness();
+        await h.responder.pipeline.processBatch([{ body: grantAttack() }]);
+        expect(
+            actionsOf(h.decisions.decisions)
+                .filter((a) => a.status === 'applied')
+                .map((a) => [a.action, a.rule, a.detail.objectId]),
+        ).toEqual([['remove-access-policy', 'access-policy-granted', EVE]]);
+        expect(fake.vault(VAULT).properties.accessPolicies?.map((p) => p.objectId)).toEqual([API, BREAK_GLASS]);
+
+        const { incidentId, token } = undoLinkOf(h, 'access-policy-granted');
+        fake.clearLog();
+        const outcome = await h.alerting.act(incidentId, 'undo', token, PERSON);
+        expect(outcome.kind).toBe('done');
+        expect(outcome.message).toBe(
+            `Remediation undone: access policy of ${EVE} restored (keys: get; secrets: get, list)`,
+        );
+        expect(writes().map((r) => `${r.method} ${r.path.replace(/^.*\/vaults\/[^/]+/, '')}`)).toEqual([
+            'PUT /accessPolicies/add',
+        ]);
+        expect(fake.vault(VAULT).properties.accessPolicies).toEqual([
+            { tenantId: TENANT, objectId: API, permissions: { secrets: ['Get', 'List'] } },
+            { tenantId: TENANT, objectId: BREAK_GLASS, permissions: { secrets: ['all'] } },
+            EVE_POLICY,
+        ]);
+        expect((await incident(h, incidentId)).undone).toMatchObject({ ...PERSON, at: expect.any(String) });
+        expect(cards(h, 'undone', incidentId)).toHaveLength(1);
+
+        // Replay (after the finding window): the grant is detected again (the configured policy does not know Eve),
+        // the remediator reads the vault and finds the restored entry approved: Eve stays.
+        fake.clearLog();
+        h.decisions.decisions.length = 0;
+        h.clock.advance(2 * 3_600_000);
+        await h.responder.pipeline.processBatch([
+            { body: grantAttack('2026-10-05T11:07:00.0000000Z', 'grant-replay') },
+        ]);
+        expect(findingsOf(h.decisions.decisions).map((f) => f.rule)).toContain('access-policy-granted');
+        const ap = actionsOf(h.decisions.decisions).filter((a) => a.action === 'remove-access-policy');
+        // Only break-glass (protected, beyond the approved set) is named; nothing about Eve is left to remove.
+        expect(ap.map((a) => [a.status, a.detail.reason, a.detail.objectId])).toEqual([
+            ['skipped', 'protected-principal', BREAK_GLASS],
+        ]);
+        expect(fake.requests.length).toBeGreaterThan(0); // the remediator did read the vault
+        expect(fake.requests.every((r) => r.method === 'GET')).toBe(true);
+        expect(fake.requests.filter((r) => r.path.includes('/accessPolicies/'))).toEqual([]);
+        expect(writes()).toEqual([]);
+        expect(fake.vault(VAULT).properties.accessPolicies).toContainEqual(EVE_POLICY);
+    });
+
+    it('a second undo with a new token, or the same token again, is "already undone" and changes nothing', async () => {
+        fake.setVault(openedVault());
+        const h = harness();
+        await h.responder.pipeline.processBatch([{ body: firewallAttack() }]);
+        const { incidentId, token } = undoLinkOf(h, 'firewall-opened');
+        const first = await h.alerting.act(incidentId, 'undo', token, PERSON);
+        expect(first.kind).toBe('done');
+        const undoneAt = (await incident(h, incidentId)).undone?.at;
+        fake.clearLog();
+        const sentBefore = h.teams.sent.length + h.email.sent.length;
+
+        h.clock.advance(60_000);
+        const second = await h.alerting.act(incidentId, 'undo', await freshToken(h, incidentId), {
+            by: 'someone-else@contoso.example',
+            from: '192.0.2.1',
+        });
+        expect(second).toMatchObject({
+            kind: 'already',
+            message: `Remediation already undone at ${undoneAt} by oncall@contoso.example`,
+        });
+        expect(second.message).toMatch(/^Remediation already undone/);
+        const replayed = await h.alerting.act(incidentId, 'undo', token, PERSON);
+        expect(replayed).toMatchObject({ kind: 'already', message: second.message });
+        expect(await h.alerting.view(incidentId, 'undo', token)).toMatchObject({ kind: 'already' });
+
+        expect(fake.requests).toEqual([]);
+        expect(h.teams.sent.length + h.email.sent.length).toBe(sentBefore);
+        expect((await incident(h, incidentId)).undone).toMatchObject({ ...PERSON, at: undoneAt });
+    });
+
+    it('restores only what the remediation removed, relative to the vault as it is now', async () => {
+        fake.setVault(openedVault());
+        const h = harness();
+        await h.responder.pipeline.processBatch([{ body: firewallAttack() }]);
+        const { incidentId, token } = undoLinkOf(h, 'firewall-opened');
+        // After the remediation, someone adds an (approved) IP rule.
+        const remediated = fake.vault(VAULT);
+        const acl = remediated.properties.networkAcls;
+        expect(acl?.defaultAction).toBe('Deny');
+        fake.setVault({
+            ...remediated,
+            properties: {
+                ...remediated.properties,
+                networkAcls: { ...acl, ipRules: [...(acl?.ipRules ?? []), { value: '198.51.100.9/32' }] },
+            },
+        });
+        fake.clearLog();
+
+        const outcome = await h.alerting.act(incidentId, 'undo', token, PERSON);
+        expect(outcome).toMatchObject({
+            kind: 'done',
+            message: 'Remediation undone: firewall default action back to Allow',
+        });
+        expect(fake.vault(VAULT).properties.networkAcls).toEqual({
+            bypass: 'AzureServices',
+            defaultAction: 'Allow',
+            ipRules: [{ value: '198.51.100.7/32' }, { value: '198.51.100.9/32' }],
+            virtualNetworkRules: [],
+        });
+        expect(writes().map((r) => r.method)).toEqual(['PATCH']);
+    });
+
+    it('when someone already put the state back, the undo changes nothing in ARM and says so', async () => {
+        fake.setVault(openedVault());
+        const h = harness();
+        await h.responder.pipeline.processBatch([{ body: firewallAttack() }]);
+        const { incidentId, token } = undoLinkOf(h, 'firewall-opened');
+        fake.setVault(openedVault()); // opened again by hand (the responder did not see it yet)
+        fake.clearLog();
+
+        const outcome = await h.alerting.act(incidentId, 'undo', token, PERSON);
+        expect(outcome).toMatchObject({
+            kind: 'done',
+            message: 'Remediation undone: nothing to restore: the vault already has the saved state',
+        });
+        expect(writes()).toEqual([]);
+        expect((await incident(h, incidentId)).undone?.restored).toEqual([
+            'nothing to restore: the vault already has the saved state',
+        ]);
+        // Still approved: the state the person asked for stays.
+        expect(await approvalsOf(h)).toMatchObject({ networkDefaultAction: 'Allow' });
+    });
+
+    it('an undo whose ARM call is refused (403) is refused with the reason, logged, and can be retried', async () => {
+        fake.setVault(openedVault());
+        const h = harness();
+        await h.responder.pipeline.processBatch([{ body: firewallAttack() }]);
+        const { incidentId, token } = undoLinkOf(h, 'firewall-opened');
+        const sentBefore = h.teams.sent.length + h.email.sent.length;
+        fake.clearLog();
+        fake.inject({ status: 403, match: { method: 'PATCH' } });
+
+        const outcome = await h.alerting.act(incidentId, 'undo', token, PERSON);
+        expect(outcome.kind).toBe('refused');
+        expect(outcome).toMatchObject({ status: 409 });
+        expect(outcome.message).toMatch(/^undo failed: /);
+        expect(outcome.message).toContain(
+            "does not have authorization to perform action 'Microsoft.KeyVault/vaults/write'",
+        );
+        const failedLog = h.log.lines.filter((l) => l.message === 'kvr.undo-failed');
+        expect(failedLog).toEqual([
+            expect.objectContaining({
+                level: 'error',
+                fields: expect.objectContaining({ incident: incidentId, vault: VAULT, error: expect.any(String) }),
+            }),
+        ]);
+        // The PATCH was tried and refused; the vault is as the remediation left it; the incident is not undone.
+        expect(fake.requests.filter((r) => r.method === 'PATCH').map((r) => r.status)).toEqual([403]);
+        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Deny');
+        const inc = await incident(h, incidentId);
+        expect(inc.undone).toBeUndefined();
+        expect(h.teams.sent.length + h.email.sent.length).toBe(sentBefore);
+        expect(h.log.lines.some((l) => l.message === 'kvr.undone')).toBe(false);
+
+        // The link was not used up: once the permission is there, the same link works.
+        const retried = await h.alerting.act(incidentId, 'undo', token, PERSON);
+        expect(retried.kind).toBe('done');
+        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Allow');
+    });
+
+    it('a failed undo leaves no approval behind: the next attack is still remediated', async () => {
+        fake.setVault(openedVault());
+        const h = harness();
+        await h.responder.pipeline.processBatch([{ body: firewallAttack() }]);
+        const { incidentId, token } = undoLinkOf(h, 'firewall-opened');
+        fake.inject({ status: 403, match: { method: 'PATCH' } });
+        expect((await h.alerting.act(incidentId, 'undo', token, PERSON)).kind).toBe('refused');
+        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Deny');
+
+        // Nobody approved an open firewall: when it is opened again, the responder closes it again.
+        fake.setVault(openedVault());
+        fake.clearLog();
+        h.decisions.decisions.length = 0;
+        h.clock.advance(2 * 3_600_000);
+        await h.responder.pipeline.processBatch([
+            { body: firewallAttack('2026-10-05T11:05:00.0000000Z', 'firewall-again') },
+        ]);
+        expect(
+            actionsOf(h.decisions.decisions)
+                .filter((a) => a.action === 'restore-firewall-default')
+                .map((a) => [a.status, a.detail.reason]),
+        ).toEqual([['applied', undefined]]);
+        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Deny');
+    });
+
+    it('monitor mode: no remediation, no undo link, and undo tokens that do not fit are refused', async () => {
+        fake.setVault(openedVault());
+        const h = harness('monitor');
+        await h.responder.pipeline.processBatch([{ body: firewallAttack() }]);
+        expect(actionsOf(h.decisions.decisions).map((a) => [a.action, a.status])).toEqual([
+            ['restore-firewall-default', 'planned'],
+        ]);
+        expect(writes()).toEqual([]);
+        const opened = cards(h, 'opened');
+        expect(opened).toHaveLength(1);
+        const card = opened[0] as OutgoingNotification;
+        const id = card.incidentId;
+        expect(cardActions(card).map((a) => a.title)).toEqual(['Acknowledge', 'Open vault in the Azure portal']);
+        expect(JSON.stringify(h.email.sent)).not.toContain('/undo?t=');
+
+        // Forged: signed by a key that is not ours.
+        const forger = new LinkTokens(LocalLinkSigner.generate('undo-test-key'), PUBLIC_URL, 3_600_000, h.clock);
+        const forged = new URL(await forger.issue(id, 'undo')).searchParams.get('t') ?? '';
+        expect(await h.alerting.act(id, 'undo', forged, PERSON)).toEqual({
+            kind: 'refused',
+            status: 403,
+            message: 'the link signature is not valid',
+        });
+        // Ours, but for another incident.
+        const other = await freshToken(h, 'aaaaaaaaaaaaaaaa0', 'undo');
+        expect(await h.alerting.act(id, 'undo', other, PERSON)).toEqual({
+            kind: 'refused',
+            status: 403,
+            message: 'the token belongs to another incident',
+        });
+        // Ours, for this incident, but the acknowledge link's token.
+        const ack = buttonToken(card, 'Acknowledge');
+        expect(await h.alerting.act(id, 'undo', ack, PERSON)).toEqual({
+            kind: 'refused',
+            status: 403,
+            message: 'the token is for "ack", not "undo"',
+        });
+        expect(await h.alerting.act(id, 'undo', 'not-a-token', PERSON)).toMatchObject({ kind: 'refused', status: 400 });
+        // Even a valid undo token for this incident finds nothing to undo.
+        const valid = await h.alerting.act(id, 'undo', await freshToken(h, id, 'undo'), PERSON);
+        expect(valid).toMatchObject({ kind: 'already', message: 'This incident has no applied remediation to undo.' });
+
+        expect(fake.requests.filter((r) => r.method !== 'GET')).toEqual([]);
+        expect((await incident(h, id)).undone).toBeUndefined();
+        expect(h.log.lines.some((l) => l.message === 'kvr.undone')).toBe(false);
+        expect(cards(h, 'undone')).toEqual([]);
+    });
+    // One remediation plan (one undo id) can answer several rules, each its own incident: undoing one restores the whole
+    // plan, and the sibling's link then answers "already undone" (and the sibling stops offering undo).
+    it('a sibling incident of the same remediation says "already undone" instead of failing', async () => {
+        const v = openedVault();
+        const acl = v.properties.networkAcls;
+        fake.setVault({
+            ...v,
+            properties: {
+                ...v.properties,
+                networkAcls: { ...acl, ipRules: [...(acl?.ipRules ?? []), { value: '203.0.113.66/32' }] },
+            },
+        });
+        const h = harness();
+        const body = firewallAttack();
+        record0(body).properties.addedIpRule = { Value: '203.0.113.66/32' };
+        await h.responder.pipeline.processBatch([{ body }]);
+        const undoIds = new Set(
+            actionsOf(h.decisions.decisions)
+                .filter((a) => a.status === 'applied')
+                .map((a) => a.detail.undoId),
+        );
+        expect(undoIds.size).toBe(1);
+        const opened = undoLinkOf(h, 'firewall-opened');
+        const ipRule = undoLinkOf(h, 'firewall-ip-rule-added');
+        expect((await h.alerting.act(opened.incidentId, 'undo', opened.token, PERSON)).kind).toBe('done');
+        // The whole plan was undone: the removed IP rule is back too.
+        expect(fake.vault(VAULT).properties.networkAcls?.ipRules).toContainEqual({ value: '203.0.113.66/32' });
+
+        const sibling = await h.alerting.act(ipRule.incidentId, 'undo', ipRule.token, PERSON);
+        expect(sibling.kind).toBe('already');
+        expect(sibling.message).toMatch(/^Remediation already undone/);
+        expect(h.log.lines.filter((l) => l.level === 'error')).toEqual([]);
+    });
+});
+
+function buttonToken(card: OutgoingNotification, title: string): string {
+    const a = cardActions(card).find((x) => x.title === title);
+    if (a === undefined) throw new Error(`no ${title} button`);
+    return new URL(a.url).searchParams.get('t') ?? '';
+}
