@@ -27,6 +27,7 @@ export class OtelMetrics {
     private readonly decisionLatency: Histogram;
     private readonly actionLatency: Histogram;
     private readonly enqueueLag: Histogram;
+    private readonly deliveries: Counter;
 
     constructor(meter: Meter) {
         this.records = meter.createCounter('kvr.records', {
@@ -46,6 +47,14 @@ export class OtelMetrics {
             description: 'Time from the audit record to its enqueueing in Event Hubs',
             unit: 'ms',
         });
+        this.deliveries = meter.createCounter('kvr.notifications', {
+            description: 'Notification delivery attempts, by channel and outcome (sent, retry, failed)',
+        });
+    }
+
+    /** One notification delivery attempt (Teams or email). */
+    recordDelivery(channel: string, outcome: 'sent' | 'retry' | 'failed'): void {
+        this.deliveries.add(1, { channel, outcome });
     }
 
     recordBatch(t: BatchTelemetry): void {

@@ -61,6 +61,17 @@ const processLogger = new StreamLogger(process.stderr);
  */
 export function composeApp(env: Readonly<Record<string, string | undefined>>): AppDeps {
     const settings = loadSettings(env);
+    if (settings.appInsightsConnectionString !== undefined) {
+        // Registers the global OpenTelemetry providers that export to Application Insights with Entra ID auth.
+        useAzureMonitor({
+            azureMonitorExporterOptions: {
+                connectionString: settings.appInsightsConnectionString,
+                credential: credentialOf(settings),
+            },
+        });
+    }
+    // After useAzureMonitor: the metrics API hands out no-op meters until a provider is registered.
+    const telemetry = new OtelMetrics(metrics.getMeter('kv-responder'));
     const credential = credentialOf(settings);
     const a = settings.alerting;
     const responder = createResponder(
@@ -91,22 +102,14 @@ export function composeApp(env: Readonly<Record<string, string | undefined>>): A
                     systemClock,
                 ),
                 log: processLogger,
+                onDelivery: (channel, outcome) => telemetry.recordDelivery(channel, outcome),
             },
         },
     );
     const alerting = responder.alerting as Alerting;
-    if (settings.appInsightsConnectionString !== undefined) {
-        // Registers the global OpenTelemetry providers that export to Application Insights with Entra ID auth.
-        useAzureMonitor({
-            azureMonitorExporterOptions: {
-                connectionString: settings.appInsightsConnectionString,
-                credential: credentialOf(settings),
-            },
-        });
-    }
     return {
         settings,
-        auditBatch: { pipeline: responder.pipeline, metrics: new OtelMetrics(metrics.getMeter('kv-responder')) },
+        auditBatch: { pipeline: responder.pipeline, metrics: telemetry },
         incidentLink: { alerting, trustEasyAuth: a.trustEasyAuth },
         alerting,
     };
