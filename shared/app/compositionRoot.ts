@@ -1,4 +1,5 @@
-import { DefaultAzureCredential, ManagedIdentityCredential, type TokenCredential } from '@azure/identity';
+import type { TokenCredential } from '@azure/identity';
+import { credentialFor } from '../adapters/credential';
 import { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import { KeyVaultManagementClient } from '@azure/arm-keyvault';
 import { useAzureMonitor } from '@azure/monitor-opentelemetry';
@@ -40,9 +41,7 @@ function quarantineOf(settings: AppSettings): QuarantineSink {
 }
 
 function credentialOf(settings: AppSettings): TokenCredential {
-    return settings.managedIdentityClientId === undefined
-        ? new DefaultAzureCredential()
-        : new ManagedIdentityCredential({ clientId: settings.managedIdentityClientId });
+    return credentialFor(settings.managedIdentityClientId);
 }
 
 /**

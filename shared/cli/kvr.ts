@@ -1,34 +1,25 @@
 #!/usr/bin/env node
-import { createWriteStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import type { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { DirectoryQuarantineSink, JsonLinesDecisionSink } from '../adapters/streamSinks';
 import { DEFAULT_STATE_TABLE, tableLocationOf, tableStateStoreAt } from '../adapters/tableStateStore';
 import { DefaultAzureCredential } from '@azure/identity';
 import { replay } from '../app/replay';
-import {
-    DEFAULT_CONFIG,
-    parseResponderConfig,
-    parseResponderConfigText,
-    type ResponderConfig,
-    type VaultTags,
-} from '../config/responderConfig';
 import { startSimulation } from '../simulation/simulation';
 import { ConfigError, ResponderError } from '../core/errors';
 import type { QuarantineSink } from '../core/ports';
-import { ruleIds } from '../core/rules';
 import { formatSummary, ProgressReporter } from './summary';
+import { type CliIo, closeOutput, loadConfigFile, openOutput, readJsonFile, UsageError } from './common';
 
-export interface CliIo {
-    readonly stdout: Writable;
-    readonly stderr: Writable & { isTTY?: boolean };
-}
+export type { CliIo } from './common';
+import { runConsume } from './consume';
+import { checkedPublicUrl, outboxSummary, runServe } from './serve';
+import { DEFAULT_PUBLIC_URL, DEFAULT_SIGNING_KEY, errorsOnly, localAlerting } from './localAlerting';
+import { runSend } from './send';
 
 const USAGE = `Usage:
   kvr replay <file-or-dir>... [--config <file>] [--decisions <out.jsonl>] [--quarantine <dir>]
              [--state <table account URL | storage connection string>] [--state-table <name>]
-             [--vaults <inventory.json>]
+             [--vaults <inventory.json>] [--outbox <dir> [--public-url <url>] [--signing-key <pem>]]
       Replays captured Key Vault audit logs (Event Hubs bodies, JSON arrays, JSON Lines such as PT1H.json,
       directories, .gz files) through the same pipeline as the Azure Function. Writes the decision log as
       JSON Lines to stdout (or --decisions) and a summary to stderr. Rule state (baselines, windows, finding
@@ -36,59 +27,25 @@ const USAGE = `Usage:
       --vaults simulates the vaults of an inventory (a JSON array of vaults as vaults.get returns them):
       recorded changes are applied to them, remediations run against them through the real ARM client, and
       the log ends with one "vault-state" line per vault. Without --vaults nothing is read or changed.
+      --outbox groups findings into incidents and writes each notification (Teams card JSON, Graph sendMail
+      request) to <dir>, one file each, with acknowledge/undo links to --public-url (default
+      http://localhost:7071, where \`kvr serve\` listens) signed by a development key (--signing-key, default
+      .kvr/dev-signing-key.pem, created on first use).
+  kvr serve [--port <n>] [--host <addr>] [--public-url <url>] [--outbox <dir>] [--config <file>]
+            [--vaults <inventory.json>] [--state <table>] [--state-table <name>] [--signing-key <pem>]
+            [--replay <capture>]... [--tick-seconds <n>]
+      Runs the app locally until Ctrl-C: the acknowledge/undo pages under /api/incidents/..., and POST
+      /local/events, which runs the Event Hubs handler on the posted body. Notifications go to the outbox
+      (default .kvr/outbox) unless KVR_TEAMS_WEBHOOK_URL / KVR_MAIL_SENDER are set. --replay feeds captures
+      through first and prints each alert with its acknowledge link. Prints the port it listens on.
+  kvr consume [--from-start] [--max-batch-size <n>] [--max-wait-seconds <s>]
+      Runs the Function's handler outside Azure Functions: reads the event hub of the app settings (KV_LOGS_*),
+      balancing partitions across replicas, checkpoints in KVR_CHECKPOINT_CONTAINER_URL; until Ctrl-C.
+  kvr send <capture>... | --synthetic <count> [--seed <n>] [--hub-name <name>] [--rate <events per second>]
+      Publishes captured (or generated) Event Hubs bodies to the event hub, one event per item, in batches.
   kvr help
 Exit status: 0 when the input was processed (even with rejected records), 2 for bad usage, an unreadable
 path or an invalid config, 1 for an unexpected failure.`;
-
-class UsageError extends ResponderError {
-    constructor(message: string) {
-        super('USAGE.INVALID', message);
-    }
-}
-
-/** Reads a text file named on the command line; a failure is one clear line. */
-async function readTextFile(path: string, what: string): Promise<string> {
-    try {
-        return await readFile(path, 'utf8');
-    } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        throw new ResponderError(
-            'INPUT.UNREADABLE',
-            `cannot read ${what} '${path}': ${e.code === 'ENOENT' ? 'no such file' : e.message}`,
-        );
-    }
-}
-
-async function readJsonFile(path: string, what: string): Promise<unknown> {
-    const text = await readTextFile(path, what);
-    try {
-        return JSON.parse(text) as unknown;
-    } catch (err) {
-        throw new ResponderError('INPUT.UNREADABLE', `${what} '${path}' is not valid JSON: ${(err as Error).message}`);
-    }
-}
-
-async function loadConfigFile(path: string | undefined, tags?: VaultTags): Promise<ResponderConfig> {
-    if (path === undefined)
-        return tags === undefined ? DEFAULT_CONFIG : parseResponderConfig({}, ruleIds, 'default', tags);
-    const text = await readTextFile(path, 'config');
-    return parseResponderConfigText(text, ruleIds, path, tags);
-}
-
-async function openOutput(path: string): Promise<Writable> {
-    const out = createWriteStream(path, { flags: 'w' });
-    await new Promise<void>((resolve, reject) => {
-        out.once('open', () => resolve());
-        out.once('error', (err) =>
-            reject(new ResponderError('INPUT.UNREADABLE', `cannot write '${path}': ${err.message}`)),
-        );
-    });
-    return out;
-}
-
-async function closeOutput(out: Writable): Promise<void> {
-    await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
-}
 
 function parseReplayArgs(args: readonly string[]) {
     return parseArgs({
@@ -102,6 +59,9 @@ function parseReplayArgs(args: readonly string[]) {
             state: { type: 'string' },
             vaults: { type: 'string' },
             'state-table': { type: 'string' },
+            outbox: { type: 'string' },
+            'public-url': { type: 'string' },
+            'signing-key': { type: 'string' },
         },
     });
 }
@@ -137,12 +97,27 @@ async function runReplay(args: readonly string[], io: CliIo): Promise<number> {
         values.quarantine === undefined
             ? { put: () => Promise.resolve() }
             : new DirectoryQuarantineSink(values.quarantine);
+    if (values.outbox === undefined && (values['public-url'] ?? values['signing-key']) !== undefined)
+        throw new UsageError('--public-url and --signing-key need --outbox');
+    const alerting =
+        values.outbox === undefined
+            ? undefined
+            : await localAlerting({
+                  config,
+                  outbox: values.outbox,
+                  publicUrl: checkedPublicUrl(values['public-url'] ?? DEFAULT_PUBLIC_URL),
+                  signingKeyPath: values['signing-key'] ?? DEFAULT_SIGNING_KEY,
+                  // Replay writes files only: the environment's webhook or mailbox is not used.
+                  env: {},
+                  log: errorsOnly(io.stderr),
+              });
     const started = performance.now();
     const progress = new ProgressReporter(io.stderr, started);
     try {
         const result = await replay({
             inputs: positionals,
             config,
+            ...(alerting === undefined ? {} : { alerting: alerting.options }),
             ...(store === undefined ? {} : { store }),
             ...(simulation === undefined ? {} : { simulation }),
             sinks: {
@@ -158,6 +133,7 @@ async function runReplay(args: readonly string[], io: CliIo): Promise<number> {
                 quarantine: values.quarantine,
             }),
         );
+        if (alerting?.outbox !== undefined) io.stderr.write(outboxSummary(alerting.outbox));
     } finally {
         await simulation?.close();
         if (out !== io.stdout) await closeOutput(out);
@@ -172,6 +148,12 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
         switch (command) {
             case 'replay':
                 return await runReplay(rest, io);
+            case 'serve':
+                return await runServe(rest, io);
+            case 'consume':
+                return await runConsume(rest, io);
+            case 'send':
+                return await runSend(rest, io);
             case 'help':
             case '--help':
             case '-h':

@@ -107,9 +107,7 @@ export function planRestore(record: UndoRecord, current: VaultSnapshot): Restore
         restored.push(`access policy of ${e.objectId} restored (${permissionsText(e.permissions)})`);
     if (restored.length === 0) restored.push('nothing to restore: the vault already has the saved state');
     return {
-        ...(out.networkAcls === undefined && out.publicNetworkAccess === undefined
-            ? {}
-            : { patch: out }),
+        ...(out.networkAcls === undefined && out.publicNetworkAccess === undefined ? {} : { patch: out }),
         accessPolicyAdds,
         restored,
         approvals: {
