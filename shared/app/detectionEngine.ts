@@ -46,6 +46,11 @@ interface GroupState {
     readonly count: number;
     /** Identities of the records already counted (bounded): redelivered records are dropped. */
     readonly ids: readonly string[];
+    /**
+     * The finding this group emitted, until its batch's sinks confirmed it (see {@link DetectionEngine.confirm}): if
+     * they failed, the redelivered batch emits it again instead of dropping it as a repeat.
+     */
+    readonly pending?: FindingDecision;
 }
 
 interface VaultMeta {
@@ -301,6 +306,29 @@ export class DetectionEngine {
         return conflicts;
     }
 
+    /** Findings emitted but not yet confirmed delivered, with their group key. */
+    private readonly unconfirmed = new WeakMap<object, StateKey>();
+
+    /**
+     * Marks findings as delivered (their batch's sinks succeeded): a later redelivery of their records is then a
+     * repeat. Until then the group keeps the finding, and a redelivered batch emits it again.
+     */
+    async confirm(decisions: readonly Decision[]): Promise<void> {
+        for (const d of decisions) {
+            const key = d.type === 'finding' ? this.unconfirmed.get(d) : undefined;
+            if (key === undefined) continue;
+            this.unconfirmed.delete(d);
+            for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
+                const [s] = await this.store.getMany([key]);
+                const g = s?.value as GroupState | undefined;
+                if (s === undefined || g === undefined || g === null || g.pending === undefined) break;
+                const { pending: _delivered, ...rest } = g;
+                const r = await this.store.put(key, rest satisfies GroupState, s.etag, g.until);
+                if (r.ok) break;
+            }
+        }
+    }
+
     /** Turns candidates into findings: one per group and window; duplicates and repeats are counted, not emitted. */
     private async group(
         candidates: Candidate[],
@@ -334,6 +362,12 @@ export class DetectionEngine {
                 if (g !== undefined && t < g.until) {
                     if (g.ids.includes(id)) {
                         repeats.add(c); // redelivered
+                        // ... but its finding never reached the sinks: emit it again (once per batch).
+                        if (g.pending !== undefined && g.ids[0] === id && !emitted.has(ks)) {
+                            const again = { ...g.pending } as MutableFinding;
+                            this.unconfirmed.set(again, key);
+                            emitted.set(ks, [{ order: c.order, decision: again }]);
+                        }
                         continue;
                     }
                     w.value = {
@@ -349,12 +383,14 @@ export class DetectionEngine {
                     continue;
                 }
                 const until = t + this.settings.groupWindowMs;
-                w.value = { opened: t, until, count: 1, ids: [id] } satisfies GroupState;
                 w.dirty = true;
                 w.expiresMs = until;
                 const severity = c.draft.severity ?? this.severities.get(c.rule.meta.id) ?? c.rule.meta.severity;
+                const decision = findingOf(c.rule, severity, c.event, c.draft);
+                w.value = { opened: t, until, count: 1, ids: [id], pending: decision } satisfies GroupState;
+                this.unconfirmed.set(decision, key);
                 const list = emitted.get(ks) ?? [];
-                list.push({ order: c.order, decision: findingOf(c.rule, severity, c.event, c.draft) });
+                list.push({ order: c.order, decision });
                 emitted.set(ks, list);
             }
             const conflicts = await this.commit(working);

@@ -173,7 +173,11 @@ export class AuditPipeline {
     async processBatch(items: readonly BatchItem[]): Promise<BatchReport> {
         const report = await this.evaluateBatch(items);
         if (report.quarantined.length > 0) await this.options.quarantine.put(report.quarantined);
-        if (report.decisions.length > 0) await this.options.decisions.write(report.decisions);
+        if (report.decisions.length > 0) {
+            await this.options.decisions.write(report.decisions);
+            // Only now are the findings delivered; a batch that failed before this point emits them again on retry.
+            await this.options.engine.confirm(report.decisions);
+        }
         return report;
     }
 }

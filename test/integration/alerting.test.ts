@@ -835,10 +835,9 @@ describe('handleIncidentLink', () => {
 });
 
 describe('notices survive failures between detection and delivery', () => {
-    // KNOWN LIMITATION (open): the engine commits its grouping state while evaluating the batch, before the sinks run. When
-    // alerting then fails (state store unavailable), the trigger retries the batch, the engine treats every record as
-    // redelivered and emits no finding, so the incident is never created and nobody is notified.
-    it.failing('notifies after a batch whose alerting write failed is redelivered', async () => {
+    // The engine keeps a group's finding until the batch's sinks confirmed it: when alerting failed (state store
+    // unavailable), the retried batch emits the finding again and the incident is created then.
+    it('notifies after a batch whose alerting write failed is redelivered', async () => {
         const s = setup();
         s.store.failPut = (key) => key.partition === '~incidents';
         await expect(s.process(firewallBody())).rejects.toThrow('state store unavailable');

@@ -123,9 +123,25 @@ describe('DetectionEngine grouping', () => {
     it('drops redelivered records and records older than the open group', async () => {
         const engine = engineOf();
         const batch = burst(12);
-        expect(findings(await engine.evaluate(batch))).toHaveLength(1);
+        const first = await engine.evaluate(batch);
+        expect(findings(first)).toHaveLength(1);
+        await engine.confirm(first);
         expect(await engine.evaluate(batch)).toEqual([]);
         expect(await engine.evaluate(batch.slice(0, 11))).toEqual([]);
+    });
+
+    it('emits a finding again when its batch is redelivered before its delivery was confirmed', async () => {
+        const engine = engineOf();
+        const batch = burst(12);
+        const first = findings(await engine.evaluate(batch));
+        expect(first).toHaveLength(1);
+        // The sinks failed (no confirm): the retried batch produces the same finding once more, not a new group.
+        const again = findings(await engine.evaluate(batch));
+        expect(again).toHaveLength(1);
+        expect(again[0]?.time).toBe(first[0]?.time);
+        expect(again[0]?.count).toBe(first[0]?.count);
+        await engine.confirm(again);
+        expect(await engine.evaluate(batch)).toEqual([]);
     });
 });
 
