@@ -10,13 +10,8 @@ import { createResponder, type Responder } from '../../shared/app/createPipeline
 import { handleIncidentLink } from '../../shared/app/handlers/handleIncidentLink';
 import { parseResponderConfig, type ResponderConfig } from '../../shared/config/responderConfig';
 import type { Incident } from '../../shared/core/alerts/incident';
-import {
-    type ChannelName,
-    type DeliveryChannel,
-    DeliveryError,
-    type OutgoingNotification,
-} from '../../shared/core/alerts/types';
-import type { Clock, Logger } from '../../shared/core/ports';
+import { DeliveryError, type OutgoingNotification } from '../../shared/core/alerts/types';
+import type { Logger } from '../../shared/core/ports';
 import { ruleIds } from '../../shared/core/rules';
 import {
     type PutResult,
@@ -28,6 +23,7 @@ import {
 import { validateTeamsWebhookMessage } from '../support/adaptiveCard';
 import { makeContext } from '../support/context';
 import { fixtureBody, fixtureRecord } from '../support/fixtures';
+import { RecordingChannel, TestClock, yieldTurns } from '../support/alertingDoubles';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -74,46 +70,7 @@ function configWith(over: { rules?: unknown; alerting?: Record<string, unknown> 
 // One RSA key per file: generating one takes a while.
 const SIGNER = LocalLinkSigner.generate();
 
-class TestClock implements Clock {
-    constructor(public t: number) {}
-    now(): number {
-        return this.t;
-    }
-    sleep(ms: number): Promise<void> {
-        this.t += ms;
-        return Promise.resolve();
-    }
-    advance(ms: number): void {
-        this.t += ms;
-    }
-}
-
 /** Lets other pending work run: a send that takes "a while" without any real time passing. */
-function yieldTurns(n = 5): Promise<void> {
-    let p = Promise.resolve();
-    for (let i = 0; i < n; i++) p = p.then(() => new Promise<void>((resolve) => setImmediate(resolve)));
-    return p;
-}
-
-/** A delivery channel that records every attempt; `fail` decides per attempt whether it throws. */
-class RecordingChannel implements DeliveryChannel {
-    readonly attempts: OutgoingNotification[] = [];
-    readonly sent: OutgoingNotification[] = [];
-    fail: (n: OutgoingNotification, attempt: number) => Error | undefined = () => undefined;
-    /** Resolved before the send completes (default: yield a few turns to let a concurrent instance interleave). */
-    hold: () => Promise<void> = () => yieldTurns();
-
-    constructor(readonly name: ChannelName) {}
-
-    async send(n: OutgoingNotification): Promise<void> {
-        this.attempts.push(n);
-        await this.hold();
-        const err = this.fail(n, this.attempts.length);
-        if (err !== undefined) throw err;
-        this.sent.push(n);
-    }
-}
-
 class RecordingLogger implements Logger {
     readonly entries: { level: string; message: string; fields: Readonly<Record<string, unknown>> }[] = [];
     info(message: string, fields: Readonly<Record<string, unknown>> = {}): void {

@@ -10,44 +10,20 @@ import { createResponder, type Responder } from '../../shared/app/createPipeline
 import { handleAlertingTimer } from '../../shared/app/handlers/handleAlertingTimer';
 import { parseResponderConfig } from '../../shared/config/responderConfig';
 import type { Incident } from '../../shared/core/alerts/incident';
-import type { ChannelName, DeliveryChannel, OutgoingNotification } from '../../shared/core/alerts/types';
+import type { OutgoingNotification } from '../../shared/core/alerts/types';
 import type { FindingDecision } from '../../shared/core/decisions';
-import type { Clock, Logger } from '../../shared/core/ports';
+import type { Logger } from '../../shared/core/ports';
 import { ruleIds } from '../../shared/core/rules';
 import { type AzuriteService, startAzurite } from '../support/azurite';
 import { makeContext } from '../support/context';
 import { fixtureBody } from '../support/fixtures';
+import { RecordingChannel, TestClock } from '../support/alertingDoubles';
 
 const SUB = '6c1f4e2a-8b3d-4f5e-a1c2-9d8e7f6a5b40';
 const RESOURCE_ID = `/SUBSCRIPTIONS/${SUB.toUpperCase()}/RESOURCEGROUPS/RG-PAYMENTS/PROVIDERS/MICROSOFT.KEYVAULT/VAULTS/KV-PAYMENTS-PROD`;
 const EVENT_TIME = '2026-10-05T09:05:00.0000000Z';
 const MINUTE_MS = 60_000;
 const ESCALATE_AFTER_MINUTES = 15;
-
-/** Wall-clock time under the test's control, shared by both instances. */
-class TestClock implements Clock {
-    constructor(private t: number) {}
-    now(): number {
-        return this.t;
-    }
-    sleep(ms: number): Promise<void> {
-        this.t += ms;
-        return Promise.resolve();
-    }
-    advance(ms: number): void {
-        this.t += ms;
-    }
-}
-
-/** Accepts every notification and keeps it; yields once, so that the two instances really interleave. */
-class RecordingChannel implements DeliveryChannel {
-    readonly sent: OutgoingNotification[] = [];
-    constructor(readonly name: ChannelName) {}
-    async send(n: OutgoingNotification): Promise<void> {
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        this.sent.push(n);
-    }
-}
 
 const quietLog: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 

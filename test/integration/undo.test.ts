@@ -9,14 +9,15 @@ import { LinkTokens } from '../../shared/app/alerting';
 import { createResponder, type Responder } from '../../shared/app/createPipeline';
 import { parseResponderConfig } from '../../shared/config/responderConfig';
 import type { Incident } from '../../shared/core/alerts/incident';
-import type { ChannelName, DeliveryChannel, NoticeKind, OutgoingNotification } from '../../shared/core/alerts/types';
+import type { NoticeKind, OutgoingNotification } from '../../shared/core/alerts/types';
 import type { ActionDecision, Decision, FindingDecision } from '../../shared/core/decisions';
-import type { Clock, Logger } from '../../shared/core/ports';
+import type { Logger } from '../../shared/core/ports';
 import { ruleIds } from '../../shared/core/rules';
 import { stateKey } from '../../shared/core/state/store';
 import { type ArmKeyVaultFake, makeVault, startArmKeyVaultFake } from '../../shared/simulation/armSimulator';
 import { armClientFor } from '../fakes/armClient';
 import { fixtureBody } from '../support/fixtures';
+import { RecordingChannel, TestClock } from '../support/alertingDoubles';
 
 const SUB = '6c1f4e2a-8b3d-4f5e-a1c2-9d8e7f6a5b40';
 const TENANT = '3f0c2b6e-1d4a-4c8e-9b2f-5a7d1e0c9b11';
@@ -30,31 +31,6 @@ const VAULT = 'kv-payments-prod';
 const RESOURCE_ID = `/SUBSCRIPTIONS/${SUB.toUpperCase()}/RESOURCEGROUPS/RG-PAYMENTS/PROVIDERS/MICROSOFT.KEYVAULT/VAULTS/KV-PAYMENTS-PROD`;
 const PUBLIC_URL = 'https://kvr-func.example.net';
 const PERSON = { by: 'oncall@contoso.example', from: '198.51.100.7' };
-
-/** Wall-clock time under the test's control: sleeping advances it, nothing waits. */
-class TestClock implements Clock {
-    constructor(private t: number) {}
-    now(): number {
-        return this.t;
-    }
-    sleep(ms: number): Promise<void> {
-        this.t += ms;
-        return Promise.resolve();
-    }
-    advance(ms: number): void {
-        this.t += ms;
-    }
-}
-
-/** A delivery channel that accepts everything and keeps it. */
-class RecordingChannel implements DeliveryChannel {
-    readonly sent: OutgoingNotification[] = [];
-    constructor(readonly name: ChannelName) {}
-    send(n: OutgoingNotification): Promise<void> {
-        this.sent.push(n);
-        return Promise.resolve();
-    }
-}
 
 interface LogLine {
     readonly level: 'info' | 'warn' | 'error';
