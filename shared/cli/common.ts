@@ -2,6 +2,7 @@
 import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import {
     DEFAULT_CONFIG,
     parseResponderConfig,
@@ -65,4 +66,17 @@ export async function openOutput(path: string): Promise<Writable> {
 
 export async function closeOutput(out: Writable): Promise<void> {
     await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+}
+
+/** Parses a command's options strictly; a bad option is a usage error (exit 2) naming it. */
+export function parseCommandArgs<O extends NonNullable<ParseArgsConfig['options']>>(
+    args: readonly string[],
+    options: O,
+    allowPositionals = true,
+) {
+    try {
+        return parseArgs({ args: [...args], allowPositionals, strict: true, options });
+    } catch (err) {
+        throw new UsageError((err as Error).message);
+    }
 }

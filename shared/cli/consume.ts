@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { parseArgs } from 'node:util';
 import {
     earliestEventPosition,
     EventHubConsumerClient,
@@ -19,7 +18,7 @@ import { handleAuditBatch } from '../app/handlers/handleAuditBatch';
 import { loadSettings } from '../config/loadSettings';
 import { ConsumeSettingNames, SettingNames } from '../config/settingNames';
 import { ConfigError, ensureError } from '../core/errors';
-import { type CliIo, UsageError } from './common';
+import { type CliIo, parseCommandArgs, UsageError } from './common';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -258,20 +257,15 @@ export interface ConsumeDeps {
 }
 
 function parseConsumeArgs(args: readonly string[]) {
-    try {
-        return parseArgs({
-            args: [...args],
-            allowPositionals: true,
-            strict: true,
-            options: {
-                'max-batch-size': { type: 'string' },
-                'max-wait-seconds': { type: 'string' },
-                'from-start': { type: 'boolean' },
-            },
-        });
-    } catch (err) {
-        throw new UsageError((err as Error).message);
-    }
+    return parseCommandArgs(
+        args,
+        {
+            'max-batch-size': { type: 'string' },
+            'max-wait-seconds': { type: 'string' },
+            'from-start': { type: 'boolean' },
+        },
+        true,
+    );
 }
 
 function numberOption(value: string | undefined, name: string, fallback: number, min: number, max: number): number {

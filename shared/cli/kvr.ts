@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { parseArgs } from 'node:util';
 import { DirectoryQuarantineSink, JsonLinesDecisionSink } from '../adapters/streamSinks';
 import { DEFAULT_STATE_TABLE, tableLocationOf, tableStateStoreAt } from '../adapters/tableStateStore';
 import { DefaultAzureCredential } from '@azure/identity';
@@ -8,7 +7,15 @@ import { startSimulation } from '../simulation/simulation';
 import { ConfigError, ResponderError } from '../core/errors';
 import type { QuarantineSink } from '../core/ports';
 import { formatSummary, ProgressReporter } from './summary';
-import { type CliIo, closeOutput, loadConfigFile, openOutput, readJsonFile, UsageError } from './common';
+import {
+    type CliIo,
+    closeOutput,
+    loadConfigFile,
+    openOutput,
+    parseCommandArgs,
+    readJsonFile,
+    UsageError,
+} from './common';
 
 export type { CliIo } from './common';
 import { runConsume } from './consume';
@@ -47,33 +54,18 @@ const USAGE = `Usage:
 Exit status: 0 when the input was processed (even with rejected records), 2 for bad usage, an unreadable
 path or an invalid config, 1 for an unexpected failure.`;
 
-function parseReplayArgs(args: readonly string[]) {
-    return parseArgs({
-        args: [...args],
-        allowPositionals: true,
-        strict: true,
-        options: {
-            config: { type: 'string' },
-            decisions: { type: 'string' },
-            quarantine: { type: 'string' },
-            state: { type: 'string' },
-            vaults: { type: 'string' },
-            'state-table': { type: 'string' },
-            outbox: { type: 'string' },
-            'public-url': { type: 'string' },
-            'signing-key': { type: 'string' },
-        },
-    });
-}
-
 async function runReplay(args: readonly string[], io: CliIo): Promise<number> {
-    let parsed: ReturnType<typeof parseReplayArgs>;
-    try {
-        parsed = parseReplayArgs(args);
-    } catch (err) {
-        throw new UsageError((err as Error).message);
-    }
-    const { values, positionals } = parsed;
+    const { values, positionals } = parseCommandArgs(args, {
+        config: { type: 'string' },
+        decisions: { type: 'string' },
+        quarantine: { type: 'string' },
+        state: { type: 'string' },
+        vaults: { type: 'string' },
+        'state-table': { type: 'string' },
+        outbox: { type: 'string' },
+        'public-url': { type: 'string' },
+        'signing-key': { type: 'string' },
+    });
     if (positionals.length === 0) throw new UsageError('replay needs at least one file or directory');
     const inventory = values.vaults === undefined ? undefined : await readJsonFile(values.vaults, 'vault inventory');
     const simulation = inventory === undefined ? undefined : await startSimulation(inventory, values.vaults as string);

@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { type EventData, type EventDataBatch, EventHubProducerClient } from '@azure/event-hubs';
 import { listCaptures, readCapture } from '../adapters/captureReader';
 import { SettingNames } from '../config/settingNames';
@@ -11,7 +10,7 @@ import {
     type EventHubTarget,
     readEventHubConnection,
 } from './consume';
-import { type CliIo, UsageError } from './common';
+import { type CliIo, parseCommandArgs, UsageError } from './common';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -65,21 +64,16 @@ export interface SendSummary {
 }
 
 function parseSendArgs(args: readonly string[]) {
-    try {
-        return parseArgs({
-            args: [...args],
-            allowPositionals: true,
-            strict: true,
-            options: {
-                'hub-name': { type: 'string' },
-                rate: { type: 'string' },
-                synthetic: { type: 'string' },
-                seed: { type: 'string' },
-            },
-        });
-    } catch (err) {
-        throw new UsageError((err as Error).message);
-    }
+    return parseCommandArgs(
+        args,
+        {
+            'hub-name': { type: 'string' },
+            rate: { type: 'string' },
+            synthetic: { type: 'string' },
+            seed: { type: 'string' },
+        },
+        true,
+    );
 }
 
 function positiveNumber(value: string | undefined, name: string, integer: boolean): number | undefined {

@@ -2,7 +2,6 @@
 // the Functions host runs.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { parseArgs } from 'node:util';
 import { HttpRequest, InvocationContext } from '@azure/functions';
 import { DefaultAzureCredential } from '@azure/identity';
 import { MemoryStateStore } from '../adapters/memoryStateStore';
@@ -15,7 +14,7 @@ import { replay } from '../app/replay';
 import type { QuarantineSink } from '../core/ports';
 import type { StateStore } from '../core/state/store';
 import { type Simulation, startSimulation } from '../simulation/simulation';
-import { type CliIo, loadConfigFile, readJsonFile, UsageError } from './common';
+import { type CliIo, loadConfigFile, readJsonFile, parseCommandArgs, UsageError } from './common';
 import { ackLinkOf, DEFAULT_SIGNING_KEY, errorsOnly, localAlerting } from './localAlerting';
 
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
@@ -53,28 +52,23 @@ export function outboxSummary(outbox: OutboxDirectory, from = 0): string {
 }
 
 function parseServeArgs(args: readonly string[]) {
-    try {
-        return parseArgs({
-            args: [...args],
-            allowPositionals: false,
-            strict: true,
-            options: {
-                port: { type: 'string' },
-                host: { type: 'string' },
-                'public-url': { type: 'string' },
-                outbox: { type: 'string' },
-                config: { type: 'string' },
-                vaults: { type: 'string' },
-                state: { type: 'string' },
-                'state-table': { type: 'string' },
-                'signing-key': { type: 'string' },
-                replay: { type: 'string', multiple: true },
-                'tick-seconds': { type: 'string' },
-            },
-        }).values;
-    } catch (err) {
-        throw new UsageError((err as Error).message);
-    }
+    return parseCommandArgs(
+        args,
+        {
+            port: { type: 'string' },
+            host: { type: 'string' },
+            'public-url': { type: 'string' },
+            outbox: { type: 'string' },
+            config: { type: 'string' },
+            vaults: { type: 'string' },
+            state: { type: 'string' },
+            'state-table': { type: 'string' },
+            'signing-key': { type: 'string' },
+            replay: { type: 'string', multiple: true },
+            'tick-seconds': { type: 'string' },
+        },
+        false,
+    ).values;
 }
 
 function intOption(value: string | undefined, name: string, fallback: number, min: number, max: number): number {
