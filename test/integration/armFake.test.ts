@@ -1,6 +1,5 @@
 // The ARM Key Vault fake honours the REST contract, as seen through the real @azure/arm-keyvault client.
 import { readFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { join } from 'node:path';
 import { ARM_SCOPE, FAKE_ARM_TOKEN, StubTokenCredential, armClientFor } from '../fakes/armClient';
 import {
@@ -9,6 +8,7 @@ import {
     makeVault,
     startArmKeyVaultFake,
 } from '../../shared/simulation/armSimulator';
+import { type RawResponse, rawHttps } from '../support/rawHttps';
 
 const SUB = '00000000-0000-0000-0000-000000000001';
 const RG = 'rg-kv';
@@ -50,12 +50,6 @@ function lockedVault() {
     });
 }
 
-interface RawResponse {
-    status: number;
-    headers: Record<string, string | string[] | undefined>;
-    body: { error?: { code?: string; message?: string } } & Record<string, unknown>;
-}
-
 /** A request the SDK's types would not let us send. */
 function rawRequest(
     fake: ArmKeyVaultFake,
@@ -64,31 +58,7 @@ function rawRequest(
     body?: unknown,
     headers: Record<string, string> = { authorization: `Bearer ${FAKE_ARM_TOKEN}` },
 ): Promise<RawResponse> {
-    const text = body === undefined ? undefined : JSON.stringify(body);
-    return new Promise((resolve, reject) => {
-        const req = request(
-            new URL(path, fake.url),
-            {
-                method,
-                ca: fake.caPem,
-                headers: { ...headers, ...(text === undefined ? {} : { 'content-type': 'application/json' }) },
-            },
-            (res) => {
-                let data = '';
-                res.setEncoding('utf8');
-                res.on('data', (c: string) => (data += c));
-                res.on('end', () =>
-                    resolve({
-                        status: res.statusCode ?? 0,
-                        headers: res.headers,
-                        body: data === '' ? {} : (JSON.parse(data) as RawResponse['body']),
-                    }),
-                );
-            },
-        );
-        req.on('error', reject);
-        req.end(text);
-    });
+    return rawHttps(new URL(path, fake.url), fake.caPem, method, headers, body);
 }
 
 /** The RestError a call rejects with. */

@@ -1,7 +1,6 @@
 // The Key Vault keys fake honours the data-plane contract, as seen through the real @azure/keyvault-keys KeyClient and
 // CryptographyClient (vault URL = the fake's URL, test CA per client, challenge-resource verification off).
 import { type KeyObject, constants, createHash, createPublicKey, verify as cryptoVerify } from 'node:crypto';
-import { request } from 'node:https';
 import { CryptographyClient, KeyClient, type KeyVaultKey } from '@azure/keyvault-keys';
 import type { AccessToken, GetTokenOptions } from '@azure/identity';
 import { StubTokenCredential } from '../fakes/armClient';
@@ -12,6 +11,7 @@ import {
     keysClientOptionsFor,
     startKeyVaultKeysFake,
 } from '../../shared/simulation/keyVaultKeysFake';
+import { type RawResponse, rawHttps } from '../support/rawHttps';
 
 const NOW = Math.floor(Date.now() / 1000);
 const DAY = 24 * 3600;
@@ -26,34 +26,14 @@ class RecordingCredential extends StubTokenCredential {
     }
 }
 
-interface RawResponse {
-    status: number;
-    headers: Record<string, string | string[] | undefined>;
-    body: Record<string, unknown> & { error?: { code?: string; message?: string } };
-}
-
 /** A request the SDK would not send as-is (no api-version, a raw query), with the fake's token. */
 function rawRequest(fake: KeyVaultKeysFake, method: string, pathAndQuery: string, auth = true): Promise<RawResponse> {
-    return new Promise((resolve, reject) => {
-        const req = request(
-            new URL(pathAndQuery, fake.url),
-            { method, ca: fake.caPem, headers: auth ? { authorization: `Bearer ${fake.token}` } : {} },
-            (res) => {
-                let data = '';
-                res.setEncoding('utf8');
-                res.on('data', (c: string) => (data += c));
-                res.on('end', () =>
-                    resolve({
-                        status: res.statusCode ?? 0,
-                        headers: res.headers,
-                        body: data === '' ? {} : (JSON.parse(data) as RawResponse['body']),
-                    }),
-                );
-            },
-        );
-        req.on('error', reject);
-        req.end();
-    });
+    return rawHttps(
+        new URL(pathAndQuery, fake.url),
+        fake.caPem,
+        method,
+        auth ? { authorization: `Bearer ${fake.token}` } : {},
+    );
 }
 
 /** The error a call rejects with. */
