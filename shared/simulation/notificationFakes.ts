@@ -138,6 +138,20 @@ function closeServer(server: Server): Promise<void> {
     });
 }
 
+/** The fault, log and lifecycle controls every fake exposes. */
+function controlsOf(harness: Harness & { shutdown(): void }, server: Server) {
+    return {
+        inject: (f: NotificationFault) => harness.inject(f),
+        pendingFaults: () => harness.pendingFaults(),
+        clearFaults: () => harness.clearFaults(),
+        clearLog: () => harness.clearLog(),
+        async close(): Promise<void> {
+            harness.shutdown();
+            await closeServer(server);
+        },
+    };
+}
+
 function isObject(v: unknown): v is Record<string, unknown> {
     return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -328,14 +342,7 @@ export async function startTeamsWorkflowsFake(options: TeamsWorkflowsFakeOptions
         requests,
         messages,
         cards,
-        inject: (f) => harness.inject(f),
-        pendingFaults: () => harness.pendingFaults(),
-        clearFaults: () => harness.clearFaults(),
-        clearLog: () => harness.clearLog(),
-        async close() {
-            harness.shutdown();
-            await closeServer(server);
-        },
+        ...controlsOf(harness, server),
     };
 }
 
@@ -789,13 +796,6 @@ export async function startGraphFake(options: GraphFakeOptions = {}): Promise<Gr
         token,
         requests,
         sent,
-        inject: (f) => harness.inject(f),
-        pendingFaults: () => harness.pendingFaults(),
-        clearFaults: () => harness.clearFaults(),
-        clearLog: () => harness.clearLog(),
-        async close() {
-            harness.shutdown();
-            await closeServer(server);
-        },
+        ...controlsOf(harness, server),
     };
 }
