@@ -177,6 +177,7 @@ export class Alerting implements DecisionSink {
             const [s] = currentId === undefined ? [undefined] : await this.o.store.getMany([incidentKey(currentId)]);
             const current = s?.value as Incident | undefined;
             const next = applyFinding(current, f, actions, ctx);
+            if (next === current) return next.id; // a finding emitted again after a failed batch: already counted
             const expires = next.lastSeenMs + INCIDENT_TTL_MS;
             if (next.id !== current?.id) {
                 // A new incident: move the pointer first, then create the incident (create-only: a redelivered
@@ -326,18 +327,18 @@ export class Alerting implements DecisionSink {
         if (failed.kind === 'channel-failing') return inc;
         const other: ChannelName = failed.channel === 'teams' ? 'email' : 'teams';
         const roster = this.rosterOf(inc.vaultId, inc.severity);
-        const ctx = this.contextOf(roster);
-        // The other channel for every tier notified so far, whether or not the tier normally uses it.
-        const on = roster.tiers.map((t) =>
-            other === 'teams' ? this.o.channels.teams !== undefined : ctx.emailTiers.length > 0 && t.email.length > 0,
-        );
+        // The other channel, whether or not the current tier normally uses it; email goes to every tier notified so
+        // far (see sendOne), so it needs an address in any of them.
+        const teamsOn = other === 'teams' && this.o.channels.teams !== undefined;
+        const emailOn =
+            other === 'email' &&
+            this.o.channels.email !== undefined &&
+            this.o.mailFrom !== undefined &&
+            roster.tiers.slice(0, inc.tier + 1).some((t) => t.email.length > 0);
         const alt: UpdateContext = {
-            ...ctx,
-            teamsTiers: other === 'teams' ? on : roster.tiers.map(() => false),
-            emailTiers:
-                other === 'email'
-                    ? on.map((v) => v && this.o.mailFrom !== undefined && this.o.channels.email !== undefined)
-                    : roster.tiers.map(() => false),
+            ...this.contextOf(roster),
+            teamsTiers: roster.tiers.map(() => teamsOn),
+            emailTiers: roster.tiers.map(() => emailOn),
         };
         if (inc.notifications.some((n) => n.kind === 'channel-failing' && n.channel === other)) return inc;
         const next = withNotices(inc, 'channel-failing', inc.tier, alt);

@@ -188,12 +188,15 @@ describe('applyFinding', () => {
         // A lower severity never lowers the incident; an older finding does not move lastSeen back.
         const third = applyFinding(
             second,
-            finding({ time: at(T0 + 5 * MIN), severity: 'low' }),
+            finding({ time: at(T0 + 5 * MIN), severity: 'low', correlationIds: ['c-3'] }),
             [],
             ctxAt(NOW + 11 * MIN),
         );
         expect(third).toMatchObject({ severity: 'critical', findings: 3, lastSeenMs: T0 + 10 * MIN });
         expect(third.notifications).toEqual(first.notifications);
+
+        // The same finding emitted again (its first batch failed after the incident was written) changes nothing.
+        expect(applyFinding(third, finding(), [], ctxAt(NOW + 12 * MIN))).toBe(third);
     });
 
     it('slides the window from the latest finding and opens a new incident after it', () => {

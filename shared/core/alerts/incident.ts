@@ -223,6 +223,13 @@ export function applyFinding(
         };
         return notify ? withNotices(inc, 'opened', 0, ctx) : inc;
     }
+    // The same finding again (emitted once more because its first batch failed after this incident was written).
+    if (
+        timeMs <= current.lastSeenMs &&
+        f.correlationIds.length > 0 &&
+        f.correlationIds.every((c) => current.correlationIds.includes(c))
+    )
+        return current;
     const severity = SEVERITY_RANK[f.severity] > SEVERITY_RANK[current.severity] ? f.severity : current.severity;
     const newActions = actionsOf(actions);
     let inc: Incident = {
