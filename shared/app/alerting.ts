@@ -10,6 +10,7 @@ import {
     type NotificationRecord,
     type PersonAction,
     recordDelivery,
+    stillOpenFor,
     undoableAction,
     type UpdateContext,
     withNotices,
@@ -111,7 +112,7 @@ export interface AlertingOptions {
     /** Undo needs the remediator (ARM access, the vault lease). */
     readonly remediator?: Remediator;
     /** Vault tags for tag-matched routes, when known. */
-    readonly tagsOf?: (vault: VaultRef) => Readonly<Record<string, string>> | undefined;
+    readonly tagsOf?: (vault: VaultRef) => Promise<Readonly<Record<string, string>> | undefined>;
     /** Called after each delivery attempt (metrics). */
     readonly onDelivery?: (channel: ChannelName, outcome: 'sent' | 'retry' | 'failed') => void;
 }
@@ -150,9 +151,18 @@ export class Alerting implements DecisionSink {
         for (const id of touched) await this.deliver(id);
     }
 
-    private rosterOf(vaultId: string, severity: Incident['severity']): Roster {
-        const vault = vaultRefOf(vaultId);
-        return this.o.settings.rosterFor(vault, severity, this.o.tagsOf?.(vault));
+    /** The roster an incident was routed to when it opened. */
+    private rosterOf(inc: Pick<Incident, 'roster' | 'vaultId' | 'severity'>): Roster {
+        return (
+            this.o.settings.rosterNamed(inc.roster) ?? this.o.settings.rosterFor(vaultRefOf(inc.vaultId), inc.severity)
+        );
+    }
+
+    /** The roster a new incident of this finding goes to (vault tags are read only when a route needs them). */
+    private async routeOf(f: FindingDecision): Promise<Roster> {
+        const vault = vaultRefOf(f.vaultId);
+        const tags = this.o.settings.routesUseTags ? await this.o.tagsOf?.(vault) : undefined;
+        return this.o.settings.rosterFor(vault, f.severity, tags);
     }
 
     private contextOf(roster: Roster): UpdateContext {
@@ -170,12 +180,15 @@ export class Alerting implements DecisionSink {
 
     private async applyFinding(f: FindingDecision, actions: readonly ActionDecision[]): Promise<string> {
         const pointer = stateKey(f.vault, `incident|${incidentKeyOf(f)}`);
-        const ctx = this.contextOf(this.rosterOf(f.vaultId, f.severity));
+        let route: Roster | undefined;
         for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
             const [p] = await this.o.store.getMany([pointer]);
             const currentId = (p?.value as { id?: string } | null | undefined)?.id;
             const [s] = currentId === undefined ? [undefined] : await this.o.store.getMany([incidentKey(currentId)]);
             const current = s?.value as Incident | undefined;
+            const open = current !== undefined && stillOpenFor(current, Date.parse(f.time), this.o.settings);
+            if (!open) route ??= await this.routeOf(f);
+            const ctx = this.contextOf(open ? this.rosterOf(current) : (route as Roster));
             const next = applyFinding(current, f, actions, ctx);
             if (next === current) return next.id; // a finding emitted again after a failed batch: already counted
             const expires = next.lastSeenMs + INCIDENT_TTL_MS;
@@ -264,7 +277,7 @@ export class Alerting implements DecisionSink {
     }
 
     private async refreshDue(inc: Incident): Promise<void> {
-        const tiers = this.rosterOf(inc.vaultId, inc.severity).tiers.length;
+        const tiers = this.rosterOf(inc).tiers.length;
         await this.setDue(inc.id, nextDueMs(inc, this.o.settings, tiers));
     }
 
@@ -326,7 +339,7 @@ export class Alerting implements DecisionSink {
         });
         if (failed.kind === 'channel-failing') return inc;
         const other: ChannelName = failed.channel === 'teams' ? 'email' : 'teams';
-        const roster = this.rosterOf(inc.vaultId, inc.severity);
+        const roster = this.rosterOf(inc);
         // The other channel, whether or not the current tier normally uses it; email goes to every tier notified so
         // far (see sendOne), so it needs an address in any of them.
         const teamsOn = other === 'teams' && this.o.channels.teams !== undefined;
@@ -358,7 +371,7 @@ export class Alerting implements DecisionSink {
     /** Renders and sends one notice; never throws (the outcome is recorded). */
     private async sendOne(inc: Incident, n: NotificationRecord): Promise<Parameters<typeof recordDelivery>[2]> {
         try {
-            const roster = this.rosterOf(inc.vaultId, inc.severity);
+            const roster = this.rosterOf(inc);
             const failedOther = inc.notifications.filter((x) => x.channel !== n.channel && x.status === 'failed').pop();
             const view = {
                 incident: inc,
@@ -453,7 +466,7 @@ export class Alerting implements DecisionSink {
             handled++;
             let stepped = false;
             const updated = await this.update(id, (inc) => {
-                const roster = this.rosterOf(inc.vaultId, inc.severity);
+                const roster = this.rosterOf(inc);
                 const up = escalationDue(inc, now, this.o.settings, roster.tiers.length);
                 stepped = up !== undefined;
                 return up === undefined ? undefined : withNotices(up, 'escalated', up.tier, this.contextOf(roster));
@@ -556,7 +569,7 @@ export class Alerting implements DecisionSink {
             this.o.log.error('kvr.undo-failed', { incident: inc.id, vault: inc.vault, undoId, error: message });
             return { kind: 'refused', status: 409, incident: inc, message: `undo failed: ${message}` };
         }
-        const roster = this.rosterOf(inc.vaultId, inc.severity);
+        const roster = this.rosterOf(inc);
         const updated = await this.update(inc.id, (i) => markUndone(i, who, undoId, restored, this.contextOf(roster)));
         this.o.log.warn('kvr.undone', { incident: inc.id, vault: inc.vault, undoId, by: who.by, from: who.from });
         const after = (updated !== undefined ? await this.deliver(inc.id) : undefined) ?? updated ?? inc;

@@ -72,6 +72,11 @@ export function composeApp(env: Readonly<Record<string, string | undefined>>): A
     // After useAzureMonitor: the metrics API hands out no-op meters until a provider is registered.
     const telemetry = new OtelMetrics(metrics.getMeter('kv-responder'));
     const credential = credentialOf(settings);
+    // Our own retries (remediator): the SDK does not retry a 429 without Retry-After.
+    const admin = new ArmVaultAdmin(
+        (subscriptionId) =>
+            new KeyVaultManagementClient(credential, subscriptionId, { retryOptions: { maxRetries: 0 } }),
+    );
     const a = settings.alerting;
     const responder = createResponder(
         settings.config,
@@ -79,13 +84,7 @@ export function composeApp(env: Readonly<Record<string, string | undefined>>): A
         {
             acceptBareRecords: false,
             store: tableStateStoreAt(settings.state, () => credentialOf(settings)),
-            // Our own retries (remediator): the SDK does not retry a 429 without Retry-After.
-            admin: new ArmVaultAdmin(
-                (subscriptionId) =>
-                    new KeyVaultManagementClient(credentialOf(settings), subscriptionId, {
-                        retryOptions: { maxRetries: 0 },
-                    }),
-            ),
+            admin,
             alerting: {
                 channels: {
                     ...(a.teamsWebhookUrl === undefined
@@ -101,6 +100,18 @@ export function composeApp(env: Readonly<Record<string, string | undefined>>): A
                     systemClock,
                 ),
                 log: processLogger,
+                // Tag-matched routes: the vault's tags as ARM has them, read when an incident opens.
+                tagsOf: (vault) =>
+                    admin.get(vault).then(
+                        (v) => v.tags,
+                        (err: unknown) => {
+                            processLogger.error('kvr.routing-tags-unavailable', {
+                                vault: vault.name,
+                                error: err instanceof Error ? err.message : String(err),
+                            });
+                            return undefined;
+                        },
+                    ),
                 onDelivery: (channel, outcome) => telemetry.recordDelivery(channel, outcome),
             },
         },

@@ -387,6 +387,9 @@ function alertSettingsOf(data: ResponderConfigInput, tags: VaultTags): AlertSett
         maxReminders: a.escalation?.maxReminders ?? 2,
         linkTtlMs: (a.linkTtlHours ?? 72) * 3_600_000,
         maxDeliveryAttempts: a.maxDeliveryAttempts ?? 6,
+        routesUseTags: routes.some((r) => r.match?.tag !== undefined),
+        rosterNamed: (name: string): Roster | undefined =>
+            rosters.get(name) ?? (name === fallback.name ? fallback : undefined),
         rosterFor(vault: VaultRef, severity: Severity, vaultTags = tags.get(vault.resourceId)): Roster {
             for (const r of routes) {
                 if (r.minSeverity !== undefined && !atLeast(severity, r.minSeverity)) continue;

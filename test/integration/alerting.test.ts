@@ -5,7 +5,7 @@ import { HttpRequest, type HttpResponseInit } from '@azure/functions';
 import { LocalLinkSigner } from '../../shared/adapters/linkSigner';
 import { MemoryDecisionSink, MemoryQuarantineSink } from '../../shared/adapters/memorySinks';
 import { MemoryStateStore } from '../../shared/adapters/memoryStateStore';
-import { type Alerting, LinkTokens } from '../../shared/app/alerting';
+import { type Alerting, type AlertingOptions, LinkTokens } from '../../shared/app/alerting';
 import { createResponder, type Responder } from '../../shared/app/createPipeline';
 import { handleIncidentLink } from '../../shared/app/handlers/handleIncidentLink';
 import { parseResponderConfig, type ResponderConfig } from '../../shared/config/responderConfig';
@@ -115,7 +115,13 @@ interface Setup {
 }
 
 function setup(
-    shared: { store?: RecordingStore; clock?: TestClock; signer?: LocalLinkSigner; config?: ResponderConfig } = {},
+    shared: {
+        store?: RecordingStore;
+        clock?: TestClock;
+        signer?: LocalLinkSigner;
+        config?: ResponderConfig;
+        tagsOf?: AlertingOptions['tagsOf'];
+    } = {},
 ): Setup {
     const config = shared.config ?? CONFIG;
     const store = shared.store ?? new RecordingStore();
@@ -136,6 +142,7 @@ function setup(
                 mailFrom: MAIL_FROM,
                 links: new LinkTokens(shared.signer ?? SIGNER, PUBLIC_URL, config.alerting.linkTtlMs, clock),
                 log,
+                ...(shared.tagsOf === undefined ? {} : { tagsOf: shared.tagsOf }),
             },
         },
     );
@@ -827,5 +834,46 @@ describe('notices survive failures between detection and delivery', () => {
             release();
             await stuck.catch(() => undefined);
         }
+    });
+});
+
+describe('routing by vault tags', () => {
+    const tagged = parseResponderConfig(
+        {
+            alerting: {
+                rosters: {
+                    default: { tiers: [{ name: 'platform', email: ['platform@contoso.example'] }] },
+                    prod: { tiers: [{ name: 'prod on-call', email: ['prod-oncall@contoso.example'] }] },
+                },
+                routes: [{ match: { tag: { name: 'env', value: 'prod' } }, roster: 'prod' }],
+            },
+        },
+        ruleIds,
+        'tag-routes',
+    );
+
+    it('reads the vault tags when an incident opens and routes by them, once per incident', async () => {
+        const asked: string[] = [];
+        const s = setup({
+            config: tagged,
+            tagsOf: (vault) => {
+                asked.push(vault.name);
+                return Promise.resolve({ Env: 'prod' });
+            },
+        });
+        await s.process(firewallBody(0));
+        await s.process(firewallBody(5)); // same incident: no second lookup
+        expect(asked).toEqual(['kv-payments-prod']);
+        const mail = only(s.email.sent);
+        if (mail.channel !== 'email') throw new Error('not an email');
+        expect(mail.email.to).toEqual(['prod-oncall@contoso.example']);
+    });
+
+    it('falls back to the default roster when the tags cannot be read', async () => {
+        const s = setup({ config: tagged, tagsOf: () => Promise.resolve(undefined) });
+        await s.process(firewallBody(0));
+        const mail = only(s.email.sent);
+        if (mail.channel !== 'email') throw new Error('not an email');
+        expect(mail.email.to).toEqual(['platform@contoso.example']);
     });
 });

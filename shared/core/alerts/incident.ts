@@ -189,10 +189,7 @@ export function applyFinding(
 ): Incident {
     const timeMs = Date.parse(f.time);
     const key = incidentKeyOf(f);
-    const fresh =
-        current === undefined ||
-        current.status === 'resolved' ||
-        timeMs - current.lastSeenMs > ctx.settings.incidentWindowMs;
+    const fresh = current === undefined || !stillOpenFor(current, timeMs, ctx.settings);
     const nowIso = new Date(ctx.nowMs).toISOString();
     if (fresh) {
         const notify = atLeast(f.severity, ctx.settings.minSeverity);

@@ -33,6 +33,10 @@ export interface AlertSettings {
     readonly maxDeliveryAttempts: number;
     /** The roster that receives an incident of this vault and severity. */
     rosterFor(vault: VaultRef, severity: Severity, tags?: Readonly<Record<string, string>>): Roster;
+    /** A roster by name (an incident keeps the name of the roster it was routed to). */
+    rosterNamed(name: string): Roster | undefined;
+    /** Whether any route matches on vault tags (they are then looked up when an incident opens). */
+    readonly routesUseTags: boolean;
 }
 
 export const SEVERITY_RANK: Readonly<Record<Severity, number>> = { low: 0, medium: 1, high: 2, critical: 3 };
