@@ -1,4 +1,4 @@
-import type { PutResult, StateKey, StateStore, StoredState } from '../core/state/store';
+import { type PutResult, type StateKey, type StateStore, type StoredState, stateKey } from '../core/state/store';
 
 interface Entry {
     readonly value: unknown;
@@ -25,6 +25,16 @@ export class MemoryStateStore implements StateStore {
         const next = { value, etag: `m${++this.version}`, expiresMs };
         this.entries.set(key.id, next);
         return Promise.resolve({ ok: true, etag: next.etag });
+    }
+
+    scan(rowPrefix: string, limit: number): Promise<{ key: StateKey; value: unknown }[]> {
+        const out: { key: StateKey; value: unknown }[] = [];
+        for (const [id, e] of this.entries) {
+            if (out.length >= limit) break;
+            const [partition = '', row = ''] = id.split('\u0000');
+            if (row.startsWith(rowPrefix)) out.push({ key: stateKey(partition, row), value: e.value });
+        }
+        return Promise.resolve(out);
     }
 
     /** Drops entries that expired before `eventTimeMs` (event time: replay and live agree). */

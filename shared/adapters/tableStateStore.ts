@@ -1,7 +1,7 @@
 import type { TokenCredential } from '@azure/identity';
 import { TableClient } from '@azure/data-tables';
 import { ResponderError } from '../core/errors';
-import type { PutResult, StateKey, StateStore, StoredState } from '../core/state/store';
+import { type PutResult, type StateKey, type StateStore, type StoredState, stateKey } from '../core/state/store';
 
 /** Characters Table Storage forbids in PartitionKey and RowKey (plus `%`, the escape itself). */
 // eslint-disable-next-line no-control-regex -- control characters are exactly what Table Storage forbids
@@ -10,6 +10,11 @@ const FORBIDDEN = /[%/\\#?\u0000-\u001f\u007f-\u009f]/g;
 /** Escapes a key part for Table Storage (`/` becomes `%2F` ...); ids and vault names pass unchanged. */
 export function encodeKeyPart(s: string): string {
     return s.replace(FORBIDDEN, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0').toUpperCase()}`);
+}
+
+/** Reverses {@link encodeKeyPart}. */
+export function decodeKeyPart(s: string): string {
+    return s.replace(/%([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
 }
 
 /** A string property holds at most 32K UTF-16 characters. */
@@ -107,6 +112,30 @@ export class TableStateStore implements StateStore {
             if (status === 409 || status === 412 || (status === 404 && etag !== undefined)) return { ok: false };
             throw unavailable(`writing ${key.partition}/${key.row}`, err);
         }
+    }
+
+    async scan(rowPrefix: string, limit: number): Promise<{ key: StateKey; value: unknown }[]> {
+        await this.ensureTable();
+        const from = encodeKeyPart(rowPrefix);
+        // Every row key with the prefix sorts between the prefix and the prefix with its last character incremented.
+        const to = `${from.slice(0, -1)}${String.fromCharCode(from.charCodeAt(from.length - 1) + 1)}`;
+        const q = (v: string): string => `'${v.replace(/'/g, "''")}'`;
+        const out: { key: StateKey; value: unknown }[] = [];
+        try {
+            for await (const e of this.table.listEntities<StateEntity>({
+                queryOptions: { filter: `RowKey ge ${q(from)} and RowKey lt ${q(to)}` },
+            })) {
+                if (out.length >= limit) break;
+                if (e.partitionKey === undefined || e.rowKey === undefined) continue;
+                out.push({
+                    key: stateKey(decodeKeyPart(e.partitionKey), decodeKeyPart(e.rowKey)),
+                    value: JSON.parse(e.v) as unknown,
+                });
+            }
+        } catch (err) {
+            throw unavailable(`scanning ${rowPrefix}*`, err);
+        }
+        return out;
     }
 
     /**

@@ -2,6 +2,7 @@ import { MemoryStateStore } from '../adapters/memoryStateStore';
 import { systemClock } from '../adapters/systemClock';
 import type { AuditEvent } from '../core/events/types';
 import type { Clock, DecisionSink, QuarantineSink, VaultAdmin } from '../core/ports';
+import { cmkInventoryTracker } from '../core/cmk/tracker';
 import { rules } from '../core/rules';
 import type { StateStore } from '../core/state/store';
 import type { ResponderConfig } from '../config/responderConfig';
@@ -50,7 +51,13 @@ class SinkChain implements DecisionSink {
 export function createResponder(config: ResponderConfig, sinks: PipelineSinks, options: PipelineOptions): Responder {
     const store = options.store ?? new MemoryStateStore();
     const clock = options.clock ?? systemClock;
-    const engine = new DetectionEngine({ rules, toggles: config.ruleToggles, settings: config.detection, store });
+    const engine = new DetectionEngine({
+        rules,
+        trackers: [cmkInventoryTracker],
+        toggles: config.ruleToggles,
+        settings: config.detection,
+        store,
+    });
     const remediator = new Remediator({
         admin: options.admin,
         settings: config.detection,

@@ -13,6 +13,11 @@ export interface DetectionEngineOptions {
     readonly store: StateStore;
     /** Compare-and-set attempts per key before the batch fails as retryable (default 8). */
     readonly maxAttempts?: number;
+    /**
+     * Stateful evaluators that keep state for rules and never find anything themselves (the CMK inventory): always
+     * on, and run before the rules on each event, so a rule reading the same state sees the event counted.
+     */
+    readonly trackers?: readonly Rule[];
 }
 
 interface Candidate {
@@ -96,11 +101,12 @@ export class DetectionEngine {
         this.store = options.store;
         this.maxAttempts = options.maxAttempts ?? 8;
         let index = 0;
-        for (const rule of options.rules) {
+        const trackers = new Set(options.trackers ?? []);
+        for (const rule of [...trackers, ...options.rules]) {
             const toggle = options.toggles?.get(rule.meta.id);
-            if (toggle !== undefined && !toggle.enabled) continue;
+            if (toggle !== undefined && !toggle.enabled && !trackers.has(rule)) continue;
             const entry = { rule, index: index++ };
-            this.severities.set(rule.meta.id, toggle?.severity ?? rule.meta.severity);
+            if (!trackers.has(rule)) this.severities.set(rule.meta.id, toggle?.severity ?? rule.meta.severity);
             if (rule.operations === undefined) this.anyOperation.push(entry);
             else
                 for (const op of rule.operations) {

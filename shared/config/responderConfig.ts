@@ -238,6 +238,58 @@ export const responderConfigSchema = z.strictObject({
         .optional()
         .describe('Repeated findings of one rule, vault and principal within the window form one finding.'),
     alerting: alerting.optional().describe('Incidents, on-call rosters, routing and escalation.'),
+    cmk: z
+        .strictObject({
+            inUseDays: z
+                .number()
+                .min(1)
+                .optional()
+                .describe('A key version used successfully by a service within this many days is in use (default 30).'),
+            expiringWithinDays: z
+                .number()
+                .min(1)
+                .optional()
+                .describe(
+                    'cmk-expiring-in-use fires for key versions in use that expire within this many days (default 30).',
+                ),
+            allowReenable: z
+                .boolean()
+                .optional()
+                .describe(
+                    'Offer "Re-enable key version" on CMK alerts (the app identity then needs Key Vault Crypto Officer on the vaults: off by default).',
+                ),
+            posture: z
+                .strictObject({
+                    vaults: z
+                        .array(z.string().min(1))
+                        .optional()
+                        .describe(
+                            'Vault URLs (https://<name>.vault.azure.net) whose keys the daily posture check reads.',
+                        ),
+                    appTierTag: z
+                        .strictObject({ name: z.string().min(1), value: z.string() })
+                        .optional()
+                        .describe('cmk-app-tier-missing: a vault needs an enabled key carrying this tag.'),
+                    minRsaBits: z
+                        .number()
+                        .int()
+                        .min(1024)
+                        .optional()
+                        .describe('cmk-weak-key: smallest RSA size (default 2048).'),
+                    allowedKeyTypes: z
+                        .array(z.enum(['RSA', 'RSA-HSM', 'EC', 'EC-HSM', 'oct', 'oct-HSM']))
+                        .optional()
+                        .describe('cmk-weak-key: allowed key types (default RSA, RSA-HSM, EC, EC-HSM).'),
+                    allowedCurves: z
+                        .array(z.enum(['P-256', 'P-384', 'P-521', 'P-256K']))
+                        .optional()
+                        .describe('cmk-weak-key: allowed EC curves (default P-256, P-384, P-521).'),
+                })
+                .optional()
+                .describe('The daily key posture check (kvr posture and the cmkPosture timer).'),
+        })
+        .optional()
+        .describe('Customer-managed key assurance: live inventory, pre-outage detection, posture.'),
 });
 
 export type ResponderConfigInput = z.infer<typeof responderConfigSchema>;
@@ -249,6 +301,22 @@ export interface ResponderConfig {
     readonly protectedPrincipals: ReadonlySet<string>;
     readonly remediation: RemediationSettings;
     readonly alerting: AlertSettings;
+    readonly cmk: CmkSettings;
+}
+
+export interface CmkPostureSettings {
+    readonly vaults: readonly string[];
+    readonly appTierTag: { readonly name: string; readonly value: string } | undefined;
+    readonly minRsaBits: number;
+    readonly allowedKeyTypes: readonly string[];
+    readonly allowedCurves: readonly string[];
+}
+
+export interface CmkSettings {
+    readonly inUseMs: number;
+    readonly expiringWithinMs: number;
+    readonly allowReenable: boolean;
+    readonly posture: CmkPostureSettings;
 }
 
 export interface RemediationSettings {
@@ -350,6 +418,7 @@ function detectionSettingsOf(data: ResponderConfigInput, tags: VaultTags): Detec
         },
         grantRevokeWindowMs: (t.grantedThenRevokedMinutes ?? 10) * MINUTE_MS,
         groupWindowMs: (data.grouping?.windowMinutes ?? 60) * MINUTE_MS,
+        cmkInUseMs: (data.cmk?.inUseDays ?? 30) * DAY_MS,
         policyFor(vault: VaultRef, vaultTags = tags.get(vault.resourceId)): VaultPolicy {
             const p: MutablePolicy = {
                 networkDefaultAction: 'Deny',
@@ -472,6 +541,18 @@ export function parseResponderConfig(
             retryBudgetMs: (data.remediation?.retryBudgetSeconds ?? 60) * 1000,
         },
         alerting: alertSettingsOf(data, tags),
+        cmk: {
+            inUseMs: (data.cmk?.inUseDays ?? 30) * DAY_MS,
+            expiringWithinMs: (data.cmk?.expiringWithinDays ?? 30) * DAY_MS,
+            allowReenable: data.cmk?.allowReenable ?? false,
+            posture: {
+                vaults: data.cmk?.posture?.vaults ?? [],
+                appTierTag: data.cmk?.posture?.appTierTag,
+                minRsaBits: data.cmk?.posture?.minRsaBits ?? 2048,
+                allowedKeyTypes: data.cmk?.posture?.allowedKeyTypes ?? ['RSA', 'RSA-HSM', 'EC', 'EC-HSM'],
+                allowedCurves: data.cmk?.posture?.allowedCurves ?? ['P-256', 'P-384', 'P-521'],
+            },
+        },
     });
 }
 

@@ -92,6 +92,9 @@ class RecordingStore implements StateStore {
     readonly puts: StateKey[] = [];
     failPut: (key: StateKey) => boolean = () => false;
     constructor(readonly inner = new MemoryStateStore()) {}
+    scan(rowPrefix: string, limit: number) {
+        return this.inner.scan(rowPrefix, limit);
+    }
     getMany(keys: readonly StateKey[]): Promise<readonly (StoredState | undefined)[]> {
         return this.inner.getMany(keys);
     }

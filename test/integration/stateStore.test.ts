@@ -55,6 +55,22 @@ describe.each(stores)('%s honours the compare-and-set contract', (_name, make) =
         expect(current?.value).toEqual({ n: 2 });
         expect(current?.etag).toBe(updated.ok ? updated.etag : '');
     });
+
+    it('scans rows by prefix across partitions, with their keys, up to a limit', async () => {
+        const store = make();
+        await store.put(stateKey('kv-a', 'cmk|key-1'), { k: 1 }, undefined, 10);
+        await store.put(stateKey('kv-b/odd#name', 'cmk|key-2'), { k: 2 }, undefined, 10);
+        await store.put(stateKey('kv-a', 'cmk}after'), { k: 3 }, undefined, 10);
+        await store.put(stateKey('kv-a', 'cmj|before'), { k: 4 }, undefined, 10);
+        await store.put(stateKey('kv-a', 'group|x'), { k: 5 }, undefined, 10);
+        const found = await store.scan('cmk|', 10);
+        expect(found.map((f) => [f.key.partition, f.key.row, f.value]).sort()).toEqual([
+            ['kv-a', 'cmk|key-1', { k: 1 }],
+            ['kv-b/odd#name', 'cmk|key-2', { k: 2 }],
+        ]);
+        expect(found.every((f) => f.key.id === stateKey(f.key.partition, f.key.row).id)).toBe(true);
+        expect(await store.scan('cmk|', 1)).toHaveLength(1);
+    });
 });
 
 describe('TableStateStore', () => {
@@ -99,6 +115,9 @@ class BarrierStore implements StateStore {
         private readonly watched: (key: StateKey) => boolean,
     ) {}
 
+    scan(rowPrefix: string, limit: number) {
+        return this.inner.scan(rowPrefix, limit);
+    }
     async getMany(keys: readonly StateKey[]) {
         const result = await this.inner.getMany(keys);
         if (!this.released && keys.some(this.watched)) {

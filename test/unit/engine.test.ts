@@ -153,6 +153,9 @@ class InterferingStore implements StateStore {
         private readonly times: number,
         private readonly interfere: (key: StateKey, current: unknown) => unknown,
     ) {}
+    scan(rowPrefix: string, limit: number) {
+        return this.inner.scan(rowPrefix, limit);
+    }
     getMany(keys: readonly StateKey[]) {
         return this.inner.getMany(keys);
     }

@@ -2,6 +2,7 @@ import type { Rule } from '../engine/rule';
 import { accessPolicyGranted } from './access-policy-granted/rule';
 import { accessPolicyGrantedThenRevoked } from './access-policy-granted-then-revoked/rule';
 import { cmkAccessDenied } from './cmk-access-denied/rule';
+import { cmkDisabledInUse } from './cmk-disabled-in-use/rule';
 import { deniedAccessBurst } from './denied-access-burst/rule';
 import { firewallIpRuleAdded } from './firewall-ip-rule-added/rule';
 import { firewallOpened } from './firewall-opened/rule';
@@ -29,6 +30,7 @@ export const rules: readonly Rule[] = [
     sensitiveOperation,
     massSecretRetrieval,
     honeytokenAccessed,
+    cmkDisabledInUse,
     cmkAccessDenied,
     vaultThrottled,
     deniedAccessBurst,

@@ -56,6 +56,8 @@ export interface DetectionSettings {
     readonly grantRevokeWindowMs: number;
     /** Repeated findings of one rule, vault and principal within this window form one finding. */
     readonly groupWindowMs: number;
+    /** A key version used successfully by a service within this long is in use (customer-managed key rules). */
+    readonly cmkInUseMs: number;
     /** The guardrail policy of a vault. */
     /**
      * The guardrail policy of a vault.

@@ -37,6 +37,11 @@ export interface StateStore {
      * entities carry their expiry in `exp` for a maintenance job instead.
      */
     sweep?(eventTimeMs: number): number;
+    /**
+     * Every entry whose row starts with `rowPrefix`, in any partition, at most `limit` (reports over a kind of state,
+     * such as the key inventory). A full scan: for timers and reports, never per event.
+     */
+    scan(rowPrefix: string, limit: number): Promise<{ readonly key: StateKey; readonly value: unknown }[]>;
 }
 
 /**

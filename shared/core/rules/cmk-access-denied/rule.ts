@@ -1,18 +1,24 @@
-import type { StatelessRule } from '../../engine/rule';
+import type { StatefulRule } from '../../engine/rule';
+import type { AuditEvent } from '../../events/types';
+import {
+    dependentsOf,
+    describeDependency,
+    inventoryKeyOf,
+    KEY_USE_OPERATIONS,
+    type KeyInventory,
+    keyOf,
+} from '../../cmk/inventory';
 import { describeCaller, describeTarget } from '../text';
 
-export const CMK_OPERATIONS: readonly string[] = [
-    'KeyWrap',
-    'KeyUnwrap',
-    'KeyEncrypt',
-    'KeyDecrypt',
-    'KeySign',
-    'KeyVerify',
-    'KeyGet',
-];
+/** A service (managed identity or trusted service) refused a key operation. */
+function deniedService(event: AuditEvent): boolean {
+    const c = event.caller;
+    if (event.outcome !== 'forbidden' && event.outcome !== 'unauthorized') return false;
+    return c.kind === 'managed-identity' || c.kind === 'trusted-service' || c.managedIdentityResourceId !== undefined;
+}
 
-export const cmkAccessDenied: StatelessRule = {
-    kind: 'stateless',
+export const cmkAccessDenied: StatefulRule<KeyInventory> = {
+    kind: 'stateful',
     meta: {
         id: 'cmk-access-denied',
         title: 'Customer-managed key access denied to an Azure service',
@@ -31,18 +37,34 @@ export const cmkAccessDenied: StatelessRule = {
             'Find who changed the key or its access (KeyUpdate, VaultPatch records).',
         ],
     },
-    operations: CMK_OPERATIONS,
-    evaluate(event) {
+    operations: KEY_USE_OPERATIONS,
+    // Reads the key's inventory (kept by the CMK tracker) to name every service that depends on the key version.
+    stateKey(event) {
+        const key = deniedService(event) ? keyOf(event) : undefined;
+        return key === undefined ? undefined : inventoryKeyOf(event.vault.name, key.name);
+    },
+    stateTtlMs: (settings) => settings.cmkInUseMs,
+    evaluate(event, ctx, state) {
         const c = event.caller;
-        if (event.outcome !== 'forbidden' && event.outcome !== 'unauthorized') return undefined;
-        if (c.kind !== 'managed-identity' && c.kind !== 'trusted-service' && c.managedIdentityResourceId === undefined)
-            return undefined;
+        const key = keyOf(event);
         const why = event.resultDescription === undefined ? '' : `: ${event.resultDescription.split('\n')[0] ?? ''}`;
-        return [
-            {
-                summary: `${event.operation} of ${describeTarget(event)} denied to ${describeCaller(event)} (HTTP ${event.httpStatus ?? '?'})${why}`,
-                details: { service: c.managedIdentityResourceId ?? c.trustedService, keyId: event.target?.uri },
-            },
-        ];
+        const dependents = dependentsOf(
+            state,
+            key === undefined || key.version === '' ? undefined : key.version,
+            event.timeMs - ctx.settings.cmkInUseMs,
+        );
+        const services = [...new Set(dependents.map(describeDependency))];
+        return {
+            findings: [
+                {
+                    summary: `${event.operation} of ${describeTarget(event)} denied to ${describeCaller(event)} (HTTP ${event.httpStatus ?? '?'})${why}${services.length === 0 ? '' : `; services that used this key version: ${services.join(', ')}`}`,
+                    details: {
+                        service: c.managedIdentityResourceId ?? c.trustedService,
+                        keyId: event.target?.uri,
+                        dependents: dependents.map((d) => d.id),
+                    },
+                },
+            ],
+        };
     },
 };
