@@ -18,7 +18,9 @@ import {
 } from './common';
 
 export type { CliIo } from './common';
+import { runCmkReport } from './cmkReport';
 import { runConsume } from './consume';
+import { runPosture } from './posture';
 import { checkedPublicUrl, outboxSummary, runServe } from './serve';
 import { DEFAULT_PUBLIC_URL, DEFAULT_SIGNING_KEY, errorsOnly, localAlerting } from './localAlerting';
 import { runSend } from './send';
@@ -38,6 +40,16 @@ const USAGE = `Usage:
       request) to <dir>, one file each, with acknowledge/undo links to --public-url (default
       http://localhost:7071, where \`kvr serve\` listens) signed by a development key (--signing-key, default
       .kvr/dev-signing-key.pem, created on first use).
+  kvr cmk-report [--config <file>] [--decisions <out.jsonl>] [--json] <capture>...
+  kvr cmk-report --state <table> [--state-table <name>] [--json]
+      The customer-managed key dependency report: which services (managed identities, trusted services, apps) use
+      which key versions, with last success, last failure and counts; failing ones first. After replaying the
+      captures (in-use relative to their newest key use), or from a deployed app's Table state.
+  kvr posture --vaults <inventory.json> --keys <key-inventory.json> [--config <file>] [--json]
+      The daily CMK posture checks (cmk-app-tier-missing, cmk-weak-key, cmk-no-expiry, cmk-no-rotation-policy,
+      disk-encryption-vault-shared) against simulated vaults: each vault the key inventory names (a JSON object
+      { "<vault name>": [keys] }) is served by a local Key Vault keys fake and read through the real client.
+      Findings as JSON Lines on stdout, a summary on stderr (JSON with --json). See docs/cmk-posture.md.
   kvr serve [--port <n>] [--host <addr>] [--public-url <url>] [--outbox <dir>] [--config <file>]
             [--vaults <inventory.json>] [--state <table>] [--state-table <name>] [--signing-key <pem>]
             [--replay <capture>]... [--tick-seconds <n>]
@@ -140,6 +152,10 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
         switch (command) {
             case 'replay':
                 return await runReplay(rest, io);
+            case 'cmk-report':
+                return await runCmkReport(rest, io);
+            case 'posture':
+                return await runPosture(rest, io);
             case 'serve':
                 return await runServe(rest, io);
             case 'consume':
