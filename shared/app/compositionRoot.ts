@@ -20,7 +20,9 @@ import type { Alerting } from './alerting';
 import { LinkTokens } from './alerting';
 import { createResponder } from './createPipeline';
 import type { AuditBatchDeps } from './handlers/handleAuditBatch';
+import type { CmkExpiryDeps } from './handlers/handleCmkExpiry';
 import type { IncidentLinkDeps } from './handlers/handleIncidentLink';
+import { KeyVaultKeyStateReader } from '../adapters/keyStateReader';
 
 /** The Function app's dependencies, built once per worker. */
 export interface AppDeps {
@@ -28,6 +30,7 @@ export interface AppDeps {
     readonly auditBatch: AuditBatchDeps;
     readonly incidentLink: IncidentLinkDeps;
     readonly alerting: Alerting;
+    readonly cmkExpiry: CmkExpiryDeps;
 }
 
 function quarantineOf(settings: AppSettings): QuarantineSink {
@@ -78,6 +81,7 @@ export function composeApp(env: Readonly<Record<string, string | undefined>>): A
             new KeyVaultManagementClient(credential, subscriptionId, { retryOptions: { maxRetries: 0 } }),
     );
     const a = settings.alerting;
+    const keys = new KeyVaultKeyStateReader(credential);
     const responder = createResponder(
         settings.config,
         { decisions: logOnlyDecisions, quarantine: quarantineOf(settings) },
@@ -85,6 +89,7 @@ export function composeApp(env: Readonly<Record<string, string | undefined>>): A
             acceptBareRecords: false,
             store: tableStateStoreAt(settings.state, () => credentialOf(settings)),
             admin,
+            keys,
             alerting: {
                 channels: {
                     ...(a.teamsWebhookUrl === undefined
@@ -122,6 +127,7 @@ export function composeApp(env: Readonly<Record<string, string | undefined>>): A
         auditBatch: { pipeline: responder.pipeline, metrics: telemetry },
         incidentLink: { alerting, trustEasyAuth: a.trustEasyAuth },
         alerting,
+        cmkExpiry: { store: responder.store, keys, settings: settings.config.cmk, sink: alerting },
     };
 }
 

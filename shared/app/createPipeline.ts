@@ -1,12 +1,14 @@
 import { MemoryStateStore } from '../adapters/memoryStateStore';
+import { StreamLogger } from '../adapters/invocationLogger';
 import { systemClock } from '../adapters/systemClock';
 import type { AuditEvent } from '../core/events/types';
-import type { Clock, DecisionSink, QuarantineSink, VaultAdmin } from '../core/ports';
+import type { Clock, DecisionSink, KeyStateReader, Logger, QuarantineSink, VaultAdmin } from '../core/ports';
 import { cmkInventoryTracker } from '../core/cmk/tracker';
 import { rules } from '../core/rules';
 import type { StateStore } from '../core/state/store';
 import type { ResponderConfig } from '../config/responderConfig';
 import { Alerting, type AlertingOptions } from './alerting';
+import { CmkEnricher } from './cmk';
 import { DetectionEngine } from './detectionEngine';
 import { AuditPipeline } from './pipeline';
 import { Remediator } from './remediator';
@@ -26,6 +28,10 @@ export interface PipelineOptions {
     /** Identifies this processor in remediation leases. */
     readonly owner?: string;
     readonly beforeDetection?: (events: readonly AuditEvent[]) => void;
+    /** The Key Vault keys data plane: CMK findings then carry the key's current state. */
+    readonly keys?: KeyStateReader;
+    /** Logs what enrichment could not do (the alerting log when alerting is on). */
+    readonly log?: Logger;
     /** Incidents and notifications; without it decisions only reach `sinks.decisions`. */
     readonly alerting?: Omit<AlertingOptions, 'store' | 'settings' | 'remediator' | 'clock'>;
 }
@@ -73,11 +79,16 @@ export function createResponder(config: ResponderConfig, sinks: PipelineSinks, o
         options.alerting === undefined
             ? undefined
             : new Alerting({ ...options.alerting, store, settings: config.alerting, remediator, clock });
+    const enricher =
+        options.keys === undefined
+            ? undefined
+            : new CmkEnricher(options.keys, options.log ?? options.alerting?.log ?? new StreamLogger(process.stderr));
     const pipeline = new AuditPipeline({
         engine,
         remediator,
         ...(options.beforeDetection === undefined ? {} : { beforeDetection: options.beforeDetection }),
         decisions: alerting === undefined ? sinks.decisions : new SinkChain([sinks.decisions, alerting]),
+        ...(enricher === undefined ? {} : { enrich: (d) => enricher.enrich(d) }),
         quarantine: sinks.quarantine,
         acceptBareRecords: options.acceptBareRecords,
     });

@@ -73,6 +73,8 @@ export interface PipelineOptions {
     readonly quarantine: QuarantineSink;
     /** Replay accepts bare records (JSON Lines archives); the Event Hubs trigger requires the envelope. */
     readonly acceptBareRecords: boolean;
+    /** Adds facts read elsewhere (the state of a customer-managed key) to the batch's findings. */
+    readonly enrich?: (decisions: readonly Decision[]) => Promise<Decision[]>;
 }
 
 function increment<K>(map: Map<K, number>, key: K): void {
@@ -152,7 +154,9 @@ export class AuditPipeline {
         const found = await engine.evaluate(events, triggers);
         if (this.options.remediator !== undefined && triggers.length > 0)
             found.push(...(await this.options.remediator.reconcile(triggers)));
-        for (const d of found) {
+        const enriched =
+            this.options.enrich === undefined || found.length === 0 ? found : await this.options.enrich(found);
+        for (const d of enriched) {
             decisions.push(d);
             if (d.type === 'finding') {
                 stats.findings++;

@@ -46,3 +46,20 @@ export interface Clock {
     now(): number;
     sleep(ms: number): Promise<void>;
 }
+
+/** The current state of one key version, as Key Vault reports it. */
+export interface KeyVersionState {
+    readonly keyId: string;
+    readonly enabled: boolean;
+    readonly expiresOn?: string;
+    readonly notBefore?: string;
+    readonly updatedOn?: string;
+}
+
+/** Reads (and, when allowed, re-enables) key versions through the Key Vault keys data plane. */
+export interface KeyStateReader {
+    /** `keyId`: `https://<vault>/keys/<name>[/<version>]` (no version: the current one). Undefined when not found. */
+    read(keyId: string): Promise<KeyVersionState | undefined>;
+    /** Sets `enabled: true` on the key version (Key Vault Crypto Officer); returns the new state. */
+    enable(keyId: string): Promise<KeyVersionState>;
+}
