@@ -9,7 +9,9 @@ import {
     nextDueMs,
     type NotificationRecord,
     type PersonAction,
+    markReenabled,
     recordDelivery,
+    reenableTarget,
     stillOpenFor,
     undoableAction,
     type UpdateContext,
@@ -30,7 +32,7 @@ import { type ChannelName, DeliveryError, type DeliveryChannel, type OutgoingNot
 import type { ActionDecision, Decision, FindingDecision } from '../core/decisions';
 import { ResponderError } from '../core/errors';
 import type { VaultRef } from '../core/events/types';
-import type { Clock, DecisionSink, Logger } from '../core/ports';
+import type { Clock, DecisionSink, KeyStateReader, Logger } from '../core/ports';
 import { type StateKey, type StateStore, stateKey } from '../core/state/store';
 import type { LinkSigner } from '../adapters/linkSigner';
 import type { Remediator } from './remediator';
@@ -113,6 +115,10 @@ export interface AlertingOptions {
     readonly remediator?: Remediator;
     /** Vault tags for tag-matched routes, when known. */
     readonly tagsOf?: (vault: VaultRef) => Promise<Readonly<Record<string, string>> | undefined>;
+    /** The Key Vault keys data plane, for "Re-enable key version" (only offered when `allowReenable`). */
+    readonly keys?: KeyStateReader;
+    /** Offer re-enabling a disabled CMK version from CMK alerts (needs Key Vault Crypto Officer; off by default). */
+    readonly allowReenable?: boolean;
     /** Called after each delivery attempt (metrics). */
     readonly onDelivery?: (channel: ChannelName, outcome: 'sent' | 'retry' | 'failed') => void;
 }
@@ -360,10 +366,15 @@ export class Alerting implements DecisionSink {
         return next;
     }
 
+    private canReenable(inc: Incident): boolean {
+        return this.o.allowReenable === true && this.o.keys !== undefined && reenableTarget(inc) !== undefined;
+    }
+
     private async linksOf(inc: Incident): Promise<IncidentLinks> {
         return {
             ...(inc.acknowledged === undefined ? { ack: await this.o.links.issue(inc.id, 'ack') } : {}),
             ...(undoableAction(inc) === undefined ? {} : { undo: await this.o.links.issue(inc.id, 'undo') }),
+            ...(this.canReenable(inc) ? { reenable: await this.o.links.issue(inc.id, 'reenable') } : {}),
             portal: portalUrlOf(inc.vaultId),
         };
     }
@@ -511,7 +522,8 @@ export class Alerting implements DecisionSink {
         const at = { ...who, at: new Date(this.o.clock.now()).toISOString() };
         let outcome: LinkOutcome;
         if (act === 'ack') outcome = await this.acknowledge(id, at);
-        else outcome = await this.undo(inc, at);
+        else if (act === 'undo') outcome = await this.undo(inc, at);
+        else outcome = await this.reenable(inc, at);
         if (outcome.kind === 'done') {
             // One use per token: a replayed POST finds it (and the incident says what happened).
             await this.o.store.put(tokenKey, { inc: id, act, at: at.at }, undefined, v.claims.exp * 1000 + DAY_MS);
@@ -538,6 +550,30 @@ export class Alerting implements DecisionSink {
             incident: inc,
             message: `Acknowledged at ${who.at}${who.by === undefined ? '' : ` by ${who.by}`}`,
         };
+    }
+
+    private async reenable(inc: Incident, who: PersonAction): Promise<LinkOutcome> {
+        const blocked = blockedReason(inc, 'reenable');
+        if (blocked !== undefined) return { kind: 'already', incident: inc, message: blocked };
+        const keyId = reenableTarget(inc);
+        if (!this.canReenable(inc) || keyId === undefined || this.o.keys === undefined)
+            return {
+                kind: 'refused',
+                status: 409,
+                incident: inc,
+                message: 'Re-enabling keys is off for this deployment (cmk.allowReenable).',
+            };
+        try {
+            const state = await this.o.keys.enable(keyId);
+            if (!state.enabled) throw new Error('Key Vault still reports the key version disabled');
+        } catch (err) {
+            const message = err instanceof Error ? err.message : String(err);
+            this.o.log.error('kvr.reenable-failed', { incident: inc.id, vault: inc.vault, keyId, error: message });
+            return { kind: 'refused', status: 409, incident: inc, message: `re-enable failed: ${message}` };
+        }
+        const updated = (await this.update(inc.id, (i) => markReenabled(i, who))) ?? inc;
+        this.o.log.warn('kvr.key-reenabled', { incident: inc.id, vault: inc.vault, keyId, by: who.by, from: who.from });
+        return { kind: 'done', incident: updated, message: `Key version re-enabled: ${keyId}` };
     }
 
     private async undo(inc: Incident, who: PersonAction): Promise<LinkOutcome> {
@@ -588,6 +624,10 @@ function alreadyAcked(a: PersonAction): string {
 /** Why the link's action cannot be taken on the incident any more, if so. */
 function blockedReason(inc: Incident, act: LinkAction): string | undefined {
     if (act === 'ack') return inc.acknowledged === undefined ? undefined : alreadyAcked(inc.acknowledged);
+    if (act === 'reenable')
+        return inc.reenabled === undefined
+            ? undefined
+            : `Key version already re-enabled at ${inc.reenabled.at}${inc.reenabled.by === undefined ? '' : ` by ${inc.reenabled.by}`}`;
     if (inc.undone !== undefined)
         return `Remediation already undone at ${inc.undone.at}${inc.undone.by === undefined ? '' : ` by ${inc.undone.by}`}`;
     return undoableAction(inc) === undefined ? 'This incident has no applied remediation to undo.' : undefined;

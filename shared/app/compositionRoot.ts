@@ -105,6 +105,8 @@ export function composeApp(env: Readonly<Record<string, string | undefined>>): A
                     systemClock,
                 ),
                 log: processLogger,
+                keys,
+                allowReenable: settings.config.cmk.allowReenable,
                 // Tag-matched routes: the vault's tags as ARM has them, read when an incident opens.
                 tagsOf: (vault) =>
                     admin.get(vault).then(

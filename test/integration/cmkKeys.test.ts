@@ -7,7 +7,11 @@ import { MemoryStateStore } from '../../shared/adapters/memoryStateStore';
 import { KeyVaultKeyStateReader, parseKeyId } from '../../shared/adapters/keyStateReader';
 import { checkExpiringKeys } from '../../shared/app/cmk';
 import { createResponder } from '../../shared/app/createPipeline';
-import { DEFAULT_CONFIG } from '../../shared/config/responderConfig';
+import { LocalLinkSigner } from '../../shared/adapters/linkSigner';
+import { LinkTokens } from '../../shared/app/alerting';
+import { DEFAULT_CONFIG, parseResponderConfig } from '../../shared/config/responderConfig';
+import { ruleIds } from '../../shared/core/rules';
+import { RecordingChannel, TestClock } from '../support/alertingDoubles';
 import type { FindingDecision } from '../../shared/core/decisions';
 import type { Logger } from '../../shared/core/ports';
 import {
@@ -167,5 +171,62 @@ describe('cmk-expiring-in-use', () => {
             log: new Log(),
         });
         expect(idle).toMatchObject({ checked: 0, findings: [] });
+    });
+});
+
+describe('Re-enable key version (behind a signed link, off unless configured)', () => {
+    const DISABLED = { name: 'cmk-storage', versions: [{ version: V1, enabled: false }] };
+
+    async function alerted(allowReenable: boolean) {
+        await fake.setKey(DISABLED);
+        const clock = new TestClock(Date.parse('2026-10-05T09:20:00Z'));
+        const teams = new RecordingChannel('teams');
+        const config = parseResponderConfig({ cmk: { allowReenable } }, ruleIds, 'reenable-test');
+        const { pipeline, alerting } = createResponder(
+            config,
+            { decisions: new MemoryDecisionSink(), quarantine: new MemoryQuarantineSink() },
+            {
+                acceptBareRecords: true,
+                clock,
+                keys: reader,
+                alerting: {
+                    channels: { teams },
+                    links: new LinkTokens(LocalLinkSigner.generate(), 'https://kvr.example.net', 3_600_000, clock),
+                    log: new Log(),
+                    keys: reader,
+                    allowReenable,
+                },
+            },
+        );
+        await pipeline.processBatch([{ body: records() }]);
+        const card = teams.sent.find(
+            (n) => n.incidentId !== undefined && JSON.stringify(n).includes('cmk-disabled-in-use'),
+        );
+        if (card === undefined || card.channel !== 'teams' || alerting === undefined) throw new Error('no card');
+        const actions = (card.teams.attachments[0]?.content as { actions: { title: string; url: string }[] }).actions;
+        return { alerting, card, actions };
+    }
+
+    it('re-enables the disabled key version once, through Key Vault', async () => {
+        const { alerting, card, actions } = await alerted(true);
+        const button = actions.find((a) => a.title === 'Re-enable key version');
+        expect(button?.url).toMatch(/\/api\/incidents\/[0-9a-z]+\/reenable\?t=/);
+        const token = new URL(button?.url ?? '').searchParams.get('t') ?? '';
+        const done = await alerting.act(card.incidentId, 'reenable', token, { from: '198.51.100.7' });
+        expect(done).toMatchObject({ kind: 'done', message: `Key version re-enabled: ${KEY_ID}` });
+        expect(fake.keyBundle('cmk-storage', V1).attributes.enabled).toBe(true);
+        expect((await alerting.get(card.incidentId))?.reenabled?.from).toBe('198.51.100.7');
+        const again = await alerting.act(card.incidentId, 'reenable', token, {});
+        expect(again.kind).toBe('already');
+        expect(again.message).toMatch(/^Key version already re-enabled at /);
+    });
+
+    it('offers nothing and refuses a forged attempt when not configured', async () => {
+        const { alerting, card, actions } = await alerted(false);
+        expect(actions.map((a) => a.title)).not.toContain('Re-enable key version');
+        const ack = new URL(actions.find((a) => a.title === 'Acknowledge')?.url ?? '').searchParams.get('t') ?? '';
+        // An ack token is not a re-enable token; and even a valid one would be refused while the setting is off.
+        expect((await alerting.act(card.incidentId, 'reenable', ack, {})).kind).toBe('refused');
+        expect(fake.keyBundle('cmk-storage', V1).attributes.enabled).toBe(false);
     });
 });

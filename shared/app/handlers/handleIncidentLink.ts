@@ -1,7 +1,7 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { InvocationLogger } from '../../adapters/invocationLogger';
 import { confirmationPage, errorPage, resultPage } from '../../core/alerts/render';
-import type { LinkAction } from '../../core/alerts/token';
+import { LINK_ACTIONS } from '../../core/alerts/token';
 import type { Alerting, LinkOutcome } from '../alerting';
 
 export interface IncidentLinkDeps {
@@ -49,8 +49,8 @@ export async function handleIncidentLink(
     const log = new InvocationLogger(context);
     const id = request.params.id ?? '';
     const action = request.params.action;
-    if (action !== 'ack' && action !== 'undo') return respond(404, errorPage('Not found', 'unknown link'));
-    const act: LinkAction = action;
+    const act = LINK_ACTIONS.find((a) => a === action);
+    if (act === undefined) return respond(404, errorPage('Not found', 'unknown link'));
     if (request.method === 'GET' || request.method === 'HEAD') {
         const outcome = await deps.alerting.view(id, act, request.query.get('t') ?? '');
         if (outcome.kind === 'refused') {

@@ -81,6 +81,10 @@ export interface Incident {
     readonly notifications: readonly NotificationRecord[];
     readonly acknowledged?: PersonAction;
     readonly undone?: PersonAction & { readonly undoId: string; readonly restored: readonly string[] };
+    /** The customer-managed key version the incident is about (CMK rules). */
+    readonly keyId?: string;
+    /** When a person re-enabled that key version through a link. */
+    readonly reenabled?: PersonAction;
     /** Notable events, newest last (bounded). */
     readonly history: readonly { readonly at: string; readonly what: string }[];
 }
@@ -210,6 +214,7 @@ export function applyFinding(
             operations: f.operations.slice(0, MAX_LISTED),
             correlationIds: f.correlationIds.slice(-MAX_LISTED),
             actor: actorOf(f),
+            ...(typeof f.keyId === 'string' ? { keyId: f.keyId } : {}),
             roster: ctx.rosterName,
             tier: 0,
             reminders: 0,
@@ -268,6 +273,28 @@ export function acknowledge(inc: Incident, who: PersonAction): Incident | { read
         status: 'acknowledged',
         acknowledged: who,
         history: historyWith(inc.history, who.at, `acknowledged${who.by === undefined ? '' : ` by ${who.by}`}`),
+    };
+}
+
+/** Rules whose incidents are about one customer-managed key version (re-enable applies). */
+const KEY_RULES = new Set(['cmk-disabled-in-use', 'cmk-access-denied', 'cmk-expiring-in-use']);
+
+/** The key version "Re-enable key version" would enable: a versioned key id of a CMK incident, not yet re-enabled. */
+export function reenableTarget(inc: Incident): string | undefined {
+    if (!KEY_RULES.has(inc.rule) || inc.reenabled !== undefined || inc.keyId === undefined) return undefined;
+    return /\/keys\/[^/]+\/[0-9a-zA-Z]+$/.test(inc.keyId) ? inc.keyId : undefined;
+}
+
+/** Records a re-enabled key version. */
+export function markReenabled(inc: Incident, who: PersonAction): Incident {
+    return {
+        ...inc,
+        reenabled: who,
+        history: historyWith(
+            inc.history,
+            who.at,
+            `key version re-enabled${who.by === undefined ? '' : ` by ${who.by}`}`,
+        ),
     };
 }
 

@@ -5,11 +5,13 @@
  */
 import type { Severity } from '../decisions';
 import type { Incident, IncidentAction } from './incident';
+import type { LinkAction } from './token';
 import type { NoticeKind, TeamsWebhookMessage } from './types';
 
 export interface IncidentLinks {
     readonly ack?: string;
     readonly undo?: string;
+    readonly reenable?: string;
     readonly portal: string;
 }
 
@@ -111,6 +113,7 @@ function facts(v: NoticeView): [string, string][] {
     if (inc.actor.ip !== undefined) out.push(['From', inc.actor.ip]);
     if (inc.actor.userAgent !== undefined) out.push(['Client', inc.actor.userAgent]);
     out.push(['What', inc.operations.join(', ')]);
+    if (inc.keyId !== undefined) out.push(['Key', inc.keyId]);
     out.push(['When', inc.openedAt === inc.lastSeenAt ? inc.openedAt : `${inc.openedAt} to ${inc.lastSeenAt}`]);
     out.push(['Records', `${inc.records} in ${inc.findings} finding(s)`]);
     out.push(['Status', statusLine(inc)]);
@@ -157,6 +160,8 @@ export function renderTeamsCard(v: NoticeView): TeamsWebhookMessage {
         actions.push({ type: 'Action.OpenUrl', title: 'Acknowledge', url: v.links.ack, style: 'positive' });
     if (v.links.undo !== undefined)
         actions.push({ type: 'Action.OpenUrl', title: 'Undo remediation', url: v.links.undo, style: 'destructive' });
+    if (v.links.reenable !== undefined)
+        actions.push({ type: 'Action.OpenUrl', title: 'Re-enable key version', url: v.links.reenable });
     actions.push({ type: 'Action.OpenUrl', title: 'Open vault in the Azure portal', url: v.links.portal });
     const card = {
         $schema: 'http://adaptivecards.io/schemas/adaptive-card.json',
@@ -220,6 +225,7 @@ export function renderEmail(v: NoticeView): RenderedEmail {
     const links: [string, string][] = [];
     if (v.links.ack !== undefined && inc.acknowledged === undefined) links.push(['Acknowledge', v.links.ack]);
     if (v.links.undo !== undefined) links.push(['Undo remediation', v.links.undo]);
+    if (v.links.reenable !== undefined) links.push(['Re-enable key version', v.links.reenable]);
     links.push(['Open vault in the Azure portal', v.links.portal]);
     const notes: string[] = [];
     if (v.kind === 'channel-failing' && v.failing !== undefined)
@@ -299,23 +305,39 @@ function incidentTable(inc: Incident): string {
 }
 
 const ACTION_TEXT = {
-    ack: { title: 'Acknowledge incident', button: 'Acknowledge', done: 'Acknowledged' },
-    undo: { title: 'Undo remediation', button: 'Undo remediation', done: 'Remediation undone' },
+    ack: {
+        title: 'Acknowledge incident',
+        button: 'Acknowledge',
+        done: 'Acknowledged',
+        effect: 'acknowledges the incident',
+    },
+    undo: {
+        title: 'Undo remediation',
+        button: 'Undo remediation',
+        done: 'Remediation undone',
+        effect: 'restores the vault state saved before the remediation',
+    },
+    reenable: {
+        title: 'Re-enable key version',
+        button: 'Re-enable key version',
+        done: 'Key version re-enabled',
+        effect: 're-enables the key version named above',
+    },
 } as const;
 
 /** The page a link opens (GET): the incident and a button that POSTs; a GET never changes anything. */
-export function confirmationPage(inc: Incident, action: 'ack' | 'undo', token: string, blocked?: string): string {
+export function confirmationPage(inc: Incident, action: LinkAction, token: string, blocked?: string): string {
     const t = ACTION_TEXT[action];
     const form =
         blocked === undefined
             ? `<form method="post"><input type="hidden" name="t" value="${html(token, 4096)}"><button type="submit" id="confirm">${html(t.button)}</button></form>
-<p class="note">Nothing has changed yet: only this button ${action === 'ack' ? 'acknowledges the incident' : 'restores the vault state saved before the remediation'}.</p>`
+<p class="note">Nothing has changed yet: only this button ${t.effect}.</p>`
             : `<p id="state">${html(blocked, 400)}</p>`;
     return page(t.title, `<h1>${html(t.title)}</h1>\n${incidentTable(inc)}\n${form}`);
 }
 
 /** The page after a POST: what was done, or why nothing was. */
-export function resultPage(inc: Incident, action: 'ack' | 'undo', message: string): string {
+export function resultPage(inc: Incident, action: LinkAction, message: string): string {
     return page(ACTION_TEXT[action].done, `<h1 id="state">${html(message, 400)}</h1>\n${incidentTable(inc)}`);
 }
 

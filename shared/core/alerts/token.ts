@@ -4,8 +4,8 @@
  * are pure; signing and signature verification are adapters (Key Vault in production, a development key locally).
  */
 
-export type LinkAction = 'ack' | 'undo';
-export const LINK_ACTIONS: readonly LinkAction[] = ['ack', 'undo'];
+export type LinkAction = 'ack' | 'undo' | 'reenable';
+export const LINK_ACTIONS: readonly LinkAction[] = ['ack', 'undo', 'reenable'];
 
 export interface LinkClaims {
     /** Incident id. */
