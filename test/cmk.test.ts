@@ -1,6 +1,17 @@
 // Customer-managed key assurance through the CLI: the live inventory, cmk-disabled-in-use before any
 // cmk-access-denied, and `kvr cmk-report`.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { HttpRequest, type Timer } from '@azure/functions';
+import { LocalLinkSigner } from '../shared/adapters/linkSigner';
+import { MemoryDecisionSink, MemoryQuarantineSink } from '../shared/adapters/memorySinks';
+import { LinkTokens } from '../shared/app/alerting';
+import { createResponder } from '../shared/app/createPipeline';
+import { handleCmkReport, handleCmkWeekly } from '../shared/app/handlers/handleCmkReport';
+import { parseResponderConfig } from '../shared/config/responderConfig';
+import { ruleIds } from '../shared/core/rules';
+import { validateTeamsWebhookMessage } from './support/adaptiveCard';
+import { RecordingChannel, TestClock } from './support/alertingDoubles';
+import { makeContext } from './support/context';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemoryStateStore } from '../shared/adapters/memoryStateStore';
@@ -143,5 +154,84 @@ describe('the inventory', () => {
         const s = recordKeyUse(undefined, event({}));
         await store.put(inventoryKeyOf('kv-payments-prod', 'CMK-Storage'), s, undefined, Number.MAX_SAFE_INTEGER);
         expect((await store.scan('cmk|', 10)).map((e) => e.key.row)).toEqual(['cmk|cmk-storage']);
+    });
+});
+
+describe('the report in the running app', () => {
+    async function deployed() {
+        const store = new MemoryStateStore();
+        const clock = new TestClock(Date.parse('2026-10-05T10:00:00Z'));
+        const teams = new RecordingChannel('teams');
+        const email = new RecordingChannel('email');
+        const config = parseResponderConfig(
+            {
+                alerting: {
+                    rosters: { default: { tiers: [{ name: 'platform', email: ['platform@contoso.example'] }] } },
+                },
+            },
+            ruleIds,
+            'cmk-report-test',
+        );
+        const { pipeline, alerting } = createResponder(
+            config,
+            { decisions: new MemoryDecisionSink(), quarantine: new MemoryQuarantineSink() },
+            {
+                acceptBareRecords: true,
+                store,
+                clock,
+                alerting: {
+                    channels: { teams, email },
+                    mailFrom: 'kvr@contoso.example',
+                    links: new LinkTokens(LocalLinkSigner.generate(), 'https://kvr.example.net', 3_600_000, clock),
+                    log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+                },
+            },
+        );
+        await pipeline.processBatch([{ body: JSON.parse(readFileSync(FIXTURE, 'utf8')) }]);
+        if (alerting === undefined) throw new Error('no alerting');
+        teams.sent.length = 0;
+        email.sent.length = 0;
+        const deps = { store, settings: config.cmk, alerting, now: () => Date.parse('2026-10-05T10:00:00Z') };
+        return { deps, teams, email };
+    }
+
+    it('serves the report as JSON and as a table (GET /api/cmk/report)', async () => {
+        const { deps } = await deployed();
+        const { context } = makeContext();
+        const json = await handleCmkReport(
+            new HttpRequest({ method: 'GET', url: 'https://x/api/cmk/report' }),
+            context,
+            deps,
+        );
+        expect(json.status).toBe(200);
+        const body = json.jsonBody as { keys: number; rows: { serviceId: string; status: string }[] };
+        expect(body.keys).toBe(1);
+        expect(body.rows.map((r) => [r.serviceId, r.status])).toEqual([
+            [DES, 'failing'],
+            [STORAGE, 'failing'],
+        ]);
+        const table = await handleCmkReport(
+            new HttpRequest({
+                method: 'GET',
+                url: 'https://x/api/cmk/report?format=table',
+                query: { format: 'table' },
+            }),
+            context,
+            deps,
+        );
+        expect(String(table.body)).toMatch(/^STATUS\s+VAULT/);
+    });
+
+    it('sends the weekly summary to Teams and the first tier of the default roster', async () => {
+        const { deps, teams, email } = await deployed();
+        await handleCmkWeekly({} as Timer, makeContext().context, deps);
+        const card = teams.sent[0];
+        if (card?.channel !== 'teams') throw new Error('no card');
+        expect(validateTeamsWebhookMessage(card.teams)).toEqual([]);
+        expect(JSON.stringify(card.teams)).toContain('0 dependency(ies) in use, 2 failing');
+        const mail = email.sent[0];
+        if (mail?.channel !== 'email') throw new Error('no email');
+        expect(mail.email.to).toEqual(['platform@contoso.example']);
+        expect(mail.email.text).toContain('stpaymentsprod');
     });
 });

@@ -18,7 +18,14 @@ import {
     withNotices,
 } from '../core/alerts/incident';
 import { buildMime } from '../core/alerts/mime';
-import { type IncidentLinks, portalUrlOf, renderEmail, renderTeamsCard } from '../core/alerts/render';
+import {
+    type IncidentLinks,
+    portalUrlOf,
+    renderEmail,
+    renderSummaryCard,
+    renderSummaryEmail,
+    renderTeamsCard,
+} from '../core/alerts/render';
 import type { AlertSettings, Roster } from '../core/alerts/settings';
 import {
     checkClaims,
@@ -461,6 +468,56 @@ export class Alerting implements DecisionSink {
                 ...(e?.retryAfterMs === undefined ? {} : { retryAfterMs: e.retryAfterMs }),
             };
         }
+    }
+
+    // -- summaries ----------------------------------------------------------------------------------------------
+
+    /**
+     * A one-off summary (the weekly CMK report) to Teams and to the first tier of the default roster by email. Not an
+     * incident: a failed channel is logged as an error, and the next summary supersedes it. Returns the channels that
+     * accepted it.
+     */
+    async sendSummary(title: string, table: string): Promise<ChannelName[]> {
+        const id = `summary-${this.o.clock.now().toString(36)}`;
+        const sent: ChannelName[] = [];
+        const attempts: [DeliveryChannel, OutgoingNotification][] = [];
+        const base = { id, incidentId: id, kind: 'opened' as const };
+        if (this.o.channels.teams !== undefined)
+            attempts.push([
+                this.o.channels.teams,
+                { ...base, channel: 'teams', teams: renderSummaryCard(title, table) },
+            ]);
+        const to = this.o.settings.rosterNamed('default')?.tiers[0]?.email ?? [];
+        const from = this.o.mailFrom;
+        if (this.o.channels.email !== undefined && from !== undefined && to.length > 0) {
+            const e = renderSummaryEmail(title, table);
+            attempts.push([
+                this.o.channels.email,
+                {
+                    ...base,
+                    channel: 'email',
+                    email: {
+                        from,
+                        to,
+                        ...e,
+                        mimeBase64: buildMime({ from, to, ...e, messageId: `<${id}@kv-responder.invalid>` }),
+                    },
+                },
+            ]);
+        }
+        for (const [channel, n] of attempts) {
+            try {
+                await channel.send(n);
+                sent.push(channel.name);
+            } catch (err) {
+                this.o.log.error('kvr.summary-failed', {
+                    channel: channel.name,
+                    title,
+                    error: (err instanceof Error ? err.message : String(err)).slice(0, 300),
+                });
+            }
+        }
+        return sent;
     }
 
     // -- timer: retries and escalation -------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import { LinkTokens } from './alerting';
 import { createResponder } from './createPipeline';
 import type { AuditBatchDeps } from './handlers/handleAuditBatch';
 import type { CmkExpiryDeps } from './handlers/handleCmkExpiry';
+import type { CmkReportDeps } from './handlers/handleCmkReport';
 import type { IncidentLinkDeps } from './handlers/handleIncidentLink';
 import { KeyVaultKeyStateReader } from '../adapters/keyStateReader';
 
@@ -31,6 +32,7 @@ export interface AppDeps {
     readonly incidentLink: IncidentLinkDeps;
     readonly alerting: Alerting;
     readonly cmkExpiry: CmkExpiryDeps;
+    readonly cmkReport: CmkReportDeps;
 }
 
 function quarantineOf(settings: AppSettings): QuarantineSink {
@@ -130,6 +132,7 @@ export function composeApp(env: Readonly<Record<string, string | undefined>>): A
         incidentLink: { alerting, trustEasyAuth: a.trustEasyAuth },
         alerting,
         cmkExpiry: { store: responder.store, keys, settings: settings.config.cmk, sink: alerting },
+        cmkReport: { store: responder.store, settings: settings.config.cmk, alerting },
     };
 }
 

@@ -271,6 +271,58 @@ ${responseLines(inc)
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Summaries (the weekly CMK report): a title and a fixed-width text table
+
+const SUMMARY_LINES = 40;
+
+function clipLines(text: string): string[] {
+    const lines = text.replace(/\n$/, '').split('\n');
+    return lines.length <= SUMMARY_LINES
+        ? lines
+        : [...lines.slice(0, SUMMARY_LINES), `... ${lines.length - SUMMARY_LINES} more line(s) in the full report`];
+}
+
+export function renderSummaryCard(title: string, table: string): TeamsWebhookMessage {
+    const card = {
+        $schema: 'http://adaptivecards.io/schemas/adaptive-card.json',
+        type: 'AdaptiveCard',
+        version: '1.4',
+        msteams: { width: 'Full' },
+        fallbackText: cardText(title, 300),
+        body: [
+            { type: 'TextBlock', text: cardText(title, 300), weight: 'bolder', size: 'medium', wrap: true },
+            ...clipLines(table).map((line) => ({
+                type: 'TextBlock',
+                text: cardText(line, 400),
+                fontType: 'monospace',
+                size: 'small',
+                spacing: 'none',
+                wrap: false,
+            })),
+        ],
+    };
+    return {
+        type: 'message',
+        attachments: [{ contentType: 'application/vnd.microsoft.card.adaptive', contentUrl: null, content: card }],
+    };
+}
+
+export function renderSummaryEmail(title: string, table: string): RenderedEmail {
+    const subject = plain(`[kv-responder] ${title}`, 180);
+    const lines = clipLines(table);
+    return {
+        subject,
+        text: `${title}\n\n${lines.join('\n')}\n`,
+        html: `<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>${html(subject)}</title></head>
+<body style="font-family:Segoe UI,Arial,sans-serif;font-size:14px;color:#222">
+<h2>${html(title, 300)}</h2>
+<pre style="font-size:12px">${lines.map((l) => html(l, 400)).join('\n')}</pre>
+</body></html>`,
+    };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Pages
 
 const PAGE_STYLE =
