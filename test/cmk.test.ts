@@ -219,7 +219,7 @@ describe('the report in the running app', () => {
             context,
             deps,
         );
-        expect(String(table.body)).toMatch(/^STATUS\s+VAULT/);
+        expect(table.body as string).toMatch(/^STATUS\s+VAULT/);
     });
 
     it('sends the weekly summary to Teams and the first tier of the default roster', async () => {
