@@ -22,6 +22,7 @@ import { createResponder } from './createPipeline';
 import type { AuditBatchDeps } from './handlers/handleAuditBatch';
 import type { CmkExpiryDeps } from './handlers/handleCmkExpiry';
 import type { CmkReportDeps } from './handlers/handleCmkReport';
+import { type CmkPostureDeps, composeCmkPosture } from './handlers/handleCmkPosture';
 import type { IncidentLinkDeps } from './handlers/handleIncidentLink';
 import { KeyVaultKeyStateReader } from '../adapters/keyStateReader';
 
@@ -33,6 +34,7 @@ export interface AppDeps {
     readonly alerting: Alerting;
     readonly cmkExpiry: CmkExpiryDeps;
     readonly cmkReport: CmkReportDeps;
+    readonly cmkPosture: CmkPostureDeps;
 }
 
 function quarantineOf(settings: AppSettings): QuarantineSink {
@@ -133,6 +135,7 @@ export function composeApp(env: Readonly<Record<string, string | undefined>>): A
         alerting,
         cmkExpiry: { store: responder.store, keys, settings: settings.config.cmk, sink: alerting },
         cmkReport: { store: responder.store, settings: settings.config.cmk, alerting },
+        cmkPosture: composeCmkPosture(settings, { sink: alerting, admin }),
     };
 }
 

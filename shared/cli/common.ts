@@ -11,7 +11,7 @@ import {
     type VaultTags,
 } from '../config/responderConfig';
 import { ResponderError } from '../core/errors';
-import { ruleIds } from '../core/rules';
+import { configurableRuleIds } from '../core/rules';
 
 export interface CliIo {
     readonly stdout: Writable;
@@ -48,9 +48,9 @@ export async function readJsonFile(path: string, what: string): Promise<unknown>
 
 export async function loadConfigFile(path: string | undefined, tags?: VaultTags): Promise<ResponderConfig> {
     if (path === undefined)
-        return tags === undefined ? DEFAULT_CONFIG : parseResponderConfig({}, ruleIds, 'default', tags);
+        return tags === undefined ? DEFAULT_CONFIG : parseResponderConfig({}, configurableRuleIds, 'default', tags);
     const text = await readTextFile(path, 'config');
-    return parseResponderConfigText(text, ruleIds, path, tags);
+    return parseResponderConfigText(text, configurableRuleIds, path, tags);
 }
 
 export async function openOutput(path: string): Promise<Writable> {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { DEFAULT_STATE_TABLE, type TableLocation, tableLocationOf } from '../adapters/tableStateStore';
 import { isMailAddress } from '../core/alerts/mime';
 import { ConfigError } from '../core/errors';
-import { ruleIds } from '../core/rules';
+import { configurableRuleIds } from '../core/rules';
 import { DEFAULT_CONFIG, parseResponderConfigText, type ResponderConfig } from './responderConfig';
 import { SettingNames } from './settingNames';
 
@@ -108,7 +108,7 @@ export function loadSettings(
     const inline = nonEmpty(env, SettingNames.config);
     const path = nonEmpty(env, SettingNames.configPath);
     try {
-        if (inline !== undefined) config = parseResponderConfigText(inline, ruleIds, SettingNames.config);
+        if (inline !== undefined) config = parseResponderConfigText(inline, configurableRuleIds, SettingNames.config);
         else if (path !== undefined) {
             let text: string | undefined;
             try {
@@ -116,7 +116,7 @@ export function loadSettings(
             } catch (err) {
                 problems.push(`${SettingNames.configPath}: cannot read '${path}': ${(err as Error).message}`);
             }
-            if (text !== undefined) config = parseResponderConfigText(text, ruleIds, path);
+            if (text !== undefined) config = parseResponderConfigText(text, configurableRuleIds, path);
         }
     } catch (err) {
         if (!(err instanceof ConfigError)) throw err;

@@ -264,7 +264,7 @@ export const responderConfigSchema = z.strictObject({
                         .array(z.string().min(1))
                         .optional()
                         .describe(
-                            'Vault URLs (https://<name>.vault.azure.net) whose keys the daily posture check reads.',
+                            'Vaults whose keys the daily posture check reads: ARM resource ids (recommended: alerts are routed by them and disk-encryption settings are read), or vault URLs.',
                         ),
                     appTierTag: z
                         .strictObject({ name: z.string().min(1), value: z.string() })

@@ -1,4 +1,5 @@
-import { rules } from './index';
+import type { RuleMeta } from '../engine/rule';
+import { rules, timerChecks } from './index';
 
 /** The rule catalogue as Markdown (docs/rules.md): metadata and runbook of every rule, in registry order. */
 export function ruleCatalogue(): string {
@@ -30,5 +31,36 @@ export function ruleCatalogue(): string {
         out.push('Runbook:', '', ...m.runbook.map((s, i) => `${i + 1}. ${s}`), '');
         out.push('References:', '', ...m.references.map((x) => `- <${x}>`));
     }
+    out.push(...postureSection());
     return `${out.join('\n')}\n`;
+}
+
+/** The checks that run on timers (CMK expiry and posture), after the detection rules: same metadata. */
+function postureSection(): string[] {
+    const mitre = (m: RuleMeta) => (m.mitre.length === 0 ? '—' : m.mitre.join(', '));
+    const out: string[] = [
+        '',
+        '# CMK timer checks',
+        '',
+        'Generated from `timerChecks` (`shared/core/rules/index.ts`). These do not fire on audit events: the daily `cmkExpiry` timer reads the key versions the live inventory shows in use (`cmk-expiring-in-use`), and the daily `cmkPosture` timer and `kvr posture` read the keys of the configured vaults (`cmk.posture` in the config). See docs/cmk-posture.md.',
+        '',
+        '| check id | title | severity | MITRE ATT&CK |',
+        '|---|---|---|---|',
+    ];
+    for (const m of timerChecks) out.push(`| [\`${m.id}\`](#${m.id}) | ${m.title} | ${m.severity} | ${mitre(m)} |`);
+    for (const m of timerChecks) {
+        out.push(
+            '',
+            `## ${m.id}`,
+            '',
+            `**${m.title}** — severity ${m.severity}; timer check (daily); MITRE ATT&CK ${mitre(m)}.`,
+            '',
+            m.description,
+            '',
+        );
+        out.push('Known false positives:', '', ...m.falsePositives.map((f) => `- ${f}`), '');
+        out.push('Runbook:', '', ...m.runbook.map((s, i) => `${i + 1}. ${s}`), '');
+        out.push('References:', '', ...m.references.map((x) => `- <${x}>`));
+    }
+    return out;
 }

@@ -1,4 +1,6 @@
-import type { Rule } from '../engine/rule';
+import { CMK_EXPIRING_IN_USE } from '../cmk/expiry';
+import { POSTURE_CHECKS } from '../cmk/posture';
+import type { Rule, RuleMeta } from '../engine/rule';
 import { accessPolicyGranted } from './access-policy-granted/rule';
 import { accessPolicyGrantedThenRevoked } from './access-policy-granted-then-revoked/rule';
 import { cmkAccessDenied } from './cmk-access-denied/rule';
@@ -37,3 +39,9 @@ export const rules: readonly Rule[] = [
 ];
 
 export const ruleIds: readonly string[] = rules.map((r) => r.meta.id);
+
+/** Checks that run on timers instead of on events: the daily CMK expiry check and the key posture checks. */
+export const timerChecks: readonly RuleMeta[] = [CMK_EXPIRING_IN_USE, ...POSTURE_CHECKS];
+
+/** Every id `rules.<id>` in the config may name: the event rules and the timer checks. */
+export const configurableRuleIds: readonly string[] = [...ruleIds, ...timerChecks.map((m) => m.id)];
