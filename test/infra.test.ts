@@ -16,6 +16,7 @@ const DOCUMENTED_ROLE_IDS: Readonly<Record<string, string>> = {
     storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b', // Storage Blob Data Owner
     storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88', // Storage Queue Data Contributor
     keyVaultCryptoUser: '12338af0-0e69-4776-bea7-57ae8d297424', // Key Vault Crypto User
+    keyVaultReader: '21090545-7ca7-4776-b22c-e363652d74d2', // Key Vault Reader
     monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb', // Monitoring Metrics Publisher
     contributor: 'b24988ac-6180-42a0-ab88-20f7382dd24c', // Contributor
 };

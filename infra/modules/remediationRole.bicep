@@ -6,7 +6,7 @@
 
 targetScope = 'subscription'
 
-import { remediationActions } from 'roles.bicep'
+import { builtInRoles, remediationActions } from 'roles.bicep'
 
 param principalId string
 @description('The scope the role can be assigned at and is assigned at: `/subscriptions/<id>`.')
@@ -32,6 +32,18 @@ resource assignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     name: guid(protectedScope, principalId, role.id)
     properties: {
         roleDefinitionId: role.id
+        principalId: principalId
+        principalType: 'ServicePrincipal'
+    }
+}
+
+// Customer-managed key assurance reads key properties (enabled, expiry, type, size, tags, rotation policy) of the
+// protected vaults: Key Vault Reader (metadata only; vaults on access policies need list/get/getrotationpolicy key
+// permissions instead).
+resource keyReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+    name: guid(protectedScope, principalId, builtInRoles.keyVaultReader)
+    properties: {
+        roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', builtInRoles.keyVaultReader)
         principalId: principalId
         principalType: 'ServicePrincipal'
     }

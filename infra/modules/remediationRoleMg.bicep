@@ -6,7 +6,7 @@
 
 targetScope = 'managementGroup'
 
-import { remediationActions } from 'roles.bicep'
+import { builtInRoles, remediationActions } from 'roles.bicep'
 
 @description('Principal id of the responder managed identity (output RESPONDER_PRINCIPAL_ID of main.bicep).')
 param principalId string
@@ -33,6 +33,16 @@ resource assignment 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     name: guid(protectedScope, principalId, role.id)
     properties: {
         roleDefinitionId: role.id
+        principalId: principalId
+        principalType: 'ServicePrincipal'
+    }
+}
+
+// Key Vault Reader for customer-managed key assurance (see remediationRole.bicep).
+resource keyReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+    name: guid(protectedScope, principalId, builtInRoles.keyVaultReader)
+    properties: {
+        roleDefinitionId: tenantResourceId('Microsoft.Authorization/roleDefinitions', builtInRoles.keyVaultReader)
         principalId: principalId
         principalType: 'ServicePrincipal'
     }

@@ -19,6 +19,9 @@ var builtInRoles = {
     storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
     // Key Vault Crypto User: sign/verify acknowledgement links with the `ack-signing` key.
     keyVaultCryptoUser: '12338af0-0e69-4776-bea7-57ae8d297424'
+    // Key Vault Reader: key metadata and public material of the protected vaults (CMK state, expiry and posture);
+    // no secret values, no private key operations.
+    keyVaultReader: '21090545-7ca7-4776-b22c-e363652d74d2'
     // Monitoring Metrics Publisher: Application Insights ingestion with Microsoft Entra authentication.
     monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
     // Contributor: the managed identity of the deployIfNotExists policy assignment (remediation tasks).
