@@ -65,7 +65,9 @@ describe('kvr cmk-report', () => {
         expect(json.code).toBe(0);
         const report = JSON.parse(json.stdout) as { asOf: string; rows: Record<string, unknown>[] };
         expect(report.asOf).toBe('2026-10-05T09:13:00.000Z');
-        expect(report.rows.map((r) => [r.serviceId, r.status, r.successes, r.failures, r.lastFailureStatus])).toEqual([
+        expect(
+            report.rows.map((r) => [r.serviceId, r.status, r.successMinutes, r.failureMinutes, r.lastFailureStatus]),
+        ).toEqual([
             [DES, 'failing', 1, 1, 403],
             [STORAGE, 'failing', 1, 1, 403],
         ]);
@@ -105,7 +107,7 @@ describe('the inventory', () => {
         return r.event;
     };
 
-    it('counts each record once, keeps last success and last failure, and forgets services unused for too long', () => {
+    it('counts minutes of use once (a redelivered record changes nothing), keeps last success and last failure', () => {
         let s: KeyInventory | undefined;
         const first = event({});
         s = recordKeyUse(s, first);
@@ -120,8 +122,12 @@ describe('the inventory', () => {
                 resultDescription: 'Operation unwrapKey is not allowed on a disabled key.',
             }),
         );
-        const use = s?.versions.v1?.[`managed-identity:${STORAGE}`];
-        expect(use).toMatchObject({ successes: 1, failures: 1, lastSuccessMs: Date.parse('2026-10-05T09:00:00Z') });
+        const use = s?.versions.find((v) => v.version === 'v1')?.services.find((u) => u.id === STORAGE);
+        expect(use).toMatchObject({
+            successMinutes: 1,
+            failureMinutes: 1,
+            lastSuccessMs: Date.parse('2026-10-05T09:00:00Z'),
+        });
         expect(use?.lastFailure).toEqual({
             timeMs: Date.parse('2026-10-05T10:00:00Z'),
             status: 403,

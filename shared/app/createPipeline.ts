@@ -59,7 +59,7 @@ export function createResponder(config: ResponderConfig, sinks: PipelineSinks, o
     const clock = options.clock ?? systemClock;
     const engine = new DetectionEngine({
         rules,
-        trackers: [cmkInventoryTracker],
+        trackers: [cmkInventoryTracker()],
         toggles: config.ruleToggles,
         settings: config.detection,
         store,

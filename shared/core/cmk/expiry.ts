@@ -31,8 +31,8 @@ export function versionsInUse(
     inUseMs: number,
 ): { readonly version: string; readonly dependents: readonly Dependency[] }[] {
     const out: { version: string; dependents: Dependency[] }[] = [];
-    for (const [version, services] of Object.entries(s.versions)) {
-        const dependents = Object.values(services)
+    for (const { version, services } of s.versions) {
+        const dependents = services
             .filter((u) => u.lastSuccessMs !== undefined && u.lastSuccessMs >= nowMs - inUseMs)
             .map((u) => dependencyOf(version, u))
             .sort((a, b) => a.name.localeCompare(b.name));

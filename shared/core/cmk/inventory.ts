@@ -4,8 +4,7 @@
  * counts. Kept from the audit stream, one state entry per vault and key, bounded. Pure: events in, state out.
  */
 import type { AuditEvent } from '../events/types';
-import { recordIdOf } from '../events/identity';
-import { stateKey, type StateKey } from '../state/store';
+import { KeyMemo, type StateKey } from '../state/store';
 
 /** Key operations that show a service depends on a key version. */
 export const KEY_USE_OPERATIONS: readonly string[] = [
@@ -17,7 +16,15 @@ export const KEY_USE_OPERATIONS: readonly string[] = [
     'KeyVerify',
     'KeyGet',
 ];
-const KEY_USE = new Set(KEY_USE_OPERATIONS.map((o) => o.toLowerCase()));
+/** Operation names as recorded (the engine dispatches rules on them as recorded too). */
+const KEY_USE = new Set(KEY_USE_OPERATIONS);
+
+export interface KeyRef {
+    readonly name: string;
+    readonly version: string;
+}
+
+const KEY_REFS = new Map<string, KeyRef>();
 
 export type ServiceKind = 'managed-identity' | 'trusted-service' | 'application';
 
@@ -32,83 +39,130 @@ export interface KeyUse {
         readonly status: number | undefined;
         readonly description?: string;
     };
-    readonly successes: number;
-    readonly failures: number;
+    /** Minutes (of event time) with at least one successful use, since first seen. */
+    readonly successMinutes: number;
+    /** Minutes with at least one refused use. */
+    readonly failureMinutes: number;
+}
+
+export interface VersionUse {
+    readonly version: string;
+    readonly services: readonly KeyUse[];
 }
 
 export interface KeyInventory {
     readonly vault: string;
     readonly vaultId: string;
     readonly key: string;
-    /** By version ('' when the records named none), then by `<kind>:<id>`. */
-    readonly versions: Readonly<Record<string, Readonly<Record<string, KeyUse>>>>;
+    /** The versions used ('' when the records named none), each with the services that used it. */
+    readonly versions: readonly VersionUse[];
     readonly lastUsedMs: number;
-    /** Identities of the latest records counted: a redelivered record is not counted twice. */
-    readonly recent: readonly string[];
 }
 
 const MAX_VERSIONS = 20;
 const MAX_SERVICES = 50;
-const MAX_RECENT = 200;
+const MINUTE_MS = 60_000;
 
-/** The state key of a vault's key in the inventory. */
+const INVENTORY_KEYS = new KeyMemo('cmk|');
+
+/** The state key of a vault's key in the inventory (memoized: it is needed on every key use). */
 export function inventoryKeyOf(vault: string, key: string): StateKey {
-    return stateKey(vault, `cmk|${key.toLowerCase()}`);
+    return INVENTORY_KEYS.get(vault, key.toLowerCase());
 }
 
 /** The key a key-operation event addresses, when it is one. */
-export function keyOf(e: AuditEvent): { readonly name: string; readonly version: string } | undefined {
+export function keyOf(e: AuditEvent): KeyRef | undefined {
     const t = e.target;
     if (t === undefined || t.kind !== 'key' || t.deleted || t.name === undefined) return undefined;
-    return { name: t.name.toLowerCase(), version: (t.version ?? '').toLowerCase() };
+    // Memoized by URI: the same key versions come back on every use (bounded, deterministic).
+    let ref = KEY_REFS.get(t.uri);
+    if (ref === undefined) {
+        if (KEY_REFS.size >= 10_000) KEY_REFS.clear();
+        ref = { name: t.name.toLowerCase(), version: (t.version ?? '').toLowerCase() };
+        KEY_REFS.set(t.uri, ref);
+    }
+    return ref;
+}
+
+const SERVICES: Record<ServiceKind, Map<string, { readonly kind: ServiceKind; readonly id: string }>> = {
+    'managed-identity': new Map(),
+    'trusted-service': new Map(),
+    application: new Map(),
+};
+
+/** One shared object per service (the same services come back on every key use; bounded). */
+function service(kind: ServiceKind, id: string): { readonly kind: ServiceKind; readonly id: string } {
+    const byId = SERVICES[kind];
+    let s = byId.get(id);
+    if (s === undefined) {
+        if (byId.size >= 10_000) byId.clear();
+        s = { kind, id };
+        byId.set(id, s);
+    }
+    return s;
 }
 
 /** The service behind a key operation; people are not services (their key use is not a dependency). */
 export function serviceOf(e: AuditEvent): { readonly kind: ServiceKind; readonly id: string } | undefined {
     const c = e.caller;
-    if (c.managedIdentityResourceId !== undefined) return { kind: 'managed-identity', id: c.managedIdentityResourceId };
-    if (c.trustedService !== undefined) return { kind: 'trusted-service', id: c.trustedService };
-    if (c.upn === undefined && c.appId !== undefined && c.kind !== 'user') return { kind: 'application', id: c.appId };
+    if (c.managedIdentityResourceId !== undefined) return service('managed-identity', c.managedIdentityResourceId);
+    if (c.trustedService !== undefined) return service('trusted-service', c.trustedService);
+    if (c.upn === undefined && c.appId !== undefined && c.kind !== 'user') return service('application', c.appId);
     return undefined;
 }
 
 /** Whether the event is a service using a key (the inventory counts it). */
 export function isKeyUse(e: AuditEvent): boolean {
-    return KEY_USE.has(e.operation.toLowerCase()) && keyOf(e) !== undefined && serviceOf(e) !== undefined;
+    return KEY_USE.has(e.operation) && keyOf(e) !== undefined && serviceOf(e) !== undefined;
 }
 
-function bounded<T>(entries: [string, T][], max: number, recency: (v: T) => number): Record<string, T> {
-    if (entries.length <= max) return Object.fromEntries(entries);
-    return Object.fromEntries([...entries].sort((a, b) => recency(b[1]) - recency(a[1])).slice(0, max));
+/** `list` with the element at `index` (or a new one at the end, for -1) set to `value`, the `max` most recent kept. */
+function withElement<T>(list: readonly T[], index: number, value: T, max: number, recency: (v: T) => number): T[] {
+    const out = list.slice();
+    if (index >= 0) out[index] = value;
+    else out.push(value);
+    return out.length <= max ? out : out.sort((a, b) => recency(b) - recency(a)).slice(0, max);
 }
 
 function lastActivity(u: KeyUse): number {
     return Math.max(u.lastSuccessMs ?? 0, u.lastFailure?.timeMs ?? 0, u.firstSeenMs);
 }
 
-/** Counts one key operation; returns the state unchanged (same object) for a record counted before. */
+/**
+ * Counts one key operation. Idempotent by construction, with no list of record ids to keep: last success and last
+ * failure only move forward, and counts are of minutes with a use, counted when a use falls in a later minute than the
+ * last one counted. A redelivered record, or another use within the same minute, returns the state unchanged (the same
+ * object: nothing to write), which is also what keeps a busy key cheap. A late record of an earlier minute updates
+ * nothing but first seen.
+ */
 export function recordKeyUse(state: KeyInventory | undefined, e: AuditEvent): KeyInventory | undefined {
     const key = keyOf(e);
     const service = serviceOf(e);
-    if (key === undefined || service === undefined || !KEY_USE.has(e.operation.toLowerCase())) return state;
-    const rid = recordIdOf(e);
-    if (state?.recent.includes(rid) === true) return state;
-    const t = e.timeMs;
-    const id = `${service.kind}:${service.id}`;
-    const byService = state?.versions[key.version] ?? {};
-    const prior = byService[id];
+    if (key === undefined || service === undefined || !KEY_USE.has(e.operation)) return state;
     const ok = e.outcome === 'success';
     const failed = e.outcome === 'forbidden' || e.outcome === 'unauthorized' || e.outcome === 'client-error';
+    if (!ok && !failed) return state;
+    const t = e.timeMs;
+    const versionList = state?.versions ?? [];
+    const vi = versionList.findIndex((v) => v.version === key.version);
+    const serviceList = vi < 0 ? [] : (versionList[vi] as VersionUse).services;
+    const si = serviceList.findIndex((u) => u.id === service.id && u.kind === service.kind);
+    const prior = si < 0 ? undefined : serviceList[si];
+    const lastMs = ok ? prior?.lastSuccessMs : prior?.lastFailure?.timeMs;
+    const counts = lastMs === undefined || Math.floor(t / MINUTE_MS) > Math.floor(lastMs / MINUTE_MS);
+    if (prior !== undefined && !counts && t >= prior.firstSeenMs) return state;
     const use: KeyUse = {
         kind: service.kind,
         id: service.id,
         firstSeenMs: Math.min(prior?.firstSeenMs ?? t, t),
-        successes: (prior?.successes ?? 0) + (ok ? 1 : 0),
-        failures: (prior?.failures ?? 0) + (failed ? 1 : 0),
-        ...(ok || prior?.lastSuccessMs !== undefined
-            ? { lastSuccessMs: Math.max(prior?.lastSuccessMs ?? 0, ok ? t : 0) }
-            : {}),
-        ...(failed && t >= (prior?.lastFailure?.timeMs ?? 0)
+        successMinutes: (prior?.successMinutes ?? 0) + (ok && counts ? 1 : 0),
+        failureMinutes: (prior?.failureMinutes ?? 0) + (failed && counts ? 1 : 0),
+        ...(ok && counts
+            ? { lastSuccessMs: t }
+            : prior?.lastSuccessMs === undefined
+              ? {}
+              : { lastSuccessMs: prior.lastSuccessMs }),
+        ...(failed && counts
             ? {
                   lastFailure: {
                       timeMs: t,
@@ -122,11 +176,9 @@ export function recordKeyUse(state: KeyInventory | undefined, e: AuditEvent): Ke
               ? {}
               : { lastFailure: prior.lastFailure }),
     };
-    const services = bounded(Object.entries({ ...byService, [id]: use }), MAX_SERVICES, lastActivity);
-    const versions = bounded(
-        Object.entries({ ...(state?.versions ?? {}), [key.version]: services }),
-        MAX_VERSIONS,
-        (s) => Math.max(0, ...Object.values(s).map(lastActivity)),
+    const services = withElement(serviceList, si, use, MAX_SERVICES, lastActivity);
+    const versions = withElement(versionList, vi, { version: key.version, services }, MAX_VERSIONS, (v) =>
+        Math.max(0, ...v.services.map(lastActivity)),
     );
     return {
         vault: e.vault.name,
@@ -134,7 +186,6 @@ export function recordKeyUse(state: KeyInventory | undefined, e: AuditEvent): Ke
         key: key.name,
         versions,
         lastUsedMs: Math.max(state?.lastUsedMs ?? 0, t),
-        recent: [...(state?.recent ?? []), rid].slice(-MAX_RECENT),
     };
 }
 
@@ -149,8 +200,8 @@ export interface Dependency {
     readonly type?: string;
     readonly lastSuccessMs?: number;
     readonly lastFailure?: KeyUse['lastFailure'];
-    readonly successes: number;
-    readonly failures: number;
+    readonly successMinutes: number;
+    readonly failureMinutes: number;
 }
 
 const PROVIDER = /\/providers\/([^/]+\/[^/]+)\/([^/]+)$/;
@@ -165,8 +216,8 @@ export function dependencyOf(version: string, u: KeyUse): Dependency {
         ...(m?.[1] === undefined ? {} : { type: m[1] }),
         ...(u.lastSuccessMs === undefined ? {} : { lastSuccessMs: u.lastSuccessMs }),
         ...(u.lastFailure === undefined ? {} : { lastFailure: u.lastFailure }),
-        successes: u.successes,
-        failures: u.failures,
+        successMinutes: u.successMinutes,
+        failureMinutes: u.failureMinutes,
     };
 }
 
@@ -180,9 +231,9 @@ export function dependentsOf(
     sinceMs: number,
 ): Dependency[] {
     const out: Dependency[] = [];
-    for (const [v, services] of Object.entries(state?.versions ?? {})) {
+    for (const { version: v, services } of state?.versions ?? []) {
         if (version !== undefined && v !== version && v !== '') continue;
-        for (const u of Object.values(services))
+        for (const u of services)
             if (u.lastSuccessMs !== undefined && u.lastSuccessMs >= sinceMs) out.push(dependencyOf(v, u));
     }
     return out.sort((a, b) => a.name.localeCompare(b.name) || a.version.localeCompare(b.version));

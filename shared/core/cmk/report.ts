@@ -18,8 +18,8 @@ export interface ReportRow {
     readonly lastFailure?: string;
     readonly lastFailureStatus?: number;
     readonly lastFailureReason?: string;
-    readonly successes: number;
-    readonly failures: number;
+    readonly successMinutes: number;
+    readonly failureMinutes: number;
 }
 
 const iso = (ms: number | undefined): string | undefined => (ms === undefined ? undefined : new Date(ms).toISOString());
@@ -31,8 +31,8 @@ const iso = (ms: number | undefined): string | undefined => (ms === undefined ? 
 export function reportRows(states: readonly KeyInventory[], nowMs: number, inUseMs: number): ReportRow[] {
     const rows: ReportRow[] = [];
     for (const s of states) {
-        for (const [version, services] of Object.entries(s.versions)) {
-            for (const u of Object.values(services)) {
+        for (const { version, services } of s.versions) {
+            for (const u of services) {
                 const d = dependencyOf(version, u);
                 const failing = u.lastFailure !== undefined && u.lastFailure.timeMs > (u.lastSuccessMs ?? 0);
                 const status: DependencyStatus = failing
@@ -56,8 +56,8 @@ export function reportRows(states: readonly KeyInventory[], nowMs: number, inUse
                     ...(u.lastFailure?.description === undefined
                         ? {}
                         : { lastFailureReason: u.lastFailure.description }),
-                    successes: u.successes,
-                    failures: u.failures,
+                    successMinutes: u.successMinutes,
+                    failureMinutes: u.failureMinutes,
                 });
             }
         }
@@ -76,7 +76,17 @@ export function reportRows(states: readonly KeyInventory[], nowMs: number, inUse
 /** A plain-text table (fixed-width columns), for terminals and email. */
 export function reportTable(rows: readonly ReportRow[]): string {
     if (rows.length === 0) return 'No customer-managed key use seen.\n';
-    const header = ['STATUS', 'VAULT', 'KEY', 'VERSION', 'SERVICE', 'LAST SUCCESS', 'LAST FAILURE', 'OK', 'FAILED'];
+    const header = [
+        'STATUS',
+        'VAULT',
+        'KEY',
+        'VERSION',
+        'SERVICE',
+        'LAST SUCCESS',
+        'LAST FAILURE',
+        'OK MIN',
+        'FAILED MIN',
+    ];
     const cells = rows.map((r) => [
         r.status,
         r.vault,
@@ -87,8 +97,8 @@ export function reportTable(rows: readonly ReportRow[]): string {
         r.lastFailure === undefined
             ? '-'
             : `${r.lastFailure} (${r.lastFailureStatus ?? '?'}${r.lastFailureReason === undefined ? '' : `: ${r.lastFailureReason}`})`,
-        String(r.successes),
-        String(r.failures),
+        String(r.successMinutes),
+        String(r.failureMinutes),
     ]);
     const widths = header.map((h, i) => Math.min(80, Math.max(h.length, ...cells.map((c) => (c[i] ?? '').length))));
     const line = (c: readonly string[]): string =>
