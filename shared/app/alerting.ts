@@ -21,6 +21,7 @@ import { buildMime } from '../core/alerts/mime';
 import {
     type IncidentLinks,
     portalUrlOf,
+    type RenderedEmail,
     renderEmail,
     renderSummaryCard,
     renderSummaryEmail,
@@ -35,7 +36,13 @@ import {
     signingInputOf,
     tokenOf,
 } from '../core/alerts/token';
-import { type ChannelName, DeliveryError, type DeliveryChannel, type OutgoingNotification } from '../core/alerts/types';
+import {
+    type ChannelName,
+    DeliveryError,
+    type DeliveryChannel,
+    type EmailMessage,
+    type OutgoingNotification,
+} from '../core/alerts/types';
 import type { ActionDecision, Decision, FindingDecision } from '../core/decisions';
 import { ResponderError } from '../core/errors';
 import type { VaultRef } from '../core/events/types';
@@ -421,22 +428,7 @@ export class Alerting implements DecisionSink {
                 ];
                 if (from === undefined || to.length === 0)
                     return { ok: false, transient: false, error: 'no mailbox or no recipients configured' };
-                const e = renderEmail(view);
-                out = {
-                    ...base,
-                    channel: 'email',
-                    email: {
-                        from,
-                        to,
-                        ...e,
-                        mimeBase64: buildMime({
-                            from,
-                            to,
-                            ...e,
-                            messageId: `<${inc.id}.${n.id}@kv-responder.invalid>`,
-                        }),
-                    },
-                };
+                out = { ...base, channel: 'email', email: emailOf(from, to, renderEmail(view), base.id) };
             }
             if (channel === undefined)
                 return { ok: false, transient: false, error: `channel ${n.channel} is not configured` };
@@ -490,19 +482,9 @@ export class Alerting implements DecisionSink {
         const to = this.o.settings.rosterNamed('default')?.tiers[0]?.email ?? [];
         const from = this.o.mailFrom;
         if (this.o.channels.email !== undefined && from !== undefined && to.length > 0) {
-            const e = renderSummaryEmail(title, table);
             attempts.push([
                 this.o.channels.email,
-                {
-                    ...base,
-                    channel: 'email',
-                    email: {
-                        from,
-                        to,
-                        ...e,
-                        mimeBase64: buildMime({ from, to, ...e, messageId: `<${id}@kv-responder.invalid>` }),
-                    },
-                },
+                { ...base, channel: 'email', email: emailOf(from, to, renderSummaryEmail(title, table), id) },
             ]);
         }
         for (const [channel, n] of attempts) {
@@ -668,6 +650,11 @@ export class Alerting implements DecisionSink {
         const after = (updated !== undefined ? await this.deliver(inc.id) : undefined) ?? updated ?? inc;
         return { kind: 'done', incident: after, message: `Remediation undone: ${restored.join('; ')}` };
     }
+}
+
+/** The email as Graph receives it: the rendered parts and their MIME message, with a Message-ID from `id`. */
+function emailOf(from: string, to: readonly string[], e: RenderedEmail, id: string): EmailMessage {
+    return { from, to, ...e, mimeBase64: buildMime({ from, to, ...e, messageId: `<${id}@kv-responder.invalid>` }) };
 }
 
 function incidentKey(id: string): StateKey {

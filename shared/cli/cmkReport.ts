@@ -1,13 +1,19 @@
 // `kvr cmk-report`: the customer-managed key dependency report, after replaying captures (or from Table state).
-import { DefaultAzureCredential } from '@azure/identity';
 import { MemoryStateStore } from '../adapters/memoryStateStore';
 import { JsonLinesDecisionSink } from '../adapters/streamSinks';
-import { DEFAULT_STATE_TABLE, tableLocationOf, tableStateStoreAt } from '../adapters/tableStateStore';
 import { replay } from '../app/replay';
 import type { KeyInventory } from '../core/cmk/inventory';
 import { reportRows, reportTable } from '../core/cmk/report';
 import type { StateStore } from '../core/state/store';
-import { type CliIo, closeOutput, loadConfigFile, openOutput, parseCommandArgs, UsageError } from './common';
+import {
+    type CliIo,
+    closeOutput,
+    loadConfigFile,
+    openOutput,
+    parseCommandArgs,
+    tableStateOption,
+    UsageError,
+} from './common';
 
 /** At most this many key inventories in one report. */
 const MAX_KEYS = 10_000;
@@ -22,16 +28,8 @@ export async function runCmkReport(args: readonly string[], io: CliIo): Promise<
     });
     if (positionals.length === 0 && values.state === undefined)
         throw new UsageError('cmk-report needs captures to replay, or --state to read a deployed inventory');
-    if (values['state-table'] !== undefined && values.state === undefined)
-        throw new UsageError('--state-table needs --state');
+    const store: StateStore = tableStateOption(values.state, values['state-table']) ?? new MemoryStateStore();
     const config = await loadConfigFile(values.config);
-    const store: StateStore =
-        values.state === undefined
-            ? new MemoryStateStore()
-            : tableStateStoreAt(
-                  tableLocationOf(values.state, values['state-table'] ?? DEFAULT_STATE_TABLE),
-                  () => new DefaultAzureCredential(),
-              );
     if (positionals.length > 0) {
         const out = values.decisions === undefined ? undefined : await openOutput(values.decisions);
         try {

@@ -11,7 +11,10 @@ import {
     type VaultTags,
 } from '../config/responderConfig';
 import { ResponderError } from '../core/errors';
+import { DefaultAzureCredential } from '@azure/identity';
+import { DEFAULT_STATE_TABLE, tableLocationOf, tableStateStoreAt } from '../adapters/tableStateStore';
 import { configurableRuleIds } from '../core/rules';
+import type { StateStore } from '../core/state/store';
 
 export interface CliIo {
     readonly stdout: Writable;
@@ -79,4 +82,14 @@ export function parseCommandArgs<O extends NonNullable<ParseArgsConfig['options'
     } catch (err) {
         throw new UsageError((err as Error).message);
     }
+}
+
+/**
+ * The Table state store of `--state <table endpoint | connection string>` and `--state-table`, or undefined without
+ * `--state`. `--state-table` alone is a usage error.
+ */
+export function tableStateOption(state: string | undefined, table: string | undefined): StateStore | undefined {
+    if (table !== undefined && state === undefined) throw new UsageError('--state-table needs --state');
+    if (state === undefined) return undefined;
+    return tableStateStoreAt(tableLocationOf(state, table ?? DEFAULT_STATE_TABLE), () => new DefaultAzureCredential());
 }

@@ -1,7 +1,5 @@
 #!/usr/bin/env node
 import { DirectoryQuarantineSink, JsonLinesDecisionSink } from '../adapters/streamSinks';
-import { DEFAULT_STATE_TABLE, tableLocationOf, tableStateStoreAt } from '../adapters/tableStateStore';
-import { DefaultAzureCredential } from '@azure/identity';
 import { replay } from '../app/replay';
 import { startSimulation } from '../simulation/simulation';
 import { ConfigError, ResponderError } from '../core/errors';
@@ -14,6 +12,7 @@ import {
     openOutput,
     parseCommandArgs,
     readJsonFile,
+    tableStateOption,
     UsageError,
 } from './common';
 
@@ -79,21 +78,13 @@ async function runReplay(args: readonly string[], io: CliIo): Promise<number> {
         'signing-key': { type: 'string' },
     });
     if (positionals.length === 0) throw new UsageError('replay needs at least one file or directory');
+    const store = tableStateOption(values.state, values['state-table']);
     const inventory = values.vaults === undefined ? undefined : await readJsonFile(values.vaults, 'vault inventory');
     const simulation = inventory === undefined ? undefined : await startSimulation(inventory, values.vaults as string);
     const config = await loadConfigFile(values.config, simulation?.tags).catch(async (err: unknown) => {
         await simulation?.close();
         throw err;
     });
-    if (values['state-table'] !== undefined && values.state === undefined)
-        throw new UsageError('--state-table needs --state');
-    const store =
-        values.state === undefined
-            ? undefined
-            : tableStateStoreAt(
-                  tableLocationOf(values.state, values['state-table'] ?? DEFAULT_STATE_TABLE),
-                  () => new DefaultAzureCredential(),
-              );
     const out = values.decisions === undefined ? io.stdout : await openOutput(values.decisions);
     // Without --quarantine the rejected items stay where they are, in the input files: each `rejected` line names
     // its file and line. With it, they are also copied whole into <dir>/quarantine.jsonl.

@@ -3,10 +3,8 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { HttpRequest, InvocationContext } from '@azure/functions';
-import { DefaultAzureCredential } from '@azure/identity';
 import { MemoryStateStore } from '../adapters/memoryStateStore';
 import type { OutboxDirectory } from '../adapters/outboxDirectory';
-import { DEFAULT_STATE_TABLE, tableLocationOf, tableStateStoreAt } from '../adapters/tableStateStore';
 import { createResponder, type Responder } from '../app/createPipeline';
 import { handleAuditBatch } from '../app/handlers/handleAuditBatch';
 import { handleIncidentLink } from '../app/handlers/handleIncidentLink';
@@ -14,7 +12,7 @@ import { replay } from '../app/replay';
 import type { QuarantineSink } from '../core/ports';
 import type { StateStore } from '../core/state/store';
 import { type Simulation, startSimulation } from '../simulation/simulation';
-import { type CliIo, loadConfigFile, readJsonFile, parseCommandArgs, UsageError } from './common';
+import { type CliIo, loadConfigFile, parseCommandArgs, readJsonFile, tableStateOption, UsageError } from './common';
 import { ackLinkOf, DEFAULT_SIGNING_KEY, errorsOnly, localAlerting } from './localAlerting';
 
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
@@ -106,8 +104,7 @@ export async function runServe(args: readonly string[], io: CliIo, hooks: ServeH
     const port = intOption(values.port, 'port', 7071, 0, 65535);
     const tickSeconds = intOption(values['tick-seconds'], 'tick-seconds', 30, 1, 3600);
     const host = values.host ?? '127.0.0.1';
-    if (values['state-table'] !== undefined && values.state === undefined)
-        throw new UsageError('--state-table needs --state');
+    const store: StateStore = tableStateOption(values.state, values['state-table']) ?? new MemoryStateStore();
     const inventory = values.vaults === undefined ? undefined : await readJsonFile(values.vaults, 'vault inventory');
     const simulation: Simulation | undefined =
         inventory === undefined ? undefined : await startSimulation(inventory, values.vaults as string);
@@ -115,13 +112,6 @@ export async function runServe(args: readonly string[], io: CliIo, hooks: ServeH
     let timer: NodeJS.Timeout | undefined;
     try {
         const config = await loadConfigFile(values.config, simulation?.tags);
-        const store: StateStore =
-            values.state === undefined
-                ? new MemoryStateStore()
-                : tableStateStoreAt(
-                      tableLocationOf(values.state, values['state-table'] ?? DEFAULT_STATE_TABLE),
-                      () => new DefaultAzureCredential(),
-                  );
         await new Promise<void>((resolve, reject) => {
             server.once('error', (err) => reject(new UsageError(`cannot listen on ${host}:${port}: ${err.message}`)));
             server.listen(port, host, () => resolve());

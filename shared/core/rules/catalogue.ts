@@ -17,19 +17,7 @@ export function ruleCatalogue(): string {
             `| [\`${r.meta.id}\`](#${r.meta.id}) | ${r.meta.title} | ${r.meta.severity} | ${r.meta.mitre.join(', ')} |`,
         );
     for (const r of rules) {
-        const m = r.meta;
-        out.push(
-            '',
-            `## ${m.id}`,
-            '',
-            `**${m.title}** — severity ${m.severity}; ${r.kind === 'stateful' ? 'stateful' : 'stateless'}; MITRE ATT&CK ${m.mitre.join(', ')}.`,
-            '',
-            m.description,
-            '',
-        );
-        out.push('Known false positives:', '', ...m.falsePositives.map((f) => `- ${f}`), '');
-        out.push('Runbook:', '', ...m.runbook.map((s, i) => `${i + 1}. ${s}`), '');
-        out.push('References:', '', ...m.references.map((x) => `- <${x}>`));
+        out.push(...entry(r.meta, r.kind === 'stateful' ? 'stateful' : 'stateless', r.meta.mitre.join(', ')));
     }
     out.push(...postureSection());
     return `${out.join('\n')}\n`;
@@ -49,18 +37,31 @@ function postureSection(): string[] {
     ];
     for (const m of timerChecks) out.push(`| [\`${m.id}\`](#${m.id}) | ${m.title} | ${m.severity} | ${mitre(m)} |`);
     for (const m of timerChecks) {
-        out.push(
-            '',
-            `## ${m.id}`,
-            '',
-            `**${m.title}** — severity ${m.severity}; timer check (daily); MITRE ATT&CK ${mitre(m)}.`,
-            '',
-            m.description,
-            '',
-        );
-        out.push('Known false positives:', '', ...m.falsePositives.map((f) => `- ${f}`), '');
-        out.push('Runbook:', '', ...m.runbook.map((s, i) => `${i + 1}. ${s}`), '');
-        out.push('References:', '', ...m.references.map((x) => `- <${x}>`));
+        out.push(...entry(m, 'timer check (daily)', mitre(m)));
     }
     return out;
+}
+
+/** One rule's section: title line, description, false positives, runbook, references. */
+function entry(m: RuleMeta, kind: string, mitre: string): string[] {
+    return [
+        '',
+        `## ${m.id}`,
+        '',
+        `**${m.title}** — severity ${m.severity}; ${kind}; MITRE ATT&CK ${mitre}.`,
+        '',
+        m.description,
+        '',
+        'Known false positives:',
+        '',
+        ...m.falsePositives.map((f) => `- ${f}`),
+        '',
+        'Runbook:',
+        '',
+        ...m.runbook.map((s, i) => `${i + 1}. ${s}`),
+        '',
+        'References:',
+        '',
+        ...m.references.map((x) => `- <${x}>`),
+    ];
 }
