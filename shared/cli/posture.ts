@@ -12,6 +12,7 @@ import type { Vault } from '../simulation/armSimulator';
 import { type KeySeed, keysClientOptionsFor, startKeyVaultKeysFake } from '../simulation/keyVaultKeysFake';
 import { startSimulation } from '../simulation/simulation';
 import { type CliIo, loadConfigFile, parseCommandArgs, readJsonFile, UsageError } from './common';
+import { vaultUrlOf as defaultVaultUrl } from '../app/cmk';
 
 const DATE_TIME = 'expected epoch seconds or an ISO date-time such as 2030-01-01T00:00:00Z';
 const epochOrIso = z.union([z.number().int().min(0, DATE_TIME), z.iso.datetime({ offset: true, error: DATE_TIME })], {
@@ -148,7 +149,7 @@ function fixedToken(token: string): TokenCredential {
 }
 
 function vaultUrlOf(v: Vault): string {
-    return (v.properties.vaultUri ?? `https://${v.name}.vault.azure.net`).replace(/\/+$/, '');
+    return (v.properties.vaultUri ?? defaultVaultUrl(v.name)).replace(/\/+$/, '');
 }
 
 export interface PostureRun {

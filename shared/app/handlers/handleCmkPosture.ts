@@ -12,6 +12,7 @@ import { ConfigError, ensureError } from '../../core/errors';
 import type { VaultRef } from '../../core/events/types';
 import type { DecisionSink, VaultAdmin } from '../../core/ports';
 import { vaultRefOf } from '../alerting';
+import { vaultUrlOf } from '../cmk';
 
 /** One entry of `cmk.posture.vaults`: a vault URL, or an ARM resource id (then the vault is read from ARM too). */
 export interface PostureTarget {
@@ -29,7 +30,7 @@ export interface PostureTarget {
 export function postureTargetOf(entry: string): PostureTarget {
     if (entry.startsWith('/')) {
         const ref = vaultRefOf(entry);
-        return { vaultUrl: `https://${ref.name}.vault.azure.net`, vaultName: ref.name, ref };
+        return { vaultUrl: vaultUrlOf(ref.name), vaultName: ref.name, ref };
     }
     let u: URL;
     try {
