@@ -49,7 +49,7 @@ import type { VaultRef } from '../core/events/types';
 import type { Clock, DecisionSink, KeyStateReader, Logger } from '../core/ports';
 import { type StateKey, type StateStore, stateKey } from '../core/state/store';
 import type { LinkSigner } from '../adapters/linkSigner';
-import type { Remediator } from './remediator';
+import type { Undoer } from './undoer';
 
 const INCIDENTS = '~incidents';
 const DUE_KEY = stateKey('~alerting', 'due');
@@ -125,8 +125,8 @@ export interface AlertingOptions {
     readonly links: LinkTokens;
     readonly clock: Clock;
     readonly log: Logger;
-    /** Undo needs the remediator (ARM access, the vault lease). */
-    readonly remediator?: Remediator;
+    /** Undo needs ARM access and the vault lease. */
+    readonly undoer?: Undoer;
     /** Vault tags for tag-matched routes, when known. */
     readonly tagsOf?: (vault: VaultRef) => Promise<Readonly<Record<string, string>> | undefined>;
     /** The Key Vault keys data plane, for "Re-enable key version" (only offered when `allowReenable`). */
@@ -619,13 +619,13 @@ export class Alerting implements DecisionSink {
         const blocked = blockedReason(inc, 'undo');
         if (blocked !== undefined) return { kind: 'already', incident: inc, message: blocked };
         const action = undoableAction(inc);
-        const remediator = this.o.remediator;
-        if (action?.undoId === undefined || remediator === undefined)
+        const undoer = this.o.undoer;
+        if (action?.undoId === undefined || undoer === undefined)
             return { kind: 'refused', status: 409, incident: inc, message: 'this incident has no remediation to undo' };
         const undoId = action.undoId;
         let restored: readonly string[];
         try {
-            ({ restored } = await remediator.undo(vaultRefOf(inc.vaultId), undoId));
+            ({ restored } = await undoer.undo(vaultRefOf(inc.vaultId), undoId));
         } catch (err) {
             if (err instanceof ResponderError && err.code === 'UNDO.ALREADY_DONE') {
                 // One remediation can answer several incidents (rules): it was undone through another one.

@@ -12,6 +12,8 @@ import { CmkEnricher } from './cmk';
 import { DetectionEngine } from './detectionEngine';
 import { AuditPipeline } from './pipeline';
 import { Remediator } from './remediator';
+import { Undoer } from './undoer';
+import { VaultLeases } from './vaultLease';
 
 export interface PipelineSinks {
     readonly decisions: DecisionSink;
@@ -33,13 +35,14 @@ export interface PipelineOptions {
     /** Logs what enrichment could not do (the alerting log when alerting is on). */
     readonly log?: Logger;
     /** Incidents and notifications; without it decisions only reach `sinks.decisions`. */
-    readonly alerting?: Omit<AlertingOptions, 'store' | 'settings' | 'remediator' | 'clock'>;
+    readonly alerting?: Omit<AlertingOptions, 'store' | 'settings' | 'undoer' | 'clock'>;
 }
 
 /** The parts of one responder that share state: the pipeline, its remediator and its alerting. */
 export interface Responder {
     readonly pipeline: AuditPipeline;
     readonly remediator: Remediator;
+    readonly undoer: Undoer;
     readonly store: StateStore;
     readonly alerting: Alerting | undefined;
 }
@@ -64,6 +67,15 @@ export function createResponder(config: ResponderConfig, sinks: PipelineSinks, o
         settings: config.detection,
         store,
     });
+    const owner = options.owner ?? `p${process.pid}`;
+    const leases = new VaultLeases(store, clock, owner);
+    const undoer = new Undoer({
+        admin: options.admin,
+        store,
+        clock,
+        leases,
+        retryBudgetMs: config.remediation.retryBudgetMs,
+    });
     const remediator = new Remediator({
         admin: options.admin,
         settings: config.detection,
@@ -73,12 +85,13 @@ export function createResponder(config: ResponderConfig, sinks: PipelineSinks, o
         },
         store,
         clock,
-        owner: options.owner ?? `p${process.pid}`,
+        owner,
+        leases,
     });
     const alerting =
         options.alerting === undefined
             ? undefined
-            : new Alerting({ ...options.alerting, store, settings: config.alerting, remediator, clock });
+            : new Alerting({ ...options.alerting, store, settings: config.alerting, undoer, clock });
     const enricher =
         options.keys === undefined
             ? undefined
@@ -92,7 +105,7 @@ export function createResponder(config: ResponderConfig, sinks: PipelineSinks, o
         quarantine: sinks.quarantine,
         acceptBareRecords: options.acceptBareRecords,
     });
-    return { pipeline, remediator, store, alerting };
+    return { pipeline, remediator, undoer, store, alerting };
 }
 
 /** The pipeline alone (tests and the benchmark). */

@@ -6,15 +6,12 @@ import { type Guard, planRemediation, verifyRemediation } from '../core/remediat
 import { ACTIONS_BY_RULE, type RemediationPlan, type VaultSnapshot } from '../core/remediation/types';
 import { type DetectionSettings, modeFor } from '../core/rules/settings';
 import { type StateStore, stateKey } from '../core/state/store';
-import {
-    mergeApprovals,
-    planRestore,
-    type UndoRecord,
-    type VaultApprovals,
-    withApprovals,
-} from '../core/remediation/undo';
+import { type UndoRecord, type VaultApprovals, withApprovals } from '../core/remediation/undo';
 import type { RemediationSettings } from '../config/responderConfig';
+import { describeError, statusOfErrorOrCause, withRetry } from './armCalls';
 import type { Trigger } from './detectionEngine';
+import { readApprovals, UNDO_TTL_MS } from './undoer';
+import { VaultLeases } from './vaultLease';
 
 export interface RemediatorOptions {
     /** ARM access; undefined when nothing may be read or changed (replay without a simulation). */
@@ -26,6 +23,8 @@ export interface RemediatorOptions {
     readonly clock: Clock;
     /** Identifies this processor in leases. */
     readonly owner: string;
+    /** Shared with undo, so both take the same per-vault lease. */
+    readonly leases?: VaultLeases;
 }
 
 interface VaultWork {
@@ -34,77 +33,11 @@ interface VaultWork {
     readonly events: AuditEvent[];
 }
 
-interface Lease {
-    readonly owner: string;
-    readonly until: number;
-}
-
 interface Counter {
     readonly times: readonly number[];
 }
 
 const HOUR_MS = 3_600_000;
-const LEASE_MS = 120_000;
-const UNDO_TTL_MS = 30 * 24 * HOUR_MS;
-
-function statusOf(err: unknown): number | undefined {
-    const s = (err as { statusCode?: unknown }).statusCode;
-    return typeof s === 'number' ? s : undefined;
-}
-
-function retryAfterMs(err: unknown): number | undefined {
-    const headers = (err as { response?: { headers?: { get?: (name: string) => string | undefined } } }).response
-        ?.headers;
-    const value = headers?.get?.('retry-after');
-    if (value === undefined) return undefined;
-    const seconds = Number(value);
-    if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
-    const date = Date.parse(value);
-    return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
-}
-
-function isTransient(err: unknown): boolean {
-    const status = statusOf(err);
-    if (status !== undefined) return status === 429 || status === 408 || status >= 500;
-    const { code, name } = err as { code?: unknown; name?: unknown };
-    if (name === 'AbortError' || name === 'TimeoutError') return true; // our per-call time limit
-    return ['ETIMEDOUT', 'ECONNRESET', 'ECONNREFUSED', 'ESOCKETTIMEDOUT', 'REQUEST_SEND_ERROR', 'ABORT_ERR'].includes(
-        String(code),
-    );
-}
-
-/** What a restore should have put back but the vault does not show. */
-function verifyRestore(after: VaultSnapshot, restore: ReturnType<typeof planRestore>): string[] {
-    const problems: string[] = [];
-    const acl = after.properties.networkAcls;
-    const wanted = restore.patch?.networkAcls;
-    if (wanted !== undefined) {
-        if (wanted.defaultAction !== undefined && acl?.defaultAction !== wanted.defaultAction)
-            problems.push(`default action is ${acl?.defaultAction ?? 'unset'}`);
-        const have = new Set((acl?.ipRules ?? []).map((r) => r.value));
-        for (const r of wanted.ipRules ?? []) if (!have.has(r.value)) problems.push(`IP rule ${r.value} missing`);
-    }
-    const pna = restore.patch?.publicNetworkAccess;
-    if (pna !== undefined && (after.properties.publicNetworkAccess ?? '').toLowerCase() !== pna.toLowerCase())
-        problems.push(`publicNetworkAccess is ${after.properties.publicNetworkAccess ?? 'unset'}`);
-    for (const e of restore.accessPolicyAdds) {
-        const entry = (after.properties.accessPolicies ?? []).find(
-            (p) => p.objectId.toLowerCase() === e.objectId.toLowerCase(),
-        );
-        if (entry === undefined) problems.push(`access policy of ${e.objectId} missing`);
-    }
-    return problems;
-}
-
-function describeError(err: unknown): string {
-    const status = statusOf(err);
-    const code = (err as { code?: unknown }).code;
-    const message = err instanceof Error ? err.message : String(err);
-    return `${status === undefined ? '' : `HTTP ${status} `}${typeof code === 'string' ? `${code}: ` : ''}${message}`.slice(
-        0,
-        500,
-    );
-}
 
 /**
  * Reconciles vaults to their guardrail policy after rule hits: reads the vault from ARM, plans the smallest change,
@@ -113,7 +46,11 @@ function describeError(err: unknown): string {
  * every change, and loud failures (a failed or unverified change is a critical finding).
  */
 export class Remediator {
-    constructor(private readonly o: RemediatorOptions) {}
+    private readonly leases: VaultLeases;
+
+    constructor(private readonly o: RemediatorOptions) {
+        this.leases = o.leases ?? new VaultLeases(o.store, o.clock, o.owner);
+    }
 
     async reconcile(triggers: readonly Trigger[]): Promise<Decision[]> {
         const work = new Map<string, VaultWork>();
@@ -184,26 +121,8 @@ export class Remediator {
         };
     }
 
-    /** Runs an ARM call, retrying 429 (honouring Retry-After) and transient failures with backoff, within the budget. */
-    private async withRetry<T>(what: string, fn: () => Promise<T>): Promise<T> {
-        const deadline = this.o.clock.now() + this.o.remediation.retryBudgetMs;
-        for (let attempt = 0; ; attempt++) {
-            try {
-                return await fn();
-            } catch (err) {
-                if (!isTransient(err)) throw err;
-                const wait = retryAfterMs(err) ?? Math.min(10_000, 250 * 2 ** attempt);
-                if (this.o.clock.now() + wait > deadline) {
-                    throw new ResponderError(
-                        'ARM.UNAVAILABLE',
-                        `${what}: gave up retrying after ${attempt + 1} attempt(s): ${describeError(err)}`,
-                        true,
-                        { cause: err },
-                    );
-                }
-                await this.o.clock.sleep(wait);
-            }
-        }
+    private withRetry<T>(what: string, fn: () => Promise<T>): Promise<T> {
+        return withRetry(this.o.clock, this.o.remediation.retryBudgetMs, what, fn);
     }
 
     private async reconcileVault(w: VaultWork, budget: number): Promise<{ applied: number; decisions: Decision[] }> {
@@ -277,7 +196,7 @@ export class Remediator {
             return { applied: 0, decisions };
         }
 
-        const lease = await this.acquireLease(w.vault);
+        const lease = await this.leases.acquire(w.vault);
         if (!lease) {
             for (const a of plan.actions)
                 decisions.push(
@@ -369,7 +288,7 @@ export class Remediator {
                 decisions: [...decisions, ...this.failed(w, enforceRules, 'verify', err, plan).decisions],
             };
         } finally {
-            await this.releaseLease(w.vault);
+            await this.leases.release(w.vault);
         }
     }
 
@@ -381,7 +300,7 @@ export class Remediator {
         plan?: RemediationPlan,
     ): { applied: number; decisions: Decision[] } {
         const error = describeError(err);
-        const forbidden = statusOf(err) === 403 || statusOf((err as { cause?: unknown }).cause) === 403;
+        const forbidden = statusOfErrorOrCause(err) === 403;
         const decisions: Decision[] = [];
         const seen = new Set<string>();
         for (const rule of rules) {
@@ -423,29 +342,6 @@ export class Remediator {
         throw new ResponderError('STATE.CONFLICT', `could not count a remediation of ${vault.name}`, true);
     }
 
-    private async acquireLease(vault: VaultRef): Promise<boolean> {
-        const key = stateKey(vault.name, 'remediation|lease');
-        const [s] = await this.o.store.getMany([key]);
-        const now = this.o.clock.now();
-        const current = s?.value as Lease | null | undefined;
-        if (current !== undefined && current !== null && current.owner !== this.o.owner && current.until > now)
-            return false;
-        const r = await this.o.store.put(
-            key,
-            { owner: this.o.owner, until: now + LEASE_MS } satisfies Lease,
-            s?.etag,
-            now + LEASE_MS,
-        );
-        return r.ok;
-    }
-
-    private async releaseLease(vault: VaultRef): Promise<void> {
-        const key = stateKey(vault.name, 'remediation|lease');
-        const [s] = await this.o.store.getMany([key]);
-        if ((s?.value as Lease | null | undefined)?.owner !== this.o.owner) return;
-        await this.o.store.put(key, null, s?.etag, this.o.clock.now());
-    }
-
     /** Saves the vault's prior state before a change, for undo from the alert; returns the undo id. */
     private async saveUndo(w: VaultWork, before: VaultSnapshot, plan: RemediationPlan): Promise<string> {
         const now = this.o.clock.now();
@@ -472,70 +368,7 @@ export class Remediator {
         return undoId;
     }
 
-    /** What people approved through undo on this vault (merged into its configured policy). */
-    private async approvals(vault: VaultRef): Promise<VaultApprovals | undefined> {
-        const [s] = await this.o.store.getMany([stateKey(vault.name, 'approvals')]);
-        return (s?.value ?? undefined) as VaultApprovals | undefined;
-    }
-
-    /**
-     * Undoes one remediation: under the vault's lease, restores what it removed (relative to the vault as it is now),
-     * reads back, records the restored state as approved for the vault so that it is not reverted again, and marks
-     * the snapshot used. Throws a ResponderError when it cannot (unknown or used snapshot, busy vault, ARM failure).
-     */
-    async undo(vault: VaultRef, undoId: string): Promise<{ restored: readonly string[] }> {
-        const admin = this.o.admin;
-        if (admin === undefined)
-            throw new ResponderError('ARM.UNAVAILABLE', 'not connected to Azure Resource Manager: cannot undo');
-        const key = stateKey(vault.name, `undo|${undoId}`);
-        const [saved] = await this.o.store.getMany([key]);
-        const record = saved?.value as UndoRecord | undefined;
-        if (saved === undefined || record === undefined || record === null)
-            throw new ResponderError('INPUT.UNREADABLE', `no saved state ${undoId} for ${vault.name} (expired?)`);
-        if (record.undoneAt !== undefined) throw new ResponderError('UNDO.ALREADY_DONE', record.undoneAt);
-        if (!(await this.acquireLease(vault)))
-            throw new ResponderError('STATE.CONFLICT', `${vault.name} is being remediated right now: try again`, true);
-        try {
-            const current = await this.withRetry(`reading ${vault.name}`, () => admin.get(vault));
-            const restore = planRestore(record, current);
-            const patch = restore.patch;
-            if (patch !== undefined) await this.withRetry(`restoring ${vault.name}`, () => admin.patch(vault, patch));
-            for (const entry of restore.accessPolicyAdds)
-                await this.withRetry(`restoring the access policy of ${entry.objectId}`, () =>
-                    admin.addAccessPolicy(vault, entry),
-                );
-            const after = await this.withRetry(`reading back ${vault.name}`, () => admin.get(vault));
-            const missing = verifyRestore(after, restore);
-            if (missing.length > 0)
-                throw new ResponderError(
-                    'ARM.UNAVAILABLE',
-                    `undo of ${vault.name} did not take: ${missing.join('; ')}`,
-                );
-            // Approve only what was restored (still under the lease): a failed undo must not approve anything.
-            await this.approve(vault, restore.approvals);
-            const now = this.o.clock.now();
-            const done = await this.o.store.put(
-                key,
-                { ...record, undoneAt: new Date(now).toISOString() } satisfies UndoRecord,
-                saved.etag,
-                now + UNDO_TTL_MS,
-            );
-            if (!done.ok) throw new ResponderError('STATE.CONFLICT', `remediation ${undoId} was undone concurrently`);
-            return { restored: restore.restored };
-        } finally {
-            await this.releaseLease(vault);
-        }
-    }
-
-    private async approve(vault: VaultRef, add: VaultApprovals): Promise<void> {
-        const key = stateKey(vault.name, 'approvals');
-        for (let attempt = 0; attempt < 8; attempt++) {
-            const [s] = await this.o.store.getMany([key]);
-            const merged = mergeApprovals((s?.value ?? undefined) as VaultApprovals | undefined, add);
-            // Approvals do not expire with event time: far future.
-            const r = await this.o.store.put(key, merged, s?.etag, Number.MAX_SAFE_INTEGER);
-            if (r.ok) return;
-        }
-        throw new ResponderError('STATE.CONFLICT', `could not record the approvals of ${vault.name}`, true);
+    private approvals(vault: VaultRef): Promise<VaultApprovals | undefined> {
+        return readApprovals(this.o.store, vault);
     }
 }
