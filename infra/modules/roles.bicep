@@ -19,6 +19,9 @@ var builtInRoles = {
     storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
     // Key Vault Crypto User: sign/verify acknowledgement links with the `ack-signing` key.
     keyVaultCryptoUser: '12338af0-0e69-4776-bea7-57ae8d297424'
+    // Key Vault Secrets User: read the one secret `teams-webhook` that the Key Vault reference of
+    // KVR_TEAMS_WEBHOOK_URL points at (scoped to that secret).
+    keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
     // Key Vault Reader: key metadata and public material of the protected vaults (CMK state, expiry and posture);
     // no secret values, no private key operations.
     keyVaultReader: '21090545-7ca7-4776-b22c-e363652d74d2'
