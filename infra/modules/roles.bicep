@@ -41,4 +41,13 @@ var remediationActions = [
     'Microsoft.KeyVault/vaults/read'
     'Microsoft.KeyVault/vaults/write'
     'Microsoft.KeyVault/vaults/accessPolicies/write'
+    // The firewall actions PATCH `networkAcls` complete, so they send the vault's virtual network rules back as read.
+    // Securing a resource to a subnet needs this action on the subnet (learn.microsoft.com/azure/virtual-network/
+    // virtual-network-service-endpoints-overview, "Provisioning"), and ARM checks such linked scopes on the request
+    // body, changed or not: a PATCH that re-sends unchanged subnet references is refused with LinkedAuthorizationFailed
+    // without it (seen for App Service access restrictions, Azure/azure-cli#14857). Without this action, remediation
+    // of any vault that has a VNet rule would fail. It adds no reach the role lacks: it only lets the identity link the
+    // resources it may already write (vaults) to subnets, and vaults/write alone can open a firewall completely.
+    // Subnets outside the assignable scope need the same action granted where they live (infra/README.md).
+    'Microsoft.Network/virtualNetworks/subnets/joinViaServiceEndpoint/action'
 ]
