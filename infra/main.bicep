@@ -5,11 +5,13 @@
 // subscription-scope deployment. For a management group as protected scope, see modules/remediationRoleMg.bicep.
 //
 // Steps that cannot be templated (see infra/README.md):
-// - Email alerts: grant the identity the Microsoft Graph application permission Mail.Send (admin consent), and limit
-//   it to the alert mailbox with Exchange Online RBAC for Applications (New-ManagementScope +
-//   New-ManagementRoleAssignment -Role "Application Mail.Send"), not with tenant-wide Mail.Send.
+// - Email alerts: assign the identity's service principal the Exchange Online RBAC for Applications role
+//   "Application Mail.Send" scoped to the alert mailbox (New-ManagementScope + New-ManagementRoleAssignment), and
+//   remove any Entra ID consent of Graph Mail.Send: the two grants add up, so a tenant-wide consent would let the app
+//   send as any mailbox (learn.microsoft.com/exchange/permissions-exo/application-rbac).
 // - Teams alerts: create the Teams Workflows webhook ("When a Teams webhook request is received") in the Teams
-//   client and store its URL outside this template.
+//   client and pass its URL as the secure parameter teamsWebhookUrl (it is stored in the responder's vault).
+// - Built-in authentication of the incident links: an Entra ID app registration (authClientId).
 
 targetScope = 'subscription'
 

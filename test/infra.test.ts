@@ -538,6 +538,32 @@ describe('App Service Authentication and network', () => {
     });
 });
 
+describe('main.parameters.json (azd)', () => {
+    const file = JSON.parse(readFileSync(join(INFRA, 'main.parameters.json'), 'utf8')) as {
+        parameters: Record<string, { value: unknown }>;
+    };
+    const main = byRel('infra/main.bicep').code;
+
+    it('maps only parameters main.bicep declares', () => {
+        const declared = [...main.matchAll(/^\s*param\s+(\w+)\b/gm)].map((m) => m[1]);
+        expect(Object.keys(file.parameters).filter((p) => !declared.includes(p))).toEqual([]);
+    });
+
+    it('maps optional environment values only onto parameters whose default is empty (an unset variable is empty)', () => {
+        for (const [name, { value }] of Object.entries(file.parameters)) {
+            if (name === 'environmentName' || name === 'location') continue;
+            expect({ name, value }).toEqual({ name, value: expect.stringMatching(/^\$\{[A-Z_]+\}$/) });
+            expect({
+                name,
+                decl: new RegExp(`^\\s*param\\s+${name}\\s+string\\s*=\\s*''\\s*$`, 'm').test(main),
+            }).toEqual({
+                name,
+                decl: true,
+            });
+        }
+    });
+});
+
 describe('azure.yaml', () => {
     const yaml = readFileSync(join(ROOT, 'azure.yaml'), 'utf8').replace(/#.*$/gm, '');
     /** The indented lines under a top-level key. */
