@@ -19,7 +19,10 @@ export const BICEP_VERSION = '0.49.2';
 const PACKAGE = 'Azure.Bicep.CommandLine.linux-x64';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const TOOLS = join(ROOT, '.tools', 'bicep');
+// KVR_BICEP_TOOLS_DIR moves the folder (the tests use it to show what happens without dotnet).
+const TOOLS = process.env.KVR_BICEP_TOOLS_DIR
+    ? resolve(process.env.KVR_BICEP_TOOLS_DIR)
+    : join(ROOT, '.tools', 'bicep');
 const PACKAGES = join(TOOLS, 'packages');
 
 /** Where the binary sits once restored (NuGet lower-cases the package folder). */

@@ -3,7 +3,7 @@
 // `bicep lint` checks every .bicep file with the committed bicepconfig.json; any diagnostic, warning or error, fails.
 // Where `dotnet` is absent the compiler cannot be restored: the tests are skipped, loudly, naming the missing tool.
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 
@@ -137,6 +137,26 @@ if (NO_DOTNET) {
         });
     });
 }
+
+describe('scripts/bicep.mjs without dotnet', () => {
+    it('exits 3 with a message naming the missing tool, so the compiler tests skip loudly', () => {
+        const dir = mkdtempSync(join(tmpdir(), 'kvr-nodotnet-'));
+        try {
+            // A PATH that holds node and nothing else, and an empty tools folder: nothing to find, nothing to restore with.
+            symlinkSync(process.execPath, join(dir, 'node'));
+            const r = spawnSync(join(dir, 'node'), [join(ROOT, 'scripts', 'bicep.mjs')], {
+                cwd: ROOT,
+                encoding: 'utf8',
+                env: { PATH: dir, KVR_BICEP_TOOLS_DIR: join(dir, 'tools') },
+            });
+            expect(r.status).toBe(3);
+            expect(r.stdout).toBe('');
+            expect(r.stderr).toMatch(/dotnet not found: install the \.NET SDK/);
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
+    });
+});
 
 describeCompiler('Bicep compiler: restore', () => {
     it('restores the pinned compiler into .tools/bicep and runs it', () => {
