@@ -98,6 +98,7 @@ interface ArmResource {
     readonly apiVersion: string;
     readonly name?: string;
     readonly condition?: unknown;
+    readonly identity?: unknown;
     readonly properties?: Record<string, unknown>;
 }
 interface ArmTemplate {
@@ -331,6 +332,32 @@ describeCompiler('compiled templates', () => {
             "[variables('diagnosticSettingName')]",
         );
         expect(main.variables?.diagnosticSettingName).toBe('kv-responder');
+    });
+
+    it('grants the app identity read on the Teams secret its Key Vault reference names, under the same condition', () => {
+        const template = moduleTemplate(main, 'keyVault');
+        const kv = allResources(template) as (ArmResource & { scope?: string })[];
+        const secret = kv.find((r) => r.type === 'Microsoft.KeyVault/vaults/secrets');
+        const grants = kv.filter(
+            (r) => r.type === 'Microsoft.Authorization/roleAssignments' && String(r.scope).includes('vaults/secrets'),
+        );
+        expect(secret?.condition).toBe("[not(empty(parameters('teamsWebhookUrl')))]");
+        expect(grants).toHaveLength(1);
+        const grant = grants[0];
+        expect(grant?.condition).toBe(secret?.condition);
+        expect(grant?.scope).toBe(
+            "[resourceId('Microsoft.KeyVault/vaults/secrets', parameters('name'), 'teams-webhook')]",
+        );
+        expect(grant?.properties?.principalId).toBe("[parameters('principalId')]");
+        expect(grant?.properties?.roleDefinitionId).toBe(
+            "[subscriptionResourceId('Microsoft.Authorization/roleDefinitions', variables('builtInRoles').keyVaultSecretsUser)]",
+        );
+        // Key Vault Secrets User (learn.microsoft.com/azure/role-based-access-control/built-in-roles).
+        expect((template.variables?.builtInRoles as Record<string, string>).keyVaultSecretsUser).toBe(
+            '4633458b-17de-408a-b874-0445c86b69e6',
+        );
+        const site = allResources(main).find((r) => r.type === 'Microsoft.Web/sites');
+        expect(site?.properties?.keyVaultReferenceIdentity).toBe("[parameters('identityId')]");
     });
 
     it('names each custom remediation role after its assignable scope (role names are unique per tenant)', () => {
