@@ -5,11 +5,13 @@
 // subscription-scope deployment. For a management group as protected scope, see modules/remediationRoleMg.bicep.
 //
 // Steps that cannot be templated (see infra/README.md):
-// - Email alerts: grant the identity the Microsoft Graph application permission Mail.Send (admin consent), and limit
-//   it to the alert mailbox with Exchange Online RBAC for Applications (New-ManagementScope +
-//   New-ManagementRoleAssignment -Role "Application Mail.Send"), not with tenant-wide Mail.Send.
+// - Email alerts: assign the identity's service principal the Exchange Online RBAC for Applications role
+//   "Application Mail.Send" scoped to the alert mailbox (New-ManagementScope + New-ManagementRoleAssignment), and
+//   remove any Entra ID consent of Graph Mail.Send: the two grants add up, so a tenant-wide consent would let the app
+//   send as any mailbox (learn.microsoft.com/exchange/permissions-exo/application-rbac).
 // - Teams alerts: create the Teams Workflows webhook ("When a Teams webhook request is received") in the Teams
-//   client and store its URL outside this template.
+//   client and pass its URL as the secure parameter teamsWebhookUrl (it is stored in the responder's vault).
+// - Built-in authentication of the incident links: an Entra ID app registration (authClientId).
 
 targetScope = 'subscription'
 
@@ -49,11 +51,18 @@ param responderConfigJson string = '{}'
 @description('Base URL of acknowledge/undo links (empty: the app default host name).')
 param publicUrl string = ''
 
-@description('Teams Workflows webhook as a Key Vault reference, @Microsoft.KeyVault(SecretUri=https://<vault>.vault.azure.net/secrets/<name>); the app identity needs read access to that secret. Empty: no Teams notices.')
-param teamsWebhookSetting string = ''
+@secure()
+@description('Teams Workflows webhook URL (a credential). Stored as the secret `teams-webhook` in the responder vault; the app setting is a Key Vault reference to it and the app identity may read that one secret. Empty: no Teams notices.')
+param teamsWebhookUrl string = ''
 
 @description('Mailbox that sends alert email (Graph Mail.Send scoped to it with Exchange Online RBAC for Applications). Empty: no email.')
 param mailSender string = ''
+
+@description('Client id of an Entra ID app registration for App Service Authentication on the incident links (/api/incidents/*). Empty: off. See infra/README.md.')
+param authClientId string = ''
+
+@description('Resource id of an existing subnet, delegated to Microsoft.App/environments, for the app\'s virtual network integration. Needed to read the data plane of vaults whose firewall denies by default. Empty: none.')
+param appSubnetId string = ''
 
 var tags = { 'azd-env-name': environmentName }
 var token = toLower(uniqueString(subscription().id, environmentName, location))
@@ -61,8 +70,11 @@ var stateTableName = 'kvrstate'
 var quarantineContainerName = 'kvr-quarantine'
 var deploymentContainerName = 'app-package-${take(token, 8)}'
 var consumerGroupName = 'kv-responder'
+// One name for the diagnostic setting on every vault, whoever creates it: the policy (its `profileName`) or
+// vaultDiagnostics.bicep. Same name and shape, so they never overwrite each other (see vaultDiagnostics.bicep).
+var diagnosticSettingName = 'kv-responder'
 
-resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+resource rg 'Microsoft.Resources/resourceGroups@2025-04-01' = {
     name: 'rg-${namePrefix}-${environmentName}'
     location: location
     tags: tags
@@ -126,6 +138,7 @@ module keyVault 'modules/keyVault.bicep' = {
         name: take('kv-${namePrefix}-${token}', 24)
         signingKeyName: 'ack-signing'
         principalId: identity.outputs.principalId
+        teamsWebhookUrl: teamsWebhookUrl
         tags: tags
     }
 }
@@ -139,6 +152,7 @@ module functionApp 'modules/functionApp.bicep' = {
         planName: 'plan-${namePrefix}-${token}'
         identityId: identity.outputs.id
         identityClientId: identity.outputs.clientId
+        identityPrincipalId: identity.outputs.principalId
         storageAccountName: storage.outputs.name
         deploymentContainerUrl: storage.outputs.deploymentContainerUrl
         eventHubsNamespace: eventHubs.outputs.fullyQualifiedNamespace
@@ -151,8 +165,10 @@ module functionApp 'modules/functionApp.bicep' = {
         applicationInsightsConnectionString: monitoring.outputs.connectionString
         signingKeyId: keyVault.outputs.signingKeyId
         publicUrl: publicUrl
-        teamsWebhookSetting: teamsWebhookSetting
+        teamsWebhookSecretUri: keyVault.outputs.teamsWebhookSecretUri
         mailSender: mailSender
+        authClientId: authClientId
+        virtualNetworkSubnetId: appSubnetId
         tags: tags
     }
 }
@@ -175,6 +191,7 @@ module diagnosticsPolicy 'modules/diagnosticsPolicy.bicep' = if (!empty(policyAs
         location: location
         eventHubRuleId: eventHubs.outputs.authorizationRuleId
         eventHubLocation: location
+        profileName: diagnosticSettingName
     }
 }
 
@@ -187,6 +204,7 @@ module vaultDiagnostics 'modules/vaultDiagnostics.bicep' = [
             vaultName: last(split(vaultId, '/'))
             eventHubRuleId: eventHubs.outputs.authorizationRuleId
             eventHubName: eventHubs.outputs.eventHubName
+            settingName: diagnosticSettingName
         }
     }
 ]

@@ -11,9 +11,11 @@ import { builtInRoles, diagnosticsPolicyDefinitionId } from 'roles.bicep'
 param location string
 param eventHubRuleId string
 param eventHubLocation string
+@description('Name of the diagnostic setting the policy deploys; the same name as vaultDiagnostics.bicep uses.')
+param profileName string
 param assignmentName string = 'kvr-kv-diagnostics-to-eh'
 
-resource assignment 'Microsoft.Authorization/policyAssignments@2024-04-01' = {
+resource assignment 'Microsoft.Authorization/policyAssignments@2025-03-01' = {
     name: assignmentName
     location: location
     identity: { type: 'SystemAssigned' }
@@ -21,7 +23,7 @@ resource assignment 'Microsoft.Authorization/policyAssignments@2024-04-01' = {
         displayName: 'kv-responder: stream Key Vault audit logs to Event Hubs'
         policyDefinitionId: diagnosticsPolicyDefinitionId
         parameters: {
-            profileName: { value: 'kv-responder' }
+            profileName: { value: profileName }
             eventHubRuleId: { value: eventHubRuleId }
             eventHubLocation: { value: eventHubLocation }
             metricsEnabled: { value: 'False' }

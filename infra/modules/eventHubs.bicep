@@ -20,7 +20,7 @@ param consumerGroupName string
 param receiverPrincipalId string
 param tags object = {}
 
-resource namespace 'Microsoft.EventHub/namespaces@2024-01-01' = {
+resource namespace 'Microsoft.EventHub/namespaces@2026-01-01' = {
     name: namespaceName
     location: location
     tags: tags
@@ -32,7 +32,7 @@ resource namespace 'Microsoft.EventHub/namespaces@2024-01-01' = {
     }
 }
 
-resource hub 'Microsoft.EventHub/namespaces/eventhubs@2024-01-01' = {
+resource hub 'Microsoft.EventHub/namespaces/eventhubs@2026-01-01' = {
     parent: namespace
     name: eventHubName
     properties: {
@@ -41,12 +41,12 @@ resource hub 'Microsoft.EventHub/namespaces/eventhubs@2024-01-01' = {
     }
 }
 
-resource consumerGroup 'Microsoft.EventHub/namespaces/eventhubs/consumergroups@2024-01-01' = {
+resource consumerGroup 'Microsoft.EventHub/namespaces/eventhubs/consumergroups@2026-01-01' = {
     parent: hub
     name: consumerGroupName
 }
 
-resource monitorRule 'Microsoft.EventHub/namespaces/authorizationRules@2024-01-01' = {
+resource monitorRule 'Microsoft.EventHub/namespaces/authorizationRules@2026-01-01' = {
     parent: namespace
     name: 'azure-monitor-diagnostics'
     properties: {

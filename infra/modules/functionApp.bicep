@@ -1,4 +1,4 @@
-// The Function app on Flex Consumption (Linux, Node 20), running as the user-assigned identity. Every connection is
+// The Function app on Flex Consumption (Linux, Node 22), running as the user-assigned identity. Every connection is
 // identity-based: the app settings below carry endpoints and names, never a key, SAS or connection string with a
 // secret. Setting names are those of shared/config/settingNames.ts (test/infra.test.ts keeps them in step).
 // Flex Consumption takes the runtime from functionAppConfig.runtime and rejects FUNCTIONS_WORKER_RUNTIME /
@@ -9,6 +9,8 @@ param name string
 param planName string
 param identityId string
 param identityClientId string
+@description('Principal (object) id of the same identity: the app adds it to responderIdentities (KVR_RESPONDER_PRINCIPAL_ID).')
+param identityPrincipalId string
 param storageAccountName string
 param deploymentContainerUrl string
 param eventHubsNamespace string
@@ -23,17 +25,19 @@ param applicationInsightsConnectionString string
 param signingKeyId string
 @description('Base URL of acknowledge/undo links; empty: https://<app name>.azurewebsites.net.')
 param publicUrl string = ''
-@description('App setting value for the Teams Workflows webhook: a Key Vault reference, @Microsoft.KeyVault(SecretUri=...). Empty: no Teams notices.')
-param teamsWebhookSetting string = ''
+@description('Versionless URI of the Key Vault secret holding the Teams Workflows webhook URL. Empty: no Teams notices.')
+param teamsWebhookSecretUri string = ''
 @description('Mailbox that sends alert email through Microsoft Graph. Empty: no email.')
 param mailSender string = ''
-@description('True when App Service Authentication fronts the app: links record the signed-in user.')
-param trustEasyAuth bool = false
+@description('Client id of the Entra ID app registration for App Service Authentication on the incident links. Empty: no built-in authentication (the signed link token alone authorizes).')
+param authClientId string = ''
+@description('Resource id of an existing subnet (delegated to Microsoft.App/environments) for virtual network integration. Empty: none.')
+param virtualNetworkSubnetId string = ''
 param maximumInstanceCount int = 40
 param instanceMemoryMB int = 2048
 param tags object = {}
 
-resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+resource plan 'Microsoft.Web/serverfarms@2025-03-01' = {
     name: planName
     location: location
     tags: tags
@@ -42,7 +46,7 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
     properties: { reserved: true }
 }
 
-resource app 'Microsoft.Web/sites@2024-04-01' = {
+resource app 'Microsoft.Web/sites@2025-03-01' = {
     name: name
     location: location
     // azd deploys the `kv-responder` service of azure.yaml to the app carrying this tag.
@@ -57,6 +61,13 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         httpsOnly: true
         // Key Vault references in app settings (the Teams webhook) resolve with the app's user-assigned identity.
         keyVaultReferenceIdentity: identityId
+        // Optional virtual network integration (Flex Consumption: a subnet delegated to Microsoft.App/environments,
+        // learn.microsoft.com/azure/azure-functions/flex-consumption-how-to#enable-virtual-network-integration).
+        // Functions is not a Key Vault trusted service: data-plane reads (key state, posture) of a vault whose
+        // firewall says `defaultAction: Deny` need this subnet in the vault's virtual network rules (service endpoint
+        // Microsoft.KeyVault on the subnet) or a private endpoint reachable from it; otherwise they answer 403
+        // (learn.microsoft.com/azure/key-vault/general/overview-vnet-service-endpoints, trusted services list).
+        virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
         functionAppConfig: {
             deployment: {
                 storage: {
@@ -72,7 +83,9 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
                 maximumInstanceCount: maximumInstanceCount
                 instanceMemoryMB: instanceMemoryMB
             }
-            runtime: { name: 'node', version: '20' }
+            // Node 22: Node 20 support on Functions ended 2026-04-30 (learn.microsoft.com/azure/azure-functions/
+            // supported-languages).
+            runtime: { name: 'node', version: '22' }
         }
         siteConfig: {
             minTlsVersion: '1.2'
@@ -96,9 +109,16 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
                 // Alerting: links signed in Key Vault, the webhook URL only as a Key Vault reference.
                 { name: 'KVR_PUBLIC_URL', value: empty(publicUrl) ? 'https://${name}.azurewebsites.net' : publicUrl }
                 { name: 'KVR_SIGNING_KEY_ID', value: signingKeyId }
-                { name: 'KVR_TEAMS_WEBHOOK_URL', value: teamsWebhookSetting }
+                {
+                    name: 'KVR_TEAMS_WEBHOOK_URL'
+                    value: empty(teamsWebhookSecretUri) ? '' : '@Microsoft.KeyVault(SecretUri=${teamsWebhookSecretUri})'
+                }
                 { name: 'KVR_MAIL_SENDER', value: mailSender }
-                { name: 'KVR_TRUST_EASY_AUTH', value: trustEasyAuth ? 'true' : 'false' }
+                // Links read the signed-in user from the headers App Service Authentication sets, only when it is on.
+                { name: 'KVR_TRUST_EASY_AUTH', value: empty(authClientId) ? 'false' : 'true' }
+                // The responder's own identity (object id): the app counts it among responderIdentities, so its own
+                // reads raise no new-app-access finding and its own changes are never answered (loop guard).
+                { name: 'KVR_RESPONDER_PRINCIPAL_ID', value: identityPrincipalId }
                 // Read by @azure/identity (DefaultAzureCredential / ManagedIdentityCredential).
                 { name: 'AZURE_CLIENT_ID', value: identityClientId }
                 // Application Insights with Microsoft Entra authentication (local auth is disabled on the resource).
@@ -108,6 +128,52 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
                     value: 'ClientId=${identityClientId};Authorization=AAD'
                 }
             ]
+        }
+    }
+}
+
+// App Service Authentication (Easy Auth, authsettingsV2) in front of the incident links only: /api/incidents/* need a
+// signed-in Entra ID user (RedirectToLoginPage); every other path is excluded, so function-key endpoints and the
+// host's own endpoints keep working (triggers such as Event Hubs and timers do not go through the front end at all).
+// excludedPaths takes exact paths and a trailing `/*` wildcard (MicrosoftDocs/azure-docs#86514, product team answer).
+// No client secret: the id_token (implicit) sign-in flow, so the app registration must allow ID tokens and have the
+// redirect URI https://<host>/.auth/login/aad/callback (learn.microsoft.com/azure/app-service/
+// configure-authentication-provider-aad). test/infra.test.ts checks that every HTTP route of functions/ other than the
+// links is excluded.
+var authExcludedPaths = [
+    '/api/cmk/*'
+    '/admin/*'
+    '/runtime/*'
+]
+
+resource auth 'Microsoft.Web/sites/config@2025-03-01' = if (!empty(authClientId)) {
+    parent: app
+    name: 'authsettingsV2'
+    properties: {
+        platform: { enabled: true }
+        globalValidation: {
+            requireAuthentication: true
+            unauthenticatedClientAction: 'RedirectToLoginPage'
+            redirectToProvider: 'azureactivedirectory'
+            excludedPaths: authExcludedPaths
+        }
+        identityProviders: {
+            azureActiveDirectory: {
+                enabled: true
+                registration: {
+                    clientId: authClientId
+                    openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+                }
+                validation: {
+                    allowedAudiences: [authClientId, 'api://${authClientId}']
+                }
+            }
+        }
+        login: {
+            tokenStore: { enabled: false }
+        }
+        httpSettings: {
+            requireHttps: true
         }
     }
 }

@@ -9,7 +9,7 @@ param applicationInsightsName string
 param principalId string
 param tags object = {}
 
-resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+resource workspace 'Microsoft.OperationalInsights/workspaces@2025-07-01' = {
     name: logAnalyticsName
     location: location
     tags: tags

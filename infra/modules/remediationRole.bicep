@@ -12,10 +12,14 @@ param principalId string
 @description('The scope the role can be assigned at and is assigned at: `/subscriptions/<id>`.')
 param protectedScope string
 
+// Custom role names are unique per tenant: a second definition with the same roleName fails with
+// RoleDefinitionWithSameNameExists (learn.microsoft.com/azure/role-based-access-control/custom-roles, "Custom role
+// properties": roleName must be unique to the tenant). The name carries the assignable scope, so each subscription
+// and each management group (remediationRoleMg.bicep) gets its own definition.
 resource role 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
     name: guid(protectedScope, 'kv-responder remediation')
     properties: {
-        roleName: 'kv-responder remediation'
+        roleName: 'kv-responder remediation (subscription ${last(split(protectedScope, '/'))})'
         description: 'Lets kv-responder restore Key Vault firewall, public network access and access policies.'
         type: 'CustomRole'
         permissions: [

@@ -13,10 +13,11 @@ param principalId string
 
 var protectedScope = managementGroup().id
 
+// Role names are unique per tenant (see remediationRole.bicep): this one names its management group.
 resource role 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
     name: guid(protectedScope, 'kv-responder remediation')
     properties: {
-        roleName: 'kv-responder remediation'
+        roleName: 'kv-responder remediation (management group ${managementGroup().name})'
         description: 'Lets kv-responder restore Key Vault firewall, public network access and access policies.'
         type: 'CustomRole'
         permissions: [

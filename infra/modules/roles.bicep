@@ -19,6 +19,9 @@ var builtInRoles = {
     storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
     // Key Vault Crypto User: sign/verify acknowledgement links with the `ack-signing` key.
     keyVaultCryptoUser: '12338af0-0e69-4776-bea7-57ae8d297424'
+    // Key Vault Secrets User: read the one secret `teams-webhook` that the Key Vault reference of
+    // KVR_TEAMS_WEBHOOK_URL points at (scoped to that secret).
+    keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
     // Key Vault Reader: key metadata and public material of the protected vaults (CMK state, expiry and posture);
     // no secret values, no private key operations.
     keyVaultReader: '21090545-7ca7-4776-b22c-e363652d74d2'
@@ -38,4 +41,13 @@ var remediationActions = [
     'Microsoft.KeyVault/vaults/read'
     'Microsoft.KeyVault/vaults/write'
     'Microsoft.KeyVault/vaults/accessPolicies/write'
+    // The firewall actions PATCH `networkAcls` complete, so they send the vault's virtual network rules back as read.
+    // Securing a resource to a subnet needs this action on the subnet (learn.microsoft.com/azure/virtual-network/
+    // virtual-network-service-endpoints-overview, "Provisioning"), and ARM checks such linked scopes on the request
+    // body, changed or not: a PATCH that re-sends unchanged subnet references is refused with LinkedAuthorizationFailed
+    // without it (seen for App Service access restrictions, Azure/azure-cli#14857). Without this action, remediation
+    // of any vault that has a VNet rule would fail. It adds no reach the role lacks: it only lets the identity link the
+    // resources it may already write (vaults) to subnets, and vaults/write alone can open a firewall completely.
+    // Subnets outside the assignable scope need the same action granted where they live (infra/README.md).
+    'Microsoft.Network/virtualNetworks/subnets/joinViaServiceEndpoint/action'
 ]

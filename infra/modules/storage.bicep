@@ -12,7 +12,7 @@ param deploymentContainerName string
 param principalId string
 param tags object = {}
 
-resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+resource account 'Microsoft.Storage/storageAccounts@2025-06-01' = {
     name: name
     location: location
     tags: tags
@@ -27,29 +27,29 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     }
 }
 
-resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2025-06-01' = {
     parent: account
     name: 'default'
 }
 
-resource quarantine 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+resource quarantine 'Microsoft.Storage/storageAccounts/blobServices/containers@2025-06-01' = {
     parent: blobService
     name: quarantineContainerName
     properties: { publicAccess: 'None' }
 }
 
-resource deployment 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+resource deployment 'Microsoft.Storage/storageAccounts/blobServices/containers@2025-06-01' = {
     parent: blobService
     name: deploymentContainerName
     properties: { publicAccess: 'None' }
 }
 
-resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
+resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2025-06-01' = {
     parent: account
     name: 'default'
 }
 
-resource stateTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
+resource stateTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2025-06-01' = {
     parent: tableService
     name: stateTableName
 }
