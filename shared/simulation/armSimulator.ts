@@ -138,6 +138,7 @@ export interface FaultMatch {
 // | { status: 500 | 502 | 503 | 504 }        | RestError, 5xx, 'InternalServerError' | 'BadGateway' |     | yes (exponential)       |
 // |                                          |   'ServiceUnavailable' | 'GatewayTimeout'                 |                         |
 // | { reset: true } (before or after apply) | RestError, statusCode undefined, code 'ECONNRESET'        | yes (system error)      |
+// | { reset: true, midBody: true }          | RestError, statusCode undefined, code 'PARSE_ERROR'       | no (!)                  |
 // | { hang: true } + caller's abortSignal   | AbortError (name 'AbortError'), no statusCode, no code    | no                      |
 // | { delayMs } shorter than the timeout     | nothing: the answer arrives late (the change applies)     | n/a                     |
 //
@@ -170,13 +171,14 @@ export interface FaultMatch {
  * - `hang`: the request is never answered (until the client gives up or the fake closes); with `applied: true` the
  *   provider applies the change first.
  * - `reset`: the connection is torn down without an answer (TCP reset where the platform allows it); with
- *   `applied: true` the provider applies the change first: the change happened, the client saw a reset.
+ *   `applied: true` the provider applies the change first: the change happened, the client saw a reset. With
+ *   `midBody: true` (implies applied) the status line, headers and half the body go out before the connection drops.
  */
 export type ArmFault = { match?: FaultMatch; times?: number } & (
     | { status: ArmFaultStatus; code?: string; message?: string; retryAfterSeconds?: number }
     | { delayMs: number }
     | { hang: true; applied?: boolean }
-    | { reset: true; applied?: boolean }
+    | { reset: true; applied?: boolean; midBody?: boolean }
 );
 
 export interface ArmKeyVaultFake {
@@ -1255,7 +1257,7 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
                 if (closed) return;
             } else if ('status' in fault) {
                 return sendError(res, record, faultError(fault, route.operationId, resourceId, name, rg));
-            } else if (fault.applied !== true) {
+            } else if (fault.applied !== true && !('midBody' in fault && fault.midBody === true)) {
                 if ('reset' in fault) return resetConnection(req);
                 return holdForever(res);
             }
@@ -1273,7 +1275,20 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
         const answer = apply(route.operationId as OperationId, model, params, body, { resourceId, sub, rg, name });
         if ('code' in answer) return sendError(res, record, answer);
         record.applied = method !== 'GET';
-        if (fault !== undefined && 'reset' in fault) return resetConnection(req);
+        if (fault !== undefined && 'reset' in fault) {
+            if (fault.midBody === true) {
+                // The answer starts (status, headers, half the body) and the connection drops.
+                record.status = answer.status;
+                const text = JSON.stringify(answer.body ?? {});
+                res.writeHead(answer.status, {
+                    'content-type': 'application/json; charset=utf-8',
+                    'content-length': String(Buffer.byteLength(text)),
+                });
+                res.write(text.slice(0, Math.floor(text.length / 2)));
+                await new Promise<void>((resolve) => setImmediate(resolve));
+            }
+            return resetConnection(req);
+        }
         if (fault !== undefined && 'hang' in fault) return holdForever(res);
         return send(res, record, answer.status, answer.body, answer.headers);
     }

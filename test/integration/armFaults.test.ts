@@ -171,6 +171,16 @@ describe('ARM faults through the real @azure/arm-keyvault client', () => {
             expect(read.properties.networkAcls?.defaultAction).toBe('Allow');
         });
 
+        it('mid-body (status and half the answer sent): RestError PARSE_ERROR, which the SDK does not retry', async () => {
+            fake.inject({ reset: true, midBody: true, match: { method: 'PATCH' } });
+            const err = await failure(client(FAST_RETRIES).vaults.update(RG, VAULT, OPEN_FIREWALL));
+            expect(err).toMatchObject({ name: 'RestError', code: 'PARSE_ERROR' });
+            expect(err.statusCode).toBeUndefined();
+            expect(fake.requests).toHaveLength(1);
+            expect(fake.requests[0]).toMatchObject({ status: 200, applied: true });
+            expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Allow');
+        });
+
         it('with the SDK’s own retries on, an applied-then-reset PATCH is silently sent twice', async () => {
             fake.inject({ reset: true, applied: true, match: { method: 'PATCH' } });
             await client(FAST_RETRIES).vaults.update(RG, VAULT, { tags: { n: '1' } });
