@@ -1069,6 +1069,11 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
                         provisioningState: 'Succeeded',
                     },
                 };
+                // What the fake stores must itself be a valid Vault of this api-version.
+                const invalid = validateVault(created, model);
+                if (invalid.length > 0) {
+                    return { status: 400, code: 'BadRequest', message: invalid.map((e) => e.message).join('; ') };
+                }
                 vaults.set(vaultKey(created.id), created);
                 return { status: 201, body: created };
             }

@@ -286,6 +286,22 @@ describe('ARM faults through the real @azure/arm-keyvault client', () => {
             expect(fake.requests.map((r) => [r.method, r.apiVersion, r.status])).toEqual([['PUT', '2026-02-01', 201]]);
         });
 
+        it('a vault created with enableRbacAuthorization: false uses access policies', async () => {
+            await client().vaults.createOrUpdate(RG, 'kv-ap', {
+                location: 'westeurope',
+                properties: {
+                    tenantId: TENANT,
+                    sku: { family: 'A', name: 'standard' },
+                    enableRbacAuthorization: false,
+                    accessPolicies: [{ tenantId: TENANT, objectId: 'o', permissions: { secrets: ['get'] } }],
+                },
+            });
+            expect(fake.vault('kv-ap').properties).toMatchObject({
+                enableRbacAuthorization: false,
+                accessPolicies: [{ tenantId: TENANT, objectId: 'o', permissions: { secrets: ['get'] } }],
+            });
+        });
+
         it('an existing access-policy vault keeps its model when a PUT or PATCH leaves the switch out', async () => {
             const c = client();
             expect(fake.vault(VAULT).properties.enableRbacAuthorization).toBe(false);
