@@ -267,6 +267,7 @@ interface Parameter extends Omit<Schema, 'required'> {
 interface Operation {
     operationId: string;
     parameters?: Parameter[];
+    responses?: Record<string, { schema?: Schema }>;
 }
 
 interface SpecDocument {
@@ -490,6 +491,8 @@ interface Route {
     /** Each path parameter's schema, with the document it came from (for its $refs). */
     pathParameters: Map<string, { schema: Schema; file: string }>;
     body: { schema: Schema; required: boolean } | undefined;
+    /** The schema of each documented success status ("200", "201"), to check the fake's own answers. */
+    responses: Map<string, Schema>;
 }
 
 function loadRoutes(spec: OpenApiSpec, file: string): Route[] {
@@ -509,12 +512,17 @@ function loadRoutes(spec: OpenApiSpec, file: string): Route[] {
                 if (p.in === 'body' && p.schema !== undefined)
                     body = { schema: p.schema, required: p.required === true };
             }
+            const responses = new Map<string, Schema>();
+            for (const [status, r] of Object.entries(op.responses ?? {})) {
+                if (r.schema !== undefined && /^2\d\d$/.test(status)) responses.set(status, r.schema);
+            }
             routes.push({
                 operationId: op.operationId,
                 method: method.toUpperCase(),
                 segments: template.split('/').filter(Boolean),
                 pathParameters,
                 body,
+                responses,
             });
         }
     }
@@ -1279,6 +1287,18 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
 
         const answer = apply(route.operationId as OperationId, model, params, body, { resourceId, sub, rg, name });
         if ('code' in answer) return sendError(res, record, answer);
+        // The fake's own answer must match the documented response (a mismatch is a bug in the fake: it fails
+        // loudly, answered as 500 FakeFailure by listenHttps).
+        const responseSchema = route.responses.get(String(answer.status));
+        if (answer.body !== undefined && responseSchema !== undefined) {
+            const wrong: ValidationError[] = [];
+            spec.validate(answer.body, responseSchema, model.file, '', 'response', wrong);
+            if (wrong.length > 0) {
+                throw new Error(
+                    `armKeyVaultFake: its ${route.operationId} answer does not match ${model.version}: ${wrong.map((e) => e.message).join('; ')}`,
+                );
+            }
+        }
         record.applied = method !== 'GET';
         if (fault !== undefined && 'reset' in fault) {
             if (fault.midBody === true) {
