@@ -121,8 +121,8 @@ export interface FaultMatch {
 // test/integration/armFaults.test.ts (client built like shared/app/compositionRoot.ts: `retryOptions.maxRetries: 0`,
 // and ArmVaultAdmin passes `abortSignal: AbortSignal.timeout(30 s)` on every call). `RestError` and `AbortError` are
 // the classes of @azure/core-rest-pipeline (re-exported from @typespec/ts-http-runtime); RestError.code is the body's
-// `error.code` (createRestError in @typespec/ts-http-runtime reads `body.error.code`, not the `x-ms-error-code`
-// header, which ARM does not send), RestError.details the parsed CloudError.
+// `error.code` (createRestError in @typespec/ts-http-runtime reads `body.error.code` and no header, so the fake sends
+// no `x-ms-error-code`), RestError.details the parsed CloudError.
 //
 // | fault                                   | SDK throws: name, statusCode, code                        | SDK retries by default? |
 // |-----------------------------------------|-----------------------------------------------------------|-------------------------|
@@ -1372,7 +1372,11 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
     };
 }
 
-/** A vault in the shape GET returns, modelled on the spec's getVault.json example; override what a test needs. */
+/**
+ * A vault in the shape GET returns, modelled on the spec's getVault.json example; override what a test needs. It is an
+ * existing access-policy vault (`enableRbacAuthorization: false`); a vault created through Vaults_CreateOrUpdate on
+ * 2026-02-01 without the switch uses RBAC instead.
+ */
 export function makeVault(params: {
     subscriptionId?: string;
     resourceGroup?: string;
