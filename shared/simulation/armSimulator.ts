@@ -1,15 +1,16 @@
-// A local HTTPS simulation of the Azure Resource Manager Key Vault `vaults` API (Vaults_Get, Vaults_Update,
-// Vaults_UpdateAccessPolicy), driven through the real @azure/arm-keyvault client by the tests and by
-// `kvr replay --vaults` (which never touches real Azure).
+// A local HTTPS simulation of the Azure Resource Manager Key Vault `vaults` API (Vaults_Get, Vaults_CreateOrUpdate,
+// Vaults_Update, Vaults_Delete, Vaults_UpdateAccessPolicy), driven through the real @azure/arm-keyvault client by the
+// tests and by `kvr replay --vaults` (which never touches real Azure).
 //
-// Contract sources: the official OpenAPI definitions (stable 2025-05-01), shipped in ./spec (keyvault.json,
-// common.json), read at run time: routes, path parameters and request bodies are validated by walking
-// those definitions, not a hand-copied schema. Service behaviour the spec does not state is marked as such below, with
-// its source; see also shared/docs/azure-contracts.md sections 1 and 2.
+// Contract sources: the official OpenAPI definitions of api-version 2026-02-01 (the version @azure/arm-keyvault 5.x
+// sends), shipped in ./spec (see spec/SOURCE.md), read at run time: routes, path parameters and request bodies are
+// validated by walking those definitions, not a hand-copied schema, and a request is validated against the
+// definitions of the api-version it names. Service behaviour the spec does not state is marked as such below, with
+// its source; see also shared/docs/azure-contracts.md sections 1 and 2 and shared/docs/deployment-contracts.md.
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { type IncomingMessage, type ServerResponse } from 'node:http';
-import { dirname, join } from 'node:path';
+import { dirname, join, posix } from 'node:path';
 import { listenHttps } from './httpsFake';
 import { getTestCa } from './selfSignedCa';
 
@@ -95,8 +96,10 @@ export interface RecordedRequest {
     authorization: string | undefined;
     /** The status the fake answered with (0 while the request is in progress, or if the client went away first). */
     status: number;
-    /** The fault that answered or delayed this request, if any. */
+    /** The fault that answered, delayed, held or cut this request, if any. */
     fault?: ArmFault;
+    /** True when the provider applied the request's change (also when a fault then cut or held the answer). */
+    applied?: boolean;
 }
 
 /** A request whose content the real service would reject (schema, format or service rule). */
@@ -111,13 +114,71 @@ export interface FaultMatch {
     pathIncludes?: string;
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Faults
+//
+// What the real @azure/arm-keyvault 5.0.0 client surfaces for each injectable fault, as asserted by
+// test/integration/armFaults.test.ts (client built like shared/app/compositionRoot.ts: `retryOptions.maxRetries: 0`,
+// and ArmVaultAdmin passes `abortSignal: AbortSignal.timeout(30 s)` on every call). `RestError` and `AbortError` are
+// the classes of @azure/core-rest-pipeline (re-exported from @typespec/ts-http-runtime); RestError.code is the body's
+// `error.code` (createRestError in @typespec/ts-http-runtime reads `body.error.code` and no header, so the fake sends
+// no `x-ms-error-code`), RestError.details the parsed CloudError.
+//
+// | fault                                   | SDK throws: name, statusCode, code                        | SDK retries by default? |
+// |-----------------------------------------|-----------------------------------------------------------|-------------------------|
+// | { status: 400 }                          | RestError, 400, 'BadRequest' (or the `code` given)        | no                      |
+// | { status: 401 }                          | RestError, 401, 'InvalidAuthenticationToken'              | no                      |
+// | { status: 403 }                          | RestError, 403, 'AuthorizationFailed'                     | no                      |
+// | { status: 404 } / deleteVault()          | RestError, 404, 'ResourceNotFound'                        | no                      |
+// | { status: 408 }                          | RestError, 408, 'RequestTimeout'                          | yes (exponential)       |
+// | { status: 409 }                          | RestError, 409, 'Conflict' (or 'ScopeLocked', ... given)  | no                      |
+// | { status: 412 }                          | RestError, 412, 'PreconditionFailed'                      | no                      |
+// | { status: 429, retryAfterSeconds: n }    | RestError, 429, 'SubscriptionRequestsThrottled'           | yes, after n s          |
+// | { status: 429 } (no Retry-After)         | RestError, 429, 'TooManyRequests'                         | no                      |
+// | { status: 500 | 502 | 503 | 504 }        | RestError, 5xx, 'InternalServerError' | 'BadGateway' |     | yes (exponential)       |
+// |                                          |   'ServiceUnavailable' | 'GatewayTimeout'                 |                         |
+// | { reset: true } (before or after apply) | RestError, statusCode undefined, code 'ECONNRESET'        | yes (system error)      |
+// | { reset: true, midBody: true }          | RestError, statusCode undefined, code 'PARSE_ERROR'       | no (!)                  |
+// | { hang: true } + caller's abortSignal   | AbortError (name 'AbortError'), no statusCode, no code    | no                      |
+// | { delayMs } shorter than the timeout     | nothing: the answer arrives late (the change applies)     | n/a                     |
+//
+// Default retries (@typespec/ts-http-runtime defaultRetryPolicy, used by @azure/core-rest-pipeline): maxRetries 3;
+// throttlingRetryStrategy honours Retry-After / retry-after-ms / x-ms-retry-after-ms on 429 and 503 only;
+// exponentialRetryStrategy (1 s base, 64 s cap) retries 408 and every 5xx except 501 and 505, and the system errors
+// ETIMEDOUT, ESOCKETTIMEDOUT, ECONNREFUSED, ECONNRESET, ENOENT, ENOTFOUND. A 429 without Retry-After is not retried.
+// The composition root turns all of this off (`maxRetries: 0`) and the remediator retries by itself, so the table's
+// first column is what the remediator sees. Note what that means for a reset: with the SDK's own retries on, a PATCH
+// whose change was applied before the connection dropped is sent again, silently.
+
+/** HTTP statuses a status fault can answer with. */
+export type ArmFaultStatus = 400 | 401 | 403 | 404 | 408 | 409 | 412 | 429 | 500 | 502 | 503 | 504;
+
+export interface FaultMatch {
+    /** HTTP method, case-insensitive. */
+    method?: string;
+    /** A substring of the decoded URL path, case-insensitive. */
+    pathIncludes?: string;
+}
+
 /**
- * A fault for the next `times` (default 1) matching requests. Status faults answer instead of the service (the
- * request has no effect); a delay fault holds the request for `delayMs` and then lets the service handle it, so a
- * client that timed out meanwhile may still see its change applied, as with a real slow service.
+ * A fault for the next `times` (default 1) matching requests. All faults act after authentication and api-version
+ * checks, as ARM's own throttling and RBAC do.
+ * - `status`: ARM answers with this status and a CloudError body `{ error: { code, message } }` instead of the
+ *   provider; the request has no effect. `code`/`message` override the defaults (see `faultError`);
+ *   `retryAfterSeconds` adds a `Retry-After` header.
+ * - `delayMs`: a slow answer. The request is held for `delayMs` and then handled normally, so a client that timed out
+ *   meanwhile may still see its change applied, as with a real slow service.
+ * - `hang`: the request is never answered (until the client gives up or the fake closes); with `applied: true` the
+ *   provider applies the change first.
+ * - `reset`: the connection is torn down without an answer (TCP reset where the platform allows it); with
+ *   `applied: true` the provider applies the change first: the change happened, the client saw a reset. With
+ *   `midBody: true` (implies applied) the status line, headers and half the body go out before the connection drops.
  */
 export type ArmFault = { match?: FaultMatch; times?: number } & (
-    { status: 429; retryAfterSeconds?: number } | { status: 500 | 502 | 503 } | { status: 403 } | { delayMs: number }
+    | { status: ArmFaultStatus; code?: string; message?: string; retryAfterSeconds?: number }
+    | { delayMs: number }
+    | { hang: true; applied?: boolean }
+    | { reset: true; applied?: boolean; midBody?: boolean }
 );
 
 export interface ArmKeyVaultFake {
@@ -133,6 +194,13 @@ export interface ArmKeyVaultFake {
     vault(resourceIdOrName: string): Vault;
     /** Creates or replaces a vault (keyed by its resource id, case-insensitively). */
     setVault(vault: Vault): void;
+    /**
+     * Deletes a vault, as if someone deleted it meanwhile: later requests for it answer 404 ResourceNotFound, as the
+     * real API does. Returns whether there was such a vault.
+     */
+    deleteVault(resourceIdOrName: string): boolean;
+    /** The api-versions the fake validates against (others are refused with 400 NoRegisteredProviderFound). */
+    readonly apiVersions: readonly string[];
     inject(fault: ArmFault): void;
     /** How many injected fault uses are still pending. */
     pendingFaults(): number;
@@ -150,18 +218,29 @@ export interface ArmKeyVaultFakeOptions {
 // ---------------------------------------------------------------------------------------------------------------
 // The OpenAPI definitions and a small validator that walks them
 
+/**
+ * The api-versions the fake knows, each with its OpenAPI document (a path below ./spec, laid out as upstream so that
+ * relative $refs resolve). A request naming any other version is refused as ARM refuses it (see `unknownApiVersion`).
+ * To model another version, vendor its definitions next to these and add a line here.
+ */
+export const ARM_KEYVAULT_SPECS: Readonly<Record<string, string>> = {
+    '2026-02-01': 'specification/keyvault/resource-manager/Microsoft.KeyVault/KeyVault/stable/2026-02-01/openapi.json',
+};
+/** What @azure/arm-keyvault 5.x sends by default (`context.apiVersion ?? "2026-02-01"` in its vaults operations). */
+export const SDK_DEFAULT_API_VERSION = '2026-02-01';
+
 /** The OpenAPI definitions ship with the package (shared/simulation/spec); found from source and from dist/. */
 function specDir(): string {
+    const probe = ARM_KEYVAULT_SPECS[SDK_DEFAULT_API_VERSION] ?? '';
     let dir = __dirname;
     for (let i = 0; i < 6; i++) {
         const candidate = join(dir, 'shared', 'simulation', 'spec');
-        if (existsSync(join(candidate, 'keyvault.json'))) return candidate;
-        if (existsSync(join(dir, 'spec', 'keyvault.json'))) return join(dir, 'spec');
+        if (existsSync(join(candidate, probe))) return candidate;
+        if (existsSync(join(dir, 'spec', probe))) return join(dir, 'spec');
         dir = dirname(dir);
     }
-    throw new Error('cannot find the Key Vault OpenAPI definitions (shared/simulation/spec/keyvault.json)');
+    throw new Error(`cannot find the Key Vault OpenAPI definitions (shared/simulation/spec/${probe})`);
 }
-const MAIN_SPEC = 'keyvault.json';
 
 interface Schema {
     $ref?: string;
@@ -175,6 +254,7 @@ interface Schema {
     items?: Schema;
     allOf?: Schema[];
     readOnly?: boolean;
+    default?: unknown;
 }
 
 interface Parameter extends Omit<Schema, 'required'> {
@@ -187,6 +267,7 @@ interface Parameter extends Omit<Schema, 'required'> {
 interface Operation {
     operationId: string;
     parameters?: Parameter[];
+    responses?: Record<string, { schema?: Schema }>;
 }
 
 interface SpecDocument {
@@ -240,11 +321,9 @@ class OpenApiSpec {
     /** Resolves `[file]#/definitions/X` or `[file]#/parameters/X` relative to the document that holds the ref. */
     resolve<T>(ref: string, file: string): { value: T; file: string } {
         const hash = ref.indexOf('#');
-        const target = hash <= 0 ? file : ref.slice(0, hash);
-        const pointer = ref
-            .slice(hash + 1)
-            .split('/')
-            .filter(Boolean);
+        const filePart = hash < 0 ? ref : ref.slice(0, hash);
+        const target = filePart === '' ? file : posix.normalize(posix.join(posix.dirname(file), filePart));
+        const pointer = (hash < 0 ? '' : ref.slice(hash + 1)).split('/').filter(Boolean);
         let node: unknown = this.doc(target);
         for (const part of pointer) {
             node = isObject(node) ? node[part.replace(/~1/g, '/').replace(/~0/g, '~')] : undefined;
@@ -278,8 +357,10 @@ class OpenApiSpec {
     validate(value: unknown, schema: Schema, file: string, path: string, mode: Mode, errors: ValidationError[]): void {
         if (value === null || value === undefined) return;
         const { schema: s, file: f } = this.deref(schema, file);
-        for (const part of s.allOf ?? []) this.validate(value, part, f, path, mode, errors);
         const type = s.type ?? (s.properties !== undefined || s.additionalProperties !== undefined ? 'object' : '');
+        // An object's allOf parts (e.g. 2026-02-01's Vault: allOf ProxyResource → Resource) are merged into its own
+        // properties and required list below; other schemas check each part on its own.
+        if (type !== 'object') for (const part of s.allOf ?? []) this.validate(value, part, f, path, mode, errors);
         const at = path === '' ? 'the body' : path;
         const bad = (code: ValidationError['code'], message: string) =>
             errors.push({ code, message: `Invalid value found at ${at}: ${message}` });
@@ -393,32 +474,47 @@ function enumIncludes(values: unknown[], v: unknown): boolean {
 // ---------------------------------------------------------------------------------------------------------------
 // Routes, taken from the spec's paths
 
-type OperationId = 'Vaults_Get' | 'Vaults_Update' | 'Vaults_UpdateAccessPolicy';
-const MODELLED: readonly OperationId[] = ['Vaults_Get', 'Vaults_Update', 'Vaults_UpdateAccessPolicy'];
+type OperationId =
+    'Vaults_Get' | 'Vaults_CreateOrUpdate' | 'Vaults_Update' | 'Vaults_Delete' | 'Vaults_UpdateAccessPolicy';
+const MODELLED: readonly OperationId[] = [
+    'Vaults_Get',
+    'Vaults_CreateOrUpdate',
+    'Vaults_Update',
+    'Vaults_Delete',
+    'Vaults_UpdateAccessPolicy',
+];
 
 interface Route {
     operationId: string;
     method: string;
     segments: string[];
-    pathParameters: Map<string, Schema>;
+    /** Each path parameter's schema, with the document it came from (for its $refs). */
+    pathParameters: Map<string, { schema: Schema; file: string }>;
     body: { schema: Schema; required: boolean } | undefined;
+    /** The schema of each documented success status ("200", "201"), to check the fake's own answers. */
+    responses: Map<string, Schema>;
 }
 
-function loadRoutes(spec: OpenApiSpec): Route[] {
+function loadRoutes(spec: OpenApiSpec, file: string): Route[] {
     const routes: Route[] = [];
-    for (const [template, ops] of Object.entries(spec.doc(MAIN_SPEC).paths ?? {})) {
+    for (const [template, ops] of Object.entries(spec.doc(file).paths ?? {})) {
         if (!/\/providers\/Microsoft\.KeyVault\/vaults\/\{vaultName\}(\/|$)/.test(template)) continue;
         for (const [method, op] of Object.entries(ops)) {
             if (method === 'parameters') continue;
-            const pathParameters = new Map<string, Schema>();
+            const pathParameters = new Map<string, { schema: Schema; file: string }>();
             let body: Route['body'];
             for (const raw of op.parameters ?? []) {
-                const p = raw.$ref !== undefined ? spec.resolve<Parameter>(raw.$ref, MAIN_SPEC).value : raw;
+                const r = raw.$ref !== undefined ? spec.resolve<Parameter>(raw.$ref, file) : { value: raw, file };
+                const p = r.value;
                 // A path parameter is its own schema (type, pattern, enum), less the parameter-only keys.
                 const { name, in: location, required: _required, schema: _schema, ...schema } = p;
-                if (location === 'path' && name !== undefined) pathParameters.set(name, schema);
+                if (location === 'path' && name !== undefined) pathParameters.set(name, { schema, file: r.file });
                 if (p.in === 'body' && p.schema !== undefined)
                     body = { schema: p.schema, required: p.required === true };
+            }
+            const responses = new Map<string, Schema>();
+            for (const [status, r] of Object.entries(op.responses ?? {})) {
+                if (r.schema !== undefined && /^2\d\d$/.test(status)) responses.set(status, r.schema);
             }
             routes.push({
                 operationId: op.operationId,
@@ -426,6 +522,7 @@ function loadRoutes(spec: OpenApiSpec): Route[] {
                 segments: template.split('/').filter(Boolean),
                 pathParameters,
                 body,
+                responses,
             });
         }
     }
@@ -626,9 +723,6 @@ function applyAccessPolicyUpdate(
 // ---------------------------------------------------------------------------------------------------------------
 // The server
 
-/** api-versions the fake answers: the spec's own (2025-05-01) and what @azure/arm-keyvault 5.x sends by default. */
-const SDK_DEFAULT_API_VERSION = '2026-02-01';
-
 interface PendingFault {
     fault: ArmFault;
     remaining: number;
@@ -639,6 +733,20 @@ interface ArmError {
     code: string;
     message: string;
     headers?: Record<string, string>;
+}
+
+/** What the provider answered, before any fault decides whether the client gets to see it. */
+interface ArmAnswer {
+    status: number;
+    body?: unknown;
+    headers?: Record<string, string>;
+}
+
+/** One api-version the fake serves: its OpenAPI document and the routes in it. */
+interface ApiVersionModel {
+    version: string;
+    file: string;
+    routes: Route[];
 }
 
 function vaultKey(id: string): string {
@@ -668,15 +776,112 @@ function faultMatches(fault: ArmFault, method: string, decodedPath: string): boo
 
 function actionFor(operationId: string): string {
     if (operationId === 'Vaults_Get') return 'Microsoft.KeyVault/vaults/read';
+    if (operationId === 'Vaults_Delete') return 'Microsoft.KeyVault/vaults/delete';
     if (operationId === 'Vaults_UpdateAccessPolicy') return 'Microsoft.KeyVault/vaults/accessPolicies/write';
     return 'Microsoft.KeyVault/vaults/write';
 }
 
+const REASON: Record<ArmFaultStatus, string> = {
+    400: 'BadRequest',
+    401: 'InvalidAuthenticationToken',
+    403: 'AuthorizationFailed',
+    404: 'ResourceNotFound',
+    408: 'RequestTimeout',
+    409: 'Conflict',
+    412: 'PreconditionFailed',
+    429: 'TooManyRequests',
+    500: 'InternalServerError',
+    502: 'BadGateway',
+    503: 'ServiceUnavailable',
+    504: 'GatewayTimeout',
+};
+
+/**
+ * The answer of a status fault, shaped as ARM answers: the status, a CloudError body `{ error: { code, message } }`
+ * (common-types ErrorResponse; Key Vault's CloudError in the spec) and the headers that go with it. Sources:
+ * - 401 InvalidAuthenticationToken with a `WWW-Authenticate: Bearer ... error="invalid_token"` challenge: what ARM
+ *   answers for an expired or wrong-audience token (learn.microsoft.com/azure/azure-resource-manager/troubleshooting/
+ *   common-deployment-errors lists InvalidAuthenticationToken).
+ * - 403 AuthorizationFailed, message "The client '...' with object id '...' does not have authorization to perform
+ *   action '...' over scope '...'" (same page; the action names are the Key Vault RBAC operations).
+ * - 404 ResourceNotFound "The Resource 'Microsoft.KeyVault/vaults/x' under resource group 'y' was not found"
+ *   (same page, with the aka.ms/ARMResourceNotFoundFix link ARM appends).
+ * - 409: 'Conflict' by default; ARM's resource lock answer is code 'ScopeLocked' ("The scope '...' cannot perform
+ *   write operation because following scope(s) are locked", learn.microsoft.com/azure/azure-resource-manager/
+ *   management/lock-resources), pass `code: 'ScopeLocked'` for it.
+ * - 429: ARM's own subscription throttling answers 'SubscriptionRequestsThrottled' with a Retry-After header
+ *   (learn.microsoft.com/azure/azure-resource-manager/management/request-limits-and-throttling); a resource provider
+ *   may answer 429 with its own code and no Retry-After: the default code is 'TooManyRequests' then.
+ * - 504 GatewayTimeout "The gateway did not receive a response from 'Microsoft.KeyVault' within the specified time
+ *   period": ARM's gateway answer when the provider does not answer in time (request-limits page, "Error code").
+ * - 408, 412, 500, 502, 503: the HTTP reason as the code (modelled: the spec documents no codes for these).
+ */
+function faultError(
+    fault: Extract<ArmFault, { status: number }>,
+    operationId: string,
+    resource: string,
+    name: string,
+    resourceGroup: string,
+): ArmError {
+    const headers: Record<string, string> = {};
+    if (fault.retryAfterSeconds !== undefined) headers['retry-after'] = String(fault.retryAfterSeconds);
+    let code = fault.code ?? REASON[fault.status];
+    if (fault.code === undefined && fault.status === 429 && fault.retryAfterSeconds !== undefined) {
+        code = 'SubscriptionRequestsThrottled';
+    }
+    let message: string;
+    switch (fault.status) {
+        case 401:
+            message = 'The access token is invalid.';
+            headers['www-authenticate'] =
+                'Bearer authorization_uri="https://login.microsoftonline.com/common", error="invalid_token", error_description="The access token is invalid."';
+            break;
+        case 403:
+            message = `The client 'kv-responder' with object id '00000000-0000-0000-0000-000000000000' does not have authorization to perform action '${actionFor(operationId)}' over scope '${resource}' or the scope is invalid. If access was recently granted, please refresh your credentials.`;
+            break;
+        case 404:
+            message = `The Resource 'Microsoft.KeyVault/vaults/${name}' under resource group '${resourceGroup}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`;
+            break;
+        case 409:
+            message =
+                code === 'ScopeLocked'
+                    ? `The scope '${resource}' cannot perform write operation because following scope(s) are locked: '${resource}'. Please remove the lock and try again.`
+                    : 'The request conflicts with another operation in progress on this vault. Please retry.';
+            break;
+        case 429:
+            message =
+                code === 'SubscriptionRequestsThrottled'
+                    ? `Number of 'write' requests for subscription exceeded the limit. Please try again after '${fault.retryAfterSeconds}' seconds.`
+                    : 'The request is being throttled as the limit has been reached for this operation type.';
+            break;
+        case 504:
+            message =
+                "The gateway did not receive a response from 'Microsoft.KeyVault' within the specified time period.";
+            break;
+        case 400:
+        case 408:
+        case 412:
+        case 500:
+        case 502:
+        case 503:
+            message = `${REASON[fault.status]}: fault injected by the test.`;
+    }
+    return { status: fault.status, code, message: fault.message ?? message, headers };
+}
+
 export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {}): Promise<ArmKeyVaultFake> {
     const spec = new OpenApiSpec(specDir());
-    const routes = loadRoutes(spec);
-    const vaultDefinition: Schema = { $ref: '#/definitions/Vault' };
-    const supportedApiVersions = [spec.doc(MAIN_SPEC).info?.version ?? '2025-05-01', SDK_DEFAULT_API_VERSION];
+    const models = new Map<string, ApiVersionModel>();
+    for (const [version, file] of Object.entries(ARM_KEYVAULT_SPECS)) {
+        const declared = spec.doc(file).info?.version;
+        if (declared !== version) {
+            throw new Error(`armKeyVaultFake: ${file} declares api-version ${String(declared)}, expected ${version}`);
+        }
+        models.set(version, { version, file, routes: loadRoutes(spec, file) });
+    }
+    const defaultModel = models.get(SDK_DEFAULT_API_VERSION);
+    if (defaultModel === undefined) throw new Error(`armKeyVaultFake: no definitions for ${SDK_DEFAULT_API_VERSION}`);
+    const supportedApiVersions = [...models.keys()];
     const { caPem } = await getTestCa();
 
     const vaults = new Map<string, Vault>();
@@ -684,14 +889,21 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
     const invalidRequests: InvalidRequest[] = [];
     const faults: PendingFault[] = [];
     const timers = new Set<NodeJS.Timeout>();
+    /** Requests held by a hang fault: resolving one lets its handler return (the fake is closing). */
+    const held = new Set<() => void>();
     let closed = false;
 
-    function storeVault(v: Vault): void {
+    function validateVault(v: Vault, model: ApiVersionModel): ValidationError[] {
         const errors: ValidationError[] = [];
-        spec.validate(v, vaultDefinition, MAIN_SPEC, '', 'response', errors);
+        spec.validate(v, { $ref: '#/definitions/Vault' }, model.file, '', 'response', errors);
         if (typeof v.id !== 'string' || !/\/providers\/Microsoft\.KeyVault\/vaults\/[^/]+$/i.test(v.id)) {
             errors.push({ code: 'BadRequest', message: `id '${String(v.id)}' is not a Key Vault resource id` });
         }
+        return errors;
+    }
+
+    function storeVault(v: Vault): void {
+        const errors = validateVault(v, defaultModel as ApiVersionModel);
         if (errors.length > 0) {
             throw new Error(`armKeyVaultFake: not a valid Vault: ${errors.map((e) => e.message).join('; ')}`);
         }
@@ -720,6 +932,23 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
         };
     }
 
+    /**
+     * The `default` of every VaultProperties property in the api-version's definitions, for a vault created without
+     * it. In 2026-02-01 that makes `enableRbacAuthorization` true ("From 2026-02-01 new vaults default to Azure RBAC",
+     * learn.microsoft.com/azure/key-vault/general/migrate-api-version, and `"default": true` in openapi.json), plus
+     * enableSoftDelete true, softDeleteRetentionInDays 90, the three enabledFor* false and publicNetworkAccess
+     * 'enabled' (the spec's casing).
+     */
+    function propertyDefaults(model: ApiVersionModel): Record<string, unknown> {
+        const { schema, file } = spec.deref({ $ref: '#/definitions/VaultProperties' }, model.file);
+        const out: Record<string, unknown> = {};
+        for (const [key, prop] of Object.entries(schema.properties ?? {})) {
+            const d = prop.default ?? spec.deref(prop, file).schema.default;
+            if (d !== undefined) out[key] = d;
+        }
+        return out;
+    }
+
     function send(res: ServerResponse, record: RecordedRequest, status: number, body: unknown, headers = {}): void {
         record.status = status;
         const text = body === undefined ? '' : JSON.stringify(body);
@@ -733,8 +962,31 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
     }
 
     function sendError(res: ServerResponse, record: RecordedRequest, e: ArmError): void {
-        // common.json CloudError: { error: { code, message } }
+        // common-types ErrorResponse / the spec's CloudError: { error: { code, message } }
         send(res, record, e.status, { error: { code: e.code, message: e.message } }, e.headers);
+    }
+
+    /** Tears the connection down without an answer: a TCP reset where Node can send one, else a plain close. */
+    function resetConnection(req: IncomingMessage): void {
+        const socket = req.socket as IncomingMessage['socket'] & { resetAndDestroy?: () => void };
+        try {
+            if (typeof socket.resetAndDestroy === 'function') return void socket.resetAndDestroy();
+        } catch {
+            // A TLS socket may refuse a reset: close it instead.
+        }
+        socket.destroy();
+    }
+
+    /** Never answers: returns when the client goes away or the fake closes. */
+    function holdForever(res: ServerResponse): Promise<void> {
+        return new Promise<void>((resolve) => {
+            const done = (): void => {
+                held.delete(done);
+                resolve();
+            };
+            held.add(done);
+            res.once('close', done);
+        });
     }
 
     function takeFault(method: string, decodedPath: string): ArmFault | undefined {
@@ -745,35 +997,139 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
         return pending.fault;
     }
 
-    function faultError(
-        fault: Exclude<ArmFault, { delayMs: number }>,
-        operationId: string,
-        resource: string,
-    ): ArmError {
-        switch (fault.status) {
-            case 429:
-                return {
-                    status: 429,
-                    code: 'TooManyRequests',
-                    message: 'The request is being throttled as the limit has been reached for this operation type.',
-                    ...(fault.retryAfterSeconds === undefined
-                        ? {}
-                        : { headers: { 'retry-after': String(fault.retryAfterSeconds) } }),
+    /**
+     * A request for an api-version the fake has no definitions for. ARM answers a resource-type request with an
+     * unregistered api-version with 400 NoRegisteredProviderFound: "No registered resource provider found for location
+     * 'x' and API version 'y' for type 'vaults'. The supported api-versions are '...'. The supported locations are
+     * '...'." (Azure/azure-cli#19389, #18483, #20226). InvalidApiVersionParameter ("The api-version 'x' is invalid")
+     * is what ARM's own (Microsoft.Resources) endpoints answer, not a resource provider's type.
+     */
+    function unknownApiVersion(apiVersion: string, location: string): ArmError & { status: 400 } {
+        return {
+            status: 400,
+            code: 'NoRegisteredProviderFound',
+            message: `No registered resource provider found for location '${location}' and API version '${apiVersion}' for type 'vaults'. The supported api-versions are '${supportedApiVersions.join(', ')}'. The supported locations are 'westeurope, northeurope, eastus, westus'.`,
+        };
+    }
+
+    /** Runs a validated request against the vault store. */
+    function apply(
+        operationId: OperationId,
+        model: ApiVersionModel,
+        params: Map<string, string>,
+        body: unknown,
+        ids: { resourceId: string; sub: string; rg: string; name: string },
+    ): ArmAnswer | ArmError {
+        const vault = findVault(ids.resourceId);
+        const notFound: ArmError = {
+            status: 404,
+            code: 'ResourceNotFound',
+            message: `The Resource 'Microsoft.KeyVault/vaults/${ids.name}' under resource group '${ids.rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`,
+        };
+        switch (operationId) {
+            case 'Vaults_Get':
+                return vault === undefined ? notFound : { status: 200, body: vault };
+            case 'Vaults_Delete':
+                // 200 "Resource deleted successfully.", 204 "Resource does not exist." (openapi.json, Vaults_Delete).
+                if (vault === undefined) return { status: 204 };
+                vaults.delete(vaultKey(vault.id));
+                return { status: 200 };
+            case 'Vaults_CreateOrUpdate': {
+                // VaultCreateOrUpdateParameters. A new vault gets the spec's defaults (`propertyDefaults`). For an
+                // existing vault the spec says nothing about omitted properties; modelled: each property sent
+                // replaces the stored one and the others stay, in particular the permission model: "existing vaults
+                // keep their model" (learn.microsoft.com/azure/key-vault/general/migrate-api-version). Answered
+                // synchronously (200 update, 201 create, provisioningState Succeeded): the SDK's poller then has
+                // nothing to poll.
+                const put = body as { location: string; tags?: Record<string, string>; properties: VaultProperties };
+                const properties = structuredClone(put.properties);
+                if (properties.networkAcls !== undefined) {
+                    properties.networkAcls = normaliseIpRules(properties.networkAcls);
+                }
+                if (vault !== undefined) {
+                    for (const [key, value] of Object.entries(properties)) {
+                        if (value !== null && value !== undefined) vault.properties[key] = value;
+                    }
+                    if (put.tags !== undefined) vault.tags = structuredClone(put.tags);
+                    touch(vault);
+                    return { status: 200, body: vault };
+                }
+                const now = new Date().toISOString();
+                const created: Vault = {
+                    id: vaultIdFor(ids.sub, ids.rg, ids.name),
+                    name: ids.name,
+                    type: 'Microsoft.KeyVault/vaults',
+                    location: put.location,
+                    tags: structuredClone(put.tags ?? {}),
+                    systemData: {
+                        createdBy: 'kv-responder-fake',
+                        createdByType: 'Application',
+                        createdAt: now,
+                        lastModifiedBy: 'kv-responder-fake',
+                        lastModifiedByType: 'Application',
+                        lastModifiedAt: now,
+                    },
+                    properties: {
+                        ...propertyDefaults(model),
+                        ...properties,
+                        accessPolicies: properties.accessPolicies ?? [],
+                        vaultUri: properties.vaultUri ?? `https://${ids.name}.vault.azure.net/`,
+                        provisioningState: 'Succeeded',
+                    },
                 };
-            case 403:
+                // What the fake stores must itself be a valid Vault of this api-version.
+                const invalid = validateVault(created, model);
+                if (invalid.length > 0) {
+                    return { status: 400, code: 'BadRequest', message: invalid.map((e) => e.message).join('; ') };
+                }
+                vaults.set(vaultKey(created.id), created);
+                return { status: 201, body: created };
+            }
+            case 'Vaults_Update': {
+                if (vault === undefined) return notFound;
+                // PATCH (VaultPatchParameters). Each top-level property present in `properties` replaces the stored
+                // value, and so does `tags`. `networkAcls` in particular is replaced AS A WHOLE: ipRules,
+                // virtualNetworkRules or bypass left out of the PATCH are gone afterwards. The spec does not say
+                // whether the service keeps existing ipRules when a PATCH carries a partial networkAcls ("whether the
+                // service keeps existing ipRules is service behaviour", azure-contracts.md 1.6); the fake models the
+                // risky reading on purpose, so that remediation code must GET, edit and PATCH the complete
+                // networkAcls it read. `enableRbacAuthorization` left out keeps its value ("If null or not
+                // specified, the value of this property will not change", VaultPatchProperties, 2026-02-01).
+                const patch = body as { tags?: Record<string, string> | null; properties?: Record<string, unknown> };
+                if (patch.tags !== undefined && patch.tags !== null) vault.tags = structuredClone(patch.tags);
+                for (const [key, value] of Object.entries(patch.properties ?? {})) {
+                    if (value === null || value === undefined) continue;
+                    vault.properties[key] =
+                        key === 'networkAcls'
+                            ? normaliseIpRules(structuredClone(value as NetworkRuleSet))
+                            : structuredClone(value);
+                }
+                touch(vault);
+                return { status: 200, body: vault };
+            }
+            case 'Vaults_UpdateAccessPolicy': {
+                if (vault === undefined) return notFound;
+                const kind = params.get('operationKind') ?? '';
+                const entries = (body as { properties: { accessPolicies: AccessPolicyEntry[] } }).properties
+                    .accessPolicies;
+                vault.properties.accessPolicies = applyAccessPolicyUpdate(
+                    vault.properties.accessPolicies ?? [],
+                    kind,
+                    entries,
+                );
+                touch(vault);
+                // The response is a VaultAccessPolicyParameters. The one published example
+                // (updateAccessPoliciesAdd.json) answers with the access policies of the request, not the vault's whole
+                // list: read the vault to see the result.
                 return {
-                    status: 403,
-                    code: 'AuthorizationFailed',
-                    message: `The client 'kv-responder' with object id '00000000-0000-0000-0000-000000000000' does not have authorization to perform action '${actionFor(operationId)}' over scope '${resource}' or the scope is invalid. If access was recently granted, please refresh your credentials.`,
+                    status: 200,
+                    body: {
+                        id: `${vault.id}/accessPolicies/${kind.toLowerCase()}`,
+                        type: 'Microsoft.KeyVault/vaults/accessPolicies',
+                        properties: { accessPolicies: structuredClone(entries) },
+                    },
                 };
-            case 500:
-            case 502:
-            case 503:
-                return {
-                    status: fault.status,
-                    code: 'InternalServerError',
-                    message: 'Encountered internal server error. Diagnostic information: fault injected by the test.',
-                };
+            }
         }
     }
 
@@ -826,17 +1182,16 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
                 message: 'The api-version query parameter (?api-version=) is required for all requests.',
             });
         }
-        if (!supportedApiVersions.includes(apiVersion)) {
-            return reject({
-                status: 400,
-                code: 'NoRegisteredProviderFound',
-                message: `No registered resource provider found for location and API version '${apiVersion}' and resource type 'vaults'. The supported api-versions (in this fake) are '${supportedApiVersions.join(', ')}'.`,
-            });
+        const model = models.get(apiVersion);
+        if (model === undefined) {
+            // The message names the resource's location when the vault exists.
+            const vault = segments.length >= 8 ? findVaultQuietly(`/${segments.slice(0, 8).join('/')}`) : undefined;
+            return reject(unknownApiVersion(apiVersion, vault?.location ?? 'westeurope'));
         }
 
         let matched: { route: Route; params: Map<string, string> } | undefined;
         let pathMatchedOtherMethod = false;
-        for (const route of routes) {
+        for (const route of model.routes) {
             const params = matchRoute(route, segments);
             if (params === undefined) continue;
             if (route.method === method) {
@@ -850,7 +1205,7 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
                 status: pathMatchedOtherMethod ? 405 : 404,
                 code: pathMatchedOtherMethod ? 'UnsupportedByFake' : 'NotFound',
                 message: pathMatchedOtherMethod
-                    ? `${method} ${decodedPath} is not modelled by the fake (it models Vaults_Get, Vaults_Update and Vaults_UpdateAccessPolicy).`
+                    ? `${method} ${decodedPath} is not modelled by the fake (it models ${MODELLED.join(', ')}).`
                     : `No route for ${method} ${decodedPath}.`,
             });
         }
@@ -863,10 +1218,10 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
             });
         }
 
-        // Validate path parameters and the body against the spec.
+        // Validate path parameters and the body against the api-version's definitions.
         const errors: ValidationError[] = [];
         for (const [name, p] of route.pathParameters) {
-            spec.validate(params.get(name), p, MAIN_SPEC, `path parameter ${name}`, 'request', errors);
+            spec.validate(params.get(name), p.schema, p.file, `path parameter ${name}`, 'request', errors);
         }
         const sub = params.get('subscriptionId') ?? '';
         const rg = params.get('resourceGroupName') ?? '';
@@ -891,7 +1246,7 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
                     errors.push({ code: 'InvalidRequestContent', message: 'The request content is required.' });
                 }
             } else {
-                spec.validate(body, route.body.schema, MAIN_SPEC, '', 'request', errors);
+                spec.validate(body, route.body.schema, model.file, '', 'request', errors);
                 if (errors.length === 0 && isObject(body))
                     errors.push(...serviceRuleErrors(body, findVault(resourceId)));
             }
@@ -900,7 +1255,7 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
             invalidRequests.push(Object.assign(record, { errors: errors.map((e) => e.message) }));
         }
 
-        // Injected faults answer after authentication, as ARM throttling and RBAC do, and before the provider.
+        // Injected faults act after authentication, as ARM throttling and RBAC do, and before the provider.
         const fault = takeFault(method, decodedPath);
         if (fault !== undefined) {
             record.fault = fault;
@@ -913,8 +1268,11 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
                     timers.add(t);
                 });
                 if (closed) return;
-            } else {
-                return sendError(res, record, faultError(fault, route.operationId, resourceId));
+            } else if ('status' in fault) {
+                return sendError(res, record, faultError(fault, route.operationId, resourceId, name, rg));
+            } else if (fault.applied !== true && !('midBody' in fault && fault.midBody === true)) {
+                if ('reset' in fault) return resetConnection(req);
+                return holdForever(res);
             }
         }
 
@@ -927,57 +1285,44 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
             });
         }
 
-        const vault = findVault(resourceId);
-        if (vault === undefined) {
-            return sendError(res, record, {
-                status: 404,
-                code: 'ResourceNotFound',
-                message: `The Resource 'Microsoft.KeyVault/vaults/${name}' under resource group '${rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`,
-            });
-        }
-
-        switch (route.operationId as OperationId) {
-            case 'Vaults_Get':
-                return send(res, record, 200, vault);
-            case 'Vaults_Update': {
-                // PATCH (VaultPatchParameters). Each top-level property present in `properties` replaces the stored
-                // value, and so does `tags`. `networkAcls` in particular is replaced AS A WHOLE: ipRules,
-                // virtualNetworkRules or bypass left out of the PATCH are gone afterwards. The spec does not say
-                // whether the service keeps existing ipRules when a PATCH carries a partial networkAcls ("whether the
-                // service keeps existing ipRules is service behaviour", azure-contracts.md 1.6); the fake models the
-                // risky reading on purpose, so that remediation code must GET, edit and PATCH the complete
-                // networkAcls it read.
-                const patch = body as { tags?: Record<string, string> | null; properties?: Record<string, unknown> };
-                if (patch.tags !== undefined && patch.tags !== null) vault.tags = structuredClone(patch.tags);
-                for (const [key, value] of Object.entries(patch.properties ?? {})) {
-                    if (value === null || value === undefined) continue;
-                    vault.properties[key] =
-                        key === 'networkAcls'
-                            ? normaliseIpRules(structuredClone(value as NetworkRuleSet))
-                            : structuredClone(value);
-                }
-                touch(vault);
-                return send(res, record, 200, vault);
-            }
-            case 'Vaults_UpdateAccessPolicy': {
-                const kind = params.get('operationKind') ?? '';
-                const entries = (body as { properties: { accessPolicies: AccessPolicyEntry[] } }).properties
-                    .accessPolicies;
-                vault.properties.accessPolicies = applyAccessPolicyUpdate(
-                    vault.properties.accessPolicies ?? [],
-                    kind,
-                    entries,
+        const answer = apply(route.operationId as OperationId, model, params, body, { resourceId, sub, rg, name });
+        if ('code' in answer) return sendError(res, record, answer);
+        // The fake's own answer must match the documented response (a mismatch is a bug in the fake: it fails
+        // loudly, answered as 500 FakeFailure by listenHttps).
+        const responseSchema = route.responses.get(String(answer.status));
+        if (answer.body !== undefined && responseSchema !== undefined) {
+            const wrong: ValidationError[] = [];
+            spec.validate(answer.body, responseSchema, model.file, '', 'response', wrong);
+            if (wrong.length > 0) {
+                throw new Error(
+                    `armKeyVaultFake: its ${route.operationId} answer does not match ${model.version}: ${wrong.map((e) => e.message).join('; ')}`,
                 );
-                touch(vault);
-                // The response is a VaultAccessPolicyParameters. The one published example
-                // (updateAccessPoliciesAdd.json) answers with the access policies of the request, not the vault's whole
-                // list: read the vault to see the result.
-                return send(res, record, 200, {
-                    id: `${vault.id}/accessPolicies/${kind.toLowerCase()}`,
-                    type: 'Microsoft.KeyVault/vaults/accessPolicies',
-                    properties: { accessPolicies: structuredClone(entries) },
-                });
             }
+        }
+        record.applied = method !== 'GET';
+        if (fault !== undefined && 'reset' in fault) {
+            if (fault.midBody === true) {
+                // The answer starts (status, headers, half the body) and the connection drops.
+                record.status = answer.status;
+                const text = JSON.stringify(answer.body ?? {});
+                res.writeHead(answer.status, {
+                    'content-type': 'application/json; charset=utf-8',
+                    'content-length': String(Buffer.byteLength(text)),
+                });
+                res.write(text.slice(0, Math.floor(text.length / 2)));
+                await new Promise<void>((resolve) => setImmediate(resolve));
+            }
+            return resetConnection(req);
+        }
+        if (fault !== undefined && 'hang' in fault) return holdForever(res);
+        return send(res, record, answer.status, answer.body, answer.headers);
+    }
+
+    function findVaultQuietly(id: string): Vault | undefined {
+        try {
+            return findVault(id);
+        } catch {
+            return undefined;
         }
     }
 
@@ -988,12 +1333,18 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
         caPem,
         requests,
         invalidRequests,
+        apiVersions: supportedApiVersions,
         vault(resourceIdOrName) {
             const v = findVault(resourceIdOrName);
             if (v === undefined) throw new Error(`armKeyVaultFake: no vault ${resourceIdOrName}`);
             return structuredClone(v);
         },
         setVault: storeVault,
+        deleteVault(resourceIdOrName) {
+            const v = findVault(resourceIdOrName);
+            if (v === undefined) return false;
+            return vaults.delete(vaultKey(v.id));
+        },
         inject(fault) {
             const times = fault.times ?? 1;
             if (!Number.isInteger(times) || times < 1)
@@ -1012,6 +1363,7 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
             closed = true;
             for (const t of timers) clearTimeout(t);
             timers.clear();
+            for (const release of [...held]) release();
             await new Promise<void>((resolve) => {
                 server.close(() => resolve());
                 server.closeAllConnections();
@@ -1020,7 +1372,11 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
     };
 }
 
-/** A vault in the shape GET returns, modelled on the spec's getVault.json example; override what a test needs. */
+/**
+ * A vault in the shape GET returns, modelled on the spec's getVault.json example; override what a test needs. It is an
+ * existing access-policy vault (`enableRbacAuthorization: false`); a vault created through Vaults_CreateOrUpdate on
+ * 2026-02-01 without the switch uses RBAC instead.
+ */
 export function makeVault(params: {
     subscriptionId?: string;
     resourceGroup?: string;

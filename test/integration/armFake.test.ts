@@ -5,6 +5,7 @@ import { ARM_SCOPE, FAKE_ARM_TOKEN, StubTokenCredential, armClientFor } from '..
 import {
     type AccessPolicyEntry,
     type ArmKeyVaultFake,
+    type Vault,
     makeVault,
     startArmKeyVaultFake,
 } from '../../shared/simulation/armSimulator';
@@ -16,7 +17,12 @@ const TENANT = '00000000-0000-0000-0000-0000000000aa';
 const ALICE = '11111111-1111-1111-1111-111111111111';
 const BOB = '22222222-2222-2222-2222-222222222222';
 const VAULT_PATH = `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.KeyVault/vaults/kv-locked`;
-const EXAMPLES = join(__dirname, '..', '..', 'shared', 'simulation', 'spec', 'examples');
+const EXAMPLES = join(
+    __dirname,
+    '..',
+    '..',
+    'shared/simulation/spec/specification/keyvault/resource-manager/Microsoft.KeyVault/KeyVault/stable/2026-02-01/examples',
+);
 const FAST_RETRIES = { maxRetries: 2, retryDelayInMs: 1, maxRetryDelayInMs: 5 };
 
 function entry(objectId: string, permissions: AccessPolicyEntry['permissions']): AccessPolicyEntry {
@@ -110,7 +116,7 @@ describe('ARM Key Vault fake with the real @azure/arm-keyvault client', () => {
         });
 
         it('matches path segments case-insensitively, as ARM does', async () => {
-            const res = await rawRequest(fake, 'GET', `${VAULT_PATH.toLowerCase()}?api-version=2025-05-01`);
+            const res = await rawRequest(fake, 'GET', `${VAULT_PATH.toLowerCase()}?api-version=2026-02-01`);
             expect(res.status).toBe(200);
             expect(res.body.name).toBe('kv-locked');
         });
@@ -291,40 +297,61 @@ describe('ARM Key Vault fake with the real @azure/arm-keyvault client', () => {
             expect(res.body.error?.message).toMatch(/operationKind/);
         });
 
-        it('accepts the request bodies of the official examples', async () => {
+        it('accepts the request body of the official 2026-02-01 example and the vault of getVault.json', async () => {
             const example = (name: string) =>
                 JSON.parse(readFileSync(join(EXAMPLES, name), 'utf8')) as {
-                    parameters: { vaultName: string; resourceGroupName: string; parameters: unknown };
+                    parameters: {
+                        vaultName: string;
+                        resourceGroupName: string;
+                        subscriptionId: string;
+                        parameters?: unknown;
+                    };
+                    responses: { 200: { body: Vault } };
                 };
-            const update = example('updateVault.json');
-            const add = example('updateAccessPoliciesAdd.json');
-            for (const ex of [update, add]) {
-                fake.setVault(
-                    makeVault({
-                        subscriptionId: SUB,
-                        resourceGroup: ex.parameters.resourceGroupName,
-                        name: ex.parameters.vaultName,
-                        tenantId: '00000000-0000-0000-0000-000000000000',
-                    }),
-                );
-            }
-            const vaultPath = (ex: typeof update) =>
-                `/subscriptions/${SUB}/resourceGroups/${ex.parameters.resourceGroupName}/providers/Microsoft.KeyVault/vaults/${ex.parameters.vaultName}`;
-            const patched = await rawRequest(
-                fake,
-                'PATCH',
-                `${vaultPath(update)}?api-version=2025-05-01`,
-                update.parameters.parameters,
+            // The documented response is a valid Vault for the fake (setVault validates against the spec).
+            const get = example('getVault.json');
+            fake.setVault(get.responses[200].body);
+            const read = await armClientFor(fake, get.parameters.subscriptionId).vaults.get(
+                get.parameters.resourceGroupName,
+                get.parameters.vaultName,
             );
-            expect(patched.status).toBe(200);
+            expect(read.properties.accessPolicies).toHaveLength(1);
+            const add = example('updateAccessPoliciesAdd.json');
+            fake.setVault(
+                makeVault({
+                    subscriptionId: add.parameters.subscriptionId,
+                    resourceGroup: add.parameters.resourceGroupName,
+                    name: add.parameters.vaultName,
+                    tenantId: '00000000-0000-0000-0000-000000000000',
+                }),
+            );
             const added = await rawRequest(
                 fake,
                 'PUT',
-                `${vaultPath(add)}/accessPolicies/add?api-version=2025-05-01`,
+                `/subscriptions/${add.parameters.subscriptionId}/resourceGroups/${add.parameters.resourceGroupName}/providers/Microsoft.KeyVault/vaults/${add.parameters.vaultName}/accessPolicies/add?api-version=2026-02-01`,
                 add.parameters.parameters,
             );
             expect(added.status).toBe(200);
             expect(fake.invalidRequests).toEqual([]);
+        });
+
+        it('refuses an api-version it has no definitions for with 400 NoRegisteredProviderFound, as ARM does', async () => {
+            expect(fake.apiVersions).toEqual(['2026-02-01']);
+            // 2025-05-01 is a real version, but the fake only validates what the SDK sends.
+            const old = await rawRequest(fake, 'GET', `${VAULT_PATH}?api-version=2025-05-01`);
+            expect(old.status).toBe(400);
+            expect(old.body.error?.code).toBe('NoRegisteredProviderFound');
+            expect(old.body.error?.message).toMatch(
+                /^No registered resource provider found for location 'westeurope' and API version '2025-05-01' for type 'vaults'\. The supported api-versions are '2026-02-01'\./,
+            );
+            const err = await restError(
+                armClientFor(fake, SUB, { apiVersion: '2099-01-01', retryOptions: { maxRetries: 0 } }).vaults.get(
+                    RG,
+                    'kv-locked',
+                ),
+            );
+            expect(err).toMatchObject({ name: 'RestError', statusCode: 400, code: 'NoRegisteredProviderFound' });
+            expect(fake.requests.map((r) => r.apiVersion)).toEqual(['2025-05-01', '2099-01-01']);
         });
 
         it('answers 400 MissingApiVersionParameter without api-version', async () => {
