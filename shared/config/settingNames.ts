@@ -47,6 +47,17 @@ export const EventHubBinding = {
 } as const;
 
 /**
+ * The trigger hands each body to the handler as the raw string. Without a `dataType` the host deserializes every body
+ * of a `cardinality: 'many'` batch as JSON itself, and one body that is not JSON fails the binding of the whole batch
+ * before the handler runs (retried, then checkpointed: lost). With `string` the pipeline parses each body and
+ * quarantines a bad one alone. Sources: Azure/azure-functions-eventhubs-extension#118,
+ * Azure/azure-functions-nodejs-library#340 (deployment-contracts.md, "Azure Functions"). The v4 typings of
+ * `app.eventHub` lack `dataType`; `toCoreFunctionMetadata` copies every trigger option into the binding, so it reaches
+ * the host (test/deployPackage.test.ts checks the registered binding).
+ */
+export const EventHubBindingDataType: { readonly dataType: 'string' } = { dataType: 'string' };
+
+/**
  * Settings read only by `kvr consume` (the Function app checkpoints through `AzureWebJobsStorage` instead). Kept out
  * of {@link SettingNames} because the Function app does not need them.
  */
