@@ -2,7 +2,6 @@ import type { TokenCredential } from '@azure/identity';
 import { credentialFor } from '../adapters/credential';
 import { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import { KeyVaultManagementClient } from '@azure/arm-keyvault';
-import { useAzureMonitor } from '@azure/monitor-opentelemetry';
 import { metrics } from '@opentelemetry/api';
 import { OtelMetrics } from '../adapters/otelMetrics';
 import { ArmVaultAdmin } from '../adapters/armVaultAdmin';
@@ -25,6 +24,7 @@ import type { CmkReportDeps } from './handlers/handleCmkReport';
 import { type CmkPostureDeps, composeCmkPosture } from './handlers/handleCmkPosture';
 import type { IncidentLinkDeps } from './handlers/handleIncidentLink';
 import { KeyVaultKeyStateReader } from '../adapters/keyStateReader';
+import { startTelemetry } from './telemetry';
 
 /** The Function app's dependencies, built once per worker. */
 export interface AppDeps {
@@ -67,16 +67,9 @@ const processLogger = new StreamLogger(process.stderr);
  */
 export function composeApp(env: Readonly<Record<string, string | undefined>>): AppDeps {
     const settings = loadSettings(env);
-    if (settings.appInsightsConnectionString !== undefined) {
-        // Registers the global OpenTelemetry providers that export to Application Insights with Entra ID auth.
-        useAzureMonitor({
-            azureMonitorExporterOptions: {
-                connectionString: settings.appInsightsConnectionString,
-                credential: credentialOf(settings),
-            },
-        });
-    }
-    // After useAzureMonitor: the metrics API hands out no-op meters until a provider is registered.
+    // Normally started already by the bundle's first module (telemetryFirst.ts), before the SDKs loaded; idempotent.
+    startTelemetry(env);
+    // After startTelemetry: the metrics API hands out no-op meters until a provider is registered.
     const telemetry = new OtelMetrics(metrics.getMeter('kv-responder'));
     const credential = credentialOf(settings);
     // Our own retries (remediator): the SDK does not retry a 429 without Retry-After.
