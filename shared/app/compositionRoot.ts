@@ -7,7 +7,7 @@ import { OtelMetrics } from '../adapters/otelMetrics';
 import { ArmVaultAdmin } from '../adapters/armVaultAdmin';
 import { BlobQuarantineSink } from '../adapters/blobQuarantineSink';
 import { tableStateStoreAt } from '../adapters/tableStateStore';
-import { type AppSettings, loadSettings } from '../config/loadSettings';
+import { type AppSettings, type ConfigProblem, loadSettings } from '../config/loadSettings';
 import type { Decision } from '../core/decisions';
 import type { DecisionSink, QuarantineSink } from '../core/ports';
 import { GraphMailChannel } from '../adapters/graphMailChannel';
@@ -29,6 +29,11 @@ import { startTelemetry } from './telemetry';
 /** The Function app's dependencies, built once per worker. */
 export interface AppDeps {
     readonly settings: AppSettings;
+    /**
+     * Settings the app ignored and runs without (an optional channel whose Key Vault reference did not resolve ...),
+     * each logged as `kvr.config-problem` at start. For reports such as `kvr doctor`.
+     */
+    readonly configProblems: readonly ConfigProblem[];
     readonly auditBatch: AuditBatchDeps;
     readonly incidentLink: IncidentLinkDeps;
     readonly alerting: Alerting;
@@ -67,6 +72,9 @@ const processLogger = new StreamLogger(process.stderr);
  */
 export function composeApp(env: Readonly<Record<string, string | undefined>>): AppDeps {
     const settings = loadSettings(env);
+    // Loud, but not fatal: ingestion, timers and links keep running without the channel.
+    for (const p of settings.configProblems)
+        processLogger.error('kvr.config-problem', { setting: p.setting, problem: p.problem, effect: p.effect });
     // Normally started already by the bundle's first module (telemetryFirst.ts), before the SDKs loaded; idempotent.
     startTelemetry(env);
     // After startTelemetry: the metrics API hands out no-op meters until a provider is registered.
@@ -123,6 +131,7 @@ export function composeApp(env: Readonly<Record<string, string | undefined>>): A
     const alerting = responder.alerting as Alerting;
     return {
         settings,
+        configProblems: settings.configProblems,
         auditBatch: { pipeline: responder.pipeline, metrics: telemetry },
         incidentLink: { alerting, trustEasyAuth: a.trustEasyAuth },
         alerting,
