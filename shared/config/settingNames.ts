@@ -37,6 +37,12 @@ export const SettingNames = {
     trustEasyAuth: 'KVR_TRUST_EASY_AUTH',
     /** Client id of the user-assigned managed identity (read by `@azure/identity`). */
     managedIdentityClientId: 'AZURE_CLIENT_ID',
+    /**
+     * Object (principal) id of the app's own user-assigned identity, set by the templates: added to the config's
+     * `responderIdentities`, so that the responder's own reads raise no finding and its own changes are excluded by
+     * the loop guard without editing the config.
+     */
+    responderPrincipalId: 'KVR_RESPONDER_PRINCIPAL_ID',
 } as const;
 
 /** The trigger binding expressions, resolved by the Functions host from the settings above. */
