@@ -17,6 +17,7 @@ const common = {
     bundle: true,
     packages: 'external',
     platform: 'node',
+    // The lowest Node the package admits (package.json engines, >=20: local development); Functions runs Node 22.
     target: 'node20',
     format: 'cjs',
     sourcemap: true,

@@ -206,6 +206,18 @@ describe('the deployment package, built and loaded as azd and the platform would
         expect(existsSync(join(pkgDir, pkg.main))).toBe(true);
     });
 
+    it('declares engines that admit the deployed runtime (Node 22) and the local one', () => {
+        // Node.js 20 support on Functions ended 2026-04-30; the templates run 22 (deployment-contracts.md). The
+        // bundle targets the lowest admitted version (scripts/build.mjs), so it runs on both.
+        const m = /^>=\s*(\d+)(?:\.\d+){0,2}$/.exec(pkg.engines?.node ?? '');
+        expect(m).not.toBeNull();
+        const min = Number(m?.[1]);
+        expect(min).toBeLessThanOrEqual(22);
+        expect(min).toBeLessThanOrEqual(Number(process.versions.node.split('.')[0]));
+        const target = /target:\s*'node(\d+)'/.exec(readFileSync(join(REPO, 'scripts/build.mjs'), 'utf8'));
+        expect(Number(target?.[1])).toBe(min);
+    });
+
     it('resolves production dependencies only where main runs', () => {
         const req = createRequire(join(runDir, pkg.main));
         for (const dep of Object.keys(pkg.dependencies)) expect(() => req.resolve(dep)).not.toThrow();
