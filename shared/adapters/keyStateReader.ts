@@ -2,6 +2,7 @@ import type { TokenCredential } from '@azure/identity';
 import { KeyClient, type KeyClientOptions, type KeyProperties } from '@azure/keyvault-keys';
 import { ResponderError } from '../core/errors';
 import type { KeyStateReader, KeyVersionState } from '../core/ports';
+import { isFirewallDenial, VaultFirewallError } from './keyVaultKeys';
 
 const KEY_ID = /^(https:\/\/[^/]+)\/keys\/([^/?#]+)(?:\/([^/?#]*))?\/?$/i;
 
@@ -52,6 +53,8 @@ export class KeyVaultKeyStateReader implements KeyStateReader {
             return stateOf(vaultUrl, key.properties);
         } catch (err) {
             if ((err as { statusCode?: number }).statusCode === 404) return undefined;
+            if (isFirewallDenial(err))
+                throw new VaultFirewallError(new URL(vaultUrl).hostname, `reading key ${name}`, { cause: err });
             throw err;
         }
     }
@@ -60,10 +63,16 @@ export class KeyVaultKeyStateReader implements KeyStateReader {
         const { vaultUrl, name, version } = parseKeyId(keyId);
         if (version === undefined)
             throw new ResponderError('INPUT.UNREADABLE', `re-enable needs a key version: ${keyId}`);
-        const p = await this.client(vaultUrl).updateKeyProperties(name, version, {
-            enabled: true,
-            abortSignal: AbortSignal.timeout(this.timeoutMs),
-        });
-        return stateOf(vaultUrl, p.properties);
+        try {
+            const p = await this.client(vaultUrl).updateKeyProperties(name, version, {
+                enabled: true,
+                abortSignal: AbortSignal.timeout(this.timeoutMs),
+            });
+            return stateOf(vaultUrl, p.properties);
+        } catch (err) {
+            if (isFirewallDenial(err))
+                throw new VaultFirewallError(new URL(vaultUrl).hostname, `re-enabling key ${name}`, { cause: err });
+            throw err;
+        }
     }
 }

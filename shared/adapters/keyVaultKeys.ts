@@ -10,6 +10,45 @@ interface RestErrorLike {
     statusCode?: number;
     code?: string;
     message?: string;
+    details?: unknown;
+}
+
+/**
+ * True when Key Vault refused a data-plane call because of its firewall: 403 with the inner error code
+ * `ForbiddenByFirewall` ("Client address is not authorized and caller is not a trusted service"). The body's
+ * `innererror` reaches the SDK error as `details.error.innerError` (the generated model) or as sent.
+ */
+export function isFirewallDenial(err: unknown): boolean {
+    if (typeof err !== 'object' || err === null) return false;
+    const e = err as RestErrorLike;
+    if (e.statusCode !== 403) return false;
+    const body = (typeof e.details === 'object' && e.details !== null ? e.details : {}) as {
+        error?: { innerError?: { code?: unknown }; innererror?: { code?: unknown } };
+    };
+    const inner = body.error?.innerError?.code ?? body.error?.innererror?.code;
+    return inner === 'ForbiddenByFirewall' || /client address is not authorized/i.test(e.message ?? '');
+}
+
+/**
+ * The data plane of a vault is unreachable because its firewall denies this app. Loud and specific: the message
+ * names the vault and the fix. Azure Functions and App Service are not Key Vault trusted services, so a vault with
+ * `defaultAction: Deny` answers 403 to them unless the app reaches it from an allowed network
+ * (deployment-contracts.md, "ARM and Key Vault").
+ */
+export class VaultFirewallError extends Error {
+    constructor(
+        readonly vault: string,
+        what: string,
+        options?: { cause?: unknown },
+    ) {
+        super(
+            `vault ${vault}: data plane unreachable, its firewall refused ${what} (403 ForbiddenByFirewall). Fix: ` +
+                'VNet integration for the Function app plus its subnet as a VNet rule of the vault, or a private ' +
+                'endpoint (Functions is not a Key Vault trusted service)',
+            options,
+        );
+        this.name = 'VaultFirewallError';
+    }
 }
 
 function statusOf(err: unknown): number | undefined {
@@ -23,10 +62,28 @@ function answerOf(err: unknown): string {
     return `${e.statusCode ?? '?'}${e.code === undefined ? '' : ` ${e.code}`}: ${first}`;
 }
 
-/** A refusal or a missing object: reported as unknown. Anything else (throttling, 5xx, network) is thrown. */
+/**
+ * A refusal or a missing object: reported as unknown. Anything else (throttling, 5xx, network) is thrown, and so is
+ * a firewall denial: it hides every fact of the vault, not one.
+ */
 function isUnknownAnswer(err: unknown): boolean {
     const s = statusOf(err);
-    return s === 403 || s === 404;
+    return (s === 403 && !isFirewallDenial(err)) || s === 404;
+}
+
+/**
+ * Why a list was refused with 403: the pager's error carries no body (only "Pagination failed with unexpected
+ * statusCode 403"), so one key read, whose error does carry the service's message, tells a firewall denial apart
+ * from an RBAC or access-policy one. Only on a 403, so it costs nothing otherwise.
+ */
+async function refusedByFirewall(client: KeyClient, listError: unknown): Promise<boolean> {
+    if (statusOf(listError) !== 403) return false;
+    try {
+        await client.getKey('kvr-why-refused');
+        return false;
+    } catch (err) {
+        return isFirewallDenial(err);
+    }
 }
 
 /** Bit length of an RSA modulus (big-endian, possibly with leading zero bytes). */
@@ -114,7 +171,8 @@ async function factsOf(client: KeyClient, listed: Listed): Promise<KeyFacts | un
  *
  * A 403 or 404 on `getKey` or `getKeyRotationPolicy` makes that fact unknown (`unreadable` says why), not absent; a
  * key that is gone by the time it is read (404 on `getKey`) is left out. Other failures (throttling after the
- * client's retries, 5xx, network) and any failure of the list itself are thrown.
+ * client's retries, 5xx, network) and any failure of the list itself are thrown; a vault firewall denial as a
+ * {@link VaultFirewallError} that names the fix.
  * @param vaultName - For error messages.
  */
 export async function readVaultKeys(client: KeyClient, vaultName: string): Promise<KeyFacts[]> {
@@ -131,6 +189,8 @@ export async function readVaultKeys(client: KeyClient, vaultName: string): Promi
             });
         }
     } catch (err) {
+        if (isFirewallDenial(err) || (await refusedByFirewall(client, err)))
+            throw new VaultFirewallError(vaultName, 'the key list', { cause: err });
         throw new Error(`cannot list the keys of vault ${vaultName}: ${answerOf(err)}`, { cause: err });
     }
     const out: (KeyFacts | undefined)[] = [];
@@ -139,6 +199,7 @@ export async function readVaultKeys(client: KeyClient, vaultName: string): Promi
         try {
             out.push(...(await Promise.all(batch.map((l) => factsOf(client, l)))));
         } catch (err) {
+            if (isFirewallDenial(err)) throw new VaultFirewallError(vaultName, 'a key read', { cause: err });
             throw new Error(`cannot read the keys of vault ${vaultName}: ${answerOf(err)}`, { cause: err });
         }
     }

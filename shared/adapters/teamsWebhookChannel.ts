@@ -8,6 +8,7 @@
 // The webhook URL is a credential: its `sig` query parameter is a shared-access signature. It never appears in an
 // error message, a log line or an exception cause produced here (see redactWebhookUrl).
 import { Agent, fetch } from 'undici';
+import { TEAMS_MESSAGE_MAX_BYTES } from '../core/alerts/render';
 import { type DeliveryChannel, DeliveryError, type OutgoingNotification } from '../core/alerts/types';
 
 export interface TeamsWebhookChannelOptions {
@@ -83,6 +84,15 @@ export class TeamsWebhookChannel implements DeliveryChannel {
             throw new DeliveryError(`teams channel cannot send a ${notification.channel} notification`, false);
         }
         const body = JSON.stringify(notification.teams);
+        // The renderer trims cards to fit; a body still too large would be accepted (202) and then dropped by the
+        // flow without a word (deployment-contracts.md, "Graph and Teams"): refuse it here, loudly and for good.
+        const bytes = Buffer.byteLength(body, 'utf8');
+        if (bytes > TEAMS_MESSAGE_MAX_BYTES) {
+            throw new DeliveryError(
+                `Teams card of ${bytes} bytes not sent: above the ${TEAMS_MESSAGE_MAX_BYTES}-byte limit, Teams would accept and then drop it`,
+                false,
+            );
+        }
         let response: Awaited<ReturnType<typeof fetch>>;
         try {
             response = await fetch(this.webhookUrl, {

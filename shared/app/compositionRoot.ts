@@ -2,13 +2,12 @@ import type { TokenCredential } from '@azure/identity';
 import { credentialFor } from '../adapters/credential';
 import { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import { KeyVaultManagementClient } from '@azure/arm-keyvault';
-import { useAzureMonitor } from '@azure/monitor-opentelemetry';
 import { metrics } from '@opentelemetry/api';
 import { OtelMetrics } from '../adapters/otelMetrics';
 import { ArmVaultAdmin } from '../adapters/armVaultAdmin';
 import { BlobQuarantineSink } from '../adapters/blobQuarantineSink';
 import { tableStateStoreAt } from '../adapters/tableStateStore';
-import { type AppSettings, loadSettings } from '../config/loadSettings';
+import { type AppSettings, type ConfigProblem, loadSettings } from '../config/loadSettings';
 import type { Decision } from '../core/decisions';
 import type { DecisionSink, QuarantineSink } from '../core/ports';
 import { GraphMailChannel } from '../adapters/graphMailChannel';
@@ -25,10 +24,16 @@ import type { CmkReportDeps } from './handlers/handleCmkReport';
 import { type CmkPostureDeps, composeCmkPosture } from './handlers/handleCmkPosture';
 import type { IncidentLinkDeps } from './handlers/handleIncidentLink';
 import { KeyVaultKeyStateReader } from '../adapters/keyStateReader';
+import { startTelemetry } from './telemetry';
 
 /** The Function app's dependencies, built once per worker. */
 export interface AppDeps {
     readonly settings: AppSettings;
+    /**
+     * Settings the app ignored and runs without (an optional channel whose Key Vault reference did not resolve ...),
+     * each logged as `kvr.config-problem` at start. For reports such as `kvr doctor`.
+     */
+    readonly configProblems: readonly ConfigProblem[];
     readonly auditBatch: AuditBatchDeps;
     readonly incidentLink: IncidentLinkDeps;
     readonly alerting: Alerting;
@@ -67,16 +72,12 @@ const processLogger = new StreamLogger(process.stderr);
  */
 export function composeApp(env: Readonly<Record<string, string | undefined>>): AppDeps {
     const settings = loadSettings(env);
-    if (settings.appInsightsConnectionString !== undefined) {
-        // Registers the global OpenTelemetry providers that export to Application Insights with Entra ID auth.
-        useAzureMonitor({
-            azureMonitorExporterOptions: {
-                connectionString: settings.appInsightsConnectionString,
-                credential: credentialOf(settings),
-            },
-        });
-    }
-    // After useAzureMonitor: the metrics API hands out no-op meters until a provider is registered.
+    // Loud, but not fatal: ingestion, timers and links keep running without the channel.
+    for (const p of settings.configProblems)
+        processLogger.error('kvr.config-problem', { setting: p.setting, problem: p.problem, effect: p.effect });
+    // Normally started already by the bundle's first module (telemetryFirst.ts), before the SDKs loaded; idempotent.
+    startTelemetry(env);
+    // After startTelemetry: the metrics API hands out no-op meters until a provider is registered.
     const telemetry = new OtelMetrics(metrics.getMeter('kv-responder'));
     const credential = credentialOf(settings);
     // Our own retries (remediator): the SDK does not retry a 429 without Retry-After.
@@ -130,6 +131,7 @@ export function composeApp(env: Readonly<Record<string, string | undefined>>): A
     const alerting = responder.alerting as Alerting;
     return {
         settings,
+        configProblems: settings.configProblems,
         auditBatch: { pipeline: responder.pipeline, metrics: telemetry },
         incidentLink: { alerting, trustEasyAuth: a.trustEasyAuth },
         alerting,

@@ -10,8 +10,21 @@ export type QuarantineSettings =
     | { readonly kind: 'container-url'; readonly url: string }
     | { readonly kind: 'connection-string'; readonly connectionString: string; readonly container: string };
 
+/**
+ * A setting that could not be used but does not stop the app: the feature it enables is off. Logged at start and
+ * listed for `kvr doctor` (AppDeps.configProblems).
+ */
+export interface ConfigProblem {
+    readonly setting: string;
+    readonly problem: string;
+    /** What is off because of it. */
+    readonly effect: string;
+}
+
 /** Everything the Function app needs from its environment, validated. */
 export interface AppSettings {
+    /** Settings that were ignored (an optional channel whose Key Vault reference did not resolve ...). */
+    readonly configProblems: readonly ConfigProblem[];
     readonly config: ResponderConfig;
     readonly state: TableLocation;
     readonly quarantine: QuarantineSettings;
@@ -89,6 +102,71 @@ function alertingSettingsOf(env: Env, problems: string[]): AlertingSettings | un
 
 type Env = Readonly<Record<string, string | undefined>>;
 
+/**
+ * An app setting whose Key Vault reference the platform could not resolve reaches the app as the literal reference,
+ * `@Microsoft.KeyVault(SecretUri=...)` or `@Microsoft.KeyVault(VaultName=...;SecretName=...)` (App Service docs, "Use
+ * Key Vault references"; deployment-contracts.md, "Azure Functions").
+ */
+export function isUnresolvedKeyVaultReference(value: string | undefined): boolean {
+    return value !== undefined && /^\s*@Microsoft\.KeyVault\(/i.test(value);
+}
+
+/** Optional channels: an unresolved reference turns the channel off instead of stopping the app. */
+const OPTIONAL_CHANNELS: Readonly<Record<string, string>> = {
+    [SettingNames.teamsWebhookUrl]: 'Teams notices are off',
+    [SettingNames.mailSender]: 'email notices are off',
+};
+
+function unresolvedReferenceText(name: string): string {
+    return (
+        `${name}: the Key Vault reference did not resolve (the app received the literal @Microsoft.KeyVault(...)); ` +
+        "grant the app's identity Key Vault Secrets User on the secret (or the vault), check the secret URI, and " +
+        'restart the app'
+    );
+}
+
+/**
+ * Takes out every setting that holds an unresolved Key Vault reference: optional channels become "not configured"
+ * (a {@link ConfigProblem}), any other setting is a start-up problem that names the reference.
+ */
+function withoutUnresolvedReferences(
+    env: Env,
+    problems: string[],
+    configProblems: ConfigProblem[],
+): { env: Env; unresolved: ReadonlySet<string> } {
+    const out: Record<string, string | undefined> = { ...env };
+    const unresolved = new Set<string>();
+    for (const name of Object.values(SettingNames)) {
+        if (!isUnresolvedKeyVaultReference(env[name])) continue;
+        unresolved.add(name);
+        out[name] = undefined;
+        const effect = OPTIONAL_CHANNELS[name];
+        if (effect === undefined) problems.push(unresolvedReferenceText(name));
+        else configProblems.push({ setting: name, problem: unresolvedReferenceText(name), effect });
+    }
+    return { env: out, unresolved };
+}
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The app's own identity, from the settings the templates set, added to `responderIdentities` (its reads raise no
+ * `new-app-access`, its changes are excluded by the loop guard) and so to the protected principals: the object id
+ * (`KVR_RESPONDER_PRINCIPAL_ID`, matched against the `oid` claim) and the client id (`AZURE_CLIENT_ID`, the
+ * identity's app id, matched against `appid`).
+ */
+function withOwnIdentity(config: ResponderConfig, ids: readonly string[]): ResponderConfig {
+    const own = ids.map((id) => id.toLowerCase()).filter((id) => !config.detection.responderIdentities.has(id));
+    if (own.length === 0) return config;
+    return Object.freeze({
+        ...config,
+        detection: Object.freeze({
+            ...config.detection,
+            responderIdentities: new Set([...config.detection.responderIdentities, ...own]),
+        }),
+    });
+}
+
 function nonEmpty(env: Env, name: string): string | undefined {
     const v = env[name]?.trim();
     return v === undefined || v.length === 0 ? undefined : v;
@@ -99,10 +177,12 @@ function nonEmpty(env: Env, name: string): string | undefined {
  * listing every problem, so that a misconfigured app fails at start and never half-works.
  */
 export function loadSettings(
-    env: Env,
+    rawEnv: Env,
     readFile: (path: string) => string = (p) => readFileSync(p, 'utf8'),
 ): AppSettings {
     const problems: string[] = [];
+    const configProblems: ConfigProblem[] = [];
+    const { env, unresolved } = withoutUnresolvedReferences(rawEnv, problems, configProblems);
 
     let config: ResponderConfig = DEFAULT_CONFIG;
     const inline = nonEmpty(env, SettingNames.config);
@@ -176,14 +256,23 @@ export function loadSettings(
 
     const alerting = alertingSettingsOf(env, problems);
 
-    if (problems.length > 0 || quarantine === undefined || state === undefined || alerting === undefined) {
-        throw new ConfigError('app settings', problems);
+    const principalId = nonEmpty(env, SettingNames.responderPrincipalId);
+    if (principalId !== undefined && !GUID.test(principalId))
+        problems.push(`${SettingNames.responderPrincipalId}: expected the object id (a GUID) of the app's identity`);
+    const clientId = nonEmpty(env, SettingNames.managedIdentityClientId);
+    const ownIds = [principalId, clientId].filter((id): id is string => id !== undefined && GUID.test(id));
+
+    // A setting whose reference did not resolve is reported once, as such, not also as missing.
+    const reported = problems.filter((p) => ![...unresolved].some((name) => p.startsWith(`${name} is required`)));
+    if (reported.length > 0 || quarantine === undefined || state === undefined || alerting === undefined) {
+        throw new ConfigError('app settings', reported);
     }
     return Object.freeze({
-        config,
+        configProblems: Object.freeze(configProblems),
+        config: withOwnIdentity(config, ownIds),
         state,
         quarantine,
-        managedIdentityClientId: nonEmpty(env, SettingNames.managedIdentityClientId),
+        managedIdentityClientId: clientId,
         appInsightsConnectionString: nonEmpty(env, SettingNames.appInsightsConnectionString),
         alerting,
     });

@@ -37,6 +37,12 @@ export const SettingNames = {
     trustEasyAuth: 'KVR_TRUST_EASY_AUTH',
     /** Client id of the user-assigned managed identity (read by `@azure/identity`). */
     managedIdentityClientId: 'AZURE_CLIENT_ID',
+    /**
+     * Object (principal) id of the app's own user-assigned identity, set by the templates: added to the config's
+     * `responderIdentities`, so that the responder's own reads raise no finding and its own changes are excluded by
+     * the loop guard without editing the config.
+     */
+    responderPrincipalId: 'KVR_RESPONDER_PRINCIPAL_ID',
 } as const;
 
 /** The trigger binding expressions, resolved by the Functions host from the settings above. */
@@ -45,6 +51,17 @@ export const EventHubBinding = {
     eventHubName: `%${SettingNames.eventHubName}%`,
     consumerGroup: `%${SettingNames.eventHubConsumerGroup}%`,
 } as const;
+
+/**
+ * The trigger hands each body to the handler as the raw string. Without a `dataType` the host deserializes every body
+ * of a `cardinality: 'many'` batch as JSON itself, and one body that is not JSON fails the binding of the whole batch
+ * before the handler runs (retried, then checkpointed: lost). With `string` the pipeline parses each body and
+ * quarantines a bad one alone. Sources: Azure/azure-functions-eventhubs-extension#118,
+ * Azure/azure-functions-nodejs-library#340 (deployment-contracts.md, "Azure Functions"). The v4 typings of
+ * `app.eventHub` lack `dataType`; `toCoreFunctionMetadata` copies every trigger option into the binding, so it reaches
+ * the host (test/deployPackage.test.ts checks the registered binding).
+ */
+export const EventHubBindingDataType: { readonly dataType: 'string' } = { dataType: 'string' };
 
 /**
  * Settings read only by `kvr consume` (the Function app checkpoints through `AzureWebJobsStorage` instead). Kept out

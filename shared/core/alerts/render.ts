@@ -26,6 +26,20 @@ export interface NoticeView {
     readonly failing?: { readonly channel: string; readonly error: string };
 }
 
+/**
+ * The largest Teams Workflows webhook body we send, in UTF-8 bytes of its JSON. The Workflows webhook answers 202
+ * before its "post card" step runs, and a card above about 28 KB then fails there, silently (Teams connector known
+ * issues; deployment-contracts.md, "Graph and Teams"). The margin leaves room for what the flow adds around it.
+ */
+export const TEAMS_MESSAGE_MAX_BYTES = 27_000;
+
+/** The size that counts against {@link TEAMS_MESSAGE_MAX_BYTES}. */
+export function teamsMessageBytes(message: TeamsWebhookMessage): number {
+    return new TextEncoder().encode(JSON.stringify(message)).length;
+}
+
+const TRIMMED_NOTE = 'This card was trimmed to fit the Teams size limit (about 28 KB): some details are left out.';
+
 const SEVERITY_LABEL: Readonly<Record<Severity, string>> = {
     critical: 'CRITICAL',
     high: 'HIGH',
@@ -102,6 +116,9 @@ function headline(v: NoticeView): string {
     }
 }
 
+/** The facts kept on the most trimmed card. */
+const ESSENTIAL_FACTS = new Set(['Vault', 'Rule', 'Severity', 'Who', 'When', 'Status', 'Incident']);
+
 function facts(v: NoticeView): [string, string][] {
     const inc = v.incident;
     const out: [string, string][] = [
@@ -132,15 +149,61 @@ export function statusLine(inc: Incident): string {
     return parts.join('; ');
 }
 
-/** The Teams Workflows webhook body: one Adaptive Card (version 1.4, Action.OpenUrl buttons only). */
+/** How much of an incident a Teams card shows; the renderer steps down until the card fits. */
+interface CardDetail {
+    /** Action lines shown before "... N more" (undefined: all). */
+    readonly actionLines: number | undefined;
+    readonly summary: number;
+    readonly fact: number;
+    readonly extra: number;
+    readonly essentialFactsOnly: boolean;
+}
+
+const CARD_DETAIL: readonly CardDetail[] = [
+    { actionLines: undefined, summary: 600, fact: 300, extra: 800, essentialFactsOnly: false },
+    { actionLines: 10, summary: 600, fact: 300, extra: 500, essentialFactsOnly: false },
+    { actionLines: 3, summary: 300, fact: 120, extra: 300, essentialFactsOnly: false },
+    { actionLines: 0, summary: 200, fact: 80, extra: 150, essentialFactsOnly: true },
+];
+
+/**
+ * The Teams Workflows webhook body: one Adaptive Card (version 1.4, Action.OpenUrl buttons only), at most
+ * {@link TEAMS_MESSAGE_MAX_BYTES}. A card that would be larger (many actions, long attacker-supplied strings) is
+ * trimmed step by step: fewer action lines, shorter texts, then the essential facts only; the headline and every
+ * button stay, and the card says that it was trimmed.
+ */
 export function renderTeamsCard(v: NoticeView): TeamsWebhookMessage {
+    let message: TeamsWebhookMessage | undefined;
+    for (let i = 0; i < CARD_DETAIL.length; i++) {
+        message = teamsCardAt(v, CARD_DETAIL[i] as CardDetail, i > 0);
+        if (teamsMessageBytes(message) <= TEAMS_MESSAGE_MAX_BYTES) return message;
+    }
+    return message as TeamsWebhookMessage;
+}
+
+function responseBlock(inc: Incident, d: CardDetail): string[] {
+    const lines = responseLines(inc);
+    if (d.actionLines === undefined || lines.length <= d.actionLines) return lines;
+    const more = lines.length - d.actionLines;
+    return [
+        ...lines.slice(0, d.actionLines),
+        d.actionLines === 0
+            ? `${lines.length} action(s): not shown here (card size limit).`
+            : `... and ${more} more action(s), not shown here (card size limit).`,
+    ];
+}
+
+function teamsCardAt(v: NoticeView, d: CardDetail, trimmed: boolean): TeamsWebhookMessage {
     const inc = v.incident;
     const style = inc.severity === 'critical' || inc.severity === 'high' ? 'attention' : 'warning';
     const extra: Record<string, unknown>[] = [];
     if (v.kind === 'channel-failing' && v.failing !== undefined) {
         extra.push({
             type: 'TextBlock',
-            text: cardText(`Delivery by ${v.failing.channel} keeps failing: ${v.failing.error}`, 500),
+            text: cardText(
+                `Delivery by ${v.failing.channel} keeps failing: ${v.failing.error}`,
+                Math.min(500, d.extra),
+            ),
             wrap: true,
             color: 'attention',
         });
@@ -150,11 +213,12 @@ export function renderTeamsCard(v: NoticeView): TeamsWebhookMessage {
             type: 'TextBlock',
             text: cardText(
                 `Restored: ${inc.undone.restored.join('; ')}. The restored state is now approved for this vault.`,
-                800,
+                d.extra,
             ),
             wrap: true,
         });
     }
+    if (trimmed) extra.push({ type: 'TextBlock', text: TRIMMED_NOTE, wrap: true, isSubtle: true, size: 'small' });
     const actions: Record<string, unknown>[] = [];
     if (v.links.ack !== undefined && inc.acknowledged === undefined)
         actions.push({ type: 'Action.OpenUrl', title: 'Acknowledge', url: v.links.ack, style: 'positive' });
@@ -163,6 +227,7 @@ export function renderTeamsCard(v: NoticeView): TeamsWebhookMessage {
     if (v.links.reenable !== undefined)
         actions.push({ type: 'Action.OpenUrl', title: 'Re-enable key version', url: v.links.reenable });
     actions.push({ type: 'Action.OpenUrl', title: 'Open vault in the Azure portal', url: v.links.portal });
+    const shownFacts = facts(v).filter(([title]) => !d.essentialFactsOnly || ESSENTIAL_FACTS.has(title));
     const card = {
         $schema: 'http://adaptivecards.io/schemas/adaptive-card.json',
         type: 'AdaptiveCard',
@@ -182,19 +247,19 @@ export function renderTeamsCard(v: NoticeView): TeamsWebhookMessage {
                         size: 'medium',
                         wrap: true,
                     },
-                    { type: 'TextBlock', text: cardText(inc.summary, 600), wrap: true },
+                    { type: 'TextBlock', text: cardText(inc.summary, d.summary), wrap: true },
                 ],
             },
             ...extra,
             {
                 type: 'FactSet',
-                facts: facts(v).map(([title, value]) => ({ title, value: cardText(value, 300) })),
+                facts: shownFacts.map(([title, value]) => ({ title, value: cardText(value, d.fact) })),
             },
             {
                 type: 'Container',
                 items: [
                     { type: 'TextBlock', text: 'What kv-responder did', weight: 'bolder', wrap: true },
-                    ...responseLines(inc).map((line) => ({
+                    ...responseBlock(inc, d).map((line) => ({
                         type: 'TextBlock',
                         text: cardText(line, 400),
                         wrap: true,
@@ -275,14 +340,24 @@ ${responseLines(inc)
 
 const SUMMARY_LINES = 40;
 
-function clipLines(text: string): string[] {
+function clipLines(text: string, max: number = SUMMARY_LINES): string[] {
     const lines = text.replace(/\n$/, '').split('\n');
-    return lines.length <= SUMMARY_LINES
+    return lines.length <= max
         ? lines
-        : [...lines.slice(0, SUMMARY_LINES), `... ${lines.length - SUMMARY_LINES} more line(s) in the full report`];
+        : [...lines.slice(0, max), `... ${lines.length - max} more line(s) in the full report`];
 }
 
+/** A summary card of at most {@link TEAMS_MESSAGE_MAX_BYTES}: fewer table lines until it fits. */
 export function renderSummaryCard(title: string, table: string): TeamsWebhookMessage {
+    let message: TeamsWebhookMessage | undefined;
+    for (const lines of [SUMMARY_LINES, 20, 10, 0]) {
+        message = summaryCardOf(title, table, lines);
+        if (teamsMessageBytes(message) <= TEAMS_MESSAGE_MAX_BYTES) return message;
+    }
+    return message as TeamsWebhookMessage;
+}
+
+function summaryCardOf(title: string, table: string, maxLines: number): TeamsWebhookMessage {
     const card = {
         $schema: 'http://adaptivecards.io/schemas/adaptive-card.json',
         type: 'AdaptiveCard',
@@ -291,7 +366,7 @@ export function renderSummaryCard(title: string, table: string): TeamsWebhookMes
         fallbackText: cardText(title, 300),
         body: [
             { type: 'TextBlock', text: cardText(title, 300), weight: 'bolder', size: 'medium', wrap: true },
-            ...clipLines(table).map((line) => ({
+            ...clipLines(table, maxLines).map((line) => ({
                 type: 'TextBlock',
                 text: cardText(line, 400),
                 fontType: 'monospace',

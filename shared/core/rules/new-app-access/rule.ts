@@ -1,4 +1,4 @@
-import type { StatefulRule } from '../../engine/rule';
+import { isResponder, type StatefulRule } from '../../engine/rule';
 import { KeyMemo } from '../../state/store';
 import { baselineStep, baselineTtlMs, type LastSeen } from '../baseline';
 
@@ -12,7 +12,7 @@ export const newAppAccess: StatefulRule<LastSeen> = {
         severity: 'medium',
         mitre: ['T1555.006', 'T1078.004'],
         description:
-            'A successful read (SecretGet, KeyGet, VaultGet by default) by an application (service principal or managed identity, by app id) never seen on that vault within the baseline window. Platform scanners (Azure Resource Graph 509e4652-da8d-478d-a730-e9d4a1996ca4, Policy Insights 8cae6e77-e04e-42ce-b5cb-50d82bce26b1) and configured knownScanners are never reported. Users are covered by new-user-access.',
+            'A successful read (SecretGet, KeyGet, VaultGet by default) by an application (service principal or managed identity, by app id) never seen on that vault within the baseline window. Platform scanners (Azure Resource Graph 509e4652-da8d-478d-a730-e9d4a1996ca4, Policy Insights 8cae6e77-e04e-42ce-b5cb-50d82bce26b1), configured knownScanners and kv-responder own identities (responderIdentities) are never reported. Users are covered by new-user-access.',
         falsePositives: ['A newly deployed workload; a scanner that is not in knownScanners.'],
         references: ['https://learn.microsoft.com/azure/defender-for-cloud/alerts-azure-key-vault'],
         runbook: [
@@ -27,6 +27,8 @@ export const newAppAccess: StatefulRule<LastSeen> = {
         if (c.kind !== 'service-principal' && c.kind !== 'managed-identity') return undefined;
         if (!ctx.settings.readOperations.has(event.operation) || ctx.settings.knownScanners.has(c.appId))
             return undefined;
+        // The responder reads the vaults it protects (key state, posture): its own reads are not a new app.
+        if (isResponder(event, ctx.settings)) return undefined;
         return APP_KEYS.get(event.vault.name, c.appId);
     },
     stateTtlMs: baselineTtlMs,
