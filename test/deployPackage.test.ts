@@ -175,6 +175,7 @@ describe('the deployment package, built and loaded as azd and the platform would
         const shippedTop = new Set(files.map((f) => f.split('/')[0]));
         const topTracked = new Set(tracked.filter((f) => f.length > 0).map((f) => f.split('/')[0] as string));
         expect([...topTracked].filter((t) => shippedTop.has(t)).sort()).toEqual([
+            'LICENSE', // the MIT notice travels with every copy
             'functions',
             'host.json',
             'package-lock.json',

@@ -32,17 +32,6 @@ const LOCAL_ONLY = [
 ] as const;
 /** App settings read by the Functions host, @azure/identity or Application Insights, not by our settings loader. */
 const PLATFORM_SETTINGS = ['AzureWebJobsStorage', 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'];
-/**
- * Settings the templates set for the app before shared/config/settingNames.ts names them (issue 12: the app side
- * adds them). INTEGRATOR: once SettingNames holds `responderPrincipalId: 'KVR_RESPONDER_PRINCIPAL_ID'`, empty this list.
- */
-const PENDING_SETTING_NAMES = ['KVR_RESPONDER_PRINCIPAL_ID'];
-/**
- * Actions the firewall remediations need that ACTION_PERMISSIONS does not list yet: a PATCH of `networkAcls` re-sends
- * the vault's virtual network rules, and ARM checks joinViaServiceEndpoint on each subnet it names (see roles.bicep).
- * INTEGRATOR: add it to the firewall actions in shared/core/remediation/types.ts, then empty this list.
- */
-const PENDING_ROLE_ACTIONS = ['Microsoft.Network/virtualNetworks/subnets/joinViaServiceEndpoint/action'];
 
 // ---- a tiny Bicep reader -------------------------------------------------------------------------------------------
 
@@ -269,7 +258,7 @@ describe('Function app settings', () => {
     });
 
     it('sets only settings the app, the host or the SDKs read', () => {
-        const known = [...Object.values(SettingNames), ...PLATFORM_SETTINGS, ...PENDING_SETTING_NAMES];
+        const known = [...Object.values(SettingNames), ...PLATFORM_SETTINGS];
         const unknown = names.filter((n) => !known.some((k) => n === k || n.startsWith(`${k}__`)));
         expect(unknown).toEqual([]);
     });
@@ -378,7 +367,7 @@ describe('roles and policy', () => {
     });
 
     it('gives the custom remediation role exactly the union of ACTION_PERMISSIONS (and the pending linked-scope action)', () => {
-        const union = [...new Set([...Object.values(ACTION_PERMISSIONS).flat(), ...PENDING_ROLE_ACTIONS])].sort();
+        const union = [...new Set(Object.values(ACTION_PERMISSIONS).flat())].sort();
         const definitions = files.flatMap((f) =>
             resources(f, 'Microsoft.Authorization/roleDefinitions').map((body) => ({ f, body })),
         );

@@ -44,9 +44,13 @@ export type ActionId =
     'restore-firewall-default' | 'remove-ip-rule' | 'disable-public-network-access' | 'remove-access-policy';
 
 /** What each action needs in Azure RBAC; the infra templates grant exactly these. */
+const JOIN_SUBNET = 'Microsoft.Network/virtualNetworks/subnets/joinViaServiceEndpoint/action';
+
 export const ACTION_PERMISSIONS: Readonly<Record<ActionId, readonly string[]>> = {
-    'restore-firewall-default': ['Microsoft.KeyVault/vaults/read', 'Microsoft.KeyVault/vaults/write'],
-    'remove-ip-rule': ['Microsoft.KeyVault/vaults/read', 'Microsoft.KeyVault/vaults/write'],
+    // A PATCH of networkAcls re-sends the vault's virtual network rules, and ARM checks joinViaServiceEndpoint on
+    // each subnet a request names (service endpoint docs; see infra/modules/roles.bicep).
+    'restore-firewall-default': ['Microsoft.KeyVault/vaults/read', 'Microsoft.KeyVault/vaults/write', JOIN_SUBNET],
+    'remove-ip-rule': ['Microsoft.KeyVault/vaults/read', 'Microsoft.KeyVault/vaults/write', JOIN_SUBNET],
     'disable-public-network-access': ['Microsoft.KeyVault/vaults/read', 'Microsoft.KeyVault/vaults/write'],
     'remove-access-policy': ['Microsoft.KeyVault/vaults/read', 'Microsoft.KeyVault/vaults/accessPolicies/write'],
 };
