@@ -27,6 +27,7 @@ const LOCAL_ONLY = [
     SettingNames.quarantineConnectionString,
     SettingNames.quarantineContainer,
     SettingNames.configPath,
+    SettingNames.possessionOnlyLinks,
 ] as const;
 
 // ---- a tiny Bicep reader -------------------------------------------------------------------------------------------

@@ -326,21 +326,24 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
 
         // The incident says who undid it, from where and when.
         const after = await incident(h, incidentId);
+        const approvedUntil = new Date(h.clock.now() + 24 * 3_600_000).toISOString();
         expect(after.undone).toEqual({
             ...PERSON,
             at: undoneAt,
             undoId: applied[0]?.detail.undoId,
             restored: ['firewall default action back to Allow'],
+            approved: ['firewall default action Allow'],
+            approvedUntil,
         });
         expect(after.history.at(-1)?.what).toBe(
-            'remediation undone by oncall@contoso.example: firewall default action back to Allow',
+            `remediation undone by oncall@contoso.example: firewall default action back to Allow; approved until ${approvedUntil}: firewall default action Allow`,
         );
 
         // The undone notice went out on both channels of the notified tier, without another undo button.
         const undoneCards = cards(h, 'undone', incidentId);
         expect(undoneCards).toHaveLength(1);
         expect(cardText(undoneCards[0] as OutgoingNotification)).toContain(
-            'Restored: firewall default action back to Allow. The restored state is now approved for this vault.',
+            `Restored: firewall default action back to Allow. Approved for this vault until ${approvedUntil}: firewall default action Allow. After that the policy is enforced again.`,
         );
         expect(cardActions(undoneCards[0] as OutgoingNotification).map((a) => a.title)).not.toContain(
             'Undo remediation',
@@ -349,7 +352,17 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
         expect(h.log.lines).toContainEqual(
             expect.objectContaining({ level: 'warn', message: 'kvr.undone', fields: expect.objectContaining(PERSON) }),
         );
-        expect(await approvalsOf(h)).toMatchObject({ networkDefaultAction: 'Allow' });
+        expect(await approvalsOf(h)).toEqual({
+            v: 2,
+            items: [
+                {
+                    kind: 'network-default-action',
+                    value: 'Allow',
+                    until: Date.parse(approvedUntil),
+                    undoId: applied[0]?.detail.undoId,
+                },
+            ],
+        });
 
         // A replay of the attack (new correlation id, later time): detected again, but not reverted again.
         fake.clearLog();
@@ -369,6 +382,21 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
             'Acknowledge',
             'Open vault in the Azure portal',
         ]);
+
+        // The approval expires: the same attack 36 hours after the undo is remediated again.
+        fake.clearLog();
+        h.decisions.decisions.length = 0;
+        h.clock.advance(34 * 3_600_000);
+        await h.responder.pipeline.processBatch([
+            { body: firewallAttack('2026-10-06T21:11:00.0000000Z', 'firewall-36h-later') },
+        ]);
+        expect(
+            actionsOf(h.decisions.decisions)
+                .filter((a) => a.action === 'restore-firewall-default')
+                .map((a) => [a.status, a.detail.reason]),
+        ).toEqual([['applied', undefined]]);
+        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Deny');
+        expect(writes().map((r) => r.method)).toEqual(['PATCH']);
     });
 
     it('access policy granted: the undo puts the entry back with its permissions, and a replay leaves it', async () => {
@@ -501,7 +529,9 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
             'nothing to restore: the vault already has the saved state',
         ]);
         // Still approved: the state the person asked for stays.
-        expect(await approvalsOf(h)).toMatchObject({ networkDefaultAction: 'Allow' });
+        expect(await approvalsOf(h)).toMatchObject({
+            items: [expect.objectContaining({ kind: 'network-default-action', value: 'Allow' })],
+        });
     });
 
     it('an undo whose ARM call is refused (403) is refused with the reason, logged, and can be retried', async () => {
@@ -613,9 +643,9 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
         expect(h.log.lines.some((l) => l.message === 'kvr.undone')).toBe(false);
         expect(cards(h, 'undone')).toEqual([]);
     });
-    // One remediation plan (one undo id) can answer several rules, each its own incident: undoing one restores the whole
-    // plan, and the sibling's link then answers "already undone" (and the sibling stops offering undo).
-    it('a sibling incident of the same remediation says "already undone" instead of failing', async () => {
+    // One remediation plan (one undo id) can answer several rules, each its own incident: each incident's undo restores
+    // only its own rule's part, and the other incident stays undoable on its own.
+    it('sibling incidents of one remediation are undone independently, each restoring only its own part', async () => {
         const v = openedVault();
         const acl = v.properties.networkAcls;
         fake.setVault({
@@ -637,13 +667,43 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
         expect(undoIds.size).toBe(1);
         const opened = undoLinkOf(h, 'firewall-opened');
         const ipRule = undoLinkOf(h, 'firewall-ip-rule-added');
-        expect((await h.alerting.act(opened.incidentId, 'undo', opened.token, PERSON)).kind).toBe('done');
-        // The whole plan was undone: the removed IP rule is back too.
-        expect(fake.vault(VAULT).properties.networkAcls?.ipRules).toContainEqual({ value: '203.0.113.66/32' });
+        fake.clearLog();
+        const first = await h.alerting.act(opened.incidentId, 'undo', opened.token, PERSON);
+        expect(first).toMatchObject({
+            kind: 'done',
+            message: 'Remediation undone: firewall default action back to Allow',
+        });
+        // Only the firewall incident's part: the removed IP rule stays removed.
+        expect(fake.vault(VAULT).properties.networkAcls).toMatchObject({
+            defaultAction: 'Allow',
+            ipRules: [{ value: '198.51.100.7/32' }],
+        });
+        expect((await incident(h, ipRule.incidentId)).undone).toBeUndefined();
+        expect((await h.alerting.view(ipRule.incidentId, 'undo', ipRule.token)).kind).toBe('done');
 
-        const sibling = await h.alerting.act(ipRule.incidentId, 'undo', ipRule.token, PERSON);
-        expect(sibling.kind).toBe('already');
-        expect(sibling.message).toMatch(/^Remediation already undone/);
+        // The sibling's own undo restores its IP rule, later and by someone else.
+        h.clock.advance(10 * 60_000);
+        const second = await h.alerting.act(ipRule.incidentId, 'undo', ipRule.token, {
+            by: 'lead@contoso.example',
+        });
+        expect(second).toMatchObject({ kind: 'done', message: 'Remediation undone: IP rule 203.0.113.66/32 restored' });
+        expect(fake.vault(VAULT).properties.networkAcls).toMatchObject({
+            defaultAction: 'Allow',
+            ipRules: [{ value: '198.51.100.7/32' }, { value: '203.0.113.66/32' }],
+        });
+        expect((await incident(h, ipRule.incidentId)).undone).toMatchObject({
+            by: 'lead@contoso.example',
+            approved: ['IP rule 203.0.113.66/32'],
+        });
+        // Each part once: both links now answer "already undone", and nothing more is written.
+        fake.clearLog();
+        expect(
+            (await h.alerting.act(opened.incidentId, 'undo', await freshToken(h, opened.incidentId), PERSON)).kind,
+        ).toBe('already');
+        expect(
+            (await h.alerting.act(ipRule.incidentId, 'undo', await freshToken(h, ipRule.incidentId), PERSON)).kind,
+        ).toBe('already');
+        expect(writes()).toEqual([]);
         expect(h.log.lines.filter((l) => l.level === 'error')).toEqual([]);
     });
 });
