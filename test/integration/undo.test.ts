@@ -1,12 +1,14 @@
 // Undo of a remediation from the alert, end to end: the ARM simulator behind the real @azure/arm-keyvault client, the
 // responder built by createResponder with alerting (recording channels, signed links), and Alerting.act as the POST
 // of the undo page would call it.
+import { HttpRequest } from '@azure/functions';
 import { ArmVaultAdmin } from '../../shared/adapters/armVaultAdmin';
 import { LocalLinkSigner } from '../../shared/adapters/linkSigner';
 import { MemoryDecisionSink, MemoryQuarantineSink } from '../../shared/adapters/memorySinks';
 import { MemoryStateStore } from '../../shared/adapters/memoryStateStore';
 import { LinkTokens } from '../../shared/app/alerting';
 import { createResponder, type Responder } from '../../shared/app/createPipeline';
+import { handleIncidentLink, type IncidentLinkDeps } from '../../shared/app/handlers/handleIncidentLink';
 import { parseResponderConfig } from '../../shared/config/responderConfig';
 import type { Incident } from '../../shared/core/alerts/incident';
 import type { NoticeKind, OutgoingNotification } from '../../shared/core/alerts/types';
@@ -18,6 +20,7 @@ import { type ArmKeyVaultFake, makeVault, startArmKeyVaultFake } from '../../sha
 import { armClientFor } from '../fakes/armClient';
 import { fixtureBody } from '../support/fixtures';
 import { RecordingChannel, TestClock } from '../support/alertingDoubles';
+import { makeContext } from '../support/context';
 
 const SUB = '6c1f4e2a-8b3d-4f5e-a1c2-9d8e7f6a5b40';
 const TENANT = '3f0c2b6e-1d4a-4c8e-9b2f-5a7d1e0c9b11';
@@ -93,11 +96,12 @@ function grantedVault() {
     });
 }
 
-function configFor(mode: 'enforce' | 'monitor') {
+function configFor(mode: 'enforce' | 'monitor', extra: Record<string, unknown> = {}) {
     return parseResponderConfig(
         {
             guardrails: {
                 default: {
+                    ...extra,
                     networkDefaultAction: 'Deny',
                     approvedIpRanges: ['198.51.100.0/24'],
                     approvedPrincipals: [{ objectId: API, permissions: { secrets: ['get', 'list'] } }],
@@ -163,6 +167,34 @@ function grantAttack(time = '2026-10-05T09:07:00.0000000Z', correlationId = 'gra
     return body;
 }
 
+/** Mallory enabled public network access (VaultPatch). */
+function publicAccessAttack(time = '2026-10-05T09:05:30.0000000Z', correlationId = 'pna-1') {
+    const body = fixtureBody('vault-patch-public-network-enabled.json');
+    const r = record0(body);
+    r.resourceId = RESOURCE_ID;
+    r.time = time;
+    r.correlationId = correlationId;
+    r.identity.claim['http://schemas.microsoft.com/identity/claims/objectidentifier'] = MALLORY;
+    return body;
+}
+
+const MALLORY_POLICY = { tenantId: TENANT, objectId: MALLORY, permissions: { secrets: ['get', 'list'] } };
+
+/** Mallory granted itself secrets get, list (VaultPatch with addedAccessPolicy naming the caller). */
+function selfGrantAttack(time = '2026-10-05T09:05:45.0000000Z', correlationId = 'self-grant-1') {
+    const body = grantAttack(time, correlationId);
+    const r = record0(body);
+    r.identity.claim['http://schemas.microsoft.com/identity/claims/objectidentifier'] = MALLORY;
+    r.identity.claim['http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn'] = 'mallory@contoso.example';
+    r.identity.claim['http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name'] = 'mallory@contoso.example';
+    r.properties.addedAccessPolicy = {
+        TenantId: TENANT,
+        ObjectId: MALLORY,
+        Permissions: { keys: [], secrets: ['get', 'list'], certificates: [] },
+    };
+    return body;
+}
+
 let fake: ArmKeyVaultFake;
 beforeAll(async () => {
     fake = await startArmKeyVaultFake();
@@ -192,9 +224,9 @@ interface Harness {
 
 const signer = LocalLinkSigner.generate('undo-test-key');
 
-function harness(mode: 'enforce' | 'monitor' = 'enforce'): Harness {
+function harness(mode: 'enforce' | 'monitor' = 'enforce', policy: Record<string, unknown> = {}): Harness {
     const clock = new TestClock(Date.parse('2026-10-05T09:06:00.000Z'));
-    const config = configFor(mode);
+    const config = configFor(mode, policy);
     const decisions = new MemoryDecisionSink();
     const teams = new RecordingChannel('teams');
     const email = new RecordingChannel('email');
@@ -705,6 +737,233 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
         ).toBe('already');
         expect(writes()).toEqual([]);
         expect(h.log.lines.filter((l) => l.level === 'error')).toEqual([]);
+    });
+});
+
+describe('scoped undo: one remediation answering several incidents (ARM simulator, real ARM client)', () => {
+    // Measured before: the firewall incident's undo also turned public network access back on and restored the
+    // critical self-grant of another incident, because one undo snapshot covered the whole remediation.
+    it("the firewall incident's undo restores the firewall only, never another incident's changes", async () => {
+        const v = openedVault();
+        fake.setVault({
+            ...v,
+            properties: { ...v.properties, accessPolicies: [...(v.properties.accessPolicies ?? []), MALLORY_POLICY] },
+        });
+        const h = harness('enforce', { publicNetworkAccess: 'Disabled' });
+        await h.responder.pipeline.processBatch([
+            { body: firewallAttack() },
+            { body: publicAccessAttack() },
+            { body: selfGrantAttack() },
+        ]);
+        const applied = actionsOf(h.decisions.decisions).filter((a) => a.status === 'applied');
+        expect(new Set(applied.map((a) => a.action))).toEqual(
+            new Set(['restore-firewall-default', 'disable-public-network-access', 'remove-access-policy']),
+        );
+        expect(new Set(applied.map((a) => a.detail.undoId)).size).toBe(1); // one remediation, one undo record
+        const remediated = fake.vault(VAULT).properties;
+        expect(remediated.networkAcls?.defaultAction).toBe('Deny');
+        expect(remediated.publicNetworkAccess).toBe('Disabled');
+        expect(remediated.accessPolicies?.map((p) => p.objectId)).not.toContain(MALLORY);
+
+        const firewall = undoLinkOf(h, 'firewall-opened');
+        fake.clearLog();
+        const outcome = await h.alerting.act(firewall.incidentId, 'undo', firewall.token, PERSON);
+        expect(outcome).toMatchObject({
+            kind: 'done',
+            message: 'Remediation undone: firewall default action back to Allow',
+        });
+        const after = fake.vault(VAULT).properties;
+        expect(after.networkAcls?.defaultAction).toBe('Allow');
+        expect(after.publicNetworkAccess).toBe('Disabled');
+        expect(after.accessPolicies?.map((p) => p.objectId)).not.toContain(MALLORY);
+        expect(writes().map((r) => r.method)).toEqual(['PATCH']);
+        expect(writes()[0]?.body).not.toHaveProperty('properties.publicNetworkAccess');
+        // Only the firewall's state is approved: public access and the self-grant are still enforced.
+        expect(await approvalsOf(h)).toMatchObject({
+            items: [expect.objectContaining({ kind: 'network-default-action', value: 'Allow' })],
+        });
+        expect(((await approvalsOf(h)) as { items: unknown[] }).items).toHaveLength(1);
+
+        // The other incidents keep their own undo, which restores only their own change.
+        const pna = undoLinkOf(h, 'public-network-access-enabled');
+        fake.clearLog();
+        expect(await h.alerting.act(pna.incidentId, 'undo', pna.token, PERSON)).toMatchObject({
+            kind: 'done',
+            message: 'Remediation undone: public network access back to Enabled',
+        });
+        expect(fake.vault(VAULT).properties.accessPolicies?.map((p) => p.objectId)).not.toContain(MALLORY);
+        expect(writes().filter((r) => r.path.includes('/accessPolicies/'))).toEqual([]);
+    });
+});
+
+/** The POST of the undo page, as the Functions host hands it to the handler. */
+function undoPost(incidentId: string, token: string, headers: Record<string, string>): HttpRequest {
+    return new HttpRequest({
+        method: 'POST',
+        url: `${PUBLIC_URL}/api/incidents/${incidentId}/undo`,
+        params: { id: incidentId, action: 'undo' },
+        headers: {
+            'content-type': 'application/x-www-form-urlencoded',
+            'x-forwarded-for': '203.0.113.9:443',
+            ...headers,
+        },
+        body: { string: `t=${encodeURIComponent(token)}` },
+    });
+}
+
+/** `X-MS-CLIENT-PRINCIPAL` as App Service Authentication sets it for a Microsoft Entra ID user. */
+function clientPrincipal(upn: string, oid: string): string {
+    const principal = {
+        auth_typ: 'aad',
+        name_typ: 'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn',
+        role_typ: 'http://schemas.microsoft.com/ws/2008/06/identity/claims/role',
+        claims: [
+            { typ: 'http://schemas.microsoft.com/identity/claims/objectidentifier', val: oid },
+            { typ: 'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn', val: upn },
+            { typ: 'name', val: 'On Call' },
+        ],
+    };
+    return Buffer.from(JSON.stringify(principal), 'utf8').toString('base64');
+}
+
+describe('who may undo through the link, and from where (handler, ARM simulator)', () => {
+    const ONCALL_OID = '0c0c0c0c-0000-4000-8000-0000000000c0';
+    const SAME_ORIGIN = { origin: PUBLIC_URL };
+    const easyAuth = (h: Harness): IncidentLinkDeps => ({
+        alerting: h.alerting,
+        trustEasyAuth: true,
+        publicUrl: PUBLIC_URL,
+    });
+
+    async function remediated(): Promise<{ h: Harness; incidentId: string; token: string }> {
+        fake.setVault(openedVault());
+        const h = harness();
+        await h.responder.pipeline.processBatch([{ body: firewallAttack() }]);
+        const { incidentId, token } = undoLinkOf(h, 'firewall-opened');
+        fake.clearLog();
+        h.decisions.decisions.length = 0;
+        return { h, incidentId, token };
+    }
+
+    // Measured before: anyone holding the link could undo, and the incident said nothing about who did.
+    it('with App Service Authentication, an undo without a signed-in user is refused (401) and changes nothing', async () => {
+        const { h, incidentId, token } = await remediated();
+        const { context, logs } = makeContext();
+        // No principal headers: App Service Authentication let an anonymous request through (AllowAnonymous).
+        const res = await handleIncidentLink(undoPost(incidentId, token, SAME_ORIGIN), context, easyAuth(h));
+        expect(res.status).toBe(401);
+        expect(res.body).toContain('sign-in required');
+        expect(res.body).toContain('/.auth/login/aad?post_login_redirect_uri&#61;%2Fapi%2Fincidents%2F');
+        expect(writes()).toEqual([]);
+        expect((await incident(h, incidentId)).undone).toBeUndefined();
+        expect(logs.some((l) => l.entry.msg === 'kvr.link-refused' && l.entry.status === 401)).toBe(true);
+        // Another identity provider than Entra ID is refused too.
+        const google = Buffer.from(JSON.stringify({ auth_typ: 'google', claims: [{ typ: 'email', val: 'x@y.z' }] }));
+        const other = await handleIncidentLink(
+            undoPost(incidentId, token, { ...SAME_ORIGIN, 'x-ms-client-principal': google.toString('base64') }),
+            context,
+            easyAuth(h),
+        );
+        expect(other.status).toBe(401);
+        expect(writes()).toEqual([]);
+    });
+
+    it('with App Service Authentication, the signed-in user is recorded on the incident, the log and the decision log', async () => {
+        const { h, incidentId, token } = await remediated();
+        const { context } = makeContext();
+        const res = await handleIncidentLink(
+            undoPost(incidentId, token, {
+                ...SAME_ORIGIN,
+                'x-ms-client-principal': clientPrincipal('oncall@contoso.example', ONCALL_OID),
+                'x-ms-client-principal-name': 'oncall@contoso.example',
+                'x-ms-client-principal-id': ONCALL_OID,
+                'x-ms-client-principal-idp': 'aad',
+            }),
+            context,
+            easyAuth(h),
+        );
+        expect(res.status).toBe(200);
+        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Allow');
+        const undone = (await incident(h, incidentId)).undone;
+        expect(undone).toMatchObject({ by: 'oncall@contoso.example', byId: ONCALL_OID, from: '203.0.113.9' });
+        expect(h.log.lines).toContainEqual(
+            expect.objectContaining({
+                message: 'kvr.undone',
+                fields: expect.objectContaining({ by: 'oncall@contoso.example', byId: ONCALL_OID }),
+            }),
+        );
+        expect(actionsOf(h.decisions.decisions).filter((a) => a.action === 'undo')).toEqual([
+            expect.objectContaining({
+                rule: 'firewall-opened',
+                status: 'applied',
+                detail: expect.objectContaining({
+                    incident: incidentId,
+                    by: 'oncall@contoso.example',
+                    byId: ONCALL_OID,
+                    restored: ['firewall default action back to Allow'],
+                    approved: ['firewall default action Allow'],
+                    approvedUntil: undone?.approvedUntil,
+                }),
+            }),
+        ]);
+    });
+
+    it('without App Service Authentication, links act only when possession-only links were enabled', async () => {
+        const { h, incidentId, token } = await remediated();
+        const { context } = makeContext();
+        const neither = await handleIncidentLink(undoPost(incidentId, token, SAME_ORIGIN), context, {
+            alerting: h.alerting,
+            trustEasyAuth: false,
+            publicUrl: PUBLIC_URL,
+        });
+        expect(neither.status).toBe(403);
+        expect(neither.body).toContain('KVR_ALLOW_POSSESSION_ONLY_LINKS');
+        expect(writes()).toEqual([]);
+        expect((await incident(h, incidentId)).undone).toBeUndefined();
+
+        const optedIn = await handleIncidentLink(undoPost(incidentId, token, SAME_ORIGIN), context, {
+            alerting: h.alerting,
+            trustEasyAuth: false,
+            possessionOnlyLinks: true,
+            publicUrl: PUBLIC_URL,
+        });
+        expect(optedIn.status).toBe(200);
+        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Allow');
+        expect((await incident(h, incidentId)).undone).not.toHaveProperty('by');
+    });
+
+    it('refuses a confirming POST from another origin (403), whoever is signed in', async () => {
+        const { h, incidentId, token } = await remediated();
+        const { context } = makeContext();
+        const signedIn = { 'x-ms-client-principal': clientPrincipal('oncall@contoso.example', ONCALL_OID) };
+        const forged: Record<string, string>[] = [
+            { origin: 'https://evil.example' },
+            { origin: 'https://kvr-func.example.net.evil.example' },
+            { origin: 'http://kvr-func.example.net' }, // another scheme is another origin
+            { origin: PUBLIC_URL, 'sec-fetch-site': 'cross-site' },
+            { origin: 'null' },
+            { 'sec-fetch-site': 'same-site' },
+            { referer: 'https://evil.example/page' },
+            {}, // nothing shows where it came from
+        ];
+        for (const headers of forged) {
+            const res = await handleIncidentLink(
+                undoPost(incidentId, token, { ...signedIn, ...headers }),
+                context,
+                easyAuth(h),
+            );
+            expect([JSON.stringify(headers), res.status]).toEqual([JSON.stringify(headers), 403]);
+        }
+        expect(writes()).toEqual([]);
+        expect((await incident(h, incidentId)).undone).toBeUndefined();
+        // The page's own POST: Origin null (privacy modes) with Sec-Fetch-Site same-origin is accepted.
+        const own = await handleIncidentLink(
+            undoPost(incidentId, token, { ...signedIn, origin: 'null', 'sec-fetch-site': 'same-origin' }),
+            context,
+            easyAuth(h),
+        );
+        expect(own.status).toBe(200);
+        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Allow');
     });
 });
 
