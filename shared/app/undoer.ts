@@ -5,9 +5,9 @@ import type { VaultSnapshot } from '../core/remediation/types';
 import {
     activeApprovals,
     addApprovals,
-    type ApprovedItem,
-    approvedItemsOf,
-    describeApproval,
+    type ApprovalGrant,
+    approvalFits,
+    describeApprovals,
     markPartsUndone,
     partsInScope,
     planRestore,
@@ -125,6 +125,12 @@ export class Undoer {
         try {
             const current = await this.retry(`reading ${vault.name}`, () => admin.get(vault));
             const restore = planRestore(record, current, scope);
+            // Checked before anything changes: a restore whose approval cannot be stored would be reverted again.
+            if (!approvalFits(restore.approvals))
+                throw new ResponderError(
+                    'INPUT.UNREADABLE',
+                    `this undo would approve more than the state store holds for one vault: change the configured policy of ${vault.name} instead`,
+                );
             const patch = restore.patch;
             if (patch !== undefined) await this.retry(`restoring ${vault.name}`, () => admin.patch(vault, patch));
             for (const entry of restore.accessPolicyAdds)
@@ -141,8 +147,7 @@ export class Undoer {
             // Approve only what was restored (still under the lease): a failed undo must not approve anything.
             const now = this.o.clock.now();
             const until = now + (this.o.approvalMs ?? DEFAULT_UNDO_APPROVAL_MS);
-            const items = approvedItemsOf(restore.approvals, until, undoId);
-            const dropped = await this.approve(vault, items, now);
+            const dropped = await this.approve(vault, { ...restore.approvals, undoId, until }, now);
             const done = await this.o.store.put(
                 key,
                 markPartsUndone(record, restore.parts, new Date(now).toISOString()),
@@ -155,9 +160,11 @@ export class Undoer {
                     ...restore.restored,
                     ...(dropped.length === 0
                         ? []
-                        : [`${dropped.length} older approval(s) of this vault dropped to stay within the limit`]),
+                        : [
+                              `${dropped.length} earlier undo approval(s) of this vault dropped to stay within the limit (${dropped.map((g) => g.undoId).join(', ')})`,
+                          ]),
                 ],
-                approved: items.map(describeApproval),
+                approved: describeApprovals(restore.approvals),
                 approvedUntil: new Date(until).toISOString(),
             };
         } finally {
@@ -165,13 +172,13 @@ export class Undoer {
         }
     }
 
-    /** Adds the items to the vault's approvals (bounded); returns what had to be dropped. */
-    private async approve(vault: VaultRef, items: readonly ApprovedItem[], now: number): Promise<ApprovedItem[]> {
+    /** Adds the grant to the vault's approvals (bounded); returns the grants that had to be dropped. */
+    private async approve(vault: VaultRef, grant: ApprovalGrant, now: number): Promise<ApprovalGrant[]> {
         const key = stateKey(vault.name, 'approvals');
         for (let attempt = 0; attempt < 8; attempt++) {
             const [s] = await this.o.store.getMany([key]);
-            const { value, dropped } = addApprovals(s?.value, items, now);
-            const expires = Math.max(now, ...value.items.map((i) => i.until));
+            const { value, dropped } = addApprovals(s?.value, grant, now);
+            const expires = Math.max(now, ...value.grants.map((g) => g.until));
             const r = await this.o.store.put(key, value, s?.etag, expires);
             if (r.ok) return [...dropped];
         }

@@ -386,10 +386,11 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
         );
         expect(await approvalsOf(h)).toEqual({
             v: 2,
-            items: [
+            grants: [
                 {
-                    kind: 'network-default-action',
-                    value: 'Allow',
+                    ipRanges: [],
+                    principals: [],
+                    networkDefaultAction: 'Allow',
                     until: Date.parse(approvedUntil),
                     undoId: applied[0]?.detail.undoId,
                 },
@@ -562,7 +563,7 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
         ]);
         // Still approved: the state the person asked for stays.
         expect(await approvalsOf(h)).toMatchObject({
-            items: [expect.objectContaining({ kind: 'network-default-action', value: 'Allow' })],
+            grants: [expect.objectContaining({ networkDefaultAction: 'Allow' })],
         });
     });
 
@@ -779,10 +780,10 @@ describe('scoped undo: one remediation answering several incidents (ARM simulato
         expect(writes().map((r) => r.method)).toEqual(['PATCH']);
         expect(writes()[0]?.body).not.toHaveProperty('properties.publicNetworkAccess');
         // Only the firewall's state is approved: public access and the self-grant are still enforced.
-        expect(await approvalsOf(h)).toMatchObject({
-            items: [expect.objectContaining({ kind: 'network-default-action', value: 'Allow' })],
+        expect(await approvalsOf(h)).toEqual({
+            v: 2,
+            grants: [expect.objectContaining({ ipRanges: [], principals: [], networkDefaultAction: 'Allow' })],
         });
-        expect(((await approvalsOf(h)) as { items: unknown[] }).items).toHaveLength(1);
 
         // The other incidents keep their own undo, which restores only their own change.
         const pna = undoLinkOf(h, 'public-network-access-enabled');
@@ -964,6 +965,69 @@ describe('who may undo through the link, and from where (handler, ARM simulator)
         );
         expect(own.status).toBe(200);
         expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Allow');
+    });
+});
+
+describe('undo state stays within Table Storage limits', () => {
+    /** A string property of a Table Storage entity holds at most 32K characters. */
+    const TABLE_PROPERTY_CHARS = 32_000;
+
+    async function undoRecords(h: Harness): Promise<unknown[]> {
+        const all = await h.responder.store.scan('undo|', 100);
+        return all.map((e) => e.value);
+    }
+
+    // Measured before: the record kept the whole vault (every access policy), so a big shared vault could not be
+    // remediated at all once the record passed the property limit.
+    it('a remediation of a vault with hundreds of access policies keeps only what it changed', async () => {
+        const v = openedVault();
+        const many = Array.from({ length: 300 }, (_, i) => ({
+            tenantId: TENANT,
+            objectId: `00000000-0000-4000-8000-${i.toString(16).padStart(12, '0')}`,
+            permissions: { keys: ['get', 'list', 'wrapKey', 'unwrapKey'], secrets: ['get', 'list'], certificates: [] },
+        }));
+        fake.setVault({
+            ...v,
+            properties: { ...v.properties, accessPolicies: [...(v.properties.accessPolicies ?? []), ...many] },
+        });
+        const h = harness();
+        await h.responder.pipeline.processBatch([{ body: firewallAttack() }]);
+        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Deny');
+        const records = await undoRecords(h);
+        expect(records).toHaveLength(1);
+        expect(JSON.stringify(records[0]).length).toBeLessThan(TABLE_PROPERTY_CHARS);
+        const { incidentId, token } = undoLinkOf(h, 'firewall-opened');
+        expect((await h.alerting.act(incidentId, 'undo', token, PERSON)).kind).toBe('done');
+        expect(fake.vault(VAULT).properties.accessPolicies).toHaveLength(302);
+    });
+
+    it('a remediation that removes a thousand IP rules keeps them within the limit, and the undo approves them', async () => {
+        const v = openedVault();
+        const rules = Array.from({ length: 1000 }, (_, i) => ({ value: `20.${(i >> 8) & 255}.${i & 255}.1/32` }));
+        fake.setVault({
+            ...v,
+            properties: {
+                ...v.properties,
+                networkAcls: { ...v.properties.networkAcls, defaultAction: 'Deny', ipRules: rules },
+            },
+        });
+        const h = harness();
+        const body = firewallAttack();
+        record0(body).properties.addedIpRule = { Value: '20.0.0.1/32' };
+        await h.responder.pipeline.processBatch([{ body }]);
+        expect(fake.vault(VAULT).properties.networkAcls?.ipRules).toEqual([]);
+        const records = await undoRecords(h);
+        expect(records).toHaveLength(1);
+        expect(JSON.stringify(records[0]).length).toBeLessThan(TABLE_PROPERTY_CHARS);
+        const { incidentId, token } = undoLinkOf(h, 'firewall-ip-rule-added');
+        const outcome = await h.alerting.act(incidentId, 'undo', token, PERSON);
+        expect(outcome.kind).toBe('done');
+        expect(fake.vault(VAULT).properties.networkAcls?.ipRules).toHaveLength(1000);
+        const approvals = await approvalsOf(h);
+        expect(JSON.stringify(approvals).length).toBeLessThan(TABLE_PROPERTY_CHARS);
+        expect((approvals as { grants: { ipRanges: string[] }[] }).grants[0]?.ipRanges).toHaveLength(1000);
+        // The incident lists what was approved, bounded.
+        expect((await incident(h, incidentId)).undone?.approved).toHaveLength(20);
     });
 });
 

@@ -8,7 +8,7 @@
  * incident's undo restores only the parts of its own rule (and, for access policies, of the principals it names), and
  * marks only those parts used, so sibling incidents of one remediation stay undoable on their own.
  *
- * Expiring and bounded: what an undo approves is stored item by item with an expiry; expired items are dropped when
+ * Expiring and bounded: what an undo approves is stored as one grant with an expiry; expired grants are dropped when
  * read (`now` is passed in), and a vault keeps at most {@link MAX_APPROVED_ITEMS} items within
  * {@link MAX_STATE_CHARS} characters (Table Storage holds at most 32K characters in a property).
  */
@@ -26,8 +26,8 @@ import {
 
 /** Stored state (JSON) stays under this many characters: a Table Storage string property holds 32K. */
 export const MAX_STATE_CHARS = 24_000;
-/** Approved items per vault; beyond it the items that expire first are dropped (they are exemptions). */
-export const MAX_APPROVED_ITEMS = 100;
+/** Approved items (IP ranges, principals, settings) per vault; beyond it the grants that expire first are dropped. */
+export const MAX_APPROVED_ITEMS = 1000;
 
 interface PartBase {
     /** Unique within its record. */
@@ -88,18 +88,16 @@ export interface VaultApprovals {
     readonly publicNetworkAccess?: 'Enabled' | 'Disabled';
 }
 
-/** One approved item as stored, with its expiry (epoch ms) and the undo that approved it. */
-export type ApprovedItem = { readonly until: number; readonly undoId: string } & (
-    | { readonly kind: 'ip-range'; readonly range: string }
-    | { readonly kind: 'principal'; readonly objectId: string; readonly permissions: AccessPolicyPermissions }
-    | { readonly kind: 'network-default-action'; readonly value: 'Allow' | 'Deny' }
-    | { readonly kind: 'public-network-access'; readonly value: 'Enabled' | 'Disabled' }
-);
+/** What one undo approved, until when (epoch ms): one grant per undo. */
+export interface ApprovalGrant extends VaultApprovals {
+    readonly undoId: string;
+    readonly until: number;
+}
 
 /** The stored approvals of a vault (state key `approvals`). */
 export interface StoredApprovals {
     readonly v: 2;
-    readonly items: readonly ApprovedItem[];
+    readonly grants: readonly ApprovalGrant[];
 }
 
 export interface RestorePlan {
@@ -388,102 +386,75 @@ function isStored(v: unknown): v is StoredApprovals {
         typeof v === 'object' &&
         v !== null &&
         (v as { v?: unknown }).v === 2 &&
-        Array.isArray((v as StoredApprovals).items)
+        Array.isArray((v as StoredApprovals).grants)
     );
 }
 
 /**
- * The approvals in force at `now`, from the stored value. Items past their expiry are dropped; approvals stored before
+ * The approvals in force at `now`, from the stored value. Grants past their expiry are dropped; approvals stored before
  * approvals expired (no expiry at all) are not honoured any more.
  */
 export function activeApprovals(stored: unknown, now: number): VaultApprovals | undefined {
     if (!isStored(stored)) return undefined;
-    const live = stored.items.filter((i) => i.until > now);
-    if (live.length === 0) return undefined;
-    let out: VaultApprovals = { ipRanges: [], principals: [] };
-    for (const i of live) {
-        if (i.kind === 'ip-range') out = mergeApprovals(out, { ipRanges: [i.range], principals: [] });
-        else if (i.kind === 'principal')
-            out = mergeApprovals(out, {
-                ipRanges: [],
-                principals: [{ objectId: i.objectId, permissions: i.permissions }],
-            });
-        else if (i.kind === 'network-default-action') out = { ...out, networkDefaultAction: i.value };
-        else out = { ...out, publicNetworkAccess: i.value };
+    let out: VaultApprovals | undefined;
+    for (const g of stored.grants) {
+        if (g.until <= now) continue;
+        const { undoId: _u, until: _t, ...a } = g;
+        out = mergeApprovals(out, a);
     }
     return out;
 }
 
-function itemIdentity(i: ApprovedItem): string {
-    switch (i.kind) {
-        case 'ip-range':
-            return `ip|${rangeKey(i.range)}`;
-        case 'principal':
-            return `p|${i.objectId}|${JSON.stringify(i.permissions)}`;
-        case 'network-default-action':
-        case 'public-network-access':
-            return i.kind;
-    }
+/** Items of an approval: ranges, principals and the two settings. */
+export function approvalItems(a: VaultApprovals): number {
+    return (
+        a.ipRanges.length +
+        a.principals.length +
+        (a.networkDefaultAction === undefined ? 0 : 1) +
+        (a.publicNetworkAccess === undefined ? 0 : 1)
+    );
 }
 
-/** The items of an approval request, each valid until `until`. */
-export function approvedItemsOf(a: VaultApprovals, until: number, undoId: string): ApprovedItem[] {
-    const out: ApprovedItem[] = [];
-    for (const range of a.ipRanges) out.push({ kind: 'ip-range', range, until, undoId });
-    for (const p of a.principals)
-        out.push({ kind: 'principal', objectId: p.objectId, permissions: p.permissions, until, undoId });
-    if (a.networkDefaultAction !== undefined)
-        out.push({ kind: 'network-default-action', value: a.networkDefaultAction, until, undoId });
-    if (a.publicNetworkAccess !== undefined)
-        out.push({ kind: 'public-network-access', value: a.publicNetworkAccess, until, undoId });
-    return out;
+/** Whether one grant of these approvals fits the bounds on its own. */
+export function approvalFits(a: VaultApprovals): boolean {
+    const probe: StoredApprovals = { v: 2, grants: [{ ...a, undoId: 'x'.repeat(40), until: Number.MAX_SAFE_INTEGER }] };
+    return approvalItems(a) <= MAX_APPROVED_ITEMS && JSON.stringify(probe).length <= MAX_STATE_CHARS;
 }
 
 /** One line per approved item, for people. */
-export function describeApproval(i: ApprovedItem): string {
-    switch (i.kind) {
-        case 'ip-range':
-            return `IP rule ${i.range}`;
-        case 'principal':
-            return `access policy of ${i.objectId} (${permissionsText(i.permissions)})`;
-        case 'network-default-action':
-            return `firewall default action ${i.value}`;
-        case 'public-network-access':
-            return `public network access ${i.value}`;
-    }
+export function describeApprovals(a: VaultApprovals): string[] {
+    return [
+        ...(a.networkDefaultAction === undefined ? [] : [`firewall default action ${a.networkDefaultAction}`]),
+        ...(a.publicNetworkAccess === undefined ? [] : [`public network access ${a.publicNetworkAccess}`]),
+        ...a.ipRanges.map((r) => `IP rule ${r}`),
+        ...a.principals.map((p) => `access policy of ${p.objectId} (${permissionsText(p.permissions)})`),
+    ];
 }
 
 /**
- * Adds `items` to the stored approvals: expired items are dropped, an item approved again takes the new expiry (the
- * last of both), and the total stays within {@link MAX_APPROVED_ITEMS} and {@link MAX_STATE_CHARS} by dropping the
- * items that expire first. Returns the new stored value and the items that had to be dropped to stay bounded.
+ * Adds one undo's grant to the stored approvals: expired grants are dropped, and while the vault holds more than
+ * {@link MAX_APPROVED_ITEMS} items or {@link MAX_STATE_CHARS} characters, the other grants that expire first are
+ * dropped (they are exemptions: dropping one means the policy is enforced again). Check {@link approvalFits} first:
+ * the new grant itself is always kept. Returns the new value and the grants dropped to stay bounded.
  */
 export function addApprovals(
     stored: unknown,
-    items: readonly ApprovedItem[],
+    grant: ApprovalGrant,
     now: number,
-): { readonly value: StoredApprovals; readonly dropped: readonly ApprovedItem[] } {
-    const byId = new Map<string, ApprovedItem>();
-    for (const i of isStored(stored) ? stored.items : []) if (i.until > now) byId.set(itemIdentity(i), i);
-    for (const i of items) {
-        const k = itemIdentity(i);
-        const had = byId.get(k);
-        byId.delete(k); // re-inserted last: the newest approvals are kept longest when the cap bites
-        byId.set(k, had !== undefined && had.until > i.until ? { ...i, until: had.until } : i);
+): { readonly value: StoredApprovals; readonly dropped: readonly ApprovalGrant[] } {
+    const others = (isStored(stored) ? stored.grants : []).filter((g) => g.until > now && g.undoId !== grant.undoId);
+    const dropped: ApprovalGrant[] = [];
+    // The grants that expire first (for equal expiry, the older ones) go first.
+    const order = others.map((g, n) => ({ g, n })).sort((a, b) => a.g.until - b.g.until || a.n - b.n);
+    const keep = new Set(others);
+    const size = (): number => JSON.stringify({ v: 2, grants: [...keep, grant] }).length;
+    const items = (): number => [...keep, grant].reduce((n, g) => n + approvalItems(g), 0);
+    for (const { g } of order) {
+        if (items() <= MAX_APPROVED_ITEMS && size() <= MAX_STATE_CHARS) break;
+        keep.delete(g);
+        dropped.push(g);
     }
-    const all = [...byId.values()];
-    const dropped: ApprovedItem[] = [];
-    // Drop the items that expire first (for equal expiry, the older ones) until both bounds hold.
-    const order = all.map((i, n) => ({ i, n })).sort((a, b) => a.i.until - b.i.until || a.n - b.n);
-    const keep = new Set(all);
-    let size = JSON.stringify({ v: 2, items: all }).length;
-    for (const { i } of order) {
-        if (keep.size <= MAX_APPROVED_ITEMS && size <= MAX_STATE_CHARS) break;
-        keep.delete(i);
-        dropped.push(i);
-        size -= JSON.stringify(i).length + 1;
-    }
-    return { value: { v: 2, items: all.filter((i) => keep.has(i)) }, dropped };
+    return { value: { v: 2, grants: [...others.filter((g) => keep.has(g)), grant] }, dropped };
 }
 
 /**
