@@ -432,6 +432,37 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
         expect(writes().map((r) => r.method)).toEqual(['PATCH']);
     });
 
+    // Measured before: the approval an undo wrote never expired, so the same attack 36 h later was skipped as
+    // policy-allows and the vault stayed open.
+    it('the approval expires: the same attack within the window is allowed, 36 h later it is remediated again', async () => {
+        fake.setVault(openedVault());
+        const h = harness();
+        await h.responder.pipeline.processBatch([{ body: firewallAttack() }]);
+        const { incidentId, token } = undoLinkOf(h, 'firewall-opened');
+        expect((await h.alerting.act(incidentId, 'undo', token, PERSON)).kind).toBe('done');
+        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Allow');
+
+        const restoreDecisions = () =>
+            actionsOf(h.decisions.decisions)
+                .filter((a) => a.action === 'restore-firewall-default')
+                .map((a) => [a.status, a.detail.reason]);
+        h.decisions.decisions.length = 0;
+        h.clock.advance(12 * 3_600_000);
+        await h.responder.pipeline.processBatch([
+            { body: firewallAttack('2026-10-05T21:05:00.0000000Z', 'firewall-12h-later') },
+        ]);
+        expect(restoreDecisions()).toEqual([['skipped', 'policy-allows']]);
+        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Allow');
+
+        h.decisions.decisions.length = 0;
+        h.clock.advance(24 * 3_600_000);
+        await h.responder.pipeline.processBatch([
+            { body: firewallAttack('2026-10-06T21:05:00.0000000Z', 'firewall-36h-later') },
+        ]);
+        expect(restoreDecisions()).toEqual([['applied', undefined]]);
+        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Deny');
+    });
+
     it('access policy granted: the undo puts the entry back with its permissions, and a replay leaves it', async () => {
         fake.setVault(grantedVault());
         const h = harness();
