@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import {
     acknowledge,
     applyFinding,
+    boundedLines,
     escalationDue,
     type Incident,
     incidentKeyOf,
@@ -658,13 +659,15 @@ export class Alerting implements DecisionSink {
         const updated = await this.update(inc.id, (i) =>
             markUndone(i, who, { undoId, ...result }, this.contextOf(roster)),
         );
+        const restored = boundedLines(result.restored, 50);
+        const approved = boundedLines(result.approved, 50);
         this.o.log.warn('kvr.undone', {
             incident: inc.id,
             vault: inc.vault,
             rule: inc.rule,
             undoId,
-            restored: result.restored,
-            approved: result.approved,
+            restored,
+            approved,
             approvedUntil: result.approvedUntil,
             ...actorFields(who),
         });
@@ -680,8 +683,8 @@ export class Alerting implements DecisionSink {
                 detail: {
                     incident: inc.id,
                     undoId,
-                    restored: result.restored,
-                    approved: result.approved,
+                    restored,
+                    approved,
                     approvedUntil: result.approvedUntil,
                     ...actorFields(who),
                 },
@@ -691,7 +694,7 @@ export class Alerting implements DecisionSink {
         return {
             kind: 'done',
             incident: after,
-            message: `Remediation undone: ${result.restored.join('; ')}`,
+            message: `Remediation undone: ${boundedLines(result.restored).join('; ')}`,
         };
     }
 }

@@ -330,6 +330,11 @@ export function undoableAction(inc: Incident): IncidentAction | undefined {
     return [...inc.actions].reverse().find((a) => a.status === 'applied' && a.undoId !== undefined);
 }
 
+/** At most `max` lines; the rest counted in a last line. */
+export function boundedLines(lines: readonly string[], max = MAX_LISTED): string[] {
+    return lines.length <= max ? [...lines] : [...lines.slice(0, max - 1), `... and ${lines.length - max + 1} more`];
+}
+
 /** What an incident's undo may restore: the parts of its own rule, and of access policies only its grantees. */
 export function undoScopeOf(inc: Incident): {
     readonly rules: readonly string[];
@@ -357,8 +362,8 @@ export function markUndone(inc: Incident, who: PersonAction, undo: UndoOutcome, 
         undone: {
             ...who,
             undoId: undo.undoId,
-            restored: undo.restored.slice(0, MAX_LISTED),
-            ...(undo.approved === undefined ? {} : { approved: undo.approved.slice(0, MAX_LISTED) }),
+            restored: boundedLines(undo.restored),
+            ...(undo.approved === undefined ? {} : { approved: boundedLines(undo.approved) }),
             ...(undo.approvedUntil === undefined ? {} : { approvedUntil: undo.approvedUntil }),
         },
         history: historyWith(
