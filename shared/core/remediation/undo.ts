@@ -164,9 +164,9 @@ export function undoRecordOf(
             });
         else if (a.action === 'remove-access-policy') {
             const oid = typeof a.detail.objectId === 'string' ? a.detail.objectId.toLowerCase() : undefined;
-            const at = removals.findIndex((e) => oid === undefined || e.objectId.toLowerCase() === oid);
-            if (at < 0) return;
-            const [entry] = removals.splice(at, 1) as [VaultAccessPolicy];
+            const found = removals.findIndex((e) => oid === undefined || e.objectId.toLowerCase() === oid);
+            if (found < 0) return;
+            const [entry] = removals.splice(found, 1) as [VaultAccessPolicy];
             wanted.push({ id, rule: a.rule, action: a.action, entry });
         }
     });
