@@ -2,8 +2,10 @@ import { app } from '@azure/functions';
 import { appDeps as deps } from '../shared/app/compositionRoot';
 import { handleIncidentLink } from '../shared/app/handlers/handleIncidentLink';
 
-// Anonymous on purpose: the signed token in the link is the authorization (bound to one incident and action, with an
-// expiry, usable once); a GET only renders the confirmation page.
+// Function-level auth is anonymous on purpose (no function key in links). Who may act is decided in front of and in the
+// handler: App Service Authentication signs the user in with Microsoft Entra ID (KVR_TRUST_EASY_AUTH=true) and the
+// handler requires that user, the signed token (one incident and action, expiry, once) and a same-origin POST; without
+// Easy Auth links act only with the explicit KVR_ALLOW_POSSESSION_ONLY_LINKS opt-in. See docs/undo.md.
 app.http('incidentLink', {
     route: 'incidents/{id}/{action}',
     methods: ['GET', 'POST'],

@@ -29,6 +29,7 @@ const LOCAL_ONLY = [
     SettingNames.quarantineConnectionString,
     SettingNames.quarantineContainer,
     SettingNames.configPath,
+    SettingNames.possessionOnlyLinks,
 ] as const;
 /** App settings read by the Functions host, @azure/identity or Application Insights, not by our settings loader. */
 const PLATFORM_SETTINGS = ['AzureWebJobsStorage', 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'];

@@ -95,8 +95,11 @@ async function serve(args: readonly string[]): Promise<Served> {
 
 let work: string;
 
-/** A server with the test config, its own outbox and development key in the work directory. */
-function serveLocal(): Promise<Served> {
+/**
+ * A server with the test config, its own outbox and development key in the work directory; links act on their token
+ * alone (the local opt-in) unless `possessionOnly` is false.
+ */
+function serveLocal(possessionOnly = true): Promise<Served> {
     return serve([
         '--config',
         join(work, 'config.json'),
@@ -104,7 +107,17 @@ function serveLocal(): Promise<Served> {
         join(work, 'outbox'),
         '--signing-key',
         join(work, 'k.pem'),
+        ...(possessionOnly ? ['--possession-only-links'] : []),
     ]);
+}
+
+/** POSTs the confirmation form of a link, as the page would (from `origin`). */
+function confirm(link: string, origin = new URL(link).origin): Promise<Response> {
+    return fetch(link, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', Origin: origin },
+        body: new URLSearchParams({ t: tokenOf(link) }).toString(),
+    });
 }
 beforeEach(() => {
     work = mkdtempSync(join(tmpdir(), 'kvr-serve-'));
@@ -175,7 +188,13 @@ describe('links from a replay work on kvr serve (shared Table state and signing 
         const outbox = join(work, 'outbox');
         const common = ['--config', join(work, 'config.json'), '--signing-key', key];
         const state = ['--state', azurite.connectionString, '--state-table', table];
-        const server = await serve([...common, ...state, '--outbox', join(work, 'serve-outbox')]);
+        const server = await serve([
+            ...common,
+            ...state,
+            '--outbox',
+            join(work, 'serve-outbox'),
+            '--possession-only-links',
+        ]);
         try {
             const r = await runKvr(
                 'replay',
@@ -194,18 +213,10 @@ describe('links from a replay work on kvr serve (shared Table state and signing 
             const page = await fetch(ack);
             expect(page.status).toBe(200);
             expect(await page.text()).toContain('<form method="post">');
-            const posted = await fetch(ack, {
-                method: 'POST',
-                headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-                body: new URLSearchParams({ t: tokenOf(ack) }).toString(),
-            });
+            const posted = await confirm(ack);
             expect(posted.status).toBe(200);
             expect(await posted.text()).toMatch(/Acknowledged at \d{4}-/);
-            const again = await fetch(ack, {
-                method: 'POST',
-                headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-                body: new URLSearchParams({ t: tokenOf(ack) }).toString(),
-            });
+            const again = await confirm(ack);
             expect(again.status).toBe(409);
             expect(await again.text()).toContain('Already acknowledged');
         } finally {
@@ -243,6 +254,56 @@ describe('kvr serve', () => {
             const otherIncident = ack.replace(/incidents\/[^/]+\//, 'incidents/0000000000000000abc/');
             expect((await fetch(otherIncident)).status).toBe(403);
             expect(server.lines.some((l) => l.includes('acknowledge: '))).toBe(true);
+        } finally {
+            expect(await server.stop()).toBe(0);
+        }
+    });
+});
+
+describe('kvr serve link actions: an explicit opt-in, from the page only', () => {
+    async function ackLink(server: Served): Promise<string> {
+        const res = await fetch(`${server.base}/local/events`, {
+            method: 'POST',
+            body: fixtureText('vault-patch-firewall-allow.json'),
+        });
+        const { notifications } = (await res.json()) as { notifications: string[] };
+        const card = JSON.parse(readFileSync(notifications.find((p) => p.endsWith('-teams.json')) as string, 'utf8'));
+        return buttonUrl(card, 'Acknowledge') as string;
+    }
+
+    it('without --possession-only-links the page shows the incident but the POST acts on nothing', async () => {
+        const server = await serveLocal(false);
+        try {
+            expect(server.lines.join('\n')).toContain('pass --possession-only-links');
+            const ack = await ackLink(server);
+            const page = await fetch(ack);
+            expect(page.status).toBe(200);
+            const html = await page.text();
+            expect(html).not.toContain('<form');
+            expect(html).toContain('KVR_ALLOW_POSSESSION_ONLY_LINKS');
+            const posted = await confirm(ack);
+            expect(posted.status).toBe(403);
+            // Still unacknowledged: opening the link again shows no "Already acknowledged".
+            expect(await (await fetch(ack)).text()).not.toContain('Already acknowledged');
+        } finally {
+            expect(await server.stop()).toBe(0);
+        }
+    });
+
+    it('with --possession-only-links, a POST from another origin is refused (403) and one from the page acts', async () => {
+        const server = await serveLocal();
+        try {
+            expect(server.lines.join('\n')).toContain('possession-only links: whoever holds a link');
+            const ack = await ackLink(server);
+            expect((await confirm(ack, 'https://evil.example')).status).toBe(403);
+            const noOrigin = await fetch(ack, {
+                method: 'POST',
+                headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+                body: new URLSearchParams({ t: tokenOf(ack) }).toString(),
+            });
+            expect(noOrigin.status).toBe(403);
+            expect(await (await fetch(ack)).text()).not.toContain('Already acknowledged');
+            expect((await confirm(ack)).status).toBe(200);
         } finally {
             expect(await server.stop()).toBe(0);
         }

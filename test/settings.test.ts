@@ -55,6 +55,7 @@ describe('app settings', () => {
             teamsWebhookUrl: undefined,
             mailSender: 'alerts@contoso.example',
             trustEasyAuth: false,
+            possessionOnlyLinks: false,
         });
     });
 

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import {
     acknowledge,
     applyFinding,
+    boundedLines,
     escalationDue,
     type Incident,
     incidentKeyOf,
@@ -14,6 +15,7 @@ import {
     reenableTarget,
     stillOpenFor,
     undoableAction,
+    undoScopeOf,
     type UpdateContext,
     withNotices,
 } from '../core/alerts/incident';
@@ -135,6 +137,8 @@ export interface AlertingOptions {
     readonly allowReenable?: boolean;
     /** Called after each delivery attempt (metrics). */
     readonly onDelivery?: (channel: ChannelName, outcome: 'sent' | 'retry' | 'failed') => void;
+    /** The decision log: an undo is written there as an `undo` action with who did it. */
+    readonly decisionLog?: DecisionSink;
 }
 
 /** The outcome of an acknowledge or undo request, for the page. */
@@ -583,7 +587,7 @@ export class Alerting implements DecisionSink {
         if (inc === undefined) return { kind: 'refused', status: 404, message: 'no such incident (expired?)' };
         if (already !== undefined) return { kind: 'already', incident: inc, message: alreadyAcked(already) };
         await this.refreshDue(inc);
-        this.o.log.info('kvr.acknowledged', { incident: id, vault: inc.vault, by: who.by, from: who.from });
+        this.o.log.info('kvr.acknowledged', { incident: id, vault: inc.vault, ...actorFields(who) });
         return {
             kind: 'done',
             incident: inc,
@@ -611,7 +615,7 @@ export class Alerting implements DecisionSink {
             return { kind: 'refused', status: 409, incident: inc, message: `re-enable failed: ${message}` };
         }
         const updated = (await this.update(inc.id, (i) => markReenabled(i, who))) ?? inc;
-        this.o.log.warn('kvr.key-reenabled', { incident: inc.id, vault: inc.vault, keyId, by: who.by, from: who.from });
+        this.o.log.warn('kvr.key-reenabled', { incident: inc.id, vault: inc.vault, keyId, ...actorFields(who) });
         return { kind: 'done', incident: updated, message: `Key version re-enabled: ${keyId}` };
     }
 
@@ -623,12 +627,13 @@ export class Alerting implements DecisionSink {
         if (action?.undoId === undefined || undoer === undefined)
             return { kind: 'refused', status: 409, incident: inc, message: 'this incident has no remediation to undo' };
         const undoId = action.undoId;
-        let restored: readonly string[];
+        let result: Awaited<ReturnType<Undoer['undo']>>;
         try {
-            ({ restored } = await undoer.undo(vaultRefOf(inc.vaultId), undoId));
+            // Scoped: only what this incident's own rule (and grantees) changed, never a sibling incident's part.
+            result = await undoer.undo(vaultRefOf(inc.vaultId), undoId, undoScopeOf(inc));
         } catch (err) {
             if (err instanceof ResponderError && err.code === 'UNDO.ALREADY_DONE') {
-                // One remediation can answer several incidents (rules): it was undone through another one.
+                // A remediation recorded before undo was scoped: it was undone whole through another incident.
                 const at = err.message;
                 const updated = await this.update(inc.id, (i) =>
                     i.undone !== undefined
@@ -641,15 +646,66 @@ export class Alerting implements DecisionSink {
                 return { kind: 'already', incident: updated ?? inc, message: `Remediation already undone at ${at}` };
             }
             const message = err instanceof Error ? err.message : String(err);
-            this.o.log.error('kvr.undo-failed', { incident: inc.id, vault: inc.vault, undoId, error: message });
+            this.o.log.error('kvr.undo-failed', {
+                incident: inc.id,
+                vault: inc.vault,
+                undoId,
+                error: message,
+                ...actorFields(who),
+            });
             return { kind: 'refused', status: 409, incident: inc, message: `undo failed: ${message}` };
         }
         const roster = this.rosterOf(inc);
-        const updated = await this.update(inc.id, (i) => markUndone(i, who, undoId, restored, this.contextOf(roster)));
-        this.o.log.warn('kvr.undone', { incident: inc.id, vault: inc.vault, undoId, by: who.by, from: who.from });
+        const updated = await this.update(inc.id, (i) =>
+            markUndone(i, who, { undoId, ...result }, this.contextOf(roster)),
+        );
+        const restored = boundedLines(result.restored, 50);
+        const approved = boundedLines(result.approved, 50);
+        this.o.log.warn('kvr.undone', {
+            incident: inc.id,
+            vault: inc.vault,
+            rule: inc.rule,
+            undoId,
+            restored,
+            approved,
+            approvedUntil: result.approvedUntil,
+            ...actorFields(who),
+        });
+        await this.o.decisionLog?.write([
+            {
+                type: 'action',
+                action: 'undo',
+                vault: inc.vault,
+                vaultId: inc.vaultId,
+                rule: inc.rule,
+                status: 'applied',
+                time: who.at,
+                detail: {
+                    incident: inc.id,
+                    undoId,
+                    restored,
+                    approved,
+                    approvedUntil: result.approvedUntil,
+                    ...actorFields(who),
+                },
+            },
+        ]);
         const after = (updated !== undefined ? await this.deliver(inc.id) : undefined) ?? updated ?? inc;
-        return { kind: 'done', incident: after, message: `Remediation undone: ${restored.join('; ')}` };
+        return {
+            kind: 'done',
+            incident: after,
+            message: `Remediation undone: ${boundedLines(result.restored).join('; ')}`,
+        };
     }
+}
+
+/** Who acted, for log lines and the decision log. */
+function actorFields(who: PersonAction): Record<string, string> {
+    return {
+        ...(who.by === undefined ? {} : { by: who.by }),
+        ...(who.byId === undefined ? {} : { byId: who.byId }),
+        ...(who.from === undefined ? {} : { from: who.from }),
+    };
 }
 
 /** The email as Graph receives it: the rendered parts and their MIME message, with a Message-ID from `id`. */

@@ -133,7 +133,12 @@ export function composeApp(env: Readonly<Record<string, string | undefined>>): A
         settings,
         configProblems: settings.configProblems,
         auditBatch: { pipeline: responder.pipeline, metrics: telemetry },
-        incidentLink: { alerting, trustEasyAuth: a.trustEasyAuth },
+        incidentLink: {
+            alerting,
+            trustEasyAuth: a.trustEasyAuth,
+            possessionOnlyLinks: a.possessionOnlyLinks,
+            publicUrl: a.publicUrl,
+        },
         alerting,
         cmkExpiry: { store: responder.store, keys, settings: settings.config.cmk, sink: alerting },
         cmkReport: { store: responder.store, settings: settings.config.cmk, alerting },

@@ -75,6 +75,7 @@ export function createResponder(config: ResponderConfig, sinks: PipelineSinks, o
         clock,
         leases,
         retryBudgetMs: config.remediation.retryBudgetMs,
+        approvalMs: config.remediation.undoApprovalMs,
     });
     const remediator = new Remediator({
         admin: options.admin,
@@ -91,7 +92,14 @@ export function createResponder(config: ResponderConfig, sinks: PipelineSinks, o
     const alerting =
         options.alerting === undefined
             ? undefined
-            : new Alerting({ ...options.alerting, store, settings: config.alerting, undoer, clock });
+            : new Alerting({
+                  decisionLog: sinks.decisions,
+                  ...options.alerting,
+                  store,
+                  settings: config.alerting,
+                  undoer,
+                  clock,
+              });
     const enricher =
         options.keys === undefined
             ? undefined

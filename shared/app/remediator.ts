@@ -6,7 +6,7 @@ import { type Guard, planRemediation, verifyRemediation } from '../core/remediat
 import { ACTIONS_BY_RULE, type RemediationPlan, type VaultSnapshot } from '../core/remediation/types';
 import { type DetectionSettings, modeFor } from '../core/rules/settings';
 import { type StateStore, stateKey } from '../core/state/store';
-import { type UndoRecord, type VaultApprovals, withApprovals } from '../core/remediation/undo';
+import { undoRecordOf, type VaultApprovals, withApprovals } from '../core/remediation/undo';
 import type { RemediationSettings } from '../config/responderConfig';
 import { describeError, statusOfErrorOrCause, withRetry } from './armCalls';
 import type { Trigger } from './detectionEngine';
@@ -346,18 +346,8 @@ export class Remediator {
     private async saveUndo(w: VaultWork, before: VaultSnapshot, plan: RemediationPlan): Promise<string> {
         const now = this.o.clock.now();
         const undoId = `${now.toString(36)}-${this.o.owner}`;
-        const p = before.properties;
-        const record: UndoRecord = {
-            vaultId: w.vault.resourceId,
-            at: new Date(now).toISOString(),
-            rules: [...w.rules],
-            before: {
-                networkAcls: p.networkAcls ?? null,
-                publicNetworkAccess: p.publicNetworkAccess ?? null,
-                accessPolicies: p.accessPolicies ?? [],
-            },
-            plan: { patch: plan.patch ?? null, accessPolicyRemovals: plan.accessPolicyRemovals },
-        };
+        // One part per change, tagged with its rule: an incident's undo restores only its own parts.
+        const record = undoRecordOf(w.vault.resourceId, new Date(now).toISOString(), [...w.rules], before, plan);
         const r = await this.o.store.put(
             stateKey(w.vault.name, `undo|${undoId}`),
             record,
@@ -369,6 +359,6 @@ export class Remediator {
     }
 
     private approvals(vault: VaultRef): Promise<VaultApprovals | undefined> {
-        return readApprovals(this.o.store, vault);
+        return readApprovals(this.o.store, vault, this.o.clock.now());
     }
 }

@@ -2,12 +2,26 @@ import { ResponderError } from '../core/errors';
 import type { VaultRef } from '../core/events/types';
 import type { Clock, VaultAdmin } from '../core/ports';
 import type { VaultSnapshot } from '../core/remediation/types';
-import { mergeApprovals, planRestore, type UndoRecord, type VaultApprovals } from '../core/remediation/undo';
+import {
+    activeApprovals,
+    addApprovals,
+    type ApprovalGrant,
+    approvalFits,
+    describeApprovals,
+    markPartsUndone,
+    partsInScope,
+    planRestore,
+    type UndoRecord,
+    type UndoScope,
+    type VaultApprovals,
+} from '../core/remediation/undo';
 import { type StateStore, stateKey } from '../core/state/store';
 import { withRetry } from './armCalls';
 import type { VaultLeases } from './vaultLease';
 
 export const UNDO_TTL_MS = 30 * 24 * 3_600_000;
+/** How long what an undo restored stays approved, unless configured (`remediation.undoApprovalHours`). */
+export const DEFAULT_UNDO_APPROVAL_MS = 24 * 3_600_000;
 
 export interface UndoerOptions {
     /** ARM access; undefined when nothing may be changed (then undo refuses). */
@@ -17,12 +31,31 @@ export interface UndoerOptions {
     /** The remediator's leases: undo and remediation never change one vault at the same time. */
     readonly leases: VaultLeases;
     readonly retryBudgetMs: number;
+    /** How long an undo's approval lasts (default 24 h). */
+    readonly approvalMs?: number;
 }
 
-/** What people approved through undo on this vault (merged into its configured policy). */
-export async function readApprovals(store: StateStore, vault: VaultRef): Promise<VaultApprovals | undefined> {
+/** What one undo did. */
+export interface UndoResult {
+    /** One line per restored item. */
+    readonly restored: readonly string[];
+    /** One line per approved item. */
+    readonly approved: readonly string[];
+    /** When those approvals expire (ISO). */
+    readonly approvedUntil: string;
+}
+
+/**
+ * What people approved through undo on this vault and is still in force at `now` (merged into its configured policy).
+ * Items past their expiry are left out. `now` defaults to the wall clock: pass the responder's clock.
+ */
+export async function readApprovals(
+    store: StateStore,
+    vault: VaultRef,
+    now: number = Date.now(),
+): Promise<VaultApprovals | undefined> {
     const [s] = await store.getMany([stateKey(vault.name, 'approvals')]);
-    return (s?.value ?? undefined) as VaultApprovals | undefined;
+    return activeApprovals(s?.value, now);
 }
 
 /** What a restore should have put back but the vault does not show. */
@@ -57,11 +90,13 @@ export class Undoer {
     }
 
     /**
-     * Undoes one remediation: under the vault's lease, restores what it removed (relative to the vault as it is now),
-     * reads back, records the restored state as approved for the vault so that it is not reverted again, and marks
-     * the snapshot used. Throws a ResponderError when it cannot (unknown or used snapshot, busy vault, ARM failure).
+     * Undoes the parts of one remediation that `scope` covers (the incident's own rule and principals; every part
+     * without a scope): under the vault's lease, restores what they changed (relative to the vault as it is now),
+     * reads back, approves the restored state for a limited time so that it is not reverted again, and marks those
+     * parts used (the other parts stay undoable by their own incidents). Throws a ResponderError when it cannot
+     * (unknown snapshot, parts already undone, busy vault, ARM failure).
      */
-    async undo(vault: VaultRef, undoId: string): Promise<{ restored: readonly string[] }> {
+    async undo(vault: VaultRef, undoId: string, scope?: UndoScope): Promise<UndoResult> {
         const admin = this.o.admin;
         if (admin === undefined)
             throw new ResponderError('ARM.UNAVAILABLE', 'not connected to Azure Resource Manager: cannot undo');
@@ -70,12 +105,32 @@ export class Undoer {
         const record = saved?.value as UndoRecord | undefined;
         if (saved === undefined || record === undefined || record === null)
             throw new ResponderError('INPUT.UNREADABLE', `no saved state ${undoId} for ${vault.name} (expired?)`);
-        if (record.undoneAt !== undefined) throw new ResponderError('UNDO.ALREADY_DONE', record.undoneAt);
+        const mine = partsInScope(record, scope);
+        if (mine.length === 0)
+            throw new ResponderError(
+                'INPUT.UNREADABLE',
+                `remediation ${undoId} changed nothing that belongs to this incident (${(scope?.rules ?? []).join(', ')})`,
+            );
+        const open = mine.filter((p) => p.undoneAt === undefined);
+        if (open.length === 0)
+            throw new ResponderError(
+                'UNDO.ALREADY_DONE',
+                mine
+                    .map((p) => p.undoneAt as string)
+                    .sort()
+                    .at(-1) ?? '',
+            );
         if (!(await this.o.leases.acquire(vault)))
             throw new ResponderError('STATE.CONFLICT', `${vault.name} is being remediated right now: try again`, true);
         try {
             const current = await this.retry(`reading ${vault.name}`, () => admin.get(vault));
-            const restore = planRestore(record, current);
+            const restore = planRestore(record, current, scope);
+            // Checked before anything changes: a restore whose approval cannot be stored would be reverted again.
+            if (!approvalFits(restore.approvals))
+                throw new ResponderError(
+                    'INPUT.UNREADABLE',
+                    `this undo would approve more than the state store holds for one vault: change the configured policy of ${vault.name} instead`,
+                );
             const patch = restore.patch;
             if (patch !== undefined) await this.retry(`restoring ${vault.name}`, () => admin.patch(vault, patch));
             for (const entry of restore.accessPolicyAdds)
@@ -90,29 +145,42 @@ export class Undoer {
                     `undo of ${vault.name} did not take: ${missing.join('; ')}`,
                 );
             // Approve only what was restored (still under the lease): a failed undo must not approve anything.
-            await this.approve(vault, restore.approvals);
             const now = this.o.clock.now();
+            const until = now + (this.o.approvalMs ?? DEFAULT_UNDO_APPROVAL_MS);
+            const dropped = await this.approve(vault, { ...restore.approvals, undoId, until }, now);
             const done = await this.o.store.put(
                 key,
-                { ...record, undoneAt: new Date(now).toISOString() } satisfies UndoRecord,
+                markPartsUndone(record, restore.parts, new Date(now).toISOString()),
                 saved.etag,
                 now + UNDO_TTL_MS,
             );
             if (!done.ok) throw new ResponderError('STATE.CONFLICT', `remediation ${undoId} was undone concurrently`);
-            return { restored: restore.restored };
+            return {
+                restored: [
+                    ...restore.restored,
+                    ...(dropped.length === 0
+                        ? []
+                        : [
+                              `${dropped.length} earlier undo approval(s) of this vault dropped to stay within the limit (${dropped.map((g) => g.undoId).join(', ')})`,
+                          ]),
+                ],
+                approved: describeApprovals(restore.approvals),
+                approvedUntil: new Date(until).toISOString(),
+            };
         } finally {
             await this.o.leases.release(vault);
         }
     }
 
-    private async approve(vault: VaultRef, add: VaultApprovals): Promise<void> {
+    /** Adds the grant to the vault's approvals (bounded); returns the grants that had to be dropped. */
+    private async approve(vault: VaultRef, grant: ApprovalGrant, now: number): Promise<ApprovalGrant[]> {
         const key = stateKey(vault.name, 'approvals');
         for (let attempt = 0; attempt < 8; attempt++) {
             const [s] = await this.o.store.getMany([key]);
-            const merged = mergeApprovals((s?.value ?? undefined) as VaultApprovals | undefined, add);
-            // Approvals do not expire with event time: far future.
-            const r = await this.o.store.put(key, merged, s?.etag, Number.MAX_SAFE_INTEGER);
-            if (r.ok) return;
+            const { value, dropped } = addApprovals(s?.value, grant, now);
+            const expires = Math.max(now, ...value.grants.map((g) => g.until));
+            const r = await this.o.store.put(key, value, s?.etag, expires);
+            if (r.ok) return [...dropped];
         }
         throw new ResponderError('STATE.CONFLICT', `could not record the approvals of ${vault.name}`, true);
     }

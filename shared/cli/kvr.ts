@@ -51,7 +51,7 @@ const USAGE = `Usage:
       Findings as JSON Lines on stdout, a summary on stderr (JSON with --json). See docs/cmk-posture.md.
   kvr serve [--port <n>] [--host <addr>] [--public-url <url>] [--outbox <dir>] [--config <file>]
             [--vaults <inventory.json>] [--state <table>] [--state-table <name>] [--signing-key <pem>]
-            [--replay <capture>]... [--tick-seconds <n>]
+            [--replay <capture>]... [--tick-seconds <n>] [--possession-only-links]
       Runs the app locally until Ctrl-C: the acknowledge/undo pages under /api/incidents/..., and POST
       /local/events, which runs the Event Hubs handler on the posted body. Notifications go to the outbox
       (default .kvr/outbox) unless KVR_TEAMS_WEBHOOK_URL / KVR_MAIL_SENDER are set. --replay feeds captures

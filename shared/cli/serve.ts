@@ -64,6 +64,8 @@ function parseServeArgs(args: readonly string[]) {
             'signing-key': { type: 'string' },
             replay: { type: 'string', multiple: true },
             'tick-seconds': { type: 'string' },
+            // Links act on their token alone (no sign-in): an explicit, local-only opt-in (docs/undo.md).
+            'possession-only-links': { type: 'boolean' },
         },
         false,
     ).values;
@@ -143,6 +145,12 @@ export async function runServe(args: readonly string[], io: CliIo, hooks: ServeH
         const alerting = responder.alerting;
         if (alerting === undefined) throw new Error('serve: alerting was not composed');
         io.stdout.write(`kvr serve: listening on http://${host}:${actualPort} (links point to ${publicUrl})\n`);
+        const possessionOnlyLinks = values['possession-only-links'] === true;
+        io.stdout.write(
+            possessionOnlyLinks
+                ? 'kvr serve: possession-only links: whoever holds a link can acknowledge and undo (local use only)\n'
+                : 'kvr serve: links show incidents but act on nothing (pass --possession-only-links to let them act)\n',
+        );
         io.stdout.write(`kvr serve: notifications go to ${local.destinations.join(' and ')}\n`);
         let printed = 0;
         const printNew = (): void => {
@@ -175,7 +183,12 @@ export async function runServe(args: readonly string[], io: CliIo, hooks: ServeH
                         params: { id: decodeURIComponent(m[1] as string), action: m[2] as string },
                         body: { bytes: body },
                     });
-                    const r = await handleIncidentLink(request, context, { alerting, trustEasyAuth: false });
+                    const r = await handleIncidentLink(request, context, {
+                        alerting,
+                        trustEasyAuth: false,
+                        possessionOnlyLinks,
+                        publicUrl,
+                    });
                     res.writeHead(r.status ?? 200, r.headers as Record<string, string>);
                     res.end(typeof r.body === 'string' ? r.body : '');
                     printNew();

@@ -40,6 +40,8 @@ export interface AlertingSettings {
     readonly teamsWebhookUrl: string | undefined;
     readonly mailSender: string | undefined;
     readonly trustEasyAuth: boolean;
+    /** Links act on their token alone (explicit opt-in, local use). */
+    readonly possessionOnlyLinks: boolean;
 }
 
 function httpsUrl(env: Env, name: string, problems: string[], required: boolean, what: string): URL | undefined {
@@ -90,6 +92,13 @@ function alertingSettingsOf(env: Env, problems: string[]): AlertingSettings | un
     const trust = nonEmpty(env, SettingNames.trustEasyAuth)?.toLowerCase();
     if (trust !== undefined && trust !== 'true' && trust !== 'false')
         problems.push(`${SettingNames.trustEasyAuth}: expected true or false`);
+    const possession = nonEmpty(env, SettingNames.possessionOnlyLinks)?.toLowerCase();
+    if (possession !== undefined && possession !== 'true' && possession !== 'false')
+        problems.push(`${SettingNames.possessionOnlyLinks}: expected true or false`);
+    if (trust === 'true' && possession === 'true')
+        problems.push(
+            `${SettingNames.possessionOnlyLinks}: must not be true when ${SettingNames.trustEasyAuth} is (links then require sign-in)`,
+        );
     if (problems.length > before || publicUrl === undefined || key === undefined || m === null) return undefined;
     return {
         publicUrl: publicUrl.toString().replace(/\/+$/, ''),
@@ -97,6 +106,7 @@ function alertingSettingsOf(env: Env, problems: string[]): AlertingSettings | un
         teamsWebhookUrl: webhook?.toString(),
         mailSender,
         trustEasyAuth: trust === 'true',
+        possessionOnlyLinks: possession === 'true',
     };
 }
 

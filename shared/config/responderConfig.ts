@@ -230,9 +230,17 @@ export const responderConfigSchema = z.strictObject({
                 .min(1)
                 .optional()
                 .describe('How long to retry 429 and 5xx answers from ARM (default 60).'),
+            undoApprovalHours: z
+                .number()
+                .min(1)
+                .max(720)
+                .optional()
+                .describe(
+                    'How long what an undo restored stays approved before the responder enforces the policy on it again (default 24).',
+                ),
         })
         .optional()
-        .describe('Blast-radius caps and retry budget of automatic remediation.'),
+        .describe('Blast-radius caps, retry budget and undo approvals of automatic remediation.'),
     grouping: z
         .strictObject({ windowMinutes: z.number().min(1).optional().describe('Default 60.') })
         .optional()
@@ -323,6 +331,8 @@ export interface RemediationSettings {
     readonly maxPerVaultPerHour: number;
     readonly maxPerInvocation: number;
     readonly retryBudgetMs: number;
+    /** How long an undo's approval lasts. */
+    readonly undoApprovalMs: number;
 }
 
 function pathOf(path: readonly PropertyKey[]): string {
@@ -539,6 +549,7 @@ export function parseResponderConfig(
             maxPerVaultPerHour: data.remediation?.maxPerVaultPerHour ?? 3,
             maxPerInvocation: data.remediation?.maxPerInvocation ?? 10,
             retryBudgetMs: (data.remediation?.retryBudgetSeconds ?? 60) * 1000,
+            undoApprovalMs: (data.remediation?.undoApprovalHours ?? 24) * 3_600_000,
         },
         alerting: alertSettingsOf(data, tags),
         cmk: {

@@ -33,8 +33,16 @@ export const SettingNames = {
     teamsWebhookUrl: 'KVR_TEAMS_WEBHOOK_URL',
     /** Mailbox that sends alert email through Microsoft Graph (Mail.Send scoped to it); no email without it. */
     mailSender: 'KVR_MAIL_SENDER',
-    /** `true` when App Service Authentication fronts the app: links then record the signed-in user. */
+    /**
+     * `true` when App Service Authentication fronts the app: link pages and actions then require a signed-in
+     * Microsoft Entra ID user, recorded as who acted.
+     */
     trustEasyAuth: 'KVR_TRUST_EASY_AUTH',
+    /**
+     * `true` lets links act on their token alone, without sign-in (whoever holds the link): an explicit opt-in for
+     * local runs, never for production. Without it and without Easy Auth, links act on nothing.
+     */
+    possessionOnlyLinks: 'KVR_ALLOW_POSSESSION_ONLY_LINKS',
     /** Client id of the user-assigned managed identity (read by `@azure/identity`). */
     managedIdentityClientId: 'AZURE_CLIENT_ID',
     /**

@@ -253,7 +253,10 @@ function linkRequest(method: string, id: string, action: string, token: string, 
         url,
         query: post ? {} : { t: token },
         params: { id, action },
-        headers: post ? { 'content-type': 'application/x-www-form-urlencoded', ...headers } : headers,
+        // A POST from our own page carries our Origin (tests of other origins override it).
+        headers: post
+            ? { 'content-type': 'application/x-www-form-urlencoded', origin: 'https://kvr.example.net', ...headers }
+            : headers,
         ...(post ? { body: { string: `t=${encodeURIComponent(token)}` } } : {}),
     });
 }
@@ -677,7 +680,13 @@ describe('link tokens', () => {
 });
 
 describe('handleIncidentLink', () => {
-    const deps = (alerting: Alerting, trustEasyAuth = false) => ({ alerting, trustEasyAuth });
+    // Without Easy Auth the tests opt in to possession-only links (the handler refuses to act otherwise).
+    const deps = (alerting: Alerting, trustEasyAuth = false) => ({
+        alerting,
+        trustEasyAuth,
+        possessionOnlyLinks: !trustEasyAuth,
+        publicUrl: 'https://kvr.example.net',
+    });
 
     function expectPageHeaders(res: HttpResponseInit): void {
         const h = headersOf(res);

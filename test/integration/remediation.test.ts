@@ -310,14 +310,27 @@ describe('remediation against the ARM fake, through the real @azure/arm-keyvault
         const undoId = actions(decisions.decisions).find((a) => a.status === 'applied')?.detail.undoId as string;
         const [undo] = await store.getMany([stateKey('kv-payments-prod', `undo|${undoId}`)]);
         const before = openVault().properties;
+        // One part per change, tagged with the rule that asked for it (an incident's undo restores only its own).
         expect(undo?.value).toMatchObject({
             vaultId: `/subscriptions/${SUB}/resourcegroups/rg-payments/providers/microsoft.keyvault/vaults/kv-payments-prod`,
-            before: {
-                networkAcls: before.networkAcls,
-                publicNetworkAccess: 'Enabled',
-                accessPolicies: before.accessPolicies,
-            },
+            parts: expect.arrayContaining([
+                expect.objectContaining({
+                    action: 'restore-firewall-default',
+                    rule: 'firewall-opened',
+                    defaultAction: before.networkAcls?.defaultAction,
+                }),
+                expect.objectContaining({
+                    action: 'disable-public-network-access',
+                    rule: 'public-network-access-enabled',
+                    publicNetworkAccess: 'Enabled',
+                }),
+                expect.objectContaining({
+                    action: 'remove-access-policy',
+                    entry: expect.objectContaining({ objectId: MALLORY }),
+                }),
+            ]),
         });
+        expect(undo?.value).not.toHaveProperty('before');
         expect((undo?.value as { rules: string[] }).rules.sort()).toEqual([
             'access-policy-granted',
             'firewall-ip-rule-added',

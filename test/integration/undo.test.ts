@@ -1,12 +1,14 @@
 // Undo of a remediation from the alert, end to end: the ARM simulator behind the real @azure/arm-keyvault client, the
 // responder built by createResponder with alerting (recording channels, signed links), and Alerting.act as the POST
 // of the undo page would call it.
+import { HttpRequest } from '@azure/functions';
 import { ArmVaultAdmin } from '../../shared/adapters/armVaultAdmin';
 import { LocalLinkSigner } from '../../shared/adapters/linkSigner';
 import { MemoryDecisionSink, MemoryQuarantineSink } from '../../shared/adapters/memorySinks';
 import { MemoryStateStore } from '../../shared/adapters/memoryStateStore';
 import { LinkTokens } from '../../shared/app/alerting';
 import { createResponder, type Responder } from '../../shared/app/createPipeline';
+import { handleIncidentLink, type IncidentLinkDeps } from '../../shared/app/handlers/handleIncidentLink';
 import { parseResponderConfig } from '../../shared/config/responderConfig';
 import type { Incident } from '../../shared/core/alerts/incident';
 import type { NoticeKind, OutgoingNotification } from '../../shared/core/alerts/types';
@@ -18,6 +20,7 @@ import { type ArmKeyVaultFake, makeVault, startArmKeyVaultFake } from '../../sha
 import { armClientFor } from '../fakes/armClient';
 import { fixtureBody } from '../support/fixtures';
 import { RecordingChannel, TestClock } from '../support/alertingDoubles';
+import { makeContext } from '../support/context';
 
 const SUB = '6c1f4e2a-8b3d-4f5e-a1c2-9d8e7f6a5b40';
 const TENANT = '3f0c2b6e-1d4a-4c8e-9b2f-5a7d1e0c9b11';
@@ -93,11 +96,12 @@ function grantedVault() {
     });
 }
 
-function configFor(mode: 'enforce' | 'monitor') {
+function configFor(mode: 'enforce' | 'monitor', extra: Record<string, unknown> = {}) {
     return parseResponderConfig(
         {
             guardrails: {
                 default: {
+                    ...extra,
                     networkDefaultAction: 'Deny',
                     approvedIpRanges: ['198.51.100.0/24'],
                     approvedPrincipals: [{ objectId: API, permissions: { secrets: ['get', 'list'] } }],
@@ -163,6 +167,34 @@ function grantAttack(time = '2026-10-05T09:07:00.0000000Z', correlationId = 'gra
     return body;
 }
 
+/** Mallory enabled public network access (VaultPatch). */
+function publicAccessAttack(time = '2026-10-05T09:05:30.0000000Z', correlationId = 'pna-1') {
+    const body = fixtureBody('vault-patch-public-network-enabled.json');
+    const r = record0(body);
+    r.resourceId = RESOURCE_ID;
+    r.time = time;
+    r.correlationId = correlationId;
+    r.identity.claim['http://schemas.microsoft.com/identity/claims/objectidentifier'] = MALLORY;
+    return body;
+}
+
+const MALLORY_POLICY = { tenantId: TENANT, objectId: MALLORY, permissions: { secrets: ['get', 'list'] } };
+
+/** Mallory granted itself secrets get, list (VaultPatch with addedAccessPolicy naming the caller). */
+function selfGrantAttack(time = '2026-10-05T09:05:45.0000000Z', correlationId = 'self-grant-1') {
+    const body = grantAttack(time, correlationId);
+    const r = record0(body);
+    r.identity.claim['http://schemas.microsoft.com/identity/claims/objectidentifier'] = MALLORY;
+    r.identity.claim['http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn'] = 'mallory@contoso.example';
+    r.identity.claim['http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name'] = 'mallory@contoso.example';
+    r.properties.addedAccessPolicy = {
+        TenantId: TENANT,
+        ObjectId: MALLORY,
+        Permissions: { keys: [], secrets: ['get', 'list'], certificates: [] },
+    };
+    return body;
+}
+
 let fake: ArmKeyVaultFake;
 beforeAll(async () => {
     fake = await startArmKeyVaultFake();
@@ -192,9 +224,9 @@ interface Harness {
 
 const signer = LocalLinkSigner.generate('undo-test-key');
 
-function harness(mode: 'enforce' | 'monitor' = 'enforce'): Harness {
+function harness(mode: 'enforce' | 'monitor' = 'enforce', policy: Record<string, unknown> = {}): Harness {
     const clock = new TestClock(Date.parse('2026-10-05T09:06:00.000Z'));
-    const config = configFor(mode);
+    const config = configFor(mode, policy);
     const decisions = new MemoryDecisionSink();
     const teams = new RecordingChannel('teams');
     const email = new RecordingChannel('email');
@@ -326,21 +358,24 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
 
         // The incident says who undid it, from where and when.
         const after = await incident(h, incidentId);
+        const approvedUntil = new Date(h.clock.now() + 24 * 3_600_000).toISOString();
         expect(after.undone).toEqual({
             ...PERSON,
             at: undoneAt,
             undoId: applied[0]?.detail.undoId,
             restored: ['firewall default action back to Allow'],
+            approved: ['firewall default action Allow'],
+            approvedUntil,
         });
         expect(after.history.at(-1)?.what).toBe(
-            'remediation undone by oncall@contoso.example: firewall default action back to Allow',
+            `remediation undone by oncall@contoso.example: firewall default action back to Allow; approved until ${approvedUntil}: firewall default action Allow`,
         );
 
         // The undone notice went out on both channels of the notified tier, without another undo button.
         const undoneCards = cards(h, 'undone', incidentId);
         expect(undoneCards).toHaveLength(1);
         expect(cardText(undoneCards[0] as OutgoingNotification)).toContain(
-            'Restored: firewall default action back to Allow. The restored state is now approved for this vault.',
+            `Restored: firewall default action back to Allow. Approved for this vault until ${approvedUntil}: firewall default action Allow. After that the policy is enforced again.`,
         );
         expect(cardActions(undoneCards[0] as OutgoingNotification).map((a) => a.title)).not.toContain(
             'Undo remediation',
@@ -349,7 +384,18 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
         expect(h.log.lines).toContainEqual(
             expect.objectContaining({ level: 'warn', message: 'kvr.undone', fields: expect.objectContaining(PERSON) }),
         );
-        expect(await approvalsOf(h)).toMatchObject({ networkDefaultAction: 'Allow' });
+        expect(await approvalsOf(h)).toEqual({
+            v: 2,
+            grants: [
+                {
+                    ipRanges: [],
+                    principals: [],
+                    networkDefaultAction: 'Allow',
+                    until: Date.parse(approvedUntil),
+                    undoId: applied[0]?.detail.undoId,
+                },
+            ],
+        });
 
         // A replay of the attack (new correlation id, later time): detected again, but not reverted again.
         fake.clearLog();
@@ -369,6 +415,52 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
             'Acknowledge',
             'Open vault in the Azure portal',
         ]);
+
+        // The approval expires: the same attack 36 hours after the undo is remediated again.
+        fake.clearLog();
+        h.decisions.decisions.length = 0;
+        h.clock.advance(34 * 3_600_000);
+        await h.responder.pipeline.processBatch([
+            { body: firewallAttack('2026-10-06T21:11:00.0000000Z', 'firewall-36h-later') },
+        ]);
+        expect(
+            actionsOf(h.decisions.decisions)
+                .filter((a) => a.action === 'restore-firewall-default')
+                .map((a) => [a.status, a.detail.reason]),
+        ).toEqual([['applied', undefined]]);
+        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Deny');
+        expect(writes().map((r) => r.method)).toEqual(['PATCH']);
+    });
+
+    // Measured before: the approval an undo wrote never expired, so the same attack 36 h later was skipped as
+    // policy-allows and the vault stayed open.
+    it('the approval expires: the same attack within the window is allowed, 36 h later it is remediated again', async () => {
+        fake.setVault(openedVault());
+        const h = harness();
+        await h.responder.pipeline.processBatch([{ body: firewallAttack() }]);
+        const { incidentId, token } = undoLinkOf(h, 'firewall-opened');
+        expect((await h.alerting.act(incidentId, 'undo', token, PERSON)).kind).toBe('done');
+        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Allow');
+
+        const restoreDecisions = () =>
+            actionsOf(h.decisions.decisions)
+                .filter((a) => a.action === 'restore-firewall-default')
+                .map((a) => [a.status, a.detail.reason]);
+        h.decisions.decisions.length = 0;
+        h.clock.advance(12 * 3_600_000);
+        await h.responder.pipeline.processBatch([
+            { body: firewallAttack('2026-10-05T21:05:00.0000000Z', 'firewall-12h-later') },
+        ]);
+        expect(restoreDecisions()).toEqual([['skipped', 'policy-allows']]);
+        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Allow');
+
+        h.decisions.decisions.length = 0;
+        h.clock.advance(24 * 3_600_000);
+        await h.responder.pipeline.processBatch([
+            { body: firewallAttack('2026-10-06T21:05:00.0000000Z', 'firewall-36h-later') },
+        ]);
+        expect(restoreDecisions()).toEqual([['applied', undefined]]);
+        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Deny');
     });
 
     it('access policy granted: the undo puts the entry back with its permissions, and a replay leaves it', async () => {
@@ -501,7 +593,9 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
             'nothing to restore: the vault already has the saved state',
         ]);
         // Still approved: the state the person asked for stays.
-        expect(await approvalsOf(h)).toMatchObject({ networkDefaultAction: 'Allow' });
+        expect(await approvalsOf(h)).toMatchObject({
+            grants: [expect.objectContaining({ networkDefaultAction: 'Allow' })],
+        });
     });
 
     it('an undo whose ARM call is refused (403) is refused with the reason, logged, and can be retried', async () => {
@@ -613,9 +707,9 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
         expect(h.log.lines.some((l) => l.message === 'kvr.undone')).toBe(false);
         expect(cards(h, 'undone')).toEqual([]);
     });
-    // One remediation plan (one undo id) can answer several rules, each its own incident: undoing one restores the whole
-    // plan, and the sibling's link then answers "already undone" (and the sibling stops offering undo).
-    it('a sibling incident of the same remediation says "already undone" instead of failing', async () => {
+    // One remediation plan (one undo id) can answer several rules, each its own incident: each incident's undo restores
+    // only its own rule's part, and the other incident stays undoable on its own.
+    it('sibling incidents of one remediation are undone independently, each restoring only its own part', async () => {
         const v = openedVault();
         const acl = v.properties.networkAcls;
         fake.setVault({
@@ -637,14 +731,336 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
         expect(undoIds.size).toBe(1);
         const opened = undoLinkOf(h, 'firewall-opened');
         const ipRule = undoLinkOf(h, 'firewall-ip-rule-added');
-        expect((await h.alerting.act(opened.incidentId, 'undo', opened.token, PERSON)).kind).toBe('done');
-        // The whole plan was undone: the removed IP rule is back too.
-        expect(fake.vault(VAULT).properties.networkAcls?.ipRules).toContainEqual({ value: '203.0.113.66/32' });
+        fake.clearLog();
+        const first = await h.alerting.act(opened.incidentId, 'undo', opened.token, PERSON);
+        expect(first).toMatchObject({
+            kind: 'done',
+            message: 'Remediation undone: firewall default action back to Allow',
+        });
+        // Only the firewall incident's part: the removed IP rule stays removed.
+        expect(fake.vault(VAULT).properties.networkAcls).toMatchObject({
+            defaultAction: 'Allow',
+            ipRules: [{ value: '198.51.100.7/32' }],
+        });
+        expect((await incident(h, ipRule.incidentId)).undone).toBeUndefined();
+        expect((await h.alerting.view(ipRule.incidentId, 'undo', ipRule.token)).kind).toBe('done');
 
-        const sibling = await h.alerting.act(ipRule.incidentId, 'undo', ipRule.token, PERSON);
-        expect(sibling.kind).toBe('already');
-        expect(sibling.message).toMatch(/^Remediation already undone/);
+        // The sibling's own undo restores its IP rule, later and by someone else.
+        h.clock.advance(10 * 60_000);
+        const second = await h.alerting.act(ipRule.incidentId, 'undo', ipRule.token, {
+            by: 'lead@contoso.example',
+        });
+        expect(second).toMatchObject({ kind: 'done', message: 'Remediation undone: IP rule 203.0.113.66/32 restored' });
+        expect(fake.vault(VAULT).properties.networkAcls).toMatchObject({
+            defaultAction: 'Allow',
+            ipRules: [{ value: '198.51.100.7/32' }, { value: '203.0.113.66/32' }],
+        });
+        expect((await incident(h, ipRule.incidentId)).undone).toMatchObject({
+            by: 'lead@contoso.example',
+            approved: ['IP rule 203.0.113.66/32'],
+        });
+        // Each part once: both links now answer "already undone", and nothing more is written.
+        fake.clearLog();
+        expect(
+            (await h.alerting.act(opened.incidentId, 'undo', await freshToken(h, opened.incidentId), PERSON)).kind,
+        ).toBe('already');
+        expect(
+            (await h.alerting.act(ipRule.incidentId, 'undo', await freshToken(h, ipRule.incidentId), PERSON)).kind,
+        ).toBe('already');
+        expect(writes()).toEqual([]);
         expect(h.log.lines.filter((l) => l.level === 'error')).toEqual([]);
+    });
+});
+
+describe('scoped undo: one remediation answering several incidents (ARM simulator, real ARM client)', () => {
+    // Measured before: the firewall incident's undo also turned public network access back on and restored the
+    // critical self-grant of another incident, because one undo snapshot covered the whole remediation.
+    it("the firewall incident's undo restores the firewall only, never another incident's changes", async () => {
+        const v = openedVault();
+        fake.setVault({
+            ...v,
+            properties: { ...v.properties, accessPolicies: [...(v.properties.accessPolicies ?? []), MALLORY_POLICY] },
+        });
+        const h = harness('enforce', { publicNetworkAccess: 'Disabled' });
+        await h.responder.pipeline.processBatch([
+            { body: firewallAttack() },
+            { body: publicAccessAttack() },
+            { body: selfGrantAttack() },
+        ]);
+        const applied = actionsOf(h.decisions.decisions).filter((a) => a.status === 'applied');
+        expect(new Set(applied.map((a) => a.action))).toEqual(
+            new Set(['restore-firewall-default', 'disable-public-network-access', 'remove-access-policy']),
+        );
+        expect(new Set(applied.map((a) => a.detail.undoId)).size).toBe(1); // one remediation, one undo record
+        const remediated = fake.vault(VAULT).properties;
+        expect(remediated.networkAcls?.defaultAction).toBe('Deny');
+        expect(remediated.publicNetworkAccess).toBe('Disabled');
+        expect(remediated.accessPolicies?.map((p) => p.objectId)).not.toContain(MALLORY);
+
+        const firewall = undoLinkOf(h, 'firewall-opened');
+        fake.clearLog();
+        const outcome = await h.alerting.act(firewall.incidentId, 'undo', firewall.token, PERSON);
+        expect(outcome).toMatchObject({
+            kind: 'done',
+            message: 'Remediation undone: firewall default action back to Allow',
+        });
+        const after = fake.vault(VAULT).properties;
+        expect(after.networkAcls?.defaultAction).toBe('Allow');
+        expect(after.publicNetworkAccess).toBe('Disabled');
+        expect(after.accessPolicies?.map((p) => p.objectId)).not.toContain(MALLORY);
+        expect(writes().map((r) => r.method)).toEqual(['PATCH']);
+        expect(writes()[0]?.body).not.toHaveProperty('properties.publicNetworkAccess');
+        // Only the firewall's state is approved: public access and the self-grant are still enforced.
+        expect(await approvalsOf(h)).toEqual({
+            v: 2,
+            grants: [expect.objectContaining({ ipRanges: [], principals: [], networkDefaultAction: 'Allow' })],
+        });
+
+        // The other incidents keep their own undo, which restores only their own change.
+        const pna = undoLinkOf(h, 'public-network-access-enabled');
+        fake.clearLog();
+        expect(await h.alerting.act(pna.incidentId, 'undo', pna.token, PERSON)).toMatchObject({
+            kind: 'done',
+            message: 'Remediation undone: public network access back to Enabled',
+        });
+        expect(fake.vault(VAULT).properties.accessPolicies?.map((p) => p.objectId)).not.toContain(MALLORY);
+        expect(writes().filter((r) => r.path.includes('/accessPolicies/'))).toEqual([]);
+    });
+});
+
+/** The POST of the undo page, as the Functions host hands it to the handler. */
+function undoPost(incidentId: string, token: string, headers: Record<string, string>): HttpRequest {
+    return new HttpRequest({
+        method: 'POST',
+        url: `${PUBLIC_URL}/api/incidents/${incidentId}/undo`,
+        params: { id: incidentId, action: 'undo' },
+        headers: {
+            'content-type': 'application/x-www-form-urlencoded',
+            'x-forwarded-for': '203.0.113.9:443',
+            ...headers,
+        },
+        body: { string: `t=${encodeURIComponent(token)}` },
+    });
+}
+
+/** `X-MS-CLIENT-PRINCIPAL` as App Service Authentication sets it for a Microsoft Entra ID user. */
+function clientPrincipal(upn: string, oid: string): string {
+    const principal = {
+        auth_typ: 'aad',
+        name_typ: 'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn',
+        role_typ: 'http://schemas.microsoft.com/ws/2008/06/identity/claims/role',
+        claims: [
+            { typ: 'http://schemas.microsoft.com/identity/claims/objectidentifier', val: oid },
+            { typ: 'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn', val: upn },
+            { typ: 'name', val: 'On Call' },
+        ],
+    };
+    return Buffer.from(JSON.stringify(principal), 'utf8').toString('base64');
+}
+
+describe('who may undo through the link, and from where (handler, ARM simulator)', () => {
+    const ONCALL_OID = '0c0c0c0c-0000-4000-8000-0000000000c0';
+    const SAME_ORIGIN = { origin: PUBLIC_URL };
+    const easyAuth = (h: Harness): IncidentLinkDeps => ({
+        alerting: h.alerting,
+        trustEasyAuth: true,
+        publicUrl: PUBLIC_URL,
+    });
+
+    async function remediated(): Promise<{ h: Harness; incidentId: string; token: string }> {
+        fake.setVault(openedVault());
+        const h = harness();
+        await h.responder.pipeline.processBatch([{ body: firewallAttack() }]);
+        const { incidentId, token } = undoLinkOf(h, 'firewall-opened');
+        fake.clearLog();
+        h.decisions.decisions.length = 0;
+        return { h, incidentId, token };
+    }
+
+    // Measured before: anyone holding the link could undo, and the incident said nothing about who did.
+    it('with App Service Authentication, an undo without a signed-in user is refused (401) and changes nothing', async () => {
+        const { h, incidentId, token } = await remediated();
+        const { context, logs } = makeContext();
+        // No principal headers: App Service Authentication let an anonymous request through (AllowAnonymous).
+        const res = await handleIncidentLink(undoPost(incidentId, token, SAME_ORIGIN), context, easyAuth(h));
+        expect(res.status).toBe(401);
+        expect(res.body).toContain('sign-in required');
+        expect(res.body).toContain('/.auth/login/aad?post_login_redirect_uri&#61;%2Fapi%2Fincidents%2F');
+        expect(writes()).toEqual([]);
+        expect((await incident(h, incidentId)).undone).toBeUndefined();
+        expect(logs.some((l) => l.entry.msg === 'kvr.link-refused' && l.entry.status === 401)).toBe(true);
+        // Another identity provider than Entra ID is refused too.
+        const google = Buffer.from(JSON.stringify({ auth_typ: 'google', claims: [{ typ: 'email', val: 'x@y.z' }] }));
+        const other = await handleIncidentLink(
+            undoPost(incidentId, token, { ...SAME_ORIGIN, 'x-ms-client-principal': google.toString('base64') }),
+            context,
+            easyAuth(h),
+        );
+        expect(other.status).toBe(401);
+        expect(writes()).toEqual([]);
+    });
+
+    it('with App Service Authentication, the signed-in user is recorded on the incident, the log and the decision log', async () => {
+        const { h, incidentId, token } = await remediated();
+        const { context } = makeContext();
+        const res = await handleIncidentLink(
+            undoPost(incidentId, token, {
+                ...SAME_ORIGIN,
+                'x-ms-client-principal': clientPrincipal('oncall@contoso.example', ONCALL_OID),
+                'x-ms-client-principal-name': 'oncall@contoso.example',
+                'x-ms-client-principal-id': ONCALL_OID,
+                'x-ms-client-principal-idp': 'aad',
+            }),
+            context,
+            easyAuth(h),
+        );
+        expect(res.status).toBe(200);
+        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Allow');
+        const undone = (await incident(h, incidentId)).undone;
+        expect(undone).toMatchObject({ by: 'oncall@contoso.example', byId: ONCALL_OID, from: '203.0.113.9' });
+        expect(h.log.lines).toContainEqual(
+            expect.objectContaining({
+                message: 'kvr.undone',
+                fields: expect.objectContaining({ by: 'oncall@contoso.example', byId: ONCALL_OID }),
+            }),
+        );
+        expect(actionsOf(h.decisions.decisions).filter((a) => a.action === 'undo')).toEqual([
+            expect.objectContaining({
+                rule: 'firewall-opened',
+                status: 'applied',
+                detail: expect.objectContaining({
+                    incident: incidentId,
+                    by: 'oncall@contoso.example',
+                    byId: ONCALL_OID,
+                    restored: ['firewall default action back to Allow'],
+                    approved: ['firewall default action Allow'],
+                    approvedUntil: undone?.approvedUntil,
+                }),
+            }),
+        ]);
+    });
+
+    it('without App Service Authentication, links act only when possession-only links were enabled', async () => {
+        const { h, incidentId, token } = await remediated();
+        const { context } = makeContext();
+        const neither = await handleIncidentLink(undoPost(incidentId, token, SAME_ORIGIN), context, {
+            alerting: h.alerting,
+            trustEasyAuth: false,
+            publicUrl: PUBLIC_URL,
+        });
+        expect(neither.status).toBe(403);
+        expect(neither.body).toContain('KVR_ALLOW_POSSESSION_ONLY_LINKS');
+        expect(writes()).toEqual([]);
+        expect((await incident(h, incidentId)).undone).toBeUndefined();
+
+        const optedIn = await handleIncidentLink(undoPost(incidentId, token, SAME_ORIGIN), context, {
+            alerting: h.alerting,
+            trustEasyAuth: false,
+            possessionOnlyLinks: true,
+            publicUrl: PUBLIC_URL,
+        });
+        expect(optedIn.status).toBe(200);
+        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Allow');
+        expect((await incident(h, incidentId)).undone).not.toHaveProperty('by');
+    });
+
+    it('refuses a confirming POST from another origin (403), whoever is signed in', async () => {
+        const { h, incidentId, token } = await remediated();
+        const { context } = makeContext();
+        const signedIn = { 'x-ms-client-principal': clientPrincipal('oncall@contoso.example', ONCALL_OID) };
+        const forged: Record<string, string>[] = [
+            { origin: 'https://evil.example' },
+            { origin: 'https://kvr-func.example.net.evil.example' },
+            { origin: 'http://kvr-func.example.net' }, // another scheme is another origin
+            { origin: PUBLIC_URL, 'sec-fetch-site': 'cross-site' },
+            { origin: 'null' },
+            { 'sec-fetch-site': 'same-site' },
+            { referer: 'https://evil.example/page' },
+            {}, // nothing shows where it came from
+        ];
+        for (const headers of forged) {
+            const res = await handleIncidentLink(
+                undoPost(incidentId, token, { ...signedIn, ...headers }),
+                context,
+                easyAuth(h),
+            );
+            expect([JSON.stringify(headers), res.status]).toEqual([JSON.stringify(headers), 403]);
+        }
+        expect(writes()).toEqual([]);
+        expect((await incident(h, incidentId)).undone).toBeUndefined();
+        // The page's own POST: Origin null (privacy modes) with Sec-Fetch-Site same-origin is accepted.
+        const own = await handleIncidentLink(
+            undoPost(incidentId, token, { ...signedIn, origin: 'null', 'sec-fetch-site': 'same-origin' }),
+            context,
+            easyAuth(h),
+        );
+        expect(own.status).toBe(200);
+        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Allow');
+    });
+});
+
+describe('undo state stays within Table Storage limits', () => {
+    /** A string property of a Table Storage entity holds at most 32K characters. */
+    const TABLE_PROPERTY_CHARS = 32_000;
+
+    async function undoRecords(h: Harness): Promise<unknown[]> {
+        const all = await h.responder.store.scan('undo|', 100);
+        return all.map((e) => e.value);
+    }
+
+    // Measured before: the record kept the whole vault (every access policy), so a big shared vault could not be
+    // remediated at all once the record passed the property limit.
+    it('a remediation of a vault with hundreds of access policies keeps only what it changed', async () => {
+        const v = openedVault();
+        const many = Array.from({ length: 300 }, (_, i) => ({
+            tenantId: TENANT,
+            objectId: `00000000-0000-4000-8000-${i.toString(16).padStart(12, '0')}`,
+            permissions: { keys: ['get', 'list', 'wrapKey', 'unwrapKey'], secrets: ['get', 'list'], certificates: [] },
+        }));
+        fake.setVault({
+            ...v,
+            properties: { ...v.properties, accessPolicies: [...(v.properties.accessPolicies ?? []), ...many] },
+        });
+        const h = harness();
+        await h.responder.pipeline.processBatch([{ body: firewallAttack() }]);
+        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Deny');
+        const records = await undoRecords(h);
+        expect(records).toHaveLength(1);
+        expect(JSON.stringify(records[0]).length).toBeLessThan(TABLE_PROPERTY_CHARS);
+        const { incidentId, token } = undoLinkOf(h, 'firewall-opened');
+        expect((await h.alerting.act(incidentId, 'undo', token, PERSON)).kind).toBe('done');
+        expect(fake.vault(VAULT).properties.accessPolicies).toHaveLength(302);
+    });
+
+    it('a remediation that removes a thousand IP rules keeps them within the limit, and the undo approves them', async () => {
+        const v = openedVault();
+        const rules = Array.from({ length: 1000 }, (_, i) => ({ value: `20.${(i >> 8) & 255}.${i & 255}.1/32` }));
+        fake.setVault({
+            ...v,
+            properties: {
+                ...v.properties,
+                networkAcls: { ...v.properties.networkAcls, defaultAction: 'Deny', ipRules: rules },
+            },
+        });
+        const h = harness();
+        const body = firewallAttack();
+        record0(body).properties.addedIpRule = { Value: '20.0.0.1/32' };
+        await h.responder.pipeline.processBatch([{ body }]);
+        expect(fake.vault(VAULT).properties.networkAcls?.ipRules).toEqual([]);
+        const records = await undoRecords(h);
+        expect(records).toHaveLength(1);
+        expect(JSON.stringify(records[0]).length).toBeLessThan(TABLE_PROPERTY_CHARS);
+        const { incidentId, token } = undoLinkOf(h, 'firewall-ip-rule-added');
+        const outcome = await h.alerting.act(incidentId, 'undo', token, PERSON);
+        expect(outcome.kind).toBe('done');
+        expect(fake.vault(VAULT).properties.networkAcls?.ipRules).toHaveLength(1000);
+        const approvals = await approvalsOf(h);
+        expect(JSON.stringify(approvals).length).toBeLessThan(TABLE_PROPERTY_CHARS);
+        expect((approvals as { grants: { ipRanges: string[] }[] }).grants[0]?.ipRanges).toHaveLength(1000);
+        // The incident lists what was approved, bounded.
+        const listed = (await incident(h, incidentId)).undone?.approved ?? [];
+        expect(listed).toHaveLength(20);
+        expect(listed.at(-1)).toBe('... and 981 more');
     });
 });
 

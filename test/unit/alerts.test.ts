@@ -876,7 +876,8 @@ describe('planRestore, withApprovals, mergeApprovals', () => {
     ];
     const malloryEntry = { tenantId: 't', objectId: MALLORY.toUpperCase(), permissions: { secrets: ['Get', 'List'] } };
 
-    const record: UndoRecord = {
+    // A record as written before undo was scoped (whole snapshot and plan): still read, parts derived from it.
+    const record: UndoRecord & Required<Pick<UndoRecord, 'before' | 'plan'>> = {
         vaultId: VAULT_ID,
         at: at(NOW),
         rules: ALL_RULES,

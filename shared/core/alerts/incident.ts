@@ -45,11 +45,25 @@ export interface NotificationRecord {
     readonly createdAt: string;
 }
 
-/** Who acted on an incident through a link: the time, the signed-in user when the host knows it, the client address. */
+/**
+ * Who acted on an incident through a link: the time, the signed-in user (name and object id, from App Service
+ * Authentication) when the host knows it, the client address.
+ */
 export interface PersonAction {
     readonly at: string;
     readonly by?: string;
+    readonly byId?: string;
     readonly from?: string;
+}
+
+/** A recorded undo: who, which remediation, what it restored, and what it approved until when. */
+export interface UndoneRecord extends PersonAction {
+    readonly undoId: string;
+    readonly restored: readonly string[];
+    /** One line per approved item (absent on undos recorded before approvals expired). */
+    readonly approved?: readonly string[];
+    /** When those approvals expire (ISO). */
+    readonly approvedUntil?: string;
 }
 
 export interface Incident {
@@ -80,7 +94,9 @@ export interface Incident {
     readonly actions: readonly IncidentAction[];
     readonly notifications: readonly NotificationRecord[];
     readonly acknowledged?: PersonAction;
-    readonly undone?: PersonAction & { readonly undoId: string; readonly restored: readonly string[] };
+    readonly undone?: UndoneRecord;
+    /** Object ids the findings name as grantees (access-policy rules): an undo restores only their entries. */
+    readonly grantees?: readonly string[];
     /** The customer-managed key version the incident is about (CMK rules). */
     readonly keyId?: string;
     /** When a person re-enabled that key version through a link. */
@@ -123,6 +139,12 @@ function actorOf(f: FindingDecision): IncidentActor {
         if (typeof v === 'string' && v !== '') out[k] = v.slice(0, 300);
     }
     return out;
+}
+
+/** The grantee object id a finding names (access-policy rules), lower-case. */
+function granteeOf(f: FindingDecision): string | undefined {
+    const g = f.grantee;
+    return typeof g === 'string' && /^[0-9a-fA-F-]{36}$/.test(g) ? g.toLowerCase() : undefined;
 }
 
 function actionsOf(actions: readonly ActionDecision[]): IncidentAction[] {
@@ -215,6 +237,7 @@ export function applyFinding(
             correlationIds: f.correlationIds.slice(-MAX_LISTED),
             actor: actorOf(f),
             ...(typeof f.keyId === 'string' ? { keyId: f.keyId } : {}),
+            ...(granteeOf(f) === undefined ? {} : { grantees: [granteeOf(f) as string] }),
             roster: ctx.rosterName,
             tier: 0,
             reminders: 0,
@@ -245,6 +268,9 @@ export function applyFinding(
         operations: push(current.operations, f.operations, MAX_LISTED),
         correlationIds: push(current.correlationIds, f.correlationIds, MAX_LISTED),
         actions: newActions.length > 0 ? [...current.actions, ...newActions].slice(-MAX_LISTED) : current.actions,
+        ...(granteeOf(f) === undefined
+            ? {}
+            : { grantees: push(current.grantees ?? [], [granteeOf(f) as string], MAX_LISTED) }),
         history:
             severity === current.severity
                 ? current.history
@@ -304,21 +330,49 @@ export function undoableAction(inc: Incident): IncidentAction | undefined {
     return [...inc.actions].reverse().find((a) => a.status === 'applied' && a.undoId !== undefined);
 }
 
+/** At most `max` lines; the rest counted in a last line. */
+export function boundedLines(lines: readonly string[], max = MAX_LISTED): string[] {
+    return lines.length <= max ? [...lines] : [...lines.slice(0, max - 1), `... and ${lines.length - max + 1} more`];
+}
+
+/** What an incident's undo may restore: the parts of its own rule, and of access policies only its grantees. */
+export function undoScopeOf(inc: Incident): {
+    readonly rules: readonly string[];
+    readonly grantees: readonly string[];
+} {
+    return { rules: [inc.rule], grantees: inc.grantees ?? [] };
+}
+
+/** What an undo did, as the incident records it. */
+export interface UndoOutcome {
+    readonly undoId: string;
+    readonly restored: readonly string[];
+    readonly approved?: readonly string[];
+    readonly approvedUntil?: string;
+}
+
 /** Records an undo; notifies the tiers notified so far. */
-export function markUndone(
-    inc: Incident,
-    who: PersonAction,
-    undoId: string,
-    restored: readonly string[],
-    ctx: UpdateContext,
-): Incident {
+export function markUndone(inc: Incident, who: PersonAction, undo: UndoOutcome, ctx: UpdateContext): Incident {
+    const approved =
+        undo.approved === undefined || undo.approved.length === 0 || undo.approvedUntil === undefined
+            ? ''
+            : `; approved until ${undo.approvedUntil}: ${undo.approved.join('; ')}`;
     let out: Incident = {
         ...inc,
-        undone: { ...who, undoId, restored },
+        undone: {
+            ...who,
+            undoId: undo.undoId,
+            restored: boundedLines(undo.restored),
+            ...(undo.approved === undefined ? {} : { approved: boundedLines(undo.approved) }),
+            ...(undo.approvedUntil === undefined ? {} : { approvedUntil: undo.approvedUntil }),
+        },
         history: historyWith(
             inc.history,
             who.at,
-            `remediation undone${who.by === undefined ? '' : ` by ${who.by}`}: ${restored.join('; ')}`,
+            `remediation undone${who.by === undefined ? '' : ` by ${who.by}`}: ${undo.restored.join('; ')}${approved}`.slice(
+                0,
+                1000,
+            ),
         ),
     };
     for (let t = 0; t <= inc.tier; t++) out = withNotices(out, 'undone', t, ctx);

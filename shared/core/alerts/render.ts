@@ -138,6 +138,19 @@ function facts(v: NoticeView): [string, string][] {
     return out;
 }
 
+/** What an undo restored and what it approved until when (one paragraph). */
+export function undoneNote(inc: Incident): string | undefined {
+    const u = inc.undone;
+    if (u === undefined) return undefined;
+    const approved =
+        u.approvedUntil === undefined
+            ? 'The restored state is approved for this vault.'
+            : (u.approved ?? []).length === 0
+              ? 'Nothing was approved.'
+              : `Approved for this vault until ${u.approvedUntil}: ${(u.approved ?? []).join('; ')}. After that the policy is enforced again.`;
+    return `Restored: ${u.restored.join('; ')}. ${approved}`;
+}
+
 export function statusLine(inc: Incident): string {
     const parts: string[] = [inc.status];
     if (inc.acknowledged !== undefined)
@@ -145,7 +158,10 @@ export function statusLine(inc: Incident): string {
             `acknowledged ${inc.acknowledged.at}${inc.acknowledged.by === undefined ? '' : ` by ${inc.acknowledged.by}`}`,
         );
     if (inc.undone !== undefined)
-        parts.push(`remediation undone ${inc.undone.at}${inc.undone.by === undefined ? '' : ` by ${inc.undone.by}`}`);
+        parts.push(
+            `remediation undone ${inc.undone.at}${inc.undone.by === undefined ? '' : ` by ${inc.undone.by}`}` +
+                (inc.undone.approvedUntil === undefined ? '' : `, approved until ${inc.undone.approvedUntil}`),
+        );
     return parts.join('; ');
 }
 
@@ -208,16 +224,9 @@ function teamsCardAt(v: NoticeView, d: CardDetail, trimmed: boolean): TeamsWebho
             color: 'attention',
         });
     }
-    if (v.kind === 'undone' && inc.undone !== undefined) {
-        extra.push({
-            type: 'TextBlock',
-            text: cardText(
-                `Restored: ${inc.undone.restored.join('; ')}. The restored state is now approved for this vault.`,
-                d.extra,
-            ),
-            wrap: true,
-        });
-    }
+    const note = v.kind === 'undone' ? undoneNote(inc) : undefined;
+    if (note !== undefined)
+        extra.push({ type: 'TextBlock', text: cardText(note, Math.min(1200, d.extra)), wrap: true });
     if (trimmed) extra.push({ type: 'TextBlock', text: TRIMMED_NOTE, wrap: true, isSubtle: true, size: 'small' });
     const actions: Record<string, unknown>[] = [];
     if (v.links.ack !== undefined && inc.acknowledged === undefined)
@@ -295,14 +304,14 @@ export function renderEmail(v: NoticeView): RenderedEmail {
     const notes: string[] = [];
     if (v.kind === 'channel-failing' && v.failing !== undefined)
         notes.push(`Delivery by ${v.failing.channel} keeps failing: ${v.failing.error}`);
-    if (v.kind === 'undone' && inc.undone !== undefined)
-        notes.push(`Restored: ${inc.undone.restored.join('; ')}. The restored state is now approved for this vault.`);
+    const undone = v.kind === 'undone' ? undoneNote(inc) : undefined;
+    if (undone !== undefined) notes.push(undone);
 
     const text = [
         headline(v),
         '',
         plain(inc.summary, 600),
-        ...notes.map((n) => `\n${plain(n, 800)}`),
+        ...notes.map((n) => `\n${plain(n, 1200)}`),
         '',
         ...rows.map(([k, value]) => `${k}: ${plain(value)}`),
         '',
@@ -319,7 +328,7 @@ export function renderEmail(v: NoticeView): RenderedEmail {
 <body style="font-family:Segoe UI,Arial,sans-serif;font-size:14px;color:#222">
 <h2 style="margin:0 0 8px 0;color:${inc.severity === 'critical' || inc.severity === 'high' ? '#a4262c' : '#8a6d00'}">${html(headline(v), 200)}</h2>
 <p>${html(inc.summary, 600)}</p>
-${notes.map((n) => `<p><strong>${html(n, 800)}</strong></p>`).join('\n')}
+${notes.map((n) => `<p><strong>${html(n, 1200)}</strong></p>`).join('\n')}
 <table cellpadding="4" style="border-collapse:collapse">
 ${rows.map(([k, value]) => `<tr><th align="left" style="vertical-align:top">${html(k)}</th><td>${html(value)}</td></tr>`).join('\n')}
 </table>
@@ -408,7 +417,7 @@ const PAGE_STYLE =
 export function page(title: string, bodyHtml: string): string {
     return `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<meta name="referrer" content="no-referrer"><meta name="robots" content="noindex">
+<meta name="referrer" content="same-origin"><meta name="robots" content="noindex">
 <title>${html(title)}</title><style>${PAGE_STYLE}</style></head>
 <body>
 ${bodyHtml}
@@ -425,6 +434,7 @@ function incidentTable(inc: Incident): string {
         ...(inc.actor.ip === undefined ? [] : [['From', inc.actor.ip] as [string, string]]),
         ['When', inc.openedAt === inc.lastSeenAt ? inc.openedAt : `${inc.openedAt} to ${inc.lastSeenAt}`],
         ['Remediation', responseLines(inc).join('; ')],
+        ...(inc.undone === undefined ? [] : [['Undo', undoneNote(inc) ?? ''] as [string, string]]),
         ['Status', statusLine(inc)],
         ['Incident', inc.id],
     ];
@@ -452,15 +462,34 @@ const ACTION_TEXT = {
     },
 } as const;
 
-/** The page a link opens (GET): the incident and a button that POSTs; a GET never changes anything. */
-export function confirmationPage(inc: Incident, action: LinkAction, token: string, blocked?: string): string {
+/**
+ * The page a link opens (GET): the incident and a button that POSTs; a GET never changes anything. `signedInAs` names
+ * the signed-in user the action will be recorded under.
+ */
+export function confirmationPage(
+    inc: Incident,
+    action: LinkAction,
+    token: string,
+    blocked?: string,
+    signedInAs?: string,
+): string {
     const t = ACTION_TEXT[action];
+    const who =
+        signedInAs === undefined ? '' : `\n<p class="note" id="actor">Signed in as ${html(signedInAs, 200)}.</p>`;
     const form =
         blocked === undefined
             ? `<form method="post"><input type="hidden" name="t" value="${html(token, 4096)}"><button type="submit" id="confirm">${html(t.button)}</button></form>
-<p class="note">Nothing has changed yet: only this button ${t.effect}.</p>`
+<p class="note">Nothing has changed yet: only this button ${t.effect}.</p>${who}`
             : `<p id="state">${html(blocked, 400)}</p>`;
     return page(t.title, `<h1>${html(t.title)}</h1>\n${incidentTable(inc)}\n${form}`);
+}
+
+/** Sign-in required (App Service Authentication): the reason and a link to sign in and come back. */
+export function signInPage(message: string, loginUrl: string): string {
+    return page(
+        'Sign-in required',
+        `<h1 class="error">Sign-in required</h1><p id="state">${html(message, 400)}</p><p><a id="sign-in" href="${html(loginUrl, 4096)}">Sign in with Microsoft Entra ID</a></p>`,
+    );
 }
 
 /** The page after a POST: what was done, or why nothing was. */

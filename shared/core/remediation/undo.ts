@@ -2,31 +2,85 @@
  * Undo of a remediation: the smallest change that puts back what the remediation took away (relative to the vault
  * as it is now, so later unrelated changes survive), and the approvals that keep the responder from reverting it
  * again.
+ *
+ * Scoped: an undo record keeps one part per change of the remediation (the firewall default action, the removed IP
+ * rules, public network access, each removed access-policy entry), each tagged with the rule that asked for it. An
+ * incident's undo restores only the parts of its own rule (and, for access policies, of the principals it names), and
+ * marks only those parts used, so sibling incidents of one remediation stay undoable on their own.
+ *
+ * Expiring and bounded: what an undo approves is stored as one grant with an expiry; expired grants are dropped when
+ * read (`now` is passed in), and a vault keeps at most {@link MAX_APPROVED_ITEMS} items within
+ * {@link MAX_STATE_CHARS} characters (Table Storage holds at most 32K characters in a property).
  */
 import type { AccessPolicyPermissions } from '../events/types';
 import { type IpRange, parseRange } from '../net/cidr';
 import type { VaultPolicy } from '../rules/settings';
-import type { RemediationPlan, VaultAccessPolicy, VaultNetworkAcls, VaultSnapshot } from './types';
+import {
+    ACTIONS_BY_RULE,
+    type ActionId,
+    type RemediationPlan,
+    type VaultAccessPolicy,
+    type VaultNetworkAcls,
+    type VaultSnapshot,
+} from './types';
+
+/** Stored state (JSON) stays under this many characters: a Table Storage string property holds 32K. */
+export const MAX_STATE_CHARS = 24_000;
+/** Approved items (IP ranges, principals, settings) per vault; beyond it the grants that expire first are dropped. */
+export const MAX_APPROVED_ITEMS = 1000;
+
+interface PartBase {
+    /** Unique within its record. */
+    readonly id: string;
+    /** The rule whose finding asked for this change (the plan action's rule). */
+    readonly rule: string;
+    /** Set once an undo restored this part. */
+    readonly undoneAt?: string;
+}
+
+/** One change of a remediation, with what it takes to put it back. */
+export type UndoPart =
+    | (PartBase & { readonly action: 'restore-firewall-default'; readonly defaultAction: string })
+    | (PartBase & {
+          readonly action: 'remove-ip-rule';
+          readonly ipRules: readonly string[];
+          /** Removed rules not kept (the record would have grown past the Table Storage limit). */
+          readonly omitted?: number;
+      })
+    | (PartBase & { readonly action: 'disable-public-network-access'; readonly publicNetworkAccess: string })
+    | (PartBase & { readonly action: 'remove-access-policy'; readonly entry: VaultAccessPolicy });
 
 /** The snapshot the remediator saves before each change (`undo|<id>` in the state store). */
 export interface UndoRecord {
     readonly vaultId: string;
     readonly at: string;
     readonly rules: readonly string[];
-    readonly before: {
+    /** Per-change parts (records written since scoped undo). */
+    readonly parts?: readonly UndoPart[];
+    /** Changes of the remediation not kept for undo (size bound). */
+    readonly omittedParts?: number;
+    /** Legacy records (before parts): the vault before and the plan. Read, never written. */
+    readonly before?: {
         readonly networkAcls: VaultNetworkAcls | null;
         readonly publicNetworkAccess: string | null;
         readonly accessPolicies: readonly VaultAccessPolicy[];
     };
-    readonly plan: {
+    readonly plan?: {
         readonly patch: RemediationPlan['patch'] | null;
         readonly accessPolicyRemovals: readonly VaultAccessPolicy[];
     };
-    /** Set once the undo was carried out. */
+    /** Legacy: the whole record was undone. */
     readonly undoneAt?: string;
 }
 
-/** Changes people approved through undo, per vault; merged into the configured policy. */
+/** What an incident's undo may restore: the parts of its rules, and of access policies only its principals. */
+export interface UndoScope {
+    readonly rules: readonly string[];
+    /** Object ids the incident names as grantees; empty or absent: every access-policy part of its rules. */
+    readonly grantees?: readonly string[];
+}
+
+/** Changes people approved through undo, per vault, as the policy sees them (no expiry: already filtered). */
 export interface VaultApprovals {
     readonly ipRanges: readonly string[];
     readonly principals: readonly { readonly objectId: string; readonly permissions: AccessPolicyPermissions }[];
@@ -34,12 +88,27 @@ export interface VaultApprovals {
     readonly publicNetworkAccess?: 'Enabled' | 'Disabled';
 }
 
+/** What one undo approved, until when (epoch ms): one grant per undo. */
+export interface ApprovalGrant extends VaultApprovals {
+    readonly undoId: string;
+    readonly until: number;
+}
+
+/** The stored approvals of a vault (state key `approvals`). */
+export interface StoredApprovals {
+    readonly v: 2;
+    readonly grants: readonly ApprovalGrant[];
+}
+
 export interface RestorePlan {
     readonly patch?: NonNullable<RemediationPlan['patch']>;
     readonly accessPolicyAdds: readonly VaultAccessPolicy[];
     /** One line per restored item, for people. */
     readonly restored: readonly string[];
+    /** What to approve (without expiry: the undoer stamps it). */
     readonly approvals: VaultApprovals;
+    /** Ids of the parts this restore covers (to mark them used). */
+    readonly parts: readonly string[];
 }
 
 const lower = (l: readonly string[] | undefined): string[] => (l ?? []).map((s) => s.toLowerCase());
@@ -53,65 +122,215 @@ function permissionsText(p: VaultAccessPolicy['permissions']): string {
     return parts.join('; ') || 'no permissions';
 }
 
-/** What to change on `current` to restore what the remediation of `record` removed. */
-export function planRestore(record: UndoRecord, current: VaultSnapshot): RestorePlan {
-    const restored: string[] = [];
+/** Two spellings of one range (ARM stores a single address as /32) compare equal. */
+function rangeKey(value: string): string {
+    const r = parseRange(value);
+    return r === undefined ? value.toLowerCase() : `${r.family}:${r.first.toString(16)}-${r.last.toString(16)}`;
+}
+
+const stringList = (v: unknown): string[] | undefined =>
+    Array.isArray(v) && v.every((x) => typeof x === 'string') ? v : undefined;
+
+/**
+ * The undo record of a remediation about to be applied: one part per planned action, tagged with its rule, bounded to
+ * {@link MAX_STATE_CHARS} (IP rules beyond the bound, then whole parts, are counted as omitted instead of kept).
+ */
+export function undoRecordOf(
+    vaultId: string,
+    at: string,
+    rules: readonly string[],
+    before: VaultSnapshot,
+    plan: RemediationPlan,
+): UndoRecord {
+    const p = before.properties;
+    const wanted: UndoPart[] = [];
+    const removals = [...plan.accessPolicyRemovals];
+    plan.actions.forEach((a, i) => {
+        const id = `p${i}`;
+        if (a.action === 'restore-firewall-default')
+            wanted.push({ id, rule: a.rule, action: a.action, defaultAction: p.networkAcls?.defaultAction ?? 'Allow' });
+        else if (a.action === 'remove-ip-rule') {
+            const kept = new Set((plan.patch?.networkAcls?.ipRules ?? []).map((r) => rangeKey(r.value)));
+            const removed =
+                stringList(a.detail.removed) ??
+                (p.networkAcls?.ipRules ?? []).map((r) => r.value).filter((v) => !kept.has(rangeKey(v)));
+            wanted.push({ id, rule: a.rule, action: a.action, ipRules: removed });
+        } else if (a.action === 'disable-public-network-access')
+            wanted.push({
+                id,
+                rule: a.rule,
+                action: a.action,
+                publicNetworkAccess: p.publicNetworkAccess ?? 'Enabled',
+            });
+        else if (a.action === 'remove-access-policy') {
+            const oid = typeof a.detail.objectId === 'string' ? a.detail.objectId.toLowerCase() : undefined;
+            const found = removals.findIndex((e) => oid === undefined || e.objectId.toLowerCase() === oid);
+            if (found < 0) return;
+            const [entry] = removals.splice(found, 1) as [VaultAccessPolicy];
+            wanted.push({ id, rule: a.rule, action: a.action, entry });
+        }
+    });
+    const head = { vaultId, at, rules: rules.slice(0, 20) };
+    const parts: UndoPart[] = [];
+    let size = JSON.stringify(head).length + 64;
+    let omitted = 0;
+    for (const part of wanted) {
+        let fitted: UndoPart | undefined = part;
+        let cost = JSON.stringify(part).length + 1;
+        if (size + cost > MAX_STATE_CHARS && part.action === 'remove-ip-rule') {
+            // Keep as many removed rules as fit; say how many were not kept.
+            const room = MAX_STATE_CHARS - size - JSON.stringify({ ...part, ipRules: [], omitted: 99999 }).length;
+            const keep: string[] = [];
+            let used = 0;
+            for (const r of part.ipRules) {
+                if (used + r.length + 3 > room) break;
+                keep.push(r);
+                used += r.length + 3;
+            }
+            fitted =
+                keep.length === 0 ? undefined : { ...part, ipRules: keep, omitted: part.ipRules.length - keep.length };
+            cost = fitted === undefined ? 0 : JSON.stringify(fitted).length + 1;
+        }
+        if (fitted === undefined || size + cost > MAX_STATE_CHARS) {
+            omitted++;
+            continue;
+        }
+        parts.push(fitted);
+        size += cost;
+    }
+    return { ...head, parts, ...(omitted === 0 ? {} : { omittedParts: omitted }) };
+}
+
+/** The parts of a record; a legacy record's are derived from its saved state and plan (rule: the first that fits). */
+export function partsOf(record: UndoRecord): readonly UndoPart[] {
+    if (record.parts !== undefined) return record.parts;
+    const ruleFor = (action: ActionId): string =>
+        record.rules.find((r) => ACTIONS_BY_RULE[r] === action) ?? record.rules[0] ?? 'unknown';
+    const out: UndoPart[] = [];
     const before = record.before;
-    const patch = record.plan.patch ?? undefined;
-    const out: { networkAcls?: VaultNetworkAcls; publicNetworkAccess?: string } = {};
-    let ipRanges: string[] = [];
-    let networkDefaultAction: VaultApprovals['networkDefaultAction'];
-    let publicNetworkAccess: VaultApprovals['publicNetworkAccess'];
-    if (patch?.networkAcls !== undefined) {
+    const patch = record.plan?.patch ?? undefined;
+    const undoneAt = record.undoneAt === undefined ? {} : { undoneAt: record.undoneAt };
+    if (before !== undefined && patch?.networkAcls !== undefined) {
         const was = before.networkAcls ?? { defaultAction: 'Allow', ipRules: [] };
         const sent = patch.networkAcls;
-        const now = current.properties.networkAcls ?? {};
-        const kept = new Set((sent.ipRules ?? []).map((r) => r.value));
-        const removed = (was.ipRules ?? []).map((r) => r.value).filter((v) => !kept.has(v));
-        const present = new Set((now.ipRules ?? []).map((r) => r.value));
-        const readd = removed.filter((v) => !present.has(v));
-        const acl: { -readonly [K in keyof VaultNetworkAcls]: VaultNetworkAcls[K] } = { ...now };
-        let changed = false;
+        if (was.defaultAction !== sent.defaultAction && was.defaultAction !== undefined) {
+            const action = 'restore-firewall-default';
+            out.push({
+                id: 'legacy-acl',
+                rule: ruleFor(action),
+                action,
+                defaultAction: was.defaultAction,
+                ...undoneAt,
+            });
+        }
+        const kept = new Set((sent.ipRules ?? []).map((r) => rangeKey(r.value)));
+        const removed = (was.ipRules ?? []).map((r) => r.value).filter((v) => !kept.has(rangeKey(v)));
+        if (removed.length > 0) {
+            const action = 'remove-ip-rule';
+            out.push({ id: 'legacy-ip', rule: ruleFor(action), action, ipRules: removed, ...undoneAt });
+        }
+    }
+    if (before !== undefined && patch?.publicNetworkAccess !== undefined && before.publicNetworkAccess !== null) {
+        const action = 'disable-public-network-access';
+        out.push({
+            id: 'legacy-pna',
+            rule: ruleFor(action),
+            action,
+            publicNetworkAccess: before.publicNetworkAccess,
+            ...undoneAt,
+        });
+    }
+    (record.plan?.accessPolicyRemovals ?? []).forEach((entry, i) => {
+        const action = 'remove-access-policy';
+        out.push({ id: `legacy-ap${i}`, rule: ruleFor(action), action, entry, ...undoneAt });
+    });
+    return out;
+}
+
+/** The parts of `record` an undo in `scope` covers (all of them without a scope). */
+export function partsInScope(record: UndoRecord, scope: UndoScope | undefined): readonly UndoPart[] {
+    const parts = partsOf(record);
+    if (scope === undefined) return parts;
+    const rules = new Set(scope.rules);
+    const grantees = new Set(lower(scope.grantees));
+    return parts.filter(
+        (p) =>
+            rules.has(p.rule) &&
+            (p.action !== 'remove-access-policy' ||
+                grantees.size === 0 ||
+                grantees.has(p.entry.objectId.toLowerCase())),
+    );
+}
+
+/**
+ * What to change on `current` to restore what the remediation of `record` changed, limited to the parts in `scope`
+ * that were not undone yet (every part when no scope is given).
+ */
+export function planRestore(record: UndoRecord, current: VaultSnapshot, scope?: UndoScope): RestorePlan {
+    const restored: string[] = [];
+    const parts = partsInScope(record, scope).filter((p) => p.undoneAt === undefined);
+    const now = current.properties.networkAcls ?? {};
+    const acl: { -readonly [K in keyof VaultNetworkAcls]: VaultNetworkAcls[K] } = { ...now };
+    let aclChanged = false;
+    let publicNetworkAccessOut: string | undefined;
+    const ipRanges: string[] = [];
+    let networkDefaultAction: VaultApprovals['networkDefaultAction'];
+    let publicNetworkAccess: VaultApprovals['publicNetworkAccess'];
+    const accessPolicyAdds: VaultAccessPolicy[] = [];
+    const notKept: string[] = [];
+    // IP rules first, then the default action: the order people read in the result.
+    for (const part of parts) {
+        if (part.action !== 'remove-ip-rule') continue;
+        const present = new Set((acl.ipRules ?? []).map((r) => rangeKey(r.value)));
+        const readd = part.ipRules.filter((v) => !present.has(rangeKey(v)));
         if (readd.length > 0) {
-            acl.ipRules = [...(now.ipRules ?? []), ...readd.map((value) => ({ value }))];
-            changed = true;
+            acl.ipRules = [...(acl.ipRules ?? []), ...readd.map((value) => ({ value }))];
+            aclChanged = true;
             for (const v of readd) restored.push(`IP rule ${v} restored`);
         }
-        ipRanges = removed;
-        if (was.defaultAction !== sent.defaultAction && was.defaultAction !== undefined) {
-            networkDefaultAction = was.defaultAction === 'Allow' ? 'Allow' : 'Deny';
-            if (now.defaultAction !== was.defaultAction) {
-                acl.defaultAction = was.defaultAction;
-                changed = true;
-                restored.push(`firewall default action back to ${was.defaultAction}`);
+        ipRanges.push(...part.ipRules);
+        if ((part.omitted ?? 0) > 0) notKept.push(`${part.omitted} more removed IP rule(s) were not kept for undo`);
+    }
+    for (const part of parts) {
+        if (part.action === 'restore-firewall-default') {
+            networkDefaultAction = part.defaultAction.toLowerCase() === 'allow' ? 'Allow' : 'Deny';
+            if ((now.defaultAction ?? '').toLowerCase() !== part.defaultAction.toLowerCase()) {
+                acl.defaultAction = part.defaultAction;
+                aclChanged = true;
+                restored.push(`firewall default action back to ${part.defaultAction}`);
             }
-        }
-        if (changed) {
-            out.networkAcls = {
-                bypass: acl.bypass ?? 'AzureServices',
-                defaultAction: acl.defaultAction ?? 'Allow',
-                ipRules: acl.ipRules ?? [],
-                virtualNetworkRules: acl.virtualNetworkRules ?? [],
-            };
-        }
-    }
-    if (patch?.publicNetworkAccess !== undefined && before.publicNetworkAccess !== null) {
-        publicNetworkAccess = before.publicNetworkAccess.toLowerCase() === 'enabled' ? 'Enabled' : 'Disabled';
-        if ((current.properties.publicNetworkAccess ?? '').toLowerCase() !== before.publicNetworkAccess.toLowerCase()) {
-            out.publicNetworkAccess = before.publicNetworkAccess;
-            restored.push(`public network access back to ${before.publicNetworkAccess}`);
+        } else if (part.action === 'disable-public-network-access') {
+            publicNetworkAccess = part.publicNetworkAccess.toLowerCase() === 'enabled' ? 'Enabled' : 'Disabled';
+            const have = (current.properties.publicNetworkAccess ?? '').toLowerCase();
+            if (have !== part.publicNetworkAccess.toLowerCase()) {
+                publicNetworkAccessOut = part.publicNetworkAccess;
+                restored.push(`public network access back to ${part.publicNetworkAccess}`);
+            }
+        } else if (part.action === 'remove-access-policy') {
+            accessPolicyAdds.push(part.entry);
+            restored.push(
+                `access policy of ${part.entry.objectId} restored (${permissionsText(part.entry.permissions)})`,
+            );
         }
     }
-    const accessPolicyAdds = record.plan.accessPolicyRemovals;
-    for (const e of accessPolicyAdds)
-        restored.push(`access policy of ${e.objectId} restored (${permissionsText(e.permissions)})`);
     if (restored.length === 0) restored.push('nothing to restore: the vault already has the saved state');
+    restored.push(...notKept);
+    const out: { networkAcls?: VaultNetworkAcls; publicNetworkAccess?: string } = {};
+    if (aclChanged)
+        out.networkAcls = {
+            bypass: acl.bypass ?? 'AzureServices',
+            defaultAction: acl.defaultAction ?? 'Allow',
+            ipRules: acl.ipRules ?? [],
+            virtualNetworkRules: acl.virtualNetworkRules ?? [],
+        };
+    if (publicNetworkAccessOut !== undefined) out.publicNetworkAccess = publicNetworkAccessOut;
     return {
         ...(out.networkAcls === undefined && out.publicNetworkAccess === undefined ? {} : { patch: out }),
         accessPolicyAdds,
         restored,
+        parts: parts.map((p) => p.id),
         approvals: {
-            ipRanges,
+            ipRanges: [...new Set(ipRanges)],
             principals: accessPolicyAdds.map((e) => ({
                 objectId: e.objectId.toLowerCase(),
                 permissions: {
@@ -125,6 +344,14 @@ export function planRestore(record: UndoRecord, current: VaultSnapshot): Restore
             ...(publicNetworkAccess === undefined ? {} : { publicNetworkAccess }),
         },
     };
+}
+
+/** The record with `partIds` marked undone at `at` (a legacy record is rewritten in parts). */
+export function markPartsUndone(record: UndoRecord, partIds: readonly string[], at: string): UndoRecord {
+    const ids = new Set(partIds);
+    const parts = partsOf(record).map((p) => (ids.has(p.id) ? { ...p, undoneAt: at } : p));
+    const { before: _b, plan: _p, undoneAt: _u, ...rest } = record;
+    return { ...rest, parts };
 }
 
 function unionPermissions(a: AccessPolicyPermissions | undefined, b: AccessPolicyPermissions): AccessPolicyPermissions {
@@ -154,8 +381,92 @@ export function mergeApprovals(a: VaultApprovals | undefined, b: VaultApprovals)
     };
 }
 
-/** The configured policy with what people approved through undo. */
-export function withApprovals(policy: VaultPolicy, a: VaultApprovals | undefined): VaultPolicy {
+function isStored(v: unknown): v is StoredApprovals {
+    return (
+        typeof v === 'object' &&
+        v !== null &&
+        (v as { v?: unknown }).v === 2 &&
+        Array.isArray((v as StoredApprovals).grants)
+    );
+}
+
+/**
+ * The approvals in force at `now`, from the stored value. Grants past their expiry are dropped; approvals stored before
+ * approvals expired (no expiry at all) are not honoured any more.
+ */
+export function activeApprovals(stored: unknown, now: number): VaultApprovals | undefined {
+    if (!isStored(stored)) return undefined;
+    let out: VaultApprovals | undefined;
+    for (const g of stored.grants) {
+        if (g.until <= now) continue;
+        const { undoId: _u, until: _t, ...a } = g;
+        out = mergeApprovals(out, a);
+    }
+    return out;
+}
+
+/** Items of an approval: ranges, principals and the two settings. */
+export function approvalItems(a: VaultApprovals): number {
+    return (
+        a.ipRanges.length +
+        a.principals.length +
+        (a.networkDefaultAction === undefined ? 0 : 1) +
+        (a.publicNetworkAccess === undefined ? 0 : 1)
+    );
+}
+
+/** Whether one grant of these approvals fits the bounds on its own. */
+export function approvalFits(a: VaultApprovals): boolean {
+    const probe: StoredApprovals = { v: 2, grants: [{ ...a, undoId: 'x'.repeat(40), until: Number.MAX_SAFE_INTEGER }] };
+    return approvalItems(a) <= MAX_APPROVED_ITEMS && JSON.stringify(probe).length <= MAX_STATE_CHARS;
+}
+
+/** One line per approved item, for people. */
+export function describeApprovals(a: VaultApprovals): string[] {
+    return [
+        ...(a.networkDefaultAction === undefined ? [] : [`firewall default action ${a.networkDefaultAction}`]),
+        ...(a.publicNetworkAccess === undefined ? [] : [`public network access ${a.publicNetworkAccess}`]),
+        ...a.ipRanges.map((r) => `IP rule ${r}`),
+        ...a.principals.map((p) => `access policy of ${p.objectId} (${permissionsText(p.permissions)})`),
+    ];
+}
+
+/**
+ * Adds one undo's grant to the stored approvals: expired grants are dropped, and while the vault holds more than
+ * {@link MAX_APPROVED_ITEMS} items or {@link MAX_STATE_CHARS} characters, the other grants that expire first are
+ * dropped (they are exemptions: dropping one means the policy is enforced again). Check {@link approvalFits} first:
+ * the new grant itself is always kept. Returns the new value and the grants dropped to stay bounded.
+ */
+export function addApprovals(
+    stored: unknown,
+    grant: ApprovalGrant,
+    now: number,
+): { readonly value: StoredApprovals; readonly dropped: readonly ApprovalGrant[] } {
+    const others = (isStored(stored) ? stored.grants : []).filter((g) => g.until > now && g.undoId !== grant.undoId);
+    const dropped: ApprovalGrant[] = [];
+    // The grants that expire first (for equal expiry, the older ones) go first.
+    const order = others.map((g, n) => ({ g, n })).sort((a, b) => a.g.until - b.g.until || a.n - b.n);
+    const keep = new Set(others);
+    const size = (): number => JSON.stringify({ v: 2, grants: [...keep, grant] }).length;
+    const items = (): number => [...keep, grant].reduce((n, g) => n + approvalItems(g), 0);
+    for (const { g } of order) {
+        if (items() <= MAX_APPROVED_ITEMS && size() <= MAX_STATE_CHARS) break;
+        keep.delete(g);
+        dropped.push(g);
+    }
+    return { value: { v: 2, grants: [...others.filter((g) => keep.has(g)), grant] }, dropped };
+}
+
+/**
+ * The configured policy with what people approved through undo. Stored approvals are filtered by `now` first (pass
+ * it whenever the value comes from the store); a plain {@link VaultApprovals} is taken as already in force.
+ */
+export function withApprovals(
+    policy: VaultPolicy,
+    approvals: VaultApprovals | StoredApprovals | undefined,
+    now?: number,
+): VaultPolicy {
+    const a = isStored(approvals) ? activeApprovals(approvals, now ?? Number.NEGATIVE_INFINITY) : approvals;
     if (a === undefined) return policy;
     const approvedPrincipals = new Map(policy.approvedPrincipals);
     for (const p of a.principals) {
