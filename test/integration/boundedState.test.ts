@@ -6,7 +6,7 @@ import { DetectionEngine } from '../../shared/app/detectionEngine';
 import { parseResponderConfig } from '../../shared/config/responderConfig';
 import type { Decision, FindingDecision } from '../../shared/core/decisions';
 import type { StatefulRule } from '../../shared/core/engine/rule';
-import { RecordNormalizer } from '../../shared/core/events/normalize';
+import { MAX_FIELD_CHARS, RecordNormalizer } from '../../shared/core/events/normalize';
 import type { AuditEvent } from '../../shared/core/events/types';
 import { ruleIds } from '../../shared/core/rules';
 import { honeytokenAccessed } from '../../shared/core/rules/honeytoken-accessed/rule';
@@ -169,4 +169,110 @@ describe('bounded state on Azurite', () => {
             ),
         });
     });
+});
+
+/** Every fixture record, with the strings a caller controls at the longest length the normalizer accepts. */
+describe('no record within the input limits takes a stored entity past Table Storage limits (Azurite)', () => {
+    const FIXTURES = [
+        'key-backup-success.json',
+        'key-unwrap-forbidden-storage-cmk.json',
+        'secret-get-forbidden.json',
+        'secret-get-success.json',
+        'secret-purge-success.json',
+        'vault-get-resource-graph.json',
+        'vault-patch-access-policy-added.json',
+        'vault-patch-access-policy-removed.json',
+        'vault-patch-firewall-allow.json',
+        'vault-patch-ip-rule-added.json',
+        'vault-patch-public-network-enabled.json',
+        'vault-patch-rbac-disabled.json',
+        'vault-throttled.json',
+    ];
+    /** A string of exactly MAX_FIELD_CHARS characters starting with `tag`. */
+    const long = (tag: string, max = MAX_FIELD_CHARS): string => `${tag}-`.padEnd(max, 'x');
+
+    /** Variant `i` of a record: ids that vary per variant (so state accumulates), the caller fixed or varying. */
+    function inflate(r: Record<string, unknown>, i: number, callerVaries: boolean): Record<string, unknown> {
+        const who = callerVaries ? `caller${i}` : 'caller';
+        r.time = new Date(Date.UTC(2026, 9, 5, 10, 0, 0) + i * 2_000).toISOString();
+        const claims = (r.identity as { claim?: Record<string, unknown> } | undefined)?.claim ?? {};
+        for (const k of Object.keys(claims))
+            if (typeof claims[k] === 'string' && /oid|objectidentifier|upn|appid|mirid|unique_name/.test(k))
+                claims[k] = long(`${who}-${k}`).toLowerCase();
+        // A varying caller fills the per-key lists of services (the CMK inventory): only the caller needs to be long.
+        if (callerVaries) return r;
+        r.correlationId = long(`corr${i}`);
+        r.resultDescription = long(`desc${i}`);
+        const p = r.properties as Record<string, unknown>;
+        p.clientInfo = long(`agent${i}`);
+        const id = String(p.id);
+        const m = /^(https:\/\/[^/]+\/(?:secrets|keys|certificates|deletedsecrets)\/)([^/]+)(\/[^/]+)?$/.exec(id);
+        if (m !== null) {
+            const version = m[3] === undefined ? '' : `/${long(`v${i % 30}`, 200)}`;
+            p.id = `${m[1]}${long(`name${i}`, MAX_FIELD_CHARS - (m[1]?.length ?? 0) - version.length)}${version}`;
+        }
+        for (const change of ['addedAccessPolicy', 'removedAccessPolicy']) {
+            const entry = p[change] as { ObjectId?: string } | undefined;
+            if (entry !== undefined) entry.ObjectId = long(`grantee${i}`).toLowerCase();
+        }
+        return r;
+    }
+
+    it('every rule, 200+ variants of every fixture: every state fits, no batch fails, no rule errors', async () => {
+        const client = tableClient();
+        const store = new TableStateStore(client);
+        const decoyConfig = parseResponderConfig(
+            {
+                decoys: [{ name: 'name0-'.padEnd(40, 'x') }],
+                baseline: { learningDays: 0 },
+            },
+            ruleIds,
+            'bounded-all',
+        );
+        const decisions = new MemoryDecisionSink();
+        const quarantine = new MemoryQuarantineSink();
+        const pipeline = createPipeline(decoyConfig, { decisions, quarantine }, { acceptBareRecords: false, store });
+        let batch: unknown[] = [];
+        // Enough variants to fill every cap: 200 grants of a vault, 200 services of a CMK key (a varying caller),
+        // 20 correlation ids of a finding, the window lists of the default thresholds.
+        const plan: [string, number, boolean][] = [
+            ...FIXTURES.map((f): [string, number, boolean] => [
+                f,
+                f === 'vault-patch-access-policy-added.json' ? 205 : 24,
+                false,
+            ]),
+            ['key-unwrap-forbidden-storage-cmk.json', 205, true],
+        ];
+        for (const [fixture, variants, callerVaries] of plan)
+            for (let i = 0; i < variants; i++) {
+                batch.push(inflate(fixtureRecord(fixture), i, callerVaries));
+                if (batch.length === 40) {
+                    await pipeline.processBatch([{ body: { records: batch } }]);
+                    batch = [];
+                }
+            }
+        if (batch.length > 0) await pipeline.processBatch([{ body: { records: batch } }]);
+
+        // Every variant is a valid record: none was rejected.
+        expect(pipeline.stats.events).toBe(698);
+        expect(decisions.decisions.filter((d) => d.type === 'error')).toEqual([]);
+        expect(decisions.decisions.filter((d) => d.type === 'finding').length).toBeGreaterThan(50);
+        let entities = 0;
+        let split = 0;
+        for await (const e of client.listEntities<Record<string, unknown>>()) {
+            entities++;
+            expect(String(e.partitionKey).length + String(e.rowKey).length).toBeLessThanOrEqual(1024);
+            let chars = 0;
+            for (const [k, v] of Object.entries(e))
+                if (/^v\d*$/.test(k) && typeof v === 'string') {
+                    expect(v.length).toBeLessThanOrEqual(PROPERTY_CHARS);
+                    chars += v.length;
+                    if (k !== 'v') split++;
+                }
+            expect(2 * chars).toBeLessThan(1024 * 1024);
+        }
+        expect(entities).toBeGreaterThan(100);
+        // Some state (the grants of one vault, the CMK inventory) needed more than one property.
+        expect(split).toBeGreaterThan(0);
+    }, 300_000);
 });
