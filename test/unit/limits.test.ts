@@ -1,4 +1,6 @@
 import { parseResponderConfig } from '../../shared/config/responderConfig';
+import { applyFinding } from '../../shared/core/alerts/incident';
+import type { FindingDecision } from '../../shared/core/decisions';
 import { ConfigError } from '../../shared/core/errors';
 import { ruleIds } from '../../shared/core/rules';
 import { windowStep } from '../../shared/core/rules/common';
@@ -63,5 +65,40 @@ describe('bounded ids', () => {
         expect(() =>
             parseResponderConfig({ thresholds: { vaultThrottled: { count: 1000 } } }, ruleIds, 'limits'),
         ).not.toThrow();
+    });
+});
+
+describe('bounded incidents', () => {
+    it('an incident keeps long correlation ids, operations and summaries of findings from any source bounded', () => {
+        const settings = parseResponderConfig({}, ruleIds, 'limits').alerting;
+        const ctx = {
+            nowMs: Date.parse('2026-10-05T10:00:00Z'),
+            settings,
+            rosterName: 'default',
+            tiers: 1,
+            teamsTiers: [true],
+            emailTiers: [false],
+        };
+        // A remediation outcome names the correlation ids of its triggering records as they came.
+        const finding = (i: number): FindingDecision => ({
+            type: 'finding',
+            rule: 'remediation-failed',
+            severity: 'critical',
+            vault: 'kv-payments-prod',
+            vaultId: '/subscriptions/s/resourcegroups/r/providers/microsoft.keyvault/vaults/kv-payments-prod',
+            time: new Date(Date.parse('2026-10-05T09:00:00Z') + i * 60_000).toISOString(),
+            operations: [`Op${i}${'o'.repeat(8000)}`],
+            correlationIds: Array.from({ length: 5 }, (_, j) => `${i}-${j}${'c'.repeat(8000)}`),
+            count: 1,
+            summary: 's'.repeat(8000),
+        });
+        let inc = applyFinding(undefined, finding(0), [], ctx);
+        for (let i = 1; i < 10; i++) inc = applyFinding(inc, finding(i), [], ctx);
+        expect(inc.findings).toBe(10);
+        expect(inc.correlationIds).toHaveLength(20);
+        expect(new Set(inc.correlationIds).size).toBe(20);
+        expect(JSON.stringify(inc).length).toBeLessThan(20_000);
+        // The same finding delivered again is recognised with bounded ids too.
+        expect(applyFinding(inc, finding(9), [], ctx)).toBe(inc);
     });
 });
