@@ -92,12 +92,25 @@ export interface CaptureChunk {
     readonly bytesRead: number;
 }
 
+/** How {@link readCapture} groups items. */
+export interface CaptureGrouping {
+    /** Flush a group once it holds this many items (default: no item bound). */
+    readonly maxItems?: number;
+    /** Flush a group once its items hold this many characters (default 1 MiB). */
+    readonly maxGroupChars?: number;
+}
+
 /**
- * Streams one capture file (gzip detected by content) as groups of items. Memory stays bounded by the group size and
- * the largest single item, whatever the file size.
- * @param maxGroupChars - Flush a group once its items hold this many characters.
+ * Streams one capture file (gzip detected by content) as groups of items: top-level JSON values, each an Event Hubs
+ * body (`{"records": [...]}`) or, in JSON Lines archives such as PT1H.json, a bare record. A group closes as soon as
+ * it reaches `maxItems` items or `maxGroupChars` characters, whatever the read chunk it came in (a read chunk of
+ * 256 KiB often holds many bodies). Memory stays bounded by the group size and the largest single item, whatever the
+ * file size.
  */
-export async function* readCapture(file: CaptureFile, maxGroupChars = 1 << 20): AsyncGenerator<CaptureChunk> {
+export async function* readCapture(file: CaptureFile, grouping: CaptureGrouping = {}): AsyncGenerator<CaptureChunk> {
+    const maxItems = grouping.maxItems ?? Number.POSITIVE_INFINITY;
+    const maxGroupChars = grouping.maxGroupChars ?? 1 << 20;
+    if (!(maxItems >= 1)) throw new RangeError('maxItems must be at least 1');
     let raw: ReturnType<typeof createReadStream>;
     try {
         raw = createReadStream(file.path, { highWaterMark: 256 * 1024 });
@@ -121,11 +134,11 @@ export async function* readCapture(file: CaptureFile, maxGroupChars = 1 << 20): 
             for (const it of splitter.push(chunk as string)) {
                 group.push(toItem(it));
                 groupChars += it.text.length;
-            }
-            if (groupChars >= maxGroupChars) {
-                yield { items: group, bytesRead: raw.bytesRead };
-                group = [];
-                groupChars = 0;
+                if (group.length >= maxItems || groupChars >= maxGroupChars) {
+                    yield { items: group, bytesRead: raw.bytesRead };
+                    group = [];
+                    groupChars = 0;
+                }
             }
         }
     } catch (err) {
@@ -134,6 +147,12 @@ export async function* readCapture(file: CaptureFile, maxGroupChars = 1 << 20): 
             cause: err,
         });
     }
-    for (const it of splitter.end()) group.push(toItem(it));
+    for (const it of splitter.end()) {
+        group.push(toItem(it));
+        if (group.length >= maxItems) {
+            yield { items: group, bytesRead: raw.bytesRead };
+            group = [];
+        }
+    }
     if (group.length > 0) yield { items: group, bytesRead: raw.bytesRead };
 }

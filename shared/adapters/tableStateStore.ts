@@ -17,8 +17,19 @@ export function decodeKeyPart(s: string): string {
     return s.replace(/%([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
 }
 
-/** A string property holds at most 32K UTF-16 characters. */
-const MAX_VALUE_CHARS = 32_000;
+/**
+ * Characters of state JSON per string property. A string property holds up to 64 KiB of UTF-16 (32,768 characters)
+ * and an entity up to 255 properties and 1 MiB (Table service data model:
+ * https://learn.microsoft.com/rest/api/storageservices/understanding-the-table-service-data-model); larger state
+ * continues in `v1`, `v2` ... (see {@link splitValue}).
+ */
+export const PROPERTY_CHARS = 32_000;
+/**
+ * Bytes an entity may take, below the 1 MiB limit with room for the keys and the system properties. Checked both as
+ * the service counts (2 bytes a UTF-16 character, plus the property names) and as Azurite does (the UTF-8 bytes of the
+ * JSON request body), so that what the tests accept, Azure accepts.
+ */
+const ENTITY_BUDGET_BYTES = 1_000_000;
 /** Point reads in flight at once per batch. */
 const READ_CONCURRENCY = 16;
 
@@ -36,10 +47,54 @@ function unavailable(what: string, err: unknown): ResponderError {
 interface StateEntity {
     readonly partitionKey: string;
     readonly rowKey: string;
-    /** The state as JSON. */
+    /** The state as JSON (its first {@link PROPERTY_CHARS} characters when longer: the rest is in v1, v2 ...). */
     readonly v: string;
     /** Event time (epoch ms) after which the entity may be swept. */
     readonly exp: number;
+    readonly [more: `v${number}`]: string | undefined;
+}
+
+/**
+ * Cuts state JSON into property values of at most {@link PROPERTY_CHARS} characters, never between the two halves of
+ * a surrogate pair (a lone surrogate would not survive the request body).
+ */
+export function splitValue(v: string): string[] {
+    if (v.length <= PROPERTY_CHARS) return [v];
+    const out: string[] = [];
+    for (let i = 0; i < v.length;) {
+        let end = Math.min(v.length, i + PROPERTY_CHARS);
+        const c = v.charCodeAt(end - 1);
+        if (end < v.length && c >= 0xd800 && c <= 0xdbff) end--;
+        out.push(v.slice(i, end));
+        i = end;
+    }
+    return out;
+}
+
+/** The state JSON of an entity: `v`, then `v1`, `v2` ... while present. */
+function joinValue(e: StateEntity): string {
+    if (e.v1 === undefined) return e.v;
+    const parts = [e.v];
+    for (let i = 1; ; i++) {
+        const p = e[`v${i}`];
+        if (typeof p !== 'string') break;
+        parts.push(p);
+    }
+    return parts.join('');
+}
+
+/** Why the parts cannot be one entity, or undefined when they fit (checked only for state that needed splitting). */
+function oversize(parts: readonly string[], key: StateKey): string | undefined {
+    if (parts.length === 1) return undefined;
+    let serviceBytes = 4 + 2 * (key.partition.length + key.row.length) + 3 * 30;
+    let bodyBytes = 0;
+    for (let i = 0; i < parts.length; i++) {
+        const p = parts[i] as string;
+        serviceBytes += 8 + 2 * String(i).length + 2 + 4 + 2 * p.length;
+        bodyBytes += Buffer.byteLength(JSON.stringify(p)) + 8;
+    }
+    if (parts.length < 250 && serviceBytes <= ENTITY_BUDGET_BYTES && bodyBytes <= ENTITY_BUDGET_BYTES) return undefined;
+    return `${Math.max(serviceBytes, bodyBytes)} bytes, over the ${ENTITY_BUDGET_BYTES} one entity may hold`;
 }
 
 /**
@@ -73,7 +128,7 @@ export class TableStateStore implements StateStore {
                         encodeKeyPart(key.partition),
                         encodeKeyPart(key.row),
                     );
-                    out[i] = { value: JSON.parse(e.v) as unknown, etag: e.etag };
+                    out[i] = { value: JSON.parse(joinValue(e)) as unknown, etag: e.etag };
                 } catch (err) {
                     if (statusOf(err) === 404) out[i] = undefined;
                     else throw unavailable(`reading ${key.partition}/${key.row}`, err);
@@ -87,23 +142,26 @@ export class TableStateStore implements StateStore {
     async put(key: StateKey, value: unknown, etag: string | undefined, expiresMs: number): Promise<PutResult> {
         await this.ensureTable();
         const v = JSON.stringify(value);
-        if (v.length > MAX_VALUE_CHARS) {
+        const parts = splitValue(v);
+        const partitionKey = encodeKeyPart(key.partition);
+        const rowKey = encodeKeyPart(key.row);
+        const problem = oversize(parts, { ...key, partition: partitionKey, row: rowKey });
+        if (problem !== undefined) {
+            // Not retryable: the same input makes the same state. The caller turns it into a decision for this key.
             throw new ResponderError(
-                'STATE.UNAVAILABLE',
-                `state ${key.partition}/${key.row} is ${v.length} characters, over the ${MAX_VALUE_CHARS} a table property holds`,
+                'STATE.TOO_LARGE',
+                `state ${key.partition}/${key.row} is ${v.length} characters of JSON (${problem}): not written`,
             );
         }
-        const entity: StateEntity = {
-            partitionKey: encodeKeyPart(key.partition),
-            rowKey: encodeKeyPart(key.row),
-            v,
-            exp: expiresMs,
-        };
+        const more: Record<string, string> = {};
+        for (let i = 1; i < parts.length; i++) more[`v${i}`] = parts[i] as string;
+        const entity = { partitionKey, rowKey, v: parts[0] as string, exp: expiresMs, ...more };
         try {
             const r =
                 etag === undefined
                     ? await this.table.createEntity(entity)
-                    : await this.table.updateEntity(entity, 'Replace', { etag });
+                    : // Replace, not Merge: a state that shrank drops the v1, v2 ... it no longer needs.
+                      await this.table.updateEntity(entity, 'Replace', { etag });
             if (r.etag === undefined) throw new Error('no ETag in the response');
             return { ok: true, etag: r.etag };
         } catch (err) {
@@ -129,7 +187,7 @@ export class TableStateStore implements StateStore {
                 if (e.partitionKey === undefined || e.rowKey === undefined) continue;
                 out.push({
                     key: stateKey(decodeKeyPart(e.partitionKey), decodeKeyPart(e.rowKey)),
-                    value: JSON.parse(e.v) as unknown,
+                    value: JSON.parse(joinValue(e)) as unknown,
                 });
             }
         } catch (err) {

@@ -4,6 +4,7 @@ import { principalOf, recordIdOf } from '../core/events/identity';
 import { ResponderError } from '../core/errors';
 import type { AuditEvent } from '../core/events/types';
 import type { DetectionSettings, VaultPolicy } from '../core/rules/settings';
+import { boundedId, boundedJson, boundedText, MAX_ID_CHARS, MAX_TEXT_CHARS } from '../core/state/limits';
 import { type StateKey, type StateStore, stateKey } from '../core/state/store';
 
 export interface DetectionEngineOptions {
@@ -196,7 +197,7 @@ export class DetectionEngine {
                     candidates.push({ order: item.order, event: item.event, rule: item.rule, draft });
         }
         const repeats = new Set<Candidate>();
-        const findings = candidates.length === 0 ? [] : await this.group(candidates, repeats);
+        const findings = candidates.length === 0 ? [] : await this.group(candidates, repeats, errors);
         // Redelivered records trigger nothing again (a remediation is idempotent anyway: it reads ARM first).
         if (triggers !== undefined)
             for (const c of candidates) if (!repeats.has(c)) triggers.push({ rule: c.rule.meta.id, event: c.event });
@@ -269,7 +270,15 @@ export class DetectionEngine {
                     errors.set(item, ruleError(item.rule, item.event, err));
                 }
             }
-            const conflicts = await this.commit(working);
+            const { conflicts, refused } = await this.commit(working);
+            // State a store refused (too large) is lost for this key only: each event that used it gets an error
+            // decision, its findings still go out, and every other key of the batch is written as usual.
+            if (refused.size > 0)
+                for (const item of todo) {
+                    const err = refused.get(item.key.id);
+                    if (err !== undefined && !errors.has(item))
+                        errors.set(item, stateRefused(item.rule.meta.id, item.event, err));
+                }
             if (conflicts.size === 0) break;
             // Re-read only the conflicting keys and re-run, in order, the events that used them.
             todo = items.filter((i) => conflicts.has(i.key.id));
@@ -297,19 +306,33 @@ export class DetectionEngine {
         return working;
     }
 
-    private async commit(working: Map<string, Working>): Promise<Set<string>> {
+    /**
+     * Writes the dirty keys. Returns the keys that met a concurrent update (to re-read and re-run) and those the store
+     * refused as too large (`STATE.TOO_LARGE`: not retried, the same input makes the same state); any other failure
+     * throws.
+     */
+    private async commit(
+        working: Map<string, Working>,
+    ): Promise<{ conflicts: Set<string>; refused: Map<string, ResponderError> }> {
         const conflicts = new Set<string>();
+        const refused = new Map<string, ResponderError>();
         const writes: Promise<void>[] = [];
         for (const [ks, w] of working) {
             if (!w.dirty) continue;
             writes.push(
-                this.store.put(w.key, w.value, w.etag, w.expiresMs).then((r) => {
-                    if (!r.ok) conflicts.add(ks);
-                }),
+                this.store.put(w.key, w.value, w.etag, w.expiresMs).then(
+                    (r) => {
+                        if (!r.ok) conflicts.add(ks);
+                    },
+                    (err: unknown) => {
+                        if (err instanceof ResponderError && err.code === 'STATE.TOO_LARGE') refused.set(ks, err);
+                        else throw err;
+                    },
+                ),
             );
         }
         await Promise.all(writes);
-        return conflicts;
+        return { conflicts, refused };
     }
 
     /** Findings emitted but not yet confirmed delivered, with their group key. */
@@ -339,6 +362,7 @@ export class DetectionEngine {
     private async group(
         candidates: Candidate[],
         repeats: Set<Candidate>,
+        errors: { order: number; decision: ErrorDecision }[],
     ): Promise<{ order: number; decision: FindingDecision }[]> {
         candidates.sort((a, b) => a.order - b.order);
         const keyed = candidates.map((c) => {
@@ -399,7 +423,16 @@ export class DetectionEngine {
                 list.push({ order: c.order, decision });
                 emitted.set(ks, list);
             }
-            const conflicts = await this.commit(working);
+            const { conflicts, refused } = await this.commit(working);
+            // A group the store refused: its finding still goes out (it may page again on redelivery), with an error.
+            for (const [ks, err] of refused) {
+                const first = todo.find((k) => k.key.id === ks);
+                if (first !== undefined)
+                    errors.push({
+                        order: first.c.order,
+                        decision: stateRefused(first.c.rule.meta.id, first.c.event, err),
+                    });
+            }
             if (conflicts.size === 0) break;
             todo = keyed.filter((k) => conflicts.has(k.key.id));
         }
@@ -409,8 +442,15 @@ export class DetectionEngine {
 
 type MutableFinding = FindingDecision & { count: number; operations: string[]; correlationIds: string[] };
 
+/**
+ * The finding of a group's first event. Every string that comes from the record is bounded (see
+ * ../core/state/limits.ts): the finding is kept in the group state until delivered and in the incident, and the
+ * longest fields a record may carry would otherwise take a stored entity past what Table Storage holds.
+ */
 function findingOf(rule: Rule, severity: Severity, event: AuditEvent, draft: FindingDraft): MutableFinding {
-    const principal = draft.principal ?? principalOf(event);
+    const p = draft.principal ?? principalOf(event);
+    const principal = p === undefined || p === '' ? undefined : boundedText(p);
+    const details = draft.details === undefined ? undefined : (boundedJson(draft.details) as Record<string, unknown>);
     return {
         type: 'finding',
         rule: rule.meta.id,
@@ -418,13 +458,13 @@ function findingOf(rule: Rule, severity: Severity, event: AuditEvent, draft: Fin
         vault: event.vault.name,
         vaultId: event.vault.resourceId,
         time: event.time,
-        ...(principal === undefined || principal === '' ? {} : { principal }),
-        operations: [event.operation],
-        correlationIds: event.correlationId === undefined ? [] : [event.correlationId],
+        ...(principal === undefined ? {} : { principal }),
+        operations: [boundedId(event.operation)],
+        correlationIds: event.correlationId === undefined ? [] : [boundedId(event.correlationId)],
         count: 1,
-        summary: draft.summary,
+        summary: boundedText(draft.summary, 2 * MAX_TEXT_CHARS),
         actor: actorOf(event),
-        ...draft.details,
+        ...details,
     };
 }
 
@@ -432,20 +472,34 @@ function findingOf(rule: Rule, severity: Severity, event: AuditEvent, draft: Fin
 function actorOf(e: AuditEvent): Record<string, string> {
     const c = e.caller;
     const out: Record<string, string> = {};
-    if (c.upn !== undefined) out.upn = c.upn;
-    if (c.appId !== undefined) out.appId = c.appId;
-    if (c.managedIdentityResourceId !== undefined) out.managedIdentity = c.managedIdentityResourceId;
-    if (c.ipAddress !== undefined) out.ip = c.ipAddress;
-    if (e.clientInfo !== undefined) out.userAgent = e.clientInfo;
+    if (c.upn !== undefined) out.upn = boundedText(c.upn);
+    if (c.appId !== undefined) out.appId = boundedText(c.appId);
+    if (c.managedIdentityResourceId !== undefined) out.managedIdentity = boundedText(c.managedIdentityResourceId);
+    if (c.ipAddress !== undefined) out.ip = boundedId(c.ipAddress);
+    if (e.clientInfo !== undefined) out.userAgent = boundedText(e.clientInfo);
     return out;
 }
 
 function mergeInto(f: MutableFinding, e: AuditEvent): void {
     f.count++;
-    if (!f.operations.includes(e.operation) && f.operations.length < MAX_LISTED) f.operations.push(e.operation);
-    const c = e.correlationId;
+    const op = e.operation.length > MAX_ID_CHARS ? boundedId(e.operation) : e.operation;
+    if (!f.operations.includes(op) && f.operations.length < MAX_LISTED) f.operations.push(op);
+    const raw = e.correlationId;
+    const c = raw === undefined || raw.length <= MAX_ID_CHARS ? raw : boundedId(raw);
     if (c !== undefined && !f.correlationIds.includes(c) && f.correlationIds.length < MAX_LISTED)
         f.correlationIds.push(c);
+}
+
+/** A state write the store refused as too large: an error decision for the rule and event, the batch goes on. */
+function stateRefused(rule: string, event: AuditEvent, err: ResponderError): ErrorDecision {
+    return {
+        type: 'error',
+        rule,
+        message: `rule ${rule}: state not saved, ${err.message}`,
+        vault: event.vault.name,
+        time: event.time,
+        ...(event.correlationId === undefined ? {} : { correlationId: boundedId(event.correlationId) }),
+    };
 }
 
 function ruleError(rule: Rule, event: AuditEvent, err: unknown): ErrorDecision {
@@ -455,7 +509,7 @@ function ruleError(rule: Rule, event: AuditEvent, err: unknown): ErrorDecision {
         message: `rule ${rule.meta.id} threw: ${err instanceof Error ? err.message : String(err)}`,
         vault: event.vault.name,
         time: event.time,
-        ...(event.correlationId === undefined ? {} : { correlationId: event.correlationId }),
+        ...(event.correlationId === undefined ? {} : { correlationId: boundedId(event.correlationId) }),
     };
 }
 

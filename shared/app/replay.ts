@@ -27,6 +27,14 @@ export interface ReplayOptions {
     readonly alerting?: PipelineOptions['alerting'];
     /** Feeds an existing responder (`kvr serve --replay`) instead of building one. */
     readonly responder?: Responder;
+    /**
+     * Items per batch: an item is one Event Hubs body, or one bare record in a JSON Lines archive. One body per batch
+     * is how the captured bodies arrived; more mimics the trigger's batching (`maxEventBatchSize`). Default: 1 with
+     * simulated vaults (remediation, caps and recorded changes keep their real order); otherwise as many items as
+     * fit in 1 MiB of text, for speed (detection keeps its state across batches, so batch boundaries do not change
+     * what it finds, except that several records in one batch are grouped into one finding at once).
+     */
+    readonly batchSize?: number;
 }
 
 export interface ReplayResult {
@@ -58,9 +66,13 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
     const pipeline = responder.pipeline;
     const bytesTotal = listing.files.reduce((n, f) => n + f.size, 0);
     let bytesBefore = 0;
+    // Batches as they arrived: with simulated vaults, recorded changes, remediations, caps and undo windows then
+    // happen in their real order (a batch applies all its recorded changes before detection sees any of them).
+    const batchSize = options.batchSize ?? (options.simulation === undefined ? undefined : 1);
+    if (batchSize !== undefined && (!Number.isInteger(batchSize) || batchSize < 1))
+        throw new RangeError('batchSize must be a whole number from 1');
     for (const [index, file] of listing.files.entries()) {
-        // With simulated vaults, one body per batch keeps recorded changes and remediations in their real order.
-        for await (const chunk of readCapture(file, options.simulation === undefined ? undefined : 1)) {
+        for await (const chunk of readCapture(file, batchSize === undefined ? {} : { maxItems: batchSize })) {
             await pipeline.processBatch(chunk.items);
             options.onProgress?.({
                 file: file.path,

@@ -28,6 +28,7 @@ const USAGE = `Usage:
   kvr replay <file-or-dir>... [--config <file>] [--decisions <out.jsonl>] [--quarantine <dir>]
              [--state <table account URL | storage connection string>] [--state-table <name>]
              [--vaults <inventory.json>] [--outbox <dir> [--public-url <url>] [--signing-key <pem>]]
+             [--batch-size <n>]
       Replays captured Key Vault audit logs (Event Hubs bodies, JSON arrays, JSON Lines such as PT1H.json,
       directories, .gz files) through the same pipeline as the Azure Function. Writes the decision log as
       JSON Lines to stdout (or --decisions) and a summary to stderr. Rule state (baselines, windows, finding
@@ -35,6 +36,12 @@ const USAGE = `Usage:
       --vaults simulates the vaults of an inventory (a JSON array of vaults as vaults.get returns them):
       recorded changes are applied to them, remediations run against them through the real ARM client, and
       the log ends with one "vault-state" line per vault. Without --vaults nothing is read or changed.
+      Batches: with --vaults, each Event Hubs body of the capture is one batch, as it was delivered (in JSON
+      Lines archives such as PT1H.json, which hold bare records, each record is one batch), so caps, undo
+      windows and recorded changes keep their real order; without --vaults, bodies are grouped up to 1 MiB
+      for speed. --batch-size <n> (1-10000) puts n bodies (or n bare records) in each batch, e.g. to mimic
+      the trigger's batching: a batch applies its recorded changes before detection, and remediates each
+      vault once.
       --outbox groups findings into incidents and writes each notification (Teams card JSON, Graph sendMail
       request) to <dir>, one file each, with acknowledge/undo links to --public-url (default
       http://localhost:7071, where \`kvr serve\` listens) signed by a development key (--signing-key, default
@@ -65,6 +72,15 @@ const USAGE = `Usage:
 Exit status: 0 when the input was processed (even with rejected records), 2 for bad usage, an unreadable
 path or an invalid config, 1 for an unexpected failure.`;
 
+/** `--batch-size`: bodies (or bare records) per replayed batch; undefined leaves the default to replay. */
+function batchSizeOption(value: string | undefined): number | undefined {
+    if (value === undefined) return undefined;
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isInteger(n) || n < 1 || n > 10_000)
+        throw new UsageError(`--batch-size must be a whole number from 1 to 10000, not '${value}'`);
+    return n;
+}
+
 async function runReplay(args: readonly string[], io: CliIo): Promise<number> {
     const { values, positionals } = parseCommandArgs(args, {
         config: { type: 'string' },
@@ -76,8 +92,10 @@ async function runReplay(args: readonly string[], io: CliIo): Promise<number> {
         outbox: { type: 'string' },
         'public-url': { type: 'string' },
         'signing-key': { type: 'string' },
+        'batch-size': { type: 'string' },
     });
     if (positionals.length === 0) throw new UsageError('replay needs at least one file or directory');
+    const batchSize = batchSizeOption(values['batch-size']);
     const store = tableStateOption(values.state, values['state-table']);
     const inventory = values.vaults === undefined ? undefined : await readJsonFile(values.vaults, 'vault inventory');
     const simulation = inventory === undefined ? undefined : await startSimulation(inventory, values.vaults as string);
@@ -112,6 +130,7 @@ async function runReplay(args: readonly string[], io: CliIo): Promise<number> {
         const result = await replay({
             inputs: positionals,
             config,
+            ...(batchSize === undefined ? {} : { batchSize }),
             ...(alerting === undefined ? {} : { alerting: alerting.options }),
             ...(store === undefined ? {} : { store }),
             ...(simulation === undefined ? {} : { simulation }),

@@ -6,6 +6,7 @@ import type { RuleToggle } from '../core/engine/rule';
 import { ConfigError } from '../core/errors';
 import type { AccessPolicyPermissions, VaultRef } from '../core/events/types';
 import { type IpRange, parseRange } from '../core/net/cidr';
+import { MAX_WINDOW_THRESHOLD } from '../core/rules/common';
 import {
     DAY_MS,
     DEFAULT_READ_OPERATIONS,
@@ -99,7 +100,14 @@ const ruleOverride = z.strictObject({
 
 const threshold = (count: number, minutes: number) =>
     z.strictObject({
-        count: z.number().int().min(1).optional().describe(`Fires above this count (default ${count}).`),
+        count: z
+            .number()
+            .int()
+            .min(1)
+            // The window state keeps about twice this many items: 1,000 keeps it within one Table Storage entity.
+            .max(MAX_WINDOW_THRESHOLD)
+            .optional()
+            .describe(`Fires above this count (default ${count}, at most ${MAX_WINDOW_THRESHOLD}).`),
         windowMinutes: z.number().min(1).optional().describe(`Window in minutes of event time (default ${minutes}).`),
     });
 

@@ -6,6 +6,7 @@ export type ErrorCode =
     | 'SINK.WRITE_FAILED'
     | 'STATE.CONFLICT'
     | 'STATE.UNAVAILABLE'
+    | 'STATE.TOO_LARGE'
     | 'ARM.UNAVAILABLE'
     | 'UNDO.ALREADY_DONE';
 

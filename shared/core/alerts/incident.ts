@@ -4,6 +4,7 @@
  */
 import type { ActionDecision, FindingDecision, Severity } from '../decisions';
 import { hash64 } from '../hash';
+import { boundedId, boundedText } from '../state/limits';
 import type { ChannelName, NoticeKind } from './types';
 import { type AlertSettings, atLeast, SEVERITY_RANK } from './settings';
 
@@ -130,6 +131,24 @@ function historyWith(h: Incident['history'], at: string, what: string): Incident
     return out.length > MAX_HISTORY ? out.slice(out.length - MAX_HISTORY) : out;
 }
 
+function boundedFinding(f: FindingDecision): FindingDecision {
+    const long = (s: string): boolean => s.length > 128;
+    if (
+        f.summary.length <= 2048 &&
+        (f.principal === undefined || f.principal.length <= 1024) &&
+        !f.correlationIds.some(long) &&
+        !f.operations.some(long)
+    )
+        return f;
+    return {
+        ...f,
+        summary: boundedText(f.summary, 2048),
+        ...(f.principal === undefined ? {} : { principal: boundedText(f.principal) }),
+        correlationIds: f.correlationIds.map((c) => boundedId(c)),
+        operations: f.operations.map((o) => boundedId(o)),
+    };
+}
+
 function actorOf(f: FindingDecision): IncidentActor {
     const a = (f.actor ?? {}) as Record<string, unknown>;
     const out: Record<string, string> = {};
@@ -214,6 +233,9 @@ export function applyFinding(
     ctx: UpdateContext,
 ): Incident {
     const timeMs = Date.parse(f.time);
+    // Findings from the engine are bounded already; others (remediation outcomes) are bounded here: the incident is
+    // stored, and strings from records must not take it past what a state entity holds (../state/limits.ts).
+    f = boundedFinding(f);
     const key = incidentKeyOf(f);
     const fresh = current === undefined || !stillOpenFor(current, timeMs, ctx.settings);
     const nowIso = new Date(ctx.nowMs).toISOString();
@@ -447,13 +469,13 @@ export function recordDelivery(
         }
         if (!outcome.transient || attempts >= maxAttempts) {
             const { nextAttemptMs: _n, ...rest } = n;
-            exhausted = { ...rest, status: 'failed', attempts, lastError: outcome.error };
+            exhausted = { ...rest, status: 'failed', attempts, lastError: boundedText(outcome.error, 512) };
             return exhausted;
         }
         return {
             ...n,
             attempts,
-            lastError: outcome.error,
+            lastError: boundedText(outcome.error, 512),
             nextAttemptMs: nowMs + retryDelayMs(attempts, outcome.retryAfterMs),
         };
     });

@@ -4,6 +4,7 @@
  * counts. Kept from the audit stream, one state entry per vault and key, bounded. Pure: events in, state out.
  */
 import type { AuditEvent } from '../events/types';
+import { boundedId, MAX_TEXT_CHARS } from '../state/limits';
 import { KeyMemo, type StateKey } from '../state/store';
 
 /** Key operations that show a service depends on a key version. */
@@ -61,6 +62,12 @@ export interface KeyInventory {
 
 const MAX_VERSIONS = 20;
 const MAX_SERVICES = 50;
+/**
+ * Service entries of one key, all versions together (the least recently active go first). With ids bounded to 512
+ * characters and failure descriptions to 300, the inventory of a key stays under 250,000 characters of JSON.
+ */
+const MAX_USES = 200;
+const MAX_SERVICE_ID_CHARS = MAX_TEXT_CHARS / 2;
 const MINUTE_MS = 60_000;
 
 const INVENTORY_KEYS = new KeyMemo('cmk|');
@@ -78,7 +85,7 @@ export function keyOf(e: AuditEvent): KeyRef | undefined {
     let ref = KEY_REFS.get(t.uri);
     if (ref === undefined) {
         if (KEY_REFS.size >= 10_000) KEY_REFS.clear();
-        ref = { name: t.name.toLowerCase(), version: (t.version ?? '').toLowerCase() };
+        ref = { name: boundedId(t.name.toLowerCase()), version: boundedId((t.version ?? '').toLowerCase()) };
         KEY_REFS.set(t.uri, ref);
     }
     return ref;
@@ -96,7 +103,7 @@ function service(kind: ServiceKind, id: string): { readonly kind: ServiceKind; r
     let s = byId.get(id);
     if (s === undefined) {
         if (byId.size >= 10_000) byId.clear();
-        s = { kind, id };
+        s = { kind, id: id.length > MAX_SERVICE_ID_CHARS ? boundedId(id, MAX_SERVICE_ID_CHARS) : id };
         byId.set(id, s);
     }
     return s;
@@ -122,6 +129,21 @@ function withElement<T>(list: readonly T[], index: number, value: T, max: number
     if (index >= 0) out[index] = value;
     else out.push(value);
     return out.length <= max ? out : out.sort((a, b) => recency(b) - recency(a)).slice(0, max);
+}
+
+/** The versions with at most {@link MAX_USES} service entries in all: the most recently active ones. */
+function capUses(versions: VersionUse[]): VersionUse[] {
+    let total = 0;
+    for (const v of versions) total += v.services.length;
+    if (total <= MAX_USES) return versions;
+    const all = versions.flatMap((v) => v.services).sort((a, b) => lastActivity(b) - lastActivity(a));
+    const keep = new Set(all.slice(0, MAX_USES));
+    const out: VersionUse[] = [];
+    for (const v of versions) {
+        const services = v.services.filter((u) => keep.has(u));
+        if (services.length > 0) out.push(services.length === v.services.length ? v : { ...v, services });
+    }
+    return out;
 }
 
 function lastActivity(u: KeyUse): number {
@@ -177,8 +199,10 @@ export function recordKeyUse(state: KeyInventory | undefined, e: AuditEvent): Ke
               : { lastFailure: prior.lastFailure }),
     };
     const services = withElement(serviceList, si, use, MAX_SERVICES, lastActivity);
-    const versions = withElement(versionList, vi, { version: key.version, services }, MAX_VERSIONS, (v) =>
-        Math.max(0, ...v.services.map(lastActivity)),
+    const versions = capUses(
+        withElement(versionList, vi, { version: key.version, services }, MAX_VERSIONS, (v) =>
+            Math.max(0, ...v.services.map(lastActivity)),
+        ),
     );
     return {
         vault: e.vault.name,

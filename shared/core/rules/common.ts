@@ -1,4 +1,5 @@
 import { PERMISSION_KINDS } from './permissions';
+import { boundedId, MAX_ID_CHARS } from '../state/limits';
 import type { AuditEvent } from '../events/types';
 
 /** Control-plane operations that write a vault's configuration. */
@@ -27,6 +28,9 @@ export function describePermissions(p: Partial<Record<(typeof PERMISSION_KINDS)[
     return parts.length === 0 ? 'no permissions' : parts.join('; ');
 }
 
+/** Highest count threshold of a windowed rule (the config refuses more). */
+export const MAX_WINDOW_THRESHOLD = 1000;
+
 /** What one event does to a windowed set of distinct items. */
 export interface WindowStep {
     /** The new list, or undefined when the event changed nothing worth writing (a repeat or a redelivered record). */
@@ -39,15 +43,18 @@ export interface WindowStep {
  * Adds `item` seen at `now` to a list of `[item, lastSeenMs]` pairs: entries older than the window are dropped, entries
  * after `now` (from records delivered out of order, or a capture replayed again) are kept but not counted for this
  * event, and the list is bounded to the newest entries. A repeat of an item seen within the last twentieth of the
- * window changes nothing, which spares a state write per repeated read.
+ * window changes nothing, which spares a state write per repeated read. With items of at most {@link MAX_ID_CHARS}
+ * characters and thresholds of at most {@link MAX_WINDOW_THRESHOLD}, the list stays below 300,000 characters of JSON.
  */
 export function windowStep(
     entries: readonly (readonly [string, number])[] | undefined,
-    item: string,
+    name: string,
     now: number,
     windowMs: number,
     threshold: number,
 ): WindowStep {
+    // Items are only compared: a long one is kept as its beginning and a hash (distinct items stay distinct).
+    const item = name.length > MAX_ID_CHARS ? boundedId(name) : name;
     const from = now - windowMs;
     let expired = false;
     let index = -1;
@@ -69,7 +76,7 @@ export function windowStep(
     const next: [string, number][] = [];
     for (const [x, t] of list) if (t > from && x !== item) next.push([x, t]);
     next.push([item, seenAt !== undefined && seenAt > now ? seenAt : now]);
-    const max = 2 * (threshold + 1) + 16;
+    const max = 2 * (Math.min(threshold, MAX_WINDOW_THRESHOLD) + 1) + 16;
     if (next.length > max) {
         next.sort((a, b) => a[1] - b[1]);
         next.splice(0, next.length - max);

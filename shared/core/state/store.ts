@@ -1,3 +1,5 @@
+import { boundedId, MAX_KEY_PART_CHARS } from './limits';
+
 /**
  * Durable rule state behind a port: an in-memory implementation for unit tests and replay, Azure Table Storage in
  * production. Writes are compare-and-set on an ETag so that concurrent processors never lose an update.
@@ -11,8 +13,14 @@ export interface StateKey {
     readonly id: string;
 }
 
-/** Builds a state key; partition and row must not contain `/`, `\\`, `#`, `?` or control characters. */
+/**
+ * Builds a state key. A part longer than {@link MAX_KEY_PART_CHARS} (a key built from a record's principal or object
+ * name) keeps its beginning and a hash of the rest (see {@link boundedId}), so that it stays within the 1 KiB Table
+ * Storage allows a key; the store escapes the characters keys may not hold.
+ */
 export function stateKey(partition: string, row: string): StateKey {
+    if (partition.length > MAX_KEY_PART_CHARS) partition = boundedId(partition, MAX_KEY_PART_CHARS);
+    if (row.length > MAX_KEY_PART_CHARS) row = boundedId(row, MAX_KEY_PART_CHARS);
     return { partition, row, id: `${partition}\u0000${row}` };
 }
 
@@ -28,7 +36,9 @@ export interface StateStore {
     getMany(keys: readonly StateKey[]): Promise<readonly (StoredState | undefined)[]>;
     /**
      * Writes `value` if the stored ETag still equals `etag` (`undefined`: only if the key does not exist yet).
-     * Returns `{ ok: false }` on a conflict; throws on infrastructure failure.
+     * Returns `{ ok: false }` on a conflict; throws on infrastructure failure, and throws a non-retryable
+     * `STATE.TOO_LARGE` error when the value is more than the store can hold (see ./limits.ts): the caller decides
+     * what that one key's loss means, the batch need not fail.
      * @param expiresMs - Event time after which the entry may be swept.
      */
     put(key: StateKey, value: unknown, etag: string | undefined, expiresMs: number): Promise<PutResult>;

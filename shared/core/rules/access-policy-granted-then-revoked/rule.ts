@@ -1,9 +1,13 @@
 import { isResponder, type StatefulRule } from '../../engine/rule';
+import { boundedId, boundedText } from '../../state/limits';
 import { stateKey } from '../../state/store';
 import { isVaultWrite, VAULT_WRITES } from '../common';
 import { describeCaller } from '../text';
 
-/** Recent grants on one vault: grantee object id → [grant time, granting principal]. */
+/**
+ * Recent grants on one vault: grantee object id → [grant time, granting principal]. Ids and names are bounded
+ * (../../state/limits.ts) and at most {@link MAX_TRACKED} grants are kept: under 100,000 characters of JSON.
+ */
 interface Grants {
     readonly grants: Readonly<Record<string, readonly [number, string]>>;
 }
@@ -49,7 +53,7 @@ export const accessPolicyGrantedThenRevoked: StatefulRule<Grants> = {
         let changed = Object.keys(grants).length !== Object.keys(state?.grants ?? {}).length;
         const findings = [];
         for (const removed of change.removedAccessPolicies) {
-            const oid = removed.objectId;
+            const oid = removed.objectId === undefined ? undefined : boundedId(removed.objectId);
             const g = oid === undefined ? undefined : grants[oid];
             if (oid === undefined || g === undefined || g[0] > t) continue;
             const minutes = Math.max(0, Math.round((t - g[0]) / 6000) / 10);
@@ -61,9 +65,9 @@ export const accessPolicyGrantedThenRevoked: StatefulRule<Grants> = {
             changed = true;
         }
         for (const added of change.addedAccessPolicies) {
-            const oid = added.objectId;
+            const oid = added.objectId === undefined ? undefined : boundedId(added.objectId);
             if (oid === undefined || (grants[oid] !== undefined && grants[oid][0] >= t)) continue;
-            grants[oid] = [t, event.caller.upn ?? event.caller.objectId ?? 'unknown'];
+            grants[oid] = [t, boundedText(event.caller.upn ?? event.caller.objectId ?? 'unknown', 256)];
             changed = true;
         }
         const keys = Object.keys(grants);
