@@ -64,6 +64,7 @@ export interface Responder {
     readonly remediator: Remediator;
     readonly reconciler: Reconciler;
     readonly intents: ReconcileIntents;
+    readonly reconcileQueue: ReconcileQueue;
     /** Where the worker's decisions go: the decision sink, then alerting (as the batch's). */
     readonly decisions: DecisionSink;
     readonly undoer: Undoer;
@@ -149,7 +150,7 @@ export function createResponder(config: ResponderConfig, sinks: PipelineSinks, o
         quarantine: sinks.quarantine,
         acceptBareRecords: options.acceptBareRecords,
     });
-    return { pipeline, remediator, reconciler, intents, decisions, undoer, store, alerting };
+    return { pipeline, remediator, reconciler, intents, reconcileQueue: queue, decisions, undoer, store, alerting };
 }
 
 /** The pipeline alone (tests and the benchmark). */
