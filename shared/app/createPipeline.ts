@@ -142,6 +142,7 @@ export function createResponder(config: ResponderConfig, sinks: PipelineSinks, o
             queue,
             settings: config.detection,
             windowsOf: (vault) => remediator.windows(vault),
+            skipRepeats: options.admin === undefined,
             ...(memoryQueue === undefined ? {} : { drain: () => reconciler.drain(memoryQueue) }),
         },
         ...(options.beforeDetection === undefined ? {} : { beforeDetection: options.beforeDetection }),

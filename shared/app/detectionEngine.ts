@@ -68,6 +68,8 @@ export interface Trigger {
     readonly event: AuditEvent;
     /** The principal of the finding the hit belongs to (its incident is keyed by rule and principal). */
     readonly principal?: string;
+    /** A redelivered record (its group counted it already). */
+    readonly repeat?: true;
 }
 
 /** A rule with its position in the catalogue (the output order within one event). */
@@ -208,6 +210,7 @@ export class DetectionEngine {
                     rule: c.rule.meta.id,
                     event: c.event,
                     ...(principal === undefined || principal === '' ? {} : { principal }),
+                    ...(repeats.has(c) ? { repeat: true as const } : {}),
                 });
             }
         const out = [...findings.map((f) => ({ order: f.order, decision: f.decision })), ...errors];

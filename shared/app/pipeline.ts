@@ -77,6 +77,11 @@ export interface ReconcileHandoff {
     /** Our recorded write windows of a vault (lost-update detection). */
     readonly windowsOf?: (vault: VaultRef) => Promise<readonly WriteWindow[]>;
     /**
+     * Without ARM access nothing is reconciled, only planned: a redelivered record then plans nothing again (with ARM,
+     * it must trigger again, so that a batch that failed after detection still remediates).
+     */
+    readonly skipRepeats?: boolean;
+    /**
      * In process (replay, serve, consume): runs the worker on what the batch queued, before the batch's sinks, so
      * that its outcome reaches the same incidents; `commit` marks the intents processed once the sinks have it.
      */
@@ -176,7 +181,13 @@ export class AuditPipeline {
         const handoff = this.options.reconcile;
         let reconcile: ReconcileMessage[] = [];
         if (handoff !== undefined) {
-            const inputs = await intentInputsOf(events, triggers, handoff.settings, handoff.windowsOf);
+            const inputs = await intentInputsOf(
+                events,
+                triggers,
+                handoff.settings,
+                handoff.windowsOf,
+                handoff.skipRepeats,
+            );
             if (inputs.length > 0) reconcile = await handoff.intents.record(inputs);
         }
         const enriched =

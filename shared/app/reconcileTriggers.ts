@@ -59,10 +59,11 @@ export async function intentInputsOf(
     triggers: readonly Trigger[],
     settings: DetectionSettings,
     windowsOf: ((vault: VaultRef) => Promise<readonly WriteWindow[]>) | undefined,
+    skipRepeats = false,
 ): Promise<IntentInput[]> {
     const out: IntentInput[] = [];
     for (const t of triggers) {
-        if (ACTIONS_BY_RULE[t.rule] === undefined) continue;
+        if (ACTIONS_BY_RULE[t.rule] === undefined || (skipRepeats && t.repeat === true)) continue;
         out.push({
             vault: t.event.vault,
             reason: 'trigger',
