@@ -134,6 +134,14 @@ export interface ArmKeyVaultFake {
     /** Creates or replaces a vault (keyed by its resource id, case-insensitively). */
     setVault(vault: Vault): void;
     inject(fault: ArmFault): void;
+    // -- concurrent writer hook (h-reconcile) --
+    /**
+     * Calls `writer` once per write (PATCH or access-policy PUT) that follows a GET of the same vault, after the
+     * GET and before the write takes effect: a test lands another writer's change in the read→write window (the
+     * vault resource has no ETag, so the service cannot refuse the stale write). `undefined` removes the hook.
+     */
+    onReadWriteWindow(writer: ((vaultId: string) => void | Promise<void>) | undefined): void;
+    // -- end concurrent writer hook --
     /** How many injected fault uses are still pending. */
     pendingFaults(): number;
     /** Drops every pending fault. */
@@ -685,6 +693,10 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
     const faults: PendingFault[] = [];
     const timers = new Set<NodeJS.Timeout>();
     let closed = false;
+    // -- concurrent writer hook (h-reconcile) --
+    let windowWriter: ((vaultId: string) => void | Promise<void>) | undefined;
+    const readSinceWrite = new Set<string>();
+    // -- end concurrent writer hook --
 
     function storeVault(v: Vault): void {
         const errors: ValidationError[] = [];
@@ -927,6 +939,12 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
             });
         }
 
+        // -- concurrent writer hook (h-reconcile) --
+        const isRead = route.operationId === 'Vaults_Get';
+        if (isRead) readSinceWrite.add(resourceId.toLowerCase());
+        else if (windowWriter !== undefined && readSinceWrite.delete(resourceId.toLowerCase()))
+            await windowWriter(resourceId);
+        // -- end concurrent writer hook --
         const vault = findVault(resourceId);
         if (vault === undefined) {
             return sendError(res, record, {
@@ -994,6 +1012,10 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
             return structuredClone(v);
         },
         setVault: storeVault,
+        onReadWriteWindow(writer) {
+            windowWriter = writer;
+            readSinceWrite.clear();
+        },
         inject(fault) {
             const times = fault.times ?? 1;
             if (!Number.isInteger(times) || times < 1)
