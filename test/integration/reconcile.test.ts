@@ -15,6 +15,9 @@ import { ruleIds } from '../../shared/core/rules';
 import type { PutResult, StateKey, StateStore, StoredState } from '../../shared/core/state/store';
 import { type ArmKeyVaultFake, makeVault, startArmKeyVaultFake } from '../../shared/simulation/armSimulator';
 import { armClientFor } from '../fakes/armClient';
+import { TableClient } from '@azure/data-tables';
+import { TableStateStore } from '../../shared/adapters/tableStateStore';
+import { type AzuriteService, startAzurite } from '../support/azurite';
 import { fixtureBody } from '../support/fixtures';
 
 const SUB = '6c1f4e2a-8b3d-4f5e-a1c2-9d8e7f6a5b40';
@@ -111,12 +114,22 @@ class FailingSink implements DecisionSink {
 }
 
 let fake: ArmKeyVaultFake;
+let azurite: AzuriteService;
+let tables = 0;
 beforeAll(async () => {
-    fake = await startArmKeyVaultFake();
+    [fake, azurite] = await Promise.all([startArmKeyVaultFake(), startAzurite('table')]);
 });
 afterAll(async () => {
-    await fake.close();
+    await Promise.all([fake.close(), azurite.stop()]);
 });
+
+function azuriteTable(): StateStore {
+    return new TableStateStore(
+        TableClient.fromConnectionString(azurite.connectionString, `kvrrace${++tables}`, {
+            allowInsecureConnection: true,
+        }),
+    );
+}
 beforeEach(() => {
     fake.setVault(openVault());
     fake.clearFaults();
@@ -282,20 +295,26 @@ describe('per-vault serialization', () => {
         expect(compliant()).toBe(true);
     });
 
-    it('two processors get the same batch, round after round: every vault compliant or critical, no duplicate writes', async () => {
-        for (let round = 0; round < 15; round++) {
-            fake.setVault(openVault());
-            fake.clearLog();
-            const store = new MemoryStateStore();
-            const a = responder({ store, owner: 'a' });
-            const b = responder({ store, owner: 'b' });
-            await Promise.all([
-                a.pipeline.processBatch([{ body: attackBody() }]),
-                b.pipeline.processBatch([{ body: attackBody() }]),
-            ]);
-            const critical = [...criticals(a.decisions.decisions), ...criticals(b.decisions.decisions)];
-            expect(compliant() || critical.length > 0).toBe(true);
-            expect(writes().filter((r) => r.method === 'PATCH')).toHaveLength(1);
-        }
-    });
+    it.each([
+        ['one memory store', 15, () => new MemoryStateStore() as StateStore],
+        ['one Azurite table', 20, azuriteTable],
+    ])(
+        'two processors get the same batch (%s), round after round: compliant or critical, no duplicate writes',
+        async (_name, rounds, makeStore) => {
+            for (let round = 0; round < rounds; round++) {
+                // A fresh store per round: one vault remediated every round would (rightly) hit the hourly cap.
+                const store = makeStore();
+                fake.setVault(openVault());
+                fake.clearLog();
+                const a = responder({ store, owner: 'a' });
+                const b = responder({ store, owner: 'b' });
+                const body = attackBody();
+                (body.records[0] as { correlationId: string }).correlationId = `race-${round}`;
+                await Promise.all([a.pipeline.processBatch([{ body }]), b.pipeline.processBatch([{ body }])]);
+                const critical = [...criticals(a.decisions.decisions), ...criticals(b.decisions.decisions)];
+                expect(compliant() || critical.length > 0).toBe(true);
+                expect(writes().filter((r) => r.method === 'PATCH')).toHaveLength(1);
+            }
+        },
+    );
 });
