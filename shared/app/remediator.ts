@@ -77,6 +77,24 @@ export const DRIFT_RULES: readonly string[] = [
     'access-policy-granted',
 ];
 
+/** The vault as the last reconcile saw it (bounded): drift since then is reported once, not on every sweep. */
+interface VaultMemo {
+    readonly at: string;
+    /** Keys of the out-of-policy items seen (monitor mode reports each once). */
+    readonly drift: readonly string[];
+    readonly enableRbacAuthorization: boolean;
+}
+
+const MAX_MEMO_DRIFT = 50;
+
+export function snapshotKey(vaultName: string) {
+    return stateKey(vaultName, 'reconcile|snapshot');
+}
+
+function driftKeyOf(a: RemediationPlan['actions'][number]): string {
+    return `${a.action}|${JSON.stringify(a.detail).slice(0, 300)}`;
+}
+
 export function windowsKey(vaultName: string) {
     return stateKey(vaultName, 'reconcile|windows');
 }
@@ -301,6 +319,7 @@ export class Remediator {
             decisions.push(d);
         };
         let applied = 0;
+        const memo = await this.memo(w.vault);
         let read: VaultSnapshot | undefined;
         let concurrent = [...intent.concurrent];
         for (let round = 0; round < MAX_ROUNDS; round++) {
@@ -321,6 +340,7 @@ export class Remediator {
             const rules = [...new Set([...w.triggered, ...DRIFT_RULES])];
             const enforceRules = rules.filter((r) => modeFor(policy, r) === 'enforce');
             const monitorRules = rules.filter((r) => modeFor(policy, r) === 'monitor');
+            if (round === 0) await this.remember(w, vault, policy, memo, decisions);
             if (round === 0 && monitorRules.length > 0) {
                 const plan = planRemediation(vault, monitorRules, policy, this.o.guard);
                 for (const a of plan.actions)
@@ -334,7 +354,12 @@ export class Remediator {
                 for (const s of plan.skipped)
                     if (w.triggered.has(s.rule))
                         report(this.action(w, s.action, s.rule, 'skipped', { reason: s.reason, ...s.detail }));
-                this.reportDrift(w, plan.actions, decisions, 'monitor');
+                this.reportDrift(
+                    w,
+                    plan.actions.filter((a) => !(memo?.drift ?? []).includes(driftKeyOf(a))),
+                    decisions,
+                    'monitor',
+                );
             }
             let plan = planRemediation(vault, enforceRules, policy, this.o.guard);
             for (const s of plan.skipped)
@@ -534,6 +559,50 @@ export class Remediator {
                 ),
             );
         }
+    }
+
+    private async memo(vault: VaultRef): Promise<VaultMemo | undefined> {
+        const [s] = await this.o.store.getMany([snapshotKey(vault.name)]);
+        return (s?.value ?? undefined) as VaultMemo | undefined;
+    }
+
+    /**
+     * Compares the vault with what the last reconcile saw (the RBAC switch turned off shows up even when no record
+     * said so), and keeps what it sees now.
+     */
+    private async remember(
+        w: Work,
+        vault: VaultSnapshot,
+        policy: VaultPolicy,
+        memo: VaultMemo | undefined,
+        decisions: Decision[],
+    ): Promise<void> {
+        const rbac = vault.properties.enableRbacAuthorization === true;
+        if (memo?.enableRbacAuthorization === true && !rbac && !w.intent.rules.includes('rbac-authorization-disabled'))
+            decisions.push(
+                this.finding(
+                    w,
+                    'rbac-authorization-disabled',
+                    this.o.severityOf?.('rbac-authorization-disabled') ?? 'high',
+                    `ARM shows Azure RBAC authorization turned off on ${w.vault.name} since ${memo.at}: access policies apply again`,
+                    { source: 'arm-drift' },
+                ),
+            );
+        const drift = planRemediation(vault, DRIFT_RULES, policy, this.o.guard)
+            .actions.map(driftKeyOf)
+            .slice(0, MAX_MEMO_DRIFT);
+        const next: VaultMemo = {
+            at: new Date(this.o.clock.now()).toISOString(),
+            drift,
+            enableRbacAuthorization: rbac,
+        };
+        const key = snapshotKey(w.vault.name);
+        for (let attempt = 0; attempt < 4; attempt++) {
+            const [s] = await this.o.store.getMany([key]);
+            const r = await this.o.store.put(key, next, s?.etag, Number.MAX_SAFE_INTEGER);
+            if (r.ok) return;
+        }
+        // Another reconcile wrote it meanwhile (we hold the lease, so an undo): its view is as good as ours.
     }
 
     private async cap(budget: number, w: Work): Promise<'invocation' | 'vault-hour' | undefined> {
