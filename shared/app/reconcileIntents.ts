@@ -59,13 +59,16 @@ export interface ReconcileIntent {
 
 const MAX_IDS = 10;
 const MAX_ID_CHARS = 128;
-const MAX_KEYS = 20;
+const MAX_KEYS = 10;
 const MAX_KEY_CHARS = 200;
-const MAX_CONCURRENT = 3;
+const MAX_CONCURRENT = 2;
 const MAX_RULE_LIST = 20;
 const CAS_ATTEMPTS = 10;
-/** Table Storage holds at most 1 MiB per entity; the store splits values, but keep the outcome small. */
-const MAX_UNSENT_CHARS = 24_000;
+/**
+ * The whole intent is one table property (at most 32,000 characters): outcome ≤ 12K, concurrent changes ≤ 2 × 6K,
+ * incident keys ≤ 2K, rules ≤ 1.6K, correlation ids ≤ 1.3K, last error ≤ 0.6K.
+ */
+const MAX_UNSENT_CHARS = 12_000;
 /** Intents outlive any queue retry; the maintenance job sweeps them after this (wall clock). */
 const INTENT_TTL_MS = 30 * 24 * 3_600_000;
 
@@ -83,7 +86,7 @@ function bounded(list: readonly string[], add: readonly string[], max: number, c
 }
 
 function boundedChange(c: ConcurrentChange): ConcurrentChange {
-    const cut = (l: readonly string[] | undefined) => l?.slice(0, 50).map((v) => v.slice(0, 400));
+    const cut = (l: readonly string[] | undefined) => l?.slice(0, 10).map((v) => v.slice(0, 300));
     const ipRules = cut(c.ipRules);
     const virtualNetworkRules = cut(c.virtualNetworkRules);
     return {
@@ -182,11 +185,15 @@ export class ReconcileIntents {
 
     /** Keeps a run's outcome until {@link complete} confirms it was handed to the sinks (bounded in size). */
     async setUnsent(vaultName: string, decisions: readonly Decision[]): Promise<void> {
+        // What matters most first, if not everything fits: findings, then changes made or failed, then the rest.
+        const rank = (d: Decision): number =>
+            d.type === 'finding' ? 0 : d.type === 'action' && (d.status === 'applied' || d.status === 'failed') ? 1 : 2;
         const kept: Decision[] = [];
         let size = 0;
-        for (const d of decisions) {
-            size += JSON.stringify(d).length;
-            if (size > MAX_UNSENT_CHARS) break;
+        for (const d of [...decisions].sort((a, b) => rank(a) - rank(b))) {
+            const n = JSON.stringify(d).length;
+            if (size + n > MAX_UNSENT_CHARS) continue;
+            size += n;
             kept.push(d);
         }
         await this.update(vaultName, (cur) => (cur === undefined ? cur : { ...cur, unsent: kept }));

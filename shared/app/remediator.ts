@@ -65,8 +65,10 @@ interface Work {
 
 const HOUR_MS = 3_600_000;
 const MAX_ROUNDS = 3;
-const MAX_WINDOWS = 8;
-const MAX_WINDOW_ITEMS = 50;
+const MAX_WINDOWS = 3;
+/** Per list; with the cut per item, three windows stay well under a table property's 32,000 characters. */
+const MAX_WINDOW_IPS = 40;
+const MAX_WINDOW_VNETS = 10;
 const WINDOW_TTL_MS = 24 * HOUR_MS;
 
 /** One rule per action: the drift the reconciler checks on every vault, whatever triggered it. */
@@ -664,9 +666,11 @@ export class Remediator {
         const window: WriteWindow = {
             readAt,
             writeAt: this.o.clock.now(),
-            beforeIpRules: (acls?.ipRules ?? []).slice(0, MAX_WINDOW_ITEMS).map((r) => r.value),
-            beforeVirtualNetworkRules: (acls?.virtualNetworkRules ?? []).slice(0, MAX_WINDOW_ITEMS).map((r) => r.id),
-            sentIpRules: (sent?.ipRules ?? []).slice(0, MAX_WINDOW_ITEMS).map((r) => r.value),
+            beforeIpRules: (acls?.ipRules ?? []).slice(0, MAX_WINDOW_IPS).map((r) => r.value.slice(0, 45)),
+            beforeVirtualNetworkRules: (acls?.virtualNetworkRules ?? [])
+                .slice(0, MAX_WINDOW_VNETS)
+                .map((r) => r.id.slice(0, 300)),
+            sentIpRules: (sent?.ipRules ?? []).slice(0, MAX_WINDOW_IPS).map((r) => r.value.slice(0, 45)),
         };
         for (let attempt = 0; attempt < 8; attempt++) {
             const [s] = await this.o.store.getMany([key]);
