@@ -2,7 +2,7 @@
 // and two processors racing on one batch. The ARM simulator behind the real @azure/arm-keyvault client; answers the
 // simulator cannot give yet (400/404/409/412) come from a pipeline policy of the real client, so the SDK turns them
 // into its own RestError exactly as it would for the service.
-import { createHttpHeaders, type PipelinePolicy } from '@azure/core-rest-pipeline';
+import { createHttpHeaders, type PipelinePolicy, RestError } from '@azure/core-rest-pipeline';
 import { ArmVaultAdmin } from '../../shared/adapters/armVaultAdmin';
 import { MemoryDecisionSink, MemoryQuarantineSink } from '../../shared/adapters/memorySinks';
 import { MemoryStateStore } from '../../shared/adapters/memoryStateStore';
@@ -78,6 +78,19 @@ function answer(status: number, method: string, times = 1): PipelinePolicy {
     };
 }
 
+/** Fails the next `times` requests of `method` as a reset connection does (the SDK's RestError, code ECONNRESET). */
+function reset(method: string, times = 1): PipelinePolicy {
+    let left = times;
+    return {
+        name: 'reset',
+        sendRequest: async (request, next) => {
+            if (left <= 0 || request.method !== method) return next(request);
+            left--;
+            throw new RestError('read ECONNRESET', { code: 'ECONNRESET', request });
+        },
+    };
+}
+
 /** A state store that throws a 503-like error on the next `times` writes whose row starts with `rowPrefix`. */
 class FailingWrites implements StateStore {
     constructor(
@@ -140,17 +153,23 @@ function responder(
     options: {
         store?: StateStore;
         policies?: PipelinePolicy[];
+        timeoutMs?: number;
         sink?: DecisionSink;
         owner?: string;
         leaseMs?: number;
     } = {},
 ) {
     const decisions = new MemoryDecisionSink();
-    const admin = new ArmVaultAdmin((sub) =>
-        armClientFor(fake, sub, {
-            retryOptions: { maxRetries: 0 },
-            additionalPolicies: (options.policies ?? []).map((policy) => ({ policy, position: 'perCall' as const })),
-        }),
+    const admin = new ArmVaultAdmin(
+        (sub) =>
+            armClientFor(fake, sub, {
+                retryOptions: { maxRetries: 0 },
+                additionalPolicies: (options.policies ?? []).map((policy) => ({
+                    policy,
+                    position: 'perCall' as const,
+                })),
+            }),
+        options.timeoutMs,
     );
     const r = createResponder(
         config,
@@ -244,6 +263,25 @@ describe('every ARM error class ends in a defined outcome', () => {
         await pipeline.processBatch([{ body: attackBody() }]);
         expect(criticals(decisions.decisions).map((f) => [f.rule, f.stage])).toEqual([['remediation-failed', 'apply']]);
         fake.clearFaults();
+    });
+});
+
+describe('timeouts and connection resets', () => {
+    it('a connection reset on the PATCH is retried and the vault ends compliant', async () => {
+        const { decisions, pipeline } = responder({ policies: [reset('PATCH', 2)] });
+        await pipeline.processBatch([{ body: attackBody() }]);
+        expect(compliant()).toBe(true);
+        expect(criticals(decisions.decisions)).toEqual([]);
+    });
+
+    it('reads that keep timing out past the budget: failed at read with a critical finding, no exception', async () => {
+        fake.inject({ delayMs: 700, match: { method: 'GET' }, times: 30 });
+        const { decisions, pipeline } = responder({ timeoutMs: 150 });
+        await pipeline.processBatch([{ body: attackBody() }]);
+        expect(criticals(decisions.decisions).map((f) => [f.rule, f.stage])).toEqual([['remediation-failed', 'read']]);
+        expect(writes()).toEqual([]);
+        fake.clearFaults();
+        await new Promise((resolve) => setTimeout(resolve, 800)); // the held GETs finish inside this test
     });
 });
 
