@@ -160,6 +160,7 @@ export function composeApp(env: Readonly<Record<string, string | undefined>>): A
             store: responder.store,
             clock: systemClock,
             sink: responder.decisions,
+            configuredVaultIds: settings.config.remediation.vaultIds,
         },
     };
 }

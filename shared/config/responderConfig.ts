@@ -323,6 +323,8 @@ export interface RemediationSettings {
     readonly maxPerVaultPerHour: number;
     readonly maxPerInvocation: number;
     readonly retryBudgetMs: number;
+    /** Vault resource ids the guardrail overrides name (lower-case): the drift sweep reconciles them. */
+    readonly vaultIds: readonly string[];
 }
 
 function pathOf(path: readonly PropertyKey[]): string {
@@ -539,6 +541,13 @@ export function parseResponderConfig(
             maxPerVaultPerHour: data.remediation?.maxPerVaultPerHour ?? 3,
             maxPerInvocation: data.remediation?.maxPerInvocation ?? 10,
             retryBudgetMs: (data.remediation?.retryBudgetSeconds ?? 60) * 1000,
+            vaultIds: [
+                ...new Set(
+                    (data.guardrails?.overrides ?? [])
+                        .map((o) => o.match.resourceId?.toLowerCase().replace(/\/+$/, ''))
+                        .filter((id): id is string => id !== undefined),
+                ),
+            ],
         },
         alerting: alertSettingsOf(data, tags),
         cmk: {

@@ -4,6 +4,7 @@ import { decodeReconcileMessage } from '../../adapters/storageReconcileQueue';
 import type { VaultRef } from '../../core/events/types';
 import type { Clock, DecisionSink, ReconcileQueue } from '../../core/ports';
 import type { StateStore } from '../../core/state/store';
+import { vaultRefOf } from '../alerting';
 import { describeError } from '../armCalls';
 import type { ReconcileIntent, ReconcileIntents } from '../reconcileIntents';
 import type { Reconciler, ReconcileRun } from '../reconciler';
@@ -16,6 +17,8 @@ export interface ReconcileDeps {
     readonly clock: Clock;
     /** The decision log and alerting, as for the audit batch. */
     readonly sink: DecisionSink;
+    /** Vault resource ids the config names (guardrail overrides): swept even before any event was seen. */
+    readonly configuredVaultIds?: readonly string[];
 }
 
 /**
@@ -65,8 +68,8 @@ export async function handleReconcilePoison(
 const MAX_SWEEP = 5000;
 
 /**
- * The drift sweep: records a `sweep` intent for every vault the responder knows (every vault that ever had an
- * intent) and wakes the worker, so that lost events, missing diagnostic settings and inferred-field gaps converge.
+ * The drift sweep: records a `sweep` intent for every vault the responder knows (named in the config, or that ever
+ * had an intent) and wakes the worker, so that lost events, missing diagnostic settings and inferred-field gaps converge.
  */
 export async function handleDriftSweep(
     timer: Pick<Timer, 'isPastDue'> | undefined,
@@ -76,13 +79,21 @@ export async function handleDriftSweep(
     const log = new InvocationLogger(context);
     const rows = await deps.store.scan('reconcile|intent', MAX_SWEEP);
     const now = deps.clock.now();
-    const vaults: VaultRef[] = [];
+    const vaults = new Map<string, VaultRef>();
+    for (const id of deps.configuredVaultIds ?? []) {
+        try {
+            const v = vaultRefOf(id);
+            vaults.set(v.resourceId, v);
+        } catch {
+            log.warn('kvr.drift-sweep-bad-vault-id', { vaultId: id.slice(0, 300) });
+        }
+    }
     for (const r of rows) {
         const v = (r.value as ReconcileIntent | null | undefined)?.vault;
-        if (v !== undefined && typeof v.resourceId === 'string') vaults.push(v);
+        if (v !== undefined && typeof v.resourceId === 'string') vaults.set(v.resourceId, v);
     }
     const messages = await deps.intents.record(
-        vaults.map((vault) => ({
+        [...vaults.values()].map((vault) => ({
             vault,
             reason: 'sweep',
             rules: [],
