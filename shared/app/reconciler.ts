@@ -48,7 +48,15 @@ export const MAX_DEQUEUE = 5;
 export class Reconciler {
     constructor(private readonly o: ReconcilerOptions) {}
 
-    async run(message: ReconcileMessage, budget = this.o.maxPerInvocation): Promise<ReconcileRun> {
+    /**
+     * Runs one message. `handOver`, when given, runs while the lease is still held (the queue trigger writes the
+     * outcome and commits under it, so another processor never repeats a finished outcome).
+     */
+    async run(
+        message: ReconcileMessage,
+        budget = this.o.maxPerInvocation,
+        handOver?: (run: ReconcileRun) => Promise<void>,
+    ): Promise<ReconcileRun> {
         let vault: VaultRef;
         try {
             vault = vaultRefOf(message.vaultId);
@@ -81,7 +89,18 @@ export class Reconciler {
             }
             // Durable before anyone is told: a failed hand-over sends it again with the next run.
             if (decisions.length > 0) await this.o.intents.setUnsent(vault.name, decisions);
-            return { kind: 'done', vault, version: intent.version, decisions, applied: outcome.applied };
+            const run: ReconcileRun = {
+                kind: 'done',
+                vault,
+                version: intent.version,
+                decisions,
+                applied: outcome.applied,
+            };
+            if (handOver !== undefined) {
+                if (lease.lost) throw new Error(`lost the lease of ${vault.name} before handing over its outcome`);
+                await handOver(run);
+            }
+            return run;
         } catch (err) {
             await this.o.intents.setError(vault.name, 'reconcile', describeError(err)).catch(() => undefined);
             throw err;
@@ -97,9 +116,11 @@ export class Reconciler {
 
     /** The queue trigger's path: run, hand the outcome to the sink (decision log and alerting), commit. */
     async process(message: ReconcileMessage, sink: DecisionSink): Promise<ReconcileRun> {
-        const run = await this.run(message);
-        if ((run.kind === 'done' || run.kind === 'retry') && run.decisions.length > 0) await sink.write(run.decisions);
-        await this.commit(run);
+        const run = await this.run(message, this.o.maxPerInvocation, async (done) => {
+            if (done.kind === 'done' && done.decisions.length > 0) await sink.write(done.decisions);
+            await this.commit(done);
+        });
+        if (run.kind === 'retry' && run.decisions.length > 0) await sink.write(run.decisions);
         return run;
     }
 
