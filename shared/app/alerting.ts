@@ -8,6 +8,7 @@ import {
     incidentKeyOf,
     markUndone,
     nextDueMs,
+    withActions,
     type NotificationRecord,
     type PersonAction,
     markReenabled,
@@ -172,7 +173,29 @@ export class Alerting implements DecisionSink {
             touched.add(await this.applyFinding(d, actions.get(k) ?? []));
             actions.delete(k); // the actions of a vault and rule belong to its first finding of the batch
         }
+        // Actions without their finding in this write (the reconcile worker ran after the batch): onto the incidents
+        // of the findings that asked for them (`incidentKeys`: rule|principal).
+        for (const list of actions.values()) await this.attachActions(list);
         for (const id of touched) await this.deliver(id);
+    }
+
+    private async attachActions(list: readonly ActionDecision[]): Promise<void> {
+        const first = list[0];
+        if (first === undefined) return;
+        const keys = new Set<string>();
+        for (const a of list)
+            for (const k of Array.isArray(a.incidentKeys) ? (a.incidentKeys as unknown[]) : [])
+                if (typeof k === 'string' && k.startsWith(`${a.rule}|`)) keys.add(k);
+        const at = new Date(this.o.clock.now()).toISOString();
+        for (const key of keys) {
+            const [p] = await this.o.store.getMany([stateKey(first.vault, `incident|${key}`)]);
+            const id = (p?.value as { id?: string } | null | undefined)?.id;
+            if (id === undefined) continue;
+            await this.update(id, (inc) => {
+                const next = withActions(inc, list, at);
+                return next === inc ? undefined : next;
+            });
+        }
     }
 
     /** The roster an incident was routed to when it opened. */

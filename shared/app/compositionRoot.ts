@@ -25,6 +25,11 @@ import { type CmkPostureDeps, composeCmkPosture } from './handlers/handleCmkPost
 import type { IncidentLinkDeps } from './handlers/handleIncidentLink';
 import { KeyVaultKeyStateReader } from '../adapters/keyStateReader';
 import { startTelemetry } from './telemetry';
+// -- reconcile queue (h-reconcile) --
+import { storageReconcileQueueAt } from '../adapters/storageReconcileQueue';
+import type { ReconcileDeps } from './handlers/handleReconcile';
+import { queueLocationOf } from './reconcileSettings';
+// -- end reconcile queue --
 
 /** The Function app's dependencies, built once per worker. */
 export interface AppDeps {
@@ -40,6 +45,8 @@ export interface AppDeps {
     readonly cmkExpiry: CmkExpiryDeps;
     readonly cmkReport: CmkReportDeps;
     readonly cmkPosture: CmkPostureDeps;
+    /** The reconcile queue trigger, its poison queue and the drift sweep. */
+    readonly reconcile: ReconcileDeps;
 }
 
 function quarantineOf(settings: AppSettings): QuarantineSink {
@@ -87,6 +94,14 @@ export function composeApp(env: Readonly<Record<string, string | undefined>>): A
     );
     const a = settings.alerting;
     const keys = new KeyVaultKeyStateReader(credential);
+    // -- reconcile queue (h-reconcile): without KVR_RECONCILE_QUEUE the app remediates in process after each batch.
+    const queueLocation = queueLocationOf(env);
+    const queue = queueLocation === undefined ? undefined : storageReconcileQueueAt(queueLocation, () => credential);
+    if (queue === undefined)
+        processLogger.warn('kvr.reconcile-in-process', {
+            reason: 'no reconcile queue configured: remediation runs inside the Event Hubs batch',
+        });
+    // -- end reconcile queue --
     const responder = createResponder(
         settings.config,
         { decisions: logOnlyDecisions, quarantine: quarantineOf(settings) },
@@ -95,6 +110,8 @@ export function composeApp(env: Readonly<Record<string, string | undefined>>): A
             store: tableStateStoreAt(settings.state, () => credentialOf(settings)),
             admin,
             keys,
+            ...(queue === undefined ? {} : { queue }),
+            log: processLogger,
             alerting: {
                 channels: {
                     ...(a.teamsWebhookUrl === undefined
@@ -143,6 +160,15 @@ export function composeApp(env: Readonly<Record<string, string | undefined>>): A
         cmkExpiry: { store: responder.store, keys, settings: settings.config.cmk, sink: alerting },
         cmkReport: { store: responder.store, settings: settings.config.cmk, alerting },
         cmkPosture: composeCmkPosture(settings, { sink: alerting, admin }),
+        reconcile: {
+            reconciler: responder.reconciler,
+            intents: responder.intents,
+            queue: responder.reconcileQueue,
+            store: responder.store,
+            clock: systemClock,
+            sink: responder.decisions,
+            configuredVaultIds: settings.config.remediation.vaultIds,
+        },
     };
 }
 

@@ -2,7 +2,16 @@ import { MemoryStateStore } from '../adapters/memoryStateStore';
 import { StreamLogger } from '../adapters/invocationLogger';
 import { systemClock } from '../adapters/systemClock';
 import type { AuditEvent } from '../core/events/types';
-import type { Clock, DecisionSink, KeyStateReader, Logger, QuarantineSink, VaultAdmin } from '../core/ports';
+import type {
+    Clock,
+    DecisionSink,
+    KeyStateReader,
+    Logger,
+    QuarantineSink,
+    ReconcileQueue,
+    VaultAdmin,
+} from '../core/ports';
+import { MemoryReconcileQueue } from '../adapters/memoryReconcileQueue';
 import { cmkInventoryTracker } from '../core/cmk/tracker';
 import { rules } from '../core/rules';
 import type { StateStore } from '../core/state/store';
@@ -11,9 +20,11 @@ import { Alerting, type AlertingOptions } from './alerting';
 import { CmkEnricher } from './cmk';
 import { DetectionEngine } from './detectionEngine';
 import { AuditPipeline } from './pipeline';
+import { ReconcileIntents } from './reconcileIntents';
+import { Reconciler } from './reconciler';
 import { Remediator } from './remediator';
 import { Undoer } from './undoer';
-import { VaultLeases } from './vaultLease';
+import { LEASE_MS, VaultLeases } from './vaultLease';
 
 export interface PipelineSinks {
     readonly decisions: DecisionSink;
@@ -36,12 +47,26 @@ export interface PipelineOptions {
     readonly log?: Logger;
     /** Incidents and notifications; without it decisions only reach `sinks.decisions`. */
     readonly alerting?: Omit<AlertingOptions, 'store' | 'settings' | 'undoer' | 'clock'>;
+    /**
+     * The reconcile queue (Azure Storage Queues in the Function app, whose queue trigger runs the worker). Without
+     * it, an in-memory queue that the pipeline drains after each batch (replay, serve, consume, tests).
+     */
+    readonly queue?: ReconcileQueue;
+    /** Vault lease duration (renewed every third of it while work runs). */
+    readonly leaseMs?: number;
+    /** How long a message for a busy vault waits before it is tried again (default 30 s; 250 ms in process). */
+    readonly busyDelayMs?: number;
 }
 
-/** The parts of one responder that share state: the pipeline, its remediator and its alerting. */
+/** The parts of one responder that share state: the pipeline, its reconcile worker and its alerting. */
 export interface Responder {
     readonly pipeline: AuditPipeline;
     readonly remediator: Remediator;
+    readonly reconciler: Reconciler;
+    readonly intents: ReconcileIntents;
+    readonly reconcileQueue: ReconcileQueue;
+    /** Where the worker's decisions go: the decision sink, then alerting (as the batch's). */
+    readonly decisions: DecisionSink;
     readonly undoer: Undoer;
     readonly store: StateStore;
     readonly alerting: Alerting | undefined;
@@ -68,7 +93,7 @@ export function createResponder(config: ResponderConfig, sinks: PipelineSinks, o
         store,
     });
     const owner = options.owner ?? `p${process.pid}`;
-    const leases = new VaultLeases(store, clock, owner);
+    const leases = new VaultLeases(store, clock, owner, options.leaseMs ?? LEASE_MS);
     const undoer = new Undoer({
         admin: options.admin,
         store,
@@ -87,7 +112,20 @@ export function createResponder(config: ResponderConfig, sinks: PipelineSinks, o
         store,
         clock,
         owner,
+        severityOf: (rule) => engine.severities.get(rule),
+    });
+    const intents = new ReconcileIntents(store, clock);
+    const memoryQueue = options.queue === undefined ? new MemoryReconcileQueue(clock) : undefined;
+    const queue: ReconcileQueue = options.queue ?? memoryQueue ?? new MemoryReconcileQueue(clock);
+    const reconciler = new Reconciler({
+        remediator,
+        intents,
         leases,
+        queue,
+        clock,
+        ...(options.log === undefined ? {} : { log: options.log }),
+        busyDelayMs: options.busyDelayMs ?? (memoryQueue === undefined ? 30_000 : 250),
+        maxPerInvocation: config.remediation.maxPerInvocation,
     });
     const alerting =
         options.alerting === undefined
@@ -104,16 +142,24 @@ export function createResponder(config: ResponderConfig, sinks: PipelineSinks, o
         options.keys === undefined
             ? undefined
             : new CmkEnricher(options.keys, options.log ?? options.alerting?.log ?? new StreamLogger(process.stderr));
+    const decisions = alerting === undefined ? sinks.decisions : new SinkChain([sinks.decisions, alerting]);
     const pipeline = new AuditPipeline({
         engine,
-        remediator,
+        reconcile: {
+            intents,
+            queue,
+            settings: config.detection,
+            windowsOf: (vault) => remediator.windows(vault),
+            skipRepeats: options.admin === undefined,
+            ...(memoryQueue === undefined ? {} : { drain: () => reconciler.drain(memoryQueue) }),
+        },
         ...(options.beforeDetection === undefined ? {} : { beforeDetection: options.beforeDetection }),
-        decisions: alerting === undefined ? sinks.decisions : new SinkChain([sinks.decisions, alerting]),
+        decisions,
         ...(enricher === undefined ? {} : { enrich: (d) => enricher.enrich(d) }),
         quarantine: sinks.quarantine,
         acceptBareRecords: options.acceptBareRecords,
     });
-    return { pipeline, remediator, undoer, store, alerting };
+    return { pipeline, remediator, reconciler, intents, reconcileQueue: queue, decisions, undoer, store, alerting };
 }
 
 /** The pipeline alone (tests and the benchmark). */

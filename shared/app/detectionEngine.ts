@@ -67,6 +67,10 @@ interface VaultMeta {
 export interface Trigger {
     readonly rule: string;
     readonly event: AuditEvent;
+    /** The principal of the finding the hit belongs to (its incident is keyed by rule and principal). */
+    readonly principal?: string;
+    /** A redelivered record (its group counted it already). */
+    readonly repeat?: true;
 }
 
 /** A rule with its position in the catalogue (the output order within one event). */
@@ -198,9 +202,18 @@ export class DetectionEngine {
         }
         const repeats = new Set<Candidate>();
         const findings = candidates.length === 0 ? [] : await this.group(candidates, repeats, errors);
-        // Redelivered records trigger nothing again (a remediation is idempotent anyway: it reads ARM first).
+        // Every hit triggers, redelivered records too: a batch that failed after detection must still reconcile on
+        // retry (reconciling is idempotent: it reads ARM first, and the intent's version deduplicates the work).
         if (triggers !== undefined)
-            for (const c of candidates) if (!repeats.has(c)) triggers.push({ rule: c.rule.meta.id, event: c.event });
+            for (const c of candidates) {
+                const principal = c.draft.principal ?? principalOf(c.event);
+                triggers.push({
+                    rule: c.rule.meta.id,
+                    event: c.event,
+                    ...(principal === undefined || principal === '' ? {} : { principal }),
+                    ...(repeats.has(c) ? { repeat: true as const } : {}),
+                });
+            }
         const out = [...findings.map((f) => ({ order: f.order, decision: f.decision })), ...errors];
         out.sort((a, b) => a.order - b.order);
         return out.map((o) => o.decision);

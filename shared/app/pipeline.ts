@@ -3,9 +3,13 @@ import { unwrapBody } from '../core/events/envelope';
 import { excerptOf } from '../core/events/excerpt';
 import { RecordNormalizer, type SkipReason } from '../core/events/normalize';
 import type { AuditEvent } from '../core/events/types';
-import type { DecisionSink, QuarantineItem, QuarantineSink } from '../core/ports';
+import type { VaultRef } from '../core/events/types';
+import type { DecisionSink, QuarantineItem, QuarantineSink, ReconcileMessage, ReconcileQueue } from '../core/ports';
+import type { DetectionSettings } from '../core/rules/settings';
 import type { DetectionEngine, Trigger } from './detectionEngine';
-import type { Remediator } from './remediator';
+import type { ReconcileIntents } from './reconcileIntents';
+import { intentInputsOf } from './reconcileTriggers';
+import type { WriteWindow } from './remediator';
 
 /** One input item: an Event Hubs body (object, JSON string or Buffer) and where it came from. */
 export interface BatchItem {
@@ -61,12 +65,33 @@ export interface BatchReport {
     readonly skipped: number;
     /** Per event: enqueue time minus record time (ms), where the enqueue time is known. */
     readonly enqueueLagMs: readonly number[];
+    /** One wake-up per vault whose reconcile intent the batch recorded (sent once the findings are written). */
+    readonly reconcile: readonly ReconcileMessage[];
+}
+
+/** Where the batch hands remediation: durable intents and a wake-up queue; the worker runs elsewhere. */
+export interface ReconcileHandoff {
+    readonly intents: ReconcileIntents;
+    readonly queue: ReconcileQueue;
+    readonly settings: DetectionSettings;
+    /** Our recorded write windows of a vault (lost-update detection). */
+    readonly windowsOf?: (vault: VaultRef) => Promise<readonly WriteWindow[]>;
+    /**
+     * Without ARM access nothing is reconciled, only planned: a redelivered record then plans nothing again (with ARM,
+     * it must trigger again, so that a batch that failed after detection still remediates).
+     */
+    readonly skipRepeats?: boolean;
+    /**
+     * In process (replay, serve, consume): runs the worker on what the batch queued, before the batch's sinks, so
+     * that its outcome reaches the same incidents; `commit` marks the intents processed once the sinks have it.
+     */
+    readonly drain?: () => Promise<{ decisions: Decision[]; commit: () => Promise<void> }>;
 }
 
 export interface PipelineOptions {
     readonly engine: DetectionEngine;
-    /** Reconciles vaults after rule hits (plans only, when it has no ARM access). */
-    readonly remediator?: Remediator;
+    /** Records reconcile intents for the vaults a batch implicates (the worker reconciles them against ARM). */
+    readonly reconcile?: ReconcileHandoff;
     /** Sees each batch's events before the rules do (`kvr replay --vaults` applies recorded changes to its simulation). */
     readonly beforeDetection?: (events: readonly AuditEvent[]) => void;
     readonly decisions: DecisionSink;
@@ -152,22 +177,38 @@ export class AuditPipeline {
         this.options.beforeDetection?.(events);
         const triggers: Trigger[] = [];
         const found = await engine.evaluate(events, triggers);
-        if (this.options.remediator !== undefined && triggers.length > 0)
-            found.push(...(await this.options.remediator.reconcile(triggers)));
+        // Intent before anything is confirmed: a batch that fails from here on is redelivered and records it again.
+        const handoff = this.options.reconcile;
+        let reconcile: ReconcileMessage[] = [];
+        if (handoff !== undefined) {
+            const inputs = await intentInputsOf(
+                events,
+                triggers,
+                handoff.settings,
+                handoff.windowsOf,
+                handoff.skipRepeats,
+            );
+            if (inputs.length > 0) reconcile = await handoff.intents.record(inputs);
+        }
         const enriched =
             this.options.enrich === undefined || found.length === 0 ? found : await this.options.enrich(found);
         for (const d of enriched) {
             decisions.push(d);
-            if (d.type === 'finding') {
-                stats.findings++;
-                increment(stats.findingsByRule, d.rule);
-            } else if (d.type === 'error') stats.ruleErrors++;
-            else if (d.type === 'action') increment(stats.actionsByStatus, d.status);
+            this.count(d);
         }
         stats.records += records;
         stats.events += events.length;
         stats.skipped += skipped;
-        return { events, decisions, quarantined, records, skipped, enqueueLagMs };
+        return { events, decisions, quarantined, records, skipped, enqueueLagMs, reconcile };
+    }
+
+    private count(d: Decision): void {
+        const stats = this.stats;
+        if (d.type === 'finding') {
+            stats.findings++;
+            increment(stats.findingsByRule, d.rule);
+        } else if (d.type === 'error') stats.ruleErrors++;
+        else if (d.type === 'action') increment(stats.actionsByStatus, d.status);
     }
 
     /**
@@ -175,13 +216,27 @@ export class AuditPipeline {
      * that is a whole-batch infrastructure failure, for the trigger's retry policy.
      */
     async processBatch(items: readonly BatchItem[]): Promise<BatchReport> {
-        const report = await this.evaluateBatch(items);
+        let report = await this.evaluateBatch(items);
         if (report.quarantined.length > 0) await this.options.quarantine.put(report.quarantined);
-        if (report.decisions.length > 0) {
-            await this.options.decisions.write(report.decisions);
-            // Only now are the findings delivered; a batch that failed before this point emits them again on retry.
-            await this.options.engine.confirm(report.decisions);
+        const handoff = this.options.reconcile;
+        let commit: (() => Promise<void>) | undefined;
+        if (handoff?.drain !== undefined) {
+            // In process: the worker runs now, and its outcome goes out with the batch's findings.
+            for (const m of report.reconcile) await handoff.queue.send(m);
+            const worked = await handoff.drain();
+            for (const d of worked.decisions) this.count(d);
+            report = { ...report, decisions: [...report.decisions, ...worked.decisions] };
+            commit = worked.commit;
         }
+        if (report.decisions.length > 0) await this.options.decisions.write(report.decisions);
+        if (handoff !== undefined && handoff.drain === undefined) {
+            // After the findings are written, so the worker finds their incidents; before they are confirmed, so a
+            // failure here redelivers the batch, which records the intent and sends the wake-up again.
+            for (const m of report.reconcile) await handoff.queue.send(m);
+        }
+        await commit?.();
+        // Only now are the findings delivered; a batch that failed before this point emits them again on retry.
+        if (report.decisions.length > 0) await this.options.engine.confirm(report.decisions);
         return report;
     }
 }

@@ -1,17 +1,24 @@
-import type { ActionDecision, Decision, FindingDecision } from '../core/decisions';
+import type { ActionDecision, Decision, FindingDecision, Severity } from '../core/decisions';
 import { ResponderError } from '../core/errors';
-import type { AuditEvent, VaultRef } from '../core/events/types';
+import type { VaultRef } from '../core/events/types';
+import { isCovered } from '../core/net/cidr';
 import type { Clock, VaultAdmin } from '../core/ports';
 import { type Guard, planRemediation, verifyRemediation } from '../core/remediation/plan';
-import { ACTIONS_BY_RULE, type RemediationPlan, type VaultSnapshot } from '../core/remediation/types';
-import { type DetectionSettings, modeFor } from '../core/rules/settings';
-import { type StateStore, stateKey } from '../core/state/store';
+import {
+    ACTIONS_BY_RULE,
+    type RemediationPlan,
+    type VaultAccessPolicy,
+    type VaultNetworkAcls,
+    type VaultSnapshot,
+} from '../core/remediation/types';
 import { undoRecordOf, type VaultApprovals, withApprovals } from '../core/remediation/undo';
+import { type DetectionSettings, modeFor, type VaultPolicy } from '../core/rules/settings';
+import { type StateStore, stateKey } from '../core/state/store';
 import type { RemediationSettings } from '../config/responderConfig';
 import { describeError, statusOfErrorOrCause, withRetry } from './armCalls';
-import type { Trigger } from './detectionEngine';
+import type { ConcurrentChange, ReconcileIntent } from './reconcileIntents';
 import { readApprovals, UNDO_TTL_MS } from './undoer';
-import { VaultLeases } from './vaultLease';
+import type { HeldLease } from './vaultLease';
 
 export interface RemediatorOptions {
     /** ARM access; undefined when nothing may be read or changed (replay without a simulation). */
@@ -21,70 +28,222 @@ export interface RemediatorOptions {
     readonly guard: Guard;
     readonly store: StateStore;
     readonly clock: Clock;
-    /** Identifies this processor in leases. */
+    /** Identifies this processor in undo ids. */
     readonly owner: string;
-    /** Shared with undo, so both take the same per-vault lease. */
-    readonly leases?: VaultLeases;
+    /** Severity of a rule's findings (drift found in ARM is reported under the rule it breaks). */
+    readonly severityOf?: (rule: string) => Severity | undefined;
 }
 
-interface VaultWork {
-    readonly vault: VaultRef;
-    readonly rules: Set<string>;
-    readonly events: AuditEvent[];
+/** What one reconcile of a vault produced. */
+export interface VaultOutcome {
+    readonly decisions: Decision[];
+    /** Remediations applied (for the per-invocation cap). */
+    readonly applied: number;
+    /** The lease was lost before a write: nothing more was written; the work must be tried again. */
+    readonly leaseLost?: boolean;
+}
+
+/** One write of ours: what we read, when, and what we sent (lost-update detection from the audit stream). */
+export interface WriteWindow {
+    readonly readAt: number;
+    readonly writeAt: number;
+    readonly beforeIpRules: readonly string[];
+    readonly beforeVirtualNetworkRules: readonly string[];
+    readonly sentIpRules: readonly string[];
 }
 
 interface Counter {
     readonly times: readonly number[];
 }
 
+interface Work {
+    readonly vault: VaultRef;
+    readonly triggered: ReadonlySet<string>;
+    readonly intent: ReconcileIntent;
+    readonly time: string;
+}
+
 const HOUR_MS = 3_600_000;
+const MAX_ROUNDS = 3;
+const MAX_WINDOWS = 3;
+/** Per list; with the cut per item, three windows stay well under a table property's 32,000 characters. */
+const MAX_WINDOW_IPS = 40;
+const MAX_WINDOW_VNETS = 10;
+const WINDOW_TTL_MS = 24 * HOUR_MS;
+
+/** One rule per action: the drift the reconciler checks on every vault, whatever triggered it. */
+export const DRIFT_RULES: readonly string[] = [
+    'firewall-opened',
+    'firewall-ip-rule-added',
+    'public-network-access-enabled',
+    'access-policy-granted',
+];
+
+/** The vault as the last reconcile saw it (bounded): drift since then is reported once, not on every sweep. */
+interface VaultMemo {
+    readonly at: string;
+    /** Keys of the out-of-policy items seen (monitor mode reports each once). */
+    readonly drift: readonly string[];
+    readonly enableRbacAuthorization: boolean;
+}
+
+const MAX_MEMO_DRIFT = 50;
+
+export function snapshotKey(vaultName: string) {
+    return stateKey(vaultName, 'reconcile|snapshot');
+}
+
+function driftKeyOf(a: RemediationPlan['actions'][number]): string {
+    return `${a.action}|${JSON.stringify(a.detail).slice(0, 300)}`;
+}
+
+export function windowsKey(vaultName: string) {
+    return stateKey(vaultName, 'reconcile|windows');
+}
+
+const lower = (s: string | undefined): string => (s ?? '').toLowerCase();
+
+/** Read each time: the renewal timer may have lost the lease meanwhile. */
+const isLost = (lease: HeldLease | undefined): boolean => lease?.lost === true;
+
+/** What the vault should look like after `plan` was applied to `before`. */
+function expectedAfter(before: VaultSnapshot, plan: RemediationPlan): VaultSnapshot['properties'] {
+    const p = before.properties;
+    const accessPolicies = (p.accessPolicies ?? [])
+        .map((e) => {
+            const removal = plan.accessPolicyRemovals.find((r) => lower(r.objectId) === lower(e.objectId));
+            if (removal === undefined) return e;
+            const permissions: Record<string, string[]> = {};
+            for (const [kind, list] of Object.entries(e.permissions)) {
+                const gone = new Set(((removal.permissions as Record<string, string[]>)[kind] ?? []).map(lower));
+                permissions[kind] = (list ?? []).filter((x: string) => !gone.has(lower(x)));
+            }
+            return { ...e, permissions };
+        })
+        .filter((e) => Object.values(e.permissions).some((l) => (l ?? []).length > 0));
+    return {
+        ...p,
+        ...(plan.patch?.networkAcls === undefined ? {} : { networkAcls: plan.patch.networkAcls }),
+        ...(plan.patch?.publicNetworkAccess === undefined
+            ? {}
+            : { publicNetworkAccess: plan.patch.publicNetworkAccess }),
+        accessPolicies,
+    };
+}
+
+function ipSet(acls: VaultNetworkAcls | undefined): Set<string> {
+    return new Set((acls?.ipRules ?? []).map((r) => lower(r.value).replace(/\/32$/, '')));
+}
+
+function vnetSet(acls: VaultNetworkAcls | undefined): Set<string> {
+    return new Set((acls?.virtualNetworkRules ?? []).map((r) => lower(r.id)));
+}
+
+function permsOf(entries: readonly VaultAccessPolicy[] | undefined): Map<string, string> {
+    const out = new Map<string, string>();
+    for (const e of entries ?? []) {
+        const parts = Object.entries(e.permissions)
+            .map(([k, l]) => `${k}:${[...(l ?? [])].map(lower).sort().join(',')}`)
+            .filter((x) => !x.endsWith(':'))
+            .sort();
+        out.set(lower(e.objectId), parts.join(';'));
+    }
+    return out;
+}
 
 /**
- * Reconciles vaults to their guardrail policy after rule hits: reads the vault from ARM, plans the smallest change,
- * applies it (enforce mode) or only reports it (monitor mode), and reads back to verify. Safety rails: protected
- * principals, RBAC vaults, blast-radius caps, a lease per vault against concurrent processors, an undo snapshot before
- * every change, and loud failures (a failed or unverified change is a critical finding).
+ * What differs between the vault as read back and the vault as it should be after our change alone: someone else
+ * wrote in the read→write window (vault resources have no ETag, so ARM cannot refuse a stale write for us).
+ */
+export function changesByOthers(before: VaultSnapshot, plan: RemediationPlan, after: VaultSnapshot): string[] {
+    const want = expectedAfter(before, plan);
+    const got = after.properties;
+    const out: string[] = [];
+    if (lower(want.networkAcls?.defaultAction) !== lower(got.networkAcls?.defaultAction))
+        out.push(`networkAcls.defaultAction is now ${got.networkAcls?.defaultAction ?? 'unset'}`);
+    if (lower(want.networkAcls?.bypass) !== lower(got.networkAcls?.bypass))
+        out.push(`networkAcls.bypass is now ${got.networkAcls?.bypass ?? 'unset'}`);
+    const [wi, gi] = [ipSet(want.networkAcls), ipSet(got.networkAcls)];
+    for (const r of gi) if (!wi.has(r)) out.push(`IP rule ${r} appeared`);
+    for (const r of wi) if (!gi.has(r)) out.push(`IP rule ${r} disappeared`);
+    const [wv, gv] = [vnetSet(want.networkAcls), vnetSet(got.networkAcls)];
+    for (const r of gv) if (!wv.has(r)) out.push(`virtual network rule ${r} appeared`);
+    for (const r of wv) if (!gv.has(r)) out.push(`virtual network rule ${r} disappeared`);
+    if (lower(want.publicNetworkAccess) !== lower(got.publicNetworkAccess))
+        out.push(`publicNetworkAccess is now ${got.publicNetworkAccess ?? 'unset'}`);
+    if ((want.enableRbacAuthorization ?? false) !== (got.enableRbacAuthorization ?? false))
+        out.push(`enableRbacAuthorization is now ${String(got.enableRbacAuthorization ?? false)}`);
+    const [wp, gp] = [permsOf(want.accessPolicies), permsOf(got.accessPolicies)];
+    for (const [id, p] of gp) if (wp.get(id) !== p) out.push(`access policy of ${id} changed`);
+    for (const id of wp.keys()) if (!gp.has(id)) out.push(`access policy of ${id} disappeared`);
+    return out;
+}
+
+/** What of the concurrent writers' changes policy approves and the vault no longer has. */
+function restorable(
+    changes: readonly ConcurrentChange[],
+    vault: VaultSnapshot,
+    policy: VaultPolicy,
+): { ipRules: string[]; virtualNetworkRules: string[]; refused: string[] } {
+    const haveIp = ipSet(vault.properties.networkAcls);
+    const haveVnet = vnetSet(vault.properties.networkAcls);
+    const ipRules: string[] = [];
+    const virtualNetworkRules: string[] = [];
+    const refused: string[] = [];
+    for (const c of changes) {
+        for (const ip of c.ipRules ?? []) {
+            const id = lower(ip).replace(/\/32$/, '');
+            if (haveIp.has(id) || ipRules.some((x) => lower(x).replace(/\/32$/, '') === id)) continue;
+            if (isCovered(ip, policy.approvedIpRanges)) ipRules.push(ip);
+            else refused.push(`IP rule ${ip} (not approved by policy)`);
+        }
+        // Virtual network rules are not restricted by policy: what another writer added and we wiped goes back.
+        for (const id of c.virtualNetworkRules ?? [])
+            if (!haveVnet.has(lower(id)) && !virtualNetworkRules.some((x) => lower(x) === lower(id)))
+                virtualNetworkRules.push(id);
+    }
+    return { ipRules, virtualNetworkRules, refused };
+}
+
+/** Adds restored rules to a plan's PATCH (complete networkAcls, as always). */
+function withRestore(
+    plan: RemediationPlan,
+    vault: VaultSnapshot,
+    add: { ipRules: readonly string[]; virtualNetworkRules: readonly string[] },
+): RemediationPlan {
+    if (add.ipRules.length === 0 && add.virtualNetworkRules.length === 0) return plan;
+    const base = plan.patch?.networkAcls ?? vault.properties.networkAcls ?? {};
+    const networkAcls: VaultNetworkAcls = {
+        bypass: base.bypass ?? 'AzureServices',
+        defaultAction: base.defaultAction ?? 'Deny',
+        ipRules: [...(base.ipRules ?? []), ...add.ipRules.map((value) => ({ value }))],
+        virtualNetworkRules: [
+            ...(base.virtualNetworkRules ?? []),
+            ...add.virtualNetworkRules.map((id) => ({ id, ignoreMissingVnetServiceEndpoint: false })),
+        ],
+    };
+    return { ...plan, patch: { ...(plan.patch ?? {}), networkAcls } };
+}
+
+/**
+ * Reconciles one vault to its guardrail policy, under the vault's lease held by the caller: reads the vault from ARM,
+ * plans the smallest change for every drift rule (not only the rules that fired), applies it (enforce) or reports it
+ * (monitor), reads back and verifies. Safety rails: protected principals, RBAC vaults, blast-radius caps, an undo
+ * snapshot before every change. Every ARM failure ends in a decision (retried within the budget, then `failed` with a
+ * critical finding, or `skipped` with a reason); only state-store failures throw (the queue retries them).
  */
 export class Remediator {
-    private readonly leases: VaultLeases;
+    private undoSeq = 0;
 
-    constructor(private readonly o: RemediatorOptions) {
-        this.leases = o.leases ?? new VaultLeases(o.store, o.clock, o.owner);
-    }
-
-    async reconcile(triggers: readonly Trigger[]): Promise<Decision[]> {
-        const work = new Map<string, VaultWork>();
-        for (const t of triggers) {
-            if (ACTIONS_BY_RULE[t.rule] === undefined) continue;
-            let w = work.get(t.event.vault.resourceId);
-            if (w === undefined) {
-                w = { vault: t.event.vault, rules: new Set(), events: [] };
-                work.set(t.event.vault.resourceId, w);
-            }
-            w.rules.add(t.rule);
-            w.events.push(t.event);
-        }
-        const out: Decision[] = [];
-        let applied = 0;
-        for (const w of work.values()) {
-            const budget = this.o.remediation.maxPerInvocation - applied;
-            const result = await this.reconcileVault(w, budget);
-            applied += result.applied;
-            out.push(...result.decisions);
-        }
-        return out;
-    }
+    constructor(private readonly o: RemediatorOptions) {}
 
     private action(
-        w: VaultWork,
+        w: Work,
         action: string,
         rule: string,
         status: ActionDecision['status'],
         detail: Record<string, unknown>,
     ): ActionDecision {
-        const correlationIds = [
-            ...new Set(w.events.map((e) => e.correlationId).filter((c): c is string => c !== undefined)),
-        ];
         return {
             type: 'action',
             action,
@@ -92,247 +251,448 @@ export class Remediator {
             vaultId: w.vault.resourceId,
             rule,
             status,
-            time: (w.events[w.events.length - 1] as AuditEvent).time,
-            detail: { ...detail, correlationIds },
+            time: w.time,
+            detail: { ...detail, correlationIds: [...w.intent.correlationIds] },
+            ...(w.intent.incidentKeys.length === 0 ? {} : { incidentKeys: [...w.intent.incidentKeys] }),
         };
     }
 
-    private critical(
-        w: VaultWork,
-        rule: 'remediation-failed' | 'remediation-suspended',
+    private finding(
+        w: Work,
+        rule: string,
+        severity: Severity,
         summary: string,
         details: Record<string, unknown>,
     ): FindingDecision {
-        const last = w.events[w.events.length - 1] as AuditEvent;
         return {
             type: 'finding',
             rule,
-            severity: 'critical',
+            severity,
             vault: w.vault.name,
             vaultId: w.vault.resourceId,
-            time: last.time,
-            operations: [...new Set(w.events.map((e) => e.operation))],
-            correlationIds: [
-                ...new Set(w.events.map((e) => e.correlationId).filter((c): c is string => c !== undefined)),
-            ],
+            time: w.time,
+            operations: [],
+            correlationIds: [...w.intent.correlationIds],
             count: 1,
             summary,
             ...details,
         };
     }
 
-    private withRetry<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    private critical(
+        w: Work,
+        rule: 'remediation-failed' | 'remediation-suspended',
+        summary: string,
+        details: Record<string, unknown>,
+    ): FindingDecision {
+        return this.finding(w, rule, 'critical', summary, details);
+    }
+
+    private retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
         return withRetry(this.o.clock, this.o.remediation.retryBudgetMs, what, fn);
     }
 
-    private async reconcileVault(w: VaultWork, budget: number): Promise<{ applied: number; decisions: Decision[] }> {
+    /** Reconciles the vault of `intent`; the caller holds the vault's lease. */
+    async remediate(intent: ReconcileIntent, lease: HeldLease | undefined, budget: number): Promise<VaultOutcome> {
+        const w: Work = {
+            vault: intent.vault,
+            triggered: new Set(intent.rules.filter((r) => ACTIONS_BY_RULE[r] !== undefined)),
+            intent,
+            time: new Date(intent.latestMs).toISOString(),
+        };
         const admin = this.o.admin;
         const decisions: Decision[] = [];
         if (admin === undefined) {
             const policy = this.o.settings.policyFor(w.vault);
-            for (const rule of w.rules) {
+            for (const rule of w.triggered)
                 decisions.push(
                     this.action(w, ACTIONS_BY_RULE[rule] as string, rule, 'planned', {
                         mode: modeFor(policy, rule),
                         note: 'not connected to Azure Resource Manager: nothing was read or changed',
                     }),
                 );
-            }
             return { applied: 0, decisions };
         }
-        let vault: VaultSnapshot;
-        try {
-            vault = await this.withRetry(`reading ${w.vault.name}`, () => admin.get(w.vault));
-        } catch (err) {
-            return this.failed(w, [...w.rules], 'read', err);
-        }
-        // The vault's own tags, as ARM returns them, decide tag-matched overrides (enforce scope by env=prod ...).
-        const policy = withApprovals(this.o.settings.policyFor(w.vault, vault.tags), await this.approvals(w.vault));
-        const enforceRules = [...w.rules].filter((r) => modeFor(policy, r) === 'enforce');
-        const monitorRules = [...w.rules].filter((r) => modeFor(policy, r) === 'monitor');
-        if (monitorRules.length > 0) {
-            const plan = planRemediation(vault, monitorRules, policy, this.o.guard);
-            for (const a of plan.actions)
-                decisions.push(
-                    this.action(w, a.action, a.rule, 'planned', { mode: 'monitor', summary: a.summary, ...a.detail }),
-                );
-            for (const s of plan.skipped)
-                decisions.push(this.action(w, s.action, s.rule, 'skipped', { reason: s.reason, ...s.detail }));
-        }
-        if (enforceRules.length === 0) return { applied: 0, decisions };
-
-        let plan = planRemediation(vault, enforceRules, policy, this.o.guard);
-        const eventTime = Math.max(...w.events.map((e) => e.timeMs));
-        for (const s of plan.skipped)
-            decisions.push(this.action(w, s.action, s.rule, 'skipped', { reason: s.reason, ...s.detail }));
-        if (plan.actions.length === 0) return { applied: 0, decisions };
-
-        // Blast radius: per invocation, then per vault and hour (durable, so a tug of war shows up).
-        const capped =
-            budget <= 0
-                ? 'invocation'
-                : (await this.vaultHourCount(w.vault, eventTime)) >= this.o.remediation.maxPerVaultPerHour
-                  ? 'vault-hour'
-                  : undefined;
-        if (capped !== undefined) {
-            for (const a of plan.actions)
-                decisions.push(
-                    this.action(w, a.action, a.rule, 'skipped', {
-                        reason: 'blast-radius',
-                        cap: capped,
-                        summary: a.summary,
-                    }),
-                );
-            decisions.push(
-                this.critical(
-                    w,
-                    'remediation-suspended',
-                    capped === 'invocation'
-                        ? `remediation of ${w.vault.name} suspended: more than ${this.o.remediation.maxPerInvocation} remediations in one batch`
-                        : `remediation of ${w.vault.name} suspended: more than ${this.o.remediation.maxPerVaultPerHour} remediations within an hour (a tug of war with a policy or pipeline?)`,
-                    { cap: capped, pendingActions: plan.actions.map((a) => a.action) },
-                ),
-            );
-            return { applied: 0, decisions };
-        }
-
-        const lease = await this.leases.acquire(w.vault);
-        if (!lease) {
-            for (const a of plan.actions)
-                decisions.push(
-                    this.action(w, a.action, a.rule, 'skipped', {
-                        reason: 'concurrent-remediation',
-                        summary: a.summary,
-                    }),
-                );
-            return { applied: 0, decisions };
-        }
-        try {
-            // Under the lease, read again: another processor may have fixed the vault meanwhile.
-            vault = await this.withRetry(`reading ${w.vault.name}`, () => admin.get(w.vault));
-            // ... and what people approved meanwhile (an undo that finished while we waited for the lease).
-            const approved = withApprovals(
-                this.o.settings.policyFor(w.vault, vault.tags),
-                await this.approvals(w.vault),
-            );
-            plan = planRemediation(vault, enforceRules, approved, this.o.guard);
-            for (const s of plan.skipped) {
-                if (!decisions.some((d) => d.type === 'action' && d.action === s.action && d.status === 'skipped')) {
-                    decisions.push(this.action(w, s.action, s.rule, 'skipped', { reason: s.reason, ...s.detail }));
+        const reported = new Set<string>();
+        const report = (d: ActionDecision): void => {
+            const k = `${d.action}|${d.status}|${JSON.stringify(d.detail.objectId ?? '')}|${String(d.detail.reason)}`;
+            if (reported.has(k)) return;
+            reported.add(k);
+            decisions.push(d);
+        };
+        let applied = 0;
+        const memo = await this.memo(w.vault);
+        let read: VaultSnapshot | undefined;
+        let concurrent = [...intent.concurrent];
+        for (let round = 0; round < MAX_ROUNDS; round++) {
+            // Read under the lease immediately before the write: the read→write window is as small as we can make it.
+            let vault: VaultSnapshot;
+            const readAt = this.o.clock.now();
+            if (read !== undefined) vault = read;
+            else {
+                try {
+                    vault = await this.retry(`reading ${w.vault.name}`, () => admin.get(w.vault));
+                } catch (err) {
+                    return { applied, decisions: [...decisions, ...this.failed(w, 'read', err)] };
                 }
             }
-            if (plan.actions.length === 0) return { applied: 0, decisions };
-            const undoId = await this.saveUndo(w, vault, plan);
-            try {
-                if (plan.patch !== undefined) {
-                    const patch = plan.patch;
-                    await this.withRetry(`patching ${w.vault.name}`, () => admin.patch(w.vault, patch));
-                }
-                for (const entry of plan.accessPolicyRemovals) {
-                    await this.withRetry(`removing an access policy of ${entry.objectId} from ${w.vault.name}`, () =>
-                        admin.removeAccessPolicy(w.vault, entry),
-                    );
-                }
-            } catch (err) {
-                return {
-                    applied: 0,
-                    decisions: [
-                        ...decisions,
-                        ...this.failed(
-                            w,
-                            plan.actions.map((a) => a.rule),
-                            'apply',
-                            err,
-                            plan,
-                        ).decisions,
-                    ],
-                };
-            }
-            const after = await this.withRetry(`reading back ${w.vault.name}`, () => admin.get(w.vault));
-            const problems = verifyRemediation(after, plan);
-            await this.countRemediation(w.vault, eventTime);
-            if (problems.length > 0) {
+            read = undefined;
+            // The vault's own tags, as ARM returns them, decide tag-matched overrides (enforce scope by env=prod ...).
+            const policy = withApprovals(this.o.settings.policyFor(w.vault, vault.tags), await this.approvals(w.vault));
+            const rules = [...new Set([...w.triggered, ...DRIFT_RULES])];
+            const enforceRules = rules.filter((r) => modeFor(policy, r) === 'enforce');
+            const monitorRules = rules.filter((r) => modeFor(policy, r) === 'monitor');
+            if (round === 0) await this.remember(w, vault, policy, memo, decisions);
+            if (round === 0 && monitorRules.length > 0) {
+                const plan = planRemediation(vault, monitorRules, policy, this.o.guard);
                 for (const a of plan.actions)
-                    decisions.push(
-                        this.action(w, a.action, a.rule, 'failed', {
-                            reason: 'not-verified',
-                            problems,
-                            undoId,
+                    report(
+                        this.action(w, a.action, a.rule, 'planned', {
+                            mode: 'monitor',
                             summary: a.summary,
                             ...a.detail,
+                        }),
+                    );
+                for (const s of plan.skipped)
+                    if (w.triggered.has(s.rule))
+                        report(this.action(w, s.action, s.rule, 'skipped', { reason: s.reason, ...s.detail }));
+                this.reportDrift(
+                    w,
+                    plan.actions.filter((a) => !(memo?.drift ?? []).includes(driftKeyOf(a))),
+                    decisions,
+                    'monitor',
+                );
+            }
+            let plan = planRemediation(vault, enforceRules, policy, this.o.guard);
+            for (const s of plan.skipped)
+                if (round === 0 && w.triggered.has(s.rule))
+                    report(this.action(w, s.action, s.rule, 'skipped', { reason: s.reason, ...s.detail }));
+            const restore =
+                concurrent.length > 0 && enforceRules.length > 0
+                    ? restorable(concurrent, vault, policy)
+                    : { ipRules: [], virtualNetworkRules: [], refused: [] };
+            if (restore.refused.length > 0 && round === 0)
+                report(
+                    this.action(w, 'concurrent-change-restored', 'concurrent-change', 'skipped', {
+                        reason: 'policy-refuses',
+                        refused: restore.refused,
+                    }),
+                );
+            plan = withRestore(plan, vault, restore);
+            const restoring = restore.ipRules.length + restore.virtualNetworkRules.length > 0;
+            if (round === 0) this.reportDrift(w, plan.actions, decisions, 'enforce');
+            if (plan.actions.length === 0 && !restoring) break;
+
+            const capped = await this.cap(budget - applied, w);
+            if (capped !== undefined) {
+                for (const a of plan.actions)
+                    report(
+                        this.action(w, a.action, a.rule, 'skipped', {
+                            reason: 'blast-radius',
+                            cap: capped,
+                            summary: a.summary,
                         }),
                     );
                 decisions.push(
                     this.critical(
                         w,
-                        'remediation-failed',
-                        `remediation of ${w.vault.name} did not take: ${problems.join('; ')}`,
-                        { problems, undoId },
+                        'remediation-suspended',
+                        capped === 'invocation'
+                            ? `remediation of ${w.vault.name} suspended: more than ${this.o.remediation.maxPerInvocation} remediations in one invocation`
+                            : `remediation of ${w.vault.name} suspended: more than ${this.o.remediation.maxPerVaultPerHour} remediations within an hour (a tug of war with a policy or pipeline?)`,
+                        { cap: capped, pendingActions: plan.actions.map((a) => a.action) },
                     ),
                 );
-                return { applied: 0, decisions };
+                return { applied, decisions };
+            }
+            if (isLost(lease)) return { applied, decisions, leaseLost: true };
+
+            const undoId = await this.saveUndo(w, vault, plan);
+            try {
+                if (plan.patch !== undefined) {
+                    const patch = plan.patch;
+                    await this.retry(`patching ${w.vault.name}`, () => admin.patch(w.vault, patch));
+                    await this.recordWindow(w.vault, vault, readAt, patch.networkAcls);
+                }
+                for (const entry of plan.accessPolicyRemovals) {
+                    if (isLost(lease)) return { applied, decisions, leaseLost: true };
+                    await this.retry(`removing an access policy of ${entry.objectId} from ${w.vault.name}`, () =>
+                        admin.removeAccessPolicy(w.vault, entry),
+                    );
+                }
+            } catch (err) {
+                if (err instanceof ResponderError && err.code.startsWith('STATE.')) throw err;
+                return { applied, decisions: [...decisions, ...this.failed(w, 'apply', err, plan)] };
+            }
+            let after: VaultSnapshot;
+            try {
+                after = await this.retry(`reading back ${w.vault.name}`, () => admin.get(w.vault));
+            } catch (err) {
+                return { applied, decisions: [...decisions, ...this.failed(w, 'verify', err, plan)] };
+            }
+            await this.countRemediation(w);
+            const problems = verifyRemediation(after, plan);
+            const others = changesByOthers(vault, plan, after);
+            if (problems.length === 0) {
+                applied += plan.actions.length;
+                for (const a of plan.actions)
+                    decisions.push(
+                        this.action(w, a.action, a.rule, 'applied', {
+                            summary: a.summary,
+                            undoId,
+                            verified: true,
+                            ...a.detail,
+                        }),
+                    );
+                if (restoring) {
+                    const what = [
+                        ...restore.ipRules.map((r) => `IP rule ${r}`),
+                        ...restore.virtualNetworkRules.map((r) => `virtual network rule ${r}`),
+                    ];
+                    decisions.push(
+                        this.action(w, 'concurrent-change-restored', 'concurrent-change', 'applied', {
+                            summary: `restored ${what.join(', ')} on ${w.vault.name}: another writer added it while we changed the vault, and our write had removed it`,
+                            restored: what,
+                            undoId,
+                            by: concurrent.map((c) => c.by),
+                        }),
+                    );
+                    decisions.push(
+                        this.finding(
+                            w,
+                            'concurrent-change-restored',
+                            'high',
+                            `restored ${what.join(', ')} on ${w.vault.name} after a concurrent change`,
+                            {
+                                restored: what,
+                                by: concurrent.map((c) => c.by),
+                            },
+                        ),
+                    );
+                    concurrent = [];
+                }
+                if (others.length === 0) return { applied, decisions };
+                // Someone else wrote while we did: plan again from what ARM shows now.
+                decisions.push(
+                    this.action(w, 'reconcile', 'concurrent-change', 'planned', {
+                        reason: 'concurrent-change',
+                        changes: others.slice(0, 20),
+                        round: round + 1,
+                    }),
+                );
+                read = after;
+                continue;
+            }
+            if (round + 1 < MAX_ROUNDS && others.length > 0) {
+                read = after;
+                continue;
             }
             for (const a of plan.actions)
                 decisions.push(
-                    this.action(w, a.action, a.rule, 'applied', {
-                        summary: a.summary,
+                    this.action(w, a.action, a.rule, 'failed', {
+                        reason: 'not-verified',
+                        problems,
                         undoId,
-                        verified: true,
+                        summary: a.summary,
                         ...a.detail,
                     }),
                 );
-            return { applied: plan.actions.length, decisions };
-        } catch (err) {
-            return {
-                applied: 0,
-                decisions: [...decisions, ...this.failed(w, enforceRules, 'verify', err, plan).decisions],
-            };
-        } finally {
-            await this.leases.release(w.vault);
+            decisions.push(
+                this.critical(
+                    w,
+                    'remediation-failed',
+                    `remediation of ${w.vault.name} did not take: ${problems.join('; ')}`,
+                    {
+                        stage: 'verify',
+                        problems,
+                        undoId,
+                        ...(others.length === 0 ? {} : { concurrentChanges: others.slice(0, 20) }),
+                    },
+                ),
+            );
+            return { applied, decisions };
+        }
+        if (read !== undefined) {
+            // Still changing under us after every round: say so loudly.
+            const still = planRemediation(
+                read,
+                DRIFT_RULES,
+                withApprovals(this.o.settings.policyFor(w.vault, read.tags), await this.approvals(w.vault)),
+                this.o.guard,
+            );
+            if (still.actions.length > 0)
+                decisions.push(
+                    this.critical(
+                        w,
+                        'remediation-failed',
+                        `remediation of ${w.vault.name} did not settle: the vault kept changing under concurrent writes`,
+                        {
+                            stage: 'verify',
+                            pendingActions: still.actions.map((a) => a.action),
+                        },
+                    ),
+                );
+        }
+        return { applied, decisions };
+    }
+
+    /** Drift ARM shows for rules that did not fire: reported as findings of the rule it breaks. */
+    private reportDrift(
+        w: Work,
+        actions: RemediationPlan['actions'],
+        decisions: Decision[],
+        mode: 'monitor' | 'enforce',
+    ): void {
+        const seen = new Set<string>();
+        for (const a of actions) {
+            if (w.triggered.has(a.rule) || [...w.triggered].some((r) => ACTIONS_BY_RULE[r] === a.action)) continue;
+            if (seen.has(a.rule)) continue;
+            seen.add(a.rule);
+            decisions.push(
+                this.finding(
+                    w,
+                    a.rule,
+                    this.o.severityOf?.(a.rule) ?? 'high',
+                    `ARM shows drift on ${w.vault.name}: ${a.summary}`,
+                    {
+                        source: 'arm-drift',
+                        mode,
+                    },
+                ),
+            );
         }
     }
 
-    private failed(
-        w: VaultWork,
-        rules: readonly string[],
-        stage: string,
-        err: unknown,
-        plan?: RemediationPlan,
-    ): { applied: number; decisions: Decision[] } {
-        const error = describeError(err);
-        const forbidden = statusOfErrorOrCause(err) === 403;
-        const decisions: Decision[] = [];
-        const seen = new Set<string>();
-        for (const rule of rules) {
-            const action = ACTIONS_BY_RULE[rule] as string;
-            if (seen.has(action)) continue;
-            seen.add(action);
+    private async memo(vault: VaultRef): Promise<VaultMemo | undefined> {
+        const [s] = await this.o.store.getMany([snapshotKey(vault.name)]);
+        return (s?.value ?? undefined) as VaultMemo | undefined;
+    }
+
+    /**
+     * Compares the vault with what the last reconcile saw (the RBAC switch turned off shows up even when no record
+     * said so), and keeps what it sees now.
+     */
+    private async remember(
+        w: Work,
+        vault: VaultSnapshot,
+        policy: VaultPolicy,
+        memo: VaultMemo | undefined,
+        decisions: Decision[],
+    ): Promise<void> {
+        const rbac = vault.properties.enableRbacAuthorization === true;
+        if (memo?.enableRbacAuthorization === true && !rbac && !w.intent.rules.includes('rbac-authorization-disabled'))
             decisions.push(
-                this.action(w, action, rule, 'failed', {
-                    stage,
-                    error,
-                    ...(forbidden ? { missingPermission: true } : {}),
-                }),
+                this.finding(
+                    w,
+                    'rbac-authorization-disabled',
+                    this.o.severityOf?.('rbac-authorization-disabled') ?? 'high',
+                    `ARM shows Azure RBAC authorization turned off on ${w.vault.name} since ${memo.at}: access policies apply again`,
+                    { source: 'arm-drift' },
+                ),
             );
+        const drift = planRemediation(vault, DRIFT_RULES, policy, this.o.guard)
+            .actions.map(driftKeyOf)
+            .slice(0, MAX_MEMO_DRIFT);
+        const next: VaultMemo = {
+            at: new Date(this.o.clock.now()).toISOString(),
+            drift,
+            enableRbacAuthorization: rbac,
+        };
+        const key = snapshotKey(w.vault.name);
+        for (let attempt = 0; attempt < 4; attempt++) {
+            const [s] = await this.o.store.getMany([key]);
+            const r = await this.o.store.put(key, next, s?.etag, Number.MAX_SAFE_INTEGER);
+            if (r.ok) return;
         }
-        decisions.push(
+        // Another reconcile wrote it meanwhile (we hold the lease, so an undo): its view is as good as ours.
+    }
+
+    private async cap(budget: number, w: Work): Promise<'invocation' | 'vault-hour' | undefined> {
+        if (budget <= 0) return 'invocation';
+        return (await this.vaultHourCount(w)) >= this.o.remediation.maxPerVaultPerHour ? 'vault-hour' : undefined;
+    }
+
+    /**
+     * The outcome of an ARM failure: a vault that is gone is skipped (nothing left to protect); anything else is a
+     * failed action and a critical finding naming the stage and the error (403: the responder lacks a permission).
+     */
+    private failed(w: Work, stage: string, err: unknown, plan?: RemediationPlan): Decision[] {
+        const error = describeError(err);
+        const status = statusOfErrorOrCause(err);
+        const rules = plan === undefined ? [...w.triggered] : [...new Set(plan.actions.map((a) => a.rule))];
+        const actions = new Map<string, string>();
+        for (const rule of rules) {
+            const action = ACTIONS_BY_RULE[rule];
+            if (action !== undefined && !actions.has(action)) actions.set(action, rule);
+        }
+        if (status === 404) {
+            const out: Decision[] = [...actions].map(([action, rule]) =>
+                this.action(w, action, rule, 'skipped', { reason: 'vault-gone', stage, error }),
+            );
+            if (out.length === 0)
+                out.push(this.action(w, 'reconcile', 'vault-gone', 'skipped', { reason: 'vault-gone', stage, error }));
+            return out;
+        }
+        const forbidden = status === 403;
+        const out: Decision[] = [...actions].map(([action, rule]) =>
+            this.action(w, action, rule, 'failed', { stage, error, ...(forbidden ? { missingPermission: true } : {}) }),
+        );
+        out.push(
             this.critical(w, 'remediation-failed', `remediation of ${w.vault.name} failed at ${stage}: ${error}`, {
                 stage,
                 error,
+                ...(status === undefined ? {} : { status }),
+                ...(forbidden ? { missingPermission: true } : {}),
                 ...(plan === undefined ? {} : { pendingActions: plan.actions.map((a) => a.action) }),
             }),
         );
-        return { applied: 0, decisions };
+        return out;
     }
 
-    /** Remediations of the vault in the hour before `now` (event time: a replay counts as live would). */
-    private async vaultHourCount(vault: VaultRef, now: number): Promise<number> {
-        const [s] = await this.o.store.getMany([stateKey(vault.name, 'remediation|count')]);
+    /** Our write windows of the vault (recent first), for matching audit records of other writers. */
+    async windows(vault: VaultRef): Promise<readonly WriteWindow[]> {
+        const [s] = await this.o.store.getMany([windowsKey(vault.name)]);
+        return ((s?.value ?? undefined) as { list?: WriteWindow[] } | undefined)?.list ?? [];
+    }
+
+    private async recordWindow(
+        vault: VaultRef,
+        before: VaultSnapshot,
+        readAt: number,
+        sent: VaultNetworkAcls | undefined,
+    ): Promise<void> {
+        const key = windowsKey(vault.name);
+        const acls = before.properties.networkAcls;
+        const window: WriteWindow = {
+            readAt,
+            writeAt: this.o.clock.now(),
+            beforeIpRules: (acls?.ipRules ?? []).slice(0, MAX_WINDOW_IPS).map((r) => r.value.slice(0, 45)),
+            beforeVirtualNetworkRules: (acls?.virtualNetworkRules ?? [])
+                .slice(0, MAX_WINDOW_VNETS)
+                .map((r) => r.id.slice(0, 300)),
+            sentIpRules: (sent?.ipRules ?? []).slice(0, MAX_WINDOW_IPS).map((r) => r.value.slice(0, 45)),
+        };
+        for (let attempt = 0; attempt < 8; attempt++) {
+            const [s] = await this.o.store.getMany([key]);
+            const list = ((s?.value ?? undefined) as { list?: WriteWindow[] } | undefined)?.list ?? [];
+            const next = [window, ...list].slice(0, MAX_WINDOWS);
+            const r = await this.o.store.put(key, { list: next }, s?.etag, window.writeAt + WINDOW_TTL_MS);
+            if (r.ok) return;
+        }
+        throw new ResponderError('STATE.CONFLICT', `could not record a write window of ${vault.name}`, true);
+    }
+
+    /** Remediations of the vault in the hour before the intent's latest event (event time: a replay counts as live). */
+    private async vaultHourCount(w: Work): Promise<number> {
+        const now = w.intent.latestMs;
+        const [s] = await this.o.store.getMany([stateKey(w.vault.name, 'remediation|count')]);
         return ((s?.value as Counter | undefined)?.times ?? []).filter((t) => t > now - HOUR_MS).length;
     }
 
-    private async countRemediation(vault: VaultRef, now: number): Promise<void> {
+    private async countRemediation(w: Work): Promise<void> {
+        const vault = w.vault;
         const key = stateKey(vault.name, 'remediation|count');
+        const now = w.intent.latestMs;
         for (let attempt = 0; attempt < 8; attempt++) {
             const [s] = await this.o.store.getMany([key]);
             const times = ((s?.value as Counter | undefined)?.times ?? []).filter((t) => t > now - HOUR_MS);
@@ -343,11 +703,12 @@ export class Remediator {
     }
 
     /** Saves the vault's prior state before a change, for undo from the alert; returns the undo id. */
-    private async saveUndo(w: VaultWork, before: VaultSnapshot, plan: RemediationPlan): Promise<string> {
+    private async saveUndo(w: Work, before: VaultSnapshot, plan: RemediationPlan): Promise<string> {
         const now = this.o.clock.now();
-        const undoId = `${now.toString(36)}-${this.o.owner}`;
+        const undoId = `${now.toString(36)}-${(this.undoSeq++).toString(36)}-${this.o.owner}`;
         // One part per change, tagged with its rule: an incident's undo restores only its own parts.
-        const record = undoRecordOf(w.vault.resourceId, new Date(now).toISOString(), [...w.rules], before, plan);
+        const rules = [...new Set([...w.triggered, ...plan.actions.map((a) => a.rule)])];
+        const record = undoRecordOf(w.vault.resourceId, new Date(now).toISOString(), rules, before, plan);
         const r = await this.o.store.put(
             stateKey(w.vault.name, `undo|${undoId}`),
             record,

@@ -144,12 +144,13 @@ export async function runServe(args: readonly string[], io: CliIo, hooks: ServeH
         );
         const alerting = responder.alerting;
         if (alerting === undefined) throw new Error('serve: alerting was not composed');
-        io.stdout.write(`kvr serve: listening on http://${host}:${actualPort} (links point to ${publicUrl})\n`);
         const possessionOnlyLinks = values['possession-only-links'] === true;
+        // One write: whoever waits for the "listening" line also gets the line that says what links may do.
         io.stdout.write(
-            possessionOnlyLinks
-                ? 'kvr serve: possession-only links: whoever holds a link can acknowledge and undo (local use only)\n'
-                : 'kvr serve: links show incidents but act on nothing (pass --possession-only-links to let them act)\n',
+            `kvr serve: listening on http://${host}:${actualPort} (links point to ${publicUrl})\n` +
+                (possessionOnlyLinks
+                    ? 'kvr serve: possession-only links: whoever holds a link can acknowledge and undo (local use only)\n'
+                    : 'kvr serve: links show incidents but act on nothing (pass --possession-only-links to let them act)\n'),
         );
         io.stdout.write(`kvr serve: notifications go to ${local.destinations.join(' and ')}\n`);
         let printed = 0;

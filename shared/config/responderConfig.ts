@@ -341,6 +341,8 @@ export interface RemediationSettings {
     readonly retryBudgetMs: number;
     /** How long an undo's approval lasts. */
     readonly undoApprovalMs: number;
+    /** Vault resource ids the guardrail overrides name (lower-case): the drift sweep reconciles them. */
+    readonly vaultIds: readonly string[];
 }
 
 function pathOf(path: readonly PropertyKey[]): string {
@@ -558,6 +560,13 @@ export function parseResponderConfig(
             maxPerInvocation: data.remediation?.maxPerInvocation ?? 10,
             retryBudgetMs: (data.remediation?.retryBudgetSeconds ?? 60) * 1000,
             undoApprovalMs: (data.remediation?.undoApprovalHours ?? 24) * 3_600_000,
+            vaultIds: [
+                ...new Set(
+                    (data.guardrails?.overrides ?? [])
+                        .map((o) => o.match.resourceId?.toLowerCase().replace(/\/+$/, ''))
+                        .filter((id): id is string => id !== undefined),
+                ),
+            ],
         },
         alerting: alertSettingsOf(data, tags),
         cmk: {

@@ -83,3 +83,19 @@ export const ConsumeSettingNames = {
     /** Container name when a connection string is used (default `kvr-checkpoints`). */
     checkpointContainer: 'KVR_CHECKPOINT_CONTAINER',
 } as const;
+
+/**
+ * Settings of the reconcile queue and the drift sweep. Kept apart from {@link SettingNames} until the infra templates
+ * set them (then move them in: the infra test checks that every name there is in the templates).
+ */
+export const ReconcileSettingNames = {
+    /**
+     * Connection of the reconcile queue (`kvr-reconcile`, and `kvr-reconcile-poison`), used by the queue trigger and
+     * by the app: identity-based as `KVR_RECONCILE_QUEUE__queueServiceUri` (`https://<account>.queue.core.windows.net`,
+     * with `__credential` = managedidentity and `__clientId`), or a connection string in `KVR_RECONCILE_QUEUE` (Azurite).
+     * Without it, the app remediates in process after each batch (no queue).
+     */
+    queueConnection: 'KVR_RECONCILE_QUEUE',
+    /** NCRONTAB schedule of the drift sweep (default `0 41 * * * *`: hourly). */
+    driftSweepSchedule: 'KVR_DRIFT_SWEEP_SCHEDULE',
+} as const;

@@ -63,3 +63,19 @@ export interface KeyStateReader {
     /** Sets `enabled: true` on the key version (Key Vault Crypto Officer); returns the new state. */
     enable(keyId: string): Promise<KeyVersionState>;
 }
+
+/** A wake-up for the reconcile worker: reconcile this vault (the intent in the state store says why). */
+export interface ReconcileMessage {
+    readonly vaultId: string;
+    /** The intent version that was current when the message was sent (a processed version makes it a no-op). */
+    readonly version: number;
+}
+
+/**
+ * The reconcile work queue (Azure Storage Queues in production, in memory for replay and tests): at-least-once,
+ * so the worker deduplicates through the intent's version.
+ */
+export interface ReconcileQueue {
+    /** Sends a message; `visibilityDelayMs` hides it that long first (a busy vault is tried again later). */
+    send(message: ReconcileMessage, options?: { readonly visibilityDelayMs?: number }): Promise<void>;
+}

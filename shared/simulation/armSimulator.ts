@@ -202,6 +202,14 @@ export interface ArmKeyVaultFake {
     /** The api-versions the fake validates against (others are refused with 400 NoRegisteredProviderFound). */
     readonly apiVersions: readonly string[];
     inject(fault: ArmFault): void;
+    // -- concurrent writer hook (h-reconcile) --
+    /**
+     * Calls `writer` once per write (PATCH or access-policy PUT) that follows a GET of the same vault, after the
+     * GET and before the write takes effect: a test lands another writer's change in the read→write window (the
+     * vault resource has no ETag, so the service cannot refuse the stale write). `undefined` removes the hook.
+     */
+    onReadWriteWindow(writer: ((vaultId: string) => void | Promise<void>) | undefined): void;
+    // -- end concurrent writer hook --
     /** How many injected fault uses are still pending. */
     pendingFaults(): number;
     /** Drops every pending fault. */
@@ -892,6 +900,10 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
     /** Requests held by a hang fault: resolving one lets its handler return (the fake is closing). */
     const held = new Set<() => void>();
     let closed = false;
+    // -- concurrent writer hook (h-reconcile) --
+    let windowWriter: ((vaultId: string) => void | Promise<void>) | undefined;
+    const readSinceWrite = new Set<string>();
+    // -- end concurrent writer hook --
 
     function validateVault(v: Vault, model: ApiVersionModel): ValidationError[] {
         const errors: ValidationError[] = [];
@@ -1285,6 +1297,12 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
             });
         }
 
+        // -- concurrent writer hook (h-reconcile) --
+        const isRead = route.operationId === 'Vaults_Get';
+        if (isRead) readSinceWrite.add(resourceId.toLowerCase());
+        else if (windowWriter !== undefined && readSinceWrite.delete(resourceId.toLowerCase()))
+            await windowWriter(resourceId);
+        // -- end concurrent writer hook --
         const answer = apply(route.operationId as OperationId, model, params, body, { resourceId, sub, rg, name });
         if ('code' in answer) return sendError(res, record, answer);
         // The fake's own answer must match the documented response (a mismatch is a bug in the fake: it fails
@@ -1344,6 +1362,10 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
             const v = findVault(resourceIdOrName);
             if (v === undefined) return false;
             return vaults.delete(vaultKey(v.id));
+        },
+        onReadWriteWindow(writer) {
+            windowWriter = writer;
+            readSinceWrite.clear();
         },
         inject(fault) {
             const times = fault.times ?? 1;

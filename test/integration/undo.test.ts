@@ -104,7 +104,10 @@ function configFor(mode: 'enforce' | 'monitor', extra: Record<string, unknown> =
                     ...extra,
                     networkDefaultAction: 'Deny',
                     approvedIpRanges: ['198.51.100.0/24'],
-                    approvedPrincipals: [{ objectId: API, permissions: { secrets: ['get', 'list'] } }],
+                    approvedPrincipals: [
+                        { objectId: API, permissions: { secrets: ['get', 'list'] } },
+                        ...((extra.approvedPrincipals as unknown[] | undefined) ?? []),
+                    ],
                 },
                 overrides: [{ match: { vaultName: VAULT }, mode }],
             },
@@ -1021,7 +1024,9 @@ describe('undo state stays within Table Storage limits', () => {
             ...v,
             properties: { ...v.properties, accessPolicies: [...(v.properties.accessPolicies ?? []), ...many] },
         });
-        const h = harness();
+        // Approved: in enforce mode every reconcile checks the whole access-policy set against the policy, so
+        // unapproved entries would be removed too (docs/remediation.md, drift from ARM truth).
+        const h = harness('enforce', { approvedPrincipals: many.map((m) => ({ objectId: m.objectId })) });
         await h.responder.pipeline.processBatch([{ body: firewallAttack() }]);
         expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Deny');
         const records = await undoRecords(h);

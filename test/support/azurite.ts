@@ -30,7 +30,7 @@ function freePort(): Promise<number> {
  * Starts one Azurite service from the npm devDependency: in memory, telemetry off, on a free loopback port. Resolves
  * once Azurite says it is up; tries another port if the first one was taken meanwhile.
  */
-export async function startAzurite(service: 'blob' | 'table'): Promise<AzuriteService> {
+export async function startAzurite(service: 'blob' | 'table' | 'queue'): Promise<AzuriteService> {
     for (let attempt = 1; ; attempt++) {
         try {
             return await launch(service, await freePort());
@@ -40,7 +40,7 @@ export async function startAzurite(service: 'blob' | 'table'): Promise<AzuriteSe
     }
 }
 
-function launch(service: 'blob' | 'table', port: number): Promise<AzuriteService> {
+function launch(service: 'blob' | 'table' | 'queue', port: number): Promise<AzuriteService> {
     const args = ['--inMemoryPersistence', '--disableTelemetry', '--skipApiVersionCheck'];
     args.push(`--${service}Host`, '127.0.0.1', `--${service}Port`, String(port));
     if (service === 'blob') args.push('--extentMemoryLimit', '256');
@@ -63,7 +63,7 @@ function launch(service: 'blob' | 'table', port: number): Promise<AzuriteService
             child.stdout?.off('data', onData);
             child.removeAllListeners('exit');
             const endpoint = `http://127.0.0.1:${port}/${ACCOUNT}`;
-            const key = service === 'blob' ? 'BlobEndpoint' : 'TableEndpoint';
+            const key = service === 'blob' ? 'BlobEndpoint' : service === 'queue' ? 'QueueEndpoint' : 'TableEndpoint';
             resolve({
                 endpoint,
                 connectionString: `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT};AccountKey=${KEY};${key}=${endpoint};`,

@@ -45,6 +45,25 @@ export const EXPECTED_FUNCTIONS: Readonly<Record<string, ExpectedFunction>> = {
         trigger: { type: 'httpTrigger', direction: 'in', route: 'cmk/report', methods: ['GET'], authLevel: 'function' },
         retryOptions: undefined,
     },
+    driftSweep: timer('0 41 * * * *'),
+    reconcileVault: {
+        trigger: {
+            type: 'queueTrigger',
+            direction: 'in',
+            queueName: 'kvr-reconcile',
+            connection: 'KVR_RECONCILE_QUEUE',
+        },
+        retryOptions: undefined,
+    },
+    reconcilePoison: {
+        trigger: {
+            type: 'queueTrigger',
+            direction: 'in',
+            queueName: 'kvr-reconcile-poison',
+            connection: 'KVR_RECONCILE_QUEUE',
+        },
+        retryOptions: undefined,
+    },
     incidentLink: {
         trigger: {
             type: 'httpTrigger',

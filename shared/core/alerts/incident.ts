@@ -179,6 +179,26 @@ function actionsOf(actions: readonly ActionDecision[]): IncidentAction[] {
     });
 }
 
+/**
+ * The incident with the outcome of a remediation that ran after its finding was written (the reconcile worker):
+ * the actions are listed, and an applied one with an undo id offers undo from then on. Unchanged (same object) when
+ * every action is listed already (a worker outcome sent again).
+ */
+export function withActions(inc: Incident, actions: readonly ActionDecision[], atIso: string): Incident {
+    const listed = new Set(inc.actions.map((a) => JSON.stringify(a)));
+    const fresh = actionsOf(actions).filter((a) => !listed.has(JSON.stringify(a)));
+    if (fresh.length === 0) return inc;
+    return {
+        ...inc,
+        actions: [...inc.actions, ...fresh].slice(-MAX_LISTED),
+        history: historyWith(
+            inc.history,
+            atIso,
+            `remediation: ${fresh.map((a) => `${a.status} ${a.action}`).join(', ')}`,
+        ),
+    };
+}
+
 /** Wall-clock context of an incident update. */
 export interface UpdateContext {
     readonly nowMs: number;

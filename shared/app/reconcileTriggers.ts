@@ -1,0 +1,108 @@
+import { isResponder } from '../core/engine/rule';
+import type { AuditEvent, VaultRef } from '../core/events/types';
+import { ACTIONS_BY_RULE } from '../core/remediation/types';
+import type { DetectionSettings } from '../core/rules/settings';
+import type { Trigger } from './detectionEngine';
+import type { ConcurrentChange, IntentInput } from './reconcileIntents';
+import type { WriteWindow } from './remediator';
+
+/**
+ * Control-plane operations that change a vault's configuration or access (Key Vault AuditEvent operation names,
+ * keyvault-audit-events.md): any of them on a vault is a reason to reconcile it against ARM, whatever the record's
+ * (often inferred, often missing) change fields say.
+ */
+export const VAULT_CONTROL_WRITES: ReadonlySet<string> = new Set([
+    'VaultPatch',
+    'VaultPut',
+    'VaultRecover',
+    'VaultAccessPolicyChangedEventGridNotification',
+]);
+
+/**
+ * Tolerance around a recorded write window when matching audit record times (record time is the service's clock,
+ * the window is ours). A wider window only costs a look: restoring needs the item to be approved, missing now and
+ * absent from what we read.
+ */
+export const WINDOW_SLACK_MS = 5_000;
+
+const lower = (s: string): string => s.toLowerCase();
+
+function concurrentChangeOf(e: AuditEvent, w: WriteWindow): ConcurrentChange | undefined {
+    const c = e.vaultChange;
+    if (c === undefined) return undefined;
+    const beforeIp = new Set(w.beforeIpRules.map((r) => lower(r).replace(/\/32$/, '')));
+    const beforeVnet = new Set(w.beforeVirtualNetworkRules.map(lower));
+    const ips = [...(c.networkAcls?.ipRules ?? []), ...c.addedIpRules].filter(
+        (r, i, all) => !beforeIp.has(lower(r).replace(/\/32$/, '')) && all.indexOf(r) === i,
+    );
+    const vnets = [...(c.networkAcls?.virtualNetworkRules ?? []), ...c.addedVirtualNetworkRules].filter(
+        (r, i, all) => !beforeVnet.has(lower(r)) && all.indexOf(r) === i,
+    );
+    if (ips.length === 0 && vnets.length === 0) return undefined;
+    const who = e.caller.upn ?? e.caller.objectId ?? e.caller.appId ?? 'unknown caller';
+    return {
+        at: e.time,
+        by: who,
+        ...(e.correlationId === undefined ? {} : { correlationId: e.correlationId }),
+        ...(ips.length === 0 ? {} : { ipRules: ips }),
+        ...(vnets.length === 0 ? {} : { virtualNetworkRules: vnets }),
+    };
+}
+
+/**
+ * What a batch asks of the reconciler: every vault a rule with an action implicates (redelivered records too),
+ * every control-plane write on a vault by someone other than the responder, and every such write whose time falls
+ * inside one of our own read→write windows (a concurrent change our write may have wiped).
+ */
+export async function intentInputsOf(
+    events: readonly AuditEvent[],
+    triggers: readonly Trigger[],
+    settings: DetectionSettings,
+    windowsOf: ((vault: VaultRef) => Promise<readonly WriteWindow[]>) | undefined,
+    skipRepeats = false,
+): Promise<IntentInput[]> {
+    const out: IntentInput[] = [];
+    for (const t of triggers) {
+        if (ACTIONS_BY_RULE[t.rule] === undefined || (skipRepeats && t.repeat === true)) continue;
+        out.push({
+            vault: t.event.vault,
+            reason: 'trigger',
+            rules: [t.rule],
+            incidentKeys: [`${t.rule}|${t.principal ?? '-'}`],
+            correlationIds: t.event.correlationId === undefined ? [] : [t.event.correlationId],
+            timeMs: t.event.timeMs,
+        });
+    }
+    const writes = events.filter(
+        (e) =>
+            VAULT_CONTROL_WRITES.has(e.operation) &&
+            e.outcome === 'success' &&
+            e.vault.name !== '' &&
+            !isResponder(e, settings),
+    );
+    const windows = new Map<string, readonly WriteWindow[]>();
+    for (const e of writes) {
+        let concurrent: ConcurrentChange | undefined;
+        if (windowsOf !== undefined && (e.operation === 'VaultPatch' || e.operation === 'VaultPut')) {
+            let list = windows.get(e.vault.name);
+            if (list === undefined) {
+                list = await windowsOf(e.vault);
+                windows.set(e.vault.name, list);
+            }
+            const w = list.find(
+                (x) => e.timeMs >= x.readAt - WINDOW_SLACK_MS && e.timeMs <= x.writeAt + WINDOW_SLACK_MS,
+            );
+            if (w !== undefined) concurrent = concurrentChangeOf(e, w);
+        }
+        out.push({
+            vault: e.vault,
+            reason: concurrent === undefined ? 'vault-write' : 'concurrent-change',
+            rules: [],
+            incidentKeys: [],
+            correlationIds: e.correlationId === undefined ? [] : [e.correlationId],
+            timeMs: e.timeMs,
+            ...(concurrent === undefined ? {} : { concurrent }),
+        });
+    }
+    return out;
+}

@@ -1,0 +1,207 @@
+import type { Decision, FindingDecision } from '../core/decisions';
+import type { VaultRef } from '../core/events/types';
+import type { Clock, DecisionSink, Logger, ReconcileMessage, ReconcileQueue } from '../core/ports';
+import type { MemoryReconcileQueue } from '../adapters/memoryReconcileQueue';
+import { describeError } from './armCalls';
+import { vaultRefOf } from './alerting';
+import type { ReconcileIntents } from './reconcileIntents';
+import type { Remediator } from './remediator';
+import type { VaultLeases } from './vaultLease';
+
+export interface ReconcilerOptions {
+    readonly remediator: Remediator;
+    readonly intents: ReconcileIntents;
+    readonly leases: VaultLeases;
+    readonly queue: ReconcileQueue;
+    readonly clock: Clock;
+    readonly log?: Logger;
+    /** How long a message for a vault leased by another processor stays hidden before it is tried again. */
+    readonly busyDelayMs: number;
+    /** Remediations per invocation (blast radius). */
+    readonly maxPerInvocation: number;
+}
+
+/** What one reconcile message came to. */
+export type ReconcileRun =
+    | { readonly kind: 'noop'; readonly reason: string }
+    | { readonly kind: 'busy' }
+    | {
+          readonly kind: 'done';
+          readonly vault: VaultRef;
+          readonly version: number;
+          readonly decisions: readonly Decision[];
+          readonly applied: number;
+      }
+    /** The lease was lost mid-work: the message was sent again; what was done so far is reported. */
+    | { readonly kind: 'retry'; readonly decisions: readonly Decision[]; readonly applied: number };
+
+/** Deliveries of one message before it is poison (the Functions default `maxDequeueCount`, host.json). */
+export const MAX_DEQUEUE = 5;
+
+/**
+ * The reconcile worker: one message names one vault; under the vault's lease (renewed while work runs, released on
+ * every path) it reads the vault's intent and reconciles the vault against ARM, then hands the outcome to the
+ * decision sink and alerting, and only then marks the intent's version processed. A message whose version was
+ * processed already is a no-op; a busy vault is tried again later, never dropped. ARM failures end in decisions;
+ * state-store failures throw, for the queue's redelivery (and, in the end, the poison alert).
+ */
+export class Reconciler {
+    constructor(private readonly o: ReconcilerOptions) {}
+
+    /**
+     * Runs one message. `handOver`, when given, runs while the lease is still held (the queue trigger writes the
+     * outcome and commits under it, so another processor never repeats a finished outcome).
+     */
+    async run(
+        message: ReconcileMessage,
+        budget = this.o.maxPerInvocation,
+        handOver?: (run: ReconcileRun) => Promise<void>,
+    ): Promise<ReconcileRun> {
+        let vault: VaultRef;
+        try {
+            vault = vaultRefOf(message.vaultId);
+        } catch {
+            this.o.log?.error('kvr.reconcile-bad-message', { vaultId: message.vaultId.slice(0, 200) });
+            return { kind: 'noop', reason: 'not-a-vault' };
+        }
+        const seen = await this.o.intents.read(vault.name);
+        if (seen === undefined) return { kind: 'noop', reason: 'no-intent' };
+        if (seen.processed >= seen.version) return { kind: 'noop', reason: 'already-processed' };
+        const lease = await this.o.leases.hold(vault, (err) =>
+            this.o.log?.warn('kvr.lease-renewal-failed', { vault: vault.name, error: describeError(err) }),
+        );
+        if (lease === undefined) {
+            await this.o.queue.send(message, { visibilityDelayMs: this.o.busyDelayMs });
+            return { kind: 'busy' };
+        }
+        try {
+            // Under the lease: the intent as it is now (another processor may have finished it meanwhile).
+            const intent = await this.o.intents.read(vault.name);
+            if (intent === undefined || intent.processed >= intent.version)
+                return { kind: 'noop', reason: 'already-processed' };
+            const outcome = await this.o.remediator.remediate(intent, lease, budget);
+            const decisions = [...(intent.unsent ?? []), ...outcome.decisions];
+            if (outcome.leaseLost === true) {
+                this.o.log?.warn('kvr.lease-lost', { vault: vault.name });
+                if (decisions.length > 0) await this.o.intents.setUnsent(vault.name, decisions);
+                await this.o.queue.send(message, { visibilityDelayMs: this.o.busyDelayMs });
+                return { kind: 'retry', decisions, applied: outcome.applied };
+            }
+            // Durable before anyone is told: a failed hand-over sends it again with the next run.
+            if (decisions.length > 0) await this.o.intents.setUnsent(vault.name, decisions);
+            const run: ReconcileRun = {
+                kind: 'done',
+                vault,
+                version: intent.version,
+                decisions,
+                applied: outcome.applied,
+            };
+            if (handOver !== undefined) {
+                if (lease.lost) throw new Error(`lost the lease of ${vault.name} before handing over its outcome`);
+                await handOver(run);
+            }
+            return run;
+        } catch (err) {
+            await this.o.intents.setError(vault.name, 'reconcile', describeError(err)).catch(() => undefined);
+            throw err;
+        } finally {
+            await lease.release();
+        }
+    }
+
+    /** After the run's decisions reached the sinks: the version is processed. */
+    async commit(run: ReconcileRun): Promise<void> {
+        if (run.kind === 'done') await this.o.intents.complete(run.vault.name, run.version);
+    }
+
+    /** The queue trigger's path: run, hand the outcome to the sink (decision log and alerting), commit. */
+    async process(message: ReconcileMessage, sink: DecisionSink): Promise<ReconcileRun> {
+        const run = await this.run(message, this.o.maxPerInvocation, async (done) => {
+            if (done.kind === 'done' && done.decisions.length > 0) await sink.write(done.decisions);
+            await this.commit(done);
+        });
+        if (run.kind === 'retry' && run.decisions.length > 0) await sink.write(run.decisions);
+        return run;
+    }
+
+    /**
+     * A message that failed every delivery: a critical `remediation-failed` naming the vault and the last error (from
+     * the intent when the state store answers).
+     */
+    async poisonFinding(message: ReconcileMessage, dequeueCount?: number): Promise<FindingDecision> {
+        let vault: VaultRef | undefined;
+        try {
+            vault = vaultRefOf(message.vaultId);
+        } catch {
+            vault = undefined;
+        }
+        let lastError = 'unknown';
+        let time = new Date(this.o.clock.now()).toISOString();
+        if (vault !== undefined) {
+            try {
+                const intent = await this.o.intents.read(vault.name);
+                if (intent?.lastError !== undefined)
+                    lastError = `${intent.lastError.error} (at ${intent.lastError.at}, ${intent.lastError.stage})`;
+                if (intent !== undefined) time = new Date(Math.max(intent.latestMs, 0)).toISOString();
+            } catch (err) {
+                lastError = `unknown: the state store is unreadable too (${describeError(err)})`;
+            }
+        }
+        const name = vault?.name ?? message.vaultId.slice(0, 200);
+        return {
+            type: 'finding',
+            rule: 'remediation-failed',
+            severity: 'critical',
+            vault: name,
+            vaultId: vault?.resourceId ?? message.vaultId.slice(0, 400),
+            time,
+            operations: [],
+            correlationIds: [],
+            count: 1,
+            summary: `reconcile of ${name} failed ${dequeueCount ?? MAX_DEQUEUE} times and was given up (poison queue); last error: ${lastError}. The vault may be out of policy: check it now.`,
+            stage: 'queue',
+            error: lastError,
+        };
+    }
+
+    /**
+     * Drains an in-process queue (replay, serve, consume): the same worker, with the queue's retries and poison path
+     * played in process. Returns the decisions and the commits to run once the sinks have them.
+     */
+    async drain(queue: MemoryReconcileQueue): Promise<{ decisions: Decision[]; commit: () => Promise<void> }> {
+        const decisions: Decision[] = [];
+        const done: ReconcileRun[] = [];
+        const attempts = new Map<string, number>();
+        let budget = this.o.maxPerInvocation;
+        for (;;) {
+            const next = queue.take();
+            if (next === undefined) break;
+            if ('waitMs' in next) {
+                await this.o.clock.sleep(next.waitMs);
+                continue;
+            }
+            const m = next.message;
+            try {
+                const run = await this.run(m, budget);
+                if (run.kind === 'done' || run.kind === 'retry') {
+                    decisions.push(...run.decisions);
+                    budget -= run.applied;
+                }
+                if (run.kind === 'done') done.push(run);
+            } catch (err) {
+                const key = `${m.vaultId}|${m.version}`;
+                const n = (attempts.get(key) ?? 0) + 1;
+                attempts.set(key, n);
+                this.o.log?.warn('kvr.reconcile-retry', { vaultId: m.vaultId, attempt: n, error: describeError(err) });
+                if (n >= MAX_DEQUEUE) decisions.push(await this.poisonFinding(m, n));
+                else await queue.send(m, { visibilityDelayMs: 200 * n });
+            }
+        }
+        return {
+            decisions,
+            commit: async () => {
+                for (const run of done) await this.commit(run);
+            },
+        };
+    }
+}
