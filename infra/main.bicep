@@ -159,6 +159,7 @@ module functionApp 'modules/functionApp.bicep' = {
         eventHubName: eventHubs.outputs.eventHubName
         consumerGroupName: eventHubs.outputs.consumerGroupName
         stateTableEndpoint: storage.outputs.tableEndpoint
+        reconcileQueueEndpoint: storage.outputs.queueEndpoint
         stateTableName: storage.outputs.stateTableName
         quarantineContainerUrl: storage.outputs.quarantineContainerUrl
         responderConfig: responderConfigJson

@@ -17,6 +17,8 @@ param eventHubsNamespace string
 param eventHubName string
 param consumerGroupName string
 param stateTableEndpoint string
+@description('Queue service endpoint of the reconcile queues (kvr-reconcile, kvr-reconcile-poison).')
+param reconcileQueueEndpoint string
 param stateTableName string
 param quarantineContainerUrl string
 param responderConfig string
@@ -104,6 +106,10 @@ resource app 'Microsoft.Web/sites@2025-03-01' = {
                 // Rule state in Table Storage (https endpoint: managed identity, not a connection string).
                 { name: 'KVR_STATE', value: stateTableEndpoint }
                 { name: 'KVR_STATE_TABLE', value: stateTableName }
+                // Identity-based queue connection for the reconcile trigger and the app (docs/remediation.md).
+                { name: 'KVR_RECONCILE_QUEUE__queueServiceUri', value: reconcileQueueEndpoint }
+                { name: 'KVR_RECONCILE_QUEUE__credential', value: 'managedidentity' }
+                { name: 'KVR_RECONCILE_QUEUE__clientId', value: identityClientId }
                 { name: 'KVR_QUARANTINE_CONTAINER_URL', value: quarantineContainerUrl }
                 { name: 'KVR_CONFIG', value: responderConfig }
                 // Alerting: links signed in Key Vault, the webhook URL only as a Key Vault reference.

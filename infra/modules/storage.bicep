@@ -54,8 +54,23 @@ resource stateTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2025
     name: stateTableName
 }
 
+// The reconcile work queue and its poison queue: the Functions queue trigger moves a message that failed
+// maxDequeueCount times to `<queue>-poison` (Functions docs, "Azure Queue storage trigger"); both names are fixed in
+// shared/adapters/storageReconcileQueue.ts.
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2025-06-01' = {
+    parent: account
+    name: 'default'
+}
+
+resource reconcileQueues 'Microsoft.Storage/storageAccounts/queueServices/queues@2025-06-01' = [
+    for q in ['kvr-reconcile', 'kvr-reconcile-poison']: {
+        parent: queueService
+        name: q
+    }
+]
+
 // Account-level grants the identity-based host storage needs (blob leases and checkpoints, host queues and tables)
-// plus the rule state table; the quarantine grant is scoped to its container.
+// plus the rule state table and the reconcile queues; the quarantine grant is scoped to its container.
 var accountRoles = [
     builtInRoles.storageBlobDataOwner
     builtInRoles.storageQueueDataContributor
@@ -90,6 +105,7 @@ resource quarantineGrant 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
 output name string = account.name
 output blobEndpoint string = account.properties.primaryEndpoints.blob
 output tableEndpoint string = account.properties.primaryEndpoints.table
+output queueEndpoint string = account.properties.primaryEndpoints.queue
 output quarantineContainerUrl string = '${account.properties.primaryEndpoints.blob}${quarantine.name}'
 output deploymentContainerUrl string = '${account.properties.primaryEndpoints.blob}${deployment.name}'
 output stateTableName string = stateTable.name

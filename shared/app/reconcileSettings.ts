@@ -1,12 +1,12 @@
 import type { QueueLocation } from '../adapters/storageReconcileQueue';
 import { RECONCILE_QUEUE } from '../adapters/storageReconcileQueue';
-import { ReconcileSettingNames } from '../config/settingNames';
+import { ReconcileSettingNames, SettingNames } from '../config/settingNames';
 
 export const DEFAULT_DRIFT_SWEEP_SCHEDULE = '0 41 * * * *';
 
 /** Where the reconcile queue is, from the app settings; undefined when none is configured. Throws on a bad value. */
 export function queueLocationOf(env: Readonly<Record<string, string | undefined>>): QueueLocation | undefined {
-    const name = ReconcileSettingNames.queueConnection;
+    const name = SettingNames.reconcileQueue;
     const connectionString = env[name]?.trim();
     if (connectionString !== undefined && connectionString !== '')
         return { kind: 'connection-string', connectionString, queue: RECONCILE_QUEUE };

@@ -43,6 +43,13 @@ export const SettingNames = {
      * local runs, never for production. Without it and without Easy Auth, links act on nothing.
      */
     possessionOnlyLinks: 'KVR_ALLOW_POSSESSION_ONLY_LINKS',
+    /**
+     * Connection of the reconcile queue (`kvr-reconcile`, and `kvr-reconcile-poison`), used by the queue trigger and
+     * by the app: identity-based as `KVR_RECONCILE_QUEUE__queueServiceUri` (`https://<account>.queue.core.windows.net`,
+     * with `__credential` = managedidentity and `__clientId`), or a connection string in `KVR_RECONCILE_QUEUE` (Azurite).
+     * Without it, the app remediates in process after each batch (no queue).
+     */
+    reconcileQueue: 'KVR_RECONCILE_QUEUE',
     /** Client id of the user-assigned managed identity (read by `@azure/identity`). */
     managedIdentityClientId: 'AZURE_CLIENT_ID',
     /**
@@ -89,13 +96,6 @@ export const ConsumeSettingNames = {
  * set them (then move them in: the infra test checks that every name there is in the templates).
  */
 export const ReconcileSettingNames = {
-    /**
-     * Connection of the reconcile queue (`kvr-reconcile`, and `kvr-reconcile-poison`), used by the queue trigger and
-     * by the app: identity-based as `KVR_RECONCILE_QUEUE__queueServiceUri` (`https://<account>.queue.core.windows.net`,
-     * with `__credential` = managedidentity and `__clientId`), or a connection string in `KVR_RECONCILE_QUEUE` (Azurite).
-     * Without it, the app remediates in process after each batch (no queue).
-     */
-    queueConnection: 'KVR_RECONCILE_QUEUE',
     /** NCRONTAB schedule of the drift sweep (default `0 41 * * * *`: hourly). */
     driftSweepSchedule: 'KVR_DRIFT_SWEEP_SCHEDULE',
 } as const;
