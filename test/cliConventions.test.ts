@@ -1,7 +1,16 @@
 // The conventions of the kvr command line: help for every command, --version, the exit status table, errors that
 // name the option and the fix, and a replay that survives a damaged input.
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+    chmodSync,
+    mkdirSync,
+    mkdtempSync,
+    readdirSync,
+    readFileSync,
+    rmSync,
+    symlinkSync,
+    writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -192,6 +201,14 @@ describe('kvr replay of a damaged input', () => {
         expect(run.stderr).toContain(`\n  damaged file ${truncated}:`);
     });
 
+    it('`kvr cmk-report` still prints its report over a damaged input, and exits 3', async () => {
+        const { dir } = damagedFolder();
+        const run = await runKvr('cmk-report', '--json', dir);
+        expect(run.code).toBe(3);
+        expect(JSON.parse(run.stdout)).toEqual(expect.objectContaining({ rows: expect.any(Array) }));
+        expect(run.stderr).toMatch(/\nkvr cmk-report: processed with problems: 1 input\(s\) rejected/);
+    });
+
     it('does the same in the built binary', async () => {
         const { dir } = damagedFolder();
         const run = await runKvrBinary(['replay', dir]);
@@ -267,6 +284,20 @@ describe('docs/cli.md', () => {
             expect({ command, inDoc: doc.includes(`$ npx kvr ${command} --help\n${help}\n\`\`\``) }).toEqual({
                 command,
                 inDoc: true,
+            });
+        }
+    });
+
+    it('the docs pages spell a kvr command line one way, `npx kvr`', () => {
+        const docs = join(REPO, 'docs');
+        for (const page of readdirSync(docs).filter((f) => f.endsWith('.md'))) {
+            const text = readFileSync(join(docs, page), 'utf8');
+            expect({
+                page,
+                other: text.match(/npm run (--silent |-s )?kvr\b|node dist\/shared\/cli\/kvr\.js \w/g),
+            }).toEqual({
+                page,
+                other: null,
             });
         }
     });
