@@ -137,15 +137,14 @@ export async function* readCapture(file: CaptureFile, grouping: CaptureGrouping 
         yield { items: [damagedItem(file.path, 0, `cannot read the file: ${file.unreadable}`, '')], bytesRead: 0 };
         return;
     }
-    const raw = createReadStream(file.path, { highWaterMark: 256 * 1024 });
     let gz: boolean;
     try {
         gz = await isGzip(file.path);
     } catch (err) {
-        raw.destroy();
         yield { items: [damagedItem(file.path, 0, `cannot read the file: ${whyUnreadable(err)}`, '')], bytesRead: 0 };
         return;
     }
+    const raw = createReadStream(file.path, { highWaterMark: 256 * 1024 });
     const text = gz ? raw.pipe(createGunzip()) : raw;
     if (gz) raw.on('error', (err) => text.destroy(err));
     text.setEncoding('utf8');
@@ -189,7 +188,8 @@ export async function* readCapture(file: CaptureFile, grouping: CaptureGrouping 
             `${what} ${where}; the rest of the file is lost`,
             cut?.text ?? '',
         );
-        yield { items: [...group, item], bytesRead: file.size };
+        if (group.length > 0) yield { items: group, bytesRead: raw.bytesRead };
+        yield { items: [item], bytesRead: file.size };
         return;
     }
     for (const it of splitter.end()) {
