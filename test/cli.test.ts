@@ -28,8 +28,8 @@ describe('kvr replay over the reference fixtures', () => {
         run = await runKvr('replay', FIXTURES);
     });
 
-    it('exits 0 and prints a valid decision log', () => {
-        expect(run.code).toBe(0);
+    it('exits 3 (processed with problems: the malformed fixtures are rejected) and prints a valid decision log', () => {
+        expect(run.code).toBe(3);
         const decisions = decisionsOf(run.stdout);
         expect(decisions.length).toBeGreaterThan(0);
         for (const d of decisions) expect(['finding', 'action', 'rejected', 'error']).toContain(d.type);
@@ -113,7 +113,7 @@ describe('kvr replay input formats', () => {
         lines.splice(1, 0, '{"time": "2026-10-05T10:20:30Z", "broken');
         writeFileSync(join(dir, 'PT1H.json'), `${lines.join('\n')}\n`);
         const run = await runKvr('replay', dir);
-        expect(run.code).toBe(0);
+        expect(run.code).toBe(3);
         const rejected = decisionsOf(run.stdout).filter((d) => d.type === 'rejected');
         expect(rejected).toEqual([
             expect.objectContaining({ reason: 'unterminated string', source: `${join(dir, 'PT1H.json')}:2` }),
@@ -128,7 +128,7 @@ describe('kvr replay outputs', () => {
         const out = join(dir, 'decisions.jsonl');
         const q = join(dir, 'q');
         const run = await runKvr('replay', join(FIXTURES, 'malformed'), '--decisions', out, '--quarantine', q);
-        expect(run.code).toBe(0);
+        expect(run.code).toBe(3);
         expect(run.stdout).toBe('');
         expect(run.stderr).toContain(`decision log: ${out}`);
         expect(decisionsOf(readFileSync(out, 'utf8')).filter((d) => d.type === 'rejected')).toHaveLength(5);
@@ -147,7 +147,7 @@ describe('kvr errors', () => {
         expect(run.stderr).toBe("kvr: cannot read '/nonexistent/capture.json': no such file or directory\n");
     });
 
-    it('lists every config problem on one line', async () => {
+    it('lists every config problem, one per line', async () => {
         const dir = tmp();
         const cfg = join(dir, 'bad.json');
         writeFileSync(
@@ -160,12 +160,13 @@ describe('kvr errors', () => {
         const run = await runKvr('replay', FIXTURES, '--config', cfg);
         expect(run.code).toBe(2);
         expect(run.stdout).toBe('');
-        const lines = run.stderr.trimEnd().split('\n');
-        expect(lines).toHaveLength(1);
-        expect(lines[0]).toMatch(new RegExp(`^kvr: invalid config ${cfg}: `));
-        expect(lines[0]).toContain('rules.sensitive-operation.severity');
-        expect(lines[0]).toContain('extra');
-        expect(lines[0]).toContain('rules.no-such-rule: unknown rule id');
+        const [head, ...problems] = run.stderr.trimEnd().split('\n');
+        expect(head).toBe(`kvr: invalid config ${cfg}: ${problems.length} problems:`);
+        expect(problems.length).toBeGreaterThanOrEqual(3);
+        for (const p of problems) expect(p).toMatch(/^ {2}- \S/);
+        expect(problems.filter((p) => p.includes('rules.sensitive-operation.severity'))).toHaveLength(1);
+        expect(problems.filter((p) => p.includes('extra'))).toHaveLength(1);
+        expect(problems.filter((p) => p.includes('rules.no-such-rule: unknown rule id'))).toHaveLength(1);
     });
 
     it('reports a config that is not JSON', async () => {
@@ -182,15 +183,15 @@ describe('kvr errors', () => {
         const cfg = join(dir, 'ok.json');
         writeFileSync(cfg, JSON.stringify({ rules: { 'sensitive-operation': { enabled: false } } }));
         const run = await runKvr('replay', FIXTURES, '--config', cfg);
-        expect(run.code).toBe(0);
+        expect(run.code).toBe(3);
         const rulesFired = decisionsOf(run.stdout).map((d) => d.rule);
         expect(rulesFired).not.toContain('sensitive-operation');
         expect(rulesFired).toContain('cmk-access-denied');
     });
 
     it.each([
-        [['replay'], /^kvr: replay needs at least one file or directory\n$/],
-        [['replay', FIXTURES, '--bogus'], /^kvr: Unknown option '--bogus'/],
+        [['replay'], /^kvr: replay needs at least one file or directory; see 'kvr replay --help'\n$/],
+        [['replay', FIXTURES, '--bogus'], /^kvr: unknown option '--bogus'; see 'kvr replay --help'\n$/],
         [['frobnicate'], /^kvr: unknown command 'frobnicate'/],
     ])('rejects bad usage %j with exit 2', async (argv, message) => {
         const run = await runKvr(...argv);
@@ -200,9 +201,10 @@ describe('kvr errors', () => {
 });
 
 describe('the built kvr binary', () => {
-    it('replays the fixtures with exit 0 and the same log as in-process', async () => {
+    it('replays the fixtures with the same exit status and log as in-process', async () => {
         const [bin, inproc] = await Promise.all([runKvrBinary(['replay', FIXTURES]), runKvr('replay', FIXTURES)]);
-        expect(bin.code).toBe(0);
+        expect(bin.code).toBe(3);
+        expect(inproc.code).toBe(3);
         expect(bin.stdout).toBe(inproc.stdout);
     });
 

@@ -785,7 +785,10 @@ describe('kvr consume and send usage errors (exit 2, one line)', () => {
     it('consume without settings lists every missing one', async () => {
         const r = await runKvr('consume');
         expect(r.code).toBe(2);
-        expect(r.stderr.trim().split('\n')).toHaveLength(1);
+        // One line per missing setting, after a heading that counts them.
+        const [head, ...lines] = r.stderr.trimEnd().split('\n');
+        expect(head).toBe(`kvr: invalid config app settings: ${lines.length} problems:`);
+        for (const l of lines) expect(l).toMatch(/^ {2}- \S+ is required/);
         for (const name of [
             'KVR_QUARANTINE_CONTAINER_URL',
             'KVR_STATE',
@@ -800,19 +803,21 @@ describe('kvr consume and send usage errors (exit 2, one line)', () => {
     it('send without settings lists every missing one', async () => {
         const r = await runKvr('send', '--synthetic', '1');
         expect(r.code).toBe(2);
-        expect(r.stderr).toMatch(/KV_LOGS_EVENTHUB__fullyQualifiedNamespace is required.*--hub-name or KV_LOGS_HUB/);
+        expect(r.stderr).toMatch(
+            /\n {2}- KV_LOGS_EVENTHUB__fullyQualifiedNamespace is required.*\n {2}- --hub-name or KV_LOGS_HUB/,
+        );
     });
 
     it.each([
         [['consume', 'capture.json'], /consume takes no file arguments/],
-        [['consume', '--bogus'], /Unknown option '--bogus'/],
+        [['consume', '--bogus'], /unknown option '--bogus'; see 'kvr consume --help'/],
         [['consume', '--max-batch-size', '0'], /--max-batch-size must be a number from 1 to 10000/],
         [['consume', '--max-batch-size', '2.5'], /--max-batch-size must be a whole number/],
         [['send'], /send needs at least one capture file or directory, or --synthetic <count>/],
         [['send', '--rate', 'fast', 'x.json'], /--rate must be a positive number, not 'fast'/],
         [['send', '--synthetic', '0'], /--synthetic must be a positive whole number/],
         [['send', '--seed', '3', 'x.json'], /--seed needs --synthetic/],
-        [['send', '--bogus', 'x.json'], /Unknown option '--bogus'/],
+        [['send', '--bogus', 'x.json'], /unknown option '--bogus'; see 'kvr send --help'/],
     ])('%j', async (argv, message) => {
         const r = await runKvr(...argv);
         expect(r.code).toBe(2);
@@ -832,8 +837,10 @@ describe('kvr consume and send usage errors (exit 2, one line)', () => {
 
     it('lists consume and send in the help', async () => {
         const r = await runKvr('help');
-        expect(r.stdout).toMatch(/^ {2}kvr consume /m);
-        expect(r.stdout).toMatch(/^ {2}kvr send /m);
+        expect(r.stdout).toMatch(/^ {2}consume {2}/m);
+        expect(r.stdout).toMatch(/^ {2}send {2}/m);
+        expect((await runKvr('consume', '--help')).stdout).toMatch(/^Usage:\n {2}kvr consume /);
+        expect((await runKvr('send', '--help')).stdout).toMatch(/^Usage:\n {2}kvr send /);
     });
 });
 

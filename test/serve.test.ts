@@ -142,7 +142,8 @@ describe('kvr replay --outbox', () => {
             '--decisions',
             join(work, 'decisions.jsonl'),
         );
-        expect(r.code).toBe(0);
+        // 3: processed with problems (the malformed fixtures are rejected).
+        expect(r.code).toBe(3);
         const findings = readFileSync(join(work, 'decisions.jsonl'), 'utf8')
             .split('\n')
             .filter((l) => l.includes('"type":"finding"'));

@@ -12,6 +12,16 @@ const CAPTURE_FILE = /\.(json|jsonl|ndjson|log)(\.gz)?$|\.gz$/i;
 export interface CaptureFile {
     readonly path: string;
     readonly size: number;
+    /** Why the file cannot be read (found while listing a directory): it is replayed as one rejected item. */
+    readonly unreadable?: string;
+}
+
+/** Reasons of the rejected items that stand for a damaged or unreadable file (or its lost remainder) start so. */
+export const DAMAGED_INPUT = 'damaged input: ';
+
+/** True for the reason of a rejected item that stands for a damaged or unreadable file. */
+export function isDamagedInput(reason: string): boolean {
+    return reason.startsWith(DAMAGED_INPUT);
 }
 
 export interface CaptureListing {
@@ -20,26 +30,36 @@ export interface CaptureListing {
     readonly ignored: readonly string[];
 }
 
-function unreadable(path: string, err: unknown): ResponderError {
+function whyUnreadable(err: unknown): string {
     const e = err as NodeJS.ErrnoException;
-    const why =
-        e.code === 'ENOENT' ? 'no such file or directory' : e.code === 'EACCES' ? 'permission denied' : e.message;
-    return new ResponderError('INPUT.UNREADABLE', `cannot read '${path}': ${why}`, false, { cause: err });
+    return e.code === 'ENOENT' ? 'no such file or directory' : e.code === 'EACCES' ? 'permission denied' : e.message;
+}
+
+function unreadable(path: string, err: unknown): ResponderError {
+    return new ResponderError('INPUT.UNREADABLE', `cannot read '${path}': ${whyUnreadable(err)}`, false, {
+        cause: err,
+    });
 }
 
 async function walk(path: string, files: CaptureFile[], ignored: string[], explicit: boolean): Promise<void> {
+    // A path named on the command line is checked before any output (a usage error); a file or folder found inside
+    // a replayed directory that cannot be read is replayed as one rejected item, and the others are still processed.
     let s: Awaited<ReturnType<typeof stat>>;
     try {
         s = await stat(path);
     } catch (err) {
-        throw unreadable(path, err);
+        if (explicit) throw unreadable(path, err);
+        files.push({ path, size: 0, unreadable: whyUnreadable(err) });
+        return;
     }
     if (s.isDirectory()) {
         let entries: Dirent[];
         try {
             entries = await readdir(path, { withFileTypes: true });
         } catch (err) {
-            throw unreadable(path, err);
+            if (explicit) throw unreadable(path, err);
+            files.push({ path, size: 0, unreadable: `cannot list the folder: ${whyUnreadable(err)}` });
+            return;
         }
         entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
         for (const e of entries) {
@@ -62,7 +82,9 @@ async function walk(path: string, files: CaptureFile[], ignored: string[], expli
         const h = await open(path, 'r');
         await h.close();
     } catch (err) {
-        throw unreadable(path, err);
+        if (explicit) throw unreadable(path, err);
+        files.push({ path, size: s.size, unreadable: whyUnreadable(err) });
+        return;
     }
     files.push({ path, size: s.size });
 }
@@ -111,13 +133,18 @@ export async function* readCapture(file: CaptureFile, grouping: CaptureGrouping 
     const maxItems = grouping.maxItems ?? Number.POSITIVE_INFINITY;
     const maxGroupChars = grouping.maxGroupChars ?? 1 << 20;
     if (!(maxItems >= 1)) throw new RangeError('maxItems must be at least 1');
-    let raw: ReturnType<typeof createReadStream>;
-    try {
-        raw = createReadStream(file.path, { highWaterMark: 256 * 1024 });
-    } catch (err) {
-        throw unreadable(file.path, err);
+    if (file.unreadable !== undefined) {
+        yield { items: [damagedItem(file.path, 0, `cannot read the file: ${file.unreadable}`, '')], bytesRead: 0 };
+        return;
     }
-    const gz = await isGzip(file.path);
+    let gz: boolean;
+    try {
+        gz = await isGzip(file.path);
+    } catch (err) {
+        yield { items: [damagedItem(file.path, 0, `cannot read the file: ${whyUnreadable(err)}`, '')], bytesRead: 0 };
+        return;
+    }
+    const raw = createReadStream(file.path, { highWaterMark: 256 * 1024 });
     const text = gz ? raw.pipe(createGunzip()) : raw;
     if (gz) raw.on('error', (err) => text.destroy(err));
     text.setEncoding('utf8');
@@ -129,6 +156,7 @@ export async function* readCapture(file: CaptureFile, grouping: CaptureGrouping 
         // A broken item still goes through the pipeline, which rejects and quarantines it with the splitter's reason.
         return it.problem === undefined ? { body: it.text, source } : { body: it.text, source, problem: it.problem };
     };
+    let failure: unknown;
     try {
         for await (const chunk of text) {
             for (const it of splitter.push(chunk as string)) {
@@ -142,10 +170,27 @@ export async function* readCapture(file: CaptureFile, grouping: CaptureGrouping 
             }
         }
     } catch (err) {
-        if (err instanceof ResponderError) throw err;
-        throw new ResponderError('INPUT.UNREADABLE', `cannot read '${file.path}': ${(err as Error).message}`, false, {
-            cause: err,
-        });
+        failure = err;
+    }
+    if (failure !== undefined) {
+        // A damaged file (truncated or corrupt gzip, a read error): the items completed before the damage are kept;
+        // the item cut by it and the rest of the file are one rejected item that names the position, and the replay
+        // goes on with the next file.
+        raw.destroy();
+        const cut = splitter.end()[0];
+        const what = gz ? `${describeGzipError(failure)} (gzip)` : `read failed: ${whyUnreadable(failure)}`;
+        const where =
+            `after ${raw.bytesRead} byte(s) of the file` +
+            (gz ? `, at decompressed line ${splitter.lineNumber}` : `, at line ${splitter.lineNumber}`);
+        const item = damagedItem(
+            file.path,
+            cut?.line ?? splitter.lineNumber,
+            `${what} ${where}; the rest of the file is lost`,
+            cut?.text ?? '',
+        );
+        if (group.length > 0) yield { items: group, bytesRead: raw.bytesRead };
+        yield { items: [item], bytesRead: file.size };
+        return;
     }
     for (const it of splitter.end()) {
         group.push(toItem(it));
@@ -155,4 +200,15 @@ export async function* readCapture(file: CaptureFile, grouping: CaptureGrouping 
         }
     }
     if (group.length > 0) yield { items: group, bytesRead: raw.bytesRead };
+}
+
+function damagedItem(path: string, line: number, problem: string, body: string): BatchItem {
+    return { body, source: line > 0 ? `${path}:${line}` : path, problem: `${DAMAGED_INPUT}${problem}` };
+}
+
+function describeGzipError(err: unknown): string {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'Z_BUF_ERROR') return 'truncated file: unexpected end of the compressed data';
+    if (e.code === 'Z_DATA_ERROR') return `corrupt compressed data (${e.message})`;
+    return `read failed: ${whyUnreadable(err)}`;
 }

@@ -43,6 +43,11 @@ export class JsonSplitter {
 
     constructor(private readonly maxItemChars = 16 * 1024 * 1024) {}
 
+    /** The 1-based line reached so far (where a damaged input broke off). */
+    get lineNumber(): number {
+        return this.line;
+    }
+
     /** Feeds a chunk; returns the items completed in it. */
     push(chunk: string): SplitItem[] {
         const out: SplitItem[] = [];

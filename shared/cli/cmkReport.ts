@@ -14,6 +14,7 @@ import {
     tableStateOption,
     UsageError,
 } from './common';
+import { EXIT } from './help';
 
 /** At most this many key inventories in one report. */
 const MAX_KEYS = 10_000;
@@ -30,6 +31,7 @@ export async function runCmkReport(args: readonly string[], io: CliIo): Promise<
         throw new UsageError('cmk-report needs captures to replay, or --state to read a deployed inventory');
     const store: StateStore = tableStateOption(values.state, values['state-table']) ?? new MemoryStateStore();
     const config = await loadConfigFile(values.config);
+    let rejected = 0;
     if (positionals.length > 0) {
         const out = values.decisions === undefined ? undefined : await openOutput(values.decisions);
         try {
@@ -45,6 +47,7 @@ export async function runCmkReport(args: readonly string[], io: CliIo): Promise<
             io.stderr.write(
                 `kvr cmk-report: replayed ${result.stats.records} record(s) from ${result.files} file(s): ${result.stats.findings} finding(s)\n`,
             );
+            rejected = result.stats.rejected;
         } finally {
             if (out !== undefined) await closeOutput(out);
         }
@@ -58,5 +61,9 @@ export async function runCmkReport(args: readonly string[], io: CliIo): Promise<
             `${JSON.stringify({ asOf: new Date(nowMs).toISOString(), keys: states.length, rows }, null, 2)}\n`,
         );
     else io.stdout.write(reportTable(rows));
-    return 0;
+    if (rejected === 0) return EXIT.ok;
+    io.stderr.write(
+        `kvr cmk-report: processed with problems: ${rejected} input(s) rejected (--decisions lists them); exit status ${EXIT.problems}\n`,
+    );
+    return EXIT.problems;
 }

@@ -2,7 +2,7 @@
 import { DirectoryQuarantineSink, JsonLinesDecisionSink } from '../adapters/streamSinks';
 import { replay } from '../app/replay';
 import { startSimulation } from '../simulation/simulation';
-import { ConfigError, ResponderError } from '../core/errors';
+import { DAMAGED_INPUT, isDamagedInput } from '../adapters/captureReader';
 import type { QuarantineSink } from '../core/ports';
 import { formatSummary, ProgressReporter } from './summary';
 import {
@@ -12,8 +12,12 @@ import {
     openOutput,
     parseCommandArgs,
     readJsonFile,
+    exitStatusOf,
+    formatError,
+    packageVersion,
     tableStateOption,
     UsageError,
+    wantsHelp,
 } from './common';
 
 export type { CliIo } from './common';
@@ -23,54 +27,7 @@ import { runPosture } from './posture';
 import { checkedPublicUrl, outboxSummary, runServe } from './serve';
 import { DEFAULT_PUBLIC_URL, DEFAULT_SIGNING_KEY, errorsOnly, localAlerting } from './localAlerting';
 import { runSend } from './send';
-
-const USAGE = `Usage:
-  kvr replay <file-or-dir>... [--config <file>] [--decisions <out.jsonl>] [--quarantine <dir>]
-             [--state <table account URL | storage connection string>] [--state-table <name>]
-             [--vaults <inventory.json>] [--outbox <dir> [--public-url <url>] [--signing-key <pem>]]
-             [--batch-size <n>]
-      Replays captured Key Vault audit logs (Event Hubs bodies, JSON arrays, JSON Lines such as PT1H.json,
-      directories, .gz files) through the same pipeline as the Azure Function. Writes the decision log as
-      JSON Lines to stdout (or --decisions) and a summary to stderr. Rule state (baselines, windows, finding
-      groups) is kept in memory, or in Azure Table Storage with --state (seeds the production baselines).
-      --vaults simulates the vaults of an inventory (a JSON array of vaults as vaults.get returns them):
-      recorded changes are applied to them, remediations run against them through the real ARM client, and
-      the log ends with one "vault-state" line per vault. Without --vaults nothing is read or changed.
-      Batches: with --vaults, each Event Hubs body of the capture is one batch, as it was delivered (in JSON
-      Lines archives such as PT1H.json, which hold bare records, each record is one batch), so caps, undo
-      windows and recorded changes keep their real order; without --vaults, bodies are grouped up to 1 MiB
-      for speed. --batch-size <n> (1-10000) puts n bodies (or n bare records) in each batch, e.g. to mimic
-      the trigger's batching: a batch applies its recorded changes before detection, and remediates each
-      vault once.
-      --outbox groups findings into incidents and writes each notification (Teams card JSON, Graph sendMail
-      request) to <dir>, one file each, with acknowledge/undo links to --public-url (default
-      http://localhost:7071, where \`kvr serve\` listens) signed by a development key (--signing-key, default
-      .kvr/dev-signing-key.pem, created on first use).
-  kvr cmk-report [--config <file>] [--decisions <out.jsonl>] [--json] <capture>...
-  kvr cmk-report --state <table> [--state-table <name>] [--json]
-      The customer-managed key dependency report: which services (managed identities, trusted services, apps) use
-      which key versions, with last success, last failure and counts; failing ones first. After replaying the
-      captures (in-use relative to their newest key use), or from a deployed app's Table state.
-  kvr posture --vaults <inventory.json> --keys <key-inventory.json> [--config <file>] [--json]
-      The daily CMK posture checks (cmk-app-tier-missing, cmk-weak-key, cmk-no-expiry, cmk-no-rotation-policy,
-      disk-encryption-vault-shared) against simulated vaults: each vault the key inventory names (a JSON object
-      { "<vault name>": [keys] }) is served by a local Key Vault keys fake and read through the real client.
-      Findings as JSON Lines on stdout, a summary on stderr (JSON with --json). See docs/cmk-posture.md.
-  kvr serve [--port <n>] [--host <addr>] [--public-url <url>] [--outbox <dir>] [--config <file>]
-            [--vaults <inventory.json>] [--state <table>] [--state-table <name>] [--signing-key <pem>]
-            [--replay <capture>]... [--tick-seconds <n>] [--possession-only-links]
-      Runs the app locally until Ctrl-C: the acknowledge/undo pages under /api/incidents/..., and POST
-      /local/events, which runs the Event Hubs handler on the posted body. Notifications go to the outbox
-      (default .kvr/outbox) unless KVR_TEAMS_WEBHOOK_URL / KVR_MAIL_SENDER are set. --replay feeds captures
-      through first and prints each alert with its acknowledge link. Prints the port it listens on.
-  kvr consume [--from-start] [--max-batch-size <n>] [--max-wait-seconds <s>]
-      Runs the Function's handler outside Azure Functions: reads the event hub of the app settings (KV_LOGS_*),
-      balancing partitions across replicas, checkpoints in KVR_CHECKPOINT_CONTAINER_URL; until Ctrl-C.
-  kvr send <capture>... | --synthetic <count> [--seed <n>] [--hub-name <name>] [--rate <events per second>]
-      Publishes captured (or generated) Event Hubs bodies to the event hub, one event per item, in batches.
-  kvr help
-Exit status: 0 when the input was processed (even with rejected records), 2 for bad usage, an unreadable
-path or an invalid config, 1 for an unexpected failure.`;
+import { commandHelp, EXIT, globalHelp } from './help';
 
 /** `--batch-size`: bodies (or bare records) per replayed batch; undefined leaves the default to replay. */
 function batchSizeOption(value: string | undefined): number | undefined {
@@ -106,10 +63,20 @@ async function runReplay(args: readonly string[], io: CliIo): Promise<number> {
     const out = values.decisions === undefined ? io.stdout : await openOutput(values.decisions);
     // Without --quarantine the rejected items stay where they are, in the input files: each `rejected` line names
     // its file and line. With it, they are also copied whole into <dir>/quarantine.jsonl.
-    const quarantine: QuarantineSink =
+    const keep: QuarantineSink =
         values.quarantine === undefined
             ? { put: () => Promise.resolve() }
             : new DirectoryQuarantineSink(values.quarantine);
+    // Damaged or unreadable files are rejected items too; they are also named at the end of the summary.
+    const damaged: string[] = [];
+    const quarantine: QuarantineSink = {
+        put: (items) => {
+            for (const it of items)
+                if (isDamagedInput(it.reason))
+                    damaged.push(`${it.source ?? '?'}: ${it.reason.slice(DAMAGED_INPUT.length)}`);
+            return keep.put(items);
+        },
+    };
     if (values.outbox === undefined && (values['public-url'] ?? values['signing-key']) !== undefined)
         throw new UsageError('--public-url and --signing-key need --outbox');
     const alerting =
@@ -148,16 +115,37 @@ async function runReplay(args: readonly string[], io: CliIo): Promise<number> {
             }),
         );
         if (alerting?.outbox !== undefined) io.stderr.write(outboxSummary(alerting.outbox));
+        return withProblems(result.stats.rejected, damaged, io);
     } finally {
         await simulation?.close();
         if (out !== io.stdout) await closeOutput(out);
     }
-    return 0;
 }
 
-/** Runs the CLI; returns the exit status. Never calls process.exit, so tests can run it in-process. */
+/**
+ * The exit status of a run that processed its inputs: 0, or 3 ("processed with problems") when some were rejected,
+ * with a closing line that says so.
+ */
+function withProblems(rejected: number, damaged: readonly string[], io: CliIo): number {
+    if (rejected === 0) return EXIT.ok;
+    const lines = [
+        `kvr replay: processed with problems: ${rejected} input(s) rejected (the "rejected" lines of the decision log name each one); exit status ${EXIT.problems}`,
+        ...damaged.map((d) => `  damaged file ${d}`),
+    ];
+    io.stderr.write(`${lines.join('\n')}\n`);
+    return EXIT.problems;
+}
+
+/** Runs the CLI; returns the exit status (help.ts EXIT_CODES). Never calls process.exit, so tests can run it in-process. */
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
     const [command, ...rest] = argv;
+    if (command !== undefined && wantsHelp(rest)) {
+        const help = commandHelp(command);
+        if (help !== undefined) {
+            io.stdout.write(`${help}\n`);
+            return EXIT.ok;
+        }
+    }
     try {
         switch (command) {
             case 'replay':
@@ -174,24 +162,42 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
                 return await runSend(rest, io);
             case 'help':
             case '--help':
-            case '-h':
-                io.stdout.write(`${USAGE}\n`);
-                return 0;
+            case '-h': {
+                const topic = rest[0];
+                if (topic === undefined) {
+                    io.stdout.write(`${globalHelp()}\n`);
+                    return EXIT.ok;
+                }
+                const help = commandHelp(topic);
+                if (help === undefined) throw new UsageError(`no command '${topic}': 'kvr help' lists the commands`);
+                io.stdout.write(`${help}\n`);
+                return EXIT.ok;
+            }
+            case '--version':
+                io.stdout.write(`${packageVersion()}\n`);
+                return EXIT.ok;
             case undefined:
-                io.stderr.write(`${USAGE}\n`);
-                return 2;
+                io.stderr.write(`${globalHelp()}\n`);
+                return EXIT.usage;
             default:
-                throw new UsageError(`unknown command '${command}' (try 'kvr help')`);
+                throw new UsageError(
+                    command.startsWith('-')
+                        ? `unknown option '${command}' before the command: 'kvr help' lists the commands`
+                        : `unknown command '${command}': 'kvr help' lists the commands`,
+                );
         }
     } catch (err) {
-        if (err instanceof ConfigError || err instanceof ResponderError) {
-            io.stderr.write(`kvr: ${err.message.replace(/\s*\n\s*/g, ' ')}\n`);
-            return 2;
-        }
+        const code = exitStatusOf(err);
         io.stderr.write(
-            `kvr: unexpected failure: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+            formatError(
+                err,
+                code === EXIT.usage && command !== undefined && commandHelp(command) !== undefined
+                    ? command
+                    : undefined,
+                process.env.KVR_DEBUG === '1',
+            ),
         );
-        return 1;
+        return code;
     }
 }
 

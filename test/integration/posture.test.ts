@@ -330,7 +330,10 @@ describe('kvr posture', () => {
         expect(invalid.stderr).toContain('v2.json');
 
         const noKeys = await runKvr('posture', '--vaults', sample('vaults.json'));
-        expect(noKeys).toMatchObject({ code: 2, stderr: 'kvr: posture needs --keys <key-inventory.json>\n' });
+        expect(noKeys).toMatchObject({
+            code: 2,
+            stderr: "kvr: posture needs --keys <key-inventory.json>; see 'kvr posture --help'\n",
+        });
 
         const missing = await runKvr('posture', '--vaults', sample('vaults.json'), '--keys', join(dir, 'nope.json'));
         expect(missing.code).toBe(2);

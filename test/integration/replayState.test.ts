@@ -49,7 +49,7 @@ describe('replaying a capture twice', () => {
         it('rejects --state-table without --state', async () => {
             const run = await runKvr('replay', SAMPLE, '--state-table', 'x');
             expect(run.code).toBe(2);
-            expect(run.stderr).toBe('kvr: --state-table needs --state\n');
+            expect(run.stderr).toBe("kvr: --state-table needs --state; see 'kvr replay --help'\n");
         });
     });
 });
