@@ -57,18 +57,32 @@ export function plain(text: string, max = 300): string {
 }
 
 /**
- * Untrusted text for an Adaptive Card TextBlock or Fact: Markdown is neutralized (a backslash before emphasis, code,
- * link and HTML characters, and before a leading heading, list or quote marker), URLs and `{{DATE()}}` functions are broken with a zero-width space so that nothing becomes a
- * link or a function.
+ * Untrusted text for an Adaptive Card `TextRun`. Teams interprets Markdown in TextBlock text and in FactSet titles and
+ * values, but not in a TextRun ("Text to display. Markdown is not supported": Adaptive Cards schema, TextRun; Teams
+ * "Text formatting in cards"). So every value taken from a log record goes into a TextRun and needs no Markdown
+ * escaping at all: a backslash escape would show literally there ("From \20.86.120.33"). What is left is what a
+ * client may do to any text: turn a URL, a `www.` host or an e-mail address into a link, or evaluate a `{{DATE()}}`
+ * function. Those are broken with a zero-width space inside the token only (after `://`, `www`, the `@` of an address,
+ * between two `{`), invisible on the card and never added to terminal output, email or pages.
  */
 export function cardText(text: string, max = 300): string {
     return plain(text, max)
-        .replace(/[\\`*_[\]~<>]/g, (c) => `\\${c}`)
-        .replace(/^(\s*)([#+-]|\d+\.)/, '$1\\$2')
         .replace(/:\/\//g, ':\u200b//')
-        .replace(/@/g, '@\u200b')
         .replace(/\bwww\./gi, (w) => `${w.slice(0, 3)}\u200b.`)
+        .replace(/([^\s@])@(?=[^\s@]+\.[^\s@])/g, '$1@\u200b')
         .replace(/\{(?=\{)/g, '{\u200b');
+}
+
+/** A block of untrusted text: one TextRun (no Markdown) in a RichTextBlock. */
+function textRuns(
+    runs: readonly (string | (Readonly<Record<string, string | boolean>> & { readonly text: string }))[],
+    block: Record<string, unknown> = {},
+): Record<string, unknown> {
+    return {
+        type: 'RichTextBlock',
+        inlines: runs.map((r) => (typeof r === 'string' ? { type: 'TextRun', text: r } : { type: 'TextRun', ...r })),
+        ...block,
+    };
 }
 
 /** Untrusted text for HTML element content or a quoted attribute. */
@@ -214,19 +228,20 @@ function teamsCardAt(v: NoticeView, d: CardDetail, trimmed: boolean): TeamsWebho
     const style = inc.severity === 'critical' || inc.severity === 'high' ? 'attention' : 'warning';
     const extra: Record<string, unknown>[] = [];
     if (v.kind === 'channel-failing' && v.failing !== undefined) {
-        extra.push({
-            type: 'TextBlock',
-            text: cardText(
-                `Delivery by ${v.failing.channel} keeps failing: ${v.failing.error}`,
-                Math.min(500, d.extra),
-            ),
-            wrap: true,
-            color: 'attention',
-        });
+        extra.push(
+            textRuns([
+                {
+                    text: cardText(
+                        `Delivery by ${v.failing.channel} keeps failing: ${v.failing.error}`,
+                        Math.min(500, d.extra),
+                    ),
+                    color: 'attention',
+                },
+            ]),
+        );
     }
     const note = v.kind === 'undone' ? undoneNote(inc) : undefined;
-    if (note !== undefined)
-        extra.push({ type: 'TextBlock', text: cardText(note, Math.min(1200, d.extra)), wrap: true });
+    if (note !== undefined) extra.push(textRuns([cardText(note, Math.min(1200, d.extra))]));
     if (trimmed) extra.push({ type: 'TextBlock', text: TRIMMED_NOTE, wrap: true, isSubtle: true, size: 'small' });
     const actions: Record<string, unknown>[] = [];
     if (v.links.ack !== undefined && inc.acknowledged === undefined)
@@ -249,31 +264,25 @@ function teamsCardAt(v: NoticeView, d: CardDetail, trimmed: boolean): TeamsWebho
                 style,
                 bleed: true,
                 items: [
-                    {
-                        type: 'TextBlock',
-                        text: cardText(headline(v), 200),
-                        weight: 'bolder',
-                        size: 'medium',
-                        wrap: true,
-                    },
-                    { type: 'TextBlock', text: cardText(inc.summary, d.summary), wrap: true },
+                    textRuns([{ text: cardText(headline(v), 200), weight: 'bolder', size: 'medium' }]),
+                    textRuns([cardText(inc.summary, d.summary)]),
                 ],
             },
             ...extra,
+            // Not a FactSet: Teams reads Markdown in fact values. One "Title: value" line per fact, value in a TextRun.
             {
-                type: 'FactSet',
-                facts: shownFacts.map(([title, value]) => ({ title, value: cardText(value, d.fact) })),
+                type: 'Container',
+                items: shownFacts.map(([title, value], i) =>
+                    textRuns([{ text: `${title}: `, weight: 'bolder' }, cardText(value, d.fact)], {
+                        spacing: i === 0 ? 'default' : 'none',
+                    }),
+                ),
             },
             {
                 type: 'Container',
                 items: [
                     { type: 'TextBlock', text: 'What kv-responder did', weight: 'bolder', wrap: true },
-                    ...responseBlock(inc, d).map((line) => ({
-                        type: 'TextBlock',
-                        text: cardText(line, 400),
-                        wrap: true,
-                        spacing: 'small',
-                    })),
+                    ...responseBlock(inc, d).map((line) => textRuns([cardText(line, 400)], { spacing: 'small' })),
                 ],
             },
         ],
@@ -374,15 +383,10 @@ function summaryCardOf(title: string, table: string, maxLines: number): TeamsWeb
         msteams: { width: 'Full' },
         fallbackText: cardText(title, 300),
         body: [
-            { type: 'TextBlock', text: cardText(title, 300), weight: 'bolder', size: 'medium', wrap: true },
-            ...clipLines(table, maxLines).map((line) => ({
-                type: 'TextBlock',
-                text: cardText(line, 400),
-                fontType: 'monospace',
-                size: 'small',
-                spacing: 'none',
-                wrap: false,
-            })),
+            textRuns([{ text: cardText(title, 300), weight: 'bolder', size: 'medium' }]),
+            ...clipLines(table, maxLines).map((line) =>
+                textRuns([{ text: cardText(line, 400), fontType: 'monospace', size: 'small' }], { spacing: 'none' }),
+            ),
         ],
     };
     return {
