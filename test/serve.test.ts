@@ -253,11 +253,86 @@ describe('kvr serve', () => {
             expect((await fetch(forged)).status).toBe(403);
             const otherIncident = ack.replace(/incidents\/[^/]+\//, 'incidents/0000000000000000abc/');
             expect((await fetch(otherIncident)).status).toBe(403);
-            expect(server.lines.some((l) => l.includes('acknowledge: '))).toBe(true);
+            // The terminal lists the incident with a short local link to its page.
+            expect(
+                server.lines.some((l) => l.includes(`${server.base}/i/1 `) && l.includes('firewall-ip-rule-added')),
+            ).toBe(true);
         } finally {
             expect(await server.stop()).toBe(0);
         }
     });
+});
+
+/** Waits until the server printed a line matching `re`. */
+async function lineOf(server: Served, re: RegExp): Promise<string> {
+    for (let i = 0; i < 600; i++) {
+        const l = server.lines.find((x) => re.test(x));
+        if (l !== undefined) return l;
+        await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`no line matching ${re} in:\n${server.lines.join('\n')}`);
+}
+
+describe('the first screen of npm start (kvr serve --replay of the demo)', () => {
+    it('lists one line per incident with a short local link, counts that add up, and what to do next', async () => {
+        const server = await serve([
+            '--replay',
+            join(REPO, 'samples/sample-day.jsonl.gz'),
+            '--config',
+            join(REPO, 'samples/demo-config.json'),
+            '--outbox',
+            join(work, 'outbox'),
+            '--signing-key',
+            join(work, 'k.pem'),
+            '--possession-only-links',
+        ]);
+        try {
+            await lineOf(server, /serving until interrupted/);
+            const out = server.lines;
+            const incidents = out.filter((l) => l.startsWith(`  ${server.base}/i/`));
+            const { teams } = readOutbox(join(work, 'outbox'));
+            // One line per incident alerted on, and a bounded screen around it.
+            expect(incidents).toHaveLength(teams.size);
+            expect(teams.size).toBeGreaterThanOrEqual(20);
+            expect(out.length).toBeLessThanOrEqual(incidents.length + 14);
+            for (const l of out) expect(l.length).toBeLessThanOrEqual(240);
+            // Nothing invisible: grep user@domain finds the caller.
+            expect(out.join('\n')).not.toMatch(/[\u200b\u2060]/);
+            expect(incidents.filter((l) => l.includes(' mallory@contoso.example ')).length).toBeGreaterThan(3);
+            for (const l of incidents) expect(l).toMatch(/ (CRITICAL|HIGH|MEDIUM|LOW) +[a-z-]+ +kv-[a-z-]+ +\S/);
+            // The counts add up: every finding is in a listed incident or below the alerting threshold.
+            const head = /^Summary: (\d+) records replayed, (\d+) findings:$/.exec(await lineOf(server, /^Summary: /));
+            const findings = Number(head?.[2]);
+            const inListed = /^ {2}(\d+) findings? in the (\d+) incidents? listed above/.exec(
+                await lineOf(server, /listed above/),
+            );
+            const below = /^ {2}(\d+) findings? below the alerting threshold/.exec(
+                out.find((l) => l.includes('below the alerting threshold')) ?? '',
+            );
+            expect(Number(inListed?.[2])).toBe(incidents.length);
+            expect(Number(inListed?.[1]) + Number(below?.[1] ?? 0)).toBe(findings);
+            if (findings > incidents.length) expect(out.join('\n')).toMatch(/are one incident: .* has \d+/);
+            expect(out.join('\n')).toMatch(
+                /What next:\n.*open a link above.*\n.*replay your own logs: .*PT1H\.json.*\n.*deploy/,
+            );
+            // A short link redirects to the signed link of its incident, whose page names the incident.
+            const first = incidents[0] as string;
+            const short = /^ {2}(\S+)/.exec(first)?.[1] as string;
+            const hop = await fetch(short, { redirect: 'manual' });
+            expect(hop.status).toBe(302);
+            const target = hop.headers.get('location') ?? '';
+            expect(target).toMatch(
+                new RegExp(`^${server.base}/api/incidents/[^/]+/ack\\?t=[\\w-]+\\.[\\w-]+\\.[\\w-]+$`),
+            );
+            const page = await fetch(short);
+            expect(page.status).toBe(200);
+            const rule = / (?:CRITICAL|HIGH|MEDIUM|LOW) +([a-z-]+) /.exec(first)?.[1] as string;
+            expect(await page.text()).toContain(rule);
+            expect((await fetch(`${server.base}/i/999`, { redirect: 'manual' })).status).toBe(404);
+        } finally {
+            expect(await server.stop()).toBe(0);
+        }
+    }, 120_000);
 });
 
 describe('kvr serve link actions: an explicit opt-in, from the page only', () => {

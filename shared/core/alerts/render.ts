@@ -94,7 +94,8 @@ export function portalUrlOf(vaultId: string): string {
     return `https://portal.azure.com/#resource${vaultId}/overview`;
 }
 
-function who(inc: Incident): string {
+/** Who the records name as the caller, in one line (untrusted: escape for the medium). */
+export function whoOf(inc: Incident): string {
     const a = inc.actor;
     const parts: string[] = [];
     if (a.upn !== undefined) parts.push(a.upn);
@@ -139,7 +140,7 @@ function facts(v: NoticeView): [string, string][] {
         ['Vault', inc.vault],
         ['Rule', inc.rule],
         ['Severity', inc.severity],
-        ['Who', who(inc)],
+        ['Who', whoOf(inc)],
     ];
     if (inc.actor.ip !== undefined) out.push(['From', inc.actor.ip]);
     if (inc.actor.userAgent !== undefined) out.push(['Client', inc.actor.userAgent]);
@@ -434,7 +435,7 @@ function incidentTable(inc: Incident): string {
         ['Vault', inc.vault],
         ['Rule', inc.rule],
         ['Severity', inc.severity],
-        ['Who', who(inc)],
+        ['Who', whoOf(inc)],
         ...(inc.actor.ip === undefined ? [] : [['From', inc.actor.ip] as [string, string]]),
         ['When', inc.openedAt === inc.lastSeenAt ? inc.openedAt : `${inc.openedAt} to ${inc.lastSeenAt}`],
         ['Remediation', responseLines(inc).join('; ')],
