@@ -4,7 +4,8 @@
  * is escaped for the medium it lands in: Adaptive Card Markdown, HTML, or a MIME header.
  */
 import type { Severity } from '../decisions';
-import type { Incident, IncidentAction } from './incident';
+import type { Incident, IncidentAction, PersonAction } from './incident';
+import type { IncidentPageContext } from './incidentPage';
 import type { LinkAction } from './token';
 import type { NoticeKind, TeamsWebhookMessage } from './types';
 
@@ -415,9 +416,15 @@ export function renderSummaryEmail(title: string, table: string): RenderedEmail 
 // Pages
 
 const PAGE_STYLE =
-    'body{font-family:Segoe UI,Arial,sans-serif;max-width:760px;margin:32px auto;padding:0 16px;color:#222}' +
-    'th{text-align:left;vertical-align:top;padding:4px 12px 4px 0}td{padding:4px 0}' +
-    'button{font-size:16px;padding:8px 20px;cursor:pointer}.note{color:#555}.error{color:#a4262c}';
+    'body{font-family:Segoe UI,Arial,sans-serif;max-width:760px;margin:24px auto;padding:0 16px;color:#222;' +
+    'line-height:1.4;overflow-wrap:anywhere}' +
+    'h1{font-size:1.5em;margin:0 0 12px}h2{font-size:1.15em;margin:24px 0 8px;border-bottom:1px solid #ddd}' +
+    'table{border-collapse:collapse;width:100%}th{text-align:left;vertical-align:top;padding:4px 12px 4px 0;width:8em}' +
+    'td{padding:4px 0}ol,ul{padding-left:1.4em}li{margin:4px 0}' +
+    '.change{border:1px solid #ddd;border-radius:4px;padding:8px;margin:8px 0;list-style:none}' +
+    '.restores{border-color:#a4262c}.tag{font-size:.85em;color:#555}' +
+    'button{font-size:16px;padding:10px 20px;cursor:pointer;max-width:100%}.note{color:#555}.error{color:#a4262c}' +
+    '#state{font-weight:600}';
 
 export function page(title: string, bodyHtml: string): string {
     return `<!DOCTYPE html>
@@ -429,21 +436,123 @@ ${bodyHtml}
 </body></html>`;
 }
 
-function incidentTable(inc: Incident): string {
+/**
+ * Who acted and when. Without a signed-in user (possession-only links, `kvr serve --possession-only-links`) the link
+ * itself was the only credential: the page says so instead of leaving "by" out.
+ */
+export function personText(p: PersonAction): string {
+    const by = p.by ?? 'whoever held the link (possession-only link, no sign-in)';
+    return `${p.at} by ${by}${p.from === undefined ? '' : ` from ${p.from}`}`;
+}
+
+function incidentTable(inc: Incident, ruleTitle?: string): string {
     const rows: [string, string][] = [
         ['Summary', inc.summary],
         ['Vault', inc.vault],
-        ['Rule', inc.rule],
+        ['Rule', ruleTitle === undefined ? inc.rule : `${inc.rule}: ${ruleTitle}`],
         ['Severity', inc.severity],
         ['Who', whoOf(inc)],
         ...(inc.actor.ip === undefined ? [] : [['From', inc.actor.ip] as [string, string]]),
         ['When', inc.openedAt === inc.lastSeenAt ? inc.openedAt : `${inc.openedAt} to ${inc.lastSeenAt}`],
+        ['Findings', `${inc.findings} (${inc.records} record(s))`],
         ['Remediation', responseLines(inc).join('; ')],
-        ...(inc.undone === undefined ? [] : [['Undo', undoneNote(inc) ?? ''] as [string, string]]),
-        ['Status', statusLine(inc)],
+        ...(inc.acknowledged === undefined ? [] : [['Acknowledged', personText(inc.acknowledged)] as [string, string]]),
+        ...(inc.undone === undefined
+            ? []
+            : [
+                  ['Undone', personText(inc.undone)] as [string, string],
+                  ['Undo', undoneNote(inc) ?? ''] as [string, string],
+              ]),
+        ['Status', inc.status],
         ['Incident', inc.id],
     ];
-    return `<table>${rows.map(([k, v]) => `<tr><th>${html(k)}</th><td>${html(v, 800)}</td></tr>`).join('')}</table>`;
+    return `<table id="incident">${rows.map(([k, v]) => `<tr><th>${html(k)}</th><td>${html(v, 800)}</td></tr>`).join('')}</table>`;
+}
+
+/** Every change of the incident's remediations (before and after), and exactly what its undo would restore. */
+function changesSection(inc: Incident, ctx: IncidentPageContext): string {
+    const out: string[] = ['<h2 id="changes">What changed</h2>'];
+    if (ctx.remediations.length === 0) {
+        const planned = inc.actions.filter((a) => a.status !== 'applied');
+        out.push(
+            `<p class="note">${html(
+                inc.actions.length === 0
+                    ? 'Nothing: this rule detects and notifies only.'
+                    : planned.length === inc.actions.length
+                      ? 'Nothing was changed on the vault (monitor mode, or the remediation did not apply): see Remediation above.'
+                      : 'No saved state of the remediation is left (it expired): the undo cannot be previewed.',
+                400,
+            )}</p>`,
+        );
+    }
+    for (const r of ctx.remediations) {
+        out.push(
+            `<p class="note">Remediation ${html(r.undoId, 80)} at ${html(r.at, 40)}: ${r.changes.length} change(s)` +
+                `${r.omitted > 0 ? `, ${r.omitted} more not kept for undo` : ''}.</p>`,
+            '<ul>',
+            ...r.changes.map(
+                (c) =>
+                    `<li class="change${c.undo.restores ? ' restores' : ''}"><strong>${html(c.what, 200)}</strong> ` +
+                    `<span class="tag">(${html(c.rule, 80)})</span><br>Before: ${html(c.before, 800)}<br>` +
+                    `After: ${html(c.after, 200)}<br>Undo: ${
+                        c.undo.restores ? '<strong>restores this</strong>' : `not restored (${html(c.undo.why, 200)})`
+                    }</li>`,
+            ),
+            '</ul>',
+        );
+    }
+    const live = ctx.remediations.find((r) => r.restores.length > 0);
+    out.push('<h2 id="undo-scope">What an undo restores</h2>');
+    if (!ctx.undoable || live === undefined)
+        out.push(
+            `<p class="note">${html(
+                inc.undone !== undefined
+                    ? `Already undone: ${undoneNote(inc) ?? ''}`
+                    : 'Nothing: this incident has no applied remediation of its own to undo.',
+                1200,
+            )}</p>`,
+        );
+    else
+        out.push(
+            `<p>Only this incident's own changes, relative to the vault as it is when you confirm (ARM is read again then):</p>`,
+            `<ul id="undo-restores">${live.restores.map((l) => `<li>${html(l, 400)}</li>`).join('')}</ul>`,
+            '<p class="note">What is restored is then approved for this vault for a limited time, so that it is not reverted again.</p>',
+        );
+    return out.join('\n');
+}
+
+function timelineSection(inc: Incident): string {
+    const events: { at: string; what: string }[] = [
+        { at: inc.openedAt, what: 'first finding' },
+        ...(inc.lastSeenAt === inc.openedAt ? [] : [{ at: inc.lastSeenAt, what: 'latest finding' }]),
+        ...inc.history,
+        ...inc.notifications.flatMap((n) =>
+            n.sentAt === undefined
+                ? []
+                : [{ at: n.sentAt, what: `${n.kind} notice sent by ${n.channel} (tier ${n.tier + 1})` }],
+        ),
+    ].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+    return `<h2 id="timeline">Timeline</h2>\n<ol id="timeline-list">${events
+        .map((e) => `<li><span class="tag">${html(e.at, 40)}</span> ${html(e.what, 400)}</li>`)
+        .join('')}</ol>`;
+}
+
+function runbookSection(ctx: IncidentPageContext): string {
+    if (ctx.runbook.length === 0) return '';
+    return `<h2 id="runbook">Runbook</h2>\n<ol>${ctx.runbook.map((s) => `<li>${html(s, 600)}</li>`).join('')}</ol>`;
+}
+
+/** The incident in full: facts, changes and undo scope, timeline, runbook, the vault in the portal. */
+function incidentDetails(inc: Incident, ctx: IncidentPageContext | undefined): string {
+    const portal = `<p><a id="portal" href="${html(portalUrlOf(inc.vaultId), 4096)}" rel="noopener noreferrer">Open ${html(inc.vault)} in the Azure portal</a></p>`;
+    if (ctx === undefined) return `${incidentTable(inc)}\n${portal}`;
+    return [
+        incidentTable(inc, ctx.ruleTitle),
+        portal,
+        changesSection(inc, ctx),
+        timelineSection(inc),
+        runbookSection(ctx),
+    ].join('\n');
 }
 
 const ACTION_TEXT = {
@@ -457,7 +566,7 @@ const ACTION_TEXT = {
         title: 'Undo remediation',
         button: 'Undo remediation',
         done: 'Remediation undone',
-        effect: 'restores the vault state saved before the remediation',
+        effect: 'restores what is listed under "What an undo restores"',
     },
     reenable: {
         title: 'Re-enable key version',
@@ -467,9 +576,17 @@ const ACTION_TEXT = {
     },
 } as const;
 
+/** The state line of a link whose action was taken already: who did it, also without sign-in. */
+function alreadyText(inc: Incident, action: LinkAction, fallback: string): string {
+    if (action === 'ack' && inc.acknowledged !== undefined)
+        return `Already acknowledged at ${personText(inc.acknowledged)}`;
+    if (action === 'undo' && inc.undone !== undefined) return `Remediation already undone at ${personText(inc.undone)}`;
+    return fallback;
+}
+
 /**
  * The page a link opens (GET): the incident and a button that POSTs; a GET never changes anything. `signedInAs` names
- * the signed-in user the action will be recorded under.
+ * the signed-in user the action will be recorded under. Static HTML, no script.
  */
 export function confirmationPage(
     inc: Incident,
@@ -477,6 +594,7 @@ export function confirmationPage(
     token: string,
     blocked?: string,
     signedInAs?: string,
+    ctx?: IncidentPageContext,
 ): string {
     const t = ACTION_TEXT[action];
     const who =
@@ -485,8 +603,8 @@ export function confirmationPage(
         blocked === undefined
             ? `<form method="post"><input type="hidden" name="t" value="${html(token, 4096)}"><button type="submit" id="confirm">${html(t.button)}</button></form>
 <p class="note">Nothing has changed yet: only this button ${t.effect}.</p>${who}`
-            : `<p id="state">${html(blocked, 400)}</p>`;
-    return page(t.title, `<h1>${html(t.title)}</h1>\n${incidentTable(inc)}\n${form}`);
+            : `<p id="state">${html(alreadyText(inc, action, blocked), 400)}</p>`;
+    return page(t.title, `<h1>${html(t.title)}</h1>\n${form}\n${incidentDetails(inc, ctx)}`);
 }
 
 /** Sign-in required (App Service Authentication): the reason and a link to sign in and come back. */
@@ -498,8 +616,15 @@ export function signInPage(message: string, loginUrl: string): string {
 }
 
 /** The page after a POST: what was done, or why nothing was. */
-export function resultPage(inc: Incident, action: LinkAction, message: string): string {
-    return page(ACTION_TEXT[action].done, `<h1 id="state">${html(message, 400)}</h1>\n${incidentTable(inc)}`);
+export function resultPage(inc: Incident, action: LinkAction, message: string, ctx?: IncidentPageContext): string {
+    const text =
+        action === 'ack' && inc.acknowledged !== undefined && message.startsWith('Acknowledged at ')
+            ? `Acknowledged at ${personText(inc.acknowledged)}`
+            : alreadyText(inc, action, message);
+    return page(
+        ACTION_TEXT[action].done,
+        `<h1 id="state">${html(action === 'undo' && !message.startsWith('Remediation already') ? message : text, 400)}</h1>\n${incidentDetails(inc, ctx)}`,
+    );
 }
 
 export function errorPage(title: string, message: string): string {
