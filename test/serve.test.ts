@@ -418,3 +418,90 @@ describeWithBrowser('acknowledge page in a real browser', (browser) => {
         }
     });
 });
+
+describeWithBrowser('the incident page on a phone and a desktop (enforce mode demo)', (browser) => {
+    it('shows before/after of every change and the undo scope, fits 375 px without horizontal scrolling, and names who acknowledged', async () => {
+        const server = await serve([
+            '--replay',
+            join(REPO, 'samples/sample-day.jsonl.gz'),
+            '--vaults',
+            join(REPO, 'samples/vaults.json'),
+            '--config',
+            join(REPO, 'samples/enforce-config.json'),
+            '--outbox',
+            join(work, 'outbox'),
+            '--signing-key',
+            join(work, 'k.pem'),
+            '--possession-only-links',
+        ]);
+        const context = await browser().newContext({ viewport: { width: 375, height: 800 } });
+        const page = await context.newPage();
+        try {
+            await lineOf(server, /serving until interrupted/);
+            // One remediation of kv-payments-prod changed two things for two rules: the firewall-opened incident's undo
+            // restores its own part only.
+            const line = server.lines.find(
+                (l) => / firewall-opened +kv-payments-prod +mallory@contoso\.example /.test(l) && l.includes('undo: '),
+            ) as string;
+            expect(line).toBeDefined();
+            const undoLink = /undo: (\S+)/.exec(line)?.[1] as string;
+            const response = await page.goto(undoLink);
+            expect(response?.status()).toBe(200);
+            const csp = response?.headers()['content-security-policy'] ?? '';
+            expect(csp).toContain("default-src 'none'");
+            expect(csp).not.toMatch(/script-src/);
+            expect(await page.locator('script').count()).toBe(0);
+            expect(await page.locator('h1').innerText()).toBe('Undo remediation');
+
+            const changes = page.locator('#changes ~ ul > li.change');
+            expect(await changes.count()).toBe(2);
+            const texts = await changes.allInnerTexts();
+            const firewall = texts.find((t) => t.startsWith('Firewall default action')) as string;
+            expect(firewall).toMatch(/Before: Allow\s+After: Deny\s+Undo: restores this/);
+            const ipRules = texts.find((t) => t.startsWith('IP rules')) as string;
+            expect(ipRules).toMatch(/Before: present: 203\.0\.113\.66\/32\s+After: removed\s+Undo: not restored/);
+            expect(ipRules).toContain('firewall-ip-rule-added');
+            expect(await page.locator('#undo-restores li').allInnerTexts()).toEqual([
+                'firewall default action back to Allow',
+            ]);
+            expect(await page.locator('#timeline-list li').count()).toBeGreaterThanOrEqual(3);
+            expect(await page.locator('#runbook ~ ol li').count()).toBeGreaterThanOrEqual(2);
+            const portal = await page.locator('#portal').getAttribute('href');
+            expect(portal).toMatch(
+                /^https:\/\/portal\.azure\.com\/#resource\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.KeyVault\/vaults\/kv-payments-prod\/overview$/i,
+            );
+
+            for (const width of [375, 1280]) {
+                await page.setViewportSize({ width, height: 800 });
+                const size = await page.evaluate(() => {
+                    const d = (globalThis as unknown as { document: { documentElement: { scrollWidth: number } } })
+                        .document;
+                    return {
+                        scroll: d.documentElement.scrollWidth,
+                        inner: (globalThis as unknown as { innerWidth: number }).innerWidth,
+                    };
+                });
+                expect(size.inner).toBe(width);
+                expect(size.scroll).toBeLessThanOrEqual(width);
+                const png = await page.screenshot({ fullPage: true, path: join(work, `incident-${width}.png`) });
+                expect(png.readUInt32BE(16)).toBe(width); // PNG IHDR width: nothing wider than the viewport
+            }
+
+            // Acknowledged without sign-in (possession-only): the page says who that was instead of leaving it out.
+            const ackLink = /^ {2}(\S+)/.exec(line)?.[1] as string;
+            await page.goto(ackLink);
+            await page.locator('#confirm').click();
+            await page.waitForSelector('#state');
+            expect(await page.locator('#state').innerText()).toMatch(
+                /^Acknowledged at \d{4}-\S+ by whoever held the link \(possession-only link, no sign-in\) from 127\.0\.0\.1$/,
+            );
+            await page.goto(ackLink);
+            expect(await page.locator('#state').innerText()).toMatch(
+                /^Already acknowledged at \d{4}-\S+ by whoever held the link \(possession-only link, no sign-in\)/,
+            );
+        } finally {
+            await context.close();
+            expect(await server.stop()).toBe(0);
+        }
+    }, 120_000);
+});
