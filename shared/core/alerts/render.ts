@@ -440,9 +440,9 @@ ${bodyHtml}
  * Who acted and when. Without a signed-in user (possession-only links, `kvr serve --possession-only-links`) the link
  * itself was the only credential: the page says so instead of leaving "by" out.
  */
-export function personText(p: PersonAction): string {
+export function personText(p: PersonAction, withAddress = false): string {
     const by = p.by ?? 'whoever held the link (possession-only link, no sign-in)';
-    return `${p.at} by ${by}${p.from === undefined ? '' : ` from ${p.from}`}`;
+    return `${p.at} by ${by}${!withAddress || p.from === undefined ? '' : ` from ${p.from}`}`;
 }
 
 function incidentTable(inc: Incident, ruleTitle?: string): string {
@@ -456,11 +456,13 @@ function incidentTable(inc: Incident, ruleTitle?: string): string {
         ['When', inc.openedAt === inc.lastSeenAt ? inc.openedAt : `${inc.openedAt} to ${inc.lastSeenAt}`],
         ['Findings', `${inc.findings} (${inc.records} record(s))`],
         ['Remediation', responseLines(inc).join('; ')],
-        ...(inc.acknowledged === undefined ? [] : [['Acknowledged', personText(inc.acknowledged)] as [string, string]]),
+        ...(inc.acknowledged === undefined
+            ? []
+            : [['Acknowledged', personText(inc.acknowledged, true)] as [string, string]]),
         ...(inc.undone === undefined
             ? []
             : [
-                  ['Undone', personText(inc.undone)] as [string, string],
+                  ['Undone', personText(inc.undone, true)] as [string, string],
                   ['Undo', undoneNote(inc) ?? ''] as [string, string],
               ]),
         ['Status', inc.status],
