@@ -152,6 +152,9 @@ describe('kvr replay --outbox', () => {
         // Grouped: never more incidents than findings; the summary counts what was written.
         expect(teams.size).toBeLessThanOrEqual(findings.length);
         expect(r.stderr).toContain(`outbox: ${teams.size * 2} notification(s) for ${teams.size} incident(s)`);
+        // One short line per card; no zero-width space in terminal output (grep user@domain finds the caller).
+        expect(r.stderr).toMatch(/ALERT [A-Z]+ · [a-z-]+ · [a-z0-9-]+: .*@contoso\.example/);
+        expect(r.stderr).not.toMatch(/[\u200b]|acknowledge: /);
         for (const [incident, card] of teams) {
             expect(validateTeamsWebhookMessage(card)).toEqual([]);
             const ack = buttonUrl(card, 'Acknowledge') as string;
