@@ -109,7 +109,8 @@ export function undoPreviewOf(inc: Incident, undoId: string, record: UndoRecord,
                         : `asked for by ${p.rule}: undo it from that incident`,
             };
         else if (p.undoneAt !== undefined) undo = { restores: false, why: `already restored at ${p.undoneAt}` };
-        else if (!actsOn) undo = { restores: false, why: 'an earlier remediation: the undo link acts on the latest one' };
+        else if (!actsOn)
+            undo = { restores: false, why: 'an earlier remediation: the undo link acts on the latest one' };
         else {
             undo = { restores: true };
             restores.push(...d.restore);
