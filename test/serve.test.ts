@@ -153,6 +153,9 @@ describe('kvr replay --outbox', () => {
         // Grouped: never more incidents than findings; the summary counts what was written.
         expect(teams.size).toBeLessThanOrEqual(findings.length);
         expect(r.stderr).toContain(`outbox: ${teams.size * 2} notification(s) for ${teams.size} incident(s)`);
+        // One short line per card; no zero-width space in terminal output (grep user@domain finds the caller).
+        expect(r.stderr).toMatch(/ALERT [A-Z]+ · [a-z-]+ · [a-z0-9-]+: .*@contoso\.example/);
+        expect(r.stderr).not.toMatch(/[\u200b]|acknowledge: /);
         for (const [incident, card] of teams) {
             expect(validateTeamsWebhookMessage(card)).toEqual([]);
             const ack = buttonUrl(card, 'Acknowledge') as string;
@@ -254,11 +257,86 @@ describe('kvr serve', () => {
             expect((await fetch(forged)).status).toBe(403);
             const otherIncident = ack.replace(/incidents\/[^/]+\//, 'incidents/0000000000000000abc/');
             expect((await fetch(otherIncident)).status).toBe(403);
-            expect(server.lines.some((l) => l.includes('acknowledge: '))).toBe(true);
+            // The terminal lists the incident with a short local link to its page.
+            expect(
+                server.lines.some((l) => l.includes(`${server.base}/i/1 `) && l.includes('firewall-ip-rule-added')),
+            ).toBe(true);
         } finally {
             expect(await server.stop()).toBe(0);
         }
     });
+});
+
+/** Waits until the server printed a line matching `re`. */
+async function lineOf(server: Served, re: RegExp): Promise<string> {
+    for (let i = 0; i < 600; i++) {
+        const l = server.lines.find((x) => re.test(x));
+        if (l !== undefined) return l;
+        await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`no line matching ${re} in:\n${server.lines.join('\n')}`);
+}
+
+describe('the first screen of npm start (kvr serve --replay of the demo)', () => {
+    it('lists one line per incident with a short local link, counts that add up, and what to do next', async () => {
+        const server = await serve([
+            '--replay',
+            join(REPO, 'samples/sample-day.jsonl.gz'),
+            '--config',
+            join(REPO, 'samples/demo-config.json'),
+            '--outbox',
+            join(work, 'outbox'),
+            '--signing-key',
+            join(work, 'k.pem'),
+            '--possession-only-links',
+        ]);
+        try {
+            await lineOf(server, /serving until interrupted/);
+            const out = server.lines;
+            const incidents = out.filter((l) => l.startsWith(`  ${server.base}/i/`));
+            const { teams } = readOutbox(join(work, 'outbox'));
+            // One line per incident alerted on, and a bounded screen around it.
+            expect(incidents).toHaveLength(teams.size);
+            expect(teams.size).toBeGreaterThanOrEqual(20);
+            expect(out.length).toBeLessThanOrEqual(incidents.length + 14);
+            for (const l of out) expect(l.length).toBeLessThanOrEqual(240);
+            // Nothing invisible: grep user@domain finds the caller.
+            expect(out.join('\n')).not.toMatch(/[\u200b\u2060]/);
+            expect(incidents.filter((l) => l.includes(' mallory@contoso.example ')).length).toBeGreaterThan(3);
+            for (const l of incidents) expect(l).toMatch(/ (CRITICAL|HIGH|MEDIUM|LOW) +[a-z-]+ +kv-[a-z-]+ +\S/);
+            // The counts add up: every finding is in a listed incident or below the alerting threshold.
+            const head = /^Summary: (\d+) records replayed, (\d+) findings:$/.exec(await lineOf(server, /^Summary: /));
+            const findings = Number(head?.[2]);
+            const inListed = /^ {2}(\d+) findings? in the (\d+) incidents? listed above/.exec(
+                await lineOf(server, /listed above/),
+            );
+            const below = /^ {2}(\d+) findings? below the alerting threshold/.exec(
+                out.find((l) => l.includes('below the alerting threshold')) ?? '',
+            );
+            expect(Number(inListed?.[2])).toBe(incidents.length);
+            expect(Number(inListed?.[1]) + Number(below?.[1] ?? 0)).toBe(findings);
+            if (findings > incidents.length) expect(out.join('\n')).toMatch(/are one incident: .* has \d+/);
+            expect(out.join('\n')).toMatch(
+                /What next:\n.*open a link above.*\n.*replay your own logs: .*PT1H\.json.*\n.*deploy/,
+            );
+            // A short link redirects to the signed link of its incident, whose page names the incident.
+            const first = incidents[0] as string;
+            const short = /^ {2}(\S+)/.exec(first)?.[1] as string;
+            const hop = await fetch(short, { redirect: 'manual' });
+            expect(hop.status).toBe(302);
+            const target = hop.headers.get('location') ?? '';
+            expect(target).toMatch(
+                new RegExp(`^${server.base}/api/incidents/[^/]+/ack\\?t=[\\w-]+\\.[\\w-]+\\.[\\w-]+$`),
+            );
+            const page = await fetch(short);
+            expect(page.status).toBe(200);
+            const rule = / (?:CRITICAL|HIGH|MEDIUM|LOW) +([a-z-]+) /.exec(first)?.[1] as string;
+            expect(await page.text()).toContain(rule);
+            expect((await fetch(`${server.base}/i/999`, { redirect: 'manual' })).status).toBe(404);
+        } finally {
+            expect(await server.stop()).toBe(0);
+        }
+    }, 120_000);
 });
 
 describe('kvr serve link actions: an explicit opt-in, from the page only', () => {
@@ -275,7 +353,7 @@ describe('kvr serve link actions: an explicit opt-in, from the page only', () =>
     it('without --possession-only-links the page shows the incident but the POST acts on nothing', async () => {
         const server = await serveLocal(false);
         try {
-            expect(server.lines.join('\n')).toContain('pass --possession-only-links');
+            await lineOf(server, /pass --possession-only-links/);
             const ack = await ackLink(server);
             const page = await fetch(ack);
             expect(page.status).toBe(200);
@@ -294,7 +372,7 @@ describe('kvr serve link actions: an explicit opt-in, from the page only', () =>
     it('with --possession-only-links, a POST from another origin is refused (403) and one from the page acts', async () => {
         const server = await serveLocal();
         try {
-            expect(server.lines.join('\n')).toContain('possession-only links: whoever holds a link');
+            await lineOf(server, /possession-only links: whoever holds a link/);
             const ack = await ackLink(server);
             expect((await confirm(ack, 'https://evil.example')).status).toBe(403);
             const noOrigin = await fetch(ack, {
@@ -343,4 +421,94 @@ describeWithBrowser('acknowledge page in a real browser', (browser) => {
             expect(await server.stop()).toBe(0);
         }
     });
+});
+
+describeWithBrowser('the incident page on a phone and a desktop (enforce mode demo)', (browser) => {
+    it('shows before/after of every change and the undo scope, fits 375 px without horizontal scrolling, and names who acknowledged', async () => {
+        const server = await serve([
+            '--replay',
+            join(REPO, 'samples/sample-day.jsonl.gz'),
+            '--vaults',
+            join(REPO, 'samples/vaults.json'),
+            '--config',
+            join(REPO, 'samples/enforce-config.json'),
+            '--outbox',
+            join(work, 'outbox'),
+            '--signing-key',
+            join(work, 'k.pem'),
+            '--possession-only-links',
+        ]);
+        const context = await browser().newContext({ viewport: { width: 375, height: 800 } });
+        const page = await context.newPage();
+        try {
+            await lineOf(server, /serving until interrupted/);
+            // One remediation of kv-payments-prod changed two things for two rules: the firewall-opened incident's undo
+            // restores its own part only.
+            const line = server.lines.find(
+                (l) => / firewall-opened +kv-payments-prod +mallory@contoso\.example /.test(l) && l.includes('undo: '),
+            ) as string;
+            expect(line).toBeDefined();
+            const undoLink = /undo: (\S+)/.exec(line)?.[1] as string;
+            const response = await page.goto(undoLink);
+            expect(response?.status()).toBe(200);
+            const csp = response?.headers()['content-security-policy'] ?? '';
+            expect(csp).toContain("default-src 'none'");
+            expect(csp).not.toMatch(/script-src/);
+            expect(await page.locator('script').count()).toBe(0);
+            expect(await page.locator('h1').innerText()).toBe('Undo remediation');
+
+            const changes = page.locator('#changes ~ ul > li.change');
+            expect(await changes.count()).toBe(2);
+            const texts = await changes.allInnerTexts();
+            const firewall = texts.find((t) => t.startsWith('Firewall default action')) as string;
+            expect(firewall).toMatch(/Before: Allow\s+After: Deny\s+Undo: restores this/);
+            const ipRules = texts.find((t) => t.startsWith('IP rules')) as string;
+            expect(ipRules).toMatch(/Before: present: 203\.0\.113\.66\/32\s+After: removed\s+Undo: not restored/);
+            expect(ipRules).toContain('firewall-ip-rule-added');
+            expect(await page.locator('#undo-restores li').allInnerTexts()).toEqual([
+                'firewall default action back to Allow',
+            ]);
+            expect(await page.locator('#timeline-list li').count()).toBeGreaterThanOrEqual(3);
+            expect(await page.locator('#runbook ~ ol li').count()).toBeGreaterThanOrEqual(2);
+            const portal = await page.locator('#portal').getAttribute('href');
+            expect(portal).toMatch(
+                /^https:\/\/portal\.azure\.com\/#resource\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.KeyVault\/vaults\/kv-payments-prod\/overview$/i,
+            );
+
+            for (const width of [375, 1280]) {
+                await page.setViewportSize({ width, height: 800 });
+                const size = await page.evaluate(() => {
+                    const d = (globalThis as unknown as { document: { documentElement: { scrollWidth: number } } })
+                        .document;
+                    return {
+                        scroll: d.documentElement.scrollWidth,
+                        inner: (globalThis as unknown as { innerWidth: number }).innerWidth,
+                    };
+                });
+                expect(size.inner).toBe(width);
+                expect(size.scroll).toBeLessThanOrEqual(width);
+                const png = await page.screenshot({ fullPage: true, path: join(work, `incident-${width}.png`) });
+                expect(png.readUInt32BE(16)).toBe(width); // PNG IHDR width: nothing wider than the viewport
+            }
+
+            // Acknowledged without sign-in (possession-only): the page says who that was instead of leaving it out.
+            const ackLink = /^ {2}(\S+)/.exec(line)?.[1] as string;
+            await page.goto(ackLink);
+            await page.locator('#confirm').click();
+            await page.waitForSelector('#state');
+            expect(await page.locator('#state').innerText()).toMatch(
+                /^Acknowledged at \d{4}-\S+ by whoever held the link \(possession-only link, no sign-in\)$/,
+            );
+            await page.goto(ackLink);
+            expect(await page.locator('#state').innerText()).toMatch(
+                /^Already acknowledged at \d{4}-\S+ by whoever held the link \(possession-only link, no sign-in\)/,
+            );
+            expect(await page.locator('#incident').innerText()).toMatch(
+                /Acknowledged\s+\S+ by whoever held the link \(possession-only link, no sign-in\) from 127\.0\.0\.1/,
+            );
+        } finally {
+            await context.close();
+            expect(await server.stop()).toBe(0);
+        }
+    }, 120_000);
 });

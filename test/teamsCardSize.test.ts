@@ -114,7 +114,8 @@ describe('Teams card size', () => {
         const all = texts(card.body).join('\n');
         expect(all).toContain('HIGH · access-policy-granted · kv-payments-prod');
         expect(all).toMatch(/trimmed to fit the Teams size limit/);
-        for (const fact of ['Vault', 'Rule', 'Severity', 'Who', 'Incident']) expect(texts(card.body)).toContain(fact);
+        for (const fact of ['Vault', 'Rule', 'Severity', 'Who', 'Incident'])
+            expect(texts(card.body)).toContain(`${fact}: `);
         expect(all).toMatch(/more action\(s\), not shown here|action\(s\): not shown here/);
     });
 
@@ -124,7 +125,7 @@ describe('Teams card size', () => {
         const all = texts(cardOf(message).body).join('\n');
         expect(all).not.toMatch(/trimmed/);
         expect(all).toContain('applied: removed it');
-        expect(texts(cardOf(message).body)).toContain('Client');
+        expect(texts(cardOf(message).body)).toContain('Client: ');
     });
 
     it('keeps a summary card with a wide, long table under the limit', () => {

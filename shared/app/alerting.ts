@@ -52,6 +52,7 @@ import type { VaultRef } from '../core/events/types';
 import type { Clock, DecisionSink, KeyStateReader, Logger } from '../core/ports';
 import { type StateKey, type StateStore, stateKey } from '../core/state/store';
 import type { LinkSigner } from '../adapters/linkSigner';
+import type { UndoRecord } from '../core/remediation/undo';
 import type { Undoer } from './undoer';
 
 const INCIDENTS = '~incidents';
@@ -281,6 +282,26 @@ export class Alerting implements DecisionSink {
         if (!/^[0-9a-z-]{1,64}$/.test(id)) return undefined;
         const [s] = await this.o.store.getMany([incidentKey(id)]);
         return (s?.value ?? undefined) as Incident | undefined;
+    }
+
+    /**
+     * The saved undo records of an incident's applied remediations (`undo|<id>` of its vault), oldest first, for the
+     * incident page: what changed and what an undo would restore, read from the store, never from ARM.
+     */
+    async undoRecordsOf(inc: Incident): Promise<{ readonly undoId: string; readonly record: UndoRecord }[]> {
+        const ids = [...new Set(inc.actions.flatMap((a) => (a.undoId === undefined ? [] : [a.undoId])))];
+        if (ids.length === 0) return [];
+        let vault: VaultRef;
+        try {
+            vault = vaultRefOf(inc.vaultId);
+        } catch {
+            return [];
+        }
+        const found = await this.o.store.getMany(ids.map((id) => stateKey(vault.name, `undo|${id}`)));
+        return ids.flatMap((undoId, i) => {
+            const record = found[i]?.value as UndoRecord | undefined | null;
+            return record === undefined || record === null ? [] : [{ undoId, record }];
+        });
     }
 
     /** Read-modify-write with compare-and-set; `fn` returns undefined to leave the incident as it is. */

@@ -9,11 +9,15 @@ import { createResponder, type Responder } from '../app/createPipeline';
 import { handleAuditBatch } from '../app/handlers/handleAuditBatch';
 import { handleIncidentLink } from '../app/handlers/handleIncidentLink';
 import { replay } from '../app/replay';
+import type { Incident } from '../core/alerts/incident';
+import { plain } from '../core/alerts/render';
+import type { OutgoingNotification } from '../core/alerts/types';
 import type { QuarantineSink } from '../core/ports';
 import type { StateStore } from '../core/state/store';
 import { type Simulation, startSimulation } from '../simulation/simulation';
 import { type CliIo, loadConfigFile, parseCommandArgs, readJsonFile, tableStateOption, UsageError } from './common';
-import { ackLinkOf, DEFAULT_SIGNING_KEY, errorsOnly, localAlerting } from './localAlerting';
+import { DEFAULT_SIGNING_KEY, errorsOnly, localAlerting } from './localAlerting';
+import { closingSummary, incidentLines, type ListedIncident } from './summary';
 
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
 
@@ -30,7 +34,11 @@ export function checkedPublicUrl(value: string): string {
     return u.toString().replace(/\/+$/, '');
 }
 
-/** One line per written notification, and for cards where the acknowledge link is. */
+/**
+ * `kvr replay --outbox`: one line per written Teams card (its headline and file; the signed links are in the card and
+ * the email, too long for a terminal). The card's zero-width spaces (they keep Teams from linking addresses) are taken
+ * out, so `grep user@domain` works on the output.
+ */
 export function outboxSummary(outbox: OutboxDirectory, from = 0): string {
     const lines: string[] = [];
     const written = outbox.written.slice(from);
@@ -41,12 +49,77 @@ export function outboxSummary(outbox: OutboxDirectory, from = 0): string {
         const n = w.notification;
         if (n.channel !== 'teams') continue;
         const card = n.teams.attachments[0]?.content as { fallbackText?: string } | undefined;
-        lines.push(`  ${n.kind === 'opened' ? 'ALERT' : n.kind.toUpperCase()} ${card?.fallbackText ?? n.incidentId}`);
-        const ack = ackLinkOf(n.teams);
-        if (ack !== undefined) lines.push(`    acknowledge: ${ack}`);
+        const headline = (card?.fallbackText ?? n.incidentId).replace(/\u200b/g, '');
+        lines.push(`  ${n.kind === 'opened' ? 'ALERT' : n.kind.toUpperCase()} ${plain(headline, 160)}`);
         lines.push(`    card: ${w.path}`);
     }
     return lines.length === 0 ? '' : `${lines.join('\n')}\n`;
+}
+
+/**
+ * Short local links (`/i/<n>` and `/i/<n>/undo`) for the terminal: each redirects to the signed link it stands for, so
+ * the signed token stays the authority. Served by `kvr serve` to local clients only (the numbers are guessable).
+ */
+export class ShortLinks {
+    private readonly byIncident = new Map<string, number>();
+    private readonly targets = new Map<string, string>();
+
+    constructor(private readonly base: string) {}
+
+    /** The short link for `target` (a signed link of incident `incidentId`), `suffix` '' for the page or '/undo'. */
+    add(incidentId: string, suffix: '' | '/undo', target: string): string {
+        let n = this.byIncident.get(incidentId);
+        if (n === undefined) {
+            n = this.byIncident.size + 1;
+            this.byIncident.set(incidentId, n);
+        }
+        const path = `/i/${n}${suffix}`;
+        if (!this.targets.has(path)) this.targets.set(path, target);
+        return `${this.base}${path}`;
+    }
+
+    /** The signed link a short path stands for. */
+    resolve(path: string): string | undefined {
+        return this.targets.get(path.replace(/\/+$/, ''));
+    }
+}
+
+/** The buttons of a written Teams card: title to URL. */
+function cardLinks(n: OutgoingNotification): Map<string, string> {
+    if (n.channel !== 'teams') return new Map();
+    const content = n.teams.attachments[0]?.content as { actions?: { title?: string; url?: string }[] } | undefined;
+    return new Map(
+        (content?.actions ?? []).flatMap((a) =>
+            typeof a.title === 'string' && typeof a.url === 'string' ? [[a.title, a.url] as const] : [],
+        ),
+    );
+}
+
+/** The incidents of newly written notifications, one entry per incident and kind, with their short links. */
+export async function listedIncidents(
+    written: readonly { readonly notification: OutgoingNotification }[],
+    get: (id: string) => Promise<Incident | undefined>,
+    links: ShortLinks,
+): Promise<ListedIncident[]> {
+    const out: ListedIncident[] = [];
+    const seen = new Set<string>();
+    for (const { notification: n } of written) {
+        if (n.channel !== 'teams' || seen.has(`${n.incidentId}|${n.kind}`)) continue;
+        seen.add(`${n.incidentId}|${n.kind}`);
+        const inc = await get(n.incidentId);
+        if (inc === undefined) continue;
+        const buttons = cardLinks(n);
+        const page =
+            buttons.get('Acknowledge') ?? buttons.get('Undo remediation') ?? buttons.get('Re-enable key version');
+        const undo = buttons.get('Undo remediation');
+        out.push({
+            incident: inc,
+            kind: n.kind,
+            link: page === undefined ? undefined : links.add(inc.id, '', page),
+            undoLink: undo === undefined ? undefined : links.add(inc.id, '/undo', undo),
+        });
+    }
+    return out;
 }
 
 function parseServeArgs(args: readonly string[]) {
@@ -153,12 +226,21 @@ export async function runServe(args: readonly string[], io: CliIo, hooks: ServeH
                     : 'kvr serve: links show incidents but act on nothing (pass --possession-only-links to let them act)\n'),
         );
         io.stdout.write(`kvr serve: notifications go to ${local.destinations.join(' and ')}\n`);
+        const shortLinks = new ShortLinks(publicUrl);
         let printed = 0;
-        const printNew = (): void => {
-            if (local.outbox === undefined) return;
-            const text = outboxSummary(local.outbox, printed);
+        /** Lists the incidents of the notifications written since the last call; returns them. */
+        const listNew = async (): Promise<ListedIncident[]> => {
+            if (local.outbox === undefined) return [];
+            const written = local.outbox.written.slice(printed);
             printed = local.outbox.written.length;
-            if (text !== '') io.stdout.write(text);
+            const listed = await listedIncidents(written, (id) => alerting.get(id), shortLinks);
+            if (listed.length > 0) io.stdout.write(`${incidentLines(listed).join('\n')}\n`);
+            return listed;
+        };
+        const printNew = (): void => {
+            listNew().catch((err: unknown) =>
+                io.stderr.write(`kvr serve: listing failed: ${err instanceof Error ? err.message : String(err)}\n`),
+            );
         };
 
         server.on('request', (req: IncomingMessage, res: ServerResponse) => {
@@ -195,6 +277,21 @@ export async function runServe(args: readonly string[], io: CliIo, hooks: ServeH
                     printNew();
                     return undefined;
                 }
+                const short = /^\/i\/\d+(\/undo)?\/?$/.test(url.pathname)
+                    ? shortLinks.resolve(url.pathname)
+                    : undefined;
+                if (short !== undefined || url.pathname.startsWith('/i/')) {
+                    if (!isLoopback(req.socket.remoteAddress))
+                        return send(res, 403, 'text/plain', 'short links are for local clients only\n');
+                    if (short === undefined) return send(res, 404, 'text/plain', 'no such short link\n');
+                    res.writeHead(302, {
+                        Location: short,
+                        'Cache-Control': 'no-store',
+                        'Referrer-Policy': 'no-referrer',
+                    });
+                    res.end();
+                    return undefined;
+                }
                 if (url.pathname === '/local/events') {
                     if (req.method !== 'POST') return send(res, 405, 'text/plain', 'POST an Event Hubs body\n');
                     if (!isLoopback(req.socket.remoteAddress))
@@ -229,9 +326,20 @@ export async function runServe(args: readonly string[], io: CliIo, hooks: ServeH
                 responder,
                 sinks: { decisions: { write: () => Promise.resolve() }, quarantine },
             });
-            printNew();
             io.stdout.write(
-                `kvr serve: replayed ${result.stats.records} record(s): ${result.stats.findings} finding(s)\n`,
+                `kvr serve: replayed ${values.replay.join(', ')}; open a link to see an incident, acknowledge it or undo its remediation:\n`,
+            );
+            const listed = await listNew();
+            io.stdout.write(
+                closingSummary(
+                    {
+                        records: result.stats.records,
+                        findings: result.stats.findings,
+                        incidents: listed.filter((l) => l.kind === 'opened').map((l) => l.incident),
+                        minSeverity: config.alerting.minSeverity,
+                    },
+                    publicUrl,
+                ),
             );
         }
         timer = setInterval(() => {

@@ -624,7 +624,7 @@ function view(inc: Incident, links: IncidentLinks = LINKS, over: Partial<NoticeV
     return { incident: inc, kind: 'opened', tier: 0, tierName: 'primary', links, ...over };
 }
 
-/** Every string of the card that Teams renders as Markdown (TextBlock text, fact titles and values, fallbackText). */
+/** Every string of the card that Teams renders as Markdown (TextBlock text, fact titles and values). */
 function markdownStrings(node: unknown, out: string[] = []): string[] {
     if (Array.isArray(node)) {
         for (const n of node) markdownStrings(n, out);
@@ -632,10 +632,28 @@ function markdownStrings(node: unknown, out: string[] = []): string[] {
         const o = node as Record<string, unknown>;
         if (o.type === 'TextBlock' && typeof o.text === 'string') out.push(o.text);
         if (typeof o.title === 'string' && typeof o.value === 'string') out.push(o.title, o.value);
-        if (typeof o.fallbackText === 'string') out.push(o.fallbackText);
         for (const v of Object.values(o)) markdownStrings(v, out);
     }
     return out;
+}
+
+/** Every string of the card shown as it is (TextRun text, where Markdown is not interpreted, and fallbackText). */
+function runStrings(node: unknown, out: string[] = []): string[] {
+    if (Array.isArray(node)) {
+        for (const n of node) runStrings(n, out);
+    } else if (typeof node === 'object' && node !== null) {
+        const o = node as Record<string, unknown>;
+        if (o.type === 'TextRun' && typeof o.text === 'string') out.push(o.text);
+        if (typeof o.fallbackText === 'string') out.push(o.fallbackText);
+        for (const v of Object.values(o)) runStrings(v, out);
+    }
+    return out;
+}
+
+/** The card keeps untrusted text out of Markdown and out of anything a client turns into a link or a function. */
+function expectSafeCard(card: unknown): void {
+    for (const s of markdownStrings(card)) expect(s).not.toMatch(/evil|script|img|Injected|DATE|invoice|\[<>]/i); // only our own words are Markdown
+    for (const s of runStrings(card)) expectSafeRun(s);
 }
 
 function cardOf(inc: Incident, links: IncidentLinks = LINKS, over: Partial<NoticeView> = {}) {
@@ -648,12 +666,12 @@ function cardOf(inc: Incident, links: IncidentLinks = LINKS, over: Partial<Notic
     return { message, card };
 }
 
-function expectSafeMarkdown(s: string): void {
-    // An even number of backslashes (none included) before the character leaves it unescaped.
-    expect(s).not.toMatch(/(^|[^\\])(\\\\)*</); // no HTML tag opener
-    expect(s).not.toMatch(/(^|[^\\])(\\\\)*\]\(/); // no Markdown link
+function expectSafeRun(s: string): void {
     expect(s).not.toMatch(/https?:\/\/evil/); // no bare URL that autolinks
+    expect(s).not.toMatch(/www\.evil/);
+    expect(s).not.toMatch(/[^\s@]@[^\s@\u200b]+\.[a-z]/i); // no e-mail address that autolinks
     expect(s).not.toContain('{{'); // no Adaptive Card function
+    expect(s).not.toMatch(/\\[\\`*_[\]<>#.-]/); // no Markdown escape, shown literally in a TextRun
     expect(s).not.toMatch(/[\r\n\u202a-\u202e\u2066-\u2069]/);
 }
 
@@ -665,7 +683,7 @@ describe('cardText, html and plain', () => {
         expect(plain('abcdef', 4)).toBe('abc…');
     });
 
-    it('cardText escapes Markdown and HTML and breaks links and functions', () => {
+    it('cardText breaks links, addresses and functions and adds no Markdown escapes (TextRuns show text as it is)', () => {
         for (const s of [
             ...Object.values(EVIL),
             EVIL_ALL,
@@ -675,16 +693,14 @@ describe('cardText, html and plain', () => {
             'www.evil.example',
             'a *b* _c_ `d` ~~e~~',
             '{{{{{DATE(2026-10-05T09:05:00Z)}}}',
-            '\\<b>x\\</b>',
-        ]) {
-            const out = cardText(s);
-            expectSafeMarkdown(out);
-            expect(out).not.toMatch(/^\s*([#+-]|\d+\.)/);
-            expect(out).not.toMatch(/(^|[^\\])(\\\\)*[*_`~]/);
-        }
-        expect(cardText(EVIL.link)).toBe('\\[click\\](https:\u200b//evil.example)');
+        ])
+            expectSafeRun(cardText(s));
+        expect(cardText(EVIL.link)).toBe('[click](https:\u200b//evil.example)');
+        expect(cardText('From 20.86.120.33, x86_64, 1. item')).toBe('From 20.86.120.33, x86_64, 1. item');
         expect(cardText('www.evil.example')).not.toContain('www.');
         expect(cardText('a@b.example')).toBe('a@\u200bb.example');
+        // Only an address is broken: a lone "@" stays as it is.
+        expect(cardText('user @ home, @mention, a@b')).toBe('user @ home, @mention, a@b');
     });
 
     it('html escapes every character that could open a tag or leave an attribute', () => {
@@ -701,12 +717,12 @@ describe('renderTeamsCard', () => {
     it('neutralizes attacker strings in every rendered field', () => {
         const { message, card } = cardOf(evilIncident());
         expect(validateCard(message)).toEqual([]);
-        const strings = markdownStrings(card);
-        // The hostile text is there (escaped), so the checks below are not vacuous.
-        expect(strings.some((s) => s.includes('\\<script\\>'))).toBe(true);
-        expect(strings.some((s) => s.includes('\\[click\\](https:\u200b//evil.example)'))).toBe(true);
+        const strings = runStrings(card);
+        // The hostile text is there (as text: no Markdown, no HTML in a TextRun), so the checks are not vacuous.
+        expect(strings.some((s) => s.includes('<script>'))).toBe(true);
+        expect(strings.some((s) => s.includes('[click](https:\u200b//evil.example)'))).toBe(true);
         expect(strings.some((s) => s.includes('Injected: header'))).toBe(true);
-        for (const s of strings) expectSafeMarkdown(s);
+        expectSafeCard(card);
         // The buttons point at our links only.
         expect(card.actions.map((a) => a.url)).toEqual([LINKS.ack, LINKS.portal]);
         expect(JSON.stringify(card)).not.toContain('\u202e');
@@ -731,7 +747,7 @@ describe('renderTeamsCard', () => {
         expect(titles(applied)).toEqual(['Acknowledge', 'Undo remediation', 'Open vault in the Azure portal']);
         const { message, card } = cardOf(applied, linksOf(applied));
         expect(validateCard(message)).toEqual([]);
-        for (const s of markdownStrings(card)) expectSafeMarkdown(s);
+        expectSafeCard(card);
         expect(renderEmail(view(applied, linksOf(applied))).text).toContain(
             'Undo remediation: https://kvr.example/api/undo',
         );
@@ -743,7 +759,7 @@ describe('renderTeamsCard', () => {
         if ('already' in acked) throw new Error('unreachable');
         const { card } = cardOf(acked);
         expect(card.actions.map((a) => a.title)).toEqual(['Open vault in the Azure portal']);
-        for (const s of markdownStrings(card)) expectSafeMarkdown(s);
+        expectSafeCard(card);
         expect(renderEmail(view(acked)).html).not.toContain('>Acknowledge<');
     });
 
@@ -753,9 +769,8 @@ describe('renderTeamsCard', () => {
             failing: { channel: 'teams', error: EVIL_ALL },
         });
         expect(validateCard(failing.message)).toEqual([]);
-        const strings = markdownStrings(failing.card);
-        expect(strings.some((s) => s.startsWith('Delivery by teams keeps failing'))).toBe(true);
-        for (const s of strings) expectSafeMarkdown(s);
+        expect(runStrings(failing.card).some((s) => s.startsWith('Delivery by teams keeps failing'))).toBe(true);
+        expectSafeCard(failing.card);
 
         const undone: Incident = {
             ...evilIncident(),
@@ -763,8 +778,8 @@ describe('renderTeamsCard', () => {
         };
         const u = cardOf(undone, LINKS, { kind: 'undone' });
         expect(validateCard(u.message)).toEqual([]);
-        expect(markdownStrings(u.card).some((s) => s.startsWith('Restored: '))).toBe(true);
-        for (const s of markdownStrings(u.card)) expectSafeMarkdown(s);
+        expect(runStrings(u.card).some((s) => s.startsWith('Restored: '))).toBe(true);
+        expectSafeCard(u.card);
     });
 });
 

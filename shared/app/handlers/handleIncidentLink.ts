@@ -1,6 +1,8 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { InvocationLogger } from '../../adapters/invocationLogger';
 import { checkSameOrigin, easyAuthActor, type LinkActor, originOf } from '../../core/alerts/linkGuard';
+import type { Incident } from '../../core/alerts/incident';
+import { type IncidentPageContext, incidentPageContext } from '../../core/alerts/incidentPage';
 import { confirmationPage, errorPage, resultPage, signInPage } from '../../core/alerts/render';
 import { LINK_ACTIONS } from '../../core/alerts/token';
 import type { Alerting, LinkOutcome } from '../alerting';
@@ -61,6 +63,19 @@ function loginUrlFor(request: HttpRequest): string {
     return `/.auth/login/aad?post_login_redirect_uri=${encodeURIComponent(`${u.pathname}${u.search}`)}`;
 }
 
+/** The page's extra sections (changes, undo scope, runbook) from the saved undo records; none if they cannot be read. */
+async function pageContext(alerting: Alerting, inc: Incident, log: InvocationLogger): Promise<IncidentPageContext> {
+    try {
+        return incidentPageContext(inc, await alerting.undoRecordsOf(inc));
+    } catch (err) {
+        log.warn('kvr.link-page-context-failed', {
+            incident: inc.id,
+            error: (err instanceof Error ? err.message : String(err)).slice(0, 300),
+        });
+        return incidentPageContext(inc, []);
+    }
+}
+
 type Authorized = { readonly actor: LinkActor | undefined } | { readonly response: HttpResponseInit; reason: string };
 
 /** Who the request acts as: the signed-in user (Easy Auth), nobody (possession-only), or a refusal. */
@@ -108,7 +123,14 @@ export async function handleIncidentLink(
         const actor = auth.actor;
         return respond(
             200,
-            confirmationPage(outcome.incident, act, request.query.get('t') ?? '', blocked, actor?.name ?? actor?.id),
+            confirmationPage(
+                outcome.incident,
+                act,
+                request.query.get('t') ?? '',
+                blocked,
+                actor?.name ?? actor?.id,
+                await pageContext(deps.alerting, outcome.incident, log),
+            ),
         );
     }
     if (request.method !== 'POST') return { status: 405, headers: { Allow: 'GET, POST' } };
@@ -139,7 +161,18 @@ export async function handleIncidentLink(
         });
         return outcome.incident === undefined
             ? refused(outcome)
-            : respond(outcome.status, resultPage(outcome.incident, act, outcome.message));
+            : respond(
+                  outcome.status,
+                  resultPage(
+                      outcome.incident,
+                      act,
+                      outcome.message,
+                      await pageContext(deps.alerting, outcome.incident, log),
+                  ),
+              );
     }
-    return respond(outcome.kind === 'done' ? 200 : 409, resultPage(outcome.incident, act, outcome.message));
+    return respond(
+        outcome.kind === 'done' ? 200 : 409,
+        resultPage(outcome.incident, act, outcome.message, await pageContext(deps.alerting, outcome.incident, log)),
+    );
 }

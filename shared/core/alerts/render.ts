@@ -4,7 +4,8 @@
  * is escaped for the medium it lands in: Adaptive Card Markdown, HTML, or a MIME header.
  */
 import type { Severity } from '../decisions';
-import type { Incident, IncidentAction } from './incident';
+import type { Incident, IncidentAction, PersonAction } from './incident';
+import type { IncidentPageContext } from './incidentPage';
 import type { LinkAction } from './token';
 import type { NoticeKind, TeamsWebhookMessage } from './types';
 
@@ -57,18 +58,32 @@ export function plain(text: string, max = 300): string {
 }
 
 /**
- * Untrusted text for an Adaptive Card TextBlock or Fact: Markdown is neutralized (a backslash before emphasis, code,
- * link and HTML characters, and before a leading heading, list or quote marker), URLs and `{{DATE()}}` functions are broken with a zero-width space so that nothing becomes a
- * link or a function.
+ * Untrusted text for an Adaptive Card `TextRun`. Teams interprets Markdown in TextBlock text and in FactSet titles and
+ * values, but not in a TextRun ("Text to display. Markdown is not supported": Adaptive Cards schema, TextRun; Teams
+ * "Text formatting in cards"). So every value taken from a log record goes into a TextRun and needs no Markdown
+ * escaping at all: a backslash escape would show literally there ("From \20.86.120.33"). What is left is what a
+ * client may do to any text: turn a URL, a `www.` host or an e-mail address into a link, or evaluate a `{{DATE()}}`
+ * function. Those are broken with a zero-width space inside the token only (after `://`, `www`, the `@` of an address,
+ * between two `{`), invisible on the card and never added to terminal output, email or pages.
  */
 export function cardText(text: string, max = 300): string {
     return plain(text, max)
-        .replace(/[\\`*_[\]~<>]/g, (c) => `\\${c}`)
-        .replace(/^(\s*)([#+-]|\d+\.)/, '$1\\$2')
         .replace(/:\/\//g, ':\u200b//')
-        .replace(/@/g, '@\u200b')
         .replace(/\bwww\./gi, (w) => `${w.slice(0, 3)}\u200b.`)
+        .replace(/([^\s@])@(?=[^\s@]+\.[^\s@])/g, '$1@\u200b')
         .replace(/\{(?=\{)/g, '{\u200b');
+}
+
+/** A block of untrusted text: one TextRun (no Markdown) in a RichTextBlock. */
+function textRuns(
+    runs: readonly (string | (Readonly<Record<string, string | boolean>> & { readonly text: string }))[],
+    block: Record<string, unknown> = {},
+): Record<string, unknown> {
+    return {
+        type: 'RichTextBlock',
+        inlines: runs.map((r) => (typeof r === 'string' ? { type: 'TextRun', text: r } : { type: 'TextRun', ...r })),
+        ...block,
+    };
 }
 
 /** Untrusted text for HTML element content or a quoted attribute. */
@@ -80,7 +95,8 @@ export function portalUrlOf(vaultId: string): string {
     return `https://portal.azure.com/#resource${vaultId}/overview`;
 }
 
-function who(inc: Incident): string {
+/** Who the records name as the caller, in one line (untrusted: escape for the medium). */
+export function whoOf(inc: Incident): string {
     const a = inc.actor;
     const parts: string[] = [];
     if (a.upn !== undefined) parts.push(a.upn);
@@ -125,7 +141,7 @@ function facts(v: NoticeView): [string, string][] {
         ['Vault', inc.vault],
         ['Rule', inc.rule],
         ['Severity', inc.severity],
-        ['Who', who(inc)],
+        ['Who', whoOf(inc)],
     ];
     if (inc.actor.ip !== undefined) out.push(['From', inc.actor.ip]);
     if (inc.actor.userAgent !== undefined) out.push(['Client', inc.actor.userAgent]);
@@ -214,19 +230,20 @@ function teamsCardAt(v: NoticeView, d: CardDetail, trimmed: boolean): TeamsWebho
     const style = inc.severity === 'critical' || inc.severity === 'high' ? 'attention' : 'warning';
     const extra: Record<string, unknown>[] = [];
     if (v.kind === 'channel-failing' && v.failing !== undefined) {
-        extra.push({
-            type: 'TextBlock',
-            text: cardText(
-                `Delivery by ${v.failing.channel} keeps failing: ${v.failing.error}`,
-                Math.min(500, d.extra),
-            ),
-            wrap: true,
-            color: 'attention',
-        });
+        extra.push(
+            textRuns([
+                {
+                    text: cardText(
+                        `Delivery by ${v.failing.channel} keeps failing: ${v.failing.error}`,
+                        Math.min(500, d.extra),
+                    ),
+                    color: 'attention',
+                },
+            ]),
+        );
     }
     const note = v.kind === 'undone' ? undoneNote(inc) : undefined;
-    if (note !== undefined)
-        extra.push({ type: 'TextBlock', text: cardText(note, Math.min(1200, d.extra)), wrap: true });
+    if (note !== undefined) extra.push(textRuns([cardText(note, Math.min(1200, d.extra))]));
     if (trimmed) extra.push({ type: 'TextBlock', text: TRIMMED_NOTE, wrap: true, isSubtle: true, size: 'small' });
     const actions: Record<string, unknown>[] = [];
     if (v.links.ack !== undefined && inc.acknowledged === undefined)
@@ -249,31 +266,25 @@ function teamsCardAt(v: NoticeView, d: CardDetail, trimmed: boolean): TeamsWebho
                 style,
                 bleed: true,
                 items: [
-                    {
-                        type: 'TextBlock',
-                        text: cardText(headline(v), 200),
-                        weight: 'bolder',
-                        size: 'medium',
-                        wrap: true,
-                    },
-                    { type: 'TextBlock', text: cardText(inc.summary, d.summary), wrap: true },
+                    textRuns([{ text: cardText(headline(v), 200), weight: 'bolder', size: 'medium' }]),
+                    textRuns([cardText(inc.summary, d.summary)]),
                 ],
             },
             ...extra,
+            // Not a FactSet: Teams reads Markdown in fact values. One "Title: value" line per fact, value in a TextRun.
             {
-                type: 'FactSet',
-                facts: shownFacts.map(([title, value]) => ({ title, value: cardText(value, d.fact) })),
+                type: 'Container',
+                items: shownFacts.map(([title, value], i) =>
+                    textRuns([{ text: `${title}: `, weight: 'bolder' }, cardText(value, d.fact)], {
+                        spacing: i === 0 ? 'default' : 'none',
+                    }),
+                ),
             },
             {
                 type: 'Container',
                 items: [
                     { type: 'TextBlock', text: 'What kv-responder did', weight: 'bolder', wrap: true },
-                    ...responseBlock(inc, d).map((line) => ({
-                        type: 'TextBlock',
-                        text: cardText(line, 400),
-                        wrap: true,
-                        spacing: 'small',
-                    })),
+                    ...responseBlock(inc, d).map((line) => textRuns([cardText(line, 400)], { spacing: 'small' })),
                 ],
             },
         ],
@@ -374,15 +385,10 @@ function summaryCardOf(title: string, table: string, maxLines: number): TeamsWeb
         msteams: { width: 'Full' },
         fallbackText: cardText(title, 300),
         body: [
-            { type: 'TextBlock', text: cardText(title, 300), weight: 'bolder', size: 'medium', wrap: true },
-            ...clipLines(table, maxLines).map((line) => ({
-                type: 'TextBlock',
-                text: cardText(line, 400),
-                fontType: 'monospace',
-                size: 'small',
-                spacing: 'none',
-                wrap: false,
-            })),
+            textRuns([{ text: cardText(title, 300), weight: 'bolder', size: 'medium' }]),
+            ...clipLines(table, maxLines).map((line) =>
+                textRuns([{ text: cardText(line, 400), fontType: 'monospace', size: 'small' }], { spacing: 'none' }),
+            ),
         ],
     };
     return {
@@ -410,9 +416,15 @@ export function renderSummaryEmail(title: string, table: string): RenderedEmail 
 // Pages
 
 const PAGE_STYLE =
-    'body{font-family:Segoe UI,Arial,sans-serif;max-width:760px;margin:32px auto;padding:0 16px;color:#222}' +
-    'th{text-align:left;vertical-align:top;padding:4px 12px 4px 0}td{padding:4px 0}' +
-    'button{font-size:16px;padding:8px 20px;cursor:pointer}.note{color:#555}.error{color:#a4262c}';
+    'body{font-family:Segoe UI,Arial,sans-serif;max-width:760px;margin:24px auto;padding:0 16px;color:#222;' +
+    'line-height:1.4;overflow-wrap:anywhere}' +
+    'h1{font-size:1.5em;margin:0 0 12px}h2{font-size:1.15em;margin:24px 0 8px;border-bottom:1px solid #ddd}' +
+    'table{border-collapse:collapse;width:100%}th{text-align:left;vertical-align:top;padding:4px 12px 4px 0;width:8em}' +
+    'td{padding:4px 0}ol,ul{padding-left:1.4em}li{margin:4px 0}' +
+    '.change{border:1px solid #ddd;border-radius:4px;padding:8px;margin:8px 0;list-style:none}' +
+    '.restores{border-color:#a4262c}.tag{font-size:.85em;color:#555}' +
+    'button{font-size:16px;padding:10px 20px;cursor:pointer;max-width:100%}.note{color:#555}.error{color:#a4262c}' +
+    '#state{font-weight:600}';
 
 export function page(title: string, bodyHtml: string): string {
     return `<!DOCTYPE html>
@@ -424,21 +436,125 @@ ${bodyHtml}
 </body></html>`;
 }
 
-function incidentTable(inc: Incident): string {
+/**
+ * Who acted and when. Without a signed-in user (possession-only links, `kvr serve --possession-only-links`) the link
+ * itself was the only credential: the page says so instead of leaving "by" out.
+ */
+export function personText(p: PersonAction, withAddress = false): string {
+    const by = p.by ?? 'whoever held the link (possession-only link, no sign-in)';
+    return `${p.at} by ${by}${!withAddress || p.from === undefined ? '' : ` from ${p.from}`}`;
+}
+
+function incidentTable(inc: Incident, ruleTitle?: string): string {
     const rows: [string, string][] = [
         ['Summary', inc.summary],
         ['Vault', inc.vault],
-        ['Rule', inc.rule],
+        ['Rule', ruleTitle === undefined ? inc.rule : `${inc.rule}: ${ruleTitle}`],
         ['Severity', inc.severity],
-        ['Who', who(inc)],
+        ['Who', whoOf(inc)],
         ...(inc.actor.ip === undefined ? [] : [['From', inc.actor.ip] as [string, string]]),
         ['When', inc.openedAt === inc.lastSeenAt ? inc.openedAt : `${inc.openedAt} to ${inc.lastSeenAt}`],
+        ['Findings', `${inc.findings} (${inc.records} record(s))`],
         ['Remediation', responseLines(inc).join('; ')],
-        ...(inc.undone === undefined ? [] : [['Undo', undoneNote(inc) ?? ''] as [string, string]]),
-        ['Status', statusLine(inc)],
+        ...(inc.acknowledged === undefined
+            ? []
+            : [['Acknowledged', personText(inc.acknowledged, true)] as [string, string]]),
+        ...(inc.undone === undefined
+            ? []
+            : [
+                  ['Undone', personText(inc.undone, true)] as [string, string],
+                  ['Undo', undoneNote(inc) ?? ''] as [string, string],
+              ]),
+        ['Status', inc.status],
         ['Incident', inc.id],
     ];
-    return `<table>${rows.map(([k, v]) => `<tr><th>${html(k)}</th><td>${html(v, 800)}</td></tr>`).join('')}</table>`;
+    return `<table id="incident">${rows.map(([k, v]) => `<tr><th>${html(k)}</th><td>${html(v, 800)}</td></tr>`).join('')}</table>`;
+}
+
+/** Every change of the incident's remediations (before and after), and exactly what its undo would restore. */
+function changesSection(inc: Incident, ctx: IncidentPageContext): string {
+    const out: string[] = ['<h2 id="changes">What changed</h2>'];
+    if (ctx.remediations.length === 0) {
+        const planned = inc.actions.filter((a) => a.status !== 'applied');
+        out.push(
+            `<p class="note">${html(
+                inc.actions.length === 0
+                    ? 'Nothing: this rule detects and notifies only.'
+                    : planned.length === inc.actions.length
+                      ? 'Nothing was changed on the vault (monitor mode, or the remediation did not apply): see Remediation above.'
+                      : 'No saved state of the remediation is left (it expired): the undo cannot be previewed.',
+                400,
+            )}</p>`,
+        );
+    }
+    for (const r of ctx.remediations) {
+        out.push(
+            `<p class="note">Remediation ${html(r.undoId, 80)} at ${html(r.at, 40)}: ${r.changes.length} change(s)` +
+                `${r.omitted > 0 ? `, ${r.omitted} more not kept for undo` : ''}.</p>`,
+            '<ul>',
+            ...r.changes.map(
+                (c) =>
+                    `<li class="change${c.undo.restores ? ' restores' : ''}"><strong>${html(c.what, 200)}</strong> ` +
+                    `<span class="tag">(${html(c.rule, 80)})</span><br>Before: ${html(c.before, 800)}<br>` +
+                    `After: ${html(c.after, 200)}<br>Undo: ${
+                        c.undo.restores ? '<strong>restores this</strong>' : `not restored (${html(c.undo.why, 200)})`
+                    }</li>`,
+            ),
+            '</ul>',
+        );
+    }
+    const live = ctx.remediations.find((r) => r.restores.length > 0);
+    out.push('<h2 id="undo-scope">What an undo restores</h2>');
+    if (!ctx.undoable || live === undefined)
+        out.push(
+            `<p class="note">${html(
+                inc.undone !== undefined
+                    ? `Already undone: ${undoneNote(inc) ?? ''}`
+                    : 'Nothing: this incident has no applied remediation of its own to undo.',
+                1200,
+            )}</p>`,
+        );
+    else
+        out.push(
+            `<p>Only this incident's own changes, relative to the vault as it is when you confirm (ARM is read again then):</p>`,
+            `<ul id="undo-restores">${live.restores.map((l) => `<li>${html(l, 400)}</li>`).join('')}</ul>`,
+            '<p class="note">What is restored is then approved for this vault for a limited time, so that it is not reverted again.</p>',
+        );
+    return out.join('\n');
+}
+
+function timelineSection(inc: Incident): string {
+    const events: { at: string; what: string }[] = [
+        { at: inc.openedAt, what: 'first finding' },
+        ...(inc.lastSeenAt === inc.openedAt ? [] : [{ at: inc.lastSeenAt, what: 'latest finding' }]),
+        ...inc.history,
+        ...inc.notifications.flatMap((n) =>
+            n.sentAt === undefined
+                ? []
+                : [{ at: n.sentAt, what: `${n.kind} notice sent by ${n.channel} (tier ${n.tier + 1})` }],
+        ),
+    ].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+    return `<h2 id="timeline">Timeline</h2>\n<ol id="timeline-list">${events
+        .map((e) => `<li><span class="tag">${html(e.at, 40)}</span> ${html(e.what, 400)}</li>`)
+        .join('')}</ol>`;
+}
+
+function runbookSection(ctx: IncidentPageContext): string {
+    if (ctx.runbook.length === 0) return '';
+    return `<h2 id="runbook">Runbook</h2>\n<ol>${ctx.runbook.map((s) => `<li>${html(s, 600)}</li>`).join('')}</ol>`;
+}
+
+/** The incident in full: facts, changes and undo scope, timeline, runbook, the vault in the portal. */
+function incidentDetails(inc: Incident, ctx: IncidentPageContext | undefined): string {
+    const portal = `<p><a id="portal" href="${html(portalUrlOf(inc.vaultId), 4096)}" rel="noopener noreferrer">Open ${html(inc.vault)} in the Azure portal</a></p>`;
+    if (ctx === undefined) return `${incidentTable(inc)}\n${portal}`;
+    return [
+        incidentTable(inc, ctx.ruleTitle),
+        portal,
+        changesSection(inc, ctx),
+        timelineSection(inc),
+        runbookSection(ctx),
+    ].join('\n');
 }
 
 const ACTION_TEXT = {
@@ -452,7 +568,7 @@ const ACTION_TEXT = {
         title: 'Undo remediation',
         button: 'Undo remediation',
         done: 'Remediation undone',
-        effect: 'restores the vault state saved before the remediation',
+        effect: 'restores what is listed under "What an undo restores"',
     },
     reenable: {
         title: 'Re-enable key version',
@@ -462,9 +578,17 @@ const ACTION_TEXT = {
     },
 } as const;
 
+/** The state line of a link whose action was taken already: who did it, also without sign-in. */
+function alreadyText(inc: Incident, action: LinkAction, fallback: string): string {
+    if (action === 'ack' && inc.acknowledged !== undefined)
+        return `Already acknowledged at ${personText(inc.acknowledged)}`;
+    if (action === 'undo' && inc.undone !== undefined) return `Remediation already undone at ${personText(inc.undone)}`;
+    return fallback;
+}
+
 /**
  * The page a link opens (GET): the incident and a button that POSTs; a GET never changes anything. `signedInAs` names
- * the signed-in user the action will be recorded under.
+ * the signed-in user the action will be recorded under. Static HTML, no script.
  */
 export function confirmationPage(
     inc: Incident,
@@ -472,6 +596,7 @@ export function confirmationPage(
     token: string,
     blocked?: string,
     signedInAs?: string,
+    ctx?: IncidentPageContext,
 ): string {
     const t = ACTION_TEXT[action];
     const who =
@@ -480,8 +605,8 @@ export function confirmationPage(
         blocked === undefined
             ? `<form method="post"><input type="hidden" name="t" value="${html(token, 4096)}"><button type="submit" id="confirm">${html(t.button)}</button></form>
 <p class="note">Nothing has changed yet: only this button ${t.effect}.</p>${who}`
-            : `<p id="state">${html(blocked, 400)}</p>`;
-    return page(t.title, `<h1>${html(t.title)}</h1>\n${incidentTable(inc)}\n${form}`);
+            : `<p id="state">${html(alreadyText(inc, action, blocked), 400)}</p>`;
+    return page(t.title, `<h1>${html(t.title)}</h1>\n${form}\n${incidentDetails(inc, ctx)}`);
 }
 
 /** Sign-in required (App Service Authentication): the reason and a link to sign in and come back. */
@@ -493,8 +618,15 @@ export function signInPage(message: string, loginUrl: string): string {
 }
 
 /** The page after a POST: what was done, or why nothing was. */
-export function resultPage(inc: Incident, action: LinkAction, message: string): string {
-    return page(ACTION_TEXT[action].done, `<h1 id="state">${html(message, 400)}</h1>\n${incidentTable(inc)}`);
+export function resultPage(inc: Incident, action: LinkAction, message: string, ctx?: IncidentPageContext): string {
+    const text =
+        action === 'ack' && inc.acknowledged !== undefined && message.startsWith('Acknowledged at ')
+            ? `Acknowledged at ${personText(inc.acknowledged)}`
+            : alreadyText(inc, action, message);
+    return page(
+        ACTION_TEXT[action].done,
+        `<h1 id="state">${html(action === 'undo' && !message.startsWith('Remediation already') ? message : text, 400)}</h1>\n${incidentDetails(inc, ctx)}`,
+    );
 }
 
 export function errorPage(title: string, message: string): string {
