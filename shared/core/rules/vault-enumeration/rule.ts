@@ -38,7 +38,7 @@ export const vaultEnumeration: StatefulRule<EnumerationState> = {
         severity: 'high',
         mitre: ['T1555.006', 'T1580'],
         description:
-            'One caller lists and then reads objects of several kinds (keys, secrets and certificates: 3 kinds by default) on one vault within the window (30 minutes by default): the pattern of someone harvesting a vault with a credential, rather than an application reading the few objects it knows by name. Successful requests only (by HTTP status). The state is three timestamps per kind and caller.',
+            'One caller lists and then reads objects of several kinds (keys, secrets and certificates: 3 kinds by default) on one vault within the window (30 minutes by default): the pattern of someone harvesting a vault with a credential, rather than an application reading the few objects it knows by name. Successful requests only (by HTTP status), by principals the vault policy does not approve (approvedPrincipals). The state is three timestamps per kind and caller.',
         falsePositives: [
             'Backup or migration tools that copy a whole vault.',
             'An administrator browsing the vault in the portal (lists and opens objects of each kind).',
@@ -54,9 +54,11 @@ export const vaultEnumeration: StatefulRule<EnumerationState> = {
         ],
     },
     operations: [...LISTS.keys(), ...READS.keys()],
-    stateKey(event) {
+    stateKey(event, ctx) {
         const who = principalOf(event);
         if (event.outcome !== 'success' || who === undefined || event.activity !== undefined) return undefined;
+        // Principals the vault policy approves for data access are entitled to list and read (backup tools, apps).
+        if (ctx.policy.approvedPrincipals.has(who)) return undefined;
         return stateKey(event.vault.name, `enum|${who.replace(/[/\\#?]/g, '_')}`);
     },
     stateTtlMs: (settings) => settings.vaultEnumeration.windowMs,
