@@ -34,6 +34,8 @@ describe('kvr replay over a mixed Activity Log and AuditEvent capture (one JSON 
             ['destructive-operation-denied', 'kv-payments-prod', MALLORY],
             // bob lists then reads keys, secrets and certificates.
             ['vault-enumeration', 'kv-payments-prod', BOB],
+            // No AuditEvent record for a day (quiet period 6 h), reported when records resume.
+            ['audit-log-silent', 'kv-payments-prod', undefined],
         ]);
         const ra = findings[0] as FindingDecision & Record<string, unknown>;
         expect(ra).toMatchObject({
@@ -47,16 +49,18 @@ describe('kvr replay over a mixed Activity Log and AuditEvent capture (one JSON 
             ],
         });
         expect((findings[3] as FindingDecision).count).toBe(3);
+        expect(findings[5]).toMatchObject({ silentFrom: '2026-10-05T10:30:00.000Z', silentHours: 24.5, resolved: true });
     });
 
     it('with the assignee approved for its role and its reads, gives none of the findings about it', async () => {
         const { brief } = await replayWith('capture-config-approved.json');
         // Approval is about who may hold access: cutting the audit trail, switching RBAC off and denied destruction
-        // attempts stay findings whoever the assignee is.
+        // attempts and a silent vault stay findings whoever the assignee is.
         expect(brief).toEqual([
             ['rbac-authorization-disabled', 'kv-payments-prod', MALLORY],
             ['diagnostic-setting-removed', 'kv-payments-prod', MALLORY],
             ['destructive-operation-denied', 'kv-payments-prod', MALLORY],
+            ['audit-log-silent', 'kv-payments-prod', undefined],
         ]);
     });
 });

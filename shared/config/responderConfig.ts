@@ -10,6 +10,7 @@ import { parseScope } from '../core/events/activity';
 import { KEY_VAULT_ROLES, roleIdOf } from '../core/rules/roles';
 import {
     DAY_MS,
+    DEFAULT_QUIET_PERIOD_MS,
     DEFAULT_READ_OPERATIONS,
     DEFAULT_SENSITIVE_OPERATIONS,
     type Decoy,
@@ -78,6 +79,14 @@ const policyFields = {
         .optional()
         .describe('IP rules inside these ranges are approved (IPv4 and IPv6 CIDR).'),
     approvedPrincipals: z.array(approvedPrincipal).optional().describe('Principals approved in access policies.'),
+    quietPeriodHours: z
+        .number()
+        .min(0.25)
+        .max(24 * 366)
+        .optional()
+        .describe(
+            'audit-log-silent: a vault that sent AuditEvent records and then sends none for longer than this is reported (default 6).',
+        ),
     mode: z
         .enum(['enforce', 'monitor'])
         .optional()
@@ -409,6 +418,7 @@ interface MutablePolicy {
     approvedIpRanges: IpRange[];
     approvedPrincipals: Map<string, AccessPolicyPermissions | undefined>;
     approvedRoles: Map<string, ReadonlySet<string>>;
+    quietPeriodMs: number;
     mode: RemediationMode;
     ruleModes: Map<string, RemediationMode>;
 }
@@ -427,6 +437,7 @@ function applyPolicy(target: MutablePolicy, p: PolicyInput): void {
         if (a.roles === undefined) target.approvedRoles.delete(id);
         else target.approvedRoles.set(id, new Set(a.roles.map((r) => roleIdOf(r) as string)));
     }
+    if (p.quietPeriodHours !== undefined) target.quietPeriodMs = p.quietPeriodHours * 3_600_000;
     if (p.mode !== undefined) target.mode = p.mode;
     for (const [rule, mode] of Object.entries(p.ruleModes ?? {})) target.ruleModes.set(rule, mode);
 }
@@ -518,6 +529,7 @@ function detectionSettingsOf(data: ResponderConfigInput, tags: VaultTags): Detec
                 approvedIpRanges: [],
                 approvedPrincipals: new Map(),
                 approvedRoles: new Map(),
+                quietPeriodMs: DEFAULT_QUIET_PERIOD_MS,
                 mode: 'monitor',
                 ruleModes: new Map(),
             };

@@ -3,6 +3,7 @@ import { POSTURE_CHECKS } from '../cmk/posture';
 import type { Rule, RuleMeta } from '../engine/rule';
 import { accessPolicyGranted } from './access-policy-granted/rule';
 import { accessPolicyGrantedThenRevoked } from './access-policy-granted-then-revoked/rule';
+import { auditLogSilent } from './audit-log-silent/rule';
 import { cmkAccessDenied } from './cmk-access-denied/rule';
 import { cmkDisabledInUse } from './cmk-disabled-in-use/rule';
 import { deniedAccessBurst } from './denied-access-burst/rule';
@@ -33,6 +34,7 @@ export const rules: readonly Rule[] = [
     rbacAuthorizationDisabled,
     roleAssignmentGranted,
     diagnosticSettingRemoved,
+    auditLogSilent,
     newUserAccess,
     newAppAccess,
     sensitiveOperation,

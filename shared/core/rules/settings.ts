@@ -15,6 +15,8 @@ export interface VaultPolicy {
      * absent here but present in `approvedPrincipals` may hold any role. Absent: every approved principal, any role.
      */
     readonly approvedRoles?: ReadonlyMap<string, ReadonlySet<string>>;
+    /** How long the vault may send no AuditEvent record before audit-log-silent fires (default 6 h). */
+    readonly quietPeriodMs?: number;
     /** `enforce`: remediate; `monitor`: plan only. A vault is acted on only when config puts it in enforce scope. */
     readonly mode: RemediationMode;
     /** Per-rule modes on this vault; a rule in monitor mode is planned only, even on an enforced vault. */
@@ -117,5 +119,7 @@ export const PLATFORM_SCANNERS: readonly string[] = [
 ];
 
 export const MINUTE_MS = 60_000;
+/** The default quiet period of audit-log-silent. */
+export const DEFAULT_QUIET_PERIOD_MS = 6 * 60 * MINUTE_MS;
 export const HOUR_MS = 60 * MINUTE_MS;
 export const DAY_MS = 24 * HOUR_MS;
