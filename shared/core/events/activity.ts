@@ -158,15 +158,16 @@ export function scopeVaultRef(scope: ScopeRef): VaultRef {
     };
 }
 
-/** True when `scope` is the vault's own scope or one above it (the vault inherits assignments made there). */
-export function scopeCovers(scope: ScopeRef, vault: VaultRef, hierarchy?: string): boolean {
+/**
+ * True when `scope` is the vault's own scope or one above it (the vault inherits assignments made there). Which
+ * subscriptions sit under a management group is known only from ARM (an event's `hierarchy` is the path above its own
+ * scope, not the subscriptions below it): a management-group assignment is taken to cover every vault.
+ */
+export function scopeCovers(scope: ScopeRef, vault: VaultRef): boolean {
     switch (scope.level) {
         case 'tenant':
-            return true;
         case 'management-group':
-            // Which subscriptions sit under a management group is known only from ARM (or the record's hierarchy):
-            // without that, a management-group assignment is taken to cover every vault.
-            return hierarchy === undefined || hierarchy.toLowerCase().includes(vault.subscriptionId);
+            return true;
         case 'subscription':
             return scope.subscriptionId === vault.subscriptionId;
         case 'resource-group':

@@ -36,10 +36,7 @@ function draftOf(event: AuditEvent, ctx: RuleContext, s: AssignmentState): Findi
     const role = keyVaultRole(s.role);
     if (ra === undefined || role === undefined || s.principalId === undefined) return undefined;
     const principal = s.principalId;
-    const covered =
-        ra.scope.level === 'vault'
-            ? []
-            : ctx.settings.knownVaults.filter((v) => scopeCovers(ra.scope, v, event.activity?.hierarchy));
+    const covered = ra.scope.level === 'vault' ? [] : ctx.settings.knownVaults.filter((v) => scopeCovers(ra.scope, v));
     const unapprovedBy = [ctx.policy, ...covered.map((v) => ctx.settings.policyFor(v))].some(
         (p) => !approves(p, principal, role.id),
     );
