@@ -49,7 +49,11 @@ describe('kvr replay over a mixed Activity Log and AuditEvent capture (one JSON 
             ],
         });
         expect((findings[3] as FindingDecision).count).toBe(3);
-        expect(findings[5]).toMatchObject({ silentFrom: '2026-10-05T10:30:00.000Z', silentHours: 24.5, resolved: true });
+        expect(findings[5]).toMatchObject({
+            silentFrom: '2026-10-05T10:30:00.000Z',
+            silentHours: 24.5,
+            resolved: true,
+        });
     });
 
     it('with the assignee approved for its role and its reads, gives none of the findings about it', async () => {
