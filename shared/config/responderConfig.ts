@@ -7,8 +7,11 @@ import { ConfigError } from '../core/errors';
 import type { AccessPolicyPermissions, VaultRef } from '../core/events/types';
 import { type IpRange, parseRange } from '../core/net/cidr';
 import { MAX_WINDOW_THRESHOLD } from '../core/rules/common';
+import { parseScope } from '../core/events/activity';
+import { KEY_VAULT_ROLES, roleIdOf } from '../core/rules/roles';
 import {
     DAY_MS,
+    DEFAULT_QUIET_PERIOD_MS,
     DEFAULT_READ_OPERATIONS,
     DEFAULT_SENSITIVE_OPERATIONS,
     type Decoy,
@@ -42,9 +45,22 @@ const permissions = z
     })
     .describe('Allowed access-policy permissions by object type; an omitted type allows none.');
 
+const roleName = z
+    .string()
+    .refine(
+        (r) => roleIdOf(r) !== undefined,
+        `expected a role definition GUID or a built-in role name (${KEY_VAULT_ROLES.map((r) => r.name).join(', ')})`,
+    );
+
 const approvedPrincipal = z.strictObject({
     objectId: guid.describe('Object id of the user, group or service principal.'),
     permissions: permissions.optional().describe('Omit to allow any permissions.'),
+    roles: z
+        .array(roleName)
+        .optional()
+        .describe(
+            'Azure roles this principal may be assigned on the vault or above it (built-in role names or role definition GUIDs); omit to allow any role (role-assignment-granted).',
+        ),
     note: z.string().optional().describe('Who or what this is, for the humans reading the config.'),
 });
 
@@ -64,6 +80,14 @@ const policyFields = {
         .optional()
         .describe('IP rules inside these ranges are approved (IPv4 and IPv6 CIDR).'),
     approvedPrincipals: z.array(approvedPrincipal).optional().describe('Principals approved in access policies.'),
+    quietPeriodHours: z
+        .number()
+        .min(0.25)
+        .max(24 * 366)
+        .optional()
+        .describe(
+            'audit-log-silent: a vault that sent AuditEvent records and then sends none for longer than this is reported (default 6).',
+        ),
     mode: z
         .enum(['enforce', 'monitor'])
         .optional()
@@ -198,6 +222,25 @@ export const responderConfigSchema = z.strictObject({
         .optional()
         .describe('Honeytokens: any access to these objects is critical.'),
     knownScanners: z.array(guid).optional().describe('More app ids that new-app-access never reports.'),
+    sensitiveOperations: z
+        .array(z.string().regex(/^[A-Za-z]+$/, 'expected an AuditEvent operation name such as SecretPurge'))
+        .optional()
+        .describe(
+            `AuditEvent operations reported by sensitive-operation when they succeed and by destructive-operation-denied when denied; replaces the default (${DEFAULT_SENSITIVE_OPERATIONS.join(', ')}).`,
+        ),
+    auditDestination: z
+        .strictObject({
+            eventHubAuthorizationRuleId: z
+                .string()
+                .min(1)
+                .optional()
+                .describe('Resource id of the Event Hubs namespace authorization rule the vaults stream to.'),
+            eventHubName: z.string().min(1).optional().describe('The event hub the vaults stream AuditEvent to.'),
+        })
+        .optional()
+        .describe(
+            "Where vaults' diagnostic settings must send AuditEvent: diagnostic-setting-removed fires when a setting stops sending it there (omit to accept any event hub).",
+        ),
     baseline: z
         .strictObject({
             windowDays: z
@@ -222,6 +265,22 @@ export const responderConfigSchema = z.strictObject({
             vaultThrottled: threshold(50, 5).optional(),
             deniedAccessBurst: threshold(10, 15).optional(),
             grantedThenRevokedMinutes: z.number().min(1).optional().describe('Default 10.'),
+            vaultEnumeration: z
+                .strictObject({
+                    kinds: z
+                        .number()
+                        .int()
+                        .min(1)
+                        .max(3)
+                        .optional()
+                        .describe('Object kinds (keys, secrets, certificates) listed then read (default 3).'),
+                    windowMinutes: z
+                        .number()
+                        .min(1)
+                        .optional()
+                        .describe('Window in minutes of event time (default 30).'),
+                })
+                .optional(),
         })
         .optional(),
     remediation: z
@@ -368,6 +427,8 @@ interface MutablePolicy {
     publicNetworkAccess: VaultPolicy['publicNetworkAccess'];
     approvedIpRanges: IpRange[];
     approvedPrincipals: Map<string, AccessPolicyPermissions | undefined>;
+    approvedRoles: Map<string, ReadonlySet<string>>;
+    quietPeriodMs: number;
     mode: RemediationMode;
     ruleModes: Map<string, RemediationMode>;
 }
@@ -380,8 +441,13 @@ function applyPolicy(target: MutablePolicy, p: PolicyInput): void {
         target.publicNetworkAccess = p.publicNetworkAccess === 'any' ? undefined : p.publicNetworkAccess;
     }
     for (const r of p.approvedIpRanges ?? []) target.approvedIpRanges.push(parseRange(r) as IpRange);
-    for (const a of p.approvedPrincipals ?? [])
-        target.approvedPrincipals.set(a.objectId.toLowerCase(), permissionsOf(a.permissions));
+    for (const a of p.approvedPrincipals ?? []) {
+        const id = a.objectId.toLowerCase();
+        target.approvedPrincipals.set(id, permissionsOf(a.permissions));
+        if (a.roles === undefined) target.approvedRoles.delete(id);
+        else target.approvedRoles.set(id, new Set(a.roles.map((r) => roleIdOf(r) as string)));
+    }
+    if (p.quietPeriodHours !== undefined) target.quietPeriodMs = p.quietPeriodHours * 3_600_000;
     if (p.mode !== undefined) target.mode = p.mode;
     for (const [rule, mode] of Object.entries(p.ruleModes ?? {})) target.ruleModes.set(rule, mode);
 }
@@ -405,6 +471,19 @@ function matches(
 /** Known vault tags by vault resource id (lower-case), from an inventory; tag overrides match against them. */
 export type VaultTags = ReadonlyMap<string, Readonly<Record<string, string>>>;
 
+/** Vaults the config names by resource id (override matches, CMK posture) and those of the tag inventory. */
+function knownVaultsOf(data: ResponderConfigInput, tags: VaultTags): VaultRef[] {
+    const ids = new Set<string>(tags.keys());
+    for (const o of data.guardrails?.overrides ?? []) if (o.match.resourceId !== undefined) ids.add(o.match.resourceId);
+    for (const v of data.cmk?.posture?.vaults ?? []) ids.add(v);
+    const out = new Map<string, VaultRef>();
+    for (const id of ids) {
+        const vault = parseScope(id)?.vault;
+        if (vault !== undefined) out.set(vault.resourceId, vault);
+    }
+    return [...out.values()];
+}
+
 function detectionSettingsOf(data: ResponderConfigInput, tags: VaultTags): DetectionSettings {
     const lowerSet = (l: readonly string[] | undefined): Set<string> => new Set((l ?? []).map((s) => s.toLowerCase()));
     const t = data.thresholds ?? {};
@@ -417,7 +496,7 @@ function detectionSettingsOf(data: ResponderConfigInput, tags: VaultTags): Detec
         vault: d.vault?.toLowerCase(),
     }));
     return Object.freeze({
-        sensitiveOperations: new Set(DEFAULT_SENSITIVE_OPERATIONS),
+        sensitiveOperations: new Set(data.sensitiveOperations ?? DEFAULT_SENSITIVE_OPERATIONS),
         readOperations: new Set(data.baseline?.readOperations ?? DEFAULT_READ_OPERATIONS),
         knownScanners: lowerSet([...PLATFORM_SCANNERS, ...(data.knownScanners ?? [])]),
         responderIdentities: lowerSet(data.responderIdentities),
@@ -437,6 +516,20 @@ function detectionSettingsOf(data: ResponderConfigInput, tags: VaultTags): Detec
             windowMs: (t.deniedAccessBurst?.windowMinutes ?? 15) * MINUTE_MS,
         },
         grantRevokeWindowMs: (t.grantedThenRevokedMinutes ?? 10) * MINUTE_MS,
+        vaultEnumeration: {
+            kinds: t.vaultEnumeration?.kinds ?? 3,
+            windowMs: (t.vaultEnumeration?.windowMinutes ?? 30) * MINUTE_MS,
+        },
+        knownVaults: knownVaultsOf(data, tags),
+        auditDestination:
+            data.auditDestination === undefined
+                ? undefined
+                : {
+                      eventHubAuthorizationRuleId: data.auditDestination.eventHubAuthorizationRuleId
+                          ?.toLowerCase()
+                          .replace(/\/+$/, ''),
+                      eventHubName: data.auditDestination.eventHubName?.toLowerCase(),
+                  },
         groupWindowMs: (data.grouping?.windowMinutes ?? 60) * MINUTE_MS,
         cmkInUseMs: (data.cmk?.inUseDays ?? 30) * DAY_MS,
         policyFor(vault: VaultRef, vaultTags = tags.get(vault.resourceId)): VaultPolicy {
@@ -445,6 +538,8 @@ function detectionSettingsOf(data: ResponderConfigInput, tags: VaultTags): Detec
                 publicNetworkAccess: undefined,
                 approvedIpRanges: [],
                 approvedPrincipals: new Map(),
+                approvedRoles: new Map(),
+                quietPeriodMs: DEFAULT_QUIET_PERIOD_MS,
                 mode: 'monitor',
                 ruleModes: new Map(),
             };

@@ -1,11 +1,11 @@
+import { normalizeActivity, isActivityCategory } from './activity';
+import { CLAIM_APPID, CLAIM_OID, CLAIM_UPN, callerOf } from './claims';
 import { bool, getCI, isObject, type JsonObject, maybeJson, str, stringList } from './fields';
 import { httpStatusOf, outcomeOf } from './status';
 import { parseRecordTime } from './time';
 import type {
     AccessPolicyEntry,
     AuditEvent,
-    Caller,
-    CallerKind,
     NetworkAclsState,
     ObjectKind,
     TargetObject,
@@ -15,6 +15,8 @@ import type {
 
 /** Why a well-formed record is not a Key Vault audit record (it is counted, not quarantined). */
 export type SkipReason = 'other-category' | 'other-resource-type';
+
+export { stripPort } from './claims';
 
 export type NormalizeResult =
     | { readonly kind: 'event'; readonly event: AuditEvent }
@@ -27,10 +29,6 @@ export const MAX_FIELD_CHARS = 8192;
 const VAULTS_SEGMENT = '/PROVIDERS/MICROSOFT.KEYVAULT/VAULTS/';
 const VAULT_ID =
     /^\/subscriptions\/([^/]+)\/resourcegroups\/([^/]+)\/providers\/microsoft\.keyvault\/vaults\/([a-z0-9-]{3,24})$/;
-
-const CLAIM_OID = 'http://schemas.microsoft.com/identity/claims/objectidentifier';
-const CLAIM_UPN = 'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn';
-const CLAIM_APPID = 'http://schemas.microsoft.com/identity/claims/appid';
 
 const COLLECTIONS: ReadonlyMap<string, { kind: ObjectKind; deleted: boolean }> = new Map([
     ['secrets', { kind: 'secret', deleted: false }],
@@ -69,6 +67,8 @@ export class RecordNormalizer {
         const category = raw.category ?? raw.type;
         const resourceIdRaw = raw.resourceId;
         if (typeof category === 'string' && category !== 'AuditEvent' && category.toLowerCase() !== 'auditevent') {
+            // The second input: Activity Log records (only non-AuditEvent categories pay for this test).
+            if (isActivityCategory(category)) return normalizeActivity(raw, category);
             return { kind: 'skipped', reason: 'other-category' };
         }
         const resource = typeof resourceIdRaw === 'string' ? this.resourceOf(resourceIdRaw) : undefined;
@@ -141,6 +141,7 @@ export class RecordNormalizer {
             tlsVersion: str(p.tlsVersion),
             vaultChange: isDataPlane ? undefined : vaultChangeOf(p),
             objectProperties: isDataPlane ? objectPropertiesOf(p) : undefined,
+            activity: undefined,
         };
         // Checked on the kept values (cheap, monomorphic); the raw record is only walked for a rejection.
         const long = oversizedField(event);
@@ -271,49 +272,6 @@ function durationOf(value: unknown): number | undefined {
 
 function lowerId(value: unknown): string | undefined {
     return typeof value === 'string' && value.length > 0 ? value.toLowerCase() : undefined;
-}
-
-/** Strips a port from `a.b.c.d:port` and `[v6]:port`; bare IPv6 addresses keep their colons. */
-export function stripPort(ip: string): string {
-    if (ip.startsWith('[')) {
-        const end = ip.indexOf(']');
-        return end > 0 ? ip.slice(1, end) : ip;
-    }
-    const colon = ip.indexOf(':');
-    if (colon > 0 && ip.indexOf(':', colon + 1) === -1 && ip.indexOf('.') > 0) return ip.slice(0, colon);
-    return ip;
-}
-
-function callerOf(claims: JsonObject | undefined, callerIp: unknown, trustedServiceRaw: unknown): Caller {
-    let objectId: string | undefined;
-    let upn: string | undefined;
-    let appId: string | undefined;
-    let mirid: string | undefined;
-    let ipClaim: string | undefined;
-    if (claims !== undefined) {
-        objectId = lowerId(claims.oid ?? claims[CLAIM_OID]);
-        upn = str(claims.upn ?? claims[CLAIM_UPN] ?? claims.unique_name);
-        appId = lowerId(claims.appid ?? claims[CLAIM_APPID] ?? claims.azp);
-        mirid = lowerId(claims.xms_mirid);
-        ipClaim = str(claims.ipaddr);
-    }
-    const ipRaw = str(callerIp) ?? ipClaim;
-    const trustedService = str(trustedServiceRaw);
-    let kind: CallerKind;
-    if (mirid !== undefined) kind = 'managed-identity';
-    else if (upn !== undefined) kind = 'user';
-    else if (objectId !== undefined || appId !== undefined) kind = 'service-principal';
-    else if (trustedService !== undefined) kind = 'trusted-service';
-    else kind = 'anonymous';
-    return {
-        objectId,
-        upn,
-        appId,
-        managedIdentityResourceId: mirid,
-        ipAddress: ipRaw === undefined ? undefined : stripPort(ipRaw),
-        trustedService,
-        kind,
-    };
 }
 
 /** Parses `https://<vault>.vault.azure.net/<collection>/<name>/<version>`. */

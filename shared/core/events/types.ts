@@ -134,4 +134,78 @@ export interface AuditEvent {
     readonly vaultChange: VaultChange | undefined;
     /** Raw `keyProperties` / `secretProperties` / `certificateProperties` objects of data-plane records. */
     readonly objectProperties: Readonly<Record<string, unknown>> | undefined;
+    /**
+     * Set on records of the Azure Activity Log (the second input), `undefined` on Key Vault `AuditEvent` records: the
+     * discriminant between the two streams. Rules written for `AuditEvent` ignore events that carry it.
+     */
+    readonly activity?: ActivityDetails | undefined;
+}
+
+/** What an Activity Log operation applies to: a vault, or a scope above vaults. */
+export type ScopeLevel = 'vault' | 'resource-group' | 'subscription' | 'management-group' | 'tenant';
+
+export interface ScopeRef {
+    readonly level: ScopeLevel;
+    /** The scope's resource id, lower-case (`/` for the tenant root). */
+    readonly id: string;
+    readonly subscriptionId: string | undefined;
+    readonly resourceGroup: string | undefined;
+    /** The management group name, lower-case, for a management-group scope. */
+    readonly managementGroup: string | undefined;
+}
+
+/** A role assignment written or deleted, read from the record's request or response body and its resource id. */
+export interface RoleAssignmentChange {
+    /** The role assignment's resource id, lower-case. */
+    readonly id: string;
+    /** The assignment's name (a GUID), lower-case. */
+    readonly name: string;
+    /** The scope the assignment applies to (from the body, else from the resource id). */
+    readonly scope: ScopeRef;
+    /** The assignee's object id, lower-case (`principalId`); undefined when the record carries no body. */
+    readonly principalId: string | undefined;
+    readonly principalType: string | undefined;
+    /** The role definition GUID, lower-case (the last segment of `roleDefinitionId`). */
+    readonly roleDefinitionId: string | undefined;
+}
+
+/** A diagnostic setting written or deleted on a vault, with what its body says it sends (WRITE only). */
+export interface DiagnosticSettingChange {
+    /** The setting's name, lower-case. */
+    readonly name: string;
+    /** The setting's body as recorded (request body, else response body); undefined when the record has none. */
+    readonly body: DiagnosticSettingBody | undefined;
+}
+
+export interface DiagnosticSettingBody {
+    /** Event Hubs authorization rule id, lower-case. */
+    readonly eventHubAuthorizationRuleId: string | undefined;
+    /** Event hub name, lower-case. */
+    readonly eventHubName: string | undefined;
+    /** Enabled log categories and category groups, lower-case (`auditevent`, `audit`, `alllogs`). */
+    readonly enabledLogs: readonly string[];
+}
+
+/**
+ * The Activity Log fields of an event (Event Hubs / storage-account schema). The common fields of {@link AuditEvent}
+ * are filled too: `operation` is the upper-cased `operationName`, `vault` is the protected vault or, for a role
+ * assignment above vaults, a stand-in naming the scope (see {@link scopeVaultRef}), `caller` comes from
+ * `identity.claims`, and `outcome` from the HTTP status (`properties.statusCode`, else `resultSignature`), and is
+ * `unknown` while `resultType` is `Start` or `Accept`.
+ */
+export interface ActivityDetails {
+    /** `category` as recorded: `Write`, `Delete`, `Action` (or `Administrative` in some exports). */
+    readonly category: string;
+    /** `resultType` as recorded: `Start`, `Accept`, `Success`, `Failure`. Not the outcome: see `outcome`. */
+    readonly resultType: string | undefined;
+    /** The operation's resource id, lower-case. */
+    readonly resourceId: string;
+    /** `properties.eventCategory`, e.g. `Administrative`. */
+    readonly eventCategory: string | undefined;
+    /** `properties.hierarchy`: tenant and management-group path to the subscription, when recorded. */
+    readonly hierarchy: string | undefined;
+    /** True when the record carried a request or response body. */
+    readonly hasBody: boolean;
+    readonly roleAssignment: RoleAssignmentChange | undefined;
+    readonly diagnosticSetting: DiagnosticSettingChange | undefined;
 }

@@ -10,6 +10,13 @@ export interface VaultPolicy {
     readonly approvedIpRanges: readonly IpRange[];
     /** Approved access-policy principals by object id (lower-case) and their allowed permissions (undefined: any). */
     readonly approvedPrincipals: ReadonlyMap<string, AccessPolicyPermissions | undefined>;
+    /**
+     * Azure roles each approved principal may hold (role definition GUIDs, lower-case), by object id; a principal
+     * absent here but present in `approvedPrincipals` may hold any role. Absent: every approved principal, any role.
+     */
+    readonly approvedRoles?: ReadonlyMap<string, ReadonlySet<string>>;
+    /** How long the vault may send no AuditEvent record before audit-log-silent fires (default 6 h). */
+    readonly quietPeriodMs?: number;
     /** `enforce`: remediate; `monitor`: plan only. A vault is acted on only when config puts it in enforce scope. */
     readonly mode: RemediationMode;
     /** Per-rule modes on this vault; a rule in monitor mode is planned only, even on an enforced vault. */
@@ -54,6 +61,15 @@ export interface DetectionSettings {
     readonly vaultThrottled: WindowThreshold;
     readonly deniedAccessBurst: WindowThreshold;
     readonly grantRevokeWindowMs: number;
+    /** A principal that lists and then reads objects of this many kinds (keys, secrets, certificates) in the window. */
+    readonly vaultEnumeration: { readonly kinds: number; readonly windowMs: number };
+    /**
+     * Vaults known by resource id (from the config's overrides, the CMK posture list and the inventory): a role
+     * assignment above vaults is checked against the policy of each known vault it covers.
+     */
+    readonly knownVaults: readonly VaultRef[];
+    /** Where every vault's diagnostic setting must send AuditEvent (diagnostic-setting-removed); undefined: anywhere. */
+    readonly auditDestination: AuditDestination | undefined;
     /** Repeated findings of one rule, vault and principal within this window form one finding. */
     readonly groupWindowMs: number;
     /** A key version used successfully by a service within this long is in use (customer-managed key rules). */
@@ -66,8 +82,15 @@ export interface DetectionSettings {
     policyFor(vault: VaultRef, tags?: Readonly<Record<string, string>>): VaultPolicy;
 }
 
+/** The Event Hubs destination of the responder's AuditEvent stream, lower-case. */
+export interface AuditDestination {
+    readonly eventHubAuthorizationRuleId: string | undefined;
+    readonly eventHubName: string | undefined;
+}
+
 export const DEFAULT_SENSITIVE_OPERATIONS: readonly string[] = [
     'VaultDelete',
+    'VaultPurge',
     'KeyDelete',
     'SecretDelete',
     'CertificateDelete',
@@ -79,6 +102,12 @@ export const DEFAULT_SENSITIVE_OPERATIONS: readonly string[] = [
     'CertificateBackup',
     'KeyListDeleted',
     'SecretListDeleted',
+    'KeyRecover',
+    'SecretRecover',
+    'CertificateRecover',
+    'KeyRestore',
+    'SecretRestore',
+    'CertificateRestore',
 ];
 
 export const DEFAULT_READ_OPERATIONS: readonly string[] = ['SecretGet', 'KeyGet', 'VaultGet'];
@@ -90,5 +119,7 @@ export const PLATFORM_SCANNERS: readonly string[] = [
 ];
 
 export const MINUTE_MS = 60_000;
+/** The default quiet period of audit-log-silent. */
+export const DEFAULT_QUIET_PERIOD_MS = 6 * 60 * MINUTE_MS;
 export const HOUR_MS = 60 * MINUTE_MS;
 export const DAY_MS = 24 * HOUR_MS;

@@ -30,7 +30,7 @@ export const deniedAccessBurst: StatefulRule<Denials> = {
     operations: undefined,
     stateKey(event) {
         const who = principalOf(event);
-        if (event.outcome !== 'forbidden' || who === undefined) return undefined;
+        if (event.outcome !== 'forbidden' || who === undefined || event.activity !== undefined) return undefined;
         return stateKey(`principal~${who.replace(/[/\\#?]/g, '_')}`, 'denied');
     },
     stateTtlMs: (settings) => settings.deniedAccessBurst.windowMs,

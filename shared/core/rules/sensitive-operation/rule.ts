@@ -1,5 +1,4 @@
 import type { StatelessRule } from '../../engine/rule';
-import { DEFAULT_SENSITIVE_OPERATIONS } from '../settings';
 import { describeCaller, describeTarget } from '../text';
 
 export const sensitiveOperation: StatelessRule = {
@@ -10,7 +9,7 @@ export const sensitiveOperation: StatelessRule = {
         severity: 'high',
         mitre: ['T1485', 'T1552.001', 'T1070'],
         description:
-            'A successful (2xx) delete, purge, backup or list-deleted operation on a vault or its objects. Deletes and purges destroy data or cover tracks; a backup exports object material that restores into any vault of the same subscription and geography. A denied attempt is not reported here (it may be reconnaissance: see denied-access-burst).',
+            'A successful (2xx) operation of the configurable sensitiveOperations list (by default deletes, purges, backups, recovers, restores and list-deleted) on a vault or its objects. Deletes and purges destroy data or cover tracks; a backup exports object material that restores into any vault of the same subscription and geography. A denied attempt is not reported here (it may be reconnaissance: see denied-access-burst).',
         falsePositives: [
             'Planned decommissioning of a vault, or rotation that deletes old objects.',
             'Backup jobs run by an approved automation identity.',
@@ -26,9 +25,10 @@ export const sensitiveOperation: StatelessRule = {
             'If unplanned: disable the caller, rotate what it could read, and check the vault for further changes.',
         ],
     },
-    operations: DEFAULT_SENSITIVE_OPERATIONS,
+    operations: undefined, // the sensitive-operation list is configurable
     evaluate(event, ctx) {
         if (event.outcome !== 'success' || !ctx.settings.sensitiveOperations.has(event.operation)) return undefined;
+        if (event.activity !== undefined) return undefined;
         return [
             {
                 summary: `${event.operation} ${describeTarget(event)} by ${describeCaller(event)}`,

@@ -26,7 +26,9 @@ export const vaultThrottled: StatefulRule<Throttles> = {
     },
     operations: undefined,
     stateKey(event) {
-        return event.outcome === 'throttled' ? stateKey(event.vault.name, 'throttle') : undefined;
+        return event.outcome === 'throttled' && event.activity === undefined
+            ? stateKey(event.vault.name, 'throttle')
+            : undefined;
     },
     stateTtlMs: (settings) => settings.vaultThrottled.windowMs,
     evaluate(event, ctx, state) {

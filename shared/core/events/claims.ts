@@ -1,0 +1,54 @@
+import { type JsonObject, str } from './fields';
+import type { Caller, CallerKind } from './types';
+
+/** Identity claims by their URI names (AuditEvent `identity.claim` and Activity Log `identity.claims` use both forms). */
+export const CLAIM_OID = 'http://schemas.microsoft.com/identity/claims/objectidentifier';
+export const CLAIM_UPN = 'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn';
+export const CLAIM_APPID = 'http://schemas.microsoft.com/identity/claims/appid';
+
+/** Strips a port from `a.b.c.d:port` and `[v6]:port`; bare IPv6 addresses keep their colons. */
+export function stripPort(ip: string): string {
+    if (ip.startsWith('[')) {
+        const end = ip.indexOf(']');
+        return end > 0 ? ip.slice(1, end) : ip;
+    }
+    const colon = ip.indexOf(':');
+    if (colon > 0 && ip.indexOf(':', colon + 1) === -1 && ip.indexOf('.') > 0) return ip.slice(0, colon);
+    return ip;
+}
+
+export function callerOf(claims: JsonObject | undefined, callerIp: unknown, trustedServiceRaw: unknown): Caller {
+    let objectId: string | undefined;
+    let upn: string | undefined;
+    let appId: string | undefined;
+    let mirid: string | undefined;
+    let ipClaim: string | undefined;
+    if (claims !== undefined) {
+        objectId = lowerId(claims.oid ?? claims[CLAIM_OID]);
+        upn = str(claims.upn ?? claims[CLAIM_UPN] ?? claims.unique_name);
+        appId = lowerId(claims.appid ?? claims[CLAIM_APPID] ?? claims.azp);
+        mirid = lowerId(claims.xms_mirid);
+        ipClaim = str(claims.ipaddr);
+    }
+    const ipRaw = str(callerIp) ?? ipClaim;
+    const trustedService = str(trustedServiceRaw);
+    let kind: CallerKind;
+    if (mirid !== undefined) kind = 'managed-identity';
+    else if (upn !== undefined) kind = 'user';
+    else if (objectId !== undefined || appId !== undefined) kind = 'service-principal';
+    else if (trustedService !== undefined) kind = 'trusted-service';
+    else kind = 'anonymous';
+    return {
+        objectId,
+        upn,
+        appId,
+        managedIdentityResourceId: mirid,
+        ipAddress: ipRaw === undefined ? undefined : stripPort(ipRaw),
+        trustedService,
+        kind,
+    };
+}
+
+function lowerId(value: unknown): string | undefined {
+    return typeof value === 'string' && value.length > 0 ? value.toLowerCase() : undefined;
+}
