@@ -197,13 +197,13 @@ export interface KvFaultMatch {
 /**
  * A fault for the next `times` (default 1) matching authenticated requests. Status faults answer instead of the
  * service (no effect on state); a delay fault holds the request for `delayMs` and then lets the service handle it.
- * A 403 fault looks like an RBAC denial (`ForbiddenByRbac`) or, with `reason: 'accessPolicy'`, like an access-policy
- * denial (`AccessDenied`).
+ * A 403 fault looks like an RBAC denial (`ForbiddenByRbac`), with `reason: 'accessPolicy'` like an access-policy
+ * denial (`AccessDenied`), with `reason: 'firewall'` like the vault firewall (`ForbiddenByFirewall`).
  */
 export type KvFault = { match?: KvFaultMatch; times?: number } & (
     | { status: 429; retryAfterSeconds?: number }
     | { status: 500 | 502 | 503 }
-    | { status: 403; reason?: 'rbac' | 'accessPolicy' }
+    | { status: 403; reason?: 'rbac' | 'accessPolicy' | 'firewall' }
     | { delayMs: number }
 );
 
@@ -1092,6 +1092,16 @@ export async function startKeyVaultKeysFake(options: KeyVaultKeysFakeOptions = {
                         : { headers: { 'retry-after': String(fault.retryAfterSeconds) } }),
                 };
             case 403:
+                // The firewall's answer to a caller outside the network rules (Key Vault network security docs:
+                // "Client address is not authorized and caller is not a trusted service", inner code
+                // ForbiddenByFirewall).
+                if (fault.reason === 'firewall')
+                    return {
+                        status: 403,
+                        code: 'Forbidden',
+                        message: `Client address is not authorized and caller is not a trusted service.\r\nClient address: 203.0.113.7\r\nCaller: appid=00000000-0000-0000-0000-000000000000;oid=00000000-0000-0000-0000-000000000000\r\nVault: ${decodedPath}`,
+                        innerCode: 'ForbiddenByFirewall',
+                    };
                 return fault.reason === 'accessPolicy'
                     ? {
                           status: 403,

@@ -1,0 +1,170 @@
+// The probes of `kvr doctor`: ARM reads (the vault through @azure/arm-keyvault; permissions, diagnostic settings and
+// Event Hubs resources as plain ARM REST GETs), the vault data plane through the real KeyClient, and write-read-delete
+// round trips on the app's Table, Blob container and Queue.
+import { randomUUID } from 'node:crypto';
+import type { TokenCredential } from '@azure/identity';
+import type { TableClient } from '@azure/data-tables';
+import type { ContainerClient } from '@azure/storage-blob';
+import { KeyClient, type KeyClientOptions } from '@azure/keyvault-keys';
+import { Agent, fetch } from 'undici';
+import type { DoctorProbes, ProbeError, StorageProbe } from '../core/doctor/ports';
+import type { DiagnosticSettingWire, RbacPermission } from '../core/doctor/report';
+import type { VaultRef } from '../core/events/types';
+import type { VaultAdmin } from '../core/ports';
+
+export const ARM_ENDPOINT = 'https://management.azure.com';
+export const ARM_SCOPE = 'https://management.azure.com/.default';
+/** Authorization REST API: Permissions - List For Resource. */
+export const PERMISSIONS_API_VERSION = '2022-04-01';
+/** Monitor REST API: Diagnostic Settings - List. */
+export const DIAGNOSTIC_SETTINGS_API_VERSION = '2021-05-01-preview';
+
+export class ArmRestError extends Error implements ProbeError {
+    constructor(
+        message: string,
+        readonly statusCode: number | undefined,
+        readonly code: string | undefined,
+    ) {
+        super(message);
+        this.name = 'ArmRestError';
+    }
+}
+
+export interface ArmRestOptions {
+    /** ARM endpoint (default https://management.azure.com). */
+    readonly endpoint?: string;
+    /** Extra CA (PEM) trusted by this client only: a local HTTPS fake. */
+    readonly ca?: string;
+}
+
+/** Plain ARM GETs with a bearer token from the app's credential (no retries: the doctor reports what it sees). */
+export class ArmRest {
+    private readonly endpoint: string;
+    private readonly dispatcher: Agent | undefined;
+
+    constructor(
+        private readonly credential: TokenCredential,
+        options: ArmRestOptions = {},
+    ) {
+        this.endpoint = (options.endpoint ?? ARM_ENDPOINT).replace(/\/+$/, '');
+        this.dispatcher = options.ca === undefined ? undefined : new Agent({ connect: { ca: options.ca } });
+    }
+
+    async get(path: string, apiVersion: string, signal: AbortSignal): Promise<Record<string, unknown>> {
+        const token = await this.credential.getToken(ARM_SCOPE, { abortSignal: signal });
+        if (token === null) throw new ArmRestError('no ARM access token for the app identity', undefined, undefined);
+        const url = `${this.endpoint}${path.startsWith('/') ? '' : '/'}${path}?api-version=${encodeURIComponent(apiVersion)}`;
+        const response = await fetch(url, {
+            headers: { authorization: `Bearer ${token.token}`, accept: 'application/json' },
+            signal,
+            ...(this.dispatcher === undefined ? {} : { dispatcher: this.dispatcher }),
+        });
+        const text = await response.text();
+        let body: unknown;
+        try {
+            body = text === '' ? {} : JSON.parse(text);
+        } catch {
+            body = {};
+        }
+        if (!response.ok) {
+            // ARM error body (common types): { error: { code, message } }.
+            const e = (body as { error?: { code?: string; message?: string } }).error;
+            throw new ArmRestError(`${e?.message ?? `ARM answered ${response.status}`}`, response.status, e?.code);
+        }
+        return typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : {};
+    }
+
+    async close(): Promise<void> {
+        await this.dispatcher?.close();
+    }
+}
+
+function valueList<T>(body: Record<string, unknown>): T[] {
+    return Array.isArray(body.value) ? (body.value as T[]) : [];
+}
+
+export interface ArmDoctorProbeOptions {
+    readonly admin: Pick<VaultAdmin, 'get'>;
+    readonly arm: ArmRest;
+    /** Builds the data-plane client of a vault (tests pass the fake's TLS options). */
+    readonly keyClient: (vaultUrl: string) => KeyClient;
+}
+
+/** The ARM and Key Vault probes of the doctor. */
+export function doctorProbes(o: ArmDoctorProbeOptions): DoctorProbes {
+    return {
+        readVault: (vault: VaultRef) => o.admin.get(vault),
+        async permissionsAt(scope, signal) {
+            return valueList<RbacPermission>(
+                await o.arm.get(
+                    `${scope}/providers/Microsoft.Authorization/permissions`,
+                    PERMISSIONS_API_VERSION,
+                    signal,
+                ),
+            );
+        },
+        async diagnosticSettings(resourceId, signal) {
+            return valueList<DiagnosticSettingWire>(
+                await o.arm.get(
+                    `${resourceId}/providers/Microsoft.Insights/diagnosticSettings`,
+                    DIAGNOSTIC_SETTINGS_API_VERSION,
+                    signal,
+                ),
+            );
+        },
+        armGet: (resourceId, apiVersion, signal) => o.arm.get(resourceId, apiVersion, signal),
+        async listKeys(vaultUrl, signal) {
+            const pages = o
+                .keyClient(vaultUrl)
+                .listPropertiesOfKeys({ abortSignal: signal })
+                .byPage({ maxPageSize: 5 });
+            const first = await pages.next();
+            return first.done === true ? 0 : first.value.length;
+        },
+    };
+}
+
+/** The KeyClient of a vault with the app's credential. */
+export function keyClientFactory(credential: TokenCredential, options: KeyClientOptions = {}) {
+    return (vaultUrl: string): KeyClient => new KeyClient(vaultUrl, credential, options);
+}
+
+const PROBE_PARTITION = 'kvr-doctor';
+
+/** Inserts, reads back and deletes one entity in the state table (partition `kvr-doctor`). */
+export function tableProbe(client: TableClient, target: string): StorageProbe {
+    return {
+        target,
+        async roundTrip(signal) {
+            const rowKey = randomUUID();
+            await client.createEntity(
+                { partitionKey: PROBE_PARTITION, rowKey, probe: 'kvr doctor' },
+                { abortSignal: signal },
+            );
+            try {
+                await client.getEntity(PROBE_PARTITION, rowKey, { abortSignal: signal });
+            } finally {
+                await client.deleteEntity(PROBE_PARTITION, rowKey, { abortSignal: signal });
+            }
+            return `wrote, read and deleted a probe entity in table ${client.tableName}`;
+        },
+    };
+}
+
+/** Uploads, reads back and deletes one blob `kvr-doctor/<uuid>.txt` in the quarantine container. */
+export function blobProbe(container: ContainerClient, target: string): StorageProbe {
+    return {
+        target,
+        async roundTrip(signal) {
+            const blob = container.getBlockBlobClient(`${PROBE_PARTITION}/${randomUUID()}.txt`);
+            const body = 'kvr doctor probe';
+            await blob.upload(body, Buffer.byteLength(body), { abortSignal: signal });
+            try {
+                await blob.getProperties({ abortSignal: signal });
+            } finally {
+                await blob.delete({ abortSignal: signal });
+            }
+            return `wrote, read and deleted a probe blob in container ${container.containerName}`;
+        },
+    };
+}
