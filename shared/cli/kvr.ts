@@ -23,6 +23,7 @@ import { runPosture } from './posture';
 import { checkedPublicUrl, outboxSummary, runServe } from './serve';
 import { DEFAULT_PUBLIC_URL, DEFAULT_SIGNING_KEY, errorsOnly, localAlerting } from './localAlerting';
 import { runSend } from './send';
+import { runDoctorCommand } from './doctor';
 
 const USAGE = `Usage:
   kvr replay <file-or-dir>... [--config <file>] [--decisions <out.jsonl>] [--quarantine <dir>]
@@ -61,6 +62,9 @@ const USAGE = `Usage:
       balancing partitions across replicas, checkpoints in KVR_CHECKPOINT_CONTAINER_URL; until Ctrl-C.
   kvr send <capture>... | --synthetic <count> [--seed <n>] [--hub-name <name>] [--rate <events per second>]
       Publishes captured (or generated) Event Hubs bodies to the event hub, one event per item, in batches.
+  kvr doctor [--json] [--send-test-notice] [--vault <vault resource id>]... [--timeout-seconds <n>]
+      Preflight of a deployed installation from the app settings: one table of checks with a fix for each
+      failure (exit 1 when any fails). See kvr doctor --help and docs/doctor.md.
   kvr help
 Exit status: 0 when the input was processed (even with rejected records), 2 for bad usage, an unreadable
 path or an invalid config, 1 for an unexpected failure.`;
@@ -153,6 +157,8 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
                 return await runConsume(rest, io);
             case 'send':
                 return await runSend(rest, io);
+            case 'doctor':
+                return await runDoctorCommand(rest, io);
             case 'help':
             case '--help':
             case '-h':
