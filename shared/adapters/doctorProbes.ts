@@ -79,6 +79,31 @@ export class ArmRest {
     }
 }
 
+/** A Key Vault data-plane failure with the service's own error text (`code: message [inner code]`). */
+export class KeyVaultProbeError extends Error implements ProbeError {
+    constructor(
+        readonly statusCode: number,
+        readonly code: string | undefined,
+        message: string,
+    ) {
+        super(message);
+        this.name = 'KeyVaultProbeError';
+    }
+}
+
+/** `error.message` and the inner error code of a Key Vault error body (`innererror`, any case). */
+function serviceError(body: string): string | undefined {
+    try {
+        const e = (JSON.parse(body) as { error?: Record<string, unknown> }).error;
+        if (e === undefined) return undefined;
+        const innerKey = Object.keys(e).find((k) => k.toLowerCase() === 'innererror');
+        const inner = innerKey === undefined ? undefined : (e[innerKey] as { code?: unknown } | undefined)?.code;
+        return `${typeof e.message === 'string' ? e.message : ''}${typeof inner === 'string' ? ` (${inner})` : ''}`;
+    } catch {
+        return undefined;
+    }
+}
+
 function valueList<T>(body: Record<string, unknown>): T[] {
     return Array.isArray(body.value) ? (body.value as T[]) : [];
 }
@@ -114,12 +139,26 @@ export function doctorProbes(o: ArmDoctorProbeOptions): DoctorProbes {
         },
         armGet: (resourceId, apiVersion, signal) => o.arm.get(resourceId, apiVersion, signal),
         async listKeys(vaultUrl, signal) {
+            // The pager's error says only "Pagination failed with unexpected statusCode 403": the service's error
+            // body (which tells the firewall from a missing permission) is read from the raw response instead.
+            let body: string | undefined;
             const pages = o
                 .keyClient(vaultUrl)
-                .listPropertiesOfKeys({ abortSignal: signal })
+                .listPropertiesOfKeys({
+                    abortSignal: signal,
+                    onResponse: (raw) => {
+                        body = raw.bodyAsText ?? undefined;
+                    },
+                })
                 .byPage({ maxPageSize: 5 });
-            const first = await pages.next();
-            return first.done === true ? 0 : first.value.length;
+            try {
+                const first = await pages.next();
+                return first.done === true ? 0 : first.value.length;
+            } catch (err) {
+                const e = err as { statusCode?: number; code?: string; message?: string };
+                if (typeof e.statusCode !== 'number' || body === undefined) throw err;
+                throw new KeyVaultProbeError(e.statusCode, e.code, serviceError(body) ?? e.message ?? '');
+            }
         },
     };
 }
