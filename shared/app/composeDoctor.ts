@@ -12,7 +12,7 @@ import { credentialFor } from '../adapters/credential';
 import { ARM_SCOPE, ArmRest, blobProbe, doctorProbes, keyClientFactory, tableProbe } from '../adapters/doctorProbes';
 import { GraphMailChannel, type GraphMailChannelOptions } from '../adapters/graphMailChannel';
 import { KeyVaultLinkSigner } from '../adapters/linkSigner';
-import { DEFAULT_STATE_TABLE, tableLocationOf } from '../adapters/tableStateStore';
+import { DEFAULT_STATE_TABLE, tableLocationOf, TableStateStore } from '../adapters/tableStateStore';
 import { TeamsWebhookChannel } from '../adapters/teamsWebhookChannel';
 import { loadSettings } from '../config/loadSettings';
 import { parseResponderConfigText, type ResponderConfig } from '../config/responderConfig';
@@ -23,6 +23,7 @@ import { ConfigError } from '../core/errors';
 import { configurableRuleIds } from '../core/rules';
 import { vaultRefOf } from './alerting';
 import { type DoctorDeps, type DoctorVault, KEY_VAULT_REFERENCE_FIX } from './doctor';
+import { type HeartbeatValue, readHeartbeat } from './heartbeat';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -231,6 +232,7 @@ export function composeDoctor(env: Env, options: ComposeDoctorOptions = {}): Com
     const stateValue = nonEmpty(effective, SettingNames.state);
     const tableName = nonEmpty(effective, SettingNames.stateTable) ?? DEFAULT_STATE_TABLE;
     let table;
+    let heartbeat: (() => Promise<HeartbeatValue | undefined>) | undefined;
     if (stateValue !== undefined && !/^http:\/\//i.test(stateValue)) {
         try {
             const loc = tableLocationOf(stateValue, tableName);
@@ -243,6 +245,8 @@ export function composeDoctor(env: Env, options: ComposeDoctorOptions = {}): Com
                           ),
                       });
             table = tableProbe(client, `${loc.kind === 'url' ? loc.url : 'connection string'} / ${loc.table}`);
+            const store = new TableStateStore(client);
+            heartbeat = () => readHeartbeat(store);
         } catch (err) {
             problem(SettingNames.state, `${SettingNames.state}: ${(err as Error).message}`);
         }
@@ -335,6 +339,7 @@ export function composeDoctor(env: Env, options: ComposeDoctorOptions = {}): Com
             to: config?.alerting.rosterNamed('default')?.tiers[0]?.email ?? [],
         },
         signer,
+        heartbeat,
         async close() {
             await Promise.allSettled(closers.map((c) => c()));
         },

@@ -25,6 +25,7 @@ import type { CmkReportDeps } from './handlers/handleCmkReport';
 import { type CmkPostureDeps, composeCmkPosture } from './handlers/handleCmkPosture';
 import type { IncidentLinkDeps } from './handlers/handleIncidentLink';
 import { KeyVaultKeyStateReader } from '../adapters/keyStateReader';
+import { IngestHeartbeat } from './heartbeat';
 
 /** The Function app's dependencies, built once per worker. */
 export interface AppDeps {
@@ -130,7 +131,12 @@ export function composeApp(env: Readonly<Record<string, string | undefined>>): A
     const alerting = responder.alerting as Alerting;
     return {
         settings,
-        auditBatch: { pipeline: responder.pipeline, metrics: telemetry },
+        auditBatch: {
+            pipeline: responder.pipeline,
+            metrics: telemetry,
+            // kvr doctor: evidence of receiving (one background state write per minute per worker at most).
+            heartbeat: new IngestHeartbeat(responder.store, processLogger),
+        },
         incidentLink: { alerting, trustEasyAuth: a.trustEasyAuth },
         alerting,
         cmkExpiry: { store: responder.store, keys, settings: settings.config.cmk, sink: alerting },

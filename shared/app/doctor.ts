@@ -21,6 +21,7 @@ import type { DoctorProbes, ProbeError, StorageProbe } from '../core/doctor/port
 import type { VaultSnapshot } from '../core/remediation/types';
 import type { VaultPolicy } from '../core/rules/settings';
 import type { LinkSigner } from '../adapters/linkSigner';
+import type { HeartbeatValue } from './heartbeat';
 
 export type { DoctorProbes, ProbeError, StorageProbe } from '../core/doctor/ports';
 
@@ -77,7 +78,14 @@ export interface DoctorDeps {
     readonly teams: DoctorChannelSetting;
     readonly mail: DoctorChannelSetting & { readonly from?: string; readonly to: readonly string[] };
     readonly signer: { readonly target: string; readonly signer: LinkSigner } | undefined;
+    /** Reads the ingest heartbeat (see heartbeat.ts) from the state table; undefined without valid state settings. */
+    readonly heartbeat: (() => Promise<HeartbeatValue | undefined>) | undefined;
+    /** Wall clock (default Date.now). */
+    readonly now?: () => number;
 }
+
+/** A heartbeat older than this fails `event-hub-receiving`. */
+export const HEARTBEAT_STALE_MS = 24 * 3_600_000;
 
 export interface DoctorOptions {
     /** Send a test notice through each configured channel (default false: those rows are skipped). */
@@ -384,15 +392,35 @@ export async function runDoctor(deps: DoctorDeps, options: DoctorOptions = {}): 
                   ),
         );
     }
-    checks.push(() =>
-        Promise.resolve(
-            skip(
-                'event-hub-receiving',
-                hub?.target.hubName ?? '-',
-                'not checked: the app keeps no record of its last processed batch; see the kvr.batch log lines (Application Insights) or the hub and consumer group metrics',
-            ),
-        ),
-    );
+    const readBeat = deps.heartbeat;
+    const receivingTarget = hub?.target.hubName ?? '-';
+    checks.push(async () => {
+        const check = 'event-hub-receiving';
+        if (readBeat === undefined) return skip(check, receivingTarget, 'no valid state setting (see settings)');
+        let beat: HeartbeatValue | undefined;
+        try {
+            beat = await withDeadline(ms, () => readBeat());
+        } catch (err) {
+            // The state-table row reports (and fixes) an unreadable table; this one only cannot tell.
+            return skip(check, receivingTarget, `cannot read the heartbeat from the state table: ${errorText(err)}`);
+        }
+        if (beat === undefined)
+            return skip(
+                check,
+                receivingTarget,
+                'no batch recorded yet: the app records the time of its last handled batch (at most once a minute) once it receives',
+            );
+        const ageMs = (deps.now ?? Date.now)() - Date.parse(beat.at);
+        const ago = `${Math.max(0, Math.round(ageMs / 60_000))} min ago`;
+        if (ageMs <= HEARTBEAT_STALE_MS)
+            return pass(check, receivingTarget, `last batch handled at ${beat.at} (${ago})`);
+        return fail(
+            check,
+            receivingTarget,
+            `no batch handled since ${beat.at} (${ago})`,
+            "check the Event Hubs trigger: the host logs (kvr.batch-failed), the KV_LOGS_* settings, Azure Event Hubs Data Receiver for the app identity on the hub, and that the vaults' diagnostic settings still send to this hub",
+        );
+    });
 
     // -- notifications ---------------------------------------------------------------------------------------------
     const stamp = randomUUID().slice(0, 8);

@@ -3,12 +3,14 @@
 // for Table and Blob, the Key Vault keys fake for each vault's data plane and the signing key, and the Teams and Graph
 // fakes. Everything passes first; then each check is broken in turn and exactly that check fails, with its fix.
 import { Writable } from 'node:stream';
-import { TableServiceClient } from '@azure/data-tables';
+import { TableClient, TableServiceClient } from '@azure/data-tables';
 import { HttpRequest } from '@azure/functions';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { type ComposedDoctor, composeDoctor, type DoctorTransport } from '../../shared/app/composeDoctor';
 import { FIREWALL_FIX, KEY_VAULT_REFERENCE_FIX } from '../../shared/app/doctor';
 import { handleDoctor } from '../../shared/app/handlers/handleDoctor';
+import { HEARTBEAT_KEY, IngestHeartbeat } from '../../shared/app/heartbeat';
+import { TableStateStore } from '../../shared/adapters/tableStateStore';
 import { runDoctorCommand } from '../../shared/cli/doctor';
 import type { CheckResult, DoctorReport } from '../../shared/core/doctor/report';
 import { type ArmMonitorRoutes, armMonitorRoutes } from '../../shared/simulation/armMonitorRoutes';
@@ -136,8 +138,20 @@ afterAll(async () => {
     );
 });
 
-/** The healthy installation: every resource in place, every grant given. */
-function healthy(): void {
+/** The app's heartbeat, written as the batch handler writes it (into the Azurite state table). */
+async function beat(atMs: number): Promise<void> {
+    const client = TableClient.fromConnectionString(tables.connectionString, 'kvrstate', {
+        allowInsecureConnection: true,
+    });
+    await client.deleteEntity(HEARTBEAT_KEY.partition, HEARTBEAT_KEY.row).catch(() => undefined);
+    const hb = new IngestHeartbeat(new TableStateStore(client), { info: () => {}, warn: () => {}, error: () => {} });
+    hb.beat(atMs, 1);
+    await hb.flush();
+}
+
+/** The healthy installation: every resource in place, every grant given, a batch handled a minute ago. */
+async function healthy(): Promise<void> {
+    await beat(Date.now() - 60_000);
     monitor.revokeAll(`/subscriptions/${SUB}`);
     monitor.revokeAll(enforcedId);
     // Reader at the subscription, the remediation role on the enforced vault.
@@ -165,12 +179,11 @@ beforeEach(() => healthy());
 async function doctor(
     args: string[] = [],
     envOverrides: Record<string, string> = {},
+    now?: () => number,
 ): Promise<{ code: number; out: string; report: DoctorReport }> {
-    const composed: ComposedDoctor[] = [];
     const compose = (e: Readonly<Record<string, string | undefined>>, o: { vaults?: readonly string[] }) => {
-        const c = composeDoctor(e, { ...o, transport, sendTimeoutMs: 5_000 });
-        composed.push(c);
-        return c;
+        const c: ComposedDoctor = composeDoctor(e, { ...o, transport, sendTimeoutMs: 5_000 });
+        return now === undefined ? c : { ...c, now };
     };
     const fullEnv = { ...env, ...envOverrides };
     const stdout = new Capture();
@@ -185,11 +198,7 @@ async function doctor(
 const rowsOf = (r: DoctorReport, status: CheckResult['status']) =>
     r.checks.filter((c) => c.status === status).map((c) => `${c.check} ${c.target}`);
 
-const EXPECTED_SKIPS = [
-    'vault-permissions kv-sandbox',
-    'reconcile-queue -',
-    'event-hub-receiving insights-logs-auditevent',
-];
+const EXPECTED_SKIPS = ['vault-permissions kv-sandbox', 'reconcile-queue -'];
 
 describe('kvr doctor against the local fakes', () => {
     it('passes every check of a healthy installation and delivers the opt-in test notices', async () => {
@@ -211,6 +220,7 @@ describe('kvr doctor against the local fakes', () => {
                 'quarantine-blob connection string / kvr-quarantine',
                 'event-hub insights-logs-auditevent',
                 'consumer-group kv-responder',
+                'event-hub-receiving insights-logs-auditevent',
                 'teams-setting KVR_TEAMS_WEBHOOK_URL',
                 'teams-delivery KVR_TEAMS_WEBHOOK_URL',
                 'mail-setting KVR_MAIL_SENDER',
@@ -376,6 +386,27 @@ describe('kvr doctor against the local fakes', () => {
         } finally {
             await kvSigning.setKey({ name: 'ack-signing' });
         }
+    });
+
+    it('an app that stopped receiving (its last batch is more than a day old)', async () => {
+        const failed = await expectOnlyFailure(
+            doctor([], {}, () => Date.now() + 2 * 86_400_000),
+            'event-hub-receiving insights-logs-auditevent',
+            'check the Event Hubs trigger',
+        );
+        expect(failed.detail).toMatch(/^no batch handled since \d{4}-/);
+    });
+
+    it('an app that never handled a batch yet is skipped, saying so', async () => {
+        await TableClient.fromConnectionString(tables.connectionString, 'kvrstate', {
+            allowInsecureConnection: true,
+        }).deleteEntity(HEARTBEAT_KEY.partition, HEARTBEAT_KEY.row);
+        const { code, report } = await doctor();
+        expect(code).toBe(0);
+        expect(report.checks.find((c) => c.check === 'event-hub-receiving')).toMatchObject({
+            status: 'skip',
+            detail: expect.stringContaining('no batch recorded yet') as unknown,
+        });
     });
 
     it('a check that hangs fails on its own timeout while the others finish', async () => {
