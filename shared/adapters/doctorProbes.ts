@@ -207,3 +207,84 @@ export function blobProbe(container: ContainerClient, target: string): StoragePr
         },
     };
 }
+
+/** The scope of an Entra ID token for Azure Storage. */
+export const STORAGE_SCOPE = 'https://storage.azure.com/.default';
+/** Queue service REST version sent (bearer tokens need 2017-11-09 or later). */
+const QUEUE_SERVICE_VERSION = '2023-11-03';
+
+export class StorageRestError extends Error implements ProbeError {
+    constructor(
+        message: string,
+        readonly statusCode: number,
+        readonly code: string | undefined,
+    ) {
+        super(message);
+        this.name = 'StorageRestError';
+    }
+}
+
+function xmlValue(xml: string, tag: string): string | undefined {
+    const m = new RegExp(`<${tag}>([^<]*)</${tag}>`).exec(xml);
+    return m?.[1]
+        ?.replace(/&amp;/g, '&')
+        .replace(/&lt;/g, '<')
+        .replace(/&gt;/g, '>')
+        .replace(/&quot;/g, '"');
+}
+
+/**
+ * Puts one message on a queue (Queue service REST "Put Message", hidden for a minute so that no consumer takes it)
+ * and deletes it again with its pop receipt ("Delete Message"), with an Entra ID token of the app's credential.
+ */
+export function queueProbe(queueUrl: string, credential: TokenCredential, options: { ca?: string } = {}): StorageProbe {
+    const base = queueUrl.replace(/\/+$/, '');
+    const dispatcher = options.ca === undefined ? undefined : new Agent({ connect: { ca: options.ca } });
+    const call = async (method: string, url: string, signal: AbortSignal, body?: string) => {
+        const token = await credential.getToken(STORAGE_SCOPE, { abortSignal: signal });
+        if (token === null) throw new StorageRestError('no Storage access token for the app identity', 401, undefined);
+        const response = await fetch(url, {
+            method,
+            headers: {
+                authorization: `Bearer ${token.token}`,
+                'x-ms-version': QUEUE_SERVICE_VERSION,
+                'x-ms-date': new Date().toUTCString(),
+                ...(body === undefined ? {} : { 'content-type': 'application/xml; charset=utf-8' }),
+            },
+            ...(body === undefined ? {} : { body }),
+            signal,
+            ...(dispatcher === undefined ? {} : { dispatcher }),
+        });
+        const text = await response.text();
+        if (!response.ok)
+            throw new StorageRestError(
+                `${method} ${base}: ${xmlValue(text, 'Message')?.split('\n')[0] ?? `answered ${response.status}`}`,
+                response.status,
+                response.headers.get('x-ms-error-code') ?? xmlValue(text, 'Code'),
+            );
+        return text;
+    };
+    return {
+        target: base,
+        async roundTrip(signal) {
+            const text = Buffer.from('kvr doctor probe', 'utf8').toString('base64');
+            const put = await call(
+                'POST',
+                `${base}/messages?visibilitytimeout=60&messagettl=120`,
+                signal,
+                `<?xml version="1.0" encoding="utf-8"?><QueueMessage><MessageText>${text}</MessageText></QueueMessage>`,
+            );
+            const id = xmlValue(put, 'MessageId');
+            const receipt = xmlValue(put, 'PopReceipt');
+            if (id === undefined || receipt === undefined)
+                throw new StorageRestError('Put Message answered without MessageId and PopReceipt', 502, undefined);
+            await call(
+                'DELETE',
+                `${base}/messages/${encodeURIComponent(id)}?popreceipt=${encodeURIComponent(receipt)}`,
+                signal,
+            );
+            return `put and deleted a probe message (hidden meanwhile) on ${base.split('/').pop() ?? base}`;
+        },
+        ...(dispatcher === undefined ? {} : { close: () => dispatcher.close() }),
+    };
+}

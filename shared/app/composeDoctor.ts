@@ -9,7 +9,15 @@ import type { KeyClientOptions } from '@azure/keyvault-keys';
 import { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import { ArmVaultAdmin } from '../adapters/armVaultAdmin';
 import { credentialFor } from '../adapters/credential';
-import { ARM_SCOPE, ArmRest, blobProbe, doctorProbes, keyClientFactory, tableProbe } from '../adapters/doctorProbes';
+import {
+    ARM_SCOPE,
+    ArmRest,
+    blobProbe,
+    doctorProbes,
+    keyClientFactory,
+    queueProbe,
+    tableProbe,
+} from '../adapters/doctorProbes';
 import { GraphMailChannel, type GraphMailChannelOptions } from '../adapters/graphMailChannel';
 import { KeyVaultLinkSigner } from '../adapters/linkSigner';
 import { DEFAULT_STATE_TABLE, tableLocationOf, TableStateStore } from '../adapters/tableStateStore';
@@ -37,6 +45,8 @@ export interface DoctorTransport {
     /** CA of a local Teams Workflows fake. */
     readonly teamsCa?: string;
     readonly graph?: Pick<GraphMailChannelOptions, 'baseUrl' | 'customHosts' | 'ca'>;
+    /** CA of a local HTTPS storage emulator (the queue probe). */
+    readonly storageCa?: string;
 }
 
 export interface ComposeDoctorOptions {
@@ -268,10 +278,29 @@ export function composeDoctor(env: Env, options: ComposeDoctorOptions = {}): Com
         problem(SettingNames.quarantineContainerUrl, `quarantine: ${(err as Error).message}`);
     }
     const queueUrl = nonEmpty(effective, DoctorSettingNames.reconcileQueueUrl);
+    let queue;
+    if (queueUrl !== undefined) {
+        let u: URL | undefined;
+        try {
+            u = new URL(queueUrl);
+        } catch {
+            u = undefined;
+        }
+        if (u === undefined || u.protocol !== 'https:' || u.pathname.split('/').filter((x) => x !== '').length < 1)
+            problem(
+                DoctorSettingNames.reconcileQueueUrl,
+                `${DoctorSettingNames.reconcileQueueUrl}: expected https://<account>.queue.core.windows.net/<queue>`,
+            );
+        else {
+            const q = queueProbe(queueUrl, credential, t.storageCa === undefined ? {} : { ca: t.storageCa });
+            queue = q;
+            if (q.close !== undefined) closers.push(() => q.close?.() ?? Promise.resolve());
+        }
+    }
     const queueNote =
         queueUrl === undefined
             ? `no reconcile queue configured (${DoctorSettingNames.reconcileQueueUrl} is not set)`
-            : `${DoctorSettingNames.reconcileQueueUrl} is set, but this build has no queue client to probe it`;
+            : `${DoctorSettingNames.reconcileQueueUrl} is not valid (see settings)`;
 
     // Channels.
     const teamsUrl = nonEmpty(effective, SettingNames.teamsWebhookUrl);
@@ -326,7 +355,7 @@ export function composeDoctor(env: Env, options: ComposeDoctorOptions = {}): Com
         eventHubNote,
         eventHubNamespaceId: nsIdMatch === null ? undefined : nsId,
         probes: doctorProbes({ admin, arm, keyClient: keyClientFactory(credential, keyOptions) }),
-        storage: { table, blob, queue: undefined, queueNote },
+        storage: { table, blob, queue, queueNote },
         teams: {
             setting: SettingNames.teamsWebhookUrl,
             state: channelState(SettingNames.teamsWebhookUrl, teamsChannel !== undefined),

@@ -2,9 +2,15 @@
 // real @azure/arm-keyvault client; permissions, diagnostic settings and Event Hubs through armMonitorRoutes), Azurite
 // for Table and Blob, the Key Vault keys fake for each vault's data plane and the signing key, and the Teams and Graph
 // fakes. Everything passes first; then each check is broken in turn and exactly that check fails, with its fix.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { TableClient, TableServiceClient } from '@azure/data-tables';
 import { HttpRequest } from '@azure/functions';
+import { Agent, fetch } from 'undici';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { type ComposedDoctor, composeDoctor, type DoctorTransport } from '../../shared/app/composeDoctor';
 import { FIREWALL_FIX, KEY_VAULT_REFERENCE_FIX } from '../../shared/app/doctor';
@@ -26,6 +32,7 @@ import {
     startGraphFake,
     startTeamsWorkflowsFake,
 } from '../../shared/simulation/notificationFakes';
+import { getTestCa } from '../../shared/simulation/selfSignedCa';
 import { StubTokenCredential } from '../fakes/armClient';
 import { type AzuriteService, startAzurite } from '../support/azurite';
 import { runKvr } from '../support/cli';
@@ -33,7 +40,18 @@ import { makeContext } from '../support/context';
 
 jest.setTimeout(60_000);
 
-const TOKEN = 'fake-doctor-access-token';
+// One bearer token for every fake. A JWT, because Azurite's OAuth mode ("basic") checks the claims of Storage tokens
+// (audience, issuer, lifetime), though not the signature.
+const b64url = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+const NOW_S = Math.floor(Date.now() / 1000);
+const TOKEN = `${b64url({ alg: 'RS256', typ: 'JWT' })}.${b64url({
+    aud: 'https://storage.azure.com',
+    iss: 'https://sts.windows.net/00000000-0000-0000-0000-0000000000aa/',
+    iat: NOW_S - 60,
+    nbf: NOW_S - 60,
+    exp: NOW_S + 3 * 3600,
+    oid: '00000000-0000-0000-0000-0000000000c1',
+})}.c2lnbmF0dXJl`;
 const SUB = '00000000-0000-0000-0000-000000000001';
 const NS_ID = `/subscriptions/${SUB}/resourceGroups/rg-kvr/providers/Microsoft.EventHub/namespaces/kvr-ns`;
 const HUB = 'insights-logs-auditevent';
@@ -60,6 +78,55 @@ class Capture extends Writable {
     }
 }
 
+/** azurite-queue over HTTPS (the test CA's certificate) with OAuth: the queue probe sends Entra ID bearer tokens. */
+async function startQueueEmulator(): Promise<{ url: string; stop(): Promise<void> }> {
+    const { certPem, keyPem } = await getTestCa();
+    const dir = mkdtempSync(join(tmpdir(), 'kvr-doctor-queue-'));
+    writeFileSync(join(dir, 'cert.pem'), certPem);
+    writeFileSync(join(dir, 'key.pem'), keyPem);
+    const port = await new Promise<number>((resolve, reject) => {
+        const server = createServer();
+        server.once('error', reject);
+        server.listen(0, '127.0.0.1', () => {
+            const a = server.address();
+            server.close(() => resolve(typeof a === 'object' && a !== null ? a.port : 0));
+        });
+    });
+    const child: ChildProcess = spawn(
+        join(__dirname, '..', '..', 'node_modules', '.bin', 'azurite-queue'),
+        [
+            ...['--inMemoryPersistence', '--disableTelemetry', '--skipApiVersionCheck', '--oauth', 'basic'],
+            ...['--cert', join(dir, 'cert.pem'), '--key', join(dir, 'key.pem')],
+            ...['--queueHost', '127.0.0.1', '--queuePort', String(port)],
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    await new Promise<void>((resolve, reject) => {
+        let output = '';
+        const timer = setTimeout(() => reject(new Error(`azurite-queue did not start: ${output}`)), 30_000);
+        const onData = (c: Buffer) => {
+            output += c.toString();
+            if (!/successfully (?:listens|started)/.test(output)) return;
+            clearTimeout(timer);
+            resolve();
+        };
+        child.stdout?.on('data', onData);
+        child.stderr?.on('data', onData);
+        child.once('exit', (code) => reject(new Error(`azurite-queue exited with ${String(code)}: ${output}`)));
+    });
+    child.removeAllListeners('exit');
+    return {
+        url: `https://127.0.0.1:${port}/devstoreaccount1`,
+        stop: () =>
+            new Promise<void>((done) => {
+                if (child.exitCode !== null || child.signalCode !== null) return done();
+                child.once('exit', () => done());
+                child.kill();
+            }),
+    };
+}
+
+let queues: { url: string; stop(): Promise<void> };
 let arm: ArmKeyVaultFake;
 let monitor: ArmMonitorRoutes;
 let kvEnforced: KeyVaultKeysFake;
@@ -84,6 +151,13 @@ beforeAll(async () => {
         startAzurite('blob'),
         startAzurite('table'),
     ]);
+    queues = await startQueueEmulator();
+    const created = await fetch(`${queues.url}/kvr-reconcile`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${TOKEN}`, 'x-ms-version': '2023-11-03' },
+        dispatcher: new Agent({ connect: { ca: (await getTestCa()).caPem } }),
+    });
+    expect([created.status, await created.text()]).toEqual([201, '']);
     const enforced = makeVault({
         name: 'kv-payments',
         properties: { vaultUri: `${kvEnforced.vaultUrl}/`, networkAcls: { defaultAction: 'Deny', bypass: 'None' } },
@@ -106,6 +180,7 @@ beforeAll(async () => {
         keyClientOptions: keysClientOptionsFor(kvEnforced),
         teamsCa: teams.caPem,
         graph: { baseUrl: graph.url, customHosts: [graph.host], ca: graph.caPem },
+        storageCa: (await getTestCa()).caPem,
     };
     env = {
         KV_LOGS_EVENTHUB__fullyQualifiedNamespace: 'kvr-ns.servicebus.windows.net',
@@ -127,6 +202,7 @@ beforeAll(async () => {
         KVR_SIGNING_KEY_ID: `${kvSigning.vaultUrl}/keys/ack-signing`,
         KVR_TEAMS_WEBHOOK_URL: teams.webhookUrl,
         KVR_MAIL_SENDER: 'kvr-alerts@contoso.example',
+        KVR_RECONCILE_QUEUE_URL: `${queues.url}/kvr-reconcile`,
     };
 });
 
@@ -198,7 +274,7 @@ async function doctor(
 const rowsOf = (r: DoctorReport, status: CheckResult['status']) =>
     r.checks.filter((c) => c.status === status).map((c) => `${c.check} ${c.target}`);
 
-const EXPECTED_SKIPS = ['vault-permissions kv-sandbox', 'reconcile-queue -'];
+const EXPECTED_SKIPS = ['vault-permissions kv-sandbox'];
 
 describe('kvr doctor against the local fakes', () => {
     it('passes every check of a healthy installation and delivers the opt-in test notices', async () => {
@@ -218,6 +294,7 @@ describe('kvr doctor against the local fakes', () => {
                 'diagnostic-setting kv-sandbox',
                 'state-table connection string / kvrstate',
                 'quarantine-blob connection string / kvr-quarantine',
+                `reconcile-queue ${queues.url}/kvr-reconcile`,
                 'event-hub insights-logs-auditevent',
                 'consumer-group kv-responder',
                 'event-hub-receiving insights-logs-auditevent',
@@ -237,7 +314,12 @@ describe('kvr doctor against the local fakes', () => {
         // Write permissions were read from the permissions API, never tried: no write reached the vaults.
         expect(arm.requests.filter((r) => r.method !== 'GET')).toEqual([]);
         expect(arm.requests.some((r) => r.path.endsWith('/providers/Microsoft.Authorization/permissions'))).toBe(true);
-        // The probe entity and blob were deleted again.
+        // The probe message, entity and blob were deleted again (the count includes hidden messages).
+        const meta = await fetch(`${queues.url}/kvr-reconcile?comp=metadata`, {
+            headers: { authorization: `Bearer ${TOKEN}`, 'x-ms-version': '2023-11-03' },
+            dispatcher: new Agent({ connect: { ca: (await getTestCa()).caPem } }),
+        });
+        expect(meta.headers.get('x-ms-approximate-messages-count')).toBe('0');
         const left = BlobServiceClient.fromConnectionString(blobs.connectionString)
             .getContainerClient('kvr-quarantine')
             .listBlobsFlat();
@@ -348,6 +430,24 @@ describe('kvr doctor against the local fakes', () => {
             'Storage Table Data Contributor',
         );
         expect(failed.fix).toContain('check the setting, DNS and network rules');
+    });
+
+    it('a reconcile queue that does not exist', async () => {
+        const failed = await expectOnlyFailure(
+            doctor([], { KVR_RECONCILE_QUEUE_URL: `${queues.url}/kvr-missing` }),
+            `reconcile-queue ${queues.url}/kvr-missing`,
+            'the resource does not exist: create it',
+        );
+        expect(failed.detail).toContain('404');
+    });
+
+    it('skips the queue when no queue is configured, naming the setting', async () => {
+        const { code, report } = await doctor([], { KVR_RECONCILE_QUEUE_URL: '' });
+        expect(code).toBe(0);
+        expect(report.checks.find((c) => c.check === 'reconcile-queue')).toMatchObject({
+            status: 'skip',
+            detail: 'no reconcile queue configured (KVR_RECONCILE_QUEUE_URL is not set)',
+        });
     });
 
     it('an unresolved Key Vault reference for the Teams webhook', async () => {

@@ -16,6 +16,8 @@ export interface StorageProbe {
     readonly target: string;
     /** Writes, reads back and deletes one probe item; resolves to a one-line description. Throws on any failure. */
     roundTrip(signal: AbortSignal): Promise<string>;
+    /** Releases its connections, if it holds any. */
+    close?(): Promise<void>;
 }
 
 export interface DoctorProbes {
