@@ -232,7 +232,7 @@ export async function runDoctor(deps: DoctorDeps, options: DoctorOptions = {}): 
             name,
             (err) =>
                 statusOf(err) === 403
-                    ? 'grant the app identity Microsoft.Authorization/permissions/read at the vault (any role assigned there gives it; the remediation role does)'
+                    ? "ARM refused to list the app identity's own permissions at the vault: grant it Reader there (or run kvr doctor as an identity that may read them)"
                     : 'check that ARM is reachable from the app and retry',
             async (signal) => {
                 const perms = await p.permissionsAt(v.ref.resourceId, signal);
