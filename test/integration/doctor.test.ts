@@ -113,20 +113,29 @@ async function startQueueEmulator(): Promise<{ url: string; stop(): Promise<void
         child.stdout?.on('data', onData);
         child.stderr?.on('data', onData);
         child.once('exit', (code) => reject(new Error(`azurite-queue exited with ${String(code)}: ${output}`)));
+    }).catch((err: unknown) => {
+        child.kill('SIGKILL');
+        throw err;
     });
     child.removeAllListeners('exit');
     return {
         url: `https://127.0.0.1:${port}/devstoreaccount1`,
+        // Azurite waits for open connections on SIGTERM: SIGKILL it if it has not gone after two seconds.
         stop: () =>
             new Promise<void>((done) => {
                 if (child.exitCode !== null || child.signalCode !== null) return done();
-                child.once('exit', () => done());
+                const force = setTimeout(() => child.kill('SIGKILL'), 2_000);
+                child.once('exit', () => {
+                    clearTimeout(force);
+                    done();
+                });
                 child.kill();
             }),
     };
 }
 
 let queues: { url: string; stop(): Promise<void> };
+let queueAgent: Agent;
 let arm: ArmKeyVaultFake;
 let monitor: ArmMonitorRoutes;
 let kvEnforced: KeyVaultKeysFake;
@@ -152,10 +161,11 @@ beforeAll(async () => {
         startAzurite('table'),
     ]);
     queues = await startQueueEmulator();
+    queueAgent = new Agent({ connect: { ca: (await getTestCa()).caPem } });
     const created = await fetch(`${queues.url}/kvr-reconcile`, {
         method: 'PUT',
         headers: { authorization: `Bearer ${TOKEN}`, 'x-ms-version': '2023-11-03' },
-        dispatcher: new Agent({ connect: { ca: (await getTestCa()).caPem } }),
+        dispatcher: queueAgent,
     });
     expect([created.status, await created.text()]).toEqual([201, '']);
     const enforced = makeVault({
@@ -207,6 +217,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+    await queueAgent?.close();
     await Promise.all(
         [arm, kvEnforced, kvMonitored, kvSigning, teams, graph]
             .map((f) => f?.close())
@@ -317,7 +328,7 @@ describe('kvr doctor against the local fakes', () => {
         // The probe message, entity and blob were deleted again (the count includes hidden messages).
         const meta = await fetch(`${queues.url}/kvr-reconcile?comp=metadata`, {
             headers: { authorization: `Bearer ${TOKEN}`, 'x-ms-version': '2023-11-03' },
-            dispatcher: new Agent({ connect: { ca: (await getTestCa()).caPem } }),
+            dispatcher: queueAgent,
         });
         expect(meta.headers.get('x-ms-approximate-messages-count')).toBe('0');
         const left = BlobServiceClient.fromConnectionString(blobs.connectionString)
