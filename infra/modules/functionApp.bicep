@@ -148,6 +148,7 @@ resource app 'Microsoft.Web/sites@2025-03-01' = {
 // links is excluded.
 var authExcludedPaths = [
     '/api/cmk/*'
+    '/api/doctor'
     '/admin/*'
     '/runtime/*'
 ]

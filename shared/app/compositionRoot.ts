@@ -30,6 +30,7 @@ import { storageReconcileQueueAt } from '../adapters/storageReconcileQueue';
 import type { ReconcileDeps } from './handlers/handleReconcile';
 import { queueLocationOf } from './reconcileSettings';
 // -- end reconcile queue --
+import { IngestHeartbeat } from './heartbeat';
 
 /** The Function app's dependencies, built once per worker. */
 export interface AppDeps {
@@ -149,7 +150,12 @@ export function composeApp(env: Readonly<Record<string, string | undefined>>): A
     return {
         settings,
         configProblems: settings.configProblems,
-        auditBatch: { pipeline: responder.pipeline, metrics: telemetry },
+        auditBatch: {
+            pipeline: responder.pipeline,
+            metrics: telemetry,
+            // kvr doctor: evidence of receiving (one background state write per minute per worker at most).
+            heartbeat: new IngestHeartbeat(responder.store, processLogger),
+        },
         incidentLink: {
             alerting,
             trustEasyAuth: a.trustEasyAuth,

@@ -157,6 +157,23 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
         ],
         examples: ['kvr consume', 'kvr consume --from-start --max-batch-size 100'],
     },
+    doctor: {
+        summary: 'preflight of a deployed installation: one table of checks, with a fix for each failure',
+        usage: ['kvr doctor [--json] [--send-test-notice] [--vault <vault resource id>]... [--timeout-seconds <n>]'],
+        description:
+            'Checks a deployed installation with the app settings in the environment (as the Function app reads ' +
+            'them) and the identity of DefaultAzureCredential: ARM read and, in enforce scope, write permissions on ' +
+            'each protected vault, its data plane, its diagnostic setting to our event hub, the state table, ' +
+            'quarantine container and reconcile queue, the event hub and consumer group, the Teams and mail ' +
+            'settings, and the link-signing key. Exit 1 when any check fails. See docs/doctor.md.',
+        options: [
+            ['--json', 'print the report as JSON'],
+            ['--send-test-notice', 'send one test notice through each configured channel (default: skipped)'],
+            ['--vault <id>', 'also check this vault (repeatable); default: the vaults the config names by id'],
+            ['--timeout-seconds <n>', 'time limit of each check (default 20)'],
+        ],
+        examples: ['kvr doctor', 'kvr doctor --json --send-test-notice'],
+    },
     send: {
         summary: 'publish captured (or generated) Event Hubs bodies to the event hub',
         usage: [

@@ -37,6 +37,7 @@ function batchSizeOption(value: string | undefined): number | undefined {
         throw new UsageError(`--batch-size must be a whole number from 1 to 10000, not '${value}'`);
     return n;
 }
+import { runDoctorCommand } from './doctor';
 
 async function runReplay(args: readonly string[], io: CliIo): Promise<number> {
     const { values, positionals } = parseCommandArgs(args, {
@@ -160,6 +161,8 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
                 return await runConsume(rest, io);
             case 'send':
                 return await runSend(rest, io);
+            case 'doctor':
+                return await runDoctorCommand(rest, io);
             case 'help':
             case '--help':
             case '-h': {

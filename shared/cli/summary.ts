@@ -170,7 +170,7 @@ export function closingSummary(c: ListCounts, base: string): string {
     lines.push(
         'What next:',
         `  - open a link above (served by this process on ${base} only; each one redirects to the signed link)`,
-        '  - replay your own logs: npm run kvr -- replay <PT1H.json or a folder of them> --outbox .kvr/my-outbox',
+        '  - replay your own logs: npx kvr replay <PT1H.json or a folder of them> --outbox .kvr/my-outbox',
         '  - deploy to Azure: see README.md ("Deploy") and infra/README.md',
     );
     return `${lines.join('\n')}\n`;

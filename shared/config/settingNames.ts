@@ -99,3 +99,14 @@ export const ReconcileSettingNames = {
     /** NCRONTAB schedule of the drift sweep (default `0 41 * * * *`: hourly). */
     driftSweepSchedule: 'KVR_DRIFT_SWEEP_SCHEDULE',
 } as const;
+
+/**
+ * Settings read only by `kvr doctor` (and `GET /api/doctor`): where the resources it checks are, when the app's own
+ * settings do not say. Optional: a check without its setting is skipped, with the setting named.
+ */
+export const DoctorSettingNames = {
+    /** ARM resource id of the Event Hubs namespace: `/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.EventHub/namespaces/<name>`. */
+    eventHubNamespaceId: 'KVR_EVENTHUB_NAMESPACE_ID',
+    /** URL of the reconcile queue, `https://<account>.queue.core.windows.net/kvr-reconcile`. */
+    reconcileQueueUrl: 'KVR_RECONCILE_QUEUE_URL',
+} as const;

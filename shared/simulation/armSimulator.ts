@@ -221,7 +221,18 @@ export interface ArmKeyVaultFake {
 
 export interface ArmKeyVaultFakeOptions {
     vaults?: Vault[];
+    /** More ARM routes, asked in order after authentication, before the Key Vault routes (see armMonitorRoutes.ts). */
+    extraRoutes?: readonly ArmExtraRoute[];
 }
+
+/** An extra ARM route: the answer to a request it serves, or undefined to let the next route have it. */
+export type ArmExtraRoute = (request: {
+    method: string;
+    /** The decoded URL path. */
+    path: string;
+    apiVersion: string | undefined;
+    body: unknown;
+}) => { status: number; body: unknown } | undefined;
 
 // ---------------------------------------------------------------------------------------------------------------
 // The OpenAPI definitions and a small validator that walks them
@@ -1186,6 +1197,10 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
                         'Bearer authorization_uri="https://login.microsoftonline.com/common", error="invalid_token", error_description="The authentication failed because of missing \'Authorization\' header."',
                 },
             });
+        }
+        for (const extra of options.extraRoutes ?? []) {
+            const answer = extra({ method, path: decodedPath, apiVersion, body });
+            if (answer !== undefined) return send(res, record, answer.status, answer.body);
         }
         if (apiVersion === undefined || apiVersion === '') {
             return reject({

@@ -1094,6 +1094,9 @@ export async function startKeyVaultKeysFake(options: KeyVaultKeysFakeOptions = {
                         : { headers: { 'retry-after': String(fault.retryAfterSeconds) } }),
                 };
             case 403:
+                // The firewall's answer to a caller outside the network rules (Key Vault network security docs:
+                // "Client address is not authorized and caller is not a trusted service", inner code
+                // ForbiddenByFirewall).
                 if (fault.reason === 'firewall')
                     return {
                         status: 403,

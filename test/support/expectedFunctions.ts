@@ -64,6 +64,10 @@ export const EXPECTED_FUNCTIONS: Readonly<Record<string, ExpectedFunction>> = {
         },
         retryOptions: undefined,
     },
+    doctor: {
+        trigger: { type: 'httpTrigger', direction: 'in', route: 'doctor', methods: ['GET'], authLevel: 'function' },
+        retryOptions: undefined,
+    },
     incidentLink: {
         trigger: {
             type: 'httpTrigger',

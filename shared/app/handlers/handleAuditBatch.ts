@@ -10,6 +10,8 @@ export interface AuditBatchDeps {
     readonly metrics?: OtelMetrics;
     /** Wall clock for latency metrics. */
     readonly now?: () => number;
+    /** Records that a batch was handled (throttled, in the background): `kvr doctor`'s evidence of receiving. */
+    readonly heartbeat?: { beat(nowMs: number, bodies: number): void };
 }
 
 /** Counts for one invocation, also logged as `kvr.batch`. */
@@ -141,5 +143,6 @@ export async function handleAuditBatch(
         decidedAtMs: (deps.now ?? Date.now)(),
     });
     log.info('kvr.batch', { ...summary });
+    deps.heartbeat?.beat((deps.now ?? Date.now)(), list.length);
     return { summary, events: report.events };
 }
