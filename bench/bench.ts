@@ -33,6 +33,9 @@ const TARGETS = {
 
 type Mode = 'default' | 'quick' | 'tiny';
 
+/** Seconds of measured batches per Table-state run, at most (one batch at least): bounds a run on a slow machine. */
+const BUDGET = 40;
+
 interface Sizes {
     readonly sampleRecords: number;
     readonly diverseRecords: number;
@@ -55,10 +58,10 @@ const SIZES: Readonly<Record<Mode, Sizes>> = {
         sampleWarmup: 20_000,
         diverseWarmup: 10_000,
         table: [
-            { workload: 'diverse', batchRecords: 1000, warmupBatches: 1, batches: 5 },
-            { workload: 'diverse', batchRecords: 100, warmupBatches: 2, batches: 20 },
-            { workload: 'sample', batchRecords: 1000, warmupBatches: 1, batches: 10 },
-            { workload: 'sample', batchRecords: 100, warmupBatches: 2, batches: 30 },
+            { workload: 'diverse', batchRecords: 1000, warmupBatches: 1, batches: 5, budgetSeconds: BUDGET },
+            { workload: 'diverse', batchRecords: 100, warmupBatches: 2, batches: 20, budgetSeconds: BUDGET },
+            { workload: 'sample', batchRecords: 1000, warmupBatches: 1, batches: 10, budgetSeconds: BUDGET },
+            { workload: 'sample', batchRecords: 100, warmupBatches: 2, batches: 30, budgetSeconds: BUDGET },
         ],
         replayRecords: 1_000_000,
     },
@@ -69,10 +72,10 @@ const SIZES: Readonly<Record<Mode, Sizes>> = {
         sampleWarmup: 5_000,
         diverseWarmup: 5_000,
         table: [
-            { workload: 'diverse', batchRecords: 1000, warmupBatches: 1, batches: 2 },
-            { workload: 'diverse', batchRecords: 100, warmupBatches: 1, batches: 5 },
-            { workload: 'sample', batchRecords: 1000, warmupBatches: 1, batches: 3 },
-            { workload: 'sample', batchRecords: 100, warmupBatches: 1, batches: 5 },
+            { workload: 'diverse', batchRecords: 1000, warmupBatches: 1, batches: 2, budgetSeconds: BUDGET },
+            { workload: 'diverse', batchRecords: 100, warmupBatches: 1, batches: 5, budgetSeconds: BUDGET },
+            { workload: 'sample', batchRecords: 1000, warmupBatches: 1, batches: 3, budgetSeconds: BUDGET },
+            { workload: 'sample', batchRecords: 100, warmupBatches: 1, batches: 5, budgetSeconds: BUDGET },
         ],
         replayRecords: 200_000,
     },
@@ -84,8 +87,8 @@ const SIZES: Readonly<Record<Mode, Sizes>> = {
         diverseWarmup: 500,
         // A plumbing check, not a measurement: small batches, so that it runs in seconds.
         table: [
-            { workload: 'diverse', batchRecords: 200, warmupBatches: 0, batches: 1 },
-            { workload: 'sample', batchRecords: 200, warmupBatches: 0, batches: 1 },
+            { workload: 'diverse', batchRecords: 200, warmupBatches: 0, batches: 1, budgetSeconds: BUDGET },
+            { workload: 'sample', batchRecords: 200, warmupBatches: 0, batches: 1, budgetSeconds: BUDGET },
         ],
         replayRecords: 2_000,
     },

@@ -65,7 +65,8 @@ type Json = Record<string, unknown>;
 
 interface Scheduled {
     readonly ms: number;
-    readonly record: Json;
+    /** Builds the record at its time (or later, never before the record emitted last). */
+    readonly build: (ms: number) => Json;
 }
 
 /** mulberry32. */
@@ -384,7 +385,7 @@ export function* generateDiverseBatches(options: DiverseOptions): Generator<{ bo
         const due = queue[0];
         if (due !== undefined && due.ms <= t) {
             queue.shift();
-            record = due.record;
+            record = due.build(Math.max(due.ms, Math.floor(t)));
         } else {
             t += stepMs * (0.5 + rng.next());
             const ms = Math.floor(t);
@@ -494,10 +495,10 @@ function next(w: Writer, r: Rng, ms: number, vi: number, v: VaultInfo, c: Caller
         for (let k = 1; k < 12; k++) {
             const name = `probe-${k}`;
             const uri = `${v.uri}/secrets/${name}`;
-            const at = ms + k * 4000;
             queue.push({
-                ms: at,
-                record: w.data(at, v, 'SecretGet', c, 403, uri, `${uri}?api-version=${DATA_API}`, denial(v, c, name)),
+                ms: ms + k * 1500,
+                build: (at) =>
+                    w.data(at, v, 'SecretGet', c, 403, uri, `${uri}?api-version=${DATA_API}`, denial(v, c, name)),
             });
         }
         queue.sort((a, b) => a.ms - b.ms);
