@@ -80,17 +80,17 @@ const SIZES: Readonly<Record<Mode, Sizes>> = {
         replayRecords: 200_000,
     },
     tiny: {
-        sampleRecords: 2_000,
-        diverseRecords: 2_000,
+        sampleRecords: 1_000,
+        diverseRecords: 1_000,
         rounds: 2,
-        sampleWarmup: 500,
-        diverseWarmup: 500,
+        sampleWarmup: 200,
+        diverseWarmup: 200,
         // A plumbing check, not a measurement: small batches, so that it runs in seconds.
         table: [
-            { workload: 'diverse', batchRecords: 200, warmupBatches: 0, batches: 1, budgetSeconds: BUDGET },
-            { workload: 'sample', batchRecords: 200, warmupBatches: 0, batches: 1, budgetSeconds: BUDGET },
+            { workload: 'diverse', batchRecords: 100, warmupBatches: 0, batches: 1, budgetSeconds: BUDGET },
+            { workload: 'sample', batchRecords: 100, warmupBatches: 0, batches: 1, budgetSeconds: BUDGET },
         ],
-        replayRecords: 2_000,
+        replayRecords: 1_000,
     },
 };
 

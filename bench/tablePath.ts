@@ -115,7 +115,10 @@ export async function measureTable(
     progress: (line: string) => void,
 ): Promise<TableResult> {
     const total = (plan.warmupBatches + plan.batches) * plan.batchRecords;
-    const batches = [...batchesOf(bodiesOf(plan.workload, total), plan.batchRecords)];
+    const batches = [...batchesOf(bodiesOf(plan.workload, total), plan.batchRecords)].slice(
+        0,
+        plan.warmupBatches + plan.batches,
+    );
     const label = `${plan.workload}, ${plan.batchRecords.toLocaleString('en-US')}-record batches`;
     // The Table pass first: on a slow machine it may stop at its time budget, and the in-memory passes then run
     // exactly the batches it ran.

@@ -63,9 +63,9 @@ describe('npm run bench -- --json', () => {
         expect(n('ratio')).toBeLessThanOrEqual(n('ratioMax'));
         expect(n('diverseRatioMin')).toBeLessThanOrEqual(n('diverseRatioMax'));
         // The sizes asked for were the sizes run; the Table path went over the wire.
-        expect(n('records')).toBeGreaterThanOrEqual(2_000);
-        expect(n('diverseRecords')).toBe(2_000);
-        expect(n('replayRecords')).toBe(2_000);
+        expect(n('records')).toBeGreaterThanOrEqual(1_000);
+        expect(n('diverseRecords')).toBe(1_000);
+        expect(n('replayRecords')).toBe(1_000);
         expect(n('tableRecords')).toBe(n('tableBatchRecords'));
         expect(n('stateRequestsPerRecord')).toBeGreaterThan(0);
         expect(n('tableP50Ms')).toBeLessThanOrEqual(n('tableP99Ms'));
