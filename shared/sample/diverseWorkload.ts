@@ -12,7 +12,7 @@
  *
  * Records follow the shapes of the sample traffic (shared/sample/trafficGenerator.ts): data-plane `SecretGet`,
  * `SecretList`, `KeyGet`, `KeyUnwrap`/`KeyWrap` (customer-managed key use by managed identities), `Authentication`
- * 401 before a service principal's first call, rare 404/403/429; control-plane `VaultGet` by people. Rare events that
+ * 401 (a service principal's token-less first try), rare 404/429; control-plane `VaultGet` by people. Rare events that
  * rules act on: a denied burst (12 distinct secrets refused within a minute), a person backing up or deleting a secret,
  * a `VaultPatch` that opens the firewall (defaultAction Allow). Every vault starts inside its learning period (the
  * estate is seen for the first time), so new-principal baselines are written but report nothing.
