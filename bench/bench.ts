@@ -1,134 +1,301 @@
 /**
- * Throughput benchmark: the full pipeline against bare JSON.parse, on the same generated Event Hubs bodies.
+ * Throughput benchmark (docs/benchmark.md):
  *
- *   npm run bench [-- --records N] [-- --json]
+ *   npm run bench [-- --quick | --tiny] [-- --json] [-- --records N] [-- --rounds N] [-- --replay-records N]
+ *                 [-- --replay-5m]
  *
- * Input: at least N records (default 200,000) of generated Key Vault traffic with attack episodes, packed in bodies
- * of up to 50 records. Bodies are regenerated on the fly for every pass, so memory holds one body at a time.
- * (a) JSON.parse: only the JSON.parse calls are timed. (b) pipeline: only `evaluateBatch` (parse, normalize, every
- * rule) is timed, with a fresh pipeline per run. Both are warmed up on 20,000 records, then run 7 times, alternating;
- * the best rate of each counts. Targets (reported, never enforced through the exit status): ratio >= 0.5, peak RSS < 256 MB.
- * With --json the last stdout line is {"records","jsonParseRecordsPerSec","pipelineRecordsPerSec","ratio","peakRssMb"}.
+ * 1. In memory, paired rounds: JSON.parse and the full pipeline (all rules on, in-memory state) alternate on the same
+ *    bodies, 1,000 records at a time; every round starts cold (fresh pipeline, module memos emptied). The ratio of each
+ *    round is pipeline throughput / JSON.parse throughput; min, median and max over the rounds are reported. Two
+ *    workloads: the sample traffic and the diverse estate (10,000 vaults x 50 callers).
+ * 2. The production state path: the same workloads, in batches of 1,000 and of 100 records, through the pipeline with
+ *    its state in Table Storage (an Azurite the benchmark starts: in memory, telemetry off, a free port), against the
+ *    same batches with in-memory state: records/s, Table requests per record, p50/p99 batch latency.
+ * 3. Peak RSS of a replay of 1M diverse records with in-memory state, in a child process (5M with --replay-5m).
+ *
+ * Targets (issue 13) are printed, never enforced through the exit status. With --json the last stdout line is one JSON
+ * object (fields in docs/benchmark.md).
  */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CountingDecisionSink, MemoryQuarantineSink } from '../shared/adapters/memorySinks';
-import { createPipeline } from '../shared/app/createPipeline';
-import type { PipelineStats } from '../shared/app/pipeline';
-import { DEFAULT_CONFIG } from '../shared/config/responderConfig';
-import {
-    type GeneratedBody,
-    generateBatches,
-    SAMPLE_DAY,
-    type TrafficOptions,
-} from '../shared/sample/trafficGenerator';
+import { startAzurite } from '../test/support/azurite';
+import { type InMemoryResult, measureInMemory } from './inMemory';
+import { measureTable, type TablePlan, type TableResult } from './tablePath';
 
-const DEFAULT_RECORDS = 200_000;
-const WARMUP_RECORDS = 20_000;
-const RUNS = 7;
-const TARGET_RATIO = 0.5;
-const TARGET_RSS_MB = 256;
+const TARGETS = {
+    ratio: 0.5,
+    tableRatio: 0.5,
+    stateRequestsPerRecord: 0.05,
+    replay1mPeakRssMb: 256,
+    replay5mPeakRssMb: 512,
+} as const;
 
-interface Measurement {
-    readonly records: number;
-    readonly bodies: number;
-    readonly seconds: number;
+type Mode = 'default' | 'quick' | 'tiny';
+
+/** Seconds of measured batches per Table-state run, at most (one batch at least): bounds a run on a slow machine. */
+const BUDGET = 40;
+
+interface Sizes {
+    readonly sampleRecords: number;
+    readonly diverseRecords: number;
+    readonly rounds: number;
+    readonly sampleWarmup: number;
+    readonly diverseWarmup: number;
+    /**
+     * Table-state runs. The first diverse plan is the headline (`tableRatio`, `stateRequestsPerRecord`, `tableP99Ms`),
+     * the first sample plan gives the `sample*` fields.
+     */
+    readonly table: readonly TablePlan[];
+    readonly replayRecords: number;
 }
 
-function inputOptions(records: number): TrafficOptions {
-    // A week at the rate that fills the first day with the requested records: the input stops at `records` (during
-    // the first day, with its attack episodes) and never runs short.
-    return {
-        seed: SAMPLE_DAY.seed,
-        start: SAMPLE_DAY.start,
-        hours: 24 * 7,
-        recordsPerHour: Math.ceil((records / 24) * 1.05),
-        attacks: true,
-        maxRecordsPerBody: 50,
-    };
+const SIZES: Readonly<Record<Mode, Sizes>> = {
+    default: {
+        sampleRecords: 200_000,
+        diverseRecords: 30_000,
+        rounds: 5,
+        sampleWarmup: 20_000,
+        diverseWarmup: 10_000,
+        table: [
+            { workload: 'diverse', batchRecords: 1000, warmupBatches: 1, batches: 5, budgetSeconds: BUDGET },
+            { workload: 'diverse', batchRecords: 100, warmupBatches: 2, batches: 20, budgetSeconds: BUDGET },
+            { workload: 'sample', batchRecords: 1000, warmupBatches: 1, batches: 10, budgetSeconds: BUDGET },
+            { workload: 'sample', batchRecords: 100, warmupBatches: 2, batches: 30, budgetSeconds: BUDGET },
+        ],
+        replayRecords: 1_000_000,
+    },
+    quick: {
+        sampleRecords: 50_000,
+        diverseRecords: 10_000,
+        rounds: 3,
+        sampleWarmup: 5_000,
+        diverseWarmup: 5_000,
+        table: [
+            { workload: 'diverse', batchRecords: 1000, warmupBatches: 1, batches: 2, budgetSeconds: BUDGET },
+            { workload: 'diverse', batchRecords: 100, warmupBatches: 1, batches: 5, budgetSeconds: BUDGET },
+            { workload: 'sample', batchRecords: 1000, warmupBatches: 1, batches: 3, budgetSeconds: BUDGET },
+            { workload: 'sample', batchRecords: 100, warmupBatches: 1, batches: 5, budgetSeconds: BUDGET },
+        ],
+        replayRecords: 200_000,
+    },
+    tiny: {
+        sampleRecords: 1_000,
+        diverseRecords: 1_000,
+        rounds: 2,
+        sampleWarmup: 200,
+        diverseWarmup: 200,
+        // A plumbing check, not a measurement: small batches, so that it runs in seconds.
+        table: [
+            { workload: 'diverse', batchRecords: 100, warmupBatches: 0, batches: 1, budgetSeconds: BUDGET },
+            { workload: 'sample', batchRecords: 100, warmupBatches: 0, batches: 1, budgetSeconds: BUDGET },
+        ],
+        replayRecords: 1_000,
+    },
+};
+
+interface Args {
+    readonly json: boolean;
+    readonly mode: Mode;
+    readonly sizes: Sizes;
+    readonly replay5m: boolean;
 }
 
-/** The first bodies of the generated traffic that hold at least `records` records. */
-function* bodies(options: TrafficOptions, records: number): Generator<GeneratedBody> {
-    let n = 0;
-    for (const b of generateBatches(options)) {
-        yield b;
-        n += b.records;
-        if (n >= records) return;
+function positiveInt(name: string, value: string | undefined, fallback: number, problems: string[]): number {
+    if (value === undefined) return fallback;
+    const text = value.replace(/_/g, '');
+    if (!/^\d+$/.test(text) || Number(text) < 1) {
+        problems.push(`--${name} needs a positive integer, got '${value}'`);
+        return fallback;
     }
+    return Number(text);
 }
 
-function collectGarbage(): void {
-    (globalThis as { gc?: () => void }).gc?.();
-}
-
-function measureParse(options: TrafficOptions, records: number): Measurement & { readonly parsed: number } {
-    let ms = 0;
-    let n = 0;
-    let count = 0;
-    let parsed = 0;
-    for (const b of bodies(options, records)) {
-        const t0 = performance.now();
-        const value = JSON.parse(b.body) as { records: unknown[] };
-        ms += performance.now() - t0;
-        parsed += value.records.length;
-        n += b.records;
-        count++;
-    }
-    return { records: n, bodies: count, seconds: ms / 1000, parsed };
-}
-
-async function measurePipeline(
-    options: TrafficOptions,
-    records: number,
-): Promise<Measurement & { readonly stats: PipelineStats }> {
-    const pipeline = createPipeline(
-        DEFAULT_CONFIG,
-        { decisions: new CountingDecisionSink(), quarantine: new MemoryQuarantineSink() },
-        { acceptBareRecords: false },
-    );
-    let ms = 0;
-    let n = 0;
-    let count = 0;
-    for (const b of bodies(options, records)) {
-        const items = [{ body: b.body }];
-        const t0 = performance.now();
-        const report: unknown = pipeline.evaluateBatch(items);
-        if (report instanceof Promise) await report;
-        ms += performance.now() - t0;
-        n += b.records;
-        count++;
-    }
-    return { records: n, bodies: count, seconds: ms / 1000, stats: pipeline.stats };
-}
-
-function rate(m: Measurement): number {
-    return m.seconds > 0 ? m.records / m.seconds : 0;
-}
-
-function fmt(n: number): string {
-    return Math.round(n).toLocaleString('en-US');
-}
-
-function parseCommandLine(argv: readonly string[]): { json: boolean; records: number } {
+function parseCommandLine(argv: readonly string[]): Args {
     const { values } = parseArgs({
         args: [...argv],
         strict: true,
         allowPositionals: false,
-        options: { json: { type: 'boolean' }, records: { type: 'string' } },
+        options: {
+            json: { type: 'boolean' },
+            quick: { type: 'boolean' },
+            tiny: { type: 'boolean' },
+            records: { type: 'string' },
+            rounds: { type: 'string' },
+            'replay-records': { type: 'string' },
+            'replay-5m': { type: 'boolean' },
+        },
     });
-    let records = DEFAULT_RECORDS;
-    if (values.records !== undefined) {
-        const text = values.records.replace(/_/g, '');
-        if (!/^\d+$/.test(text) || Number(text) < 1) {
-            throw new Error(`--records needs a positive integer, got '${values.records}'`);
-        }
-        records = Number(text);
+    const problems: string[] = [];
+    if (values.quick === true && values.tiny === true) problems.push('--quick and --tiny exclude each other');
+    const mode: Mode = values.tiny === true ? 'tiny' : values.quick === true ? 'quick' : 'default';
+    const base = SIZES[mode];
+    const sizes: Sizes = {
+        ...base,
+        sampleRecords: positiveInt('records', values.records, base.sampleRecords, problems),
+        rounds: positiveInt('rounds', values.rounds, base.rounds, problems),
+        replayRecords: positiveInt('replay-records', values['replay-records'], base.replayRecords, problems),
+    };
+    if (problems.length > 0) throw new Error(problems.join('; '));
+    return { json: values.json === true, mode, sizes, replay5m: values['replay-5m'] === true };
+}
+
+interface ReplayResult {
+    readonly records: number;
+    readonly seconds: number;
+    readonly findings: number;
+    readonly stateEntries: number;
+    readonly startRssMb: number;
+    readonly peakRssMb: number;
+}
+
+/** Runs the replay child process and returns what it printed. */
+function replayInChild(records: number): Promise<ReplayResult> {
+    return new Promise((resolve, reject) => {
+        execFile(
+            process.execPath,
+            [join(__dirname, 'replayChild.js'), '--records', String(records), '--workload', 'diverse'],
+            { maxBuffer: 1 << 20 },
+            (err, stdout, stderr) => {
+                if (err !== null) return reject(new Error(`replay child failed: ${err.message} ${stderr}`));
+                const last = stdout.trim().split('\n').pop() ?? '';
+                try {
+                    resolve(JSON.parse(last) as ReplayResult);
+                } catch {
+                    reject(new Error(`replay child printed no JSON: ${stdout} ${stderr}`));
+                }
+            },
+        );
+    });
+}
+
+const round3 = (n: number): number => Math.round(n * 1000) / 1000;
+const round1 = (n: number): number => Math.round(n * 10) / 10;
+const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
+
+async function run(args: Args, progress: (line: string) => void): Promise<Record<string, unknown>> {
+    const s = args.sizes;
+    const sample = await measureInMemory('sample', s.sampleRecords, s.rounds, s.sampleWarmup, progress);
+    const diverse = await measureInMemory('diverse', s.diverseRecords, s.rounds, s.diverseWarmup, progress);
+    const peakRssMb = process.resourceUsage().maxRSS / 1024;
+
+    progress('starting Azurite (Table service, in memory)');
+    const azurite = await startAzurite('table');
+    const table: TableResult[] = [];
+    try {
+        for (const plan of s.table) table.push(await measureTable(plan, azurite, progress));
+    } finally {
+        await azurite.stop();
     }
-    return { json: values.json === true, records };
+
+    progress(`replaying ${fmt(s.replayRecords)} diverse records in a child process`);
+    const replay = await replayInChild(s.replayRecords);
+    progress(`replay: peak RSS ${replay.peakRssMb} MB, ${fmt(replay.records / replay.seconds)} records/s`);
+    let replay5m: ReplayResult | undefined;
+    if (args.replay5m) {
+        progress('replaying 5,000,000 diverse records in a child process');
+        replay5m = await replayInChild(5_000_000);
+        progress(`replay 5M: peak RSS ${replay5m.peakRssMb} MB`);
+    }
+
+    const find = (w: string): TableResult => {
+        const r = table.find((t) => t.plan.workload === w);
+        if (r === undefined) throw new Error(`no Table result for ${w}`);
+        return r;
+    };
+    const d1000 = find('diverse');
+    const s1000 = find('sample');
+    return {
+        mode: args.mode,
+        records: sample.records,
+        rounds: sample.rounds.length,
+        jsonParseRecordsPerSec: Math.round(sample.jsonParseRecordsPerSec),
+        pipelineRecordsPerSec: Math.round(sample.pipelineRecordsPerSec),
+        ratio: round3(sample.ratio.median),
+        ratioMin: round3(sample.ratio.min),
+        ratioMax: round3(sample.ratio.max),
+        peakRssMb: round1(peakRssMb),
+        diverseRecords: diverse.records,
+        diverseJsonParseRecordsPerSec: Math.round(diverse.jsonParseRecordsPerSec),
+        diversePipelineRecordsPerSec: Math.round(diverse.pipelineRecordsPerSec),
+        diverseRatio: round3(diverse.ratio.median),
+        diverseRatioMin: round3(diverse.ratio.min),
+        diverseRatioMax: round3(diverse.ratio.max),
+        tableBatchRecords: d1000.plan.batchRecords,
+        tableRatio: round3(d1000.tableRatio),
+        stateRequestsPerRecord: round3(d1000.stateRequestsPerRecord),
+        tableRecordsPerSec: Math.round(d1000.table.recordsPerSec),
+        tableMemoryRecordsPerSec: Math.round(d1000.memory.recordsPerSec),
+        tableP50Ms: round1(d1000.p50Ms),
+        tableP99Ms: round1(d1000.p99Ms),
+        tableRecords: d1000.records,
+        sampleTableRatio: round3(s1000.tableRatio),
+        sampleStateRequestsPerRecord: round3(s1000.stateRequestsPerRecord),
+        sampleTableP99Ms: round1(s1000.p99Ms),
+        replay1mPeakRssMb: replay.peakRssMb,
+        replayRecords: replay.records,
+        ...(replay5m === undefined ? {} : { replay5mPeakRssMb: replay5m.peakRssMb }),
+        table: table.map((t) => ({
+            workload: t.plan.workload,
+            batchRecords: t.plan.batchRecords,
+            batches: t.table.batchMs.length,
+            records: t.records,
+            memoryRecordsPerSec: Math.round(t.memory.recordsPerSec),
+            tableRecordsPerSec: Math.round(t.table.recordsPerSec),
+            tableRatio: round3(t.tableRatio),
+            stateRequestsPerRecord: round3(t.stateRequestsPerRecord),
+            portCallsPerRecord: round3(t.portCallsPerRecord),
+            keysReadPerRecord: round3(t.table.counts.keysRead / t.records),
+            putsPerRecord: round3(t.table.counts.puts / t.records),
+            conflicts: t.table.counts.conflicts,
+            p50Ms: round1(t.p50Ms),
+            p99Ms: round1(t.p99Ms),
+        })),
+        inMemory: [sample, diverse].map((m: InMemoryResult) => ({
+            workload: m.workload,
+            records: m.records,
+            ratios: m.rounds.map((r) => round3(r.ratio)),
+            findings: m.rounds[0]?.findings ?? 0,
+        })),
+        replay,
+        ...(replay5m === undefined ? {} : { replay5m }),
+    };
+}
+
+function report(r: Record<string, unknown>): string {
+    const n = (k: string): number => r[k] as number;
+    const met = (ok: boolean): string => (ok ? 'met' : 'NOT met');
+    const lines = [
+        `kv-responder benchmark (${String(r.mode)} run)`,
+        '',
+        `In memory, paired rounds (${n('rounds')} rounds, median [min-max] of per-round ratios pipeline / JSON.parse):`,
+        `  sample traffic  ${fmt(n('records'))} records/round  JSON.parse ${fmt(n('jsonParseRecordsPerSec'))}/s  pipeline ${fmt(n('pipelineRecordsPerSec'))}/s  ratio ${n('ratio').toFixed(3)} [${n('ratioMin').toFixed(3)}-${n('ratioMax').toFixed(3)}]  target >= ${TARGETS.ratio}: ${met(n('ratio') >= TARGETS.ratio)}`,
+        `  diverse estate  ${fmt(n('diverseRecords'))} records/round  JSON.parse ${fmt(n('diverseJsonParseRecordsPerSec'))}/s  pipeline ${fmt(n('diversePipelineRecordsPerSec'))}/s  ratio ${n('diverseRatio').toFixed(3)} [${n('diverseRatioMin').toFixed(3)}-${n('diverseRatioMax').toFixed(3)}]`,
+        `  peak RSS of the benchmark process after these rounds: ${n('peakRssMb').toFixed(1)} MB`,
+        '',
+        'Table Storage state (Azurite) against in-memory state, same batches:',
+        '  workload  batch  records  in-memory/s  Table/s  Table ratio  requests/record  p50 ms  p99 ms',
+    ];
+    for (const t of r.table as Record<string, number | string>[]) {
+        lines.push(
+            `  ${String(t.workload).padEnd(8)} ${String(t.batchRecords).padStart(6)} ${fmt(t.records as number).padStart(8)} ${fmt(t.memoryRecordsPerSec as number).padStart(12)} ${fmt(t.tableRecordsPerSec as number).padStart(8)} ${(t.tableRatio as number).toFixed(3).padStart(12)} ${(t.stateRequestsPerRecord as number).toFixed(3).padStart(16)} ${(t.p50Ms as number).toFixed(0).padStart(7)} ${(t.p99Ms as number).toFixed(0).padStart(7)}`,
+        );
+    }
+    lines.push(
+        `  diverse, ${fmt(n('tableBatchRecords'))}-record batches: Table ratio target >= ${TARGETS.tableRatio}: ${met(n('tableRatio') >= TARGETS.tableRatio)}; requests/record target <= ${TARGETS.stateRequestsPerRecord}: ${met(n('stateRequestsPerRecord') <= TARGETS.stateRequestsPerRecord)}`,
+        '',
+        `Replay of ${fmt(n('replayRecords'))} diverse records, in-memory state, own process: peak RSS ${n('replay1mPeakRssMb').toFixed(1)} MB  target < ${TARGETS.replay1mPeakRssMb} MB (1M): ${n('replayRecords') === 1_000_000 ? met(n('replay1mPeakRssMb') < TARGETS.replay1mPeakRssMb) : 'not a 1M replay'}`,
+    );
+    if (r.replay5mPeakRssMb !== undefined) {
+        lines.push(
+            `Replay of 5,000,000 diverse records: peak RSS ${n('replay5mPeakRssMb').toFixed(1)} MB  target < ${TARGETS.replay5mPeakRssMb} MB: ${met(n('replay5mPeakRssMb') < TARGETS.replay5mPeakRssMb)}`,
+        );
+    }
+    return lines.join('\n');
 }
 
 async function main(argv: readonly string[]): Promise<number> {
-    let args: { json: boolean; records: number };
+    let args: Args;
     try {
         args = parseCommandLine(argv);
     } catch (err) {
@@ -137,55 +304,12 @@ async function main(argv: readonly string[]): Promise<number> {
         );
         return 2;
     }
-    const options = inputOptions(args.records);
     const progress = (line: string): void => {
         process.stderr.write(`bench: ${line}\n`);
     };
-
-    const warmup = Math.min(WARMUP_RECORDS, args.records);
-    progress(`warming up (${fmt(warmup)} records)`);
-    measureParse(options, warmup);
-    await measurePipeline(options, warmup);
-    // Runs alternate, so that a slow moment of the machine hits both measurements alike; the best run of each counts.
-    let parse: (Measurement & { readonly parsed: number }) | undefined;
-    let pipeline: (Measurement & { readonly stats: PipelineStats }) | undefined;
-    for (let i = 0; i < RUNS; i++) {
-        collectGarbage();
-        const p = measureParse(options, args.records);
-        if (parse === undefined || rate(p) > rate(parse)) parse = p;
-        collectGarbage();
-        const m = await measurePipeline(options, args.records);
-        if (pipeline === undefined || rate(m) > rate(pipeline)) pipeline = m;
-        progress(`run ${i + 1}/${RUNS}: JSON.parse ${fmt(rate(p))} records/s, pipeline ${fmt(rate(m))} records/s`);
-    }
-    if (parse === undefined || pipeline === undefined) return 1;
-
-    const parseRate = rate(parse);
-    const pipelineRate = rate(pipeline);
-    const ratio = parseRate > 0 ? pipelineRate / parseRate : 0;
-    const peakRssMb = process.resourceUsage().maxRSS / 1024;
-    const result = {
-        records: parse.records,
-        jsonParseRecordsPerSec: Math.round(parseRate),
-        pipelineRecordsPerSec: Math.round(pipelineRate),
-        ratio: Math.round(ratio * 1000) / 1000,
-        peakRssMb: Math.round(peakRssMb * 10) / 10,
-    };
-
-    if (args.json) {
-        process.stdout.write(`${JSON.stringify(result)}\n`);
-        return 0;
-    }
-    const s = pipeline.stats;
-    const met = (ok: boolean): string => (ok ? 'met' : 'NOT met');
-    const lines = [
-        `kv-responder benchmark: ${fmt(parse.records)} records in ${fmt(parse.bodies)} Event Hubs bodies (best of ${RUNS})`,
-        `  JSON.parse only  ${fmt(parseRate).padStart(12)} records/s`,
-        `  full pipeline    ${fmt(pipelineRate).padStart(12)} records/s   (${fmt(s.events)} events, ${fmt(s.skipped)} skipped, ${fmt(s.rejected)} rejected, ${fmt(s.findings)} findings)`,
-        `  ratio            ${result.ratio.toFixed(3).padStart(12)}   target >= ${TARGET_RATIO}: ${met(ratio >= TARGET_RATIO)}`,
-        `  peak RSS         ${`${result.peakRssMb.toFixed(1)} MB`.padStart(12)}   target < ${TARGET_RSS_MB} MB: ${met(peakRssMb < TARGET_RSS_MB)}`,
-    ];
-    process.stdout.write(`${lines.join('\n')}\n`);
+    const result = await run(args, progress);
+    if (args.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+    else process.stdout.write(`${report(result)}\n`);
     return 0;
 }
 

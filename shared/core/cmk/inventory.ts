@@ -109,6 +109,16 @@ function service(kind: ServiceKind, id: string): { readonly kind: ServiceKind; r
     return s;
 }
 
+/**
+ * Empties this module's memos of key references and services (the key memo is emptied with the other key memos by
+ * `resetCachesForBenchmark` in state/store), so that a benchmark round starts as cold as a fresh process. Changes no
+ * result; only the benchmark calls it, between rounds.
+ */
+export function resetCachesForBenchmark(): void {
+    KEY_REFS.clear();
+    for (const byId of Object.values(SERVICES)) byId.clear();
+}
+
 /** The service behind a key operation; people are not services (their key use is not a dependency). */
 export function serviceOf(e: AuditEvent): { readonly kind: ServiceKind; readonly id: string } | undefined {
     const c = e.caller;

@@ -54,6 +54,17 @@ export interface StateStore {
     scan(rowPrefix: string, limit: number): Promise<{ readonly key: StateKey; readonly value: unknown }[]>;
 }
 
+/** Every {@link KeyMemo} (module-level singletons of the rules), for {@link resetCachesForBenchmark}. */
+const MEMOS = new Set<KeyMemo>();
+
+/**
+ * Empties every {@link KeyMemo}, so that a benchmark round starts as cold as a fresh process. Changes no result (a memo
+ * only saves building a key again); only the benchmark calls it, between rounds.
+ */
+export function resetCachesForBenchmark(): void {
+    for (const m of MEMOS) m.clear();
+}
+
 /**
  * Reuses the key objects of one row prefix, so that hot keys (a principal read every minute) keep one flat, already
  * hashed id instead of a new concatenated string per event. Bounded; deterministic.
@@ -65,7 +76,15 @@ export class KeyMemo {
     constructor(
         private readonly prefix: string,
         private readonly limit = 50_000,
-    ) {}
+    ) {
+        MEMOS.add(this);
+    }
+
+    /** Forgets every key (see {@link resetCachesForBenchmark}). */
+    clear(): void {
+        this.keys.clear();
+        this.size = 0;
+    }
 
     get(partition: string, id: string): StateKey {
         let byId = this.keys.get(partition);

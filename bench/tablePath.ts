@@ -1,0 +1,153 @@
+/**
+ * The production state path: the pipeline with its rule state in Azure Table Storage (TableStateStore), on an Azurite
+ * the benchmark starts itself, against the same pipeline with in-memory state on the same batches. Each run starts
+ * cold (a new table, a fresh pipeline, module memos emptied), runs a few warm-up batches, then measures.
+ */
+import { TableClient } from '@azure/data-tables';
+import { MemoryStateStore } from '../shared/adapters/memoryStateStore';
+import { TableStateStore } from '../shared/adapters/tableStateStore';
+import type { StateStore } from '../shared/core/state/store';
+import { type AzuriteService } from '../test/support/azurite';
+import { CountingStateStore, type StateCounts } from './countingStateStore';
+import { collectGarbage, freshPipeline, percentile, resetCaches, spreadOf } from './inMemory';
+import { batchesOf, bodiesOf, type WorkloadName } from './workloads';
+
+export interface TablePlan {
+    readonly workload: WorkloadName;
+    readonly batchRecords: number;
+    readonly warmupBatches: number;
+    /** Measured batches, at most: the Table pass stops earlier once `budgetSeconds` have passed (one batch at least). */
+    readonly batches: number;
+    readonly budgetSeconds: number;
+}
+
+export interface PassResult {
+    readonly records: number;
+    readonly seconds: number;
+    readonly recordsPerSec: number;
+    readonly batchMs: readonly number[];
+    readonly counts: StateCounts;
+    /** HTTP requests sent to Table Storage (retries included); undefined for in-memory state. */
+    readonly wireRequests: number | undefined;
+}
+
+export interface TableResult {
+    readonly plan: TablePlan;
+    readonly records: number;
+    readonly memory: PassResult;
+    readonly table: PassResult;
+    /** Table-state throughput / in-memory throughput on the same batches. */
+    readonly tableRatio: number;
+    readonly stateRequestsPerRecord: number;
+    readonly portCallsPerRecord: number;
+    readonly p50Ms: number;
+    readonly p99Ms: number;
+}
+
+let tables = 0;
+
+/** A Table client on Azurite whose every HTTP request (each retry too) is counted. */
+function countedTableClient(azurite: AzuriteService): { client: TableClient; requests: () => number } {
+    const client = TableClient.fromConnectionString(azurite.connectionString, `kvrbench${++tables}`, {
+        allowInsecureConnection: true,
+    });
+    let n = 0;
+    client.pipeline.addPolicy(
+        {
+            name: 'benchRequestCounter',
+            sendRequest: (request, next) => {
+                n++;
+                return next(request);
+            },
+        },
+        // After the retry policy: every attempt that goes over the wire counts.
+        { afterPhase: 'Retry' },
+    );
+    return { client, requests: () => n };
+}
+
+async function pass(
+    batches: readonly { readonly bodies: string[]; readonly records: number }[],
+    warmup: number,
+    inner: StateStore,
+    wire: (() => number) | undefined,
+    budgetSeconds = Number.POSITIVE_INFINITY,
+): Promise<PassResult> {
+    let deadline = Number.POSITIVE_INFINITY;
+    resetCaches();
+    collectGarbage();
+    const store = new CountingStateStore(inner);
+    const pipeline = freshPipeline(store);
+    let wireBefore = 0;
+    const batchMs: number[] = [];
+    let records = 0;
+    for (const [i, batch] of batches.entries()) {
+        if (i === warmup) {
+            // The budget counts measured batches only: a slow warm-up does not eat it.
+            deadline = performance.now() + budgetSeconds * 1000;
+            store.take();
+            wireBefore = wire?.() ?? 0;
+        }
+        const items = batch.bodies.map((body) => ({ body }));
+        const t0 = performance.now();
+        await pipeline.processBatch(items);
+        const ms = performance.now() - t0;
+        if (i >= warmup) {
+            batchMs.push(ms);
+            records += batch.records;
+            if (performance.now() > deadline) break;
+        }
+    }
+    if (pipeline.stats.rejected > 0) throw new Error(`${pipeline.stats.rejected} records rejected`);
+    const seconds = batchMs.reduce((a, b) => a + b, 0) / 1000;
+    return {
+        records,
+        seconds,
+        recordsPerSec: seconds > 0 ? records / seconds : 0,
+        batchMs,
+        counts: store.take(),
+        wireRequests: wire === undefined ? undefined : wire() - wireBefore,
+    };
+}
+
+/** Runs one plan: three in-memory passes (the median counts) and one Table-state pass on the same batches. */
+export async function measureTable(
+    plan: TablePlan,
+    azurite: AzuriteService,
+    progress: (line: string) => void,
+): Promise<TableResult> {
+    const total = (plan.warmupBatches + plan.batches) * plan.batchRecords;
+    const batches = [...batchesOf(bodiesOf(plan.workload, total), plan.batchRecords)].slice(
+        0,
+        plan.warmupBatches + plan.batches,
+    );
+    const label = `${plan.workload}, ${plan.batchRecords.toLocaleString('en-US')}-record batches`;
+    // The Table pass first: on a slow machine it may stop at its time budget, and the in-memory passes then run
+    // exactly the batches it ran.
+    const { client, requests } = countedTableClient(azurite);
+    const table = await pass(batches, plan.warmupBatches, new TableStateStore(client), requests, plan.budgetSeconds);
+    const ran = batches.slice(0, plan.warmupBatches + table.batchMs.length);
+    const memoryPasses: PassResult[] = [];
+    for (let i = 0; i < 3; i++)
+        memoryPasses.push(await pass(ran, plan.warmupBatches, new MemoryStateStore(), undefined));
+    const memoryRate = spreadOf(memoryPasses.map((p) => p.recordsPerSec)).median;
+    const memory = memoryPasses.find((p) => p.recordsPerSec === memoryRate);
+    if (memory === undefined) throw new Error('no in-memory pass');
+    const wire = table.wireRequests ?? 0;
+    const c = table.counts;
+    const result: TableResult = {
+        plan,
+        records: table.records,
+        memory,
+        table,
+        tableRatio: memoryRate > 0 ? table.recordsPerSec / memoryRate : 0,
+        stateRequestsPerRecord: table.records > 0 ? wire / table.records : Number.NaN,
+        portCallsPerRecord: table.records > 0 ? (c.getManyCalls + c.puts + c.scans) / table.records : Number.NaN,
+        p50Ms: percentile(table.batchMs, 50),
+        p99Ms: percentile(table.batchMs, 99),
+    };
+    progress(
+        `${label}: ${table.batchMs.length} batches, in-memory state ${Math.round(memoryRate).toLocaleString('en-US')} records/s, Table state ${Math.round(table.recordsPerSec).toLocaleString('en-US')} records/s (ratio ${result.tableRatio.toFixed(3)}), ${result.stateRequestsPerRecord.toFixed(3)} requests/record, p50 ${result.p50Ms.toFixed(0)} ms, p99 ${result.p99Ms.toFixed(0)} ms`,
+    );
+    return result;
+}
