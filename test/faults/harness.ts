@@ -144,6 +144,8 @@ export interface RowResult {
     lostSilent: number;
     duplicateWrites: number;
     uncaught: number;
+    /** Rounds in which the injected fault or race did not happen (the row would prove nothing): must be 0. */
+    notExercised: number;
     /** One line per round that counted, for the report. */
     readonly notes: string[];
 }
@@ -180,8 +182,20 @@ function describe(err: unknown): string {
     return err instanceof Error ? `${err.name}: ${err.message}`.slice(0, 300) : String(err);
 }
 
+export interface RunResult {
+    readonly rows: readonly RowResult[];
+    /** `uncaughtException` / `unhandledRejection` events in the process during the run (count (d) too). */
+    readonly processUncaught: number;
+}
+
 export interface Harness {
-    runRow(row: FaultRow, rounds: number, concurrency: number, progress?: (done: number) => void): Promise<RowResult>;
+    /** Runs `rounds` rounds of every row, `concurrency` rounds at a time (each round has its own vault and queue). */
+    runRows(
+        rows: readonly FaultRow[],
+        rounds: number,
+        concurrency: number,
+        progress?: (done: number, total: number) => void,
+    ): Promise<RunResult>;
     close(): Promise<void>;
 }
 
@@ -195,11 +209,13 @@ export async function startHarness(): Promise<Harness> {
         TableClient.fromConnectionString(table.connectionString, 'kvrfaults', { allowInsecureConnection: true }),
     );
     const windowHooks = new Map<string, (vaultId: string) => void>();
+    const firedHooks = new Set<string>();
     fake.onReadWriteWindow((vaultId) => {
         const name = vaultId.split('/').pop()?.toLowerCase() ?? '';
         const hook = windowHooks.get(name);
         if (hook !== undefined) {
             windowHooks.delete(name);
+            firedHooks.add(name);
             hook(vaultId);
         }
     });
@@ -211,8 +227,8 @@ export async function startHarness(): Promise<Harness> {
     process.on('unhandledRejection', onUncaught);
     let seq = 0;
 
-    const runRow: Harness['runRow'] = async (row, rounds, concurrency, progress) => {
-        const result: RowResult = {
+    const runRows: Harness['runRows'] = async (rows, rounds, concurrency, progress) => {
+        const results = rows.map((row): RowResult => ({
             row: row.name,
             rounds: 0,
             outcomes: new Map(),
@@ -220,21 +236,29 @@ export async function startHarness(): Promise<Harness> {
             lostSilent: 0,
             duplicateWrites: 0,
             uncaught: 0,
+            notExercised: 0,
             notes: [],
-        };
+        }));
         const before = processUncaught;
+        const jobs = rows.flatMap((row, i) => Array.from({ length: rounds }, (_, round) => ({ row, i, round })));
         let next = 0;
+        let done = 0;
         const worker = async (): Promise<void> => {
-            while (next < rounds) {
-                const round = next++;
-                await runRound(row, round, seq++, result);
+            for (let job = jobs[next++]; job !== undefined; job = jobs[next++]) {
+                const result = results[job.i] as RowResult;
+                try {
+                    await runRound(job.row, job.round, seq++, result);
+                } catch (err) {
+                    // A harness failure (Azurite, the simulator): counted, never hidden.
+                    result.uncaught++;
+                    result.notes.push(`round ${job.round}: the round itself failed: ${describe(err)}`);
+                }
                 result.rounds++;
-                progress?.(result.rounds);
+                progress?.(++done, jobs.length);
             }
         };
         await Promise.all(Array.from({ length: Math.max(1, concurrency) }, () => worker()));
-        result.uncaught += processUncaught - before;
-        return result;
+        return { rows: results, processUncaught: processUncaught - before };
     };
 
     async function runRound(row: FaultRow, round: number, n: number, result: RowResult): Promise<void> {
@@ -256,6 +280,7 @@ export async function startHarness(): Promise<Harness> {
 
         // The fault of this row.
         let aliceAt = '';
+        let windowFired = false;
         if (row.arm !== undefined) {
             const { fault, method } = row.arm(round);
             fake.inject({ ...fault, match: { method, pathIncludes: `/vaults/${vaultName}` } });
@@ -306,6 +331,7 @@ export async function startHarness(): Promise<Harness> {
             timedOut ||= !(await drain(queueClient, processors, deadline, escaped));
         }
         windowHooks.delete(vaultName);
+        windowFired = firedHooks.delete(vaultName);
         await queueClient.delete().catch(() => undefined);
 
         // The end state, from ARM through the real client.
@@ -340,6 +366,18 @@ export async function startHarness(): Promise<Harness> {
             result.notes.push(`round ${round}: ${vaultName} duplicate writes: ${dup.detail}`);
         }
         result.uncaught += uncaught;
+        const exercised =
+            (row.arm === undefined ||
+                fake.requests.some(
+                    (r) => r.fault !== undefined && r.path.toLowerCase().includes(`/vaults/${vaultName}`),
+                )) &&
+            (row.table === undefined || p1.store.injected.length > 0) &&
+            (row.queueSend !== true || p1.queue.failures === 0) &&
+            (row.window === undefined || windowFired);
+        if (!exercised) {
+            result.notExercised++;
+            result.notes.push(`round ${round}: the fault was not exercised`);
+        }
     }
 
     interface Processor {
@@ -368,6 +406,7 @@ export async function startHarness(): Promise<Harness> {
                 owner,
                 queue: faultyQueue,
                 leaseMs: LEASE_MS,
+                armCallLimitMs: ARM_TIMEOUT_MS,
                 busyDelayMs: 200,
                 alerting: {
                     channels: { teams: new RecordingChannel('teams') },
@@ -393,7 +432,7 @@ export async function startHarness(): Promise<Harness> {
     }
 
     return {
-        runRow,
+        runRows,
         close: async () => {
             process.off('uncaughtException', onUncaught);
             process.off('unhandledRejection', onUncaught);
