@@ -94,7 +94,7 @@ export interface FaultRow {
     readonly name: string;
     /** An ARM fault on the round's vault (`method` alternates GET/PATCH by round when not fixed). */
     readonly arm?: (round: number) => { fault: ArmFault; method: 'GET' | 'PATCH' };
-    /** A 503 on the first matching Table Storage write of processor 1. */
+    /** A 503 on the first matching Table Storage write of each processor. */
     readonly table?: TableTarget;
     readonly queueSend?: boolean;
     /** Something happens in the read→write window of the first write. */
@@ -287,7 +287,8 @@ export async function startHarness(): Promise<Harness> {
         }
         if (row.table !== undefined) {
             const key = { lease: /remediation\|lease/, intent: /reconcile\|intent/, incident: /incident\|/ }[row.table];
-            p1.store.inject({ kind: 'server-busy', ops: ['put'], key });
+            // On both processors' first such write: whichever of them gets there first meets the 503.
+            for (const p of processors) p.store.inject({ kind: 'server-busy', ops: ['put'], key });
         }
         if (row.queueSend === true) p1.queue.failures = 1;
         if (row.window === 'delete-vault') windowHooks.set(vaultName, () => void fake.deleteVault(vaultName));
@@ -371,7 +372,7 @@ export async function startHarness(): Promise<Harness> {
                 fake.requests.some(
                     (r) => r.fault !== undefined && r.path.toLowerCase().includes(`/vaults/${vaultName}`),
                 )) &&
-            (row.table === undefined || p1.store.injected.length > 0) &&
+            (row.table === undefined || processors.some((p) => p.store.injected.length > 0)) &&
             (row.queueSend !== true || p1.queue.failures === 0) &&
             (row.window === undefined || windowFired);
         if (!exercised) {
