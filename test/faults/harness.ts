@@ -14,10 +14,12 @@
 //     the end state while the vault exists, and no critical finding for the vault reached a decision sink.
 // (c) duplicate ARM writes: applied writes (PATCH/PUT that the simulator applied) to the vault repeating an identical
 //     applied write (same method, path and body), minus the repeats explained by the fault itself (a write whose
-//     answer was lost: reset or hang after apply, or a late answer past the client's time limit, is retried by design).
+//     answer was lost: reset or hang after apply, or a late answer the client had abandoned at its per-call time
+//     limit, as a pipeline policy on the client records, is retried by design).
 // (d) uncaught exceptions: an `uncaughtException`/`unhandledRejection` in the process; or an exception that escaped
 //     the queue trigger handler, the poison handler or the audit batch that is not the designed retry signal (a
 //     state-store `STATE.*` error or a queue send failure, which the host redelivers).
+import type { PipelinePolicy } from '@azure/core-rest-pipeline';
 import { TableClient } from '@azure/data-tables';
 import { QueueClient } from '@azure/storage-queue';
 import { ArmVaultAdmin } from '../../shared/adapters/armVaultAdmin';
@@ -219,6 +221,23 @@ export async function startHarness(): Promise<Harness> {
             hook(vaultId);
         }
     });
+    // Writes the client gave up on (its per-call limit): a late answer may still apply, and the retry repeats it.
+    const abandoned = new Map<string, number>();
+    const abandonedWrites: PipelinePolicy = {
+        name: 'faults-abandoned-writes',
+        sendRequest: async (request, next) => {
+            try {
+                return await next(request);
+            } catch (err) {
+                const name = (err as { name?: string }).name;
+                if (request.method !== 'GET' && (name === 'AbortError' || name === 'TimeoutError')) {
+                    const vault = /\/vaults\/([^/?]+)/i.exec(request.url)?.[1]?.toLowerCase() ?? '';
+                    abandoned.set(vault, (abandoned.get(vault) ?? 0) + 1);
+                }
+                throw err;
+            }
+        },
+    };
     let processUncaught = 0;
     const onUncaught = (): void => {
         processUncaught++;
@@ -347,7 +366,8 @@ export async function startHarness(): Promise<Harness> {
         const end = await readVault(fake, vaultName);
         const bad = end === undefined ? [] : violations(end);
         const lost = end === undefined ? [] : lostItems(end, aliceAt !== '');
-        const dup = duplicateWrites(fake, vaultName);
+        const dup = duplicateWrites(fake, vaultName, abandoned.get(vaultName) ?? 0);
+        abandoned.delete(vaultName);
         let outcome =
             end === undefined ? 'vault gone' : bad.length === 0 ? 'compliant' : alerted ? 'open + critical' : 'OPEN';
         if (alerted && end !== undefined && bad.length === 0) outcome = 'compliant + critical';
@@ -399,7 +419,11 @@ export async function startHarness(): Promise<Harness> {
             {
                 acceptBareRecords: false,
                 admin: new ArmVaultAdmin(
-                    (sub) => armClientFor(fake, sub, { retryOptions: { maxRetries: 0 } }),
+                    (sub) =>
+                        armClientFor(fake, sub, {
+                            retryOptions: { maxRetries: 0 },
+                            additionalPolicies: [{ policy: abandonedWrites, position: 'perCall' }],
+                        }),
                     ARM_TIMEOUT_MS,
                 ),
                 clock: systemClock,
@@ -592,24 +616,33 @@ function lostItems(v: Vault, aliceWrote: boolean): string[] {
     return out;
 }
 
-function duplicateWrites(fake: ArmKeyVaultFake, name: string): { count: number; detail: string } {
+function duplicateWrites(
+    fake: ArmKeyVaultFake,
+    name: string,
+    abandonedByClient: number,
+): { count: number; detail: string } {
     const mine = fake.requests.filter(
         (r) => r.method !== 'GET' && r.applied === true && r.path.toLowerCase().includes(`/vaults/${name}`),
     );
     const seen = new Map<string, number>();
     let explained = 0;
+    let lateApplied = 0;
     for (const r of mine) {
         const key = `${r.method} ${r.path.replace(/^.*\/vaults\//i, '')} ${JSON.stringify(r.body)}`;
         seen.set(key, (seen.get(key) ?? 0) + 1);
         const f = r.fault as { reset?: boolean; hang?: boolean; delayMs?: number } | undefined;
-        if (f?.reset === true || f?.hang === true || (f?.delayMs ?? 0) >= ARM_TIMEOUT_MS) explained++;
+        if (f?.reset === true || f?.hang === true) explained++;
+        else if (f?.delayMs !== undefined) lateApplied++;
     }
+    // A late answer the client had given up on (its time limit passed first, e.g. on a busy machine).
+    explained += Math.min(lateApplied, abandonedByClient);
     let repeats = 0;
     for (const c of seen.values()) repeats += c - 1;
     const count = Math.max(0, repeats - explained);
     const detail = [...seen.entries()]
         .filter(([, c]) => c > 1)
-        .map(([k, c]) => `${c}× ${k.slice(0, 160)}`)
+        .map(([k, c]) => `${c}× ${k.slice(0, 60)}`)
+        .concat(mine.map((r) => `${r.method} status ${r.status} fault ${JSON.stringify(r.fault ?? null)}`))
         .join(' | ');
     return { count, detail };
 }
