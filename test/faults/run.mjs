@@ -1,6 +1,6 @@
-// `npm run faults -- --rounds 200`: bundles the fault-injection harness (main.ts beside this file) and runs it from the repository root. Test support
-// modules find their files (Azurite's binary, the fixtures) relative to their own folder, so each module keeps its own
-// `__dirname` in the bundle.
+// `npm run faults -- --rounds 200`: bundles the fault-injection harness (main.ts beside this file) and runs it, from
+// the repository root. Test support modules find their files (Azurite's binary, the fixtures) relative to their own
+// folder, so each module keeps its own `__dirname` in the bundle.
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
