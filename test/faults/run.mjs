@@ -6,7 +6,9 @@ import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { build } from 'esbuild';
 
-const outfile = '.kvr/faults/main.js';
+// Under dist/ (ignored by git, ESLint and Prettier; rebuilt by every build), inside the repository so that the
+// external packages resolve from node_modules.
+const outfile = 'dist/faults/main.js';
 await build({
     entryPoints: ['test/faults/main.ts'],
     bundle: true,
