@@ -4,6 +4,9 @@ import type { VaultAdmin } from '../core/ports';
 import type { RemediationPlan, VaultAccessPolicy, VaultSnapshot } from '../core/remediation/types';
 
 /** Builds (or reuses) the ARM client of a subscription. */
+/** The default per-call time limit of ARM calls (a call that takes longer is aborted and retried). */
+export const ARM_CALL_LIMIT_MS = 30_000;
+
 export type ArmClientFactory = (subscriptionId: string) => KeyVaultManagementClient;
 
 function snapshotOf(v: Vault): VaultSnapshot {
@@ -30,7 +33,7 @@ export class ArmVaultAdmin implements VaultAdmin {
      */
     constructor(
         private readonly factory: ArmClientFactory,
-        private readonly timeoutMs = 30_000,
+        private readonly timeoutMs = ARM_CALL_LIMIT_MS,
     ) {}
 
     private options(): { abortSignal: AbortSignal } {

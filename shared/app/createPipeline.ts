@@ -25,6 +25,7 @@ import { Reconciler } from './reconciler';
 import { Remediator } from './remediator';
 import { Undoer } from './undoer';
 import { LEASE_MS, VaultLeases } from './vaultLease';
+import { ARM_CALL_LIMIT_MS } from '../adapters/armVaultAdmin';
 
 export interface PipelineSinks {
     readonly decisions: DecisionSink;
@@ -54,6 +55,11 @@ export interface PipelineOptions {
     readonly queue?: ReconcileQueue;
     /** Vault lease duration (renewed every third of it while work runs). */
     readonly leaseMs?: number;
+    /**
+     * The per-call time limit of the ARM client (ArmVaultAdmin's, 30 s by default): an unreleased lease that lapsed is
+     * taken over only that much later, so a write of the previous holder still in flight cannot race the new one.
+     */
+    readonly armCallLimitMs?: number;
     /** How long a message for a busy vault waits before it is tried again (default 30 s; 250 ms in process). */
     readonly busyDelayMs?: number;
 }
@@ -93,7 +99,13 @@ export function createResponder(config: ResponderConfig, sinks: PipelineSinks, o
         store,
     });
     const owner = options.owner ?? `p${process.pid}`;
-    const leases = new VaultLeases(store, clock, owner, options.leaseMs ?? LEASE_MS);
+    const leases = new VaultLeases(
+        store,
+        clock,
+        owner,
+        options.leaseMs ?? LEASE_MS,
+        options.armCallLimitMs ?? ARM_CALL_LIMIT_MS,
+    );
     const undoer = new Undoer({
         admin: options.admin,
         store,

@@ -2,6 +2,7 @@ import type { Decision, FindingDecision } from '../core/decisions';
 import type { VaultRef } from '../core/events/types';
 import type { Clock, DecisionSink, Logger, ReconcileMessage, ReconcileQueue } from '../core/ports';
 import type { MemoryReconcileQueue } from '../adapters/memoryReconcileQueue';
+import { ResponderError } from '../core/errors';
 import { describeError } from './armCalls';
 import { vaultRefOf } from './alerting';
 import type { ReconcileIntents } from './reconcileIntents';
@@ -97,7 +98,13 @@ export class Reconciler {
                 applied: outcome.applied,
             };
             if (handOver !== undefined) {
-                if (lease.lost) throw new Error(`lost the lease of ${vault.name} before handing over its outcome`);
+                // The queue redelivers; the outcome is kept on the intent (`unsent`) for the next run.
+                if (lease.lost)
+                    throw new ResponderError(
+                        'STATE.CONFLICT',
+                        `lost the lease of ${vault.name} before handing over its outcome`,
+                        true,
+                    );
                 await handOver(run);
             }
             return run;

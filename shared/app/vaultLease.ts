@@ -27,6 +27,12 @@ export class VaultLeases {
         private readonly clock: Clock,
         private readonly owner: string,
         readonly leaseMs = LEASE_MS,
+        /**
+         * How long after an unreleased lease of another owner expired it still cannot be taken: the longest one ARM call
+         * of the previous holder may still be in flight (its per-call time limit). ARM has no conditional writes on
+         * vaults, so a write sent just before the lease lapsed would otherwise race the new holder's identical write.
+         */
+        readonly takeoverGraceMs = 0,
     ) {}
 
     private key(vault: VaultRef) {
@@ -34,36 +40,42 @@ export class VaultLeases {
     }
 
     async acquire(vault: VaultRef): Promise<boolean> {
+        return (await this.take(vault)) !== undefined;
+    }
+
+    /** Acquires the lease; returns until when it is ours (undefined when another processor holds it). */
+    private async take(vault: VaultRef): Promise<number | undefined> {
         const key = this.key(vault);
         const [s] = await this.store.getMany([key]);
         const now = this.clock.now();
         const current = s?.value as Lease | null | undefined;
-        if (current !== undefined && current !== null && current.owner !== this.owner && current.until > now)
-            return false;
-        const r = await this.store.put(
-            key,
-            { owner: this.owner, until: now + this.leaseMs } satisfies Lease,
-            s?.etag,
-            now + this.leaseMs,
-        );
-        return r.ok;
+        if (
+            current !== undefined &&
+            current !== null &&
+            current.owner !== this.owner &&
+            current.until + this.takeoverGraceMs > now
+        )
+            return undefined;
+        const until = now + this.leaseMs;
+        const r = await this.store.put(key, { owner: this.owner, until } satisfies Lease, s?.etag, until);
+        return r.ok ? until : undefined;
     }
 
     /** Extends a lease this processor holds; false when it is no longer ours. */
     async renew(vault: VaultRef): Promise<boolean> {
+        return (await this.extend(vault)) !== undefined;
+    }
+
+    private async extend(vault: VaultRef): Promise<number | undefined> {
         const key = this.key(vault);
         const [s] = await this.store.getMany([key]);
         const now = this.clock.now();
         const current = s?.value as Lease | null | undefined;
         if (current === undefined || current === null || current.owner !== this.owner || current.until <= now)
-            return false;
-        const r = await this.store.put(
-            key,
-            { owner: this.owner, until: now + this.leaseMs } satisfies Lease,
-            s?.etag,
-            now + this.leaseMs,
-        );
-        return r.ok;
+            return undefined;
+        const until = now + this.leaseMs;
+        const r = await this.store.put(key, { owner: this.owner, until } satisfies Lease, s?.etag, until);
+        return r.ok ? until : undefined;
     }
 
     async release(vault: VaultRef): Promise<void> {
@@ -78,15 +90,22 @@ export class VaultLeases {
      * `release()` stops the renewal first and never throws (an unreleased lease lapses by itself).
      */
     async hold(vault: VaultRef, onError?: (err: unknown) => void): Promise<HeldLease | undefined> {
-        if (!(await this.acquire(vault))) return undefined;
+        const taken = await this.take(vault);
+        if (taken === undefined) return undefined;
+        // Until when the lease is ours for sure: a renewal that runs late (a busy process) must not leave the holder
+        // believing it still holds a lease that lapsed and that another processor may have taken.
+        let until = taken;
         let lost = false;
+        const clock = this.clock;
         let renewing: Promise<void> = Promise.resolve();
         const timer = setInterval(
             () => {
                 renewing = renewing.then(async () => {
                     if (lost) return;
                     try {
-                        if (!(await this.renew(vault))) lost = true;
+                        const renewed = await this.extend(vault);
+                        if (renewed === undefined) lost = true;
+                        else until = renewed;
                     } catch (err) {
                         lost = true; // cannot prove we still hold it: stop writing
                         onError?.(err);
@@ -98,6 +117,7 @@ export class VaultLeases {
         timer.unref?.();
         return {
             get lost() {
+                if (!lost && clock.now() >= until) lost = true;
                 return lost;
             },
             release: async () => {

@@ -1,5 +1,6 @@
 import { MemoryStateStore } from '../../shared/adapters/memoryStateStore';
 import { systemClock } from '../../shared/adapters/systemClock';
+import { TestClock } from '../support/alertingDoubles';
 import { VaultLeases } from '../../shared/app/vaultLease';
 import type { VaultRef } from '../../shared/core/events/types';
 import type { PutResult, StateKey, StateStore } from '../../shared/core/state/store';
@@ -46,5 +47,28 @@ describe('VaultLeases.hold', () => {
         failWrites = false;
         await wait(350); // the unreleased lease lapses by itself
         expect(await new VaultLeases(store, systemClock, 'b', 300).acquire(VAULT)).toBe(true);
+    });
+});
+
+describe('VaultLeases under a starved renewal (fault-injection suite, remediation outliving the lease)', () => {
+    it('the holder sees its lease lost once its time has passed, even before a renewal ran', async () => {
+        const clock = new TestClock(1_000_000);
+        const held = await new VaultLeases(new MemoryStateStore(), clock, 'a', 300).hold(VAULT);
+        expect(held?.lost).toBe(false);
+        clock.advance(301); // the renewal timer has not run (a busy process)
+        expect(held?.lost).toBe(true);
+        await held?.release();
+    });
+
+    it('an unreleased lease that lapsed is taken over only after the previous holder’s ARM call limit', async () => {
+        const clock = new TestClock(1_000_000);
+        const store = new MemoryStateStore();
+        const held = await new VaultLeases(store, clock, 'a', 300, 1000).hold(VAULT);
+        const b = new VaultLeases(store, clock, 'b', 300, 1000);
+        clock.advance(800); // lapsed, but a PATCH of `a` sent just before may still be in flight
+        expect(await b.acquire(VAULT)).toBe(false);
+        clock.advance(600);
+        expect(await b.acquire(VAULT)).toBe(true);
+        await held?.release();
     });
 });
