@@ -156,6 +156,7 @@ module functionApp 'modules/functionApp.bicep' = {
         storageAccountName: storage.outputs.name
         deploymentContainerUrl: storage.outputs.deploymentContainerUrl
         eventHubsNamespace: eventHubs.outputs.fullyQualifiedNamespace
+        eventHubsNamespaceId: eventHubs.outputs.namespaceId
         eventHubName: eventHubs.outputs.eventHubName
         consumerGroupName: eventHubs.outputs.consumerGroupName
         stateTableEndpoint: storage.outputs.tableEndpoint

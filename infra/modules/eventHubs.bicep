@@ -64,7 +64,19 @@ resource receiver 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     }
 }
 
+// Control-plane read of the namespace, for kvr doctor's hub and consumer-group checks (docs/doctor.md).
+resource namespaceReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+    name: guid(namespace.id, receiverPrincipalId, builtInRoles.reader)
+    scope: namespace
+    properties: {
+        roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', builtInRoles.reader)
+        principalId: receiverPrincipalId
+        principalType: 'ServicePrincipal'
+    }
+}
+
 output namespaceName string = namespace.name
+output namespaceId string = namespace.id
 output fullyQualifiedNamespace string = '${namespace.name}.servicebus.windows.net'
 output eventHubName string = hub.name
 output consumerGroupName string = consumerGroup.name

@@ -14,6 +14,8 @@ param identityPrincipalId string
 param storageAccountName string
 param deploymentContainerUrl string
 param eventHubsNamespace string
+@description('ARM resource id of the Event Hubs namespace (kvr doctor checks the hub and consumer group through ARM).')
+param eventHubsNamespaceId string
 param eventHubName string
 param consumerGroupName string
 param stateTableEndpoint string
@@ -106,6 +108,7 @@ resource app 'Microsoft.Web/sites@2025-03-01' = {
                 // Rule state in Table Storage (https endpoint: managed identity, not a connection string).
                 { name: 'KVR_STATE', value: stateTableEndpoint }
                 { name: 'KVR_STATE_TABLE', value: stateTableName }
+                { name: 'KVR_EVENTHUB_NAMESPACE_ID', value: eventHubsNamespaceId }
                 // Identity-based queue connection for the reconcile trigger and the app (docs/remediation.md).
                 { name: 'KVR_RECONCILE_QUEUE__queueServiceUri', value: reconcileQueueEndpoint }
                 { name: 'KVR_RECONCILE_QUEUE__credential', value: 'managedidentity' }

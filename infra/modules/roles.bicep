@@ -22,6 +22,8 @@ var builtInRoles = {
     // Key Vault Secrets User: read the one secret `teams-webhook` that the Key Vault reference of
     // KVR_TEAMS_WEBHOOK_URL points at (scoped to that secret).
     keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
+    // Reader: `kvr doctor` reads the Event Hubs namespace, its hub and consumer group through ARM (control plane).
+    reader: 'acdd72a7-3385-48ef-bd42-f606fba81ae7'
     // Key Vault Reader: key metadata and public material of the protected vaults (CMK state, expiry and posture);
     // no secret values, no private key operations.
     keyVaultReader: '21090545-7ca7-4776-b22c-e363652d74d2'

@@ -180,19 +180,19 @@ export function composeDoctor(env: Env, options: ComposeDoctorOptions = {}): Com
     const fqns =
         nonEmpty(effective, `${SettingNames.eventHubConnection}__fullyQualifiedNamespace`) ??
         /Endpoint=sb:\/\/([^/;]+)/i.exec(nonEmpty(effective, SettingNames.eventHubConnection) ?? '')?.[1];
-    const nsId = nonEmpty(effective, DoctorSettingNames.eventHubNamespaceId);
+    const nsId = nonEmpty(effective, SettingNames.eventHubNamespaceId);
     const nsIdMatch = nsId === undefined ? null : NAMESPACE_ID.exec(nsId);
     if (nsId !== undefined && nsIdMatch === null)
         problem(
-            DoctorSettingNames.eventHubNamespaceId,
-            `${DoctorSettingNames.eventHubNamespaceId}: expected /subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.EventHub/namespaces/<name>`,
+            SettingNames.eventHubNamespaceId,
+            `${SettingNames.eventHubNamespaceId}: expected /subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.EventHub/namespaces/<name>`,
         );
     const nsFromFqns = fqns?.split('.')[0]?.toLowerCase();
     const nsFromId = nsIdMatch?.[1]?.toLowerCase();
     if (nsFromFqns !== undefined && nsFromId !== undefined && nsFromFqns !== nsFromId)
         problem(
-            DoctorSettingNames.eventHubNamespaceId,
-            `${DoctorSettingNames.eventHubNamespaceId} names namespace '${nsFromId}' but ${SettingNames.eventHubConnection}__fullyQualifiedNamespace is '${fqns}'`,
+            SettingNames.eventHubNamespaceId,
+            `${SettingNames.eventHubNamespaceId} names namespace '${nsFromId}' but ${SettingNames.eventHubConnection}__fullyQualifiedNamespace is '${fqns}'`,
             'point both settings at the namespace the diagnostic settings write to',
         );
     if (fqns === undefined)
@@ -224,7 +224,7 @@ export function composeDoctor(env: Env, options: ComposeDoctorOptions = {}): Com
     const eventHubNote =
         eventHub === undefined
             ? 'the Event Hubs settings are incomplete (see settings)'
-            : `set ${DoctorSettingNames.eventHubNamespaceId} (the namespace's ARM resource id) to check the hub and consumer group`;
+            : `set ${SettingNames.eventHubNamespaceId} (the namespace's ARM resource id) to check the hub and consumer group`;
 
     // Clients.
     const credential = t.credential ?? credentialFor(nonEmpty(effective, SettingNames.managedIdentityClientId));

@@ -7,6 +7,11 @@ export const SettingNames = {
     eventHubConnection: 'KV_LOGS_EVENTHUB',
     /** The event hub that receives the Key Vault diagnostic logs (the built-in policy lets Azure Monitor pick it). */
     eventHubName: 'KV_LOGS_HUB',
+    /**
+     * ARM resource id of the Event Hubs namespace (set by the templates; read by `kvr doctor`, which checks the hub
+     * and the consumer group through ARM): `/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.EventHub/namespaces/<name>`.
+     */
+    eventHubNamespaceId: 'KVR_EVENTHUB_NAMESPACE_ID',
     /** Dedicated consumer group of the responder. */
     eventHubConsumerGroup: 'KV_LOGS_CONSUMER_GROUP',
     /** Responder config as inline JSON (takes precedence over the path). */
@@ -105,8 +110,6 @@ export const ReconcileSettingNames = {
  * settings do not say. Optional: a check without its setting is skipped, with the setting named.
  */
 export const DoctorSettingNames = {
-    /** ARM resource id of the Event Hubs namespace: `/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.EventHub/namespaces/<name>`. */
-    eventHubNamespaceId: 'KVR_EVENTHUB_NAMESPACE_ID',
     /** URL of the reconcile queue, `https://<account>.queue.core.windows.net/kvr-reconcile`. */
     reconcileQueueUrl: 'KVR_RECONCILE_QUEUE_URL',
 } as const;

@@ -2,6 +2,7 @@
 // real @azure/arm-keyvault client; permissions, diagnostic settings and Event Hubs through armMonitorRoutes), Azurite
 // for Table and Blob, the Key Vault keys fake for each vault's data plane and the signing key, and the Teams and Graph
 // fakes. Everything passes first; then each check is broken in turn and exactly that check fails, with its fix.
+import { ACTION_PERMISSIONS } from '../../shared/core/remediation/types';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -58,11 +59,8 @@ const HUB = 'insights-logs-auditevent';
 const HUB_ID = `${NS_ID}/eventhubs/${HUB}`;
 const CG_ID = `${HUB_ID}/consumergroups/kv-responder`;
 const RULE_ID = `${NS_ID}/authorizationrules/kvr-diagnostics-send`;
-const REMEDIATION_ROLE = [
-    'Microsoft.KeyVault/vaults/read',
-    'Microsoft.KeyVault/vaults/write',
-    'Microsoft.KeyVault/vaults/accessPolicies/write',
-];
+/** What the templates' custom remediation role grants: exactly the actions remediation uses (test/infra.test.ts). */
+const REMEDIATION_ROLE = [...new Set(Object.values(ACTION_PERMISSIONS).flat())];
 const AUDIT_TO_OUR_HUB = {
     name: 'kv-responder',
     eventHubAuthorizationRuleId: RULE_ID,

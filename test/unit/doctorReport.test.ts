@@ -79,6 +79,8 @@ describe('the actions remediation needs on a vault', () => {
         expect(actionsNeeded(enforcedActions(p, on, true))).toEqual([
             'Microsoft.KeyVault/vaults/read',
             'Microsoft.KeyVault/vaults/write',
+            // the firewall PATCH re-sends the vault's virtual network rules (ACTION_PERMISSIONS)
+            'Microsoft.Network/virtualNetworks/subnets/joinViaServiceEndpoint/action',
         ]);
     });
 
