@@ -19,6 +19,7 @@ const DOCUMENTED_ROLE_IDS: Readonly<Record<string, string>> = {
     keyVaultCryptoUser: '12338af0-0e69-4776-bea7-57ae8d297424', // Key Vault Crypto User
     keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6', // Key Vault Secrets User
     keyVaultReader: '21090545-7ca7-4776-b22c-e363652d74d2', // Key Vault Reader
+    reader: 'acdd72a7-3385-48ef-bd42-f606fba81ae7', // Reader
     monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb', // Monitoring Metrics Publisher
     contributor: 'b24988ac-6180-42a0-ab88-20f7382dd24c', // Contributor
 };

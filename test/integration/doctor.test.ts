@@ -534,7 +534,7 @@ describe('kvr doctor usage', () => {
         const r = await runKvr('doctor', '--help');
         expect(r.code).toBe(0);
         expect(r.stdout).toContain('kvr doctor [--json] [--send-test-notice]');
-        expect(r.stdout).toContain('Exit status: 0 when every check passed or was skipped, 1 when any check failed');
+        expect(r.stdout).toContain('Exit 1 when any check fails');
     });
 
     it('exits 2 for an unknown option or a bad timeout', async () => {
@@ -545,7 +545,7 @@ describe('kvr doctor usage', () => {
     });
 
     it('is listed in kvr help', async () => {
-        expect((await runKvr('help')).stdout).toContain('kvr doctor');
+        expect((await runKvr('help')).stdout).toMatch(/^\s+doctor\s/m);
     });
 });
 
