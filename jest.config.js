@@ -5,8 +5,5 @@ module.exports = {
     testMatch: ['<rootDir>/test/**/*.test.ts'],
     globalSetup: '<rootDir>/test/support/globalSetup.js',
     testTimeout: 60000,
-    // Some emulator and HTTPS-fake sockets (the doctor test's Azurite queue) outlive their suites and kept jest alive
-    // after a finished run, which would hang CI. Results are complete when jest forces the exit.
-    forceExit: true,
     reporters: ['default', '<rootDir>/test/support/plainSummaryReporter.js'],
 };

@@ -4,7 +4,7 @@
 // fakes. Everything passes first; then each check is broken in turn and exactly that check fails, with its fix.
 import { ACTION_PERMISSIONS } from '../../shared/core/remediation/types';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -121,6 +121,7 @@ async function startQueueEmulator(): Promise<{ url: string; stop(): Promise<void
         // Azurite waits for open connections on SIGTERM: SIGKILL it if it has not gone after two seconds.
         stop: () =>
             new Promise<void>((done) => {
+                rmSync(dir, { recursive: true, force: true });
                 if (child.exitCode !== null || child.signalCode !== null) return done();
                 const force = setTimeout(() => child.kill('SIGKILL'), 2_000);
                 child.once('exit', () => {
@@ -219,7 +220,7 @@ afterAll(async () => {
     await Promise.all(
         [arm, kvEnforced, kvMonitored, kvSigning, teams, graph]
             .map((f) => f?.close())
-            .concat([blobs?.stop(), tables?.stop()]),
+            .concat([blobs?.stop(), tables?.stop(), queues?.stop()]),
     );
 });
 
