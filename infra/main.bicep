@@ -42,6 +42,9 @@ param protectedScope string = subscription().id
 @description('Subscription id where the diagnostic-settings policy is assigned (empty: do not assign it).')
 param policyAssignmentSubscriptionId string = subscription().subscriptionId
 
+@description('Stream the protected subscription\'s Activity Log (Administrative, Policy) to the hub: role assignments, diagnostic-setting changes and vault deletes are written there, not to AuditEvent. For a management group, deploy modules/activityLogDiagnosticsMg.bicep instead.')
+param streamActivityLog bool = true
+
 @description('Resource ids of existing vaults that get a diagnostic setting to the hub directly.')
 param vaultResourceIds array = []
 
@@ -210,6 +213,16 @@ module vaultDiagnostics 'modules/vaultDiagnostics.bicep' = [
         }
     }
 ]
+
+// The protected subscription's Activity Log, to the same hub (see modules/activityLogDiagnostics.bicep).
+module activityLogDiagnostics 'modules/activityLogDiagnostics.bicep' = if (streamActivityLog && protectedIsSubscription) {
+    scope: subscription(last(split(protectedScope, '/')))
+    name: 'kvr-activity-log-diagnostics'
+    params: {
+        eventHubRuleId: eventHubs.outputs.authorizationRuleId
+        eventHubName: eventHubs.outputs.eventHubName
+    }
+}
 
 output AZURE_LOCATION string = location
 output AZURE_RESOURCE_GROUP string = rg.name

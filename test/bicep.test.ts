@@ -12,8 +12,15 @@ jest.setTimeout(300_000);
 
 const ROOT = resolve(__dirname, '..');
 const INFRA = join(ROOT, 'infra');
-/** Deployable entry points: `azd up` deploys main.bicep; remediationRoleMg.bicep is deployed on its own (README). */
-const ENTRY_POINTS = ['infra/main.bicep', 'infra/modules/remediationRoleMg.bicep'];
+/**
+ * Deployable entry points: `azd up` deploys main.bicep; the management-group modules are deployed on their own
+ * (infra/README.md).
+ */
+const ENTRY_POINTS = [
+    'infra/main.bicep',
+    'infra/modules/remediationRoleMg.bicep',
+    'infra/modules/activityLogDiagnosticsMg.bicep',
+];
 
 function listBicep(dir: string): string[] {
     return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
@@ -209,11 +216,15 @@ describeCompiler('Bicep compiler: build and lint', () => {
                 .map((line, i, lines) => ({ rel, line, next: lines[i + 1] ?? '', before: lines[i - 1] ?? '' }))
                 .filter((l) => /#disable-(next-line|diagnostics)/.test(l.line)),
         );
-        expect(suppressions.map((s) => [s.rel, s.line.trim()])).toEqual([
+        expect(suppressions.map((s) => [s.rel, s.line.trim()]).sort()).toEqual([
+            ['infra/modules/activityLogDiagnostics.bicep', '#disable-next-line use-recent-api-versions'],
+            ['infra/modules/activityLogDiagnosticsMg.bicep', '#disable-next-line use-recent-api-versions'],
             ['infra/modules/vaultDiagnostics.bicep', '#disable-next-line use-recent-api-versions'],
         ]);
-        expect(suppressions[0]?.next).toMatch(/^resource \w+ 'Microsoft\.Insights\/diagnosticSettings@/);
-        expect(suppressions[0]?.before).toMatch(/^\/\/ /);
+        for (const s of suppressions) {
+            expect(s.next).toMatch(/^resource \w+ 'Microsoft\.Insights\/diagnosticSettings@/);
+            expect(s.before).toMatch(/^\/\/ /);
+        }
     });
 });
 
@@ -358,6 +369,35 @@ describeCompiler('compiled templates', () => {
         );
         const site = allResources(main).find((r) => r.type === 'Microsoft.Web/sites');
         expect(site?.properties?.keyVaultReferenceIdentity).toBe("[parameters('identityId')]");
+    });
+
+    it('streams the Activity Log (Administrative, Policy) of the protected subscription to the responder hub', () => {
+        // Role assignments and diagnostic-setting changes reach the Activity Log only (issue 15); the app reads one hub.
+        const module = allResources(main).find(
+            (r) => r.type === 'Microsoft.Resources/deployments' && r.name === 'kvr-activity-log-diagnostics',
+        ) as (ArmResource & { subscriptionId?: string }) | undefined;
+        expect(module?.condition).toBe("[and(parameters('streamActivityLog'), variables('protectedIsSubscription'))]");
+        expect(module?.subscriptionId).toBe("[last(split(parameters('protectedScope'), '/'))]");
+        const params = moduleParameters(main, 'kvr-activity-log-diagnostics');
+        expect(String(params.eventHubName?.value)).toContain('outputs.eventHubName.value');
+        expect(String(params.eventHubRuleId?.value)).toContain('outputs.authorizationRuleId.value');
+        for (const template of [
+            moduleTemplate(main, 'kvr-activity-log-diagnostics'),
+            build('infra/modules/activityLogDiagnosticsMg.bicep'),
+        ]) {
+            const setting = allResources(template).find(
+                (r) => r.type.toLowerCase() === 'microsoft.insights/diagnosticsettings',
+            );
+            const logs = (setting?.properties?.logs ?? []) as { category: string; enabled: boolean }[];
+            expect(logs).toEqual([
+                { category: 'Administrative', enabled: true },
+                { category: 'Policy', enabled: true },
+            ]);
+            expect(setting?.properties?.eventHubName).toBe("[parameters('eventHubName')]");
+            expect(setting?.properties?.eventHubAuthorizationRuleId).toBe("[parameters('eventHubRuleId')]");
+            // Subscription and management group settings take no metrics.
+            expect(setting?.properties?.metrics).toBeUndefined();
+        }
     });
 
     it('names each custom remediation role after its assignable scope (role names are unique per tenant)', () => {
