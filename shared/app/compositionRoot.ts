@@ -19,6 +19,7 @@ import type { Alerting } from './alerting';
 import { LinkTokens } from './alerting';
 import { createResponder } from './createPipeline';
 import type { AuditBatchDeps } from './handlers/handleAuditBatch';
+import type { AuditSilenceTimerDeps } from './handlers/handleAuditSilence';
 import type { CmkExpiryDeps } from './handlers/handleCmkExpiry';
 import type { CmkReportDeps } from './handlers/handleCmkReport';
 import { type CmkPostureDeps, composeCmkPosture } from './handlers/handleCmkPosture';
@@ -44,6 +45,7 @@ export interface AppDeps {
     readonly incidentLink: IncidentLinkDeps;
     readonly alerting: Alerting;
     readonly cmkExpiry: CmkExpiryDeps;
+    readonly auditSilence: AuditSilenceTimerDeps;
     readonly cmkReport: CmkReportDeps;
     readonly cmkPosture: CmkPostureDeps;
     /** The reconcile queue trigger, its poison queue and the drift sweep. */
@@ -164,6 +166,12 @@ export function composeApp(env: Readonly<Record<string, string | undefined>>): A
         },
         alerting,
         cmkExpiry: { store: responder.store, keys, settings: settings.config.cmk, sink: alerting },
+        auditSilence: {
+            store: responder.store,
+            settings: settings.config.detection,
+            sink: responder.decisions,
+            now: systemClock.now,
+        },
         cmkReport: { store: responder.store, settings: settings.config.cmk, alerting },
         cmkPosture: composeCmkPosture(settings, { sink: alerting, admin }),
         reconcile: {

@@ -1,7 +1,9 @@
 import { listCaptures, readCapture } from '../adapters/captureReader';
 import type { ResponderConfig } from '../config/responderConfig';
+import type { Logger } from '../core/ports';
 import type { StateStore } from '../core/state/store';
 import type { Simulation } from '../simulation/simulation';
+import { checkAuditSilence } from './auditSilence';
 import { createResponder, type PipelineOptions, type PipelineSinks, type Responder } from './createPipeline';
 import type { PipelineStats } from './pipeline';
 
@@ -35,7 +37,14 @@ export interface ReplayOptions {
      * what it finds, except that several records in one batch are grouped into one finding at once).
      */
     readonly batchSize?: number;
+    /** Where the timer checks log (truncation and the like); silent when absent. */
+    readonly log?: Logger;
 }
+
+/** How often, in the records' time, a replay runs the checks that a live deployment runs on timers. */
+export const REPLAY_TIMER_PERIOD_MS = 15 * 60 * 1000;
+
+const SILENT: Logger = { info: () => {}, warn: () => {}, error: () => {} };
 
 export interface ReplayResult {
     readonly files: number;
@@ -71,9 +80,33 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
     const batchSize = options.batchSize ?? (options.simulation === undefined ? undefined : 1);
     if (batchSize !== undefined && (!Number.isInteger(batchSize) || batchSize < 1))
         throw new RangeError('batchSize must be a whole number from 1');
+    // Timer checks on the records' clock: the live `auditSilence` timer runs every 15 minutes of wall time; a replay
+    // runs it whenever a batch's newest record enters another 15-minute slot, at that record's time, so a backtest
+    // over archives reports the silences a live deployment would have reported while they lasted. The clock is the
+    // batch's own, not the newest time seen so far: archives are stored per vault, and a replay that reads one
+    // vault's month and then another's must not call the second vault silent against the first one's clock (a
+    // heartbeat later than the clock is never silent).
+    const silence = {
+        store: responder.store,
+        settings: options.config.detection,
+        sink: responder.decisions,
+        log: options.log ?? SILENT,
+    };
+    let lastSlot: number | undefined;
+    const runTimers = async (events: readonly { readonly timeMs: number }[]): Promise<void> => {
+        let now: number | undefined;
+        for (const e of events) if (now === undefined || e.timeMs > now) now = e.timeMs;
+        if (now === undefined) return;
+        const slot = Math.floor(now / REPLAY_TIMER_PERIOD_MS);
+        if (lastSlot === undefined) lastSlot = slot;
+        if (slot === lastSlot) return;
+        lastSlot = slot;
+        await checkAuditSilence(silence, now);
+    };
     for (const [index, file] of listing.files.entries()) {
         for await (const chunk of readCapture(file, batchSize === undefined ? {} : { maxItems: batchSize })) {
-            await pipeline.processBatch(chunk.items);
+            const report = await pipeline.processBatch(chunk.items);
+            await runTimers(report.events);
             options.onProgress?.({
                 file: file.path,
                 fileIndex: index,

@@ -46,6 +46,7 @@ export const EXPECTED_FUNCTIONS: Readonly<Record<string, ExpectedFunction>> = {
         retryOptions: undefined,
     },
     driftSweep: timer('0 41 * * * *'),
+    auditSilence: timer('0 */15 * * * *'),
     reconcileVault: {
         trigger: {
             type: 'queueTrigger',
