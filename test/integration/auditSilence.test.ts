@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MemoryStateStore } from '../../shared/adapters/memoryStateStore';
 import { MemoryDecisionSink, MemoryQuarantineSink } from '../../shared/adapters/memorySinks';
-import { tableStateStoreAt } from '../../shared/adapters/tableStateStore';
 import { checkAuditSilence } from '../../shared/app/auditSilence';
 import { handleAuditSilence } from '../../shared/app/handlers/handleAuditSilence';
 import { replay } from '../../shared/app/replay';
@@ -15,9 +14,9 @@ import type { Logger } from '../../shared/core/ports';
 import { ruleIds } from '../../shared/core/rules';
 import { HEARTBEAT_ROW, type Heartbeat } from '../../shared/core/rules/audit-log-silent/rule';
 import { type StateStore, stateKey } from '../../shared/core/state/store';
-import { type AzuriteService, startAzurite } from '../support/azurite';
 import { makeContext } from '../support/context';
 import { fixtureRecord } from '../support/fixtures';
+import { stateStoresUnderTest } from '../support/stateStores';
 
 const HOUR = 3_600_000;
 const T0 = Date.parse('2026-10-05T09:00:00Z');
@@ -58,32 +57,7 @@ async function beat(store: StateStore, name: string, last: number): Promise<void
     expect(r.ok).toBe(true);
 }
 
-let azurite: AzuriteService;
-let tables = 0;
-beforeAll(async () => {
-    azurite = await startAzurite('table');
-});
-afterAll(async () => {
-    await azurite.stop();
-});
-
-const stores: [string, () => StateStore][] = [
-    ['memory', () => new MemoryStateStore()],
-    [
-        'Table Storage (Azurite)',
-        () =>
-            tableStateStoreAt(
-                {
-                    kind: 'connection-string',
-                    connectionString: azurite.connectionString,
-                    table: `kvrsilence${++tables}`,
-                },
-                () => {
-                    throw new Error('a connection string needs no credential');
-                },
-            ),
-    ],
-];
+const stores = stateStoresUnderTest('kvrsilence');
 
 describe.each(stores)('the auditSilence check over %s', (_name, makeStore) => {
     let store: StateStore;
