@@ -495,21 +495,28 @@ async function drain(
             inFlight++;
             try {
                 const message: unknown = JSON.parse(Buffer.from(m.messageText, 'base64').toString('utf8'));
+                // The host's own queue calls after the handler (delete, or release for a retry) fail when the
+                // message's visibility timeout ran out meanwhile (a handler slower than 30 s on a starved machine:
+                // another instance received it, and the old pop receipt answers 404 or 400). The host logs that and
+                // the message is delivered again; the handler is idempotent. Not an exception out of the handler.
+                const hostCall = (p: Promise<unknown>): Promise<unknown> => p.catch(() => undefined);
+                let handled = false;
                 try {
                     await handleReconcileVault(message, makeContext({ dequeueCount: m.dequeueCount }).context, deps);
-                    await client.deleteMessage(m.messageId, m.popReceipt);
+                    handled = true;
                 } catch (err) {
                     escaped('the queue trigger', err);
-                    if (m.dequeueCount >= MAX_DEQUEUE) {
-                        // The host moves it to the poison queue; its trigger raises the critical alert.
-                        await client.deleteMessage(m.messageId, m.popReceipt);
-                        await handleReconcilePoison(message, makeContext().context, deps).catch((e: unknown) =>
-                            escaped('the poison handler', e),
-                        );
-                    } else {
-                        // host.json visibilityTimeout (30 s in Azure; no wait in the harness).
-                        await client.updateMessage(m.messageId, m.popReceipt, undefined, 0);
-                    }
+                }
+                if (handled) await hostCall(client.deleteMessage(m.messageId, m.popReceipt));
+                else if (m.dequeueCount >= MAX_DEQUEUE) {
+                    // The host moves it to the poison queue; its trigger raises the critical alert.
+                    await hostCall(client.deleteMessage(m.messageId, m.popReceipt));
+                    await handleReconcilePoison(message, makeContext().context, deps).catch((e: unknown) =>
+                        escaped('the poison handler', e),
+                    );
+                } else {
+                    // host.json visibilityTimeout (30 s in Azure; no wait in the harness).
+                    await hostCall(client.updateMessage(m.messageId, m.popReceipt, undefined, 0));
                 }
             } finally {
                 inFlight--;
