@@ -68,6 +68,9 @@ function verifyRestore(after: VaultSnapshot, restore: ReturnType<typeof planRest
             problems.push(`default action is ${acl?.defaultAction ?? 'unset'}`);
         const have = new Set((acl?.ipRules ?? []).map((r) => r.value));
         for (const r of wanted.ipRules ?? []) if (!have.has(r.value)) problems.push(`IP rule ${r.value} missing`);
+        const vnets = new Set((acl?.virtualNetworkRules ?? []).map((r) => r.id.toLowerCase()));
+        for (const r of wanted.virtualNetworkRules ?? [])
+            if (!vnets.has(r.id.toLowerCase())) problems.push(`virtual network rule ${r.id} missing`);
     }
     const pna = restore.patch?.publicNetworkAccess;
     if (pna !== undefined && (after.properties.publicNetworkAccess ?? '').toLowerCase() !== pna.toLowerCase())
