@@ -123,7 +123,9 @@ export class Undoer {
                     .sort()
                     .at(-1) ?? '',
             );
-        if (!(await this.o.leases.acquire(vault)))
+        // Held (renewed) like a reconcile's: an undo excludes a reconcile of the vault, in this process or another.
+        const lease = await this.o.leases.hold(vault);
+        if (lease === undefined)
             throw new ResponderError('STATE.CONFLICT', `${vault.name} is being remediated right now: try again`, true);
         try {
             const current = await this.retry(`reading ${vault.name}`, () => admin.get(vault));
@@ -171,7 +173,7 @@ export class Undoer {
                 approvedUntil: new Date(until).toISOString(),
             };
         } finally {
-            await this.o.leases.release(vault);
+            await lease.release();
         }
     }
 
