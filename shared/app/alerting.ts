@@ -500,7 +500,9 @@ export class Alerting implements DecisionSink {
                     ...new Set(
                         roster.tiers
                             .filter((_, i) =>
-                                n.kind === 'opened' || n.kind === 'escalated' ? i === n.tier : i <= n.tier,
+                                n.kind === 'opened' || n.kind === 'escalated' || n.kind === 'remediation'
+                                    ? i === n.tier
+                                    : i <= n.tier,
                             )
                             .flatMap((t) => t.email),
                     ),

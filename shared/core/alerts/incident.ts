@@ -244,7 +244,10 @@ export function withOutcomeNotice(inc: Incident, ctx: UpdateContext): Incident {
             ),
         ),
     };
-    for (let t = 0; t <= inc.tier; t++) out = withNotices(out, 'remediation', t, ctx);
+    // Teams is one channel for the whole roster: one card. Email goes to each tier notified so far (its own address).
+    const firstTeams = ctx.teamsTiers.findIndex((on, t) => on && t <= inc.tier);
+    const once: UpdateContext = { ...ctx, teamsTiers: ctx.teamsTiers.map((on, t) => on && t === firstTeams) };
+    for (let t = 0; t <= inc.tier; t++) out = withNotices(out, 'remediation', t, once);
     return out;
 }
 
