@@ -188,6 +188,7 @@ describe('the remediation outcome reaches the on-call (queue, ARM simulator, Tea
         const incident = incidentOf(first);
         expect(incident).toBeDefined();
         expect(buttons(first).map((b) => b.title)).not.toContain('Undo remediation');
+        expect(cardText(first)).toContain('Remediation pending: the reconcile worker checks the vault');
 
         const [message] = await d.receive();
         const run = await work(d.p, message);

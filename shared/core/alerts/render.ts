@@ -4,6 +4,7 @@
  * is escaped for the medium it lands in: Adaptive Card Markdown, HTML, or a MIME header.
  */
 import type { Severity } from '../decisions';
+import { ACTIONS_BY_RULE } from '../remediation/types';
 import type { Incident, IncidentAction, PersonAction } from './incident';
 import type { IncidentPageContext } from './incidentPage';
 import type { LinkAction } from './token';
@@ -175,7 +176,13 @@ export function outcomeLines(v: NoticeView): string[] {
 
 /** What kv-responder did, one line per action, or what it does not do for this rule. */
 function responseLines(inc: Incident): string[] {
-    if (inc.actions.length === 0) return ['No automatic remediation for this rule: detection and notification only.'];
+    if (inc.actions.length === 0)
+        return ACTIONS_BY_RULE[inc.rule] === undefined
+            ? ['No automatic remediation for this rule: detection and notification only.']
+            : [
+                  // The queue worker acts after the first notice (docs/remediation.md): say so, never "no remediation".
+                  'Remediation pending: the reconcile worker checks the vault against Azure Resource Manager; its outcome is added to this incident and sent as a follow-up.',
+              ];
     return inc.actions.map(actionLine);
 }
 
