@@ -202,7 +202,9 @@ export class Alerting implements DecisionSink {
             // finds it set and adds nothing.
             await this.update(id, (inc) => {
                 const next = withOutcomeNotice(withActions(inc, list, at), this.contextOf(this.rosterOf(inc)));
-                followUp = next.notifications.length > inc.notifications.length;
+                followUp =
+                    inc.outcomeNotified === undefined &&
+                    next.notifications.some((n) => n.kind === 'remediation' && n.status === 'pending');
                 return next === inc ? undefined : next;
             });
             if (followUp) {
