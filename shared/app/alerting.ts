@@ -9,6 +9,7 @@ import {
     markUndone,
     nextDueMs,
     withActions,
+    withOutcomeNotice,
     type NotificationRecord,
     type PersonAction,
     markReenabled,
@@ -53,6 +54,7 @@ import type { Clock, DecisionSink, KeyStateReader, Logger } from '../core/ports'
 import { type StateKey, type StateStore, stateKey } from '../core/state/store';
 import type { LinkSigner } from '../adapters/linkSigner';
 import type { UndoRecord } from '../core/remediation/undo';
+import { undoPreviewOf } from '../core/alerts/incidentPage';
 import type { Undoer } from './undoer';
 
 const INCIDENTS = '~incidents';
@@ -175,14 +177,17 @@ export class Alerting implements DecisionSink {
             actions.delete(k); // the actions of a vault and rule belong to its first finding of the batch
         }
         // Actions without their finding in this write (the reconcile worker ran after the batch): onto the incidents
-        // of the findings that asked for them (`incidentKeys`: rule|principal).
-        for (const list of actions.values()) await this.attachActions(list);
+        // of the findings that asked for them (`incidentKeys`: rule|principal), with a follow-up notice when the
+        // incident was notified before the outcome was known.
+        for (const list of actions.values()) for (const id of await this.attachActions(list)) touched.add(id);
         for (const id of touched) await this.deliver(id);
     }
 
-    private async attachActions(list: readonly ActionDecision[]): Promise<void> {
+    /** Adds a worker's outcome to its incidents; returns the incidents that got a follow-up notice to send. */
+    private async attachActions(list: readonly ActionDecision[]): Promise<string[]> {
         const first = list[0];
-        if (first === undefined) return;
+        const notify: string[] = [];
+        if (first === undefined) return notify;
         const keys = new Set<string>();
         for (const a of list)
             for (const k of Array.isArray(a.incidentKeys) ? (a.incidentKeys as unknown[]) : [])
@@ -192,11 +197,22 @@ export class Alerting implements DecisionSink {
             const [p] = await this.o.store.getMany([stateKey(first.vault, `incident|${key}`)]);
             const id = (p?.value as { id?: string } | null | undefined)?.id;
             if (id === undefined) continue;
+            let followUp = false;
+            // Compare-and-set: of two processors handing over the same outcome, one sets the marker, the other
+            // finds it set and adds nothing.
             await this.update(id, (inc) => {
-                const next = withActions(inc, list, at);
+                const next = withOutcomeNotice(withActions(inc, list, at), this.contextOf(this.rosterOf(inc)));
+                followUp =
+                    inc.outcomeNotified === undefined &&
+                    next.notifications.some((n) => n.kind === 'remediation' && n.status === 'pending');
                 return next === inc ? undefined : next;
             });
+            if (followUp) {
+                this.o.log.info('kvr.remediation-follow-up', { incident: id, vault: first.vault, rule: first.rule });
+                notify.push(id);
+            }
         }
+        return notify;
     }
 
     /** The roster an incident was routed to when it opened. */
@@ -237,7 +253,9 @@ export class Alerting implements DecisionSink {
             const open = current !== undefined && stillOpenFor(current, Date.parse(f.time), this.o.settings);
             if (!open) route ??= await this.routeOf(f);
             const ctx = this.contextOf(open ? this.rosterOf(current) : (route as Roster));
-            const next = applyFinding(current, f, actions, ctx);
+            // With the outcome on it (the worker ran first, in process): its first notice carries the outcome; an
+            // incident notified before gets the one follow-up.
+            const next = withOutcomeNotice(applyFinding(current, f, actions, ctx), ctx);
             if (next === current) return next.id; // a finding emitted again after a failed batch: already counted
             const expires = next.lastSeenMs + INCIDENT_TTL_MS;
             if (next.id !== current?.id) {
@@ -441,6 +459,20 @@ export class Alerting implements DecisionSink {
         };
     }
 
+    /**
+     * What the incident's undoable remediation changed, before and after, from its saved undo record (the incident's
+     * own parts). Empty when the record is gone; a follow-up then lists the action summaries instead.
+     */
+    private async changesOf(inc: Incident): Promise<{ what: string; before: string; after: string }[]> {
+        const undoId = undoableAction(inc)?.undoId;
+        if (undoId === undefined) return [];
+        const record = (await this.undoRecordsOf(inc)).find((r) => r.undoId === undoId);
+        if (record === undefined) return [];
+        return undoPreviewOf(inc, undoId, record.record)
+            .changes.filter((c) => c.undo.restores)
+            .map(({ what, before, after }) => ({ what, before, after }));
+    }
+
     /** Renders and sends one notice; never throws (the outcome is recorded). */
     private async sendOne(inc: Incident, n: NotificationRecord): Promise<Parameters<typeof recordDelivery>[2]> {
         try {
@@ -455,6 +487,7 @@ export class Alerting implements DecisionSink {
                 ...(n.kind === 'channel-failing' && failedOther !== undefined
                     ? { failing: { channel: failedOther.channel, error: failedOther.lastError ?? 'unknown error' } }
                     : {}),
+                ...(n.kind === 'remediation' ? { changes: await this.changesOf(inc) } : {}),
             };
             const base = { id: `${inc.id}.${n.id}`, incidentId: inc.id, kind: n.kind };
             let out: OutgoingNotification;
@@ -469,7 +502,9 @@ export class Alerting implements DecisionSink {
                     ...new Set(
                         roster.tiers
                             .filter((_, i) =>
-                                n.kind === 'opened' || n.kind === 'escalated' ? i === n.tier : i <= n.tier,
+                                n.kind === 'opened' || n.kind === 'escalated' || n.kind === 'remediation'
+                                    ? i === n.tier
+                                    : i <= n.tier,
                             )
                             .flatMap((t) => t.email),
                     ),

@@ -75,6 +75,7 @@ const WINDOW_TTL_MS = 24 * HOUR_MS;
 export const DRIFT_RULES: readonly string[] = [
     'firewall-opened',
     'firewall-ip-rule-added',
+    'firewall-vnet-rule-added',
     'public-network-access-enabled',
     'access-policy-granted',
 ];
@@ -197,10 +198,14 @@ function restorable(
             if (isCovered(ip, policy.approvedIpRanges)) ipRules.push(ip);
             else refused.push(`IP rule ${ip} (not approved by policy)`);
         }
-        // Virtual network rules are not restricted by policy: what another writer added and we wiped goes back.
-        for (const id of c.virtualNetworkRules ?? [])
-            if (!haveVnet.has(lower(id)) && !virtualNetworkRules.some((x) => lower(x) === lower(id)))
+        // What another writer added and we wiped goes back, unless policy names approved subnets and this is not one.
+        const approvedVnets = policy.approvedVirtualNetworkRules;
+        for (const id of c.virtualNetworkRules ?? []) {
+            if (haveVnet.has(lower(id)) || virtualNetworkRules.some((x) => lower(x) === lower(id))) continue;
+            if (approvedVnets === undefined || approvedVnets.has(lower(id).replace(/\/+$/, '')))
                 virtualNetworkRules.push(id);
+            else refused.push(`virtual network rule ${id} (not an approved subnet)`);
+        }
     }
     return { ipRules, virtualNetworkRules, refused };
 }

@@ -68,6 +68,9 @@ function verifyRestore(after: VaultSnapshot, restore: ReturnType<typeof planRest
             problems.push(`default action is ${acl?.defaultAction ?? 'unset'}`);
         const have = new Set((acl?.ipRules ?? []).map((r) => r.value));
         for (const r of wanted.ipRules ?? []) if (!have.has(r.value)) problems.push(`IP rule ${r.value} missing`);
+        const vnets = new Set((acl?.virtualNetworkRules ?? []).map((r) => r.id.toLowerCase()));
+        for (const r of wanted.virtualNetworkRules ?? [])
+            if (!vnets.has(r.id.toLowerCase())) problems.push(`virtual network rule ${r.id} missing`);
     }
     const pna = restore.patch?.publicNetworkAccess;
     if (pna !== undefined && (after.properties.publicNetworkAccess ?? '').toLowerCase() !== pna.toLowerCase())
@@ -120,7 +123,9 @@ export class Undoer {
                     .sort()
                     .at(-1) ?? '',
             );
-        if (!(await this.o.leases.acquire(vault)))
+        // Held (renewed) like a reconcile's: an undo excludes a reconcile of the vault, in this process or another.
+        const lease = await this.o.leases.hold(vault);
+        if (lease === undefined)
             throw new ResponderError('STATE.CONFLICT', `${vault.name} is being remediated right now: try again`, true);
         try {
             const current = await this.retry(`reading ${vault.name}`, () => admin.get(vault));
@@ -168,7 +173,7 @@ export class Undoer {
                 approvedUntil: new Date(until).toISOString(),
             };
         } finally {
-            await this.o.leases.release(vault);
+            await lease.release();
         }
     }
 

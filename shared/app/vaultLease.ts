@@ -20,8 +20,14 @@ export interface HeldLease {
  * A lease per vault in the state store (compare-and-set): at most one processor changes a vault at a time. A held
  * lease is renewed every third of its duration, so a slow remediation keeps it; a renewal that finds another owner
  * (or cannot write) marks it lost, and the holder stops before its next write.
+ *
+ * Each {@link hold} is its own owner (`<processor>~<n>`): one process runs several queue messages at once (the queue
+ * trigger's `batchSize`), and two of them for the same vault, or an undo next to a reconcile, must exclude each other
+ * as two processors do.
  */
 export class VaultLeases {
+    private holds = 0;
+
     constructor(
         private readonly store: StateStore,
         private readonly clock: Clock,
@@ -39,12 +45,13 @@ export class VaultLeases {
         return stateKey(vault.name, 'remediation|lease');
     }
 
+    /** Takes the lease as this processor (no renewal; tests and tools). Prefer {@link hold}. */
     async acquire(vault: VaultRef): Promise<boolean> {
-        return (await this.take(vault)) !== undefined;
+        return (await this.take(vault, this.owner)) !== undefined;
     }
 
-    /** Acquires the lease; returns until when it is ours (undefined when another processor holds it). */
-    private async take(vault: VaultRef): Promise<number | undefined> {
+    /** Acquires the lease; returns until when it is ours (undefined when another owner holds it). */
+    private async take(vault: VaultRef, owner: string): Promise<number | undefined> {
         const key = this.key(vault);
         const [s] = await this.store.getMany([key]);
         const now = this.clock.now();
@@ -52,36 +59,41 @@ export class VaultLeases {
         if (
             current !== undefined &&
             current !== null &&
-            current.owner !== this.owner &&
+            current.owner !== owner &&
             current.until + this.takeoverGraceMs > now
         )
             return undefined;
         const until = now + this.leaseMs;
-        const r = await this.store.put(key, { owner: this.owner, until } satisfies Lease, s?.etag, until);
+        const r = await this.store.put(key, { owner, until } satisfies Lease, s?.etag, until);
         return r.ok ? until : undefined;
     }
 
-    /** Extends a lease this processor holds; false when it is no longer ours. */
+    /** Extends a lease this processor holds ({@link acquire}); false when it is no longer ours. */
     async renew(vault: VaultRef): Promise<boolean> {
-        return (await this.extend(vault)) !== undefined;
+        return (await this.extend(vault, this.owner)) !== undefined;
     }
 
-    private async extend(vault: VaultRef): Promise<number | undefined> {
+    private async extend(vault: VaultRef, owner: string): Promise<number | undefined> {
         const key = this.key(vault);
         const [s] = await this.store.getMany([key]);
         const now = this.clock.now();
         const current = s?.value as Lease | null | undefined;
-        if (current === undefined || current === null || current.owner !== this.owner || current.until <= now)
+        if (current === undefined || current === null || current.owner !== owner || current.until <= now)
             return undefined;
         const until = now + this.leaseMs;
-        const r = await this.store.put(key, { owner: this.owner, until } satisfies Lease, s?.etag, until);
+        const r = await this.store.put(key, { owner, until } satisfies Lease, s?.etag, until);
         return r.ok ? until : undefined;
     }
 
+    /** Releases a lease taken with {@link acquire}. */
     async release(vault: VaultRef): Promise<void> {
+        await this.releaseAs(vault, this.owner);
+    }
+
+    private async releaseAs(vault: VaultRef, owner: string): Promise<void> {
         const key = this.key(vault);
         const [s] = await this.store.getMany([key]);
-        if ((s?.value as Lease | null | undefined)?.owner !== this.owner) return;
+        if ((s?.value as Lease | null | undefined)?.owner !== owner) return;
         await this.store.put(key, null, s?.etag, this.clock.now());
     }
 
@@ -90,7 +102,8 @@ export class VaultLeases {
      * `release()` stops the renewal first and never throws (an unreleased lease lapses by itself).
      */
     async hold(vault: VaultRef, onError?: (err: unknown) => void): Promise<HeldLease | undefined> {
-        const taken = await this.take(vault);
+        const owner = `${this.owner}~${(this.holds++).toString(36)}`;
+        const taken = await this.take(vault, owner);
         if (taken === undefined) return undefined;
         // Until when the lease is ours for sure: a renewal that runs late (a busy process) must not leave the holder
         // believing it still holds a lease that lapsed and that another processor may have taken.
@@ -103,7 +116,7 @@ export class VaultLeases {
                 renewing = renewing.then(async () => {
                     if (lost) return;
                     try {
-                        const renewed = await this.extend(vault);
+                        const renewed = await this.extend(vault, owner);
                         if (renewed === undefined) lost = true;
                         else until = renewed;
                     } catch (err) {
@@ -125,7 +138,7 @@ export class VaultLeases {
                 await renewing;
                 if (lost) return;
                 try {
-                    await this.release(vault);
+                    await this.releaseAs(vault, owner);
                 } catch (err) {
                     onError?.(err);
                 }

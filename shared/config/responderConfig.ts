@@ -35,6 +35,17 @@ const guid = z
 
 const cidr = z.string().refine((s) => parseRange(s) !== undefined, 'expected an IPv4 or IPv6 address or CIDR range');
 
+/** A subnet resource id, as a vault's virtual network rule names it (ARM ids compare case-insensitively). */
+const SUBNET_ID =
+    /^\/subscriptions\/[^/]+\/resourcegroups\/[^/]+\/providers\/microsoft\.network\/virtualnetworks\/[^/]+\/subnets\/[^/]+\/?$/i;
+// A refinement, not a pattern: a JSON Schema pattern has no case-insensitive flag, and ARM ids are case-insensitive.
+const subnetId = z
+    .string()
+    .refine(
+        (s) => SUBNET_ID.test(s),
+        'expected a subnet resource id: /subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.Network/virtualNetworks/<vnet>/subnets/<subnet>',
+    );
+
 const permissionList = z.array(z.string().min(1)).optional();
 const permissions = z
     .strictObject({
@@ -79,6 +90,12 @@ const policyFields = {
         .array(cidr)
         .optional()
         .describe('IP rules inside these ranges are approved (IPv4 and IPv6 CIDR).'),
+    approvedVirtualNetworkRules: z
+        .array(subnetId)
+        .optional()
+        .describe(
+            'Subnets (resource ids, case-insensitive) whose virtual network rules are approved. Once any matching policy sets this list (even empty), every other virtual network rule of the vault is unapproved (firewall-vnet-rule-added, remove-vnet-rule); without it virtual network rules are not judged.',
+        ),
     approvedPrincipals: z.array(approvedPrincipal).optional().describe('Principals approved in access policies.'),
     quietPeriodHours: z
         .number()
@@ -426,6 +443,7 @@ interface MutablePolicy {
     networkDefaultAction: VaultPolicy['networkDefaultAction'];
     publicNetworkAccess: VaultPolicy['publicNetworkAccess'];
     approvedIpRanges: IpRange[];
+    approvedVirtualNetworkRules: Set<string> | undefined;
     approvedPrincipals: Map<string, AccessPolicyPermissions | undefined>;
     approvedRoles: Map<string, ReadonlySet<string>>;
     quietPeriodMs: number;
@@ -441,6 +459,11 @@ function applyPolicy(target: MutablePolicy, p: PolicyInput): void {
         target.publicNetworkAccess = p.publicNetworkAccess === 'any' ? undefined : p.publicNetworkAccess;
     }
     for (const r of p.approvedIpRanges ?? []) target.approvedIpRanges.push(parseRange(r) as IpRange);
+    if (p.approvedVirtualNetworkRules !== undefined) {
+        target.approvedVirtualNetworkRules ??= new Set();
+        for (const id of p.approvedVirtualNetworkRules)
+            target.approvedVirtualNetworkRules.add(id.toLowerCase().replace(/\/+$/, ''));
+    }
     for (const a of p.approvedPrincipals ?? []) {
         const id = a.objectId.toLowerCase();
         target.approvedPrincipals.set(id, permissionsOf(a.permissions));
@@ -537,6 +560,7 @@ function detectionSettingsOf(data: ResponderConfigInput, tags: VaultTags): Detec
                 networkDefaultAction: 'Deny',
                 publicNetworkAccess: undefined,
                 approvedIpRanges: [],
+                approvedVirtualNetworkRules: undefined,
                 approvedPrincipals: new Map(),
                 approvedRoles: new Map(),
                 quietPeriodMs: DEFAULT_QUIET_PERIOD_MS,
@@ -545,7 +569,8 @@ function detectionSettingsOf(data: ResponderConfigInput, tags: VaultTags): Detec
             };
             applyPolicy(p, defaults);
             for (const o of overrides) if (matches(o.match, vault, vaultTags)) applyPolicy(p, o);
-            return Object.freeze(p);
+            const { approvedVirtualNetworkRules: vnets, ...rest } = p;
+            return Object.freeze(vnets === undefined ? rest : { ...rest, approvedVirtualNetworkRules: vnets });
         },
     });
 }

@@ -13,6 +13,8 @@ import {
     retryDelayMs,
     undoableAction,
     type UpdateContext,
+    withActions,
+    withOutcomeNotice,
 } from '../../shared/core/alerts/incident';
 import { buildMime } from '../../shared/core/alerts/mime';
 import {
@@ -272,6 +274,98 @@ describe('applyFinding', () => {
             },
         ]);
         expect(undoableAction(inc)?.undoId).toBe('u1-p1');
+    });
+});
+
+describe('withOutcomeNotice (a remediation outcome that arrives after the first notice)', () => {
+    const applied: ActionDecision = {
+        type: 'action',
+        action: 'restore-firewall-default',
+        vault: 'kv-payments-prod',
+        rule: 'firewall-opened',
+        status: 'applied',
+        detail: { summary: 'set network ACL default action back to Deny', undoId: 'u1-p1' },
+    };
+    const failed: ActionDecision = {
+        ...applied,
+        status: 'failed',
+        detail: { stage: 'apply', error: 'HTTP 403 AuthorizationFailed', missingPermission: true },
+    };
+    const opened = () => applyFinding(undefined, finding(), [], ctxAt(NOW));
+    const sentAll = (inc: Incident): Incident => ({
+        ...inc,
+        notifications: inc.notifications.map((x) => ({ ...x, status: 'sent' as const, attempts: 1 })),
+    });
+
+    it('adds one follow-up to the tiers notified so far, once, when the first notice went out without the outcome', () => {
+        const later = NOW + MIN;
+        const inc = withOutcomeNotice(withActions(sentAll(opened()), [applied], at(later)), ctxAt(later));
+        expect(inc.outcomeNotified).toBe(at(later));
+        expect(ids(inc).filter((x) => x.startsWith('remediation-'))).toEqual([
+            'remediation-0-0-teams',
+            'remediation-0-0-email',
+        ]);
+        // The same outcome again, or another one later: nothing more.
+        expect(withOutcomeNotice(inc, ctxAt(later + MIN))).toBe(inc);
+        const more = withActions(inc, [failed], at(later + MIN));
+        expect(withOutcomeNotice(more, ctxAt(later + MIN))).toBe(more);
+    });
+
+    it('after escalation: one Teams card, and one email per tier notified so far', () => {
+        const escalated: Incident = { ...sentAll(opened()), tier: 2 };
+        const inc = withOutcomeNotice(withActions(escalated, [applied], at(NOW)), ctxAt(NOW));
+        expect(ids(inc).filter((x) => x.startsWith('remediation-'))).toEqual([
+            'remediation-0-0-teams',
+            'remediation-0-0-email',
+            'remediation-1-0-email',
+            'remediation-2-0-email',
+        ]);
+    });
+
+    it('counts a notice being sent (claimed) as gone out, and a notice not yet tried as carrying the outcome', () => {
+        const claimed: Incident = {
+            ...opened(),
+            notifications: opened().notifications.map((x) => ({ ...x, nextAttemptMs: NOW + 2 * MIN })),
+        };
+        const withOutcome = withActions(claimed, [applied], at(NOW));
+        expect(ids(withOutcomeNotice(withOutcome, ctxAt(NOW))).some((x) => x.startsWith('remediation-'))).toBe(true);
+        const untried = withOutcomeNotice(withActions(opened(), [applied], at(NOW)), ctxAt(NOW));
+        expect(untried.outcomeNotified).toBe(at(NOW));
+        expect(ids(untried).some((x) => x.startsWith('remediation-'))).toBe(false);
+    });
+
+    it('stays silent for an incident that notified nobody, and without an outcome', () => {
+        const quiet = applyFinding(undefined, finding({ severity: 'low' }), [], ctxAt(NOW));
+        expect(quiet.notifications).toEqual([]);
+        const q = withActions(quiet, [applied], at(NOW));
+        expect(withOutcomeNotice(q, ctxAt(NOW))).toBe(q);
+        const none = sentAll(opened());
+        expect(withOutcomeNotice(none, ctxAt(NOW))).toBe(none);
+    });
+
+    it('renders before/after and the undo button when applied, the failure and its fix when failed', () => {
+        const links: IncidentLinks = { ack: 'https://x/ack', undo: 'https://x/undo', portal: 'https://portal' };
+        const ok = withOutcomeNotice(withActions(sentAll(opened()), [applied], at(NOW)), ctxAt(NOW));
+        const view: NoticeView = {
+            incident: ok,
+            kind: 'remediation',
+            tier: 0,
+            tierName: 'primary',
+            links,
+            changes: [{ what: 'Firewall default action', before: 'Allow', after: 'Deny' }],
+        };
+        const email = renderEmail(view);
+        expect(email.subject).toContain('Remediation applied · HIGH · firewall-opened · kv-payments-prod');
+        expect(email.text).toContain('Changed: Firewall default action: Allow → Deny.');
+        expect(email.text).toContain('Undo remediation: https://x/undo');
+        expect(validateTeamsWebhookMessage(renderTeamsCard(view))).toEqual([]);
+
+        const bad = withOutcomeNotice(withActions(sentAll(opened()), [failed], at(NOW)), ctxAt(NOW));
+        const text = renderEmail({ ...view, incident: bad, links: { portal: 'https://portal' }, changes: [] }).text;
+        expect(text).toContain('Remediation failed · HIGH');
+        expect(text).toContain('Failed: restore-firewall-default: apply: HTTP 403 AuthorizationFailed.');
+        expect(text).toMatch(/Fix: Give the responder's identity the remediation role/);
+        expect(text).not.toContain('Undo remediation');
     });
 });
 

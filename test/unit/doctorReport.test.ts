@@ -84,6 +84,16 @@ describe('the actions remediation needs on a vault', () => {
         ]);
     });
 
+    it('removing virtual network rules counts only where a policy lists the approved subnets', () => {
+        const subnet =
+            '/subscriptions/6c1f4e2a-8b3d-4f5e-a1c2-9d8e7f6a5b40/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/vnet-hub/subnets/snet-apps';
+        const p = policyOf({ guardrails: { default: { mode: 'enforce', approvedVirtualNetworkRules: [subnet] } } });
+        expect(enforcedActions(p, on, false)).toContain('remove-vnet-rule');
+        expect(actionsNeeded(['remove-vnet-rule'])).toContain(
+            'Microsoft.Network/virtualNetworks/subnets/joinViaServiceEndpoint/action',
+        );
+    });
+
     it('per-rule modes and disabled rules count', () => {
         const p = policyOf({
             guardrails: { default: { mode: 'monitor', ruleModes: { 'access-policy-granted': 'enforce' } } },

@@ -166,3 +166,59 @@ describe('verifyRemediation', () => {
         ]);
     });
 });
+
+describe('planRemediation: virtual network rules', () => {
+    const A = '/subscriptions/s/resourceGroups/n/providers/Microsoft.Network/virtualNetworks/v/subnets/a';
+    const B = '/subscriptions/s/resourceGroups/n/providers/Microsoft.Network/virtualNetworks/v/subnets/b';
+    const subnetA = '/subscriptions/s/resourceGroups/N/providers/Microsoft.Network/virtualNetworks/V/subnets/A';
+    const withList = parseResponderConfig(
+        { guardrails: { default: { networkDefaultAction: 'Deny', approvedVirtualNetworkRules: [subnetA] } } },
+        ruleIds,
+        'test',
+    ).detection.policyFor(VAULT_REF);
+    const twoSubnets = vault({
+        networkAcls: {
+            bypass: 'None',
+            defaultAction: 'Allow',
+            ipRules: [{ value: '203.0.113.66/32' }],
+            virtualNetworkRules: [{ id: A }, { id: B, ignoreMissingVnetServiceEndpoint: true }],
+        },
+    });
+
+    it('without a list: not judged (skipped as policy-allows), nothing removed', () => {
+        const plan = planRemediation(twoSubnets, ['firewall-vnet-rule-added'], policy, guard);
+        expect(plan.patch).toBeUndefined();
+        expect(plan.skipped).toEqual([
+            { action: 'remove-vnet-rule', rule: 'firewall-vnet-rule-added', reason: 'policy-allows', detail: {} },
+        ]);
+    });
+
+    it('with a list: removes exactly the unapproved subnet (ids compared case-insensitively), in one networkAcls with the firewall fix', () => {
+        const plan = planRemediation(twoSubnets, ['firewall-opened', 'firewall-vnet-rule-added'], withList, guard);
+        expect(plan.patch).toEqual({
+            networkAcls: {
+                bypass: 'None',
+                defaultAction: 'Deny',
+                ipRules: [{ value: '203.0.113.66/32' }],
+                virtualNetworkRules: [{ id: A }],
+            },
+        });
+        expect(plan.actions.map((a) => [a.action, a.detail.removed])).toEqual([
+            ['restore-firewall-default', undefined],
+            ['remove-vnet-rule', [B]],
+        ]);
+        // Read back with the rule still there: not verified.
+        expect(verifyRemediation(twoSubnets, plan)).toContain(`virtual network rule ${B} is still there`);
+    });
+
+    it('with a list and only approved subnets: already compliant', () => {
+        const plan = planRemediation(
+            vault({ networkAcls: { defaultAction: 'Deny', virtualNetworkRules: [{ id: A }] } }),
+            ['firewall-vnet-rule-added'],
+            withList,
+            guard,
+        );
+        expect(plan.patch).toBeUndefined();
+        expect(plan.skipped.map((s) => s.reason)).toEqual(['already-compliant']);
+    });
+});

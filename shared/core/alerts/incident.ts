@@ -4,7 +4,7 @@
  */
 import type { ActionDecision, FindingDecision, Severity } from '../decisions';
 import { hash64 } from '../hash';
-import { boundedId, boundedText } from '../state/limits';
+import { boundedId, boundedText, MAX_TEXT_CHARS } from '../state/limits';
 import type { ChannelName, NoticeKind } from './types';
 import { type AlertSettings, atLeast, SEVERITY_RANK } from './settings';
 
@@ -25,6 +25,12 @@ export interface IncidentAction {
     readonly status: ActionDecision['status'];
     readonly summary?: string;
     readonly undoId?: string;
+    /** Why it was skipped or failed (`already-compliant`, `blast-radius`, `not-verified`, `vault-gone` ...). */
+    readonly reason?: string;
+    /** A failure: the stage and the error ARM answered (bounded). */
+    readonly error?: string;
+    /** A failure for lack of an Azure RBAC permission (ARM answered 403). */
+    readonly missingPermission?: true;
 }
 
 export type DeliveryStatus = 'pending' | 'sent' | 'failed';
@@ -102,6 +108,11 @@ export interface Incident {
     readonly keyId?: string;
     /** When a person re-enabled that key version through a link. */
     readonly reenabled?: PersonAction;
+    /**
+     * When the people notified were told the remediation's outcome (wall clock, ISO): by the first notice when it went
+     * out with the outcome on it, or by the one `remediation` follow-up. Set once; no second follow-up after it.
+     */
+    readonly outcomeNotified?: string;
     /** Notable events, newest last (bounded). */
     readonly history: readonly { readonly at: string; readonly what: string }[];
 }
@@ -168,15 +179,76 @@ function granteeOf(f: FindingDecision): string | undefined {
 
 function actionsOf(actions: readonly ActionDecision[]): IncidentAction[] {
     return actions.map((a) => {
-        const summary = typeof a.detail.summary === 'string' ? a.detail.summary : undefined;
-        const undoId = typeof a.detail.undoId === 'string' ? a.detail.undoId : undefined;
+        const str = (v: unknown, max: number): string | undefined =>
+            typeof v === 'string' && v !== '' ? boundedText(v, max) : undefined;
+        const summary = str(a.detail.summary, MAX_TEXT_CHARS);
+        const undoId = str(a.detail.undoId, 128);
+        const reason = a.status === 'skipped' || a.status === 'failed' ? str(a.detail.reason, 80) : undefined;
+        const stage = str(a.detail.stage, 40);
+        const problems = Array.isArray(a.detail.problems)
+            ? (a.detail.problems as unknown[]).filter((p): p is string => typeof p === 'string').join('; ')
+            : undefined;
+        const raw = a.status === 'failed' ? (str(a.detail.error, MAX_ACTION_TEXT) ?? problems) : undefined;
+        const error =
+            raw === undefined || raw === ''
+                ? undefined
+                : boundedText(stage === undefined ? raw : `${stage}: ${raw}`, MAX_ACTION_TEXT);
         return {
             action: a.action,
             status: a.status,
             ...(summary === undefined ? {} : { summary }),
             ...(undoId === undefined ? {} : { undoId }),
+            ...(reason === undefined ? {} : { reason }),
+            ...(error === undefined ? {} : { error }),
+            ...(a.status === 'failed' && a.detail.missingPermission === true
+                ? { missingPermission: true as const }
+                : {}),
         };
     });
+}
+
+/** An action's error kept on the incident: bounded so 20 of them stay small. */
+const MAX_ACTION_TEXT = 400;
+
+/** Statuses that are an outcome to tell people about (a plan in monitor mode says what would have been done). */
+const OUTCOME_STATUSES: ReadonlySet<string> = new Set(['applied', 'failed', 'skipped', 'planned']);
+
+/** Whether any notice of the incident may have reached someone, or is on its way with the incident as it was. */
+function noticeStarted(inc: Incident, nowMs: number): boolean {
+    return inc.notifications.some((n) => n.status !== 'pending' || n.attempts > 0 || (n.nextAttemptMs ?? 0) > nowMs);
+}
+
+/**
+ * The incident after a remediation outcome was added to it: when its notices went out (or are being sent) without
+ * the outcome, one `remediation` follow-up to every tier notified so far, on the channels that tier uses. When its
+ * notices have not started yet, they render the incident as it is when they go out, outcome included: only the
+ * marker is set. Once the marker is set, nothing more is added (redelivered outcomes, concurrent writers: the caller
+ * writes the incident with compare-and-set, so the marker is set exactly once). Unchanged (same object) when there is
+ * nothing to tell or it was told already; an incident that notified nobody (below the severity floor) stays silent.
+ */
+export function withOutcomeNotice(inc: Incident, ctx: UpdateContext): Incident {
+    if (inc.outcomeNotified !== undefined || inc.notifications.length === 0) return inc;
+    const outcome = inc.actions.filter((a) => OUTCOME_STATUSES.has(a.status));
+    if (outcome.length === 0) return inc;
+    const at = new Date(ctx.nowMs).toISOString();
+    if (!noticeStarted(inc, ctx.nowMs)) return { ...inc, outcomeNotified: at };
+    let out: Incident = {
+        ...inc,
+        outcomeNotified: at,
+        history: historyWith(
+            inc.history,
+            at,
+            `remediation outcome sent as a follow-up: ${outcome.map((a) => `${a.status} ${a.action}`).join(', ')}`.slice(
+                0,
+                1000,
+            ),
+        ),
+    };
+    // Teams is one channel for the whole roster: one card. Email goes to each tier notified so far (its own address).
+    const firstTeams = ctx.teamsTiers.findIndex((on, t) => on && t <= inc.tier);
+    const once: UpdateContext = { ...ctx, teamsTiers: ctx.teamsTiers.map((on, t) => on && t === firstTeams) };
+    for (let t = 0; t <= inc.tier; t++) out = withNotices(out, 'remediation', t, once);
+    return out;
 }
 
 /**

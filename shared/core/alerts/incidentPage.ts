@@ -73,6 +73,13 @@ function describePart(p: UndoPart): { what: string; before: string; after: strin
                 after: 'removed',
                 restore: p.ipRules.map((r) => `IP rule ${r} added back`),
             };
+        case 'remove-vnet-rule':
+            return {
+                what: `Virtual network rules (${p.virtualNetworkRules.length + (p.omitted ?? 0)})`,
+                before: `present: ${p.virtualNetworkRules.map((r) => r.id).join(', ')}${(p.omitted ?? 0) > 0 ? ` and ${p.omitted} more not kept` : ''}`,
+                after: 'removed',
+                restore: p.virtualNetworkRules.map((r) => `virtual network rule ${r.id} added back`),
+            };
         case 'disable-public-network-access':
             return {
                 what: 'Public network access',

@@ -4,6 +4,7 @@
  * is escaped for the medium it lands in: Adaptive Card Markdown, HTML, or a MIME header.
  */
 import type { Severity } from '../decisions';
+import { ACTIONS_BY_RULE } from '../remediation/types';
 import type { Incident, IncidentAction, PersonAction } from './incident';
 import type { IncidentPageContext } from './incidentPage';
 import type { LinkAction } from './token';
@@ -25,6 +26,11 @@ export interface NoticeView {
     readonly links: IncidentLinks;
     /** For `channel-failing`: which channel fails and its last error. */
     readonly failing?: { readonly channel: string; readonly error: string };
+    /**
+     * For `remediation`: what the applied remediation changed, before and after (from its saved undo record, in the
+     * incident's scope), when it is known.
+     */
+    readonly changes?: readonly { readonly what: string; readonly before: string; readonly after: string }[];
 }
 
 /**
@@ -108,12 +114,75 @@ export function whoOf(inc: Incident): string {
 }
 
 function actionLine(a: IncidentAction): string {
-    return `${a.status}: ${a.summary ?? a.action}`;
+    const why = a.reason === undefined || a.error !== undefined ? '' : ` (${a.reason})`;
+    return `${a.status}: ${a.summary ?? a.action}${why}${a.error === undefined ? '' : ` (${a.error})`}`;
+}
+
+/** What to do about a failed remediation, in one sentence. */
+export function fixOf(a: IncidentAction): string {
+    if (a.missingPermission === true)
+        return (
+            "Give the responder's identity the remediation role on the vault (Microsoft.KeyVault/vaults/write, " +
+            '.../accessPolicies/write, and Microsoft.Network/virtualNetworks/subnets/joinViaServiceEndpoint/action on ' +
+            'the subnets of its virtual network rules: see docs/remediation.md), then change the vault back by hand; ' +
+            'the next drift sweep checks it again.'
+        );
+    if (a.reason === 'not-verified')
+        return (
+            'ARM did not keep the change: look for an Azure Policy, a deployment pipeline or a person writing the ' +
+            'vault back, then change it back by hand.'
+        );
+    return (
+        'The vault may still be out of policy: check it in the portal now and change it back by hand; the next drift ' +
+        'sweep (hourly) tries again.'
+    );
+}
+
+/** The outcome a `remediation` follow-up reports: the strongest status among the incident's actions. */
+function outcomeOf(inc: Incident): 'applied' | 'failed' | 'skipped' | 'planned' {
+    for (const s of ['failed', 'applied', 'skipped'] as const) if (inc.actions.some((a) => a.status === s)) return s;
+    return 'planned';
+}
+
+/** The paragraph of a `remediation` follow-up: what changed (before → after), or the failure and its fix. */
+export function outcomeLines(v: NoticeView): string[] {
+    const inc = v.incident;
+    const lines: string[] = [];
+    const applied = inc.actions.filter((a) => a.status === 'applied');
+    if (applied.length > 0) {
+        const changes = v.changes ?? [];
+        if (changes.length > 0)
+            lines.push(`Changed: ${changes.map((c) => `${c.what}: ${c.before} → ${c.after}`).join('; ')}.`);
+        else lines.push(`Changed: ${applied.map((a) => a.summary ?? a.action).join('; ')}.`);
+        lines.push(
+            inc.undone === undefined
+                ? 'Read back from ARM and verified. If the change was legitimate, Undo remediation restores what this incident changed (and approves it for a limited time).'
+                : 'This remediation was undone since.',
+        );
+    }
+    for (const a of inc.actions.filter((x) => x.status === 'failed')) {
+        lines.push(`Failed: ${a.summary ?? a.action}${a.error === undefined ? '' : `: ${a.error}`}.`);
+        lines.push(`Fix: ${fixOf(a)}`);
+    }
+    for (const a of inc.actions.filter((x) => x.status === 'skipped'))
+        lines.push(`Skipped: ${a.summary ?? a.action}${a.reason === undefined ? '' : ` (${a.reason})`}.`);
+    const planned = inc.actions.filter((a) => a.status === 'planned');
+    if (planned.length > 0)
+        lines.push(
+            `Monitor mode, nothing changed. Would have: ${planned.map((a) => a.summary ?? a.action).join('; ')}.`,
+        );
+    return lines;
 }
 
 /** What kv-responder did, one line per action, or what it does not do for this rule. */
 function responseLines(inc: Incident): string[] {
-    if (inc.actions.length === 0) return ['No automatic remediation for this rule: detection and notification only.'];
+    if (inc.actions.length === 0)
+        return ACTIONS_BY_RULE[inc.rule] === undefined
+            ? ['No automatic remediation for this rule: detection and notification only.']
+            : [
+                  // The queue worker acts after the first notice (docs/remediation.md): say so, never "no remediation".
+                  'Remediation pending: the reconcile worker checks the vault against Azure Resource Manager; its outcome is added to this incident and sent as a follow-up.',
+              ];
     return inc.actions.map(actionLine);
 }
 
@@ -129,6 +198,8 @@ function headline(v: NoticeView): string {
             return `Remediation undone · ${base}`;
         case 'channel-failing':
             return `Notifications failing on ${v.failing?.channel ?? 'a channel'} · ${base}`;
+        case 'remediation':
+            return `Remediation ${outcomeOf(inc)} · ${base}`;
     }
 }
 
@@ -244,6 +315,8 @@ function teamsCardAt(v: NoticeView, d: CardDetail, trimmed: boolean): TeamsWebho
     }
     const note = v.kind === 'undone' ? undoneNote(inc) : undefined;
     if (note !== undefined) extra.push(textRuns([cardText(note, Math.min(1200, d.extra))]));
+    if (v.kind === 'remediation')
+        for (const line of outcomeLines(v)) extra.push(textRuns([cardText(line, Math.min(1200, d.extra))]));
     if (trimmed) extra.push({ type: 'TextBlock', text: TRIMMED_NOTE, wrap: true, isSubtle: true, size: 'small' });
     const actions: Record<string, unknown>[] = [];
     if (v.links.ack !== undefined && inc.acknowledged === undefined)
@@ -317,6 +390,7 @@ export function renderEmail(v: NoticeView): RenderedEmail {
         notes.push(`Delivery by ${v.failing.channel} keeps failing: ${v.failing.error}`);
     const undone = v.kind === 'undone' ? undoneNote(inc) : undefined;
     if (undone !== undefined) notes.push(undone);
+    if (v.kind === 'remediation') notes.push(...outcomeLines(v));
 
     const text = [
         headline(v),

@@ -5,8 +5,11 @@
 
 export type ChannelName = 'teams' | 'email';
 
-/** Why a notification is sent. */
-export type NoticeKind = 'opened' | 'escalated' | 'undone' | 'channel-failing';
+/**
+ * Why a notification is sent. `remediation`: the outcome of a remediation that ran after the incident was notified
+ * (the reconcile worker in the Function app), sent once per incident.
+ */
+export type NoticeKind = 'opened' | 'escalated' | 'undone' | 'channel-failing' | 'remediation';
 
 /** The body POSTed to a Teams Workflows webhook: a message whose one attachment is an Adaptive Card. */
 export interface TeamsWebhookMessage {

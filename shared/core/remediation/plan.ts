@@ -115,6 +115,44 @@ export function planRemediation(
         }
     }
 
+    const vnetRule = wanted.get('remove-vnet-rule');
+    if (vnetRule !== undefined) {
+        const approved = policy.approvedVirtualNetworkRules;
+        const current = (networkAcls ?? acls)?.virtualNetworkRules ?? [];
+        const isApproved = (r: { readonly id: string }): boolean =>
+            approved?.has(r.id.toLowerCase().replace(/\/+$/, '')) === true;
+        if (approved === undefined) {
+            // No approved list anywhere in the vault's policy: virtual network rules are not judged.
+            skipped.push({ action: 'remove-vnet-rule', rule: vnetRule, reason: 'policy-allows', detail: {} });
+        } else if (current.every(isApproved)) {
+            skipped.push({ action: 'remove-vnet-rule', rule: vnetRule, reason: 'already-compliant', detail: {} });
+        } else {
+            const base = networkAcls ?? acls ?? {};
+            const removed = current.filter((r) => !isApproved(r));
+            // Complete networkAcls again: everything else (IP rules, the approved subnets, flags) is sent as read.
+            networkAcls = {
+                bypass: base.bypass ?? 'AzureServices',
+                defaultAction: base.defaultAction ?? 'Deny',
+                ipRules: base.ipRules ?? [],
+                virtualNetworkRules: current.filter(isApproved),
+            };
+            actions.push({
+                action: 'remove-vnet-rule',
+                rule: vnetRule,
+                summary: `remove virtual network rule(s) ${removed.map((r) => r.id).join(', ')} from ${vault.name}`,
+                detail: {
+                    removed: removed.map((r) => r.id),
+                    // Exactly as read, for undo: the flag decides whether ARM checks the subnet's service endpoint.
+                    removedRules: removed.map((r) => ({
+                        id: r.id,
+                        ignoreMissingVnetServiceEndpoint: r.ignoreMissingVnetServiceEndpoint ?? false,
+                    })),
+                    kept: networkAcls.virtualNetworkRules?.map((r) => r.id) ?? [],
+                },
+            });
+        }
+    }
+
     const pnaRule = wanted.get('disable-public-network-access');
     if (pnaRule !== undefined) {
         if (policy.publicNetworkAccess !== 'Disabled') {
@@ -216,6 +254,15 @@ export function verifyRemediation(after: VaultSnapshot, plan: RemediationPlan): 
         const gotVnets = new Set((got?.virtualNetworkRules ?? []).map((r) => r.id.toLowerCase()));
         for (const r of want.networkAcls.virtualNetworkRules ?? [])
             if (!gotVnets.has(r.id.toLowerCase())) problems.push(`virtual network rule ${r.id} is missing`);
+        // Only for a plan that removes some: otherwise extra rules are another writer's (see changesByOthers).
+        const removedVnets = new Set(
+            plan.actions
+                .filter((a) => a.action === 'remove-vnet-rule')
+                .flatMap((a) => (Array.isArray(a.detail.removed) ? (a.detail.removed as string[]) : []))
+                .map((id) => id.toLowerCase()),
+        );
+        for (const r of got?.virtualNetworkRules ?? [])
+            if (removedVnets.has(r.id.toLowerCase())) problems.push(`virtual network rule ${r.id} is still there`);
     }
     if (want?.publicNetworkAccess !== undefined && lower(p.publicNetworkAccess) !== lower(want.publicNetworkAccess)) {
         problems.push(

@@ -41,7 +41,11 @@ export interface VaultSnapshot {
 
 /** Action ids are part of the decision-log contract. */
 export type ActionId =
-    'restore-firewall-default' | 'remove-ip-rule' | 'disable-public-network-access' | 'remove-access-policy';
+    | 'restore-firewall-default'
+    | 'remove-ip-rule'
+    | 'remove-vnet-rule'
+    | 'disable-public-network-access'
+    | 'remove-access-policy';
 
 /** What each action needs in Azure RBAC; the infra templates grant exactly these. */
 const JOIN_SUBNET = 'Microsoft.Network/virtualNetworks/subnets/joinViaServiceEndpoint/action';
@@ -51,6 +55,8 @@ export const ACTION_PERMISSIONS: Readonly<Record<ActionId, readonly string[]>> =
     // each subnet a request names (service endpoint docs; see infra/modules/roles.bicep).
     'restore-firewall-default': ['Microsoft.KeyVault/vaults/read', 'Microsoft.KeyVault/vaults/write', JOIN_SUBNET],
     'remove-ip-rule': ['Microsoft.KeyVault/vaults/read', 'Microsoft.KeyVault/vaults/write', JOIN_SUBNET],
+    // The PATCH names the subnets of the rules it keeps; its undo names the removed subnet again (a join).
+    'remove-vnet-rule': ['Microsoft.KeyVault/vaults/read', 'Microsoft.KeyVault/vaults/write', JOIN_SUBNET],
     'disable-public-network-access': ['Microsoft.KeyVault/vaults/read', 'Microsoft.KeyVault/vaults/write'],
     'remove-access-policy': ['Microsoft.KeyVault/vaults/read', 'Microsoft.KeyVault/vaults/accessPolicies/write'],
 };
@@ -59,6 +65,7 @@ export const ACTION_PERMISSIONS: Readonly<Record<ActionId, readonly string[]>> =
 export const ACTIONS_BY_RULE: Readonly<Record<string, ActionId>> = {
     'firewall-opened': 'restore-firewall-default',
     'firewall-ip-rule-added': 'remove-ip-rule',
+    'firewall-vnet-rule-added': 'remove-vnet-rule',
     'public-network-access-enabled': 'disable-public-network-access',
     'access-policy-granted': 'remove-access-policy',
     'self-granted-access': 'remove-access-policy',

@@ -4,7 +4,7 @@
  * again.
  *
  * Scoped: an undo record keeps one part per change of the remediation (the firewall default action, the removed IP
- * rules, public network access, each removed access-policy entry), each tagged with the rule that asked for it. An
+ * rules, the removed virtual network rules, public network access, each removed access-policy entry), each tagged with the rule that asked for it. An
  * incident's undo restores only the parts of its own rule (and, for access policies, of the principals it names), and
  * marks only those parts used, so sibling incidents of one remediation stay undoable on their own.
  *
@@ -47,6 +47,13 @@ export type UndoPart =
           /** Removed rules not kept (the record would have grown past the Table Storage limit). */
           readonly omitted?: number;
       })
+    | (PartBase & {
+          readonly action: 'remove-vnet-rule';
+          /** Exactly as they were read (the flag included), so that an undo restores exactly them. */
+          readonly virtualNetworkRules: readonly VirtualNetworkRule[];
+          /** Removed rules not kept (the record would have grown past the Table Storage limit). */
+          readonly omitted?: number;
+      })
     | (PartBase & { readonly action: 'disable-public-network-access'; readonly publicNetworkAccess: string })
     | (PartBase & { readonly action: 'remove-access-policy'; readonly entry: VaultAccessPolicy });
 
@@ -80,9 +87,16 @@ export interface UndoScope {
     readonly grantees?: readonly string[];
 }
 
+export interface VirtualNetworkRule {
+    readonly id: string;
+    readonly ignoreMissingVnetServiceEndpoint: boolean;
+}
+
 /** Changes people approved through undo, per vault, as the policy sees them (no expiry: already filtered). */
 export interface VaultApprovals {
     readonly ipRanges: readonly string[];
+    /** Subnet ids (lower-case) of restored virtual network rules; absent on grants written before. */
+    readonly virtualNetworkRules?: readonly string[];
     readonly principals: readonly { readonly objectId: string; readonly permissions: AccessPolicyPermissions }[];
     readonly networkDefaultAction?: 'Allow' | 'Deny';
     readonly publicNetworkAccess?: 'Enabled' | 'Disabled';
@@ -155,6 +169,16 @@ export function undoRecordOf(
                 stringList(a.detail.removed) ??
                 (p.networkAcls?.ipRules ?? []).map((r) => r.value).filter((v) => !kept.has(rangeKey(v)));
             wanted.push({ id, rule: a.rule, action: a.action, ipRules: removed });
+        } else if (a.action === 'remove-vnet-rule') {
+            const removed = new Set((stringList(a.detail.removed) ?? []).map((id) => id.toLowerCase()));
+            // From the vault as read: exactly the removed rules, each with its flag as it was.
+            const rules = (p.networkAcls?.virtualNetworkRules ?? [])
+                .filter((r) => removed.has(r.id.toLowerCase()))
+                .map((r) => ({
+                    id: r.id,
+                    ignoreMissingVnetServiceEndpoint: r.ignoreMissingVnetServiceEndpoint ?? false,
+                }));
+            wanted.push({ id, rule: a.rule, action: a.action, virtualNetworkRules: rules });
         } else if (a.action === 'disable-public-network-access')
             wanted.push({
                 id,
@@ -177,6 +201,23 @@ export function undoRecordOf(
     for (const part of wanted) {
         let fitted: UndoPart | undefined = part;
         let cost = JSON.stringify(part).length + 1;
+        if (size + cost > MAX_STATE_CHARS && part.action === 'remove-vnet-rule') {
+            const room =
+                MAX_STATE_CHARS - size - JSON.stringify({ ...part, virtualNetworkRules: [], omitted: 99999 }).length;
+            const keep: VirtualNetworkRule[] = [];
+            let used = 0;
+            for (const r of part.virtualNetworkRules) {
+                const n = JSON.stringify(r).length + 1;
+                if (used + n > room) break;
+                keep.push(r);
+                used += n;
+            }
+            fitted =
+                keep.length === 0
+                    ? undefined
+                    : { ...part, virtualNetworkRules: keep, omitted: part.virtualNetworkRules.length - keep.length };
+            cost = fitted === undefined ? 0 : JSON.stringify(fitted).length + 1;
+        }
         if (size + cost > MAX_STATE_CHARS && part.action === 'remove-ip-rule') {
             // Keep as many removed rules as fit; say how many were not kept.
             const room = MAX_STATE_CHARS - size - JSON.stringify({ ...part, ipRules: [], omitted: 99999 }).length;
@@ -274,6 +315,7 @@ export function planRestore(record: UndoRecord, current: VaultSnapshot, scope?: 
     let aclChanged = false;
     let publicNetworkAccessOut: string | undefined;
     const ipRanges: string[] = [];
+    const subnets: string[] = [];
     let networkDefaultAction: VaultApprovals['networkDefaultAction'];
     let publicNetworkAccess: VaultApprovals['publicNetworkAccess'];
     const accessPolicyAdds: VaultAccessPolicy[] = [];
@@ -290,6 +332,20 @@ export function planRestore(record: UndoRecord, current: VaultSnapshot, scope?: 
         }
         ipRanges.push(...part.ipRules);
         if ((part.omitted ?? 0) > 0) notKept.push(`${part.omitted} more removed IP rule(s) were not kept for undo`);
+    }
+    for (const part of parts) {
+        if (part.action !== 'remove-vnet-rule') continue;
+        const present = new Set((acl.virtualNetworkRules ?? []).map((r) => r.id.toLowerCase()));
+        // Exactly the removed rules, each as it was read (its ignoreMissingVnetServiceEndpoint flag included).
+        const readd = part.virtualNetworkRules.filter((r) => !present.has(r.id.toLowerCase()));
+        if (readd.length > 0) {
+            acl.virtualNetworkRules = [...(acl.virtualNetworkRules ?? []), ...readd.map((r) => ({ ...r }))];
+            aclChanged = true;
+            for (const r of readd) restored.push(`virtual network rule ${r.id} restored`);
+        }
+        subnets.push(...part.virtualNetworkRules.map((r) => r.id.toLowerCase()));
+        if ((part.omitted ?? 0) > 0)
+            notKept.push(`${part.omitted} more removed virtual network rule(s) were not kept for undo`);
     }
     for (const part of parts) {
         if (part.action === 'restore-firewall-default') {
@@ -331,6 +387,7 @@ export function planRestore(record: UndoRecord, current: VaultSnapshot, scope?: 
         parts: parts.map((p) => p.id),
         approvals: {
             ipRanges: [...new Set(ipRanges)],
+            ...(subnets.length === 0 ? {} : { virtualNetworkRules: [...new Set(subnets)] }),
             principals: accessPolicyAdds.map((e) => ({
                 objectId: e.objectId.toLowerCase(),
                 permissions: {
@@ -373,8 +430,10 @@ export function mergeApprovals(a: VaultApprovals | undefined, b: VaultApprovals)
         principals.set(p.objectId, unionPermissions(principals.get(p.objectId), p.permissions));
     const networkDefaultAction = b.networkDefaultAction ?? a.networkDefaultAction;
     const publicNetworkAccess = b.publicNetworkAccess ?? a.publicNetworkAccess;
+    const subnets = [...new Set([...(a.virtualNetworkRules ?? []), ...(b.virtualNetworkRules ?? [])])];
     return {
         ipRanges: [...new Set([...a.ipRanges, ...b.ipRanges])],
+        ...(subnets.length === 0 ? {} : { virtualNetworkRules: subnets }),
         principals: [...principals].map(([objectId, permissions]) => ({ objectId, permissions })),
         ...(networkDefaultAction === undefined ? {} : { networkDefaultAction }),
         ...(publicNetworkAccess === undefined ? {} : { publicNetworkAccess }),
@@ -409,6 +468,7 @@ export function activeApprovals(stored: unknown, now: number): VaultApprovals | 
 export function approvalItems(a: VaultApprovals): number {
     return (
         a.ipRanges.length +
+        (a.virtualNetworkRules ?? []).length +
         a.principals.length +
         (a.networkDefaultAction === undefined ? 0 : 1) +
         (a.publicNetworkAccess === undefined ? 0 : 1)
@@ -427,6 +487,7 @@ export function describeApprovals(a: VaultApprovals): string[] {
         ...(a.networkDefaultAction === undefined ? [] : [`firewall default action ${a.networkDefaultAction}`]),
         ...(a.publicNetworkAccess === undefined ? [] : [`public network access ${a.publicNetworkAccess}`]),
         ...a.ipRanges.map((r) => `IP rule ${r}`),
+        ...(a.virtualNetworkRules ?? []).map((r) => `virtual network rule ${r}`),
         ...a.principals.map((p) => `access policy of ${p.objectId} (${permissionsText(p.permissions)})`),
     ];
 }
@@ -485,6 +546,14 @@ export function withApprovals(
                 ? undefined
                 : policy.publicNetworkAccess,
         approvedIpRanges: [...policy.approvedIpRanges, ...ranges],
+        ...(policy.approvedVirtualNetworkRules === undefined
+            ? {}
+            : {
+                  approvedVirtualNetworkRules: new Set([
+                      ...policy.approvedVirtualNetworkRules,
+                      ...(a.virtualNetworkRules ?? []).map((r) => r.toLowerCase()),
+                  ]),
+              }),
         approvedPrincipals,
     };
 }

@@ -11,6 +11,7 @@ import { destructiveOperationDenied } from './destructive-operation-denied/rule'
 import { diagnosticSettingRemoved } from './diagnostic-setting-removed/rule';
 import { firewallIpRuleAdded } from './firewall-ip-rule-added/rule';
 import { firewallOpened } from './firewall-opened/rule';
+import { firewallVnetRuleAdded } from './firewall-vnet-rule-added/rule';
 import { honeytokenAccessed } from './honeytoken-accessed/rule';
 import { massSecretRetrieval } from './mass-secret-retrieval/rule';
 import { newAppAccess } from './new-app-access/rule';
@@ -27,6 +28,7 @@ import { vaultThrottled } from './vault-throttled/rule';
 export const rules: readonly Rule[] = [
     firewallOpened,
     firewallIpRuleAdded,
+    firewallVnetRuleAdded,
     publicNetworkAccessEnabled,
     accessPolicyGranted,
     accessPolicyGrantedThenRevoked,

@@ -8,6 +8,11 @@ export interface VaultPolicy {
     /** Wanted `publicNetworkAccess`; undefined: no opinion. */
     readonly publicNetworkAccess: 'Enabled' | 'Disabled' | undefined;
     readonly approvedIpRanges: readonly IpRange[];
+    /**
+     * Approved virtual network rules: subnet resource ids, lower-case. Undefined when no policy names any (the
+     * default): virtual network rules are then not judged at all, neither detected nor removed.
+     */
+    readonly approvedVirtualNetworkRules?: ReadonlySet<string>;
     /** Approved access-policy principals by object id (lower-case) and their allowed permissions (undefined: any). */
     readonly approvedPrincipals: ReadonlyMap<string, AccessPolicyPermissions | undefined>;
     /**
