@@ -2,12 +2,12 @@
 // and a key line), every relative link resolves to a file and heading, and the statements that drifted before (rule
 // counts, settings table, Teams template, posture switches, the schema generator) are checked against the code.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { SettingNames } from '../shared/config/settingNames';
 import { ruleIds, timerChecks } from '../shared/core/rules';
 import { decisionsOf, REPO, runKvr } from './support/cli';
+import { tempDir } from './support/tempDirs';
 
 const read = (path: string): string => readFileSync(join(REPO, path), 'utf8');
 const PAGES = [
@@ -16,11 +16,6 @@ const PAGES = [
         .filter((f) => f.endsWith('.md'))
         .map((f) => `docs/${f}`),
 ];
-
-const dirs: string[] = [];
-afterAll(() => {
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
 
 /** A page split into its prose lines and its code block lines (``` or ~~~ fences). */
 function split(text: string): { prose: string[]; code: string[] } {
@@ -228,8 +223,7 @@ describe('every offline command the docs show', () => {
         '%s',
         async (command, want) => {
             // A scratch directory that sees the repository's samples and fixtures, for the files a command writes.
-            const cwd = mkdtempSync(join(tmpdir(), 'kvr-docs-'));
-            dirs.push(cwd);
+            const cwd = tempDir('kvr-docs-');
             for (const d of ['samples', 'test']) symlinkSync(join(REPO, d), join(cwd, d));
             const argv = command.slice('npx kvr '.length).split(/\s+/);
             // Help and version output does not touch files: in process, as the CLI tests run it (quicker on a busy machine).
@@ -310,8 +304,7 @@ describe('statements the docs make', () => {
 
     it('docs/cmk-posture.md: rules.<check id> is accepted and honoured', async () => {
         expect(read('docs/cmk-posture.md').replace(/\s+/g, ' ')).toContain('`rules.<check id>.enabled`');
-        const dir = mkdtempSync(join(tmpdir(), 'kvr-docs-'));
-        dirs.push(dir);
+        const dir = tempDir('kvr-docs-');
         const config = join(dir, 'posture.json');
         const posture = JSON.parse(read('samples/posture-config.json')) as Record<string, unknown>;
         const args = [
@@ -337,8 +330,7 @@ describe('statements the docs make', () => {
     });
 
     it('generateSchema writes config.schema.json as committed, in the form prettier --check accepts', async () => {
-        const dir = mkdtempSync(join(tmpdir(), 'kvr-docs-'));
-        dirs.push(dir);
+        const dir = tempDir('kvr-docs-');
         const out = join(dir, 'config.schema.json');
         const run = await kvrScript('dist/scripts/generateSchema.js', [out]);
         expect(run).toEqual({ code: 0, stderr: '' });

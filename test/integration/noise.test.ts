@@ -1,5 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MemoryDecisionSink, MemoryQuarantineSink } from '../../shared/adapters/memorySinks';
 import { createPipeline } from '../../shared/app/createPipeline';
@@ -8,6 +7,7 @@ import type { FindingDecision } from '../../shared/core/decisions';
 import { ruleIds } from '../../shared/core/rules';
 import { decisionsOf, REPO, runKvr } from '../support/cli';
 import { fixtureRecord } from '../support/fixtures';
+import { tempDir } from '../support/tempDirs';
 
 /**
  * One incident is one finding: a tug of war is one `remediation-suspended` per suspension, and `firewall-opened`
@@ -20,11 +20,6 @@ const OID = 'http://schemas.microsoft.com/identity/claims/objectidentifier';
 const UPN = 'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn';
 const T0 = Date.UTC(2026, 9, 5, 10, 0, 30);
 const MIN = 60_000;
-
-const dirs: string[] = [];
-afterAll(() => {
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
 
 /** A VaultPatch of kv-payments-prod at `T0 + minutes`, by `who`, leaving the firewall at `defaultAction`. */
 function patch(minutes: number, defaultAction: 'Allow' | 'Deny', who = 'mallory', extraIp?: string) {
@@ -50,8 +45,7 @@ function patch(minutes: number, defaultAction: 'Allow' | 'Deny', who = 'mallory'
 
 /** A capture of one Event Hubs body per line, each holding one record (replayed one batch each). */
 function capture(records: readonly object[]): string {
-    const dir = mkdtempSync(join(tmpdir(), 'kvr-noise-'));
-    dirs.push(dir);
+    const dir = tempDir('kvr-noise-');
     const path = join(dir, 'capture.jsonl');
     writeFileSync(path, records.map((r) => JSON.stringify({ records: [r] })).join('\n'));
     return path;
@@ -164,8 +158,7 @@ describe('firewall-opened: on the transition to open', () => {
         ]);
         // Monitor mode for the firewall: nobody closes it, so the second patch changes an open vault: one finding,
         // neither from the rule nor as drift seen in ARM.
-        const monitorDir = mkdtempSync(join(tmpdir(), 'kvr-noise-'));
-        dirs.push(monitorDir);
+        const monitorDir = tempDir('kvr-noise-');
         const monitor = join(monitorDir, 'monitor-config.json');
         writeFileSync(
             monitor,
