@@ -24,7 +24,11 @@ const { writeSync } = require('node:fs');
 class PlainSummaryReporter {
     onRunComplete(_contexts, results) {
         const skipped = results.numPendingTests + results.numTodoTests;
-        const line = `tests: ${results.numPassedTests} passed, ${results.numFailedTests} failed, ${skipped} skipped\n`;
+        // A test file that could not run (a module that does not load) has no failed test but fails the run: say so.
+        const broken = results.numRuntimeErrorTestSuites;
+        const line =
+            `tests: ${results.numPassedTests} passed, ${results.numFailedTests} failed, ${skipped} skipped` +
+            `${broken > 0 ? `; ${broken} test file(s) failed to run` : ''}\n`;
         // The one warning of a run whose browser tests were skipped (no Chromium), right above the closing line.
         const warning = chromiumWarning();
         // Written synchronously to fd 2: at 'exit' after jest's forced exit, process.stderr.write no longer reaches the
