@@ -327,6 +327,8 @@ describe('statements the docs make', () => {
         expect(findings.length).toBeGreaterThan(0);
         expect(findings.filter((f) => f.rule === 'cmk-weak-key')).toEqual([]);
         expect(findings.filter((f) => f.rule === 'cmk-no-expiry').map((f) => f.severity)).toEqual(['low']);
+        // The summary counts it under the severity it was given.
+        expect(run.stderr).toContain('  cmk-no-expiry (low): 1\n');
     });
 
     it('generateSchema writes config.schema.json as committed, in the form prettier --check accepts', async () => {
