@@ -1,12 +1,12 @@
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { decisionsOf, runKvr, runKvrBinary } from './support/cli';
 import { FIXTURES, fixtureBody, fixtureText } from './support/fixtures';
+import { tempDir } from './support/tempDirs';
 
 function tmp(): string {
-    return mkdtempSync(join(tmpdir(), 'kvr-cli-'));
+    return tempDir('kvr-cli-');
 }
 
 const FINDING_KEYS = [

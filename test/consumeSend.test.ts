@@ -1,5 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import {
@@ -36,6 +35,7 @@ import { ConfigError } from '../shared/core/errors';
 import type { DecisionSink, QuarantineItem, QuarantineSink } from '../shared/core/ports';
 import { decisionsOf, runKvr } from './support/cli';
 import { FIXTURES, fixtureBody, fixtureText } from './support/fixtures';
+import { tempDir } from './support/tempDirs';
 
 class Capture extends Writable {
     text = '';
@@ -642,7 +642,7 @@ async function itemsIn(paths: string[]): Promise<{ source: string; text: string;
 describe('kvr send', () => {
     it('publishes every captured item as one event, over several batches, and reports the oversized one', async () => {
         // The fixtures, plus a file whose second item is not JSON.
-        const extra = join(mkdtempSync(join(tmpdir(), 'kvr-send-')), 'mixed.jsonl');
+        const extra = join(tempDir('kvr-send-'), 'mixed.jsonl');
         writeFileSync(extra, `${fixtureText('secret-get-success.json').trim()}\nnot-json\n`);
         const producer = new FakeProducer(8_000);
         const r = await send([FIXTURES, extra], producer);

@@ -12,6 +12,7 @@ import {
     type VaultSnapshot,
 } from '../core/remediation/types';
 import { undoRecordOf, type VaultApprovals, withApprovals } from '../core/remediation/undo';
+import { type FirewallState, firewallStateKey, isFirewallOpen } from '../core/rules/firewall-opened/rule';
 import { type DetectionSettings, modeFor, type VaultPolicy } from '../core/rules/settings';
 import { type StateStore, stateKey } from '../core/state/store';
 import type { RemediationSettings } from '../config/responderConfig';
@@ -56,6 +57,21 @@ interface Counter {
     readonly times: readonly number[];
 }
 
+/**
+ * An open suspension of a vault's remediation (blast-radius cap): one `remediation-suspended` finding when it opens,
+ * later capped attempts only counted in it, until it ends (the cap lifts: `until`, or a later reconcile is not capped).
+ */
+interface Suspension {
+    readonly cap: 'invocation' | 'vault-hour';
+    /** Event time the suspension opened and the time it lifts at the latest (event time, like the counter). */
+    readonly since: number;
+    readonly until: number;
+    /** Capped reconciles of the vault within this suspension, the first included. */
+    readonly attempts: number;
+}
+
+type Capped = { readonly cap: Suspension['cap']; readonly until: number };
+
 interface Work {
     readonly vault: VaultRef;
     readonly triggered: ReadonlySet<string>;
@@ -96,6 +112,10 @@ export function snapshotKey(vaultName: string) {
 
 function driftKeyOf(a: RemediationPlan['actions'][number]): string {
     return `${a.action}|${JSON.stringify(a.detail).slice(0, 300)}`;
+}
+
+export function suspensionKey(vaultName: string) {
+    return stateKey(vaultName, 'remediation|suspended');
 }
 
 export function windowsKey(vaultName: string) {
@@ -327,6 +347,9 @@ export class Remediator {
         };
         let applied = 0;
         const memo = await this.memo(w.vault);
+        // firewall-opened reports a transition to open: ARM drift on a vault already known to be open is not news.
+        const wasOpen = (await this.firewall(w.vault))?.value?.open === true;
+        const news = (a: RemediationPlan['actions'][number]): boolean => !(wasOpen && a.rule === 'firewall-opened');
         let read: VaultSnapshot | undefined;
         let concurrent = [...intent.concurrent];
         for (let round = 0; round < MAX_ROUNDS; round++) {
@@ -363,7 +386,7 @@ export class Remediator {
                         report(this.action(w, s.action, s.rule, 'skipped', { reason: s.reason, ...s.detail }));
                 this.reportDrift(
                     w,
-                    plan.actions.filter((a) => !(memo?.drift ?? []).includes(driftKeyOf(a))),
+                    plan.actions.filter((a) => news(a) && !(memo?.drift ?? []).includes(driftKeyOf(a))),
                     decisions,
                     'monitor',
                 );
@@ -385,29 +408,40 @@ export class Remediator {
                 );
             plan = withRestore(plan, vault, restore);
             const restoring = restore.ipRules.length + restore.virtualNetworkRules.length > 0;
-            if (round === 0) this.reportDrift(w, plan.actions, decisions, 'enforce');
+            if (round === 0) this.reportDrift(w, plan.actions.filter(news), decisions, 'enforce');
             if (plan.actions.length === 0 && !restoring) break;
 
             const capped = await this.cap(budget - applied, w);
             if (capped !== undefined) {
+                const suspension = await this.suspend(w, capped);
+                const since = new Date(suspension.since).toISOString();
+                const until = new Date(suspension.until).toISOString();
                 for (const a of plan.actions)
                     report(
                         this.action(w, a.action, a.rule, 'skipped', {
                             reason: 'blast-radius',
-                            cap: capped,
+                            cap: capped.cap,
                             summary: a.summary,
+                            suspension: { since, until, attempts: suspension.attempts },
                         }),
                     );
-                decisions.push(
-                    this.critical(
-                        w,
-                        'remediation-suspended',
-                        capped === 'invocation'
-                            ? `remediation of ${w.vault.name} suspended: more than ${this.o.remediation.maxPerInvocation} remediations in one invocation`
-                            : `remediation of ${w.vault.name} suspended: more than ${this.o.remediation.maxPerVaultPerHour} remediations within an hour (a tug of war with a policy or pipeline?)`,
-                        { cap: capped, pendingActions: plan.actions.map((a) => a.action) },
-                    ),
-                );
+                // One finding per suspension: later capped attempts are counted in it (and in the skipped actions).
+                if (suspension.attempts === 1)
+                    decisions.push(
+                        this.critical(
+                            w,
+                            'remediation-suspended',
+                            capped.cap === 'invocation'
+                                ? `remediation of ${w.vault.name} suspended: more than ${this.o.remediation.maxPerInvocation} remediations in one invocation`
+                                : `remediation of ${w.vault.name} suspended until ${until}: more than ${this.o.remediation.maxPerVaultPerHour} remediations within an hour (a tug of war with a policy or pipeline?)`,
+                            {
+                                cap: capped.cap,
+                                pendingActions: plan.actions.map((a) => a.action),
+                                suspendedSince: since,
+                                suspendedUntil: until,
+                            },
+                        ),
+                    );
                 return { applied, decisions };
             }
             if (isLost(lease)) return { applied, decisions, leaseLost: true };
@@ -438,6 +472,7 @@ export class Remediator {
             await this.countRemediation(w);
             const problems = verifyRemediation(after, plan);
             const others = changesByOthers(vault, plan, after);
+            await this.noteFirewall(w, after);
             if (problems.length === 0) {
                 applied += plan.actions.length;
                 for (const a of plan.actions)
@@ -603,6 +638,7 @@ export class Remediator {
             drift,
             enableRbacAuthorization: rbac,
         };
+        await this.noteFirewall(w, vault);
         const key = snapshotKey(w.vault.name);
         for (let attempt = 0; attempt < 4; attempt++) {
             const [s] = await this.o.store.getMany([key]);
@@ -612,9 +648,78 @@ export class Remediator {
         // Another reconcile wrote it meanwhile (we hold the lease, so an undo): its view is as good as ours.
     }
 
-    private async cap(budget: number, w: Work): Promise<'invocation' | 'vault-hour' | undefined> {
-        if (budget <= 0) return 'invocation';
-        return (await this.vaultHourCount(w)) >= this.o.remediation.maxPerVaultPerHour ? 'vault-hour' : undefined;
+    /** The cap that stops this remediation, if any, and when it lifts; a reconcile that is not capped ends a suspension. */
+    private async cap(budget: number, w: Work): Promise<Capped | undefined> {
+        const now = w.intent.latestMs;
+        if (budget <= 0) return { cap: 'invocation', until: now + HOUR_MS };
+        const max = this.o.remediation.maxPerVaultPerHour;
+        const times = [...(await this.vaultHourTimes(w))].sort((a, b) => a - b);
+        // Below the cap again once all but max-1 of the hour's remediations are older than an hour.
+        if (times.length >= max) return { cap: 'vault-hour', until: (times[times.length - max] ?? now) + HOUR_MS };
+        await this.endSuspension(w);
+        return undefined;
+    }
+
+    /** Opens a suspension of the vault's remediation, or counts one more capped attempt in the open one. */
+    private async suspend(w: Work, capped: Capped): Promise<Suspension> {
+        const key = suspensionKey(w.vault.name);
+        const now = w.intent.latestMs;
+        for (let attempt = 0; attempt < 8; attempt++) {
+            const [s] = await this.o.store.getMany([key]);
+            const open = s?.value as Suspension | undefined;
+            const next: Suspension =
+                open !== undefined && open.since <= now && now < open.until
+                    ? { ...open, until: Math.max(open.until, capped.until), attempts: open.attempts + 1 }
+                    : { cap: capped.cap, since: now, until: capped.until, attempts: 1 };
+            const r = await this.o.store.put(key, next, s?.etag, next.until);
+            if (r.ok) return next;
+        }
+        throw new ResponderError('STATE.CONFLICT', `could not record the suspension of ${w.vault.name}`, true);
+    }
+
+    /** The cap no longer holds: an open suspension ends here, so the next cap opens (and reports) a new one. */
+    private async endSuspension(w: Work): Promise<void> {
+        const key = suspensionKey(w.vault.name);
+        const now = w.intent.latestMs;
+        for (let attempt = 0; attempt < 4; attempt++) {
+            const [s] = await this.o.store.getMany([key]);
+            const open = s?.value as Suspension | undefined;
+            if (s === undefined || open === undefined || now >= open.until) return;
+            const r = await this.o.store.put(key, { ...open, until: now } satisfies Suspension, s.etag, now);
+            if (r.ok) return;
+        }
+        throw new ResponderError('STATE.CONFLICT', `could not end the suspension of ${w.vault.name}`, true);
+    }
+
+    private async firewall(vault: VaultRef): Promise<{ value: FirewallState | undefined; etag: string } | undefined> {
+        const [s] = await this.o.store.getMany([firewallStateKey(vault.name)]);
+        return s === undefined
+            ? undefined
+            : { value: (s.value ?? undefined) as FirewallState | undefined, etag: s.etag };
+    }
+
+    /**
+     * Keeps the firewall state firewall-opened compares with (see its rule): the vault as ARM shows it now, at the
+     * intent's event time, unless a newer record was seen already. Without it a re-opening after our own fix, whose
+     * audit record may come late (or, in a replay, never), would look like a change of a vault already open.
+     */
+    private async noteFirewall(w: Work, vault: VaultSnapshot): Promise<void> {
+        const open = isFirewallOpen(vault.properties.networkAcls);
+        const t = w.intent.latestMs;
+        for (let attempt = 0; attempt < 4; attempt++) {
+            const s = await this.firewall(w.vault);
+            const known = s?.value;
+            if (known !== undefined && (known.t > t || known.open === open)) return;
+            const next: FirewallState = { open, t, arm: true };
+            const r = await this.o.store.put(
+                firewallStateKey(w.vault.name),
+                next,
+                s?.etag,
+                Number.MAX_SAFE_INTEGER / 2,
+            );
+            if (r.ok) return;
+        }
+        // Concurrent writers of that key are the detection engine with newer records: theirs is the better view.
     }
 
     /**
@@ -688,10 +793,10 @@ export class Remediator {
     }
 
     /** Remediations of the vault in the hour before the intent's latest event (event time: a replay counts as live). */
-    private async vaultHourCount(w: Work): Promise<number> {
+    private async vaultHourTimes(w: Work): Promise<readonly number[]> {
         const now = w.intent.latestMs;
         const [s] = await this.o.store.getMany([stateKey(w.vault.name, 'remediation|count')]);
-        return ((s?.value as Counter | undefined)?.times ?? []).filter((t) => t > now - HOUR_MS).length;
+        return ((s?.value as Counter | undefined)?.times ?? []).filter((t) => t > now - HOUR_MS);
     }
 
     private async countRemediation(w: Work): Promise<void> {

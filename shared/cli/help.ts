@@ -121,8 +121,9 @@ export const COMMAND_HELP: Readonly<Record<string, CommandHelp>> = {
             '          [--signing-key <pem>] [--replay <capture>]... [--tick-seconds <n>] [--possession-only-links]',
         ],
         description:
-            'Runs the app locally until Ctrl-C: the acknowledge/undo pages under /api/incidents/..., and POST ' +
-            '/local/events, which runs the Event Hubs handler on the posted body. Notifications go to the outbox ' +
+            'Runs the app locally until Ctrl-C: the acknowledge/undo pages under /api/incidents/..., the CMK ' +
+            'dependency report at GET /api/cmk/report (local clients only), and POST /local/events, which runs ' +
+            'the Event Hubs handler on the posted body. Notifications go to the outbox ' +
             'unless KVR_TEAMS_WEBHOOK_URL / KVR_MAIL_SENDER are set. Prints the port it listens on. `npm start` ' +
             'runs it on the sample day.',
         options: [

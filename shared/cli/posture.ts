@@ -165,8 +165,9 @@ function summaryText(run: PostureRun, appTierChecked: boolean): string {
         `posture: ${run.vaults} vault(s), ${run.keys} key(s) read; ${findings.length} finding(s), ${errors.length} fact(s) unknown`,
     ];
     for (const c of POSTURE_CHECKS) {
-        const n = findings.filter((f) => f.rule === c.id).length;
-        if (n > 0) lines.push(`  ${c.id} (${c.severity}): ${n}`);
+        const own = findings.filter((f) => f.rule === c.id);
+        // The severity the findings carry: `rules.<check id>.severity` overrides the check's own.
+        if (own.length > 0) lines.push(`  ${c.id} (${own[0]?.severity ?? c.severity}): ${own.length}`);
     }
     for (const f of findings) lines.push(`  [${f.severity}] ${f.rule}: ${f.summary}`);
     for (const e of errors) lines.push(`  [unknown] ${e.rule ?? ''}: ${e.message}`);

@@ -7,6 +7,7 @@ import { MemoryStateStore } from '../adapters/memoryStateStore';
 import type { OutboxDirectory } from '../adapters/outboxDirectory';
 import { createResponder, type Responder } from '../app/createPipeline';
 import { handleAuditBatch } from '../app/handlers/handleAuditBatch';
+import { handleCmkReport } from '../app/handlers/handleCmkReport';
 import { handleIncidentLink } from '../app/handlers/handleIncidentLink';
 import { replay } from '../app/replay';
 import type { Incident } from '../core/alerts/incident';
@@ -290,6 +291,29 @@ export async function runServe(args: readonly string[], io: CliIo, hooks: ServeH
                         'Referrer-Policy': 'no-referrer',
                     });
                     res.end();
+                    return undefined;
+                }
+                if (url.pathname === '/api/cmk/report') {
+                    // The app's cmkReport function (function key in Azure): here, for local clients only.
+                    if (req.method !== 'GET') return send(res, 405, 'text/plain', 'GET the report\n');
+                    if (!isLoopback(req.socket.remoteAddress))
+                        return send(res, 403, 'text/plain', '/api/cmk/report is for local clients only\n');
+                    const request = new HttpRequest({
+                        method: 'GET',
+                        url: url.toString(),
+                        query: Object.fromEntries(url.searchParams),
+                    });
+                    const r = await handleCmkReport(request, context, { store, settings: config.cmk, alerting });
+                    const headers = { ...(r.headers as Record<string, string>) };
+                    if (r.jsonBody !== undefined) headers['Content-Type'] = 'application/json';
+                    res.writeHead(r.status ?? 200, headers);
+                    res.end(
+                        r.jsonBody !== undefined
+                            ? `${JSON.stringify(r.jsonBody)}\n`
+                            : typeof r.body === 'string'
+                              ? r.body
+                              : '',
+                    );
                     return undefined;
                 }
                 if (url.pathname === '/local/events') {

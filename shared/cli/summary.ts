@@ -171,7 +171,7 @@ export function closingSummary(c: ListCounts, base: string): string {
         'What next:',
         `  - open a link above (served by this process on ${base} only; each one redirects to the signed link)`,
         '  - replay your own logs: npx kvr replay <PT1H.json or a folder of them> --outbox .kvr/my-outbox',
-        '  - deploy to Azure: see README.md ("Deploy") and infra/README.md',
+        '  - deploy to Azure: see docs/operate.md and infra/README.md',
     );
     return `${lines.join('\n')}\n`;
 }

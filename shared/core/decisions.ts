@@ -1,6 +1,6 @@
 /**
- * The decision log: one JSON object per line, a public contract documented in the README. Extra fields are allowed;
- * the ones declared here are required.
+ * The decision log: one JSON object per line, a public contract documented in docs/decision-log.md. Extra fields are
+ * allowed; the ones declared here are required.
  */
 
 export type Severity = 'low' | 'medium' | 'high' | 'critical';

@@ -174,6 +174,19 @@ function firewallBody(minutes = 0): { records: Record<string, unknown>[] } {
     return { records: [r] };
 }
 
+/**
+ * The firewall closed half a minute before `minutes`, then opened again at `minutes`: a new opening
+ * (`firewall-opened` reports the transition to open, not every patch of a vault that is open already).
+ */
+function reopenedBody(minutes: number): { records: Record<string, unknown>[] } {
+    const close = fixtureRecord('vault-patch-firewall-allow.json');
+    close.time = new Date(RECORD_T0 + (minutes - 0.5) * MIN).toISOString();
+    close.correlationId = `c105ed00-0066-40a1-8a7c-${String(minutes).padStart(12, '0')}`;
+    const props = (close.properties as { properties: { networkAcls: { defaultAction: string } } }).properties;
+    props.networkAcls.defaultAction = 'Deny';
+    return { records: [close, ...firewallBody(minutes).records] };
+}
+
 function findingsOf(s: Setup, rule: string): number {
     return s.decisions.decisions.filter((d) => d.type === 'finding' && d.rule === rule).length;
 }
@@ -275,9 +288,9 @@ describe('notices from audit records', () => {
         const s = setup();
         await s.process(firewallBody(0));
         s.clock.advance(5 * MIN);
-        await s.process(firewallBody(5), firewallBody(7));
+        await s.process(reopenedBody(5), reopenedBody(7));
         s.clock.advance(10 * MIN - 1);
-        await s.process(firewallBody(14));
+        await s.process(reopenedBody(14));
         // The engine reported every record (grouping window 1 minute): the incident kept it to one notice.
         expect(findingsOf(s, 'firewall-opened')).toBe(4);
         const card = only(s.teams.sent, 'card');
@@ -337,7 +350,7 @@ describe('notices from audit records', () => {
 
         // 61 minutes after the last firewall record: a new incident, notified again.
         s.clock.advance(61 * MIN);
-        await s.process(firewallBody(61));
+        await s.process(reopenedBody(61));
         expect(s.teams.sent).toHaveLength(3);
         const [first, , third] = s.teams.sent;
         expect(third?.incidentId).not.toBe(first?.incidentId);

@@ -4,9 +4,8 @@
 // fakes. Everything passes first; then each check is broken in turn and exactly that check fails, with its fix.
 import { ACTION_PERMISSIONS } from '../../shared/core/remediation/types';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { TableClient, TableServiceClient } from '@azure/data-tables';
@@ -38,6 +37,7 @@ import { StubTokenCredential } from '../fakes/armClient';
 import { type AzuriteService, startAzurite } from '../support/azurite';
 import { runKvr } from '../support/cli';
 import { makeContext } from '../support/context';
+import { tempDir } from '../support/tempDirs';
 
 jest.setTimeout(60_000);
 
@@ -79,7 +79,7 @@ class Capture extends Writable {
 /** azurite-queue over HTTPS (the test CA's certificate) with OAuth: the queue probe sends Entra ID bearer tokens. */
 async function startQueueEmulator(): Promise<{ url: string; stop(): Promise<void> }> {
     const { certPem, keyPem } = await getTestCa();
-    const dir = mkdtempSync(join(tmpdir(), 'kvr-doctor-queue-'));
+    const dir = tempDir('kvr-doctor-queue-');
     writeFileSync(join(dir, 'cert.pem'), certPem);
     writeFileSync(join(dir, 'key.pem'), keyPem);
     const port = await new Promise<number>((resolve, reject) => {
@@ -121,7 +121,6 @@ async function startQueueEmulator(): Promise<{ url: string; stop(): Promise<void
         // Azurite waits for open connections on SIGTERM: SIGKILL it if it has not gone after two seconds.
         stop: () =>
             new Promise<void>((done) => {
-                rmSync(dir, { recursive: true, force: true });
                 if (child.exitCode !== null || child.signalCode !== null) return done();
                 const force = setTimeout(() => child.kill('SIGKILL'), 2_000);
                 child.once('exit', () => {

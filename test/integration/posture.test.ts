@@ -1,7 +1,6 @@
 // CMK posture end to end: the real @azure/keyvault-keys KeyClient against the local Key Vault keys fake, `kvr posture`
 // in-process, and the timer handler with its real clients.
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KeyClient } from '@azure/keyvault-keys';
 import { readVaultKeys } from '../../shared/adapters/keyVaultKeys';
@@ -21,6 +20,7 @@ import {
 import { StubTokenCredential } from '../fakes/armClient';
 import { decisionsOf, REPO, runKvr } from '../support/cli';
 import { makeContext } from '../support/context';
+import { tempDir } from '../support/tempDirs';
 
 const NOW_S = Math.floor(Date.now() / 1000);
 const DAY_S = 86_400;
@@ -193,7 +193,7 @@ describe('readVaultKeys through the real KeyClient', () => {
 });
 
 describe('kvr posture', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'kvr-posture-'));
+    const dir = tempDir('kvr-posture-');
     const write = (name: string, value: unknown): string => {
         const path = join(dir, name);
         writeFileSync(path, typeof value === 'string' ? value : JSON.stringify(value));

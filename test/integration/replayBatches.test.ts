@@ -1,16 +1,16 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readCapture } from '../../shared/adapters/captureReader';
 import { fixtureRecord } from '../support/fixtures';
 import { decisionsOf, REPO, runKvr } from '../support/cli';
+import { tempDir } from '../support/tempDirs';
 
 const VAULTS = join(REPO, 'samples/vaults.json');
 const ENFORCE = join(REPO, 'samples/enforce-config.json');
 
 /** A capture of one Event Hubs body per line, each holding one record. */
 function capture(name: string, records: Record<string, unknown>[]): string {
-    const dir = mkdtempSync(join(tmpdir(), 'kvr-batches-'));
+    const dir = tempDir('kvr-batches-');
     const path = join(dir, name);
     writeFileSync(path, records.map((r) => JSON.stringify({ records: [r] })).join('\n'));
     return path;

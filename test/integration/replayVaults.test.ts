@@ -1,5 +1,4 @@
-import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inventoryText } from '../../scripts/generateSample';
 import { parseResponderConfigText } from '../../shared/config/responderConfig';
@@ -7,6 +6,7 @@ import { planRemediation } from '../../shared/core/remediation/plan';
 import { ACTIONS_BY_RULE, type VaultSnapshot } from '../../shared/core/remediation/types';
 import { ruleIds } from '../../shared/core/rules';
 import { decisionsOf, REPO, runKvr } from '../support/cli';
+import { tempDir } from '../support/tempDirs';
 
 const SAMPLE = join(REPO, 'samples/sample-day.jsonl.gz');
 const VAULTS = join(REPO, 'samples/vaults.json');
@@ -84,7 +84,7 @@ describe('kvr replay --vaults (simulated Azure Resource Manager)', () => {
     });
 
     it('monitor: the same replay plans and applies nothing', async () => {
-        const dir = mkdtempSync(join(tmpdir(), 'kvr-monitor-'));
+        const dir = tempDir('kvr-monitor-');
         const monitor = join(dir, 'monitor.json');
         writeFileSync(monitor, readFileSync(ENFORCE, 'utf8').replace(/"enforce"/g, '"monitor"'));
         const run = await runKvr('replay', SAMPLE, '--vaults', VAULTS, '--config', monitor);
@@ -104,7 +104,7 @@ describe('kvr replay --vaults (simulated Azure Resource Manager)', () => {
     });
 
     it('rejects an inventory that is not what vaults.get returns, on one line', async () => {
-        const dir = mkdtempSync(join(tmpdir(), 'kvr-inv-'));
+        const dir = tempDir('kvr-inv-');
         const bad = join(dir, 'vaults.json');
         writeFileSync(bad, JSON.stringify([{ name: 'x' }]));
         const run = await runKvr('replay', SAMPLE, '--vaults', bad);

@@ -1,6 +1,8 @@
 // Headless Chromium for page tests: Debian's `chromium` package driven by playwright-core, never a browser download.
-// The tests install the package themselves where they may (root or passwordless sudo); where they may not, the browser
-// tests are registered as skipped and the reason is written to stderr.
+// Getting it is a step of the test command: jest's global setup (globalSetup.js) calls chromiumSetup() once, which
+// installs the package with apt-get where it may (root or passwordless sudo; KVR_TEST_INSTALL_CHROMIUM=0 forbids it)
+// and hands the outcome to the test workers (KVR_TEST_CHROMIUM). Where Chromium cannot be had, the browser tests are
+// registered as skipped with titles that name it, and the run ends with one warning saying why (plainSummaryReporter).
 import { spawnSync } from 'node:child_process';
 import {
     accessSync,
@@ -34,7 +36,44 @@ const LOCK_MAX_AGE_MS = UPDATE_TIMEOUT_MS + INSTALL_TIMEOUT_MS + 60_000;
 const LOCK_FILE = join(tmpdir(), 'kv-responder-chromium-install.lock');
 const APT_LOG = join(tmpdir(), 'kv-responder-chromium-apt.log');
 
+/** The outcome of the global setup's chromiumSetup(), as JSON, for the workers (set it to force an outcome). */
+export const CHROMIUM_STATUS_ENV = 'KVR_TEST_CHROMIUM';
+/** `0`: never install Chromium (the browser tests are then skipped where it is missing). */
+export const INSTALL_CHROMIUM_ENV = 'KVR_TEST_INSTALL_CHROMIUM';
+
 let cached: ChromiumStatus | undefined;
+
+/**
+ * The outcome the global setup decided, if any. Malformed: a failed status that says so (never a silent pass).
+ */
+function statusFromSetup(): ChromiumStatus | undefined {
+    const text = process.env[CHROMIUM_STATUS_ENV];
+    if (text === undefined || text === '') return undefined;
+    try {
+        const v = JSON.parse(text) as Partial<{ ok: boolean; executablePath: string; version: string; reason: string }>;
+        if (v.ok === true && typeof v.executablePath === 'string' && typeof v.version === 'string')
+            return { ok: true, executablePath: v.executablePath, version: v.version };
+        if (v.ok === false && typeof v.reason === 'string') return { ok: false, reason: v.reason };
+    } catch {
+        // falls through
+    }
+    return { ok: false, reason: `${CHROMIUM_STATUS_ENV} holds no Chromium status: ${text.slice(0, 200)}` };
+}
+
+/**
+ * The test command's Chromium step, run once by jest's global setup: finds or installs Chromium (see
+ * {@link chromiumStatus}), prints one line saying which, and passes the outcome on to the test workers.
+ */
+export function chromiumSetup(): ChromiumStatus {
+    const status = chromiumStatus();
+    process.env[CHROMIUM_STATUS_ENV] = JSON.stringify(status);
+    process.stderr.write(
+        status.ok
+            ? `test setup: Chromium ${status.version} at ${status.executablePath}: the browser tests run\n`
+            : 'test setup: no Chromium: the browser tests will be SKIPPED (the reason is printed at the end)\n',
+    );
+    return status;
+}
 
 /**
  * Makes sure Debian's Chromium is at /usr/bin/chromium and runs (`chromium --version`), installing it with apt-get
@@ -46,7 +85,7 @@ let cached: ChromiumStatus | undefined;
  * await); the result is cached for the test file.
  */
 export function chromiumStatus(): ChromiumStatus {
-    cached ??= findOrInstallChromium();
+    cached ??= statusFromSetup() ?? findOrInstallChromium();
     return cached;
 }
 
@@ -77,24 +116,25 @@ export async function launchBrowser(): Promise<Browser> {
     });
 }
 
-const warned = new Set<string>();
+/** The title of a browser test block registered as skipped: it names what is missing. */
+export function skippedTitle(name: string): string {
+    return `${name} [SKIPPED: needs Chromium (${CHROMIUM_PATH}), which is not available]`;
+}
 
 /**
  * A describe block whose tests get one headless Chromium, launched before them and closed after them. `fn` registers
  * the tests and reads the browser through `browser()` inside them. Where Chromium is unavailable the block is
- * registered as skipped (its tests count as skipped) and the reason is written to stderr, once: never silently.
+ * registered as skipped (its tests count as skipped, its title names Chromium) and the run ends with one warning
+ * saying why (plainSummaryReporter.js): never a silent pass.
  */
 export function describeWithBrowser(name: string, fn: (browser: () => Browser) => void): void {
     const status = chromiumStatus();
     if (!status.ok) {
-        if (!warned.has(status.reason)) {
-            warned.add(status.reason);
-            process.stderr.write(`\nSKIPPED browser tests "${name}": ${status.reason}\n\n`);
-        }
-        describe.skip(`${name} (skipped: Chromium unavailable)`, () =>
+        describe.skip(skippedTitle(name), () =>
             fn(() => {
                 throw new Error('Chromium is not available');
-            }));
+            }),
+        );
         return;
     }
     describe(name, () => {
@@ -177,6 +217,11 @@ function privilege(): { readonly prefix: readonly string[]; readonly as: string 
 function findOrInstallChromium(): ChromiumStatus {
     const found = probe();
     if (found !== 'missing') return found;
+    if (process.env[INSTALL_CHROMIUM_ENV] === '0')
+        return {
+            ok: false,
+            reason: `${CHROMIUM_PATH} is missing and ${INSTALL_CHROMIUM_ENV}=0 says not to install it. Install it: ${INSTALL_COMMAND}`,
+        };
     const uid = process.getuid?.() ?? 'unknown';
     if (!exists(APT_GET, constants.X_OK)) {
         return {

@@ -7,7 +7,7 @@ export function ruleCatalogue(): string {
         '# Detection rules',
         '',
         "Generated from the rules' metadata (`shared/core/rules/*/rule.ts`) by `node dist/scripts/generateRuleDocs.js`;",
-        'a test keeps it in step. Thresholds and lists are set in the config file (see the README).',
+        'a test keeps it in step. Thresholds and lists are set in the config file (see docs/configuration.md).',
         '',
         '| rule id | title | severity | MITRE ATT&CK |',
         '|---|---|---|---|',
