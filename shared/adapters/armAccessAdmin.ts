@@ -121,9 +121,7 @@ export class ArmAccessAdmin implements AccessAdmin {
         const value = Array.isArray(body.value) ? (body.value as Record<string, unknown>[]) : [];
         return value.map((s) => ({
             name: typeof s.name === 'string' ? s.name : '',
-            properties: (typeof s.properties === 'object' && s.properties !== null
-                ? s.properties
-                : {}),
+            properties: typeof s.properties === 'object' && s.properties !== null ? s.properties : {},
         }));
     }
 

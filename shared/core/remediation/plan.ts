@@ -339,7 +339,8 @@ export function planRoleAssignmentRemoval(
     const guid = roleGuidOf(assignment.roleDefinitionId);
     const role = keyVaultRole(guid);
     const principal = assignment.principalId.toLowerCase();
-    if (role === undefined) return { remove: false, reason: 'not-a-key-vault-role', detail: { roleDefinitionId: guid } };
+    if (role === undefined)
+        return { remove: false, reason: 'not-a-key-vault-role', detail: { roleDefinitionId: guid } };
     if (!scopeReaches(assignment.scope, vault.id))
         return { remove: false, reason: 'outside-vault-scope', detail: { scope: assignment.scope } };
     if (guard.protectedPrincipals.has(principal))
@@ -412,8 +413,7 @@ export function planDiagnosticRestore(
         return { restore: false, reason: 'already-compliant', detail: { diagnosticSetting: sending.name } };
     if (policy.auditSettingExempt === true) return { restore: false, reason: 'undo-approved', detail: {} };
     const rule = want?.eventHubAuthorizationRuleId;
-    if (want === undefined || rule === undefined)
-        return { restore: false, reason: 'no-audit-destination', detail: {} };
+    if (want === undefined || rule === undefined) return { restore: false, reason: 'no-audit-destination', detail: {} };
     const setting = auditSettingOf({ ...want, eventHubAuthorizationRuleId: rule });
     const previous = settings.find((s) => s.name.toLowerCase() === setting.name.toLowerCase())?.properties;
     return { restore: true, ...setting, previous };

@@ -55,10 +55,7 @@ function entry(m: RuleMeta, kind: string, mitre: string): string[] {
         '',
         ...(ACTIONS_BY_RULE[m.id] === undefined
             ? []
-            : [
-                  `Remediation action (enforce mode): \`${ACTIONS_BY_RULE[m.id]}\` (see docs/remediation.md).`,
-                  '',
-              ]),
+            : [`Remediation action (enforce mode): \`${ACTIONS_BY_RULE[m.id]}\` (see docs/remediation.md).`, '']),
         'Known false positives:',
         '',
         ...m.falsePositives.map((f) => `- ${f}`),
