@@ -109,7 +109,8 @@ export function missingActions(permissions: readonly RbacPermission[], required:
 
 /**
  * The remediation actions that can run on a vault under its policy: those of the rules in enforce mode there (the
- * vault's mode, or the rule's own mode on it), enabled, and applicable (no access-policy removal on an RBAC vault).
+ * vault's mode, or the rule's own mode on it), enabled, and applicable (no access-policy removal on an RBAC vault, no
+ * RBAC switch where the policy has no authorization model).
  */
 export function enforcedActions(
     policy: VaultPolicy,
@@ -121,6 +122,8 @@ export function enforcedActions(
         if (!ruleEnabled(rule)) continue;
         if ((policy.ruleModes.get(rule) ?? policy.mode) !== 'enforce') continue;
         if (rbacVault && action === 'remove-access-policy') continue;
+        // The RBAC switch is restored only where the policy wants Azure RBAC.
+        if (action === 'restore-rbac-authorization' && policy.authorization !== 'rbac') continue;
         out.add(action);
     }
     return [...out].sort();
