@@ -200,6 +200,21 @@ describe('remove-role-assignment', () => {
         expect(access.roleAssignment(ASSIGNMENT_ID)).toBeDefined();
     });
 
+    it('an undo ARM refuses (403 on the create) fails loudly and approves nothing', async () => {
+        const r = responder();
+        await r.pipeline.processBatch([ROLE_WRITE()]);
+        const [done] = actions(r.sink.decisions, 'remove-role-assignment');
+        fake.inject({ status: 403, match: { method: 'PUT', pathIncludes: 'roleAssignments' } });
+        await expect(r.undoer.undo(VAULT_REF, done?.detail.undoId as string)).rejects.toMatchObject({
+            statusCode: 403,
+        });
+        expect(access.roleAssignment(ASSIGNMENT_ID)).toBeUndefined();
+        expect(await readApprovals(r.store, VAULT_REF, Date.now())).toBeUndefined();
+        // The same link works once ARM lets it.
+        await r.undoer.undo(VAULT_REF, done?.detail.undoId as string);
+        expect(access.roleAssignment(ASSIGNMENT_ID)).toBeDefined();
+    });
+
     it('monitor: plans the delete and changes nothing', async () => {
         const r = responder(configFor('monitor'));
         await r.pipeline.processBatch([ROLE_WRITE()]);

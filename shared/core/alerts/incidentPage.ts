@@ -4,6 +4,7 @@
  * from the stored undo records, never from ARM: the preview says what the saved state holds, and the undo itself still
  * restores relative to the vault as it is then.
  */
+import { keyVaultRole } from '../rules/roles';
 import type { AccessPolicyPermissions } from '../events/types';
 import { partsInScope, partsOf, type UndoPart, type UndoRecord } from '../remediation/undo';
 import { rules, timerChecks } from '../rules/index';
@@ -90,7 +91,7 @@ function describePart(p: UndoPart): { what: string; before: string; after: strin
         case 'remove-role-assignment':
             return {
                 what: `Role assignment of ${p.assignment.principalId}`,
-                before: `${p.assignment.roleDefinitionId.split('/').pop() ?? ''} at ${p.assignment.scope}`,
+                before: `${keyVaultRole(p.assignment.roleDefinitionId.split('/').pop())?.name ?? p.assignment.roleDefinitionId} at ${p.assignment.scope}`,
                 after: 'deleted',
                 restore: [`role assignment ${p.assignment.id} created again`],
             };
