@@ -1,3 +1,5 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FindingDecision } from '../shared/core/decisions';
 import { decisionsOf, REPO, runKvr } from './support/cli';
@@ -66,5 +68,82 @@ describe('kvr replay over a mixed Activity Log and AuditEvent capture (one JSON 
             ['destructive-operation-denied', 'kv-payments-prod', MALLORY],
             ['audit-log-silent', 'kv-payments-prod', undefined],
         ]);
+    });
+});
+
+describe('kvr replay --vaults over the same capture (simulated ARM, real clients): the ARM end state', () => {
+    const VAULTS = join(DIR, 'vaults.json');
+    const VAULT_ID = `/subscriptions/${SUB}/resourcegroups/rg-payments/providers/microsoft.keyvault/vaults/kv-payments-prod`;
+    const RULE_ID = `/subscriptions/${SUB}/resourceGroups/rg-kvr/providers/Microsoft.EventHub/namespaces/evhns-kvr/authorizationRules/kvr-send`;
+    let tmp: string;
+    beforeAll(() => {
+        tmp = mkdtempSync(join(tmpdir(), 'kvr-activity-'));
+    });
+    afterAll(() => {
+        rmSync(tmp, { recursive: true, force: true });
+    });
+
+    /** The capture config with the vault in enforce mode and Azure RBAC wanted. */
+    function enforcing(config: string): string {
+        const c = JSON.parse(readFileSync(join(DIR, config), 'utf8')) as {
+            guardrails: { overrides: Record<string, unknown>[] };
+            remediation?: Record<string, unknown>;
+            $schema?: string;
+        };
+        delete c.$schema;
+        c.guardrails.overrides = c.guardrails.overrides.map((o) => ({ ...o, mode: 'enforce', authorization: 'rbac' }));
+        c.remediation = { maxPerVaultPerHour: 10 };
+        const path = join(tmp, `enforce-${config}`);
+        writeFileSync(path, JSON.stringify(c));
+        return path;
+    }
+
+    async function endState(config: string) {
+        const run = await runKvr('replay', CAPTURE, '--vaults', VAULTS, '--config', enforcing(config));
+        expect(run.code).toBe(0);
+        const decisions = decisionsOf(run.stdout);
+        const state = decisions.find((d) => d.type === 'vault-state' && d.vaultId === VAULT_ID) as {
+            properties: { enableRbacAuthorization?: boolean };
+            roleAssignments: { principalId: string; scope: string }[];
+            diagnosticSettings: Record<string, unknown>[];
+        };
+        const applied = decisions
+            .filter((d) => d.type === 'action' && d.status === 'applied')
+            .map((d) => d.action as string);
+        const critical = decisions.filter((d) => d.type === 'finding' && String(d.rule).startsWith('remediation-'));
+        return { state, applied, critical };
+    }
+
+    it('role assignment gone, RBAC on, the diagnostic setting back', async () => {
+        const { state, applied, critical } = await endState('capture-config.json');
+        expect(critical).toEqual([]);
+        expect(applied).toEqual(
+            expect.arrayContaining([
+                'remove-role-assignment',
+                'restore-rbac-authorization',
+                'restore-diagnostic-setting',
+            ]),
+        );
+        // bob's Key Vault Secrets User at the resource group was created by the capture and deleted by the responder.
+        expect(state.roleAssignments.filter((a) => a.principalId === BOB)).toEqual([]);
+        expect(state.properties.enableRbacAuthorization).toBe(true);
+        expect(state.diagnosticSettings).toEqual([
+            {
+                name: 'kv-responder',
+                eventHubAuthorizationRuleId: RULE_ID.toLowerCase(),
+                eventHubName: 'kv-audit',
+                logs: [{ category: 'AuditEvent', enabled: true }],
+                metrics: [{ category: 'AllMetrics', enabled: false }],
+            },
+        ]);
+    });
+
+    it('with the assignee approved, its role assignment stays', async () => {
+        const { state, applied } = await endState('capture-config-approved.json');
+        expect(applied).not.toContain('remove-role-assignment');
+        expect(state.roleAssignments).toMatchObject([
+            { principalId: BOB, scope: `/subscriptions/${SUB}/resourcegroups/rg-payments` },
+        ]);
+        expect(state.properties.enableRbacAuthorization).toBe(true);
     });
 });

@@ -1,7 +1,8 @@
 // Custom role "kv-responder remediation" and its assignment to the responder identity, at a subscription.
 // Its actions are exactly the union of ACTION_PERMISSIONS (shared/core/remediation/types.ts): read a vault, write it
-// back (firewall default action, IP rules, public network access) and write its access policies. Nothing else: no
-// delete, no data-plane access, no role assignment rights.
+// back (firewall default action, IP rules, public network access, the RBAC switch), write its access policies, read
+// and delete role assignments (write for undo only) and read and write its diagnostic settings. No vault delete, no
+// data-plane access.
 // For a management group, deploy remediationRoleMg.bicep instead (see infra/README.md).
 
 targetScope = 'subscription'
@@ -20,7 +21,7 @@ resource role 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
     name: guid(protectedScope, 'kv-responder remediation')
     properties: {
         roleName: 'kv-responder remediation (subscription ${last(split(protectedScope, '/'))})'
-        description: 'Lets kv-responder restore Key Vault firewall, public network access and access policies.'
+        description: 'Lets kv-responder restore Key Vault firewall, public network access, access policies and the RBAC switch, delete unapproved role assignments and restore the audit diagnostic setting.'
         type: 'CustomRole'
         permissions: [
             {

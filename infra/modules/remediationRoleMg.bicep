@@ -18,7 +18,7 @@ resource role 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
     name: guid(protectedScope, 'kv-responder remediation')
     properties: {
         roleName: 'kv-responder remediation (management group ${managementGroup().name})'
-        description: 'Lets kv-responder restore Key Vault firewall, public network access and access policies.'
+        description: 'Lets kv-responder restore Key Vault firewall, public network access, access policies and the RBAC switch, delete unapproved role assignments and restore the audit diagnostic setting.'
         type: 'CustomRole'
         permissions: [
             {

@@ -1,9 +1,11 @@
+import { AuthorizationManagementClient } from '@azure/arm-authorization';
 import type { TokenCredential } from '@azure/identity';
 import { credentialFor } from '../adapters/credential';
 import { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import { KeyVaultManagementClient } from '@azure/arm-keyvault';
 import { metrics } from '@opentelemetry/api';
 import { OtelMetrics } from '../adapters/otelMetrics';
+import { ArmAccessAdmin } from '../adapters/armAccessAdmin';
 import { ArmVaultAdmin } from '../adapters/armVaultAdmin';
 import { BlobQuarantineSink } from '../adapters/blobQuarantineSink';
 import { tableStateStoreAt } from '../adapters/tableStateStore';
@@ -95,6 +97,13 @@ export function composeApp(env: Readonly<Record<string, string | undefined>>): A
         (subscriptionId) =>
             new KeyVaultManagementClient(credential, subscriptionId, { retryOptions: { maxRetries: 0 } }),
     );
+    // Role assignments (by id: the client's subscription is never used) and diagnostic settings, own retries too.
+    const access = new ArmAccessAdmin(
+        new AuthorizationManagementClient(credential, '00000000-0000-0000-0000-000000000000', {
+            retryOptions: { maxRetries: 0 },
+        }),
+        credential,
+    );
     const a = settings.alerting;
     const keys = new KeyVaultKeyStateReader(credential);
     // -- reconcile queue (h-reconcile): without KVR_RECONCILE_QUEUE the app remediates in process after each batch.
@@ -112,6 +121,7 @@ export function composeApp(env: Readonly<Record<string, string | undefined>>): A
             acceptBareRecords: false,
             store: tableStateStoreAt(settings.state, () => credentialOf(settings)),
             admin,
+            access,
             keys,
             ...(queue === undefined ? {} : { queue }),
             log: processLogger,

@@ -9,6 +9,7 @@ import type {
     Logger,
     QuarantineSink,
     ReconcileQueue,
+    AccessAdmin,
     VaultAdmin,
 } from '../core/ports';
 import { MemoryReconcileQueue } from '../adapters/memoryReconcileQueue';
@@ -38,6 +39,8 @@ export interface PipelineOptions {
     readonly store?: StateStore;
     /** ARM access for remediation; without it remediations are only planned. */
     readonly admin?: VaultAdmin;
+    /** Role assignments and diagnostic settings in ARM (remove-role-assignment, restore-diagnostic-setting). */
+    readonly access?: AccessAdmin;
     readonly clock?: Clock;
     /** Identifies this processor in remediation leases. */
     readonly owner?: string;
@@ -108,6 +111,7 @@ export function createResponder(config: ResponderConfig, sinks: PipelineSinks, o
     );
     const undoer = new Undoer({
         admin: options.admin,
+        ...(options.access === undefined ? {} : { access: options.access }),
         store,
         clock,
         leases,
@@ -116,6 +120,7 @@ export function createResponder(config: ResponderConfig, sinks: PipelineSinks, o
     });
     const remediator = new Remediator({
         admin: options.admin,
+        ...(options.access === undefined ? {} : { access: options.access }),
         settings: config.detection,
         remediation: config.remediation,
         guard: {

@@ -32,6 +32,8 @@ export interface IntentInput {
     readonly correlationIds: readonly string[];
     readonly timeMs: number;
     readonly concurrent?: ConcurrentChange;
+    /** Role assignments (ARM ids) that role-assignment-granted reported on this vault or above it. */
+    readonly roleAssignmentIds?: readonly string[];
 }
 
 /** The per-vault reconcile intent in the state store (`reconcile|intent`). Every list is bounded. */
@@ -48,6 +50,8 @@ export interface ReconcileIntent {
     readonly earliestMs: number;
     readonly latestMs: number;
     readonly concurrent: readonly ConcurrentChange[];
+    /** Role assignments to re-read and, when still out of policy, delete (remove-role-assignment); bounded. */
+    readonly roleAssignmentIds?: readonly string[];
     /**
      * The outcome of a run not yet confirmed handed to the sinks: sent again with the next run's, so that an outcome
      * (an applied change and its undo id) is never lost to a failed write.
@@ -63,12 +67,15 @@ const MAX_KEYS = 10;
 const MAX_KEY_CHARS = 200;
 const MAX_CONCURRENT = 2;
 const MAX_RULE_LIST = 20;
+/** Role assignment ids kept per intent (an id at vault scope is about 200 characters). */
+const MAX_ROLE_ASSIGNMENTS = 5;
+const MAX_ROLE_ASSIGNMENT_CHARS = 400;
 const CAS_ATTEMPTS = 10;
 /**
- * The whole intent is one table property (at most 32,000 characters): outcome ≤ 12K, concurrent changes ≤ 2 × 6K,
- * incident keys ≤ 2K, rules ≤ 1.6K, correlation ids ≤ 1.3K, last error ≤ 0.6K.
+ * The whole intent is one table property (at most 32,000 characters): outcome ≤ 10K, concurrent changes ≤ 2 × 6K,
+ * role assignment ids ≤ 2K, incident keys ≤ 2K, rules ≤ 1.6K, correlation ids ≤ 1.3K, last error ≤ 0.6K.
  */
-const MAX_UNSENT_CHARS = 12_000;
+const MAX_UNSENT_CHARS = 10_000;
 /** Intents outlive any queue retry; the maintenance job sweeps them after this (wall clock). */
 const INTENT_TTL_MS = 30 * 24 * 3_600_000;
 
@@ -128,6 +135,16 @@ export function mergeIntent(current: ReconcileIntent | undefined, input: IntentI
         earliestMs: Math.min(base.earliestMs, input.timeMs),
         latestMs: Math.max(base.latestMs, input.timeMs),
         concurrent,
+        ...(input.roleAssignmentIds === undefined && base.roleAssignmentIds === undefined
+            ? {}
+            : {
+                  roleAssignmentIds: bounded(
+                      base.roleAssignmentIds ?? [],
+                      input.roleAssignmentIds ?? [],
+                      MAX_ROLE_ASSIGNMENTS,
+                      MAX_ROLE_ASSIGNMENT_CHARS,
+                  ),
+              }),
     };
 }
 
@@ -169,8 +186,9 @@ export class ReconcileIntents {
     async complete(vaultName: string, version: number): Promise<void> {
         await this.update(vaultName, (cur) => {
             if (cur === undefined || cur.processed >= version) return cur;
-            const { lastError: _done, unsent: _sent, ...rest } = cur;
-            if (cur.version > version) return { ...rest, processed: version };
+            const { lastError: _done, unsent: _sent, ...all } = cur;
+            if (cur.version > version) return { ...all, processed: version };
+            const { roleAssignmentIds: _ra, ...rest } = all;
             return {
                 ...rest,
                 processed: version,

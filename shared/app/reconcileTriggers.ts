@@ -1,4 +1,5 @@
 import { isResponder } from '../core/engine/rule';
+import { scopeCovers } from '../core/events/activity';
 import type { AuditEvent, VaultRef } from '../core/events/types';
 import { ACTIONS_BY_RULE } from '../core/remediation/types';
 import type { DetectionSettings } from '../core/rules/settings';
@@ -26,6 +27,11 @@ export const VAULT_CONTROL_WRITES: ReadonlySet<string> = new Set([
 export const WINDOW_SLACK_MS = 5_000;
 
 const lower = (s: string): string => s.toLowerCase();
+
+/** Vaults one role assignment above vault scope is reconciled on, at most (the finding lists them all). */
+const MAX_COVERED_VAULTS = 50;
+/** Longer role assignment ids are not kept in an intent (see reconcileIntents.ts). */
+const MAX_ASSIGNMENT_ID_CHARS = 400;
 
 function concurrentChangeOf(e: AuditEvent, w: WriteWindow): ConcurrentChange | undefined {
     const c = e.vaultChange;
@@ -64,6 +70,29 @@ export async function intentInputsOf(
     const out: IntentInput[] = [];
     for (const t of triggers) {
         if (ACTIONS_BY_RULE[t.rule] === undefined || (skipRepeats && t.repeat === true)) continue;
+        const ra = t.event.activity?.roleAssignment;
+        if (t.rule === 'role-assignment-granted' && ra !== undefined) {
+            // An assignment above vaults is reconciled on each known vault it covers (under each vault's lease and
+            // policy); one on an unknown scope has no vault to reconcile: its finding alone reports it.
+            const vaults =
+                ra.scope.level === 'vault'
+                    ? [t.event.vault]
+                    : settings.knownVaults.filter((v) => scopeCovers(ra.scope, v)).slice(0, MAX_COVERED_VAULTS);
+            if (ra.id.length > MAX_ASSIGNMENT_ID_CHARS) continue;
+            for (const vault of vaults)
+                out.push({
+                    vault,
+                    reason: 'trigger',
+                    rules: [t.rule],
+                    incidentKeys: [`${t.rule}|${t.principal ?? '-'}`],
+                    correlationIds: t.event.correlationId === undefined ? [] : [t.event.correlationId],
+                    timeMs: t.event.timeMs,
+                    roleAssignmentIds: [ra.id],
+                });
+            continue;
+        }
+        // A stand-in for a scope above vaults (`rg:...`, `sub:...`) is not a vault ARM can reconcile.
+        if (t.event.vault.name.includes(':')) continue;
         out.push({
             vault: t.event.vault,
             reason: 'trigger',

@@ -2,8 +2,15 @@ import type { ActionDecision, Decision, FindingDecision, Severity } from '../cor
 import { ResponderError } from '../core/errors';
 import type { VaultRef } from '../core/events/types';
 import { isCovered } from '../core/net/cidr';
-import type { Clock, VaultAdmin } from '../core/ports';
-import { type Guard, planRemediation, verifyRemediation } from '../core/remediation/plan';
+import type { AccessAdmin, Clock, VaultAdmin } from '../core/ports';
+import {
+    type Guard,
+    planDiagnosticRestore,
+    planRemediation,
+    planRoleAssignmentRemoval,
+    sendsAuditTo,
+    verifyRemediation,
+} from '../core/remediation/plan';
 import {
     ACTIONS_BY_RULE,
     type RemediationPlan,
@@ -11,7 +18,13 @@ import {
     type VaultNetworkAcls,
     type VaultSnapshot,
 } from '../core/remediation/types';
-import { undoRecordOf, type VaultApprovals, withApprovals } from '../core/remediation/undo';
+import {
+    type UndoPartInput,
+    undoRecordOf,
+    undoRecordOfPart,
+    type VaultApprovals,
+    withApprovals,
+} from '../core/remediation/undo';
 import { type FirewallState, firewallStateKey, isFirewallOpen } from '../core/rules/firewall-opened/rule';
 import { type DetectionSettings, modeFor, type VaultPolicy } from '../core/rules/settings';
 import { type StateStore, stateKey } from '../core/state/store';
@@ -24,6 +37,8 @@ import type { HeldLease } from './vaultLease';
 export interface RemediatorOptions {
     /** ARM access; undefined when nothing may be read or changed (replay without a simulation). */
     readonly admin: VaultAdmin | undefined;
+    /** Role assignments and diagnostic settings in ARM; undefined: those actions are skipped as `not-connected`. */
+    readonly access?: AccessAdmin;
     readonly settings: DetectionSettings;
     readonly remediation: RemediationSettings;
     readonly guard: Guard;
@@ -94,6 +109,8 @@ export const DRIFT_RULES: readonly string[] = [
     'firewall-vnet-rule-added',
     'public-network-access-enabled',
     'access-policy-granted',
+    // Acts only on vaults whose policy says `authorization: rbac`.
+    'rbac-authorization-disabled',
 ];
 
 /** The vault as the last reconcile saw it (bounded): drift since then is reported once, not on every sweep. */
@@ -144,6 +161,9 @@ function expectedAfter(before: VaultSnapshot, plan: RemediationPlan): VaultSnaps
         .filter((e) => Object.values(e.permissions).some((l) => (l ?? []).length > 0));
     return {
         ...p,
+        ...(plan.patch?.enableRbacAuthorization === undefined
+            ? {}
+            : { enableRbacAuthorization: plan.patch.enableRbacAuthorization }),
         ...(plan.patch?.networkAcls === undefined ? {} : { networkAcls: plan.patch.networkAcls }),
         ...(plan.patch?.publicNetworkAccess === undefined
             ? {}
@@ -325,6 +345,25 @@ export class Remediator {
             intent,
             time: new Date(intent.latestMs).toISOString(),
         };
+        const seen: { vault?: VaultSnapshot } = {};
+        const outcome = await this.remediateVault(w, lease, budget, seen);
+        if (outcome.leaseLost === true || seen.vault === undefined || this.o.admin === undefined) return outcome;
+        const more = await this.remediateAccess(w, seen.vault, lease, budget - outcome.applied);
+        return {
+            applied: outcome.applied + more.applied,
+            decisions: [...outcome.decisions, ...more.decisions],
+            ...(more.leaseLost === true ? { leaseLost: true } : {}),
+        };
+    }
+
+    /** The vault resource itself: firewall, public network access, access policies, the RBAC switch. */
+    private async remediateVault(
+        w: Work,
+        lease: HeldLease | undefined,
+        budget: number,
+        seen: { vault?: VaultSnapshot },
+    ): Promise<VaultOutcome> {
+        const intent = w.intent;
         const admin = this.o.admin;
         const decisions: Decision[] = [];
         if (admin === undefined) {
@@ -360,6 +399,7 @@ export class Remediator {
             else {
                 try {
                     vault = await this.retry(`reading ${w.vault.name}`, () => admin.get(w.vault));
+                    seen.vault ??= vault;
                 } catch (err) {
                     return { applied, decisions: [...decisions, ...this.failed(w, 'read', err)] };
                 }
@@ -411,39 +451,16 @@ export class Remediator {
             if (round === 0) this.reportDrift(w, plan.actions.filter(news), decisions, 'enforce');
             if (plan.actions.length === 0 && !restoring) break;
 
-            const capped = await this.cap(budget - applied, w);
-            if (capped !== undefined) {
-                const suspension = await this.suspend(w, capped);
-                const since = new Date(suspension.since).toISOString();
-                const until = new Date(suspension.until).toISOString();
-                for (const a of plan.actions)
-                    report(
-                        this.action(w, a.action, a.rule, 'skipped', {
-                            reason: 'blast-radius',
-                            cap: capped.cap,
-                            summary: a.summary,
-                            suspension: { since, until, attempts: suspension.attempts },
-                        }),
-                    );
-                // One finding per suspension: later capped attempts are counted in it (and in the skipped actions).
-                if (suspension.attempts === 1)
-                    decisions.push(
-                        this.critical(
-                            w,
-                            'remediation-suspended',
-                            capped.cap === 'invocation'
-                                ? `remediation of ${w.vault.name} suspended: more than ${this.o.remediation.maxPerInvocation} remediations in one invocation`
-                                : `remediation of ${w.vault.name} suspended until ${until}: more than ${this.o.remediation.maxPerVaultPerHour} remediations within an hour (a tug of war with a policy or pipeline?)`,
-                            {
-                                cap: capped.cap,
-                                pendingActions: plan.actions.map((a) => a.action),
-                                suspendedSince: since,
-                                suspendedUntil: until,
-                            },
-                        ),
-                    );
+            if (
+                await this.capped(
+                    w,
+                    budget - applied,
+                    plan.actions.map((a) => ({ action: a.action, rule: a.rule, summary: a.summary })),
+                    decisions,
+                    report,
+                )
+            )
                 return { applied, decisions };
-            }
             if (isLost(lease)) return { applied, decisions, leaseLost: true };
 
             const undoId = await this.saveUndo(w, vault, plan);
@@ -576,6 +593,295 @@ export class Remediator {
         return { applied, decisions };
     }
 
+    /**
+     * Role assignments and the diagnostic setting: changes outside the vault resource, each re-read from ARM before
+     * it is made, under the vault's lease (held by the caller), with the same rails as the vault changes (modes,
+     * protected principals, blast-radius caps, an undo record first, a read-back after). Every ARM failure ends in a
+     * decision; only state-store failures throw.
+     */
+    private async remediateAccess(
+        w: Work,
+        vault: VaultSnapshot,
+        lease: HeldLease | undefined,
+        budget: number,
+    ): Promise<VaultOutcome> {
+        const decisions: Decision[] = [];
+        let applied = 0;
+        const wantsRoles = w.triggered.has('role-assignment-granted');
+        const wantsAudit = w.triggered.has('diagnostic-setting-removed');
+        if (!wantsRoles && !wantsAudit) return { applied, decisions };
+        const access = this.o.access;
+        if (access === undefined) {
+            for (const [rule, action] of [
+                ['role-assignment-granted', 'remove-role-assignment'],
+                ['diagnostic-setting-removed', 'restore-diagnostic-setting'],
+            ] as const)
+                if (w.triggered.has(rule))
+                    decisions.push(
+                        this.action(w, action, rule, 'skipped', {
+                            reason: 'not-connected',
+                            note: 'no role-assignment / diagnostic-settings client configured: nothing was read or changed',
+                        }),
+                    );
+            return { applied, decisions };
+        }
+        const policy = withApprovals(this.o.settings.policyFor(w.vault, vault.tags), await this.approvals(w.vault));
+
+        if (wantsRoles) {
+            const rule = 'role-assignment-granted';
+            const action = 'remove-role-assignment';
+            const mode = modeFor(policy, rule);
+            for (const id of w.intent.roleAssignmentIds ?? []) {
+                const ref = { roleAssignmentId: id };
+                let before;
+                try {
+                    before = await this.retry(`reading role assignment ${id}`, () => access.getRoleAssignment(id));
+                } catch (err) {
+                    decisions.push(...this.accessFailed(w, action, rule, 'read', err, ref));
+                    continue;
+                }
+                if (before === undefined) {
+                    decisions.push(this.action(w, action, rule, 'skipped', { reason: 'already-compliant', ...ref }));
+                    continue;
+                }
+                const verdict = planRoleAssignmentRemoval(before, vault, policy, this.o.guard);
+                const what = {
+                    ...ref,
+                    principalId: before.principalId,
+                    ...(before.principalType === undefined ? {} : { principalType: before.principalType }),
+                    roleDefinitionId: before.roleDefinitionId,
+                    scope: before.scope,
+                };
+                if (!verdict.remove) {
+                    decisions.push(
+                        this.action(w, action, rule, 'skipped', { reason: verdict.reason, ...what, ...verdict.detail }),
+                    );
+                    continue;
+                }
+                if (mode === 'monitor') {
+                    decisions.push(
+                        this.action(w, action, rule, 'planned', {
+                            mode,
+                            summary: verdict.summary,
+                            role: verdict.role,
+                            ...what,
+                        }),
+                    );
+                    continue;
+                }
+                if (await this.capped(w, budget - applied, [{ action, rule, summary: verdict.summary }], decisions))
+                    break;
+                if (isLost(lease)) return { applied, decisions, leaseLost: true };
+                const undoId = await this.saveUndoPart(w, { rule, action, assignment: before });
+                try {
+                    await this.retry(`deleting role assignment ${id}`, () => access.deleteRoleAssignment(id));
+                } catch (err) {
+                    // 404: the scope or the assignment went away meanwhile; the read-back below says which.
+                    if (statusOfErrorOrCause(err) !== 404) {
+                        decisions.push(...this.accessFailed(w, action, rule, 'apply', err, { ...what, undoId }));
+                        continue;
+                    }
+                }
+                let after;
+                try {
+                    after = await this.retry(`reading back role assignment ${id}`, () => access.getRoleAssignment(id));
+                } catch (err) {
+                    decisions.push(...this.accessFailed(w, action, rule, 'verify', err, { ...what, undoId }));
+                    continue;
+                }
+                await this.countRemediation(w);
+                if (after === undefined) {
+                    applied++;
+                    decisions.push(
+                        this.action(w, action, rule, 'applied', {
+                            summary: verdict.summary,
+                            role: verdict.role,
+                            undoId,
+                            verified: true,
+                            ...what,
+                        }),
+                    );
+                } else {
+                    decisions.push(
+                        this.action(w, action, rule, 'failed', { reason: 'not-verified', undoId, ...what }),
+                        this.critical(
+                            w,
+                            'remediation-failed',
+                            `role assignment ${id} is still there after it was deleted`,
+                            { stage: 'verify', undoId, ...what },
+                        ),
+                    );
+                }
+            }
+        }
+
+        if (wantsAudit) {
+            const rule = 'diagnostic-setting-removed';
+            const action = 'restore-diagnostic-setting';
+            const resourceId = vault.id === '' ? w.vault.resourceId : vault.id;
+            let settings;
+            try {
+                settings = await this.retry(`reading the diagnostic settings of ${w.vault.name}`, () =>
+                    access.listDiagnosticSettings(resourceId),
+                );
+            } catch (err) {
+                decisions.push(...this.accessFailed(w, action, rule, 'read', err, {}));
+                return { applied, decisions };
+            }
+            const want = this.o.settings.auditDestination;
+            const verdict = planDiagnosticRestore(settings, want, policy);
+            if (!verdict.restore) {
+                decisions.push(this.action(w, action, rule, 'skipped', { reason: verdict.reason, ...verdict.detail }));
+                return { applied, decisions };
+            }
+            const summary = `${verdict.previous === undefined ? 'create' : 'rewrite'} diagnostic setting ${verdict.name} of ${w.vault.name} so that AuditEvent reaches the responder hub`;
+            const what = {
+                diagnosticSetting: verdict.name,
+                eventHubAuthorizationRuleId: verdict.properties.eventHubAuthorizationRuleId,
+                ...(verdict.properties.eventHubName === undefined
+                    ? {}
+                    : { eventHubName: verdict.properties.eventHubName }),
+                replaced: verdict.previous !== undefined,
+            };
+            if (modeFor(policy, rule) === 'monitor') {
+                decisions.push(this.action(w, action, rule, 'planned', { mode: 'monitor', summary, ...what }));
+                return { applied, decisions };
+            }
+            if (await this.capped(w, budget - applied, [{ action, rule, summary }], decisions))
+                return { applied, decisions };
+            if (isLost(lease)) return { applied, decisions, leaseLost: true };
+            const undoId = await this.saveUndoPart(w, {
+                rule,
+                action,
+                name: verdict.name,
+                ...(verdict.previous === undefined ? {} : { previous: verdict.previous }),
+            });
+            try {
+                await this.retry(`writing diagnostic setting ${verdict.name} of ${w.vault.name}`, () =>
+                    access.putDiagnosticSetting(resourceId, verdict.name, verdict.properties),
+                );
+            } catch (err) {
+                decisions.push(...this.accessFailed(w, action, rule, 'apply', err, { ...what, undoId }));
+                return { applied, decisions };
+            }
+            let after;
+            try {
+                after = await this.retry(`reading back the diagnostic settings of ${w.vault.name}`, () =>
+                    access.listDiagnosticSettings(resourceId),
+                );
+            } catch (err) {
+                decisions.push(...this.accessFailed(w, action, rule, 'verify', err, { ...what, undoId }));
+                return { applied, decisions };
+            }
+            await this.countRemediation(w);
+            const ours = after.find((x) => x.name.toLowerCase() === verdict.name.toLowerCase());
+            if (ours !== undefined && sendsAuditTo(ours.properties, want)) {
+                applied++;
+                decisions.push(this.action(w, action, rule, 'applied', { summary, undoId, verified: true, ...what }));
+            } else
+                decisions.push(
+                    this.action(w, action, rule, 'failed', { reason: 'not-verified', undoId, ...what }),
+                    this.critical(
+                        w,
+                        'remediation-failed',
+                        `diagnostic setting ${verdict.name} of ${w.vault.name} does not send AuditEvent to the responder hub after it was written`,
+                        { stage: 'verify', undoId, ...what },
+                    ),
+                );
+        }
+        return { applied, decisions };
+    }
+
+    /**
+     * Blast-radius caps for the pending changes: true when they may not run. Then each is reported skipped (with the
+     * suspension it falls in), and the suspension raises one critical `remediation-suspended` when it opens; later
+     * capped attempts are counted in it (and in their skipped actions).
+     */
+    private async capped(
+        w: Work,
+        budget: number,
+        pending: readonly { readonly action: string; readonly rule: string; readonly summary: string }[],
+        decisions: Decision[],
+        report: (d: ActionDecision) => void = (d) => decisions.push(d),
+    ): Promise<boolean> {
+        const capped = await this.cap(budget, w);
+        if (capped === undefined) return false;
+        const suspension = await this.suspend(w, capped);
+        const since = new Date(suspension.since).toISOString();
+        const until = new Date(suspension.until).toISOString();
+        for (const a of pending)
+            report(
+                this.action(w, a.action, a.rule, 'skipped', {
+                    reason: 'blast-radius',
+                    cap: capped.cap,
+                    summary: a.summary,
+                    suspension: { since, until, attempts: suspension.attempts },
+                }),
+            );
+        if (suspension.attempts === 1)
+            decisions.push(
+                this.critical(
+                    w,
+                    'remediation-suspended',
+                    capped.cap === 'invocation'
+                        ? `remediation of ${w.vault.name} suspended: more than ${this.o.remediation.maxPerInvocation} remediations in one invocation`
+                        : `remediation of ${w.vault.name} suspended until ${until}: more than ${this.o.remediation.maxPerVaultPerHour} remediations within an hour (a tug of war with a policy or pipeline?)`,
+                    {
+                        cap: capped.cap,
+                        pendingActions: pending.map((a) => a.action),
+                        suspendedSince: since,
+                        suspendedUntil: until,
+                    },
+                ),
+            );
+        return true;
+    }
+
+    /** An ARM failure of a change outside the vault resource: the action failed, and a critical finding says why. */
+    private accessFailed(
+        w: Work,
+        action: string,
+        rule: string,
+        stage: string,
+        err: unknown,
+        detail: Record<string, unknown>,
+    ): Decision[] {
+        const error = describeError(err);
+        const status = statusOfErrorOrCause(err);
+        const forbidden = status === 403;
+        return [
+            this.action(w, action, rule, 'failed', {
+                stage,
+                error,
+                ...(forbidden ? { missingPermission: true } : {}),
+                ...detail,
+            }),
+            this.critical(w, 'remediation-failed', `${action} on ${w.vault.name} failed at ${stage}: ${error}`, {
+                stage,
+                error,
+                ...(status === undefined ? {} : { status }),
+                ...(forbidden ? { missingPermission: true } : {}),
+                pendingActions: [action],
+                ...detail,
+            }),
+        ];
+    }
+
+    /** Saves the undo record of one change outside the vault resource; returns the undo id. */
+    private async saveUndoPart(w: Work, part: UndoPartInput): Promise<string> {
+        const now = this.o.clock.now();
+        const undoId = `${now.toString(36)}-${(this.undoSeq++).toString(36)}-${this.o.owner}`;
+        const record = undoRecordOfPart(w.vault.resourceId, new Date(now).toISOString(), [part.rule], part);
+        const r = await this.o.store.put(
+            stateKey(w.vault.name, `undo|${undoId}`),
+            record,
+            undefined,
+            now + UNDO_TTL_MS,
+        );
+        if (!r.ok) throw new ResponderError('STATE.CONFLICT', `undo snapshot ${undoId} exists already`, true);
+        return undoId;
+    }
+
     /** Drift ARM shows for rules that did not fire: reported as findings of the rule it breaks. */
     private reportDrift(
         w: Work,
@@ -620,7 +926,13 @@ export class Remediator {
         decisions: Decision[],
     ): Promise<void> {
         const rbac = vault.properties.enableRbacAuthorization === true;
-        if (memo?.enableRbacAuthorization === true && !rbac && !w.intent.rules.includes('rbac-authorization-disabled'))
+        // A policy that wants RBAC reports (and in enforce mode restores) the switch as drift of its own.
+        if (
+            memo?.enableRbacAuthorization === true &&
+            !rbac &&
+            policy.authorization !== 'rbac' &&
+            !w.intent.rules.includes('rbac-authorization-disabled')
+        )
             decisions.push(
                 this.finding(
                     w,

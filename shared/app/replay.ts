@@ -69,6 +69,7 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
                 ? {}
                 : {
                       admin: options.simulation.admin,
+                      access: options.simulation.access,
                       beforeDetection: (events) => options.simulation?.applyRecorded(events),
                   }),
         });

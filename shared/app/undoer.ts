@@ -1,6 +1,6 @@
 import { ResponderError } from '../core/errors';
 import type { VaultRef } from '../core/events/types';
-import type { Clock, VaultAdmin } from '../core/ports';
+import type { AccessAdmin, Clock, VaultAdmin } from '../core/ports';
 import type { VaultSnapshot } from '../core/remediation/types';
 import {
     activeApprovals,
@@ -16,7 +16,7 @@ import {
     type VaultApprovals,
 } from '../core/remediation/undo';
 import { type StateStore, stateKey } from '../core/state/store';
-import { withRetry } from './armCalls';
+import { statusOfErrorOrCause, withRetry } from './armCalls';
 import type { VaultLeases } from './vaultLease';
 
 export const UNDO_TTL_MS = 30 * 24 * 3_600_000;
@@ -26,6 +26,8 @@ export const DEFAULT_UNDO_APPROVAL_MS = 24 * 3_600_000;
 export interface UndoerOptions {
     /** ARM access; undefined when nothing may be changed (then undo refuses). */
     readonly admin: VaultAdmin | undefined;
+    /** Role assignments and diagnostic settings (undo of remove-role-assignment, restore-diagnostic-setting). */
+    readonly access?: AccessAdmin;
     readonly store: StateStore;
     readonly clock: Clock;
     /** The remediator's leases: undo and remediation never change one vault at the same time. */
@@ -72,6 +74,9 @@ function verifyRestore(after: VaultSnapshot, restore: ReturnType<typeof planRest
         for (const r of wanted.virtualNetworkRules ?? [])
             if (!vnets.has(r.id.toLowerCase())) problems.push(`virtual network rule ${r.id} missing`);
     }
+    const rbac = restore.patch?.enableRbacAuthorization;
+    if (rbac !== undefined && (after.properties.enableRbacAuthorization ?? false) !== rbac)
+        problems.push(`enableRbacAuthorization is ${String(after.properties.enableRbacAuthorization ?? false)}`);
     const pna = restore.patch?.publicNetworkAccess;
     if (pna !== undefined && (after.properties.publicNetworkAccess ?? '').toLowerCase() !== pna.toLowerCase())
         problems.push(`publicNetworkAccess is ${after.properties.publicNetworkAccess ?? 'unset'}`);
@@ -136,14 +141,23 @@ export class Undoer {
                     'INPUT.UNREADABLE',
                     `this undo would approve more than the state store holds for one vault: change the configured policy of ${vault.name} instead`,
                 );
+            const access = this.o.access;
+            const outside = (restore.roleAssignmentCreates?.length ?? 0) + (restore.diagnosticSettings?.length ?? 0);
+            if (outside > 0 && access === undefined)
+                throw new ResponderError(
+                    'ARM.UNAVAILABLE',
+                    'not connected to the role-assignment / diagnostic-settings API: cannot undo this remediation',
+                );
             const patch = restore.patch;
             if (patch !== undefined) await this.retry(`restoring ${vault.name}`, () => admin.patch(vault, patch));
             for (const entry of restore.accessPolicyAdds)
                 await this.retry(`restoring the access policy of ${entry.objectId}`, () =>
                     admin.addAccessPolicy(vault, entry),
                 );
+            const missing: string[] = [];
+            if (access !== undefined) missing.push(...(await this.restoreOutside(access, vault, restore)));
             const after = await this.retry(`reading back ${vault.name}`, () => admin.get(vault));
-            const missing = verifyRestore(after, restore);
+            missing.push(...verifyRestore(after, restore));
             if (missing.length > 0)
                 throw new ResponderError(
                     'ARM.UNAVAILABLE',
@@ -175,6 +189,49 @@ export class Undoer {
         } finally {
             await lease.release();
         }
+    }
+
+    /**
+     * Creates the deleted role assignments again (same id, role definition, principal and type, scope) and puts the
+     * diagnostic settings back (or deletes the one we created), then reads each back. Returns what did not take.
+     */
+    private async restoreOutside(
+        access: AccessAdmin,
+        vault: VaultRef,
+        restore: ReturnType<typeof planRestore>,
+    ): Promise<string[]> {
+        const problems: string[] = [];
+        for (const a of restore.roleAssignmentCreates ?? []) {
+            // 409 RoleAssignmentExists: the same role, principal and scope were assigned again meanwhile (under
+            // another id): the access is back, which is what the undo is for.
+            let assignedMeanwhile = false;
+            try {
+                await this.retry(`restoring role assignment ${a.id}`, () => access.createRoleAssignment(a));
+            } catch (err) {
+                if (statusOfErrorOrCause(err) !== 409) throw err;
+                assignedMeanwhile = true;
+            }
+            const back = await this.retry(`reading back role assignment ${a.id}`, () => access.getRoleAssignment(a.id));
+            if (back === undefined && !assignedMeanwhile) problems.push(`role assignment ${a.id} missing`);
+        }
+        for (const d of restore.diagnosticSettings ?? []) {
+            const previous = d.previous;
+            if (previous === undefined)
+                await this.retry(`deleting diagnostic setting ${d.name}`, () =>
+                    access.deleteDiagnosticSetting(vault.resourceId, d.name),
+                );
+            else
+                await this.retry(`restoring diagnostic setting ${d.name}`, () =>
+                    access.putDiagnosticSetting(vault.resourceId, d.name, previous),
+                );
+            const list = await this.retry(`reading back the diagnostic settings of ${vault.name}`, () =>
+                access.listDiagnosticSettings(vault.resourceId),
+            );
+            const found = list.some((x) => x.name.toLowerCase() === d.name.toLowerCase());
+            if (found !== (previous !== undefined))
+                problems.push(`diagnostic setting ${d.name} ${previous === undefined ? 'still there' : 'missing'}`);
+        }
+        return problems;
     }
 
     /** Adds the grant to the vault's approvals (bounded); returns the grants that had to be dropped. */

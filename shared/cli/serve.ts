@@ -213,7 +213,11 @@ export async function runServe(args: readonly string[], io: CliIo, hooks: ServeH
                 alerting: local.options,
                 ...(simulation === undefined
                     ? {}
-                    : { admin: simulation.admin, beforeDetection: (events) => simulation.applyRecorded(events) }),
+                    : {
+                          admin: simulation.admin,
+                          access: simulation.access,
+                          beforeDetection: (events) => simulation.applyRecorded(events),
+                      }),
             },
         );
         const alerting = responder.alerting;

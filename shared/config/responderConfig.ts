@@ -96,7 +96,16 @@ const policyFields = {
         .describe(
             'Subnets (resource ids, case-insensitive) whose virtual network rules are approved. Once any matching policy sets this list (even empty), every other virtual network rule of the vault is unapproved (firewall-vnet-rule-added, remove-vnet-rule); without it virtual network rules are not judged.',
         ),
-    approvedPrincipals: z.array(approvedPrincipal).optional().describe('Principals approved in access policies.'),
+    approvedPrincipals: z
+        .array(approvedPrincipal)
+        .optional()
+        .describe('Principals approved in access policies and, with their roles, in role assignments.'),
+    authorization: z
+        .enum(['rbac', 'access-policies', 'any'])
+        .optional()
+        .describe(
+            'Wanted authorization model: rbac makes restore-rbac-authorization turn enableRbacAuthorization back on in enforce mode (default any: the switch is only reported).',
+        ),
     quietPeriodHours: z
         .number()
         .min(0.25)
@@ -253,6 +262,13 @@ export const responderConfigSchema = z.strictObject({
                 .optional()
                 .describe('Resource id of the Event Hubs namespace authorization rule the vaults stream to.'),
             eventHubName: z.string().min(1).optional().describe('The event hub the vaults stream AuditEvent to.'),
+            settingName: z
+                .string()
+                .regex(/^[^/\\#?]{1,260}$/, 'expected a diagnostic setting name')
+                .optional()
+                .describe(
+                    "Name of the vault diagnostic setting restore-diagnostic-setting writes (default kv-responder: the templates' setting and policy profileName).",
+                ),
         })
         .optional()
         .describe(
@@ -446,6 +462,7 @@ interface MutablePolicy {
     approvedVirtualNetworkRules: Set<string> | undefined;
     approvedPrincipals: Map<string, AccessPolicyPermissions | undefined>;
     approvedRoles: Map<string, ReadonlySet<string>>;
+    authorization?: 'rbac' | 'access-policies';
     quietPeriodMs: number;
     mode: RemediationMode;
     ruleModes: Map<string, RemediationMode>;
@@ -470,6 +487,8 @@ function applyPolicy(target: MutablePolicy, p: PolicyInput): void {
         if (a.roles === undefined) target.approvedRoles.delete(id);
         else target.approvedRoles.set(id, new Set(a.roles.map((r) => roleIdOf(r) as string)));
     }
+    if (p.authorization === 'any') delete target.authorization;
+    else if (p.authorization !== undefined) target.authorization = p.authorization;
     if (p.quietPeriodHours !== undefined) target.quietPeriodMs = p.quietPeriodHours * 3_600_000;
     if (p.mode !== undefined) target.mode = p.mode;
     for (const [rule, mode] of Object.entries(p.ruleModes ?? {})) target.ruleModes.set(rule, mode);
@@ -552,6 +571,9 @@ function detectionSettingsOf(data: ResponderConfigInput, tags: VaultTags): Detec
                           ?.toLowerCase()
                           .replace(/\/+$/, ''),
                       eventHubName: data.auditDestination.eventHubName?.toLowerCase(),
+                      ...(data.auditDestination.settingName === undefined
+                          ? {}
+                          : { settingName: data.auditDestination.settingName }),
                   },
         groupWindowMs: (data.grouping?.windowMinutes ?? 60) * MINUTE_MS,
         cmkInUseMs: (data.cmk?.inUseDays ?? 30) * DAY_MS,

@@ -61,6 +61,10 @@ export interface VaultStateDecision {
     readonly vault: string;
     readonly vaultId: string;
     readonly properties: Readonly<Record<string, unknown>>;
+    /** Role assignments at the vault's scope or above it (simulated ARM). */
+    readonly roleAssignments?: readonly Readonly<Record<string, unknown>>[];
+    /** The vault's diagnostic settings (simulated ARM). */
+    readonly diagnosticSettings?: readonly Readonly<Record<string, unknown>>[];
 }
 
 export type Decision = FindingDecision | ActionDecision | RejectedDecision | ErrorDecision | VaultStateDecision;

@@ -1,6 +1,13 @@
 import type { Decision } from './decisions';
 import type { VaultRef } from './events/types';
-import type { RemediationPlan, VaultAccessPolicy, VaultSnapshot } from './remediation/types';
+import type {
+    DiagnosticSettingProperties,
+    DiagnosticSettingSnapshot,
+    RemediationPlan,
+    RoleAssignmentSnapshot,
+    VaultAccessPolicy,
+    VaultSnapshot,
+} from './remediation/types';
 
 /** A rejected input kept whole, so that nothing is lost silently. */
 export interface QuarantineItem {
@@ -39,6 +46,26 @@ export interface VaultAdmin {
     removeAccessPolicy(vault: VaultRef, entry: VaultAccessPolicy): Promise<void>;
     /** `vaults.updateAccessPolicy(..., 'add', ...)`: merges this entry's permissions into the vault (undo). */
     addAccessPolicy(vault: VaultRef, entry: VaultAccessPolicy): Promise<void>;
+}
+
+/**
+ * Reads and changes what protects a vault from outside it, through Azure Resource Manager: role assignments at the
+ * vault's scope or above it (Microsoft.Authorization) and the vault's diagnostic settings (Microsoft.Insights).
+ * Errors carry the HTTP `statusCode` (or a system `code`), as the Key Vault client's do, for the retry policy.
+ */
+export interface AccessAdmin {
+    /** `RoleAssignments_GetById`; undefined when ARM answers 404 (the assignment is gone). */
+    getRoleAssignment(id: string): Promise<RoleAssignmentSnapshot | undefined>;
+    /** `RoleAssignments_DeleteById` (a 204 "already deleted" is success). */
+    deleteRoleAssignment(id: string): Promise<void>;
+    /** `RoleAssignments_CreateById` with the same id, role definition, principal (and type) and scope (undo). */
+    createRoleAssignment(assignment: RoleAssignmentSnapshot): Promise<RoleAssignmentSnapshot>;
+    /** `DiagnosticSettings_List` of a resource. */
+    listDiagnosticSettings(resourceId: string): Promise<DiagnosticSettingSnapshot[]>;
+    /** `DiagnosticSettings_CreateOrUpdate`. */
+    putDiagnosticSetting(resourceId: string, name: string, properties: DiagnosticSettingProperties): Promise<void>;
+    /** `DiagnosticSettings_Delete` (undo of a setting we created). */
+    deleteDiagnosticSetting(resourceId: string, name: string): Promise<void>;
 }
 
 /** Wall-clock time for leases and rate caps (detections use event time instead). */

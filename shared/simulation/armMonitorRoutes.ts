@@ -62,7 +62,11 @@ const EVENTHUB_TYPES: Record<string, string> = {
     consumergroups: 'Microsoft.EventHub/namespaces/eventhubs/consumergroups',
 };
 
-export function armMonitorRoutes(): ArmMonitorRoutes {
+/**
+ * @param options.diagnosticSettings - false when armAccessRoutes.ts serves diagnostic settings (reads and writes,
+ *   with faults) in the same fake.
+ */
+export function armMonitorRoutes(options: { diagnosticSettings?: boolean } = {}): ArmMonitorRoutes {
     const grants = new Map<string, PermissionWire[]>();
     const diagnostics = new Map<string, DiagnosticSettingInput[]>();
     const resources = new Map<string, { id: string; properties: Record<string, unknown> }>();
@@ -80,7 +84,7 @@ export function armMonitorRoutes(): ArmMonitorRoutes {
             return { status: 200, body: { value } };
         }
         const diag = /^(.*)\/providers\/Microsoft\.Insights\/diagnosticSettings$/i.exec(path);
-        if (diag !== null) {
+        if (diag !== null && options.diagnosticSettings !== false) {
             const bad = badVersion(apiVersion, DIAGNOSTIC_SETTINGS_API_VERSION);
             if (bad !== undefined) return bad;
             const resourceId = diag[1] as string;

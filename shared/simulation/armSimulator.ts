@@ -223,6 +223,41 @@ export interface ArmKeyVaultFakeOptions {
     vaults?: Vault[];
     /** More ARM routes, asked in order after authentication, before the Key Vault routes (see armMonitorRoutes.ts). */
     extraRoutes?: readonly ArmExtraRoute[];
+    /**
+     * Resource provider routes beyond Key Vault (see armAccessRoutes.ts), asked after `extraRoutes`: injected faults
+     * act on their requests exactly as on the Key Vault routes (status, delay, hang, reset before or after apply).
+     */
+    providerRoutes?: readonly ArmProviderRoute[];
+}
+
+/** One request as a provider route sees it. */
+export interface ArmProviderRequest {
+    readonly method: string;
+    /** The decoded URL path. */
+    readonly path: string;
+    readonly apiVersion: string | undefined;
+    readonly query: URLSearchParams;
+    readonly body: unknown;
+    /** The body was present and not JSON. */
+    readonly bodyIsJson: boolean;
+    readonly contentType: string;
+}
+
+/** A resource provider served by the fake, with fault injection. */
+export interface ArmProviderRoute {
+    /** The operation this route serves the request with (e.g. `RoleAssignments_GetById`), or undefined. No effects. */
+    operationOf(request: ArmProviderRequest): string | undefined;
+    /** The RBAC action of an operation (named by 403 faults). */
+    actionOf(operationId: string): string;
+    /** Serves the request (validation included; answers 4xx for what the real API refuses). */
+    handle(
+        request: ArmProviderRequest,
+        operationId: string,
+    ): {
+        status: number;
+        body?: unknown;
+        /** What the real API refuses in the request (listed in invalidRequests). */ invalid?: string[];
+    };
 }
 
 /** An extra ARM route: the answer to a request it serves, or undefined to let the next route have it. */
@@ -249,7 +284,7 @@ export const ARM_KEYVAULT_SPECS: Readonly<Record<string, string>> = {
 export const SDK_DEFAULT_API_VERSION = '2026-02-01';
 
 /** The OpenAPI definitions ship with the package (shared/simulation/spec); found from source and from dist/. */
-function specDir(): string {
+export function specDir(): string {
     const probe = ARM_KEYVAULT_SPECS[SDK_DEFAULT_API_VERSION] ?? '';
     let dir = __dirname;
     for (let i = 0; i < 6; i++) {
@@ -261,7 +296,7 @@ function specDir(): string {
     throw new Error(`cannot find the Key Vault OpenAPI definitions (shared/simulation/spec/${probe})`);
 }
 
-interface Schema {
+export interface Schema {
     $ref?: string;
     type?: string;
     format?: string;
@@ -296,9 +331,9 @@ interface SpecDocument {
     parameters?: Record<string, Parameter>;
 }
 
-type Mode = 'request' | 'response';
+export type Mode = 'request' | 'response';
 
-interface ValidationError {
+export interface ValidationError {
     code: 'InvalidRequestContent' | 'BadRequest';
     message: string;
 }
@@ -318,7 +353,7 @@ function describeValue(v: unknown): string {
     return `the ${typeof v} ${JSON.stringify(v)}`;
 }
 
-class OpenApiSpec {
+export class OpenApiSpec {
     private readonly docs = new Map<string, SpecDocument>();
 
     constructor(private readonly dir: string) {}
@@ -1157,7 +1192,9 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
     }
 
     async function handle(req: IncomingMessage, res: ServerResponse, rawBody: string): Promise<void> {
-        const url = new URL(req.url ?? '/', 'https://localhost');
+        // @azure/arm-authorization builds by-id URLs as `/{roleAssignmentId}` with an id that starts with a slash, so
+        // the request line reads `//subscriptions/...`: a path, not a protocol-relative URL (ARM serves it).
+        const url = new URL((req.url ?? '/').replace(/^\/{2,}/, '/'), 'https://localhost');
         const method = (req.method ?? 'GET').toUpperCase();
         const segments = url.pathname.split('/').filter(Boolean).map(safeDecode);
         const decodedPath = `/${segments.join('/')}`;
@@ -1201,6 +1238,53 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
         for (const extra of options.extraRoutes ?? []) {
             const answer = extra({ method, path: decodedPath, apiVersion, body });
             if (answer !== undefined) return send(res, record, answer.status, answer.body);
+        }
+        const providerRequest: ArmProviderRequest = {
+            method,
+            path: decodedPath,
+            apiVersion,
+            query: url.searchParams,
+            body,
+            bodyIsJson,
+            contentType: (req.headers['content-type'] ?? '').toLowerCase(),
+        };
+        for (const provider of options.providerRoutes ?? []) {
+            const operationId = provider.operationOf(providerRequest);
+            if (operationId === undefined) continue;
+            const fault = takeFault(method, decodedPath);
+            if (fault !== undefined) {
+                record.fault = fault;
+                if ('delayMs' in fault) {
+                    await new Promise<void>((resolve) => {
+                        const t = setTimeout(() => {
+                            timers.delete(t);
+                            resolve();
+                        }, fault.delayMs);
+                        timers.add(t);
+                    });
+                    if (closed) return;
+                } else if ('status' in fault) {
+                    const e = faultError(fault, operationId, decodedPath, decodedPath.split('/').pop() ?? '', '');
+                    const action = provider.actionOf(operationId);
+                    return sendError(res, record, {
+                        ...e,
+                        message:
+                            fault.message ??
+                            (fault.status === 403
+                                ? `The client 'kv-responder' with object id '00000000-0000-0000-0000-000000000000' does not have authorization to perform action '${action}' over scope '${decodedPath}' or the scope is invalid. If access was recently granted, please refresh your credentials.`
+                                : fault.status === 404
+                                  ? `The resource '${decodedPath}' was not found.`
+                                  : e.message),
+                    });
+                } else if (fault.applied !== true && !('midBody' in fault && fault.midBody === true)) {
+                    if ('reset' in fault) return resetConnection(req);
+                    return holdForever(res);
+                }
+            }
+            const answer = provider.handle(providerRequest, operationId);
+            if (answer.invalid !== undefined) invalidRequests.push(Object.assign(record, { errors: answer.invalid }));
+            record.applied = method !== 'GET' && answer.status < 300;
+            return finish(req, res, record, fault, { status: answer.status, body: answer.body });
         }
         if (apiVersion === undefined || apiVersion === '') {
             return reject({
@@ -1333,6 +1417,17 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
             }
         }
         record.applied = method !== 'GET';
+        return finish(req, res, record, fault, answer);
+    }
+
+    /** Sends the provider's answer, unless the fault cuts it (reset, mid-body reset) or holds it (hang). */
+    async function finish(
+        req: IncomingMessage,
+        res: ServerResponse,
+        record: RecordedRequest,
+        fault: ArmFault | undefined,
+        answer: ArmAnswer,
+    ): Promise<void> {
         if (fault !== undefined && 'reset' in fault) {
             if (fault.midBody === true) {
                 // The answer starts (status, headers, half the body) and the connection drops.

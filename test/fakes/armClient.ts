@@ -1,6 +1,11 @@
 // A real @azure/arm-keyvault client pointed at the local ARM fake (armKeyVaultFake.ts), over HTTPS with the test CA.
+import {
+    AuthorizationManagementClient,
+    type AuthorizationManagementClientOptionalParams,
+} from '@azure/arm-authorization';
 import { KeyVaultManagementClient, type KeyVaultManagementClientOptionalParams } from '@azure/arm-keyvault';
 import type { AccessToken, TokenCredential } from '@azure/identity';
+import { ArmAccessAdmin } from '../../shared/adapters/armAccessAdmin';
 import type { ArmKeyVaultFake } from '../../shared/simulation/armSimulator';
 
 /** The scope a real ARM credential is asked for. */
@@ -49,4 +54,37 @@ export function armClientFor(
     if (options.apiVersion !== undefined) clientOptions.apiVersion = options.apiVersion;
     if (options.additionalPolicies !== undefined) clientOptions.additionalPolicies = options.additionalPolicies;
     return new KeyVaultManagementClient(options.credential ?? new StubTokenCredential(), subscriptionId, clientOptions);
+}
+
+/**
+ * A real @azure/arm-authorization client pointed at the fake (role assignments, api-version 2022-04-01), built like
+ * the Key Vault client above. The subscription id does not matter for the by-id operations remediation uses.
+ */
+export function authorizationClientFor(
+    fake: Pick<ArmKeyVaultFake, 'url' | 'caPem'>,
+    options: {
+        retryOptions?: AuthorizationManagementClientOptionalParams['retryOptions'];
+        credential?: TokenCredential;
+    } = {},
+): AuthorizationManagementClient {
+    return new AuthorizationManagementClient(
+        options.credential ?? new StubTokenCredential(),
+        '00000000-0000-0000-0000-000000000000',
+        {
+            endpoint: fake.url,
+            // With a custom endpoint the client would ask for `${endpoint}/.default`: ask for ARM's scope.
+            credentialScopes: [ARM_SCOPE],
+            tlsOptions: { ca: fake.caPem },
+            retryOptions: options.retryOptions ?? { maxRetries: 0 },
+        },
+    );
+}
+
+/** ArmAccessAdmin (role assignments through the real SDK, diagnostic settings as REST) against the fake. */
+export function accessAdminFor(fake: Pick<ArmKeyVaultFake, 'url' | 'caPem'>, timeoutMs?: number): ArmAccessAdmin {
+    return new ArmAccessAdmin(authorizationClientFor(fake), new StubTokenCredential(), {
+        endpoint: fake.url,
+        ca: fake.caPem,
+        ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    });
 }

@@ -369,7 +369,11 @@ describe('kvr doctor against the local fakes', () => {
     it('a missing write permission on a vault in enforce scope', async () => {
         monitor.revokeAll(enforcedId);
         monitor.grant(enforcedId, {
-            actions: ['Microsoft.KeyVault/vaults/*'],
+            actions: [
+                'Microsoft.KeyVault/vaults/*',
+                'Microsoft.Authorization/roleAssignments/*',
+                'Microsoft.Insights/diagnosticSettings/*',
+            ],
             notActions: ['Microsoft.KeyVault/vaults/write'],
         });
         const failed = await expectOnlyFailure(
@@ -379,6 +383,25 @@ describe('kvr doctor against the local fakes', () => {
         );
         expect(failed.detail).toContain('lacks Microsoft.KeyVault/vaults/write');
         expect(failed.detail).not.toContain('accessPolicies/write');
+    });
+
+    it('a missing role-assignment delete or diagnostic-setting write on a vault in enforce scope (issue 15 actions)', async () => {
+        monitor.revokeAll(enforcedId);
+        monitor.grant(enforcedId, {
+            actions: [...REMEDIATION_ROLE],
+            notActions: [
+                'Microsoft.Authorization/roleAssignments/delete',
+                'Microsoft.Insights/diagnosticSettings/write',
+            ],
+        });
+        const failed = await expectOnlyFailure(
+            doctor(),
+            'vault-permissions kv-payments',
+            'assign the kv-responder remediation role',
+        );
+        expect(failed.detail).toContain(
+            'lacks Microsoft.Authorization/roleAssignments/delete, Microsoft.Insights/diagnosticSettings/write',
+        );
     });
 
     it('a vault firewall that keeps the app off the data plane', async () => {

@@ -73,10 +73,20 @@ describe('the actions remediation needs on a vault', () => {
             'disable-public-network-access',
             'remove-access-policy',
             'remove-ip-rule',
+            'remove-role-assignment',
+            'restore-diagnostic-setting',
             'restore-firewall-default',
         ]);
         expect(enforcedActions(p, on, true)).not.toContain('remove-access-policy');
         expect(actionsNeeded(enforcedActions(p, on, true))).toEqual([
+            // remove-role-assignment: read and delete, write for undo (issue 15)
+            'Microsoft.Authorization/roleAssignments/delete',
+            'Microsoft.Authorization/roleAssignments/read',
+            'Microsoft.Authorization/roleAssignments/write',
+            // restore-diagnostic-setting: list and write, delete for undo
+            'Microsoft.Insights/diagnosticSettings/delete',
+            'Microsoft.Insights/diagnosticSettings/read',
+            'Microsoft.Insights/diagnosticSettings/write',
             'Microsoft.KeyVault/vaults/read',
             'Microsoft.KeyVault/vaults/write',
             // the firewall PATCH re-sends the vault's virtual network rules (ACTION_PERMISSIONS)
@@ -92,6 +102,15 @@ describe('the actions remediation needs on a vault', () => {
         expect(actionsNeeded(['remove-vnet-rule'])).toContain(
             'Microsoft.Network/virtualNetworks/subnets/joinViaServiceEndpoint/action',
         );
+    });
+
+    it('the RBAC switch only where the policy wants Azure RBAC', () => {
+        const p = policyOf({ guardrails: { default: { mode: 'enforce', authorization: 'rbac' } } });
+        expect(enforcedActions(p, on, true)).toContain('restore-rbac-authorization');
+        expect(actionsNeeded(['restore-rbac-authorization'])).toEqual([
+            'Microsoft.KeyVault/vaults/read',
+            'Microsoft.KeyVault/vaults/write',
+        ]);
     });
 
     it('per-rule modes and disabled rules count', () => {

@@ -2,7 +2,10 @@ import { MemoryStateStore } from '../../shared/adapters/memoryStateStore';
 import { systemClock } from '../../shared/adapters/systemClock';
 import { type IntentInput, ReconcileIntents } from '../../shared/app/reconcileIntents';
 import type { Decision } from '../../shared/core/decisions';
-import type { VaultRef } from '../../shared/core/events/types';
+import type { AuditEvent, VaultRef } from '../../shared/core/events/types';
+import { intentInputsOf } from '../../shared/app/reconcileTriggers';
+import { parseResponderConfig } from '../../shared/config/responderConfig';
+import { ruleIds } from '../../shared/core/rules';
 
 const VAULT: VaultRef = {
     subscriptionId: 's',
@@ -27,6 +30,7 @@ describe('reconcile intents', () => {
                 incidentKeys: [`firewall-opened|${long('p', 8000)}${i}`],
                 correlationIds: [`${long('c', 8000)}${i}`],
                 timeMs: 1_000 + i,
+                roleAssignmentIds: [`${long('a', 5000)}${i}`, `/subscriptions/s/providers/x/roleAssignments/${i}`],
                 concurrent: {
                     at: long('t', 500),
                     by: long('b', 5000),
@@ -53,6 +57,69 @@ describe('reconcile intents', () => {
         expect(JSON.stringify(intent).length).toBeLessThan(TABLE_PROPERTY_CHARS);
         expect(intent?.unsent?.length).toBeGreaterThan(0);
         expect(intent?.version).toBe(200);
+        expect(intent?.roleAssignmentIds).toHaveLength(5);
+    });
+
+    it('keeps the role assignment ids until the version that carried them is processed', async () => {
+        const intents = new ReconcileIntents(new MemoryStateStore(), systemClock);
+        const ra = '/subscriptions/s/resourcegroups/rg/providers/microsoft.authorization/roleassignments/a';
+        await intents.record([
+            {
+                vault: VAULT,
+                reason: 'trigger',
+                rules: ['role-assignment-granted'],
+                incidentKeys: [],
+                correlationIds: [],
+                timeMs: 1,
+                roleAssignmentIds: [ra],
+            },
+        ]);
+        expect((await intents.read(VAULT.name))?.roleAssignmentIds).toEqual([ra]);
+        await intents.complete(VAULT.name, 1);
+        expect((await intents.read(VAULT.name))?.roleAssignmentIds).toBeUndefined();
+    });
+
+    it('a role assignment above vaults is reconciled on each known vault it covers, never on a stand-in', async () => {
+        const settings = parseResponderConfig(
+            {
+                guardrails: {
+                    overrides: [
+                        { match: { resourceId: VAULT.resourceId } },
+                        {
+                            match: {
+                                resourceId:
+                                    '/subscriptions/s/resourceGroups/rg-other/providers/Microsoft.KeyVault/vaults/kv-two',
+                            },
+                        },
+                    ],
+                },
+            },
+            ruleIds,
+            'test',
+        ).detection;
+        const scope = {
+            level: 'resource-group' as const,
+            id: '/subscriptions/s/resourcegroups/rg',
+            subscriptionId: 's',
+            resourceGroup: 'rg',
+            managementGroup: undefined,
+        };
+        const id = `${scope.id}/providers/microsoft.authorization/roleassignments/a`;
+        const event = {
+            vault: { subscriptionId: 's', resourceGroup: 'rg', name: 'rg:s:rg', resourceId: scope.id },
+            timeMs: 5,
+            correlationId: 'c',
+            activity: { roleAssignment: { id, name: 'a', scope } },
+        } as unknown as AuditEvent;
+        const inputs = await intentInputsOf(
+            [event],
+            [{ rule: 'role-assignment-granted', event, principal: 'p' }],
+            settings,
+            undefined,
+        );
+        expect(inputs.map((i) => [i.vault.name, i.roleAssignmentIds])).toEqual([['kv-one', [id]]]);
+        // Another rule's trigger on the stand-in has no vault to reconcile.
+        expect(await intentInputsOf([event], [{ rule: 'firewall-opened', event }], settings, undefined)).toEqual([]);
     });
 
     it('completing a version keeps what arrived after it, and a processed version is never reopened', async () => {

@@ -4,6 +4,7 @@
  * from the stored undo records, never from ARM: the preview says what the saved state holds, and the undo itself still
  * restores relative to the vault as it is then.
  */
+import { keyVaultRole } from '../rules/roles';
 import type { AccessPolicyPermissions } from '../events/types';
 import { partsInScope, partsOf, type UndoPart, type UndoRecord } from '../remediation/undo';
 import { rules, timerChecks } from '../rules/index';
@@ -93,6 +94,31 @@ function describePart(p: UndoPart): { what: string; before: string; after: strin
                 before: permissionsText(p.entry.permissions),
                 after: 'removed',
                 restore: [`access policy of ${p.entry.objectId} added back (${permissionsText(p.entry.permissions)})`],
+            };
+        case 'remove-role-assignment':
+            return {
+                what: `Role assignment of ${p.assignment.principalId}`,
+                before: `${keyVaultRole(p.assignment.roleDefinitionId.split('/').pop())?.name ?? p.assignment.roleDefinitionId} at ${p.assignment.scope}`,
+                after: 'deleted',
+                restore: [`role assignment ${p.assignment.id} created again`],
+            };
+        case 'restore-rbac-authorization':
+            return {
+                what: 'Azure RBAC authorization',
+                before: p.enableRbacAuthorization ? 'on' : 'off',
+                after: p.enableRbacAuthorization ? 'off' : 'on',
+                restore: [`Azure RBAC authorization back to ${p.enableRbacAuthorization ? 'on' : 'off'}`],
+            };
+        case 'restore-diagnostic-setting':
+            return {
+                what: `Diagnostic setting ${p.name}`,
+                before: p.previous === undefined ? 'none' : 'not sending AuditEvent to the responder hub',
+                after: 'sending AuditEvent to the responder hub',
+                restore: [
+                    p.previous === undefined
+                        ? `diagnostic setting ${p.name} deleted`
+                        : `diagnostic setting ${p.name} as it was`,
+                ],
             };
     }
 }

@@ -110,7 +110,8 @@ export function missingActions(permissions: readonly RbacPermission[], required:
 /**
  * The remediation actions that can run on a vault under its policy: those of the rules in enforce mode there (the
  * vault's mode, or the rule's own mode on it), enabled, and applicable (no access-policy removal on an RBAC vault, no
- * virtual network rule removal without a list of approved subnets).
+ * virtual network rule removal without a list of approved subnets, no RBAC switch where the policy has no
+ * authorization model).
  */
 export function enforcedActions(
     policy: VaultPolicy,
@@ -124,6 +125,8 @@ export function enforcedActions(
         if (rbacVault && action === 'remove-access-policy') continue;
         // Virtual network rules are judged only where a policy lists the approved subnets.
         if (action === 'remove-vnet-rule' && policy.approvedVirtualNetworkRules === undefined) continue;
+        // The RBAC switch is restored only where the policy wants Azure RBAC.
+        if (action === 'restore-rbac-authorization' && policy.authorization !== 'rbac') continue;
         out.add(action);
     }
     return [...out].sort();

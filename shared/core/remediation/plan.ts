@@ -1,9 +1,14 @@
 import { isCovered, parseRange } from '../net/cidr';
 import { excessPermissions, PERMISSION_KINDS } from '../rules/permissions';
 import type { VaultPolicy } from '../rules/settings';
+import { type AuditDestination } from '../rules/settings';
+import { keyVaultRole } from '../rules/roles';
 import {
     ACTIONS_BY_RULE,
     type ActionId,
+    type DiagnosticSettingProperties,
+    type DiagnosticSettingSnapshot,
+    type RoleAssignmentSnapshot,
     type PlannedAction,
     type RemediationPlan,
     type SkippedAction,
@@ -219,12 +224,15 @@ export function planRemediation(
         }
     }
 
+    const enableRbacAuthorization = planRbac(vault, wanted.get('restore-rbac-authorization'), policy, actions, skipped);
+
     const patch =
-        networkAcls === undefined && publicNetworkAccess === undefined
+        networkAcls === undefined && publicNetworkAccess === undefined && enableRbacAuthorization === undefined
             ? undefined
             : {
                   ...(networkAcls === undefined ? {} : { networkAcls }),
                   ...(publicNetworkAccess === undefined ? {} : { publicNetworkAccess }),
+                  ...(enableRbacAuthorization === undefined ? {} : { enableRbacAuthorization }),
               };
     return { patch, accessPolicyRemovals, actions, skipped };
 }
@@ -264,6 +272,10 @@ export function verifyRemediation(after: VaultSnapshot, plan: RemediationPlan): 
         for (const r of got?.virtualNetworkRules ?? [])
             if (removedVnets.has(r.id.toLowerCase())) problems.push(`virtual network rule ${r.id} is still there`);
     }
+    if (want?.enableRbacAuthorization !== undefined && p.enableRbacAuthorization !== want.enableRbacAuthorization)
+        problems.push(
+            `enableRbacAuthorization is ${String(p.enableRbacAuthorization ?? false)}, expected ${String(want.enableRbacAuthorization)}`,
+        );
     if (want?.publicNetworkAccess !== undefined && lower(p.publicNetworkAccess) !== lower(want.publicNetworkAccess)) {
         problems.push(
             `publicNetworkAccess is ${p.publicNetworkAccess ?? 'unset'}, expected ${want.publicNetworkAccess}`,
@@ -280,4 +292,176 @@ export function verifyRemediation(after: VaultSnapshot, plan: RemediationPlan): 
         }
     }
     return problems;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Issue 15: the RBAC switch, role assignments and the audit trail's diagnostic setting.
+
+/** Most access policies listed by name in a restore-rbac-authorization detail. */
+const MAX_LISTED_POLICIES = 20;
+
+/**
+ * restore-rbac-authorization: a vault whose policy wants Azure RBAC and whose `enableRbacAuthorization` is off is
+ * switched back with one PATCH (`VaultPatchProperties.enableRbacAuthorization`). The access policies that are live
+ * while it is off are listed in the detail. Returns the value to PATCH, if any.
+ */
+function planRbac(
+    vault: VaultSnapshot,
+    rule: string | undefined,
+    policy: VaultPolicy,
+    actions: PlannedAction[],
+    skipped: SkippedAction[],
+): boolean | undefined {
+    if (rule === undefined) return undefined;
+    const action = 'restore-rbac-authorization';
+    if (policy.authorization !== 'rbac') {
+        skipped.push({ action, rule, reason: 'policy-allows', detail: {} });
+        return undefined;
+    }
+    if (vault.properties.enableRbacAuthorization === true) {
+        skipped.push({ action, rule, reason: 'already-compliant', detail: {} });
+        return undefined;
+    }
+    const live = vault.properties.accessPolicies ?? [];
+    actions.push({
+        action,
+        rule,
+        summary: `turn Azure RBAC authorization of ${vault.name} back on (${live.length} access polic${live.length === 1 ? 'y was' : 'ies were'} in force)`,
+        detail: {
+            before: vault.properties.enableRbacAuthorization ?? null,
+            after: true,
+            liveAccessPolicies: live.slice(0, MAX_LISTED_POLICIES).map((e) => ({
+                objectId: e.objectId,
+                permissions: e.permissions,
+            })),
+            ...(live.length > MAX_LISTED_POLICIES ? { moreAccessPolicies: live.length - MAX_LISTED_POLICIES } : {}),
+        },
+    });
+    return true;
+}
+
+/** The role definition GUID at the end of a role definition id (lower-case). */
+export function roleGuidOf(roleDefinitionId: string): string {
+    return roleDefinitionId.toLowerCase().replace(/\/+$/, '').split('/').pop() ?? '';
+}
+
+/** The scope of a role assignment id (`{scope}/providers/Microsoft.Authorization/roleAssignments/{name}`), lower-case. */
+export function assignmentScopeOf(roleAssignmentId: string): string {
+    const id = roleAssignmentId.toLowerCase();
+    const at = id.lastIndexOf('/providers/microsoft.authorization/roleassignments/');
+    return at < 0 ? id : id.slice(0, at);
+}
+
+/** True when `scope` is the vault (or an object in it) or a scope above it (resource group, subscription, group). */
+export function scopeReaches(scope: string, vaultId: string): boolean {
+    const s = scope.toLowerCase().replace(/\/+$/, '');
+    const v = vaultId.toLowerCase();
+    if (s === '' || s === '/' || s.startsWith('/providers/microsoft.management/managementgroups/')) return true;
+    return v === s || v.startsWith(`${s}/`) || s.startsWith(`${v}/`);
+}
+
+/** Whether `policy` lets `principal` hold the role `roleGuid` (approvedPrincipals with their optional roles). */
+export function roleApproved(policy: VaultPolicy, principal: string, roleGuid: string): boolean {
+    const p = principal.toLowerCase();
+    if (!policy.approvedPrincipals.has(p)) return false;
+    const roles = policy.approvedRoles?.get(p);
+    return roles === undefined || roles.has(roleGuid.toLowerCase());
+}
+
+export type RoleAssignmentVerdict =
+    | { readonly remove: true; readonly role: string; readonly summary: string }
+    | { readonly remove: false; readonly reason: string; readonly detail: Readonly<Record<string, unknown>> };
+
+/**
+ * remove-role-assignment, decided from the assignment as ARM shows it now (never from the log record): it is removed
+ * when it gives a role that reaches Key Vault data, at the vault's scope or above it, to a principal that the vault's
+ * policy does not approve for that role and that is not protected (break-glass accounts, the responder itself).
+ */
+export function planRoleAssignmentRemoval(
+    assignment: RoleAssignmentSnapshot,
+    vault: VaultSnapshot | { readonly id: string; readonly name: string },
+    policy: VaultPolicy,
+    guard: Guard,
+): RoleAssignmentVerdict {
+    const guid = roleGuidOf(assignment.roleDefinitionId);
+    const role = keyVaultRole(guid);
+    const principal = assignment.principalId.toLowerCase();
+    if (role === undefined)
+        return { remove: false, reason: 'not-a-key-vault-role', detail: { roleDefinitionId: guid } };
+    if (!scopeReaches(assignment.scope, vault.id))
+        return { remove: false, reason: 'outside-vault-scope', detail: { scope: assignment.scope } };
+    if (guard.protectedPrincipals.has(principal))
+        return { remove: false, reason: 'protected-principal', detail: { principalId: principal } };
+    if (roleApproved(policy, principal, guid))
+        return { remove: false, reason: 'approved-principal', detail: { principalId: principal, role: role.name } };
+    return {
+        remove: true,
+        role: role.name,
+        summary: `delete the ${role.name} assignment of ${assignment.principalType ?? 'principal'} ${principal} at ${assignment.scope} (reaches ${vault.name})`,
+    };
+}
+
+/** Log categories and category groups that carry a vault's AuditEvent records. */
+const AUDIT_LOGS: ReadonlySet<string> = new Set(['auditevent', 'audit', 'alllogs']);
+
+/** The hub Azure Monitor writes AuditEvent to when a setting names none. */
+export const DEFAULT_AUDIT_HUB = 'insights-logs-auditevent';
+/** The name the templates give the vault's diagnostic setting (vaultDiagnostics.bicep, the policy's profileName). */
+export const DEFAULT_AUDIT_SETTING_NAME = 'kv-responder';
+
+/** True when the setting sends AuditEvent to the destination (any event hub when the destination is unknown). */
+export function sendsAuditTo(p: DiagnosticSettingProperties, want: AuditDestination | undefined): boolean {
+    if (!(p.logs ?? []).some((l) => l.enabled && AUDIT_LOGS.has((l.category ?? l.categoryGroup ?? '').toLowerCase())))
+        return false;
+    const rule = p.eventHubAuthorizationRuleId?.toLowerCase().replace(/\/+$/, '');
+    if (rule === undefined || rule === '') return false;
+    if (want?.eventHubAuthorizationRuleId !== undefined && want.eventHubAuthorizationRuleId !== rule) return false;
+    const hub = (p.eventHubName ?? DEFAULT_AUDIT_HUB).toLowerCase();
+    return want?.eventHubName === undefined || want.eventHubName === hub;
+}
+
+/**
+ * The setting restore-diagnostic-setting writes: the shape of infra/modules/vaultDiagnostics.bicep and of the built-in
+ * deployIfNotExists policy (AuditEvent enabled, AllMetrics present and disabled), so the policy finds it compliant.
+ */
+export function auditSettingOf(want: AuditDestination & { readonly eventHubAuthorizationRuleId: string }): {
+    readonly name: string;
+    readonly properties: DiagnosticSettingProperties;
+} {
+    return {
+        name: want.settingName ?? DEFAULT_AUDIT_SETTING_NAME,
+        properties: {
+            eventHubAuthorizationRuleId: want.eventHubAuthorizationRuleId,
+            ...(want.eventHubName === undefined ? {} : { eventHubName: want.eventHubName }),
+            logs: [{ category: 'AuditEvent', enabled: true }],
+            metrics: [{ category: 'AllMetrics', enabled: false }],
+        },
+    };
+}
+
+export type DiagnosticVerdict =
+    | {
+          readonly restore: true;
+          readonly name: string;
+          readonly properties: DiagnosticSettingProperties;
+          /** The setting of that name before (undefined: there was none). */
+          readonly previous: DiagnosticSettingProperties | undefined;
+      }
+    | { readonly restore: false; readonly reason: string; readonly detail: Readonly<Record<string, unknown>> };
+
+/** restore-diagnostic-setting, decided from the vault's settings as ARM lists them now. */
+export function planDiagnosticRestore(
+    settings: readonly DiagnosticSettingSnapshot[],
+    want: AuditDestination | undefined,
+    policy: VaultPolicy,
+): DiagnosticVerdict {
+    const sending = settings.find((s) => sendsAuditTo(s.properties, want));
+    if (sending !== undefined)
+        return { restore: false, reason: 'already-compliant', detail: { diagnosticSetting: sending.name } };
+    if (policy.auditSettingExempt === true) return { restore: false, reason: 'undo-approved', detail: {} };
+    const rule = want?.eventHubAuthorizationRuleId;
+    if (want === undefined || rule === undefined) return { restore: false, reason: 'no-audit-destination', detail: {} };
+    const setting = auditSettingOf({ ...want, eventHubAuthorizationRuleId: rule });
+    const previous = settings.find((s) => s.name.toLowerCase() === setting.name.toLowerCase())?.properties;
+    return { restore: true, ...setting, previous };
 }

@@ -39,13 +39,55 @@ export interface VaultSnapshot {
     };
 }
 
+/**
+ * A role assignment as ARM returns it (`RoleAssignments_GetById`, api-version 2022-04-01): what remediation checks
+ * before deleting it and what undo needs to create exactly that assignment again.
+ */
+export interface RoleAssignmentSnapshot {
+    /** `{scope}/providers/Microsoft.Authorization/roleAssignments/{name}`. */
+    readonly id: string;
+    readonly scope: string;
+    /** The full role definition id (`/subscriptions/.../providers/Microsoft.Authorization/roleDefinitions/{guid}`). */
+    readonly roleDefinitionId: string;
+    readonly principalId: string;
+    readonly principalType?: string;
+    readonly description?: string;
+    readonly condition?: string;
+    readonly conditionVersion?: string;
+}
+
+/** One log destination of a diagnostic setting (`logs[*]`, Monitor 2021-05-01-preview). */
+export interface DiagnosticLogSetting {
+    readonly category?: string;
+    readonly categoryGroup?: string;
+    readonly enabled: boolean;
+}
+
+/** A diagnostic setting's `properties` as remediation reads and writes them (the fields kv-responder cares about). */
+export interface DiagnosticSettingProperties {
+    readonly eventHubAuthorizationRuleId?: string;
+    readonly eventHubName?: string;
+    readonly storageAccountId?: string;
+    readonly workspaceId?: string;
+    readonly logs?: readonly DiagnosticLogSetting[];
+    readonly metrics?: readonly { readonly category?: string; readonly enabled: boolean }[];
+}
+
+export interface DiagnosticSettingSnapshot {
+    readonly name: string;
+    readonly properties: DiagnosticSettingProperties;
+}
+
 /** Action ids are part of the decision-log contract. */
 export type ActionId =
     | 'restore-firewall-default'
     | 'remove-ip-rule'
     | 'remove-vnet-rule'
     | 'disable-public-network-access'
-    | 'remove-access-policy';
+    | 'remove-access-policy'
+    | 'remove-role-assignment'
+    | 'restore-rbac-authorization'
+    | 'restore-diagnostic-setting';
 
 /** What each action needs in Azure RBAC; the infra templates grant exactly these. */
 const JOIN_SUBNET = 'Microsoft.Network/virtualNetworks/subnets/joinViaServiceEndpoint/action';
@@ -59,6 +101,23 @@ export const ACTION_PERMISSIONS: Readonly<Record<ActionId, readonly string[]>> =
     'remove-vnet-rule': ['Microsoft.KeyVault/vaults/read', 'Microsoft.KeyVault/vaults/write', JOIN_SUBNET],
     'disable-public-network-access': ['Microsoft.KeyVault/vaults/read', 'Microsoft.KeyVault/vaults/write'],
     'remove-access-policy': ['Microsoft.KeyVault/vaults/read', 'Microsoft.KeyVault/vaults/accessPolicies/write'],
+    // Re-read by id before the delete and after it (ARM is the truth), delete; undo creates exactly that assignment
+    // again, which needs write (docs/remediation.md, "Role assignments": the one write right the role holds).
+    'remove-role-assignment': [
+        'Microsoft.Authorization/roleAssignments/read',
+        'Microsoft.Authorization/roleAssignments/delete',
+        'Microsoft.Authorization/roleAssignments/write',
+    ],
+    // One PATCH of enableRbacAuthorization (and the read before and after it).
+    'restore-rbac-authorization': ['Microsoft.KeyVault/vaults/read', 'Microsoft.KeyVault/vaults/write'],
+    // List the vault's settings and PUT the setting the templates deploy. Undo puts the previous setting back, or,
+    // when there was none of that name, deletes ours (the Activity Log operation of that is
+    // MICROSOFT.INSIGHTS/DIAGNOSTICSETTINGS/DELETE): delete is there for undo only.
+    'restore-diagnostic-setting': [
+        'Microsoft.Insights/diagnosticSettings/read',
+        'Microsoft.Insights/diagnosticSettings/write',
+        'Microsoft.Insights/diagnosticSettings/delete',
+    ],
 };
 
 /** Which rule's findings each action answers. */
@@ -69,6 +128,9 @@ export const ACTIONS_BY_RULE: Readonly<Record<string, ActionId>> = {
     'public-network-access-enabled': 'disable-public-network-access',
     'access-policy-granted': 'remove-access-policy',
     'self-granted-access': 'remove-access-policy',
+    'role-assignment-granted': 'remove-role-assignment',
+    'rbac-authorization-disabled': 'restore-rbac-authorization',
+    'diagnostic-setting-removed': 'restore-diagnostic-setting',
 };
 
 /** One step of a plan, with why and what. */
@@ -89,8 +151,17 @@ export interface SkippedAction {
 
 /** The smallest change that brings a vault back to its policy. */
 export interface RemediationPlan {
-    /** One PATCH: `networkAcls` complete (bypass, ipRules, virtualNetworkRules kept) and/or `publicNetworkAccess`. */
-    readonly patch: { readonly networkAcls?: VaultNetworkAcls; readonly publicNetworkAccess?: string } | undefined;
+    /**
+     * One PATCH: `networkAcls` complete (bypass, ipRules, virtualNetworkRules kept), `publicNetworkAccess` and/or
+     * `enableRbacAuthorization`.
+     */
+    readonly patch:
+        | {
+              readonly networkAcls?: VaultNetworkAcls;
+              readonly publicNetworkAccess?: string;
+              readonly enableRbacAuthorization?: boolean;
+          }
+        | undefined;
     /** Entries for `vaults.updateAccessPolicy(..., 'remove', ...)`: exactly the permissions to take away. */
     readonly accessPolicyRemovals: readonly VaultAccessPolicy[];
     readonly actions: readonly PlannedAction[];

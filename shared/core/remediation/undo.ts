@@ -18,7 +18,9 @@ import type { VaultPolicy } from '../rules/settings';
 import {
     ACTIONS_BY_RULE,
     type ActionId,
+    type DiagnosticSettingProperties,
     type RemediationPlan,
+    type RoleAssignmentSnapshot,
     type VaultAccessPolicy,
     type VaultNetworkAcls,
     type VaultSnapshot,
@@ -55,7 +57,21 @@ export type UndoPart =
           readonly omitted?: number;
       })
     | (PartBase & { readonly action: 'disable-public-network-access'; readonly publicNetworkAccess: string })
-    | (PartBase & { readonly action: 'remove-access-policy'; readonly entry: VaultAccessPolicy });
+    | (PartBase & { readonly action: 'remove-access-policy'; readonly entry: VaultAccessPolicy })
+    /** The deleted assignment exactly as ARM showed it (undo creates it again with the same id). */
+    | (PartBase & { readonly action: 'remove-role-assignment'; readonly assignment: RoleAssignmentSnapshot })
+    /** The switch as it was (false: access policies applied). */
+    | (PartBase & { readonly action: 'restore-rbac-authorization'; readonly enableRbacAuthorization: boolean })
+    /** The setting of that name before the restore; absent: there was none (undo deletes ours). */
+    | (PartBase & {
+          readonly action: 'restore-diagnostic-setting';
+          readonly name: string;
+          readonly previous?: DiagnosticSettingProperties;
+      });
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+/** A part before it has its id. */
+export type UndoPartInput = DistributiveOmit<UndoPart, 'id'>;
 
 /** The snapshot the remediator saves before each change (`undo|<id>` in the state store). */
 export interface UndoRecord {
@@ -100,6 +116,12 @@ export interface VaultApprovals {
     readonly principals: readonly { readonly objectId: string; readonly permissions: AccessPolicyPermissions }[];
     readonly networkDefaultAction?: 'Allow' | 'Deny';
     readonly publicNetworkAccess?: 'Enabled' | 'Disabled';
+    /** Role assignments put back by undo: the principal may hold that role (role definition GUID, lower-case). */
+    readonly roles?: readonly { readonly objectId: string; readonly roleDefinitionId: string }[];
+    /** Azure RBAC switched off again by undo: the vault's `authorization: rbac` is not enforced meanwhile. */
+    readonly authorization?: 'access-policies';
+    /** A restored diagnostic setting undone: the vault's setting is not restored again meanwhile. */
+    readonly auditSetting?: 'exempt';
 }
 
 /** What one undo approved, until when (epoch ms): one grant per undo. */
@@ -117,6 +139,10 @@ export interface StoredApprovals {
 export interface RestorePlan {
     readonly patch?: NonNullable<RemediationPlan['patch']>;
     readonly accessPolicyAdds: readonly VaultAccessPolicy[];
+    /** Deleted role assignments to create again, exactly as they were. */
+    readonly roleAssignmentCreates?: readonly RoleAssignmentSnapshot[];
+    /** Diagnostic settings to put back as they were (`previous`) or, when there was none, to delete. */
+    readonly diagnosticSettings?: readonly { readonly name: string; readonly previous?: DiagnosticSettingProperties }[];
     /** One line per restored item, for people. */
     readonly restored: readonly string[];
     /** What to approve (without expiry: the undoer stamps it). */
@@ -186,6 +212,13 @@ export function undoRecordOf(
                 action: a.action,
                 publicNetworkAccess: p.publicNetworkAccess ?? 'Enabled',
             });
+        else if (a.action === 'restore-rbac-authorization')
+            wanted.push({
+                id,
+                rule: a.rule,
+                action: a.action,
+                enableRbacAuthorization: p.enableRbacAuthorization ?? false,
+            });
         else if (a.action === 'remove-access-policy') {
             const oid = typeof a.detail.objectId === 'string' ? a.detail.objectId.toLowerCase() : undefined;
             const found = removals.findIndex((e) => oid === undefined || e.objectId.toLowerCase() === oid);
@@ -240,6 +273,23 @@ export function undoRecordOf(
         size += cost;
     }
     return { ...head, parts, ...(omitted === 0 ? {} : { omittedParts: omitted }) };
+}
+
+/**
+ * The undo record of a change made outside the vault resource (a deleted role assignment, a restored diagnostic
+ * setting): one part, tagged with its rule.
+ */
+export function undoRecordOfPart(
+    vaultId: string,
+    at: string,
+    rules: readonly string[],
+    part: UndoPartInput,
+): UndoRecord {
+    const kept = { ...part, id: 'p0' } as UndoPart;
+    const head = { vaultId, at, rules: rules.slice(0, 20) };
+    return JSON.stringify(kept).length + JSON.stringify(head).length > MAX_STATE_CHARS
+        ? { ...head, parts: [], omittedParts: 1 }
+        : { ...head, parts: [kept] };
 }
 
 /** The parts of a record; a legacy record's are derived from its saved state and plan (rule: the first that fits). */
@@ -297,9 +347,12 @@ export function partsInScope(record: UndoRecord, scope: UndoScope | undefined): 
     return parts.filter(
         (p) =>
             rules.has(p.rule) &&
-            (p.action !== 'remove-access-policy' ||
-                grantees.size === 0 ||
-                grantees.has(p.entry.objectId.toLowerCase())),
+            (grantees.size === 0 ||
+                (p.action === 'remove-access-policy'
+                    ? grantees.has(p.entry.objectId.toLowerCase())
+                    : p.action === 'remove-role-assignment'
+                      ? grantees.has(p.assignment.principalId.toLowerCase())
+                      : true)),
     );
 }
 
@@ -319,6 +372,12 @@ export function planRestore(record: UndoRecord, current: VaultSnapshot, scope?: 
     let networkDefaultAction: VaultApprovals['networkDefaultAction'];
     let publicNetworkAccess: VaultApprovals['publicNetworkAccess'];
     const accessPolicyAdds: VaultAccessPolicy[] = [];
+    const roleAssignmentCreates: RoleAssignmentSnapshot[] = [];
+    const diagnosticSettings: { name: string; previous?: DiagnosticSettingProperties }[] = [];
+    const roles: { objectId: string; roleDefinitionId: string }[] = [];
+    let enableRbacAuthorization: boolean | undefined;
+    let authorization: VaultApprovals['authorization'];
+    let auditSetting: VaultApprovals['auditSetting'];
     const notKept: string[] = [];
     // IP rules first, then the default action: the order people read in the result.
     for (const part of parts) {
@@ -367,11 +426,37 @@ export function planRestore(record: UndoRecord, current: VaultSnapshot, scope?: 
             restored.push(
                 `access policy of ${part.entry.objectId} restored (${permissionsText(part.entry.permissions)})`,
             );
+        } else if (part.action === 'remove-role-assignment') {
+            const a = part.assignment;
+            roleAssignmentCreates.push(a);
+            roles.push({
+                objectId: a.principalId.toLowerCase(),
+                roleDefinitionId: a.roleDefinitionId.toLowerCase().split('/').pop() ?? '',
+            });
+            restored.push(`role assignment ${a.id} restored (${a.principalType ?? 'principal'} ${a.principalId})`);
+        } else if (part.action === 'restore-rbac-authorization') {
+            if (!part.enableRbacAuthorization) authorization = 'access-policies';
+            if (current.properties.enableRbacAuthorization !== part.enableRbacAuthorization) {
+                enableRbacAuthorization = part.enableRbacAuthorization;
+                restored.push(`Azure RBAC authorization back to ${part.enableRbacAuthorization ? 'on' : 'off'}`);
+            }
+        } else if (part.action === 'restore-diagnostic-setting') {
+            auditSetting = 'exempt';
+            diagnosticSettings.push({
+                name: part.name,
+                ...(part.previous === undefined ? {} : { previous: part.previous }),
+            });
+            restored.push(
+                part.previous === undefined
+                    ? `diagnostic setting ${part.name} deleted again (there was none before)`
+                    : `diagnostic setting ${part.name} back as it was`,
+            );
         }
     }
     if (restored.length === 0) restored.push('nothing to restore: the vault already has the saved state');
     restored.push(...notKept);
-    const out: { networkAcls?: VaultNetworkAcls; publicNetworkAccess?: string } = {};
+    const out: { networkAcls?: VaultNetworkAcls; publicNetworkAccess?: string; enableRbacAuthorization?: boolean } = {};
+    if (enableRbacAuthorization !== undefined) out.enableRbacAuthorization = enableRbacAuthorization;
     if (aclChanged)
         out.networkAcls = {
             bypass: acl.bypass ?? 'AzureServices',
@@ -381,8 +466,14 @@ export function planRestore(record: UndoRecord, current: VaultSnapshot, scope?: 
         };
     if (publicNetworkAccessOut !== undefined) out.publicNetworkAccess = publicNetworkAccessOut;
     return {
-        ...(out.networkAcls === undefined && out.publicNetworkAccess === undefined ? {} : { patch: out }),
+        ...(out.networkAcls === undefined &&
+        out.publicNetworkAccess === undefined &&
+        out.enableRbacAuthorization === undefined
+            ? {}
+            : { patch: out }),
         accessPolicyAdds,
+        ...(roleAssignmentCreates.length === 0 ? {} : { roleAssignmentCreates }),
+        ...(diagnosticSettings.length === 0 ? {} : { diagnosticSettings }),
         restored,
         parts: parts.map((p) => p.id),
         approvals: {
@@ -399,6 +490,9 @@ export function planRestore(record: UndoRecord, current: VaultSnapshot, scope?: 
             })),
             ...(networkDefaultAction === undefined ? {} : { networkDefaultAction }),
             ...(publicNetworkAccess === undefined ? {} : { publicNetworkAccess }),
+            ...(roles.length === 0 ? {} : { roles }),
+            ...(authorization === undefined ? {} : { authorization }),
+            ...(auditSetting === undefined ? {} : { auditSetting }),
         },
     };
 }
@@ -431,12 +525,19 @@ export function mergeApprovals(a: VaultApprovals | undefined, b: VaultApprovals)
     const networkDefaultAction = b.networkDefaultAction ?? a.networkDefaultAction;
     const publicNetworkAccess = b.publicNetworkAccess ?? a.publicNetworkAccess;
     const subnets = [...new Set([...(a.virtualNetworkRules ?? []), ...(b.virtualNetworkRules ?? [])])];
+    const roleKey = (r: { objectId: string; roleDefinitionId: string }) => `${r.objectId}|${r.roleDefinitionId}`;
+    const roles = [...new Map([...(a.roles ?? []), ...(b.roles ?? [])].map((r) => [roleKey(r), r])).values()];
+    const authorization = b.authorization ?? a.authorization;
+    const auditSetting = b.auditSetting ?? a.auditSetting;
     return {
         ipRanges: [...new Set([...a.ipRanges, ...b.ipRanges])],
         ...(subnets.length === 0 ? {} : { virtualNetworkRules: subnets }),
         principals: [...principals].map(([objectId, permissions]) => ({ objectId, permissions })),
         ...(networkDefaultAction === undefined ? {} : { networkDefaultAction }),
         ...(publicNetworkAccess === undefined ? {} : { publicNetworkAccess }),
+        ...(roles.length === 0 ? {} : { roles }),
+        ...(authorization === undefined ? {} : { authorization }),
+        ...(auditSetting === undefined ? {} : { auditSetting }),
     };
 }
 
@@ -470,8 +571,11 @@ export function approvalItems(a: VaultApprovals): number {
         a.ipRanges.length +
         (a.virtualNetworkRules ?? []).length +
         a.principals.length +
+        (a.roles?.length ?? 0) +
         (a.networkDefaultAction === undefined ? 0 : 1) +
-        (a.publicNetworkAccess === undefined ? 0 : 1)
+        (a.publicNetworkAccess === undefined ? 0 : 1) +
+        (a.authorization === undefined ? 0 : 1) +
+        (a.auditSetting === undefined ? 0 : 1)
     );
 }
 
@@ -489,6 +593,9 @@ export function describeApprovals(a: VaultApprovals): string[] {
         ...a.ipRanges.map((r) => `IP rule ${r}`),
         ...(a.virtualNetworkRules ?? []).map((r) => `virtual network rule ${r}`),
         ...a.principals.map((p) => `access policy of ${p.objectId} (${permissionsText(p.permissions)})`),
+        ...(a.roles ?? []).map((r) => `role ${r.roleDefinitionId} for ${r.objectId}`),
+        ...(a.authorization === undefined ? [] : ['access policies instead of Azure RBAC']),
+        ...(a.auditSetting === undefined ? [] : ['the diagnostic setting as it is now']),
     ];
 }
 
@@ -535,8 +642,25 @@ export function withApprovals(
         approvedPrincipals.set(p.objectId, unionPermissions(approvedPrincipals.get(p.objectId), p.permissions));
     }
     const ranges = a.ipRanges.map((r) => parseRange(r)).filter((r): r is IpRange => r !== undefined);
+    let approvedRoles = policy.approvedRoles;
+    for (const r of a.roles ?? []) {
+        // A principal approved with any role stays so; otherwise the restored role joins its list.
+        if (approvedPrincipals.has(r.objectId) && approvedRoles?.get(r.objectId) === undefined) continue;
+        if (!approvedPrincipals.has(r.objectId))
+            approvedPrincipals.set(r.objectId, { keys: [], secrets: [], certificates: [], storage: [] });
+        const next = new Map(approvedRoles ?? []);
+        next.set(r.objectId, new Set([...(next.get(r.objectId) ?? []), r.roleDefinitionId]));
+        approvedRoles = next;
+    }
+    // Undo switched RBAC off: the policy's wish for RBAC rests while the approval lasts.
+    const { authorization: wantedAuthorization, ...base } = policy;
+    const authorization =
+        a.authorization !== undefined && wantedAuthorization === 'rbac' ? undefined : wantedAuthorization;
     return {
-        ...policy,
+        ...base,
+        ...(authorization === undefined ? {} : { authorization }),
+        ...(approvedRoles === undefined ? {} : { approvedRoles }),
+        ...(a.auditSetting === 'exempt' ? { auditSettingExempt: true } : {}),
         networkDefaultAction:
             a.networkDefaultAction !== undefined && a.networkDefaultAction !== policy.networkDefaultAction
                 ? undefined

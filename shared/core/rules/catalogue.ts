@@ -1,4 +1,5 @@
 import type { RuleMeta } from '../engine/rule';
+import { ACTIONS_BY_RULE } from '../remediation/types';
 import { rules, timerChecks } from './index';
 
 /** The rule catalogue as Markdown (docs/rules.md): metadata and runbook of every rule, in registry order. */
@@ -52,6 +53,9 @@ function entry(m: RuleMeta, kind: string, mitre: string): string[] {
         '',
         m.description,
         '',
+        ...(ACTIONS_BY_RULE[m.id] === undefined
+            ? []
+            : [`Remediation action (enforce mode): \`${ACTIONS_BY_RULE[m.id]}\` (see docs/remediation.md).`, '']),
         'Known false positives:',
         '',
         ...m.falsePositives.map((f) => `- ${f}`),

@@ -20,6 +20,13 @@ export interface VaultPolicy {
      * absent here but present in `approvedPrincipals` may hold any role. Absent: every approved principal, any role.
      */
     readonly approvedRoles?: ReadonlyMap<string, ReadonlySet<string>>;
+    /**
+     * The authorization model the vault must use: `rbac` makes restore-rbac-authorization switch
+     * `enableRbacAuthorization` back on; undefined: no opinion (the vault is only reported).
+     */
+    readonly authorization?: 'rbac' | 'access-policies';
+    /** Set while an undo of restore-diagnostic-setting is approved: the vault's setting is not restored again. */
+    readonly auditSettingExempt?: boolean;
     /** How long the vault may send no AuditEvent record before audit-log-silent fires (default 6 h). */
     readonly quietPeriodMs?: number;
     /** `enforce`: remediate; `monitor`: plan only. A vault is acted on only when config puts it in enforce scope. */
@@ -91,6 +98,12 @@ export interface DetectionSettings {
 export interface AuditDestination {
     readonly eventHubAuthorizationRuleId: string | undefined;
     readonly eventHubName: string | undefined;
+    /**
+     * The name of the diagnostic setting restore-diagnostic-setting writes: the `profileName` of the templates' policy
+     * assignment and vaultDiagnostics.bicep (default `kv-responder`), so that the policy and the responder manage one
+     * setting instead of overwriting each other.
+     */
+    readonly settingName?: string;
 }
 
 export const DEFAULT_SENSITIVE_OPERATIONS: readonly string[] = [

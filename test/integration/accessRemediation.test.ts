@@ -1,0 +1,406 @@
+// Issue 15 remediation through the whole pipeline and reconcile worker, against the ARM simulator with the real
+// clients (@azure/arm-keyvault for the vault, @azure/arm-authorization for role assignments, ArmAccessAdmin's REST
+// calls for diagnostic settings): remove-role-assignment, restore-rbac-authorization, restore-diagnostic-setting, their
+// rails (modes, approvals, protected principals, blast-radius caps), every ARM fault class, and their undo.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { MemoryDecisionSink, MemoryQuarantineSink } from '../../shared/adapters/memorySinks';
+import { MemoryStateStore } from '../../shared/adapters/memoryStateStore';
+import { ArmVaultAdmin } from '../../shared/adapters/armVaultAdmin';
+import { systemClock } from '../../shared/adapters/systemClock';
+import { createResponder } from '../../shared/app/createPipeline';
+import { readApprovals } from '../../shared/app/undoer';
+import { parseResponderConfig } from '../../shared/config/responderConfig';
+import type { ActionDecision, Decision, FindingDecision } from '../../shared/core/decisions';
+import { ruleIds } from '../../shared/core/rules';
+import { armAccessRoutes, type ArmAccessRoutes } from '../../shared/simulation/armAccessRoutes';
+import {
+    type ArmFault,
+    type ArmKeyVaultFake,
+    makeVault,
+    startArmKeyVaultFake,
+} from '../../shared/simulation/armSimulator';
+import { accessAdminFor, armClientFor } from '../fakes/armClient';
+import { REPO } from '../support/cli';
+
+const SUB = '6c1f4e2a-8b3d-4f5e-a1c2-9d8e7f6a5b40';
+const TENANT = '3f0c2b6e-1d4a-4c8e-9b2f-5a7d1e0c9b11';
+const MALLORY = 'bad0bad0-0000-4000-8000-00000000000d';
+const BOB = 'b0b00000-0000-4000-8000-0000000000b0';
+const API = 'c0c0c0c0-0000-4000-8000-0000000000a1';
+const RESPONDER = '5e5e5e5e-0000-4000-8000-00000000005e';
+const RG = 'rg-payments';
+const VAULT_ID = `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.KeyVault/vaults/kv-payments-prod`;
+const VAULT_REF = {
+    subscriptionId: SUB,
+    resourceGroup: RG,
+    name: 'kv-payments-prod',
+    resourceId: VAULT_ID.toLowerCase(),
+};
+const RG_SCOPE = `/subscriptions/${SUB}/resourceGroups/${RG}`;
+/** The assignment the capture's role assignment write names (Key Vault Secrets User for bob at the resource group). */
+const ASSIGNMENT_NAME = '0000014b-0f1e-4c2d-8b3a-0000014b0000';
+const ASSIGNMENT_ID = `${RG_SCOPE}/providers/Microsoft.Authorization/roleAssignments/${ASSIGNMENT_NAME}`;
+const SECRETS_USER = '4633458b-17de-408a-b874-0445c86b69e6';
+const RULE_ID = `/subscriptions/${SUB}/resourceGroups/rg-kvr/providers/Microsoft.EventHub/namespaces/evhns-kvr/authorizationRules/kvr-send`;
+
+/** The records of the mixed capture (test/fixtures/activity-log), by line number (1-based). */
+const CAPTURE = readFileSync(join(REPO, 'test/fixtures/activity-log/mixed-capture.jsonl'), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+const lines = (...n: number[]) => ({ body: { records: n.map((i) => CAPTURE[i - 1]) } });
+/** The role assignment write (Start + Success), the diagnostic setting delete, RBAC on (VaultGet) then off. */
+const ROLE_WRITE = () => lines(3, 4);
+const DIAG_DELETE = () => lines(10, 11);
+const RBAC_OFF = () => lines(1, 8);
+
+function configFor(
+    mode: 'enforce' | 'monitor',
+    extra: { approved?: object[]; protectedPrincipals?: string[]; remediation?: object } = {},
+) {
+    return parseResponderConfig(
+        {
+            guardrails: {
+                default: {
+                    approvedPrincipals: [
+                        { objectId: API, roles: ['Key Vault Secrets User'] },
+                        ...(extra.approved ?? []),
+                    ],
+                },
+                overrides: [{ match: { resourceId: VAULT_ID }, mode, authorization: 'rbac' }],
+            },
+            auditDestination: { eventHubAuthorizationRuleId: RULE_ID, eventHubName: 'kv-audit' },
+            responderIdentities: [RESPONDER],
+            ...(extra.protectedPrincipals === undefined ? {} : { protectedPrincipals: extra.protectedPrincipals }),
+            remediation: { retryBudgetSeconds: 2, ...extra.remediation },
+        },
+        ruleIds,
+        'test',
+    );
+}
+
+let fake: ArmKeyVaultFake;
+let access: ArmAccessRoutes;
+
+beforeEach(async () => {
+    access = armAccessRoutes();
+    fake = await startArmKeyVaultFake({
+        vaults: [
+            makeVault({
+                subscriptionId: SUB,
+                resourceGroup: RG,
+                name: 'kv-payments-prod',
+                tenantId: TENANT,
+                properties: {
+                    networkAcls: {
+                        bypass: 'AzureServices',
+                        defaultAction: 'Deny',
+                        ipRules: [],
+                        virtualNetworkRules: [],
+                    },
+                    enableRbacAuthorization: true,
+                    accessPolicies: [{ tenantId: TENANT, objectId: MALLORY, permissions: { secrets: ['get'] } }],
+                },
+            }),
+        ],
+        providerRoutes: [access.route],
+    });
+    access.putRoleAssignment({
+        scope: RG_SCOPE,
+        roleDefinitionGuid: SECRETS_USER,
+        principalId: BOB,
+        principalType: 'User',
+        name: ASSIGNMENT_NAME,
+    });
+});
+afterEach(async () => {
+    // Nothing the remediation or the undo sent would the real APIs refuse.
+    expect(fake.invalidRequests).toEqual([]);
+    await fake.close();
+});
+
+function responder(config = configFor('enforce'), callLimitMs?: number) {
+    const decisions = new MemoryDecisionSink();
+    const store = new MemoryStateStore();
+    const r = createResponder(
+        config,
+        { decisions, quarantine: new MemoryQuarantineSink() },
+        {
+            acceptBareRecords: false,
+            admin: new ArmVaultAdmin((sub) => armClientFor(fake, sub, { retryOptions: { maxRetries: 0 } })),
+            access: accessAdminFor(fake, callLimitMs),
+            clock: systemClock,
+            store,
+        },
+    );
+    return { ...r, sink: decisions, store };
+}
+
+const actions = (ds: readonly Decision[], action: string) =>
+    ds.filter((d): d is ActionDecision => d.type === 'action' && d.action === action);
+const criticals = (ds: readonly Decision[]) =>
+    ds.filter((d): d is FindingDecision => d.type === 'finding' && d.rule.startsWith('remediation-'));
+
+describe('remove-role-assignment', () => {
+    it('enforce: re-reads the assignment, deletes it, reads back 404; undo creates exactly that assignment again and approves it for a while', async () => {
+        const r = responder();
+        await r.pipeline.processBatch([ROLE_WRITE()]);
+        const [done] = actions(r.sink.decisions, 'remove-role-assignment');
+        expect(done).toMatchObject({
+            status: 'applied',
+            rule: 'role-assignment-granted',
+            vault: 'kv-payments-prod',
+            detail: { verified: true, principalId: BOB, role: 'Key Vault Secrets User', scope: RG_SCOPE },
+        });
+        expect(access.roleAssignment(ASSIGNMENT_ID)).toBeUndefined();
+        // ARM first: GET by id, DELETE by id, GET by id (404) for the read-back.
+        const calls = fake.requests
+            .filter((q) => q.path.toLowerCase().includes('roleassignments'))
+            .map((q) => [q.method, q.status]);
+        expect(calls).toEqual([
+            ['GET', 200],
+            ['DELETE', 200],
+            ['GET', 404],
+        ]);
+
+        const undo = await r.undoer.undo(VAULT_REF, done?.detail.undoId as string);
+        expect(undo.restored).toEqual([expect.stringContaining(`role assignment ${ASSIGNMENT_ID}`)]);
+        expect(access.roleAssignment(ASSIGNMENT_ID)?.properties).toMatchObject({
+            scope: RG_SCOPE,
+            principalId: BOB,
+            principalType: 'User',
+            roleDefinitionId: `/subscriptions/${SUB}/providers/Microsoft.Authorization/roleDefinitions/${SECRETS_USER}`,
+        });
+        const approvals = await readApprovals(r.store, VAULT_REF, Date.now());
+        expect(approvals?.roles).toEqual([{ objectId: BOB, roleDefinitionId: SECRETS_USER }]);
+        expect(Date.parse(undo.approvedUntil)).toBeGreaterThan(Date.now());
+
+        // While the approval lasts, the same write reconciled again leaves the assignment alone.
+        const again = await r.remediator.remediate(
+            {
+                vault: VAULT_REF,
+                version: 9,
+                processed: 8,
+                reasons: ['trigger'],
+                rules: ['role-assignment-granted'],
+                incidentKeys: [],
+                correlationIds: [],
+                earliestMs: Date.now(),
+                latestMs: Date.now(),
+                concurrent: [],
+                roleAssignmentIds: [ASSIGNMENT_ID],
+            },
+            undefined,
+            10,
+        );
+        expect(actions(again.decisions, 'remove-role-assignment')).toMatchObject([
+            { status: 'skipped', detail: { reason: 'approved-principal' } },
+        ]);
+        expect(access.roleAssignment(ASSIGNMENT_ID)).toBeDefined();
+    });
+
+    it('an undo ARM refuses (403 on the create) fails loudly and approves nothing', async () => {
+        const r = responder();
+        await r.pipeline.processBatch([ROLE_WRITE()]);
+        const [done] = actions(r.sink.decisions, 'remove-role-assignment');
+        fake.inject({ status: 403, match: { method: 'PUT', pathIncludes: 'roleAssignments' } });
+        await expect(r.undoer.undo(VAULT_REF, done?.detail.undoId as string)).rejects.toMatchObject({
+            statusCode: 403,
+        });
+        expect(access.roleAssignment(ASSIGNMENT_ID)).toBeUndefined();
+        expect(await readApprovals(r.store, VAULT_REF, Date.now())).toBeUndefined();
+        // The same link works once ARM lets it.
+        await r.undoer.undo(VAULT_REF, done?.detail.undoId as string);
+        expect(access.roleAssignment(ASSIGNMENT_ID)).toBeDefined();
+    });
+
+    it('monitor: plans the delete and changes nothing', async () => {
+        const r = responder(configFor('monitor'));
+        await r.pipeline.processBatch([ROLE_WRITE()]);
+        expect(actions(r.sink.decisions, 'remove-role-assignment')).toMatchObject([
+            { status: 'planned', detail: { mode: 'monitor', principalId: BOB } },
+        ]);
+        expect(access.roleAssignment(ASSIGNMENT_ID)).toBeDefined();
+        expect(fake.requests.filter((q) => q.method === 'DELETE')).toEqual([]);
+    });
+
+    it('an approved assignee (roles list) raises no finding and nothing is deleted', async () => {
+        const r = responder(configFor('enforce', { approved: [{ objectId: BOB, roles: ['Key Vault Secrets User'] }] }));
+        await r.pipeline.processBatch([ROLE_WRITE()]);
+        expect(r.sink.decisions.filter((d) => d.type === 'finding')).toEqual([]);
+        expect(actions(r.sink.decisions, 'remove-role-assignment')).toEqual([]);
+        expect(access.roleAssignment(ASSIGNMENT_ID)).toBeDefined();
+    });
+
+    it('a protected principal is skipped with its reason, and an assignment gone already is compliant', async () => {
+        const r = responder(configFor('enforce', { protectedPrincipals: [BOB] }));
+        await r.pipeline.processBatch([ROLE_WRITE()]);
+        expect(actions(r.sink.decisions, 'remove-role-assignment')).toMatchObject([
+            { status: 'skipped', detail: { reason: 'protected-principal' } },
+        ]);
+        expect(access.roleAssignment(ASSIGNMENT_ID)).toBeDefined();
+
+        access.deleteRoleAssignment(ASSIGNMENT_ID);
+        const r2 = responder();
+        await r2.pipeline.processBatch([ROLE_WRITE()]);
+        expect(actions(r2.sink.decisions, 'remove-role-assignment')).toMatchObject([
+            { status: 'skipped', detail: { reason: 'already-compliant' } },
+        ]);
+        expect(fake.requests.filter((q) => q.method === 'DELETE')).toEqual([]);
+    });
+
+    it('the blast-radius cap holds the delete back, loudly', async () => {
+        // One remediation an hour: the diagnostic setting restored first uses it up.
+        const r = responder(configFor('enforce', { remediation: { maxPerVaultPerHour: 1 } }));
+        await r.pipeline.processBatch([DIAG_DELETE()]);
+        await r.pipeline.processBatch([ROLE_WRITE()]);
+        expect(actions(r.sink.decisions, 'restore-diagnostic-setting')).toMatchObject([{ status: 'applied' }]);
+        expect(actions(r.sink.decisions, 'remove-role-assignment')).toMatchObject([
+            { status: 'skipped', detail: { reason: 'blast-radius', cap: 'vault-hour' } },
+        ]);
+        expect(criticals(r.sink.decisions).map((c) => c.rule)).toContain('remediation-suspended');
+        expect(access.roleAssignment(ASSIGNMENT_ID)).toBeDefined();
+    });
+
+    describe('every fault class ends in a defined outcome', () => {
+        const onDelete = { method: 'DELETE', pathIncludes: 'roleAssignments' };
+        it.each<[string, ArmFault, 'applied' | 'failed', boolean]>([
+            ['400', { status: 400, match: onDelete }, 'failed', true],
+            ['401', { status: 401, match: onDelete }, 'failed', true],
+            ['403 (missing permission)', { status: 403, match: onDelete }, 'failed', true],
+            ['409', { status: 409, match: onDelete }, 'failed', true],
+            // 404 on the delete: the read-back shows the assignment still there (the fault changed nothing).
+            ['404', { status: 404, match: onDelete }, 'failed', true],
+            ['429 then success', { status: 429, retryAfterSeconds: 0, match: onDelete }, 'applied', false],
+            ['503 then success', { status: 503, match: onDelete }, 'applied', false],
+            ['500 past the retry budget', { status: 500, match: onDelete, times: 1000 }, 'failed', true],
+            ['a reset after the delete applied', { reset: true, applied: true, match: onDelete }, 'applied', false],
+            ['a reset before it applied', { reset: true, match: onDelete }, 'applied', false],
+            [
+                'a hang on the read, past the budget',
+                { hang: true, match: { method: 'GET', pathIncludes: 'roleAssignments' }, times: 1000 },
+                'failed',
+                true,
+            ],
+        ])('%s', async (_name, fault, status, critical) => {
+            const r = responder(configFor('enforce'), 300);
+            fake.inject(fault);
+            await r.pipeline.processBatch([ROLE_WRITE()]);
+            const [a] = actions(r.sink.decisions, 'remove-role-assignment');
+            expect(a?.status).toBe(status);
+            expect(criticals(r.sink.decisions).length > 0).toBe(critical);
+            if (status === 'applied') expect(access.roleAssignment(ASSIGNMENT_ID)).toBeUndefined();
+            else expect(access.roleAssignment(ASSIGNMENT_ID)).toBeDefined();
+            if (_name.startsWith('403')) expect(a?.detail.missingPermission).toBe(true);
+            fake.clearFaults();
+        });
+    });
+});
+
+describe('restore-rbac-authorization', () => {
+    it('enforce: switches RBAC back on, lists the access policies that were live; undo switches it off and approves that', async () => {
+        const r = responder();
+        // ARM as mallory's PATCH left it (the record is the trigger, the vault is read from ARM).
+        const v = fake.vault(VAULT_ID);
+        fake.setVault({ ...v, properties: { ...v.properties, enableRbacAuthorization: false } });
+        await r.pipeline.processBatch([RBAC_OFF()]);
+        const [done] = actions(r.sink.decisions, 'restore-rbac-authorization');
+        expect(done).toMatchObject({
+            status: 'applied',
+            detail: {
+                verified: true,
+                before: false,
+                after: true,
+                liveAccessPolicies: [{ objectId: MALLORY, permissions: { secrets: ['get'] } }],
+            },
+        });
+        expect(fake.vault(VAULT_ID).properties.enableRbacAuthorization).toBe(true);
+
+        // With RBAC off, mallory's access policy was live and unapproved: the same remediation removed it.
+        expect(actions(r.sink.decisions, 'remove-access-policy')).toMatchObject([{ status: 'applied' }]);
+        // The incident's undo restores its own part only.
+        const undo = await r.undoer.undo(VAULT_REF, done?.detail.undoId as string, {
+            rules: ['rbac-authorization-disabled'],
+        });
+        expect(undo.restored).toEqual(['Azure RBAC authorization back to off']);
+        expect(fake.vault(VAULT_ID).properties.enableRbacAuthorization).toBe(false);
+        expect((await readApprovals(r.store, VAULT_REF, Date.now()))?.authorization).toBe('access-policies');
+    });
+
+    it('a policy without an authorization model only reports the switch', async () => {
+        const config = parseResponderConfig(
+            { guardrails: { overrides: [{ match: { resourceId: VAULT_ID }, mode: 'enforce' }] } },
+            ruleIds,
+            'test',
+        );
+        const r = responder(config);
+        await r.pipeline.processBatch([RBAC_OFF()]);
+        expect(actions(r.sink.decisions, 'restore-rbac-authorization')).toMatchObject([
+            { status: 'skipped', detail: { reason: 'policy-allows' } },
+        ]);
+    });
+});
+
+describe('restore-diagnostic-setting', () => {
+    it('enforce: writes the templates’ setting (AuditEvent to the configured hub) and reads it back; undo deletes it again', async () => {
+        const r = responder();
+        await r.pipeline.processBatch([DIAG_DELETE()]);
+        const [done] = actions(r.sink.decisions, 'restore-diagnostic-setting');
+        expect(done).toMatchObject({
+            status: 'applied',
+            detail: { verified: true, diagnosticSetting: 'kv-responder', replaced: false },
+        });
+        expect(access.diagnosticSettings(VAULT_ID)).toEqual([
+            {
+                name: 'kv-responder',
+                eventHubAuthorizationRuleId: RULE_ID.toLowerCase(),
+                eventHubName: 'kv-audit',
+                logs: [{ category: 'AuditEvent', enabled: true }],
+                metrics: [{ category: 'AllMetrics', enabled: false }],
+            },
+        ]);
+        const undo = await r.undoer.undo(VAULT_REF, done?.detail.undoId as string);
+        expect(undo.restored).toEqual(['diagnostic setting kv-responder deleted again (there was none before)']);
+        expect(access.diagnosticSettings(VAULT_ID)).toEqual([]);
+    });
+
+    it('another setting that still sends AuditEvent to the hub: already compliant, nothing written', async () => {
+        access.setDiagnosticSettings(VAULT_ID, [
+            {
+                name: 'platform',
+                eventHubAuthorizationRuleId: RULE_ID,
+                eventHubName: 'kv-audit',
+                logs: [{ categoryGroup: 'audit', enabled: true }],
+            },
+        ]);
+        const r = responder();
+        await r.pipeline.processBatch([DIAG_DELETE()]);
+        expect(actions(r.sink.decisions, 'restore-diagnostic-setting')).toMatchObject([
+            { status: 'skipped', detail: { reason: 'already-compliant', diagnosticSetting: 'platform' } },
+        ]);
+        expect(fake.requests.filter((q) => q.method === 'PUT')).toEqual([]);
+    });
+
+    it.each<[string, ArmFault, 'applied' | 'failed']>([
+        ['403', { status: 403, match: { method: 'PUT', pathIncludes: 'diagnosticSettings' } }, 'failed'],
+        ['429 then success', { status: 429, match: { method: 'PUT', pathIncludes: 'diagnosticSettings' } }, 'applied'],
+        [
+            'a reset after the write applied',
+            { reset: true, applied: true, match: { method: 'PUT', pathIncludes: 'diagnosticSettings' } },
+            'applied',
+        ],
+        [
+            'a hang on the list, past the budget',
+            { hang: true, match: { method: 'GET', pathIncludes: 'diagnosticSettings' }, times: 1000 },
+            'failed',
+        ],
+    ])('fault %s', async (_name, fault, status) => {
+        const r = responder(configFor('enforce'), 300);
+        fake.inject(fault);
+        await r.pipeline.processBatch([DIAG_DELETE()]);
+        expect(actions(r.sink.decisions, 'restore-diagnostic-setting')[0]?.status).toBe(status);
+        expect(criticals(r.sink.decisions).length > 0).toBe(status === 'failed');
+        fake.clearFaults();
+    });
+});
