@@ -465,8 +465,11 @@ export class TableStateStore implements StateStore {
             list.push(p);
             byShard.set(p.partitionKey, list);
         }
-        const chunks: Prepared[][] = [];
+        // Shards in parallel (at most writeConcurrency), the transactions of one shard in order: a second write of a
+        // key in the same call then meets the first, as it would one put after the other.
+        const shards: Prepared[][][] = [];
         for (const list of byShard.values()) {
+            const chunks: Prepared[][] = [];
             let chunk: Prepared[] = [];
             let bytes = 0;
             let rows = new Set<string>();
@@ -487,12 +490,14 @@ export class TableStateStore implements StateStore {
                 rows.add(p.rowKey);
             }
             if (chunk.length > 0) chunks.push(chunk);
+            shards.push(chunks);
         }
         let next = 0;
         const worker = async (): Promise<void> => {
-            while (next < chunks.length) await this.writeChunk(chunks[next++] as Prepared[], out);
+            while (next < shards.length)
+                for (const chunk of shards[next++] as Prepared[][]) await this.writeChunk(chunk, out);
         };
-        await Promise.all(Array.from({ length: Math.min(this.writeConcurrency, chunks.length) }, worker));
+        await Promise.all(Array.from({ length: Math.min(this.writeConcurrency, shards.length) }, worker));
         return out;
     }
 
