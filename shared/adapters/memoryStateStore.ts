@@ -16,17 +16,29 @@ function expiryMinutes(expiresMs: number): number {
     return m >= NEVER_MIN || !Number.isFinite(m) ? NEVER_MIN : m;
 }
 
+/** How an {@link Entry} holds its value. */
+const RAW = 0; // as given: a primitive (or null)
+const LAST_SEEN = 1; // `{ last: n }` kept as the number n
+const JSON_TEXT = 2; // an object or array kept as its JSON text
+
 /**
- * One entry. A last-seen baseline (`{ last: <ms> }`, the most common state by far: one per vault and principal) is
- * kept as the number alone (`packed`), and rebuilt as an object when read.
+ * One entry. State is JSON by contract (the Table store keeps it as JSON text), so objects are kept as their JSON text
+ * (a few dozen bytes, against a few hundred for the objects), and a last-seen baseline (`{ last: <ms> }`, the most
+ * common state: one per vault and principal) as the number alone; both are rebuilt when read.
  */
 class Entry {
     constructor(
-        readonly value: unknown,
+        readonly stored: unknown,
+        readonly how: number,
         readonly version: number,
         readonly expiresMin: number,
-        readonly packed: boolean,
     ) {}
+
+    get value(): unknown {
+        if (this.how === LAST_SEEN) return { last: this.stored as number };
+        if (this.how === JSON_TEXT) return JSON.parse(this.stored as string) as unknown;
+        return this.stored;
+    }
 }
 
 /** `{ last: n }` and nothing else. */
@@ -38,11 +50,20 @@ function lastSeenOf(value: unknown): number | undefined {
     return last;
 }
 
+function entryOf(value: unknown, version: number, expiresMin: number): Entry {
+    const last = lastSeenOf(value);
+    if (last !== undefined) return new Entry(last, LAST_SEEN, version, expiresMin);
+    if (typeof value === 'object' && value !== null)
+        return new Entry(JSON.stringify(value), JSON_TEXT, version, expiresMin);
+    return new Entry(value, RAW, version, expiresMin);
+}
+
 /**
  * In-process state (unit tests, `kvr replay`, the benchmark): same compare-and-set contract as the Table store. Kept
  * compact, since a replay of a large estate holds an entry per vault, principal and rule: entries live in one map per
  * partition (the partition string is stored once, not in every key), the ETag is a version number (the string is made
- * when read), the expiry whole minutes, and last-seen baselines the bare number.
+ * when read), the expiry whole minutes, values JSON text and last-seen baselines the bare number (see {@link Entry}).
+ * Reads return a fresh copy, as the Table store does.
  */
 export class MemoryStateStore implements StateStore {
     private readonly partitions = new Map<string, Map<string, Entry>>();
@@ -62,7 +83,7 @@ export class MemoryStateStore implements StateStore {
             keys.map((k) => {
                 const e = this.entry(k);
                 if (e === undefined) return undefined;
-                return { value: e.packed ? { last: e.value as number } : e.value, etag: `m${e.version}` };
+                return { value: e.value, etag: `m${e.version}` };
             }),
         );
     }
@@ -77,8 +98,7 @@ export class MemoryStateStore implements StateStore {
             rows = new Map();
             this.partitions.set(key.partition, rows);
         }
-        const last = lastSeenOf(value);
-        const next = new Entry(last ?? value, ++this.version, expiryMinutes(expiresMs), last !== undefined);
+        const next = entryOf(value, ++this.version, expiryMinutes(expiresMs));
         if (current === undefined) this.count++;
         rows.set(key.row, next);
         return { ok: true, etag: `m${next.version}` };
@@ -100,7 +120,7 @@ export class MemoryStateStore implements StateStore {
                 if (row.startsWith(rowPrefix))
                     out.push({
                         key: stateKey(partition, row),
-                        value: e.packed ? { last: e.value as number } : e.value,
+                        value: e.value,
                     });
             }
         }
