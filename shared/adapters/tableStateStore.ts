@@ -86,7 +86,7 @@ export interface TableStateStoreOptions {
  * Table `Timestamp`s are set by the service's clock and the cache's by this instance's: a refresh asks for everything
  * changed since its last query minus this margin, so that a skew below it loses no change.
  */
-const CLOCK_MARGIN_MS = 60_000;
+const CLOCK_MARGIN_MS = 15_000;
 
 function statusOf(err: unknown): number | undefined {
     const s = (err as { statusCode?: unknown }).statusCode;
@@ -392,11 +392,13 @@ export class TableStateStore implements StateStore {
             for await (const page of pages) {
                 for (const e of page) {
                     if (e.rowKey === undefined || e.etag === undefined) continue;
+                    seen++;
+                    // Unchanged since this instance wrote or read it (a refresh returns its own writes too).
+                    if (shard.entities.get(e.rowKey)?.etag === e.etag && !shard.doubtful.has(e.rowKey)) continue;
                     this.remember(partitionKey, e.rowKey, {
                         value: JSON.parse(joinValue(e)) as unknown,
                         etag: e.etag,
                     });
-                    seen++;
                 }
                 if (seen >= room) {
                     whole = false;
