@@ -8,14 +8,6 @@ import {
     type WriteResult,
 } from '../core/state/store';
 
-/** Expiry as whole minutes (rounded up, so never early): a small integer V8 keeps unboxed. */
-const NEVER_MIN = 0x3fffffff;
-
-function expiryMinutes(expiresMs: number): number {
-    const m = Math.ceil(expiresMs / 60_000);
-    return m >= NEVER_MIN || !Number.isFinite(m) ? NEVER_MIN : m;
-}
-
 /** How an {@link Entry} holds its value. */
 const RAW = 0; // as given
 const LAST_SEEN = 1; // `{ last: n }` kept as the number n
@@ -31,7 +23,7 @@ class Entry {
         readonly stored: unknown,
         readonly how: number,
         readonly version: number,
-        readonly expiresMin: number,
+        readonly expiresMs: number,
     ) {}
 
     get value(): unknown {
@@ -49,17 +41,17 @@ function lastSeenOf(value: unknown): number | undefined {
     return last;
 }
 
-function entryOf(value: unknown, version: number, expiresMin: number): Entry {
+function entryOf(value: unknown, version: number, expiresMs: number): Entry {
     const last = lastSeenOf(value);
-    if (last !== undefined) return new Entry(last, LAST_SEEN, version, expiresMin);
-    return new Entry(value, RAW, version, expiresMin);
+    if (last !== undefined) return new Entry(last, LAST_SEEN, version, expiresMs);
+    return new Entry(value, RAW, version, expiresMs);
 }
 
 /**
  * In-process state (unit tests, `kvr replay`, the benchmark): same compare-and-set contract as the Table store. Kept
  * compact, since a replay of a large estate holds an entry per vault, principal and rule: entries live in one map per
  * partition (the partition string is stored once, not in every key), the ETag is a version number (the string is made
- * when read), the expiry whole minutes, and last-seen baselines the bare number (see {@link Entry}).
+ * when read), and last-seen baselines the bare number (see {@link Entry}).
  */
 export class MemoryStateStore implements StateStore {
     private readonly partitions = new Map<string, Map<string, Entry>>();
@@ -94,7 +86,7 @@ export class MemoryStateStore implements StateStore {
             rows = new Map();
             this.partitions.set(key.partition, rows);
         }
-        const next = entryOf(value, ++this.version, expiryMinutes(expiresMs));
+        const next = entryOf(value, ++this.version, expiresMs);
         if (current === undefined) this.count++;
         rows.set(key.row, next);
         return { ok: true, etag: `m${next.version}` };
@@ -128,7 +120,7 @@ export class MemoryStateStore implements StateStore {
         let n = 0;
         for (const [partition, rows] of this.partitions) {
             for (const [row, e] of rows) {
-                if (e.expiresMin * 60_000 < eventTimeMs && e.expiresMin !== NEVER_MIN) {
+                if (e.expiresMs < eventTimeMs) {
                     rows.delete(row);
                     n++;
                 }

@@ -84,6 +84,8 @@ const MAX_GROUP_IDS = 64;
 const MAX_LISTED = 20;
 /** Event time between two sweeps of an in-process store (see {@link DetectionEngine.sweepNow}). */
 const SWEEP_EVENT_MS = 5 * 60_000;
+/** How long after its expiry an in-process entry is kept (see {@link DetectionEngine.sweepNow}). */
+const SWEEP_GRACE_MS = 24 * 3_600_000;
 
 /**
  * Runs the rules over a batch of events: stateless rules directly, stateful rules against state read from the store
@@ -142,17 +144,27 @@ export class DetectionEngine {
     }
 
     /**
-     * Lets an in-process store drop what expired before the newest event time seen: whenever that time has moved
-     * {@link SWEEP_EVENT_MS} since the last sweep, and every 1,000 batches in any case (a sweep walks every entry, so it
-     * runs per span of event time, not per batch).
+     * Lets an in-process store drop what expired a day ({@link SWEEP_GRACE_MS}) before the events it may still see:
+     * whenever the newest event time has moved {@link SWEEP_EVENT_MS} since the last sweep, and every 1,000 batches in
+     * any case (a sweep walks every entry, so it runs per span of event time, not per batch). The bound is the older of
+     * the newest time seen before this batch and this batch's oldest event, so that a batch spanning hours never loses
+     * the state its own older events need; the grace keeps what a redelivery, or a capture replayed again, still finds
+     * (as the Table store's maintenance timer keeps expired entities for its grace period).
      */
     private sweepNow(events: readonly AuditEvent[]): void {
         if (this.store.sweep === undefined) return;
-        for (const e of events) if (e.timeMs > this.highWaterMs) this.highWaterMs = e.timeMs;
-        if (this.sweptAtMs === 0) this.sweptAtMs = this.highWaterMs;
-        if (++this.batches % 1000 === 0 || this.highWaterMs - this.sweptAtMs >= SWEEP_EVENT_MS) {
-            this.sweptAtMs = this.highWaterMs;
-            this.store.sweep(this.highWaterMs);
+        let oldest = Number.POSITIVE_INFINITY;
+        let newest = this.highWaterMs;
+        for (const e of events) {
+            if (e.timeMs < oldest) oldest = e.timeMs;
+            if (e.timeMs > newest) newest = e.timeMs;
+        }
+        const bound = Math.min(this.highWaterMs, oldest) - SWEEP_GRACE_MS;
+        this.highWaterMs = newest;
+        if (this.sweptAtMs === 0) this.sweptAtMs = newest;
+        if (++this.batches % 1000 === 0 || newest - this.sweptAtMs >= SWEEP_EVENT_MS) {
+            this.sweptAtMs = newest;
+            if (bound > 0) this.store.sweep(bound);
         }
     }
 
