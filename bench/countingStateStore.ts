@@ -1,4 +1,13 @@
-import type { PutResult, StateKey, StateStore, StoredState } from '../shared/core/state/store';
+import {
+    putAll,
+    type PutResult,
+    type ReadOptions,
+    type StateKey,
+    type StateStore,
+    type StateWrite,
+    type StoredState,
+    type WriteResult,
+} from '../shared/core/state/store';
 
 /** What a {@link CountingStateStore} saw go through the state port. */
 export interface StateCounts {
@@ -37,10 +46,10 @@ export class CountingStateStore implements StateStore {
         return c;
     }
 
-    async getMany(keys: readonly StateKey[]): Promise<readonly (StoredState | undefined)[]> {
+    async getMany(keys: readonly StateKey[], options?: ReadOptions): Promise<readonly (StoredState | undefined)[]> {
         this.counts.getManyCalls++;
         this.counts.keysRead += keys.length;
-        const out = await this.inner.getMany(keys);
+        const out = await this.inner.getMany(keys, options);
         for (const s of out) if (s !== undefined) this.counts.keysFound++;
         return out;
     }
@@ -50,6 +59,14 @@ export class CountingStateStore implements StateStore {
         const r = await this.inner.put(key, value, etag, expiresMs);
         if (!r.ok) this.counts.conflicts++;
         return r;
+    }
+
+    /** Each write counts as a put (the store may send many in one request: its wire requests tell). */
+    async putMany(writes: readonly StateWrite[]): Promise<readonly WriteResult[]> {
+        this.counts.puts += writes.length;
+        const out = await putAll(this.inner, writes);
+        for (const r of out) if (!(r instanceof Error) && !r.ok) this.counts.conflicts++;
+        return out;
     }
 
     scan(rowPrefix: string, limit: number): Promise<{ readonly key: StateKey; readonly value: unknown }[]> {

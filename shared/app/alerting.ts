@@ -49,6 +49,7 @@ import {
 } from '../core/alerts/types';
 import type { ActionDecision, Decision, FindingDecision } from '../core/decisions';
 import { ResponderError } from '../core/errors';
+import { hash64 } from '../core/hash';
 import type { VaultRef } from '../core/events/types';
 import type { Clock, DecisionSink, KeyStateReader, Logger } from '../core/ports';
 import { type StateKey, type StateStore, stateKey } from '../core/state/store';
@@ -58,7 +59,20 @@ import { undoPreviewOf } from '../core/alerts/incidentPage';
 import type { Undoer } from './undoer';
 
 const INCIDENTS = '~incidents';
-const DUE_KEY = stateKey('~alerting', 'due');
+/**
+ * The due index (incident id → when it next needs attention), split over {@link DUE_SHARDS} keys by a hash of the
+ * incident id, so that instances updating different incidents do not all compare-and-set one entity (issue 13). The
+ * single key of earlier versions ({@link LEGACY_DUE_KEY}) is still read by the timer and moved into the shards.
+ */
+const DUE_SHARDS = 16;
+const DUE_KEYS: readonly StateKey[] = Array.from({ length: DUE_SHARDS }, (_, i) =>
+    stateKey('~alerting', `due|${String(i).padStart(2, '0')}`),
+);
+const LEGACY_DUE_KEY = stateKey('~alerting', 'due');
+
+function dueKeyOf(id: string): StateKey {
+    return DUE_KEYS[parseInt(hash64(id).slice(0, 8), 16) % DUE_SHARDS] as StateKey;
+}
 const TOKENS = '~tokens';
 const DAY_MS = 86_400_000;
 const INCIDENT_TTL_MS = 90 * DAY_MS;
@@ -66,6 +80,8 @@ const INCIDENT_TTL_MS = 90 * DAY_MS;
 const CLAIM_MS = 2 * 60_000;
 const CAS_ATTEMPTS = 10;
 const MAX_DUE_ENTRIES = 5000;
+/** The bound of one due shard (the whole index holds about {@link MAX_DUE_ENTRIES}). */
+const MAX_DUE_PER_SHARD = Math.ceil(MAX_DUE_ENTRIES / DUE_SHARDS);
 
 const VAULT_ID = /^\/subscriptions\/([^/]+)\/resourcegroups\/([^/]+)\/providers\/microsoft\.keyvault\/vaults\/([^/]+)$/;
 
@@ -338,8 +354,9 @@ export class Alerting implements DecisionSink {
 
     /** The due index: incident id → wall-clock ms it next needs attention (delivery retry or escalation). */
     private async setDue(id: string, due: number | undefined): Promise<void> {
+        const key = dueKeyOf(id);
         for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-            const [s] = await this.o.store.getMany([DUE_KEY]);
+            const [s] = await this.o.store.getMany([key]);
             const index = { ...((s?.value ?? {}) as Record<string, number>) };
             if (due === undefined) {
                 if (!(id in index)) return;
@@ -349,14 +366,14 @@ export class Alerting implements DecisionSink {
                 index[id] = due;
             }
             const size = Object.keys(index).length;
-            if (size > MAX_DUE_ENTRIES) {
+            if (size > MAX_DUE_PER_SHARD) {
                 throw new ResponderError(
                     'STATE.UNAVAILABLE',
-                    `${size} incidents wait for delivery or escalation: the channels are down or misconfigured`,
+                    `about ${size * DUE_SHARDS} incidents wait for delivery or escalation: the channels are down or misconfigured`,
                     true,
                 );
             }
-            const r = await this.o.store.put(DUE_KEY, index, s?.etag, Number.MAX_SAFE_INTEGER);
+            const r = await this.o.store.put(key, index, s?.etag, Number.MAX_SAFE_INTEGER);
             if (r.ok) return;
         }
         throw new ResponderError('STATE.CONFLICT', 'gave up updating the alerting due index', true);
@@ -590,8 +607,16 @@ export class Alerting implements DecisionSink {
     /** Delivers due retries and escalates unacknowledged incidents; returns how many incidents it handled. */
     async tick(): Promise<{ handled: number; escalated: number }> {
         const now = this.o.clock.now();
-        const [s] = await this.o.store.getMany([DUE_KEY]);
-        const index = (s?.value ?? {}) as Record<string, number>;
+        const shards = await this.o.store.getMany([...DUE_KEYS, LEGACY_DUE_KEY]);
+        const index: Record<string, number> = {};
+        for (const s of shards) Object.assign(index, (s?.value ?? {}) as Record<string, number>);
+        const legacy = shards[DUE_SHARDS];
+        if (legacy !== undefined && legacy.value !== null && Object.keys(legacy.value as object).length > 0) {
+            // Written by an earlier version: move its entries into the shards, then empty it (compare-and-set: an
+            // entry an old instance adds meanwhile stays for the next tick).
+            for (const [id, due] of Object.entries(legacy.value as Record<string, number>)) await this.setDue(id, due);
+            await this.o.store.put(LEGACY_DUE_KEY, {}, legacy.etag, Number.MAX_SAFE_INTEGER);
+        }
         let handled = 0;
         let escalated = 0;
         for (const [id, due] of Object.entries(index)) {

@@ -5,7 +5,7 @@ import { ResponderError } from '../core/errors';
 import type { AuditEvent } from '../core/events/types';
 import type { DetectionSettings, VaultPolicy } from '../core/rules/settings';
 import { boundedId, boundedJson, boundedText, MAX_ID_CHARS, MAX_TEXT_CHARS } from '../core/state/limits';
-import { type StateKey, type StateStore, stateKey } from '../core/state/store';
+import { putAll, type StateKey, type StateStore, type StateWrite, stateKey } from '../core/state/store';
 
 export interface DetectionEngineOptions {
     readonly rules: readonly Rule[];
@@ -82,6 +82,10 @@ interface IndexedRule {
 const NO_FINDINGS: readonly FindingDraft[] = Object.freeze([]);
 const MAX_GROUP_IDS = 64;
 const MAX_LISTED = 20;
+/** Event time between two sweeps of an in-process store (see {@link DetectionEngine.sweepNow}). */
+const SWEEP_EVENT_MS = 5 * 60_000;
+/** How long after its expiry an in-process entry is kept (see {@link DetectionEngine.sweepNow}). */
+const SWEEP_GRACE_MS = 24 * 3_600_000;
 
 /**
  * Runs the rules over a batch of events: stateless rules directly, stateful rules against state read from the store
@@ -99,6 +103,7 @@ export class DetectionEngine {
     private readonly maxAttempts: number;
     private readonly ruleCount: number;
     private highWaterMs = 0;
+    private sweptAtMs = 0;
     private batches = 0;
 
     constructor(options: DetectionEngineOptions) {
@@ -138,10 +143,29 @@ export class DetectionEngine {
         return list;
     }
 
-    /** Every 1,000 batches, lets an in-process store drop what expired before the newest event time seen. */
+    /**
+     * Lets an in-process store drop what expired a day ({@link SWEEP_GRACE_MS}) before the events it may still see:
+     * whenever the newest event time has moved {@link SWEEP_EVENT_MS} since the last sweep, and every 1,000 batches in
+     * any case (a sweep walks every entry, so it runs per span of event time, not per batch). The bound is the older of
+     * the newest time seen before this batch and this batch's oldest event, so that a batch spanning hours never loses
+     * the state its own older events need; the grace keeps what a redelivery, or a capture replayed again, still finds
+     * (as the Table store's maintenance timer keeps expired entities for its grace period).
+     */
     private sweepNow(events: readonly AuditEvent[]): void {
-        for (const e of events) if (e.timeMs > this.highWaterMs) this.highWaterMs = e.timeMs;
-        if (++this.batches % 1000 === 0) this.store.sweep?.(this.highWaterMs);
+        if (this.store.sweep === undefined) return;
+        let oldest = Number.POSITIVE_INFINITY;
+        let newest = this.highWaterMs;
+        for (const e of events) {
+            if (e.timeMs < oldest) oldest = e.timeMs;
+            if (e.timeMs > newest) newest = e.timeMs;
+        }
+        const bound = Math.min(this.highWaterMs, oldest) - SWEEP_GRACE_MS;
+        this.highWaterMs = newest;
+        if (this.sweptAtMs === 0) this.sweptAtMs = newest;
+        if (++this.batches % 1000 === 0 || newest - this.sweptAtMs >= SWEEP_EVENT_MS) {
+            this.sweptAtMs = newest;
+            if (bound > 0) this.store.sweep(bound);
+        }
     }
 
     private policyOf(e: AuditEvent): VaultPolicy {
@@ -235,27 +259,32 @@ export class DetectionEngine {
                     pending.map((v) => ({ key: stateKey(v, 'meta') })),
                 );
             const keys = pending.map((v) => stateKey(v, 'meta'));
-            const stored = await this.store.getMany(keys);
-            const retry: string[] = [];
-            await Promise.all(
-                keys.map(async (key, i) => {
-                    const s = stored[i];
-                    const prev = (s?.value as VaultMeta | undefined)?.first;
-                    const mine = batchMin.get(key.partition) as number;
-                    if (prev !== undefined && prev <= mine) {
-                        result.set(key.partition, prev);
-                        return;
-                    }
-                    const r = await this.store.put(
+            // A cached copy is fine: first-seen only moves earlier, and every move is a compare-and-set write.
+            const stored = await this.store.getMany(keys, { cached: true });
+            const writes: StateWrite[] = [];
+            for (let i = 0; i < keys.length; i++) {
+                const key = keys[i] as StateKey;
+                const s = stored[i];
+                const prev = (s?.value as VaultMeta | undefined)?.first;
+                const mine = batchMin.get(key.partition) as number;
+                if (prev !== undefined && prev <= mine) result.set(key.partition, prev);
+                else
+                    writes.push({
                         key,
-                        { first: mine } satisfies VaultMeta,
-                        s?.etag,
-                        Number.MAX_SAFE_INTEGER,
-                    );
-                    if (r.ok) result.set(key.partition, mine);
-                    else retry.push(key.partition);
-                }),
-            );
+                        value: { first: mine } satisfies VaultMeta,
+                        etag: s?.etag,
+                        expiresMs: Number.MAX_SAFE_INTEGER,
+                    });
+            }
+            const written = await putAll(this.store, writes);
+            const retry: string[] = [];
+            for (let i = 0; i < writes.length; i++) {
+                const w = writes[i] as StateWrite;
+                const r = written[i];
+                if (r instanceof ResponderError) throw r; // { first } is a few bytes: never too large
+                if (r?.ok === true) result.set(w.key.partition, (w.value as VaultMeta).first);
+                else retry.push(w.key.partition);
+            }
             pending = retry;
         }
         return result;
@@ -308,7 +337,8 @@ export class DetectionEngine {
             working.set(key.id, { key, value: undefined, etag: undefined, dirty: false, expiresMs: 0 });
             keys.push(key);
         }
-        const stored = await this.store.getMany(keys);
+        // Rule and group state changes only through compare-and-set writes: a stale cached copy meets a conflict.
+        const stored = await this.store.getMany(keys, { cached: true });
         for (let i = 0; i < keys.length; i++) {
             const s = stored[i];
             if (s === undefined) continue;
@@ -329,22 +359,20 @@ export class DetectionEngine {
     ): Promise<{ conflicts: Set<string>; refused: Map<string, ResponderError> }> {
         const conflicts = new Set<string>();
         const refused = new Map<string, ResponderError>();
-        const writes: Promise<void>[] = [];
-        for (const [ks, w] of working) {
+        const writes: StateWrite[] = [];
+        for (const w of working.values()) {
             if (!w.dirty) continue;
-            writes.push(
-                this.store.put(w.key, w.value, w.etag, w.expiresMs).then(
-                    (r) => {
-                        if (!r.ok) conflicts.add(ks);
-                    },
-                    (err: unknown) => {
-                        if (err instanceof ResponderError && err.code === 'STATE.TOO_LARGE') refused.set(ks, err);
-                        else throw err;
-                    },
-                ),
-            );
+            writes.push({ key: w.key, value: w.value, etag: w.etag, expiresMs: w.expiresMs });
         }
-        await Promise.all(writes);
+        const results = await putAll(this.store, writes);
+        for (let i = 0; i < writes.length; i++) {
+            const ks = (writes[i] as StateWrite).key.id;
+            const r = results[i];
+            if (r instanceof ResponderError) {
+                if (r.code === 'STATE.TOO_LARGE') refused.set(ks, r);
+                else throw r;
+            } else if (r?.ok !== true) conflicts.add(ks);
+        }
         return { conflicts, refused };
     }
 
@@ -361,7 +389,7 @@ export class DetectionEngine {
             if (key === undefined) continue;
             this.unconfirmed.delete(d);
             for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
-                const [s] = await this.store.getMany([key]);
+                const [s] = await this.store.getMany([key], { cached: true });
                 const g = s?.value as GroupState | undefined;
                 if (s === undefined || g === undefined || g === null || g.pending === undefined) break;
                 const { pending: _delivered, ...rest } = g;

@@ -20,12 +20,24 @@
 // Storage error codes" (learn.microsoft.com/rest/api/storageservices/table-service-error-codes) and "Common REST API
 // error codes" (.../common-rest-api-error-codes: ServerBusy 503, InternalError 500, OperationTimedOut 500).
 //
-// The SDK's own retry policy (defaultRetryPolicy, 3 retries) retries 500, 503 and ECONNRESET before any of this
-// reaches the adapter: an injected fault stands for what is left after those retries. TableStateStore passes no abort
-// signal, so today a hung Table request hangs the caller; 'timeout' models the adapter with a per-call timeout.
+// The SDK's retry policy (TABLE_RETRY_OPTIONS in the adapter: 3 retries, 200 ms up to 2 s) retries 500, 503 and
+// ECONNRESET before any of this reaches the adapter: an injected fault stands for what is left after those retries.
+// Every adapter call carries an abort signal (its deadline, callTimeoutMs): 'timeout' is that signal firing.
+//
+// putMany: the adapter sends a batch's writes as entity-group transactions; a fault injected here fails the matching
+// write alone (as put would), and the other writes of the call pass to the inner store (its own putMany).
 import { RestError } from '@azure/data-tables';
 import { ResponderError } from '../core/errors';
-import type { PutResult, StateKey, StateStore, StoredState } from '../core/state/store';
+import {
+    putAll,
+    type PutResult,
+    type ReadOptions,
+    type StateKey,
+    type StateStore,
+    type StateWrite,
+    type StoredState,
+    type WriteResult,
+} from '../core/state/store';
 
 export type StateStoreOperation = 'getMany' | 'put' | 'scan';
 
@@ -155,12 +167,12 @@ export class FaultyStateStore implements StateStore {
         return undefined;
     }
 
-    async getMany(keys: readonly StateKey[]): Promise<readonly (StoredState | undefined)[]> {
+    async getMany(keys: readonly StateKey[], options?: ReadOptions): Promise<readonly (StoredState | undefined)[]> {
         const hit = this.take(
             'getMany',
             keys.map((k) => `${k.partition}/${k.row}`),
         );
-        if (hit === undefined) return this.inner.getMany(keys);
+        if (hit === undefined) return this.inner.getMany(keys, options);
         this.injected.push({ op: 'getMany', kind: hit.fault.kind, target: hit.target, applied: false });
         throw unavailable(`reading ${hit.target}`, tableSdkError(hit.fault.kind));
     }
@@ -178,6 +190,40 @@ export class FaultyStateStore implements StateStore {
         // TableStateStore: "409: someone created the key first; 412: someone changed it since we read it".
         if (kind === 'conflict' || kind === 'precondition-failed') return { ok: false };
         throw unavailable(`writing ${target}`, tableSdkError(kind));
+    }
+
+    /**
+     * Each write matched by a pending `put` fault fails as {@link put} would (a conflict, or the error thrown once the
+     * other writes are done, as when one transaction of the adapter fails); the others go to the inner store at once.
+     */
+    async putMany(writes: readonly StateWrite[]): Promise<readonly WriteResult[]> {
+        const out = new Array<WriteResult>(writes.length);
+        const clean: number[] = [];
+        let thrown: ResponderError | undefined;
+        for (let i = 0; i < writes.length; i++) {
+            const w = writes[i] as StateWrite;
+            const target = `${w.key.partition}/${w.key.row}`;
+            const hit = this.take('put', [target]);
+            if (hit === undefined) {
+                clean.push(i);
+                continue;
+            }
+            const { kind } = hit.fault;
+            let applied = false;
+            if (hit.fault.applied === true) applied = (await this.inner.put(w.key, w.value, w.etag, w.expiresMs)).ok;
+            this.injected.push({ op: 'put', kind, target, applied });
+            if (kind === 'conflict' || kind === 'precondition-failed') out[i] = { ok: false };
+            else thrown ??= unavailable(`writing ${target}`, tableSdkError(kind));
+        }
+        const results = await putAll(
+            this.inner,
+            clean.map((i) => writes[i] as StateWrite),
+        );
+        clean.forEach((i, j) => {
+            out[i] = results[j] as WriteResult;
+        });
+        if (thrown !== undefined) throw thrown;
+        return out;
     }
 
     async scan(rowPrefix: string, limit: number): Promise<{ readonly key: StateKey; readonly value: unknown }[]> {

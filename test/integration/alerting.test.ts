@@ -556,6 +556,27 @@ describe('delivery failures', () => {
 });
 
 describe('escalation', () => {
+    it('keeps the due index in shard keys (not one global entity), and moves a legacy index into them on tick', async () => {
+        const { s, id } = await openedFirewallIncident();
+        const legacy = stateKey('~alerting', 'due');
+        const shards = Array.from({ length: 16 }, (_, i) => stateKey('~alerting', `due|${String(i).padStart(2, '0')}`));
+        const inShards = async () =>
+            (await s.store.getMany(shards)).filter((x) => x !== undefined && id in (x.value as object)).length;
+        expect((await s.store.getMany([legacy]))[0]).toBeUndefined();
+        expect(await inShards()).toBe(1);
+        // An index as an earlier version kept it: the entry moves from the single key into its shard, and escalates.
+        const all = await s.store.getMany(shards);
+        const at = all.findIndex((x) => x !== undefined && id in (x.value as object));
+        const own = all[at];
+        const shardKey = shards[at] as StateKey;
+        expect((await s.store.put(shardKey, {}, own?.etag, Number.MAX_SAFE_INTEGER)).ok).toBe(true);
+        await s.store.put(legacy, { [id]: START + 15 * MIN }, undefined, Number.MAX_SAFE_INTEGER);
+        s.clock.advance(15 * MIN);
+        expect(await s.alerting.tick()).toEqual({ handled: 1, escalated: 1 });
+        expect((await s.store.getMany([legacy]))[0]?.value).toEqual({});
+        expect(await inShards()).toBe(1);
+    });
+
     it('moves an unacknowledged high incident to tier 2 recipients only, then tier 3, then one reminder', async () => {
         const { s, id } = await openedFirewallIncident();
         s.clock.advance(15 * MIN - 1);

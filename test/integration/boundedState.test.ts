@@ -1,6 +1,6 @@
 import { TableClient } from '@azure/data-tables';
 import { MemoryDecisionSink, MemoryQuarantineSink } from '../../shared/adapters/memorySinks';
-import { TableStateStore } from '../../shared/adapters/tableStateStore';
+import { TableStateStore, tableKeysOf } from '../../shared/adapters/tableStateStore';
 import { createPipeline } from '../../shared/app/createPipeline';
 import { DetectionEngine } from '../../shared/app/detectionEngine';
 import { parseResponderConfig } from '../../shared/config/responderConfig';
@@ -110,14 +110,15 @@ describe('bounded state on Azurite', () => {
         expect(created.ok).toBe(true);
         const [read] = await store.getMany([key]);
         expect(read?.value).toEqual({ text });
-        const entity = await client.getEntity<Record<string, unknown>>('kv-payments-prod', 'big');
+        const at = tableKeysOf(key);
+        const entity = await client.getEntity<Record<string, unknown>>(at.partitionKey, at.rowKey);
         expect(Object.keys(entity).filter((k) => /^v\d*$/.test(k))).toEqual(['v', 'v1', 'v2', 'v3', 'v4', 'v5']);
 
         const updated = await store.put(key, { text: 'small' }, read?.etag, 1);
         expect(updated.ok).toBe(true);
         const [small] = await store.getMany([key]);
         expect(small?.value).toEqual({ text: 'small' });
-        const after = await client.getEntity<Record<string, unknown>>('kv-payments-prod', 'big');
+        const after = await client.getEntity<Record<string, unknown>>(at.partitionKey, at.rowKey);
         expect(Object.keys(after).filter((k) => /^v\d*$/.test(k))).toEqual(['v']);
         const [scanned] = await store.scan('big', 10);
         expect(scanned?.value).toEqual({ text: 'small' });

@@ -16,7 +16,7 @@ import { type ComposedDoctor, composeDoctor, type DoctorTransport } from '../../
 import { FIREWALL_FIX, KEY_VAULT_REFERENCE_FIX } from '../../shared/app/doctor';
 import { handleDoctor } from '../../shared/app/handlers/handleDoctor';
 import { HEARTBEAT_KEY, IngestHeartbeat } from '../../shared/app/heartbeat';
-import { TableStateStore } from '../../shared/adapters/tableStateStore';
+import { TableStateStore, tableKeysOf } from '../../shared/adapters/tableStateStore';
 import { runDoctorCommand } from '../../shared/cli/doctor';
 import type { CheckResult, DoctorReport } from '../../shared/core/doctor/report';
 import { type ArmMonitorRoutes, armMonitorRoutes } from '../../shared/simulation/armMonitorRoutes';
@@ -534,7 +534,7 @@ describe('kvr doctor against the local fakes', () => {
     it('an app that never handled a batch yet is skipped, saying so', async () => {
         await TableClient.fromConnectionString(tables.connectionString, 'kvrstate', {
             allowInsecureConnection: true,
-        }).deleteEntity(HEARTBEAT_KEY.partition, HEARTBEAT_KEY.row);
+        }).deleteEntity(tableKeysOf(HEARTBEAT_KEY).partitionKey, tableKeysOf(HEARTBEAT_KEY).rowKey);
         const { code, report } = await doctor();
         expect(code).toBe(0);
         expect(report.checks.find((c) => c.check === 'event-hub-receiving')).toMatchObject({

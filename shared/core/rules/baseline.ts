@@ -1,7 +1,7 @@
 import type { RuleContext, RuleStep } from '../engine/rule';
 import type { AuditEvent } from '../events/types';
 import type { DetectionSettings } from './settings';
-import { HOUR_MS } from './settings';
+import { DAY_MS } from './settings';
 import { describeCaller, describeTarget } from './text';
 
 /** Baseline entries live as long as the baseline window. */
@@ -16,14 +16,17 @@ export interface LastSeen {
 
 /**
  * One step of a "never seen on this vault within the baseline window" rule: reports a principal that is new (or
- * back after the window) unless the vault is still in its learning period; refreshes last-seen at most hourly.
+ * back after the window) unless the vault is still in its learning period. Last-seen is refreshed at most daily (a
+ * twentieth of the window when that is shorter), so a principal seen every day costs one state write a day, not one an
+ * hour: the stored time may lag the true last sighting by that step, and a principal last seen between the window minus
+ * the step and the window ago may be reported as new again.
  */
 export function baselineStep(event: AuditEvent, ctx: RuleContext, state: LastSeen | undefined): RuleStep<LastSeen> {
     const t = event.timeMs;
     const { baselineWindowMs, learningPeriodMs } = ctx.settings;
     const isNew = state === undefined || t - state.last > baselineWindowMs;
     const learning = t < ctx.vaultFirstSeenMs + learningPeriodMs;
-    const refresh = state === undefined || t - state.last > HOUR_MS;
+    const refresh = state === undefined || t - state.last > Math.min(DAY_MS, baselineWindowMs / 20);
     return {
         findings:
             isNew && !learning

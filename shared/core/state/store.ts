@@ -1,3 +1,4 @@
+import { ResponderError } from '../errors';
 import { boundedId, MAX_KEY_PART_CHARS } from './limits';
 
 /**
@@ -31,9 +32,36 @@ export interface StoredState {
 
 export type PutResult = { readonly ok: true; readonly etag: string } | { readonly ok: false };
 
+/** One compare-and-set write of {@link StateStore.putMany}: the arguments of {@link StateStore.put}. */
+export interface StateWrite {
+    readonly key: StateKey;
+    readonly value: unknown;
+    readonly etag: string | undefined;
+    readonly expiresMs: number;
+}
+
+/** How a read may be served. */
+export interface ReadOptions {
+    /**
+     * The caller accepts a copy the store keeps in this instance, at most the store's cache validity old (see
+     * TableStateStore): only for state whose every change is a compare-and-set write, so that a stale copy ends in a
+     * conflict, a fresh read and a re-evaluation, never in a lost update. Default false: read the store itself.
+     */
+    readonly cached?: boolean;
+}
+
+/**
+ * The outcome of one write of {@link StateStore.putMany}: a {@link PutResult}, or the non-retryable `STATE.TOO_LARGE`
+ * error that {@link StateStore.put} would have thrown for that key alone.
+ */
+export type WriteResult = PutResult | ResponderError;
+
+/** Writes in flight at once when a store has no {@link StateStore.putMany} of its own (see {@link putAll}). */
+export const DEFAULT_WRITE_CONCURRENCY = 16;
+
 export interface StateStore {
     /** Reads the keys; the result is aligned with `keys`, `undefined` where a key does not exist. */
-    getMany(keys: readonly StateKey[]): Promise<readonly (StoredState | undefined)[]>;
+    getMany(keys: readonly StateKey[], options?: ReadOptions): Promise<readonly (StoredState | undefined)[]>;
     /**
      * Writes `value` if the stored ETag still equals `etag` (`undefined`: only if the key does not exist yet).
      * Returns `{ ok: false }` on a conflict; throws on infrastructure failure, and throws a non-retryable
@@ -42,6 +70,14 @@ export interface StateStore {
      * @param expiresMs - Event time after which the entry may be swept.
      */
     put(key: StateKey, value: unknown, etag: string | undefined, expiresMs: number): Promise<PutResult>;
+    /**
+     * Many {@link put}s at once, each its own compare-and-set (a store may group them into fewer requests, as Table
+     * Storage does with entity-group transactions, but one write's conflict never fails another). The result is
+     * aligned with `writes`; a write refused as too large is its `STATE.TOO_LARGE` error, the others still happen;
+     * an infrastructure failure throws (some writes may then have happened: each is a compare-and-set, so the caller
+     * simply reads and tries again). Optional: {@link putAll} falls back to bounded parallel `put`s.
+     */
+    putMany?(writes: readonly StateWrite[]): Promise<readonly WriteResult[]>;
     /**
      * Drops entries that expired before `eventTimeMs`, where the store does it in process (memory). Table Storage
      * entities carry their expiry in `exp` for a maintenance job instead.
@@ -52,6 +88,35 @@ export interface StateStore {
      * such as the key inventory). A full scan: for timers and reports, never per event.
      */
     scan(rowPrefix: string, limit: number): Promise<{ readonly key: StateKey; readonly value: unknown }[]>;
+}
+
+/**
+ * Writes through {@link StateStore.putMany} where the store has it, else with at most `concurrency` {@link
+ * StateStore.put}s in flight, turning a `STATE.TOO_LARGE` refusal into that write's result.
+ */
+export async function putAll(
+    store: StateStore,
+    writes: readonly StateWrite[],
+    concurrency: number = DEFAULT_WRITE_CONCURRENCY,
+): Promise<readonly WriteResult[]> {
+    if (writes.length === 0) return [];
+    if (store.putMany !== undefined) return store.putMany(writes);
+    const out = new Array<WriteResult>(writes.length);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+        while (next < writes.length) {
+            const i = next++;
+            const w = writes[i] as StateWrite;
+            try {
+                out[i] = await store.put(w.key, w.value, w.etag, w.expiresMs);
+            } catch (err) {
+                if (err instanceof ResponderError && err.code === 'STATE.TOO_LARGE') out[i] = err;
+                else throw err;
+            }
+        }
+    };
+    await Promise.all(Array.from({ length: Math.min(Math.max(1, concurrency), writes.length) }, worker));
+    return out;
 }
 
 /** Every {@link KeyMemo} (module-level singletons of the rules), for {@link resetCachesForBenchmark}. */
