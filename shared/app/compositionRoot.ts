@@ -180,7 +180,7 @@ export function composeApp(env: Readonly<Record<string, string | undefined>>): A
             store: responder.store,
             settings: settings.config.detection,
             sink: responder.decisions,
-            now: systemClock.now,
+            now: () => systemClock.now(),
         },
         cmkReport: { store: responder.store, settings: settings.config.cmk, alerting },
         cmkPosture: composeCmkPosture(settings, { sink: alerting, admin }),
