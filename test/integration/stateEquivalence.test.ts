@@ -3,7 +3,9 @@
  * cache for detection reads, daily baseline refresh, a compact in-memory store) and detection must not. The rule corpus
  * and the bundled sample day go through the pipeline with in-memory state and with Table state on Azurite: the
  * decisions are the same, and the same as those of the code before the change (test/fixtures/state/
- * decisions-before.json, made with commit 3522ccd and test/support/decisionRun.ts). And two instances updating the
+ * decisions-before.json, made with test/support/decisionRun.ts at commit 68881b5: main with the rule changes merged
+ * beside it (firewall-opened on the transition, the issue 15 actions) and the state layer before the change; the first
+ * digests, from 3522ccd, predate those rule changes). And two instances updating the
  * same baselines from different partitions at once lose no principal.
  */
 import { readdirSync, readFileSync } from 'node:fs';
