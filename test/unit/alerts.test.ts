@@ -8,6 +8,7 @@ import {
     type Incident,
     incidentIdOf,
     incidentKeyOf,
+    markUndone,
     nextDueMs,
     recordDelivery,
     retryDelayMs,
@@ -387,6 +388,32 @@ describe('incidentIdOf', () => {
         expect(incidentKeyOf(finding())).toBe(`firewall-opened|${MALLORY}`);
         const { principal: _p, ...noPrincipal } = finding();
         expect(incidentKeyOf(noPrincipal)).toBe('firewall-opened|-');
+    });
+});
+
+describe('markUndone after an escalation', () => {
+    it('sends one undone notice per channel, not one per tier notified (the email of the top tier reaches them all)', () => {
+        const after = settings.escalateAfterMs;
+        let inc = applyFinding(undefined, finding(), [], ctxAt(NOW));
+        for (let k = 1; k <= 2; k++) {
+            const next = escalationDue(inc, NOW + k * after, settings, 3);
+            if (next === undefined) throw new Error('no escalation');
+            inc = next;
+        }
+        expect(inc.tier).toBe(2);
+        const at = NOW + 3 * after;
+        const undone = markUndone(
+            inc,
+            { at: new Date(at).toISOString(), by: 'oncall@contoso.example' },
+            { undoId: 'u1', restored: ['firewall default action back to Allow'] },
+            ctxAt(at),
+        );
+        const notices = undone.notifications.filter((n) => n.kind === 'undone');
+        // Teams is one webhook for the roster: one card (tier 1 has Teams off); email once, to tiers 1 to 3.
+        expect(notices.map((n) => [n.channel, n.tier])).toEqual([
+            ['teams', 0],
+            ['email', 2],
+        ]);
     });
 });
 

@@ -489,7 +489,20 @@ export function markUndone(inc: Incident, who: PersonAction, undo: UndoOutcome, 
             ),
         ),
     };
-    for (let t = 0; t <= inc.tier; t++) out = withNotices(out, 'undone', t, ctx);
+    // One notice per channel: Teams is one webhook for the roster (a card at the first Teams tier notified), and the
+    // undone email of a tier goes to that tier and every tier below it (the highest email tier notified reaches all).
+    const notified = (on: readonly boolean[]) => on.map((v, t) => v && t <= inc.tier);
+    const teams = notified(ctx.teamsTiers).indexOf(true);
+    const email = notified(ctx.emailTiers).lastIndexOf(true);
+    const only = (tier: number) => ctx.teamsTiers.map((_, t) => t === tier);
+    const none = ctx.teamsTiers.map(() => false);
+    if (teams >= 0) out = withNotices(out, 'undone', teams, { ...ctx, teamsTiers: only(teams), emailTiers: none });
+    if (email >= 0)
+        out = withNotices(out, 'undone', email, {
+            ...ctx,
+            teamsTiers: none,
+            emailTiers: ctx.emailTiers.map((_, t) => t === email),
+        });
     return out;
 }
 
