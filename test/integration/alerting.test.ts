@@ -857,6 +857,28 @@ describe('notices survive failures between detection and delivery', () => {
         expect(s.email.sent).toHaveLength(1);
     });
 
+    it('notifies an RBAC switch turned off after its batch failed past the rule state write and is redelivered', async () => {
+        const s = setup();
+        const record = (minutes: number, enabled: boolean) => {
+            const r = fixtureRecord('vault-patch-rbac-disabled.json');
+            r.time = new Date(RECORD_T0 + minutes * MIN).toISOString();
+            r.correlationId = `82f8634a-006a-482f-8863-${String(minutes).padStart(12, '0')}`;
+            ((r.properties as Record<string, unknown>).properties as Record<string, unknown>).enableRbacAuthorization =
+                enabled;
+            return { records: [r] };
+        };
+        await s.process(record(0, true));
+        s.store.failPut = (key) => key.partition === '~incidents';
+        await expect(s.process(record(10, false))).rejects.toThrow('state store unavailable');
+        s.store.failPut = () => false;
+        await s.process(record(10, false));
+        expect(s.teams.sent.map((n) => n.kind)).toEqual(['opened']);
+        expect(s.email.sent).toHaveLength(1);
+        // A later patch of the vault with RBAC still off is no new finding.
+        await s.process(record(20, false));
+        expect(s.teams.sent).toHaveLength(1);
+    });
+
     // A claim puts the incident in the due index for when the claim lapses: an instance that stops while sending
     // (claim taken, process recycled) leaves pending notices that another instance's timer retries.
     it('retries a notice claimed by an instance that stopped while sending', async () => {
