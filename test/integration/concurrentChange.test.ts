@@ -9,16 +9,13 @@ import { createResponder } from '../../shared/app/createPipeline';
 import { parseResponderConfig } from '../../shared/config/responderConfig';
 import type { ActionDecision, Decision, FindingDecision } from '../../shared/core/decisions';
 import { ruleIds } from '../../shared/core/rules';
-import { type ArmKeyVaultFake, makeVault, startArmKeyVaultFake } from '../../shared/simulation/armSimulator';
+import { type ArmKeyVaultFake, startArmKeyVaultFake } from '../../shared/simulation/armSimulator';
 import { armClientFor } from '../fakes/armClient';
 import { fixtureBody } from '../support/fixtures';
+import { paymentsVault, RESOURCE_ID, SUB, VAULT } from '../support/paymentsVault';
 
-const SUB = '6c1f4e2a-8b3d-4f5e-a1c2-9d8e7f6a5b40';
-const TENANT = '3f0c2b6e-1d4a-4c8e-9b2f-5a7d1e0c9b11';
-const VAULT = 'kv-payments-prod';
 const ALICE = 'a1a1a1a1-0000-4000-8000-0000000000a1';
 const VNET = `/subscriptions/${SUB}/resourcegroups/rg-net/providers/microsoft.network/virtualnetworks/vnet/subnets/apps`;
-const RESOURCE_ID = `/SUBSCRIPTIONS/${SUB.toUpperCase()}/RESOURCEGROUPS/RG-PAYMENTS/PROVIDERS/MICROSOFT.KEYVAULT/VAULTS/KV-PAYMENTS-PROD`;
 
 const config = parseResponderConfig(
     {
@@ -41,17 +38,11 @@ afterAll(async () => {
 });
 beforeEach(() => {
     fake.setVault(
-        makeVault({
-            subscriptionId: SUB,
-            resourceGroup: 'rg-payments',
-            name: VAULT,
-            tenantId: TENANT,
-            properties: {
-                networkAcls: {
-                    bypass: 'AzureServices',
-                    defaultAction: 'Allow',
-                    ipRules: [{ value: '198.51.100.7/32' }],
-                },
+        paymentsVault({
+            networkAcls: {
+                bypass: 'AzureServices',
+                defaultAction: 'Allow',
+                ipRules: [{ value: '198.51.100.7/32' }],
             },
         }),
     );

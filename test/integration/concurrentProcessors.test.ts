@@ -23,17 +23,14 @@ import type { VaultRef } from '../../shared/core/events/types';
 import type { VaultAdmin } from '../../shared/core/ports';
 import type { RemediationPlan, VaultAccessPolicy, VaultSnapshot } from '../../shared/core/remediation/types';
 import { ruleIds } from '../../shared/core/rules';
-import { type ArmKeyVaultFake, makeVault, startArmKeyVaultFake } from '../../shared/simulation/armSimulator';
+import { type ArmKeyVaultFake, startArmKeyVaultFake } from '../../shared/simulation/armSimulator';
 import { armClientFor } from '../fakes/armClient';
 import { TestClock } from '../support/alertingDoubles';
 import { type AzuriteService, startAzurite } from '../support/azurite';
 import { makeContext } from '../support/context';
 import { fixtureBody } from '../support/fixtures';
+import { paymentsVault, RESOURCE_ID, VAULT } from '../support/paymentsVault';
 
-const SUB = '6c1f4e2a-8b3d-4f5e-a1c2-9d8e7f6a5b40';
-const TENANT = '3f0c2b6e-1d4a-4c8e-9b2f-5a7d1e0c9b11';
-const VAULT = 'kv-payments-prod';
-const RESOURCE_ID = `/SUBSCRIPTIONS/${SUB.toUpperCase()}/RESOURCEGROUPS/RG-PAYMENTS/PROVIDERS/MICROSOFT.KEYVAULT/VAULTS/KV-PAYMENTS-PROD`;
 const LEASE_MS = 120_000;
 const ARM_CALL_LIMIT_MS = 30_000;
 
@@ -101,15 +98,9 @@ interface Processor {
 function deployment() {
     n++;
     arm.setVault(
-        makeVault({
-            subscriptionId: SUB,
-            resourceGroup: 'rg-payments',
-            name: VAULT,
-            tenantId: TENANT,
-            properties: {
-                networkAcls: { bypass: 'AzureServices', defaultAction: 'Allow', ipRules: [] },
-                publicNetworkAccess: 'Disabled',
-            },
+        paymentsVault({
+            networkAcls: { bypass: 'AzureServices', defaultAction: 'Allow', ipRules: [] },
+            publicNetworkAccess: 'Disabled',
         }),
     );
     arm.clearLog();

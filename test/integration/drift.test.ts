@@ -9,13 +9,11 @@ import { parseResponderConfig } from '../../shared/config/responderConfig';
 import type { Decision, FindingDecision } from '../../shared/core/decisions';
 import { ruleIds } from '../../shared/core/rules';
 import type { StateStore } from '../../shared/core/state/store';
-import { type ArmKeyVaultFake, makeVault, startArmKeyVaultFake } from '../../shared/simulation/armSimulator';
+import { type ArmKeyVaultFake, startArmKeyVaultFake } from '../../shared/simulation/armSimulator';
 import { armClientFor } from '../fakes/armClient';
 import { fixtureBody } from '../support/fixtures';
+import { paymentsVault, SUB, TENANT, VAULT } from '../support/paymentsVault';
 
-const SUB = '6c1f4e2a-8b3d-4f5e-a1c2-9d8e7f6a5b40';
-const TENANT = '3f0c2b6e-1d4a-4c8e-9b2f-5a7d1e0c9b11';
-const VAULT = 'kv-payments-prod';
 const MALLORY = 'bad0bad0-0000-4000-8000-00000000000d';
 
 function configFor(mode: 'enforce' | 'monitor') {
@@ -41,21 +39,15 @@ afterAll(async () => {
 });
 beforeEach(() => {
     fake.setVault(
-        makeVault({
-            subscriptionId: SUB,
-            resourceGroup: 'rg-payments',
-            name: VAULT,
-            tenantId: TENANT,
-            properties: {
-                networkAcls: {
-                    bypass: 'AzureServices',
-                    defaultAction: 'Allow',
-                    ipRules: [{ value: '203.0.113.66/32' }],
-                },
-                publicNetworkAccess: 'Enabled',
-                enableRbacAuthorization: false,
-                accessPolicies: [{ tenantId: TENANT, objectId: MALLORY, permissions: { secrets: ['get'] } }],
+        paymentsVault({
+            networkAcls: {
+                bypass: 'AzureServices',
+                defaultAction: 'Allow',
+                ipRules: [{ value: '203.0.113.66/32' }],
             },
+            publicNetworkAccess: 'Enabled',
+            enableRbacAuthorization: false,
+            accessPolicies: [{ tenantId: TENANT, objectId: MALLORY, permissions: { secrets: ['get'] } }],
         }),
     );
     fake.clearLog();

@@ -13,31 +13,23 @@ import type { ActionDecision, Decision, FindingDecision } from '../../shared/cor
 import type { DecisionSink } from '../../shared/core/ports';
 import { ruleIds } from '../../shared/core/rules';
 import type { PutResult, StateKey, StateStore, StoredState } from '../../shared/core/state/store';
-import { type ArmKeyVaultFake, makeVault, startArmKeyVaultFake } from '../../shared/simulation/armSimulator';
+import { type ArmKeyVaultFake, startArmKeyVaultFake } from '../../shared/simulation/armSimulator';
 import { armClientFor } from '../fakes/armClient';
 import { TableClient } from '@azure/data-tables';
 import { TableStateStore } from '../../shared/adapters/tableStateStore';
 import { type AzuriteService, startAzurite } from '../support/azurite';
 import { fixtureBody } from '../support/fixtures';
+import { paymentsVault, SUB, TENANT, VAULT } from '../support/paymentsVault';
 
-const SUB = '6c1f4e2a-8b3d-4f5e-a1c2-9d8e7f6a5b40';
-const TENANT = '3f0c2b6e-1d4a-4c8e-9b2f-5a7d1e0c9b11';
 const API = 'c0c0c0c0-0000-4000-8000-0000000000a1';
 const RESPONDER = '5e5e5e5e-0000-4000-8000-00000000005e';
-const VAULT = 'kv-payments-prod';
 
 function openVault() {
-    return makeVault({
-        subscriptionId: SUB,
-        resourceGroup: 'rg-payments',
-        name: VAULT,
-        tenantId: TENANT,
-        properties: {
-            networkAcls: { bypass: 'None', defaultAction: 'Allow', ipRules: [{ value: '198.51.100.7/32' }] },
-            publicNetworkAccess: 'Enabled',
-            enableRbacAuthorization: false,
-            accessPolicies: [{ tenantId: TENANT, objectId: API, permissions: { secrets: ['Get', 'List'] } }],
-        },
+    return paymentsVault({
+        networkAcls: { bypass: 'None', defaultAction: 'Allow', ipRules: [{ value: '198.51.100.7/32' }] },
+        publicNetworkAccess: 'Enabled',
+        enableRbacAuthorization: false,
+        accessPolicies: [{ tenantId: TENANT, objectId: API, permissions: { secrets: ['Get', 'List'] } }],
     });
 }
 

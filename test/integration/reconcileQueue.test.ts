@@ -23,16 +23,13 @@ import {
 import { parseResponderConfig } from '../../shared/config/responderConfig';
 import type { ActionDecision, FindingDecision } from '../../shared/core/decisions';
 import { ruleIds } from '../../shared/core/rules';
-import { type ArmKeyVaultFake, makeVault, startArmKeyVaultFake } from '../../shared/simulation/armSimulator';
+import { type ArmKeyVaultFake, startArmKeyVaultFake } from '../../shared/simulation/armSimulator';
 import { armClientFor } from '../fakes/armClient';
 import { RecordingChannel, TestClock } from '../support/alertingDoubles';
 import { type AzuriteService, startAzurite } from '../support/azurite';
 import { makeContext } from '../support/context';
 import { fixtureBody } from '../support/fixtures';
-
-const SUB = '6c1f4e2a-8b3d-4f5e-a1c2-9d8e7f6a5b40';
-const TENANT = '3f0c2b6e-1d4a-4c8e-9b2f-5a7d1e0c9b11';
-const VAULT = 'kv-payments-prod';
+import { paymentsVault, SUB, VAULT } from '../support/paymentsVault';
 
 let fake: ArmKeyVaultFake;
 let table: AzuriteService;
@@ -60,15 +57,7 @@ const config = parseResponderConfig(
 
 function harness() {
     n++;
-    fake.setVault(
-        makeVault({
-            subscriptionId: SUB,
-            resourceGroup: 'rg-payments',
-            name: VAULT,
-            tenantId: TENANT,
-            properties: { networkAcls: { bypass: 'None', defaultAction: 'Allow', ipRules: [] } },
-        }),
-    );
+    fake.setVault(paymentsVault({ networkAcls: { bypass: 'None', defaultAction: 'Allow', ipRules: [] } }));
     fake.clearLog();
     const clock = new TestClock(Date.parse('2026-10-05T09:06:00.000Z'));
     const store = new TableStateStore(

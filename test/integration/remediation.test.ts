@@ -11,9 +11,8 @@ import { type StateStore, stateKey } from '../../shared/core/state/store';
 import { armClientFor } from '../fakes/armClient';
 import { type ArmKeyVaultFake, makeVault, startArmKeyVaultFake } from '../../shared/simulation/armSimulator';
 import { fixtureBody } from '../support/fixtures';
+import { paymentsVault, SUB, TENANT } from '../support/paymentsVault';
 
-const SUB = '6c1f4e2a-8b3d-4f5e-a1c2-9d8e7f6a5b40';
-const TENANT = '3f0c2b6e-1d4a-4c8e-9b2f-5a7d1e0c9b11';
 const MALLORY = 'bad0bad0-0000-4000-8000-00000000000d';
 const API = 'c0c0c0c0-0000-4000-8000-0000000000a1';
 const BREAK_GLASS = 'b6b6b6b6-0000-4000-8000-0000000000b6';
@@ -21,26 +20,20 @@ const RESPONDER = '5e5e5e5e-0000-4000-8000-00000000005e';
 const VNET = `/subscriptions/${SUB}/resourceGroups/rg-net/providers/Microsoft.Network/virtualNetworks/vnet/subnets/apps`;
 
 function openVault() {
-    return makeVault({
-        subscriptionId: SUB,
-        resourceGroup: 'rg-payments',
-        name: 'kv-payments-prod',
-        tenantId: TENANT,
-        properties: {
-            networkAcls: {
-                bypass: 'None',
-                defaultAction: 'Allow',
-                ipRules: [{ value: '198.51.100.7/32' }, { value: '203.0.113.66/32' }],
-                virtualNetworkRules: [{ id: VNET, ignoreMissingVnetServiceEndpoint: false }],
-            },
-            publicNetworkAccess: 'Enabled',
-            enableRbacAuthorization: false,
-            accessPolicies: [
-                { tenantId: TENANT, objectId: API, permissions: { secrets: ['Get', 'List', 'Set'] } },
-                { tenantId: TENANT, objectId: MALLORY, permissions: { keys: ['get'], secrets: ['get', 'list'] } },
-                { tenantId: TENANT, objectId: BREAK_GLASS, permissions: { secrets: ['all'] } },
-            ],
+    return paymentsVault({
+        networkAcls: {
+            bypass: 'None',
+            defaultAction: 'Allow',
+            ipRules: [{ value: '198.51.100.7/32' }, { value: '203.0.113.66/32' }],
+            virtualNetworkRules: [{ id: VNET, ignoreMissingVnetServiceEndpoint: false }],
         },
+        publicNetworkAccess: 'Enabled',
+        enableRbacAuthorization: false,
+        accessPolicies: [
+            { tenantId: TENANT, objectId: API, permissions: { secrets: ['Get', 'List', 'Set'] } },
+            { tenantId: TENANT, objectId: MALLORY, permissions: { keys: ['get'], secrets: ['get', 'list'] } },
+            { tenantId: TENANT, objectId: BREAK_GLASS, permissions: { secrets: ['all'] } },
+        ],
     });
 }
 

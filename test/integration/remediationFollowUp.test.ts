@@ -19,7 +19,7 @@ import { parseResponderConfig } from '../../shared/config/responderConfig';
 import type { Decision } from '../../shared/core/decisions';
 import type { ReconcileMessage } from '../../shared/core/ports';
 import { ruleIds } from '../../shared/core/rules';
-import { type ArmKeyVaultFake, makeVault, startArmKeyVaultFake } from '../../shared/simulation/armSimulator';
+import { type ArmKeyVaultFake, startArmKeyVaultFake } from '../../shared/simulation/armSimulator';
 import { startTeamsWorkflowsFake, type TeamsWorkflowsFake } from '../../shared/simulation/notificationFakes';
 import { armClientFor } from '../fakes/armClient';
 import { validateAdaptiveCard } from '../support/adaptiveCard';
@@ -27,10 +27,8 @@ import { TestClock } from '../support/alertingDoubles';
 import { type AzuriteService, startAzurite } from '../support/azurite';
 import { makeContext } from '../support/context';
 import { fixtureBody } from '../support/fixtures';
+import { paymentsVault, SUB, VAULT } from '../support/paymentsVault';
 
-const SUB = '6c1f4e2a-8b3d-4f5e-a1c2-9d8e7f6a5b40';
-const TENANT = '3f0c2b6e-1d4a-4c8e-9b2f-5a7d1e0c9b11';
-const VAULT = 'kv-payments-prod';
 const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 let arm: ArmKeyVaultFake;
@@ -79,15 +77,7 @@ interface Processor {
  */
 function deployment(processors = 1, queued = true) {
     n++;
-    arm.setVault(
-        makeVault({
-            subscriptionId: SUB,
-            resourceGroup: 'rg-payments',
-            name: VAULT,
-            tenantId: TENANT,
-            properties: { networkAcls: { bypass: 'None', defaultAction: 'Allow', ipRules: [] } },
-        }),
-    );
+    arm.setVault(paymentsVault({ networkAcls: { bypass: 'None', defaultAction: 'Allow', ipRules: [] } }));
     arm.clearLog();
     arm.clearFaults();
     teamsFake.clearLog();

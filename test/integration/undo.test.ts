@@ -16,22 +16,19 @@ import type { ActionDecision, Decision, FindingDecision } from '../../shared/cor
 import type { Logger } from '../../shared/core/ports';
 import { ruleIds } from '../../shared/core/rules';
 import { stateKey } from '../../shared/core/state/store';
-import { type ArmKeyVaultFake, makeVault, startArmKeyVaultFake } from '../../shared/simulation/armSimulator';
+import { type ArmKeyVaultFake, startArmKeyVaultFake } from '../../shared/simulation/armSimulator';
 import { armClientFor } from '../fakes/armClient';
 import { fixtureBody } from '../support/fixtures';
 import { RecordingChannel, TestClock } from '../support/alertingDoubles';
 import { makeContext } from '../support/context';
+import { paymentsVault, RESOURCE_ID, TENANT, VAULT } from '../support/paymentsVault';
 
-const SUB = '6c1f4e2a-8b3d-4f5e-a1c2-9d8e7f6a5b40';
-const TENANT = '3f0c2b6e-1d4a-4c8e-9b2f-5a7d1e0c9b11';
 const MALLORY = 'bad0bad0-0000-4000-8000-00000000000d';
 const ALICE = 'a1a1a1a1-0000-4000-8000-0000000000a1';
 const EVE = 'e5e5e5e5-0000-4000-8000-0000000000e5';
 const API = 'c0c0c0c0-0000-4000-8000-0000000000a1';
 const BREAK_GLASS = 'b6b6b6b6-0000-4000-8000-0000000000b6';
 const RESPONDER = '5e5e5e5e-0000-4000-8000-00000000005e';
-const VAULT = 'kv-payments-prod';
-const RESOURCE_ID = `/SUBSCRIPTIONS/${SUB.toUpperCase()}/RESOURCEGROUPS/RG-PAYMENTS/PROVIDERS/MICROSOFT.KEYVAULT/VAULTS/KV-PAYMENTS-PROD`;
 const PUBLIC_URL = 'https://kvr-func.example.net';
 const PERSON = { by: 'oncall@contoso.example', from: '198.51.100.7' };
 
@@ -56,25 +53,19 @@ class RecordingLogger implements Logger {
 
 /** The vault as the attack left it: firewall open, an approved IP rule, the approved app and break-glass. */
 function openedVault() {
-    return makeVault({
-        subscriptionId: SUB,
-        resourceGroup: 'rg-payments',
-        name: VAULT,
-        tenantId: TENANT,
-        properties: {
-            networkAcls: {
-                bypass: 'AzureServices',
-                defaultAction: 'Allow',
-                ipRules: [{ value: '198.51.100.7/32' }],
-                virtualNetworkRules: [],
-            },
-            publicNetworkAccess: 'Enabled',
-            enableRbacAuthorization: false,
-            accessPolicies: [
-                { tenantId: TENANT, objectId: API, permissions: { secrets: ['Get', 'List'] } },
-                { tenantId: TENANT, objectId: BREAK_GLASS, permissions: { secrets: ['all'] } },
-            ],
+    return paymentsVault({
+        networkAcls: {
+            bypass: 'AzureServices',
+            defaultAction: 'Allow',
+            ipRules: [{ value: '198.51.100.7/32' }],
+            virtualNetworkRules: [],
         },
+        publicNetworkAccess: 'Enabled',
+        enableRbacAuthorization: false,
+        accessPolicies: [
+            { tenantId: TENANT, objectId: API, permissions: { secrets: ['Get', 'List'] } },
+            { tenantId: TENANT, objectId: BREAK_GLASS, permissions: { secrets: ['all'] } },
+        ],
     });
 }
 
@@ -83,16 +74,10 @@ const EVE_POLICY = { tenantId: TENANT, objectId: EVE, permissions: { keys: ['get
 /** The vault after Alice granted Eve access (firewall closed). */
 function grantedVault() {
     const v = openedVault();
-    return makeVault({
-        subscriptionId: SUB,
-        resourceGroup: 'rg-payments',
-        name: VAULT,
-        tenantId: TENANT,
-        properties: {
-            ...v.properties,
-            networkAcls: { ...v.properties.networkAcls, defaultAction: 'Deny' },
-            accessPolicies: [...(v.properties.accessPolicies ?? []), EVE_POLICY],
-        },
+    return paymentsVault({
+        ...v.properties,
+        networkAcls: { ...v.properties.networkAcls, defaultAction: 'Deny' },
+        accessPolicies: [...(v.properties.accessPolicies ?? []), EVE_POLICY],
     });
 }
 

@@ -13,13 +13,11 @@ import { parseResponderConfig } from '../../shared/config/responderConfig';
 import type { ActionDecision, Decision, FindingDecision } from '../../shared/core/decisions';
 import { ruleIds } from '../../shared/core/rules';
 import type { StateStore } from '../../shared/core/state/store';
-import { type ArmKeyVaultFake, makeVault, startArmKeyVaultFake } from '../../shared/simulation/armSimulator';
+import { type ArmKeyVaultFake, startArmKeyVaultFake } from '../../shared/simulation/armSimulator';
 import { armClientFor } from '../fakes/armClient';
 import { fixtureBody } from '../support/fixtures';
+import { paymentsVault, SUB, VAULT } from '../support/paymentsVault';
 
-const SUB = '6c1f4e2a-8b3d-4f5e-a1c2-9d8e7f6a5b40';
-const TENANT = '3f0c2b6e-1d4a-4c8e-9b2f-5a7d1e0c9b11';
-const VAULT = 'kv-payments-prod';
 const VAULT_ID = `/subscriptions/${SUB}/resourcegroups/rg-payments/providers/microsoft.keyvault/vaults/${VAULT}`;
 const subnet = (vnet: string, name: string) =>
     `/subscriptions/${SUB}/resourceGroups/rg-network/providers/Microsoft.Network/virtualNetworks/${vnet}/subnets/${name}`;
@@ -58,21 +56,15 @@ afterAll(async () => {
 });
 beforeEach(() => {
     fake.setVault(
-        makeVault({
-            subscriptionId: SUB,
-            resourceGroup: 'rg-payments',
-            name: VAULT,
-            tenantId: TENANT,
-            properties: {
-                networkAcls: {
-                    bypass: 'AzureServices',
-                    defaultAction: 'Deny',
-                    ipRules: [{ value: '198.51.100.7/32' }],
-                    virtualNetworkRules: [
-                        { id: APPS, ignoreMissingVnetServiceEndpoint: false },
-                        { id: JUMP, ignoreMissingVnetServiceEndpoint: true },
-                    ],
-                },
+        paymentsVault({
+            networkAcls: {
+                bypass: 'AzureServices',
+                defaultAction: 'Deny',
+                ipRules: [{ value: '198.51.100.7/32' }],
+                virtualNetworkRules: [
+                    { id: APPS, ignoreMissingVnetServiceEndpoint: false },
+                    { id: JUMP, ignoreMissingVnetServiceEndpoint: true },
+                ],
             },
         }),
     );
