@@ -19,7 +19,7 @@ import { TeamsWebhookChannel } from '../adapters/teamsWebhookChannel';
 import { StreamLogger } from '../adapters/invocationLogger';
 import type { Alerting } from './alerting';
 import { LinkTokens } from './alerting';
-import { createResponder } from './createPipeline';
+import { createResponder, reconcileDepsOf } from './createPipeline';
 import type { AuditBatchDeps } from './handlers/handleAuditBatch';
 import type { AuditSilenceTimerDeps } from './handlers/handleAuditSilence';
 import type { CmkExpiryDeps } from './handlers/handleCmkExpiry';
@@ -184,15 +184,7 @@ export function composeApp(env: Readonly<Record<string, string | undefined>>): A
         },
         cmkReport: { store: responder.store, settings: settings.config.cmk, alerting },
         cmkPosture: composeCmkPosture(settings, { sink: alerting, admin }),
-        reconcile: {
-            reconciler: responder.reconciler,
-            intents: responder.intents,
-            queue: responder.reconcileQueue,
-            store: responder.store,
-            clock: systemClock,
-            sink: responder.decisions,
-            configuredVaultIds: settings.config.remediation.vaultIds,
-        },
+        reconcile: reconcileDepsOf(responder, systemClock, settings.config.remediation.vaultIds),
     };
 }
 

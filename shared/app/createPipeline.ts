@@ -25,6 +25,7 @@ import { ReconcileIntents } from './reconcileIntents';
 import { Reconciler } from './reconciler';
 import { Remediator } from './remediator';
 import { Undoer } from './undoer';
+import type { ReconcileDeps } from './handlers/handleReconcile';
 import { LEASE_MS, VaultLeases } from './vaultLease';
 import { ARM_CALL_LIMIT_MS } from '../adapters/armVaultAdmin';
 
@@ -79,6 +80,26 @@ export interface Responder {
     readonly undoer: Undoer;
     readonly store: StateStore;
     readonly alerting: Alerting | undefined;
+}
+
+/**
+ * What the reconcile worker's queue handlers need from a responder: its reconciler, intents, queue, store and
+ * decision chain, on the given clock.
+ */
+export function reconcileDepsOf(
+    responder: Responder,
+    clock: Clock,
+    configuredVaultIds?: readonly string[],
+): ReconcileDeps {
+    return {
+        reconciler: responder.reconciler,
+        intents: responder.intents,
+        queue: responder.reconcileQueue,
+        store: responder.store,
+        clock,
+        sink: responder.decisions,
+        ...(configuredVaultIds === undefined ? {} : { configuredVaultIds }),
+    };
 }
 
 /** Writes to each sink in turn: the decision log first, then alerting. */

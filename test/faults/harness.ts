@@ -29,7 +29,7 @@ import { StorageReconcileQueue } from '../../shared/adapters/storageReconcileQue
 import { systemClock } from '../../shared/adapters/systemClock';
 import { TableStateStore } from '../../shared/adapters/tableStateStore';
 import { LinkTokens } from '../../shared/app/alerting';
-import { createResponder, type Responder } from '../../shared/app/createPipeline';
+import { createResponder, reconcileDepsOf, type Responder } from '../../shared/app/createPipeline';
 import {
     handleReconcilePoison,
     handleReconcileVault,
@@ -445,14 +445,8 @@ export async function startHarness(): Promise<Harness> {
                 },
             },
         );
-        const deps: ReconcileDeps = {
-            reconciler: responder.reconciler,
-            intents: responder.intents,
-            queue: faultyQueue,
-            store,
-            clock: systemClock,
-            sink: responder.decisions,
-        };
+        // The worker's queue is the faulty one the responder was given.
+        const deps = reconcileDepsOf(responder, systemClock);
         return { responder, store, queue: faultyQueue, decisions, deps };
     }
 

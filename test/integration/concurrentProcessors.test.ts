@@ -14,7 +14,7 @@ import { ArmVaultAdmin } from '../../shared/adapters/armVaultAdmin';
 import { MemoryDecisionSink, MemoryQuarantineSink } from '../../shared/adapters/memorySinks';
 import { RECONCILE_QUEUE, StorageReconcileQueue } from '../../shared/adapters/storageReconcileQueue';
 import { TableStateStore } from '../../shared/adapters/tableStateStore';
-import { createResponder, type Responder } from '../../shared/app/createPipeline';
+import { createResponder, reconcileDepsOf, type Responder } from '../../shared/app/createPipeline';
 import { handleReconcileVault, type ReconcileDeps } from '../../shared/app/handlers/handleReconcile';
 import type { ReconcileRun } from '../../shared/app/reconciler';
 import { parseResponderConfig } from '../../shared/config/responderConfig';
@@ -30,6 +30,7 @@ import { type AzuriteService, startAzurite } from '../support/azurite';
 import { makeContext } from '../support/context';
 import { fixtureBody } from '../support/fixtures';
 import { paymentsVault, RESOURCE_ID, VAULT } from '../support/paymentsVault';
+import { receiveAsQueueTrigger } from '../support/queueTrigger';
 
 const LEASE_MS = 120_000;
 const ARM_CALL_LIMIT_MS = 30_000;
@@ -136,26 +137,10 @@ function deployment() {
             responder,
             admin,
             decisions,
-            deps: {
-                reconciler: responder.reconciler,
-                intents: responder.intents,
-                queue: responder.reconcileQueue,
-                store: responder.store,
-                clock,
-                sink: responder.decisions,
-            },
+            deps: reconcileDepsOf(responder, clock),
         };
     };
-    /** What the queue trigger would hand the function: the host decodes base64 and parses JSON. */
-    const receive = async (): Promise<unknown[]> => {
-        const r = await queueClient.receiveMessages({ numberOfMessages: 32, visibilityTimeout: 60 });
-        const out: unknown[] = [];
-        for (const m of r.receivedMessageItems) {
-            out.push(JSON.parse(Buffer.from(m.messageText, 'base64').toString('utf8')));
-            await queueClient.deleteMessage(m.messageId, m.popReceipt);
-        }
-        return out;
-    };
+    const receive = (): Promise<unknown[]> => receiveAsQueueTrigger(queueClient);
     /** Messages sent back with a visibility delay (a busy vault, a lost lease) once they are visible again. */
     const receiveDelayed = async (): Promise<unknown[]> => {
         await new Promise((resolve) => setTimeout(resolve, 1300));

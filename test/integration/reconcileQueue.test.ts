@@ -13,12 +13,11 @@ import {
 } from '../../shared/adapters/storageReconcileQueue';
 import { TableStateStore } from '../../shared/adapters/tableStateStore';
 import { LinkTokens } from '../../shared/app/alerting';
-import { createResponder } from '../../shared/app/createPipeline';
+import { createResponder, reconcileDepsOf } from '../../shared/app/createPipeline';
 import {
     handleDriftSweep,
     handleReconcilePoison,
     handleReconcileVault,
-    type ReconcileDeps,
 } from '../../shared/app/handlers/handleReconcile';
 import { parseResponderConfig } from '../../shared/config/responderConfig';
 import type { ActionDecision, FindingDecision } from '../../shared/core/decisions';
@@ -30,6 +29,7 @@ import { type AzuriteService, startAzurite } from '../support/azurite';
 import { makeContext } from '../support/context';
 import { fixtureBody } from '../support/fixtures';
 import { paymentsVault, SUB, VAULT } from '../support/paymentsVault';
+import { receiveAsQueueTrigger } from '../support/queueTrigger';
 
 let fake: ArmKeyVaultFake;
 let table: AzuriteService;
@@ -83,27 +83,10 @@ function harness() {
             },
         },
     );
-    const deps: ReconcileDeps = {
-        reconciler: responder.reconciler,
-        intents: responder.intents,
-        queue: responder.reconcileQueue,
-        store: responder.store,
-        clock,
-        sink: responder.decisions,
-        configuredVaultIds: [
-            `/subscriptions/${SUB}/resourceGroups/rg-other/providers/Microsoft.KeyVault/vaults/kv-named`,
-        ],
-    };
-    /** What the queue trigger would hand the function: the host decodes base64 and parses JSON. */
-    const receive = async (): Promise<unknown[]> => {
-        const r = await queueClient.receiveMessages({ numberOfMessages: 32, visibilityTimeout: 60 });
-        const out: unknown[] = [];
-        for (const m of r.receivedMessageItems) {
-            out.push(JSON.parse(Buffer.from(m.messageText, 'base64').toString('utf8')));
-            await queueClient.deleteMessage(m.messageId, m.popReceipt);
-        }
-        return out;
-    };
+    const deps = reconcileDepsOf(responder, clock, [
+        `/subscriptions/${SUB}/resourceGroups/rg-other/providers/Microsoft.KeyVault/vaults/kv-named`,
+    ]);
+    const receive = (): Promise<unknown[]> => receiveAsQueueTrigger(queueClient);
     return { responder, deps, receive, decisions, teams, store };
 }
 

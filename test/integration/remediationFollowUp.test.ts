@@ -13,7 +13,7 @@ import { RECONCILE_QUEUE, StorageReconcileQueue } from '../../shared/adapters/st
 import { TableStateStore } from '../../shared/adapters/tableStateStore';
 import { TeamsWebhookChannel } from '../../shared/adapters/teamsWebhookChannel';
 import { LinkTokens } from '../../shared/app/alerting';
-import { createResponder, type Responder } from '../../shared/app/createPipeline';
+import { createResponder, reconcileDepsOf, type Responder } from '../../shared/app/createPipeline';
 import { handleReconcileVault, type ReconcileDeps } from '../../shared/app/handlers/handleReconcile';
 import { parseResponderConfig } from '../../shared/config/responderConfig';
 import type { Decision } from '../../shared/core/decisions';
@@ -28,6 +28,7 @@ import { type AzuriteService, startAzurite } from '../support/azurite';
 import { makeContext } from '../support/context';
 import { fixtureBody } from '../support/fixtures';
 import { paymentsVault, SUB, VAULT } from '../support/paymentsVault';
+import { receiveAsQueueTrigger } from '../support/queueTrigger';
 
 const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
@@ -108,26 +109,10 @@ function deployment(processors = 1, queued = true) {
         list.push({
             responder,
             decisions,
-            deps: {
-                reconciler: responder.reconciler,
-                intents: responder.intents,
-                queue: responder.reconcileQueue,
-                store: responder.store,
-                clock,
-                sink: responder.decisions,
-            },
+            deps: reconcileDepsOf(responder, clock),
         });
     }
-    /** What the queue trigger would hand the function: the host decodes base64 and parses JSON. */
-    const receive = async (): Promise<unknown[]> => {
-        const r = await queueClient.receiveMessages({ numberOfMessages: 32, visibilityTimeout: 60 });
-        const out: unknown[] = [];
-        for (const m of r.receivedMessageItems) {
-            out.push(JSON.parse(Buffer.from(m.messageText, 'base64').toString('utf8')));
-            await queueClient.deleteMessage(m.messageId, m.popReceipt);
-        }
-        return out;
-    };
+    const receive = (): Promise<unknown[]> => receiveAsQueueTrigger(queueClient);
     return { processors: list, p: list[0] as Processor, receive, clock, links };
 }
 
