@@ -75,10 +75,3 @@ export async function localAlerting(o: LocalAlertingOptions): Promise<LocalAlert
         destinations,
     };
 }
-
-/** The Acknowledge link of a written Teams card, to print. */
-export function ackLinkOf(card: unknown): string | undefined {
-    const content = (card as { attachments?: { content?: { actions?: { title?: string; url?: string }[] } }[] })
-        .attachments?.[0]?.content;
-    return content?.actions?.find((a) => a.title === 'Acknowledge')?.url;
-}

@@ -13,7 +13,7 @@ import {
     type TableFaultKind,
     tableSdkError,
 } from '../../shared/simulation/faultyStateStore';
-import { type AzuriteService, startAzurite } from '../support/azurite';
+import { stateStoresUnderTest } from '../support/stateStores';
 
 // Azurite's published well-known development key (not a secret).
 const DEV_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
@@ -156,27 +156,7 @@ describe('FaultyStateStore mirrors what TableStateStore surfaces for real Table 
     });
 });
 
-let azurite: AzuriteService;
-let tables = 0;
-beforeAll(async () => {
-    azurite = await startAzurite('table');
-});
-afterAll(async () => {
-    await azurite.stop();
-});
-
-const inners: [string, () => StateStore][] = [
-    ['MemoryStateStore', () => new MemoryStateStore()],
-    [
-        'TableStateStore on Azurite',
-        () =>
-            new TableStateStore(
-                TableClient.fromConnectionString(azurite.connectionString, `kvrfaulty${++tables}`, {
-                    allowInsecureConnection: true,
-                }),
-            ),
-    ],
-];
+const inners = stateStoresUnderTest('kvrfaulty');
 
 describe.each(inners)('FaultyStateStore over %s', (_name, make) => {
     it('passes every call through when no fault is pending', async () => {
