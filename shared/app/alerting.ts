@@ -3,6 +3,7 @@ import {
     acknowledge,
     applyFinding,
     boundedLines,
+    manualLines,
     escalationDue,
     type Incident,
     incidentKeyOf,
@@ -765,6 +766,7 @@ export class Alerting implements DecisionSink {
         );
         const restored = boundedLines(result.restored, 50);
         const approved = boundedLines(result.approved, 50);
+        const manual = boundedLines(manualLines(result.manual), 50);
         this.o.log.warn('kvr.undone', {
             incident: inc.id,
             vault: inc.vault,
@@ -773,6 +775,7 @@ export class Alerting implements DecisionSink {
             restored,
             approved,
             approvedUntil: result.approvedUntil,
+            ...(manual.length === 0 ? {} : { manual }),
             ...actorFields(who),
         });
         await this.o.decisionLog?.write([
@@ -790,6 +793,7 @@ export class Alerting implements DecisionSink {
                     restored,
                     approved,
                     approvedUntil: result.approvedUntil,
+                    ...(manual.length === 0 ? {} : { manual }),
                     ...actorFields(who),
                 },
             },
@@ -798,7 +802,11 @@ export class Alerting implements DecisionSink {
         return {
             kind: 'done',
             incident: after,
-            message: `Remediation undone: ${boundedLines(result.restored).join('; ')}`,
+            message:
+                `Remediation undone: ${result.restored.length === 0 ? 'nothing restored by the responder' : boundedLines(result.restored).join('; ')}` +
+                (manual.length === 0
+                    ? ''
+                    : `. Left to you, with your own rights (the responder holds no right to re-grant access or delete a diagnostic setting): ${manual.join('; ')}`),
         };
     }
 }

@@ -9,6 +9,7 @@ import { MemoryStateStore } from '../../shared/adapters/memoryStateStore';
 import { ArmVaultAdmin } from '../../shared/adapters/armVaultAdmin';
 import { systemClock } from '../../shared/adapters/systemClock';
 import { createResponder } from '../../shared/app/createPipeline';
+import type { ReconcileIntent } from '../../shared/app/reconcileIntents';
 import { readApprovals } from '../../shared/app/undoer';
 import { parseResponderConfig } from '../../shared/config/responderConfig';
 import type { ActionDecision, Decision, FindingDecision } from '../../shared/core/decisions';
@@ -143,7 +144,7 @@ const criticals = (ds: readonly Decision[]) =>
     ds.filter((d): d is FindingDecision => d.type === 'finding' && d.rule.startsWith('remediation-'));
 
 describe('remove-role-assignment', () => {
-    it('enforce: re-reads the assignment, deletes it, reads back 404; undo creates exactly that assignment again and approves it for a while', async () => {
+    it('enforce: re-reads the assignment, deletes it, reads back 404; undo is manual: attributed, the command shown, approved for a while, no ARM write', async () => {
         const r = responder();
         await r.pipeline.processBatch([ROLE_WRITE()]);
         const [done] = actions(r.sink.decisions, 'remove-role-assignment');
@@ -155,64 +156,116 @@ describe('remove-role-assignment', () => {
         });
         expect(access.roleAssignment(ASSIGNMENT_ID)).toBeUndefined();
         // ARM first: GET by id, DELETE by id, GET by id (404) for the read-back.
-        const calls = fake.requests
-            .filter((q) => q.path.toLowerCase().includes('roleassignments'))
-            .map((q) => [q.method, q.status]);
-        expect(calls).toEqual([
+        const calls = () =>
+            fake.requests
+                .filter((q) => q.path.toLowerCase().includes('roleassignments'))
+                .map((q) => [q.method, q.status]);
+        expect(calls()).toEqual([
             ['GET', 200],
             ['DELETE', 200],
             ['GET', 404],
         ]);
 
-        const undo = await r.undoer.undo(VAULT_REF, done?.detail.undoId as string);
-        expect(undo.restored).toEqual([expect.stringContaining(`role assignment ${ASSIGNMENT_ID}`)]);
-        expect(access.roleAssignment(ASSIGNMENT_ID)?.properties).toMatchObject({
-            scope: RG_SCOPE,
-            principalId: BOB,
-            principalType: 'User',
-            roleDefinitionId: `/subscriptions/${SUB}/providers/Microsoft.Authorization/roleDefinitions/${SECRETS_USER}`,
-        });
+        const undoId = done?.detail.undoId as string;
+        const undo = await r.undoer.undo(VAULT_REF, undoId);
+        // The responder's role holds no roleAssignments/write: it sends nothing to ARM for this part.
+        expect(calls()).toHaveLength(3);
+        expect(fake.requests.filter((q) => q.method === 'PUT')).toEqual([]);
+        expect(access.roleAssignment(ASSIGNMENT_ID)).toBeUndefined();
+        expect(undo.restored).toEqual([]);
+        const roleDefinitionId = `/subscriptions/${SUB}/providers/Microsoft.Authorization/roleDefinitions/${SECRETS_USER}`;
+        expect(undo.manual).toEqual([
+            {
+                what: `role assignment of User ${BOB} (role ${roleDefinitionId} at ${RG_SCOPE})`,
+                command: `az role assignment create --assignee-object-id ${BOB} --assignee-principal-type User --role ${roleDefinitionId} --scope ${RG_SCOPE}`,
+            },
+        ]);
+        // Recorded: the part is used (a second undo is refused), and the approval is scoped and expiring.
+        await expect(r.undoer.undo(VAULT_REF, undoId)).rejects.toMatchObject({ code: 'UNDO.ALREADY_DONE' });
         const approvals = await readApprovals(r.store, VAULT_REF, Date.now());
         expect(approvals?.roles).toEqual([{ objectId: BOB, roleDefinitionId: SECRETS_USER }]);
-        expect(Date.parse(undo.approvedUntil)).toBeGreaterThan(Date.now());
+        const until = Date.parse(undo.approvedUntil);
+        expect(until).toBeGreaterThan(Date.now());
+        expect(await readApprovals(r.store, VAULT_REF, until)).toBeUndefined();
 
-        // While the approval lasts, the same write reconciled again leaves the assignment alone.
-        const again = await r.remediator.remediate(
-            {
-                vault: VAULT_REF,
-                version: 9,
-                processed: 8,
-                reasons: ['trigger'],
-                rules: ['role-assignment-granted'],
-                incidentKeys: [],
-                correlationIds: [],
-                earliestMs: Date.now(),
-                latestMs: Date.now(),
-                concurrent: [],
-                roleAssignmentIds: [ASSIGNMENT_ID],
-            },
-            undefined,
-            10,
-        );
+        // The person runs the command with their own rights (a new assignment id, as `az` makes one).
+        const recreated = access.putRoleAssignment({
+            scope: RG_SCOPE,
+            roleDefinitionGuid: SECRETS_USER,
+            principalId: BOB,
+            principalType: 'User',
+        });
+        const intentFor = (at: number): ReconcileIntent => ({
+            vault: VAULT_REF,
+            version: 9,
+            processed: 8,
+            reasons: ['trigger'],
+            rules: ['role-assignment-granted'],
+            incidentKeys: [],
+            correlationIds: [],
+            earliestMs: at,
+            latestMs: at,
+            concurrent: [],
+            roleAssignmentIds: [recreated],
+        });
+        // While the approval lasts, that write reconciled leaves the assignment alone.
+        const again = await r.remediator.remediate(intentFor(Date.now()), undefined, 10);
         expect(actions(again.decisions, 'remove-role-assignment')).toMatchObject([
             { status: 'skipped', detail: { reason: 'approved-principal' } },
         ]);
-        expect(access.roleAssignment(ASSIGNMENT_ID)).toBeDefined();
+        expect(access.roleAssignment(recreated)).toBeDefined();
     });
 
-    it('an undo ARM refuses (403 on the create) fails loudly and approves nothing', async () => {
-        const r = responder();
+    it('a manual role-assignment undo approves only until its expiry: after it, the reconciler deletes the re-created assignment', async () => {
+        let now = Date.parse('2026-10-05T10:00:00Z');
+        const clock = { now: () => now, sleep: () => Promise.resolve() };
+        const decisions = new MemoryDecisionSink();
+        const store = new MemoryStateStore();
+        const r = createResponder(
+            configFor('enforce', { remediation: { undoApprovalHours: 2 } }),
+            { decisions, quarantine: new MemoryQuarantineSink() },
+            {
+                acceptBareRecords: false,
+                admin: new ArmVaultAdmin((sub) => armClientFor(fake, sub, { retryOptions: { maxRetries: 0 } })),
+                access: accessAdminFor(fake),
+                clock,
+                store,
+            },
+        );
         await r.pipeline.processBatch([ROLE_WRITE()]);
-        const [done] = actions(r.sink.decisions, 'remove-role-assignment');
-        fake.inject({ status: 403, match: { method: 'PUT', pathIncludes: 'roleAssignments' } });
-        await expect(r.undoer.undo(VAULT_REF, done?.detail.undoId as string)).rejects.toMatchObject({
-            statusCode: 403,
+        const [done] = actions(decisions.decisions, 'remove-role-assignment');
+        expect(done?.status).toBe('applied');
+        const undo = await r.undoer.undo(VAULT_REF, done?.detail.undoId as string);
+        expect(undo.approvedUntil).toBe('2026-10-05T12:00:00.000Z');
+        const recreated = access.putRoleAssignment({
+            scope: RG_SCOPE,
+            roleDefinitionGuid: SECRETS_USER,
+            principalId: BOB,
+            principalType: 'User',
         });
-        expect(access.roleAssignment(ASSIGNMENT_ID)).toBeUndefined();
-        expect(await readApprovals(r.store, VAULT_REF, Date.now())).toBeUndefined();
-        // The same link works once ARM lets it.
-        await r.undoer.undo(VAULT_REF, done?.detail.undoId as string);
-        expect(access.roleAssignment(ASSIGNMENT_ID)).toBeDefined();
+        const intent: ReconcileIntent = {
+            vault: VAULT_REF,
+            version: 9,
+            processed: 8,
+            reasons: ['trigger'],
+            rules: ['role-assignment-granted'],
+            incidentKeys: [],
+            correlationIds: [],
+            earliestMs: now,
+            latestMs: now,
+            concurrent: [],
+            roleAssignmentIds: [recreated],
+        };
+        now += 3_600_000;
+        const within = await r.remediator.remediate(intent, undefined, 10);
+        expect(actions(within.decisions, 'remove-role-assignment')).toMatchObject([
+            { status: 'skipped', detail: { reason: 'approved-principal' } },
+        ]);
+        expect(access.roleAssignment(recreated)).toBeDefined();
+        now += 2 * 3_600_000;
+        const after = await r.remediator.remediate({ ...intent, version: 10 }, undefined, 11);
+        expect(actions(after.decisions, 'remove-role-assignment')).toMatchObject([{ status: 'applied' }]);
+        expect(access.roleAssignment(recreated)).toBeUndefined();
     });
 
     it('monitor: plans the delete and changes nothing', async () => {
@@ -343,7 +396,7 @@ describe('restore-rbac-authorization', () => {
 });
 
 describe('restore-diagnostic-setting', () => {
-    it('enforce: writes the templates’ setting (AuditEvent to the configured hub) and reads it back; undo deletes it again', async () => {
+    it('enforce: writes the templates’ setting (AuditEvent to the configured hub) and reads it back; its undo is a manual delete', async () => {
         const r = responder();
         await r.pipeline.processBatch([DIAG_DELETE()]);
         const [done] = actions(r.sink.decisions, 'restore-diagnostic-setting');
@@ -361,7 +414,36 @@ describe('restore-diagnostic-setting', () => {
             },
         ]);
         const undo = await r.undoer.undo(VAULT_REF, done?.detail.undoId as string);
-        expect(undo.restored).toEqual(['diagnostic setting kv-responder deleted again (there was none before)']);
+        // The responder's role holds no diagnosticSettings/delete: the delete is left to the person, with its command.
+        expect(undo.restored).toEqual([]);
+        expect(undo.manual).toEqual([
+            {
+                what: 'diagnostic setting kv-responder (there was none before: delete it)',
+                command: `az monitor diagnostic-settings delete --name kv-responder --resource ${VAULT_REF.resourceId}`,
+            },
+        ]);
+        expect(fake.requests.filter((q) => q.method === 'DELETE')).toEqual([]);
+        expect(access.diagnosticSettings(VAULT_ID)).toHaveLength(1);
+        // Approved meanwhile: once the person deleted it, the same delete reconciled is not restored again.
+        expect((await readApprovals(r.store, VAULT_REF, Date.now()))?.auditSetting).toBe('exempt');
+        access.setDiagnosticSettings(VAULT_ID, []);
+        const again = await r.remediator.remediate(
+            {
+                vault: VAULT_REF,
+                version: 9,
+                processed: 8,
+                reasons: ['trigger'],
+                rules: ['diagnostic-setting-removed'],
+                incidentKeys: [],
+                correlationIds: [],
+                earliestMs: Date.now(),
+                latestMs: Date.now(),
+                concurrent: [],
+            },
+            undefined,
+            10,
+        );
+        expect(actions(again.decisions, 'restore-diagnostic-setting')).toMatchObject([{ status: 'skipped' }]);
         expect(access.diagnosticSettings(VAULT_ID)).toEqual([]);
     });
 

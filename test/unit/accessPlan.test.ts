@@ -90,7 +90,14 @@ describe('remove-role-assignment planning', () => {
             assignment: assignment(SECRETS_USER),
         });
         const restore = planRestore(record, vault());
-        expect(restore.roleAssignmentCreates).toEqual([assignment(SECRETS_USER)]);
+        // Nothing for the responder to create (its role holds no roleAssignments/write): a command for the person.
+        expect(restore.restored).toEqual([]);
+        expect(restore.manual).toEqual([
+            {
+                what: expect.stringContaining(BOB),
+                command: `az role assignment create --assignee-object-id ${BOB} --assignee-principal-type User --role ${assignment(SECRETS_USER).roleDefinitionId} --scope ${assignment(SECRETS_USER).scope}`,
+            },
+        ]);
         expect(restore.approvals.roles).toEqual([{ objectId: BOB, roleDefinitionId: SECRETS_USER }]);
         const approved = withApprovals(policy, restore.approvals);
         expect(planRoleAssignmentRemoval(assignment(SECRETS_USER), vault(), approved, guard)).toMatchObject({

@@ -71,6 +71,11 @@ export interface UndoneRecord extends PersonAction {
     readonly approved?: readonly string[];
     /** When those approvals expire (ISO). */
     readonly approvedUntil?: string;
+    /**
+     * What the undo left to the person, to run with their own rights (re-create a role assignment, delete a setting
+     * the responder created): one line per step, what and the Azure CLI command.
+     */
+    readonly manual?: readonly string[];
 }
 
 export interface Incident {
@@ -463,6 +468,13 @@ export interface UndoOutcome {
     readonly restored: readonly string[];
     readonly approved?: readonly string[];
     readonly approvedUntil?: string;
+    /** Steps left to the person (see {@link UndoneRecord.manual}). */
+    readonly manual?: readonly { readonly what: string; readonly command: string }[];
+}
+
+/** One line per manual undo step: what, then the command to run. */
+export function manualLines(steps: readonly { readonly what: string; readonly command: string }[]): string[] {
+    return steps.map((m) => `${m.what}: ${m.command}`);
 }
 
 /** Records an undo; notifies the tiers notified so far. */
@@ -471,6 +483,8 @@ export function markUndone(inc: Incident, who: PersonAction, undo: UndoOutcome, 
         undo.approved === undefined || undo.approved.length === 0 || undo.approvedUntil === undefined
             ? ''
             : `; approved until ${undo.approvedUntil}: ${undo.approved.join('; ')}`;
+    const manual = manualLines(undo.manual ?? []);
+    const left = manual.length === 0 ? '' : `; left to them: ${manual.join('; ')}`;
     let out: Incident = {
         ...inc,
         undone: {
@@ -479,11 +493,12 @@ export function markUndone(inc: Incident, who: PersonAction, undo: UndoOutcome, 
             restored: boundedLines(undo.restored),
             ...(undo.approved === undefined ? {} : { approved: boundedLines(undo.approved) }),
             ...(undo.approvedUntil === undefined ? {} : { approvedUntil: undo.approvedUntil }),
+            ...(manual.length === 0 ? {} : { manual: boundedLines(manual) }),
         },
         history: historyWith(
             inc.history,
             who.at,
-            `remediation undone${who.by === undefined ? '' : ` by ${who.by}`}: ${undo.restored.join('; ')}${approved}`.slice(
+            `remediation undone${who.by === undefined ? '' : ` by ${who.by}`}: ${undo.restored.join('; ')}${approved}${left}`.slice(
                 0,
                 1000,
             ),

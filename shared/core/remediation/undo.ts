@@ -136,14 +136,26 @@ export interface StoredApprovals {
     readonly grants: readonly ApprovalGrant[];
 }
 
+/**
+ * A step of an undo that the responder leaves to the person who undoes, to run with their own rights: its role holds
+ * no right to re-create a role assignment (`roleAssignments/write` would let it assign any role, Owner included, at
+ * the protected scope) nor to delete a diagnostic setting (docs/remediation.md, "Re-granting access is a human act").
+ */
+export interface ManualUndoStep {
+    /** What to restore, for people. */
+    readonly what: string;
+    /** The Azure CLI command that restores it (values single-quoted for a POSIX shell). */
+    readonly command: string;
+}
+
 export interface RestorePlan {
     readonly patch?: NonNullable<RemediationPlan['patch']>;
     readonly accessPolicyAdds: readonly VaultAccessPolicy[];
-    /** Deleted role assignments to create again, exactly as they were. */
-    readonly roleAssignmentCreates?: readonly RoleAssignmentSnapshot[];
-    /** Diagnostic settings to put back as they were (`previous`) or, when there was none, to delete. */
-    readonly diagnosticSettings?: readonly { readonly name: string; readonly previous?: DiagnosticSettingProperties }[];
-    /** One line per restored item, for people. */
+    /** Diagnostic settings to put back as they were (the responder's role may write them). */
+    readonly diagnosticSettings?: readonly { readonly name: string; readonly previous: DiagnosticSettingProperties }[];
+    /** What the person who undoes restores with their own rights (role assignments, a setting we created). */
+    readonly manual?: readonly ManualUndoStep[];
+    /** One line per item the responder restored, for people. */
     readonly restored: readonly string[];
     /** What to approve (without expiry: the undoer stamps it). */
     readonly approvals: VaultApprovals;
@@ -166,6 +178,59 @@ function permissionsText(p: VaultAccessPolicy['permissions']): string {
 function rangeKey(value: string): string {
     const r = parseRange(value);
     return r === undefined ? value.toLowerCase() : `${r.family}:${r.first.toString(16)}-${r.last.toString(16)}`;
+}
+
+/** A value single-quoted for a POSIX shell. */
+function shellQuote(v: string): string {
+    return /^[A-Za-z0-9_./:@=-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The Azure CLI command that creates a deleted role assignment again: same principal (and type), role definition,
+ * scope, description and condition. `az role assignment create` takes a role definition id for `--role`, and
+ * `--assignee-object-id` with `--assignee-principal-type` avoids a Microsoft Graph lookup (Azure CLI reference,
+ * az role assignment create).
+ */
+export function roleAssignmentCreateCommand(a: RoleAssignmentSnapshot): string {
+    const args = [
+        'az role assignment create',
+        `--assignee-object-id ${shellQuote(a.principalId)}`,
+        ...(a.principalType === undefined ? [] : [`--assignee-principal-type ${shellQuote(a.principalType)}`]),
+        `--role ${shellQuote(a.roleDefinitionId)}`,
+        `--scope ${shellQuote(a.scope)}`,
+        ...(a.description === undefined || a.description === '' ? [] : [`--description ${shellQuote(a.description)}`]),
+        ...(a.condition === undefined || a.condition === ''
+            ? []
+            : [
+                  `--condition ${shellQuote(a.condition)}`,
+                  ...(a.conditionVersion === undefined
+                      ? []
+                      : [`--condition-version ${shellQuote(a.conditionVersion)}`]),
+              ]),
+    ];
+    return args.join(' ');
+}
+
+/** The Azure CLI command that deletes a diagnostic setting of a resource (Azure CLI reference, az monitor). */
+export function diagnosticSettingDeleteCommand(resourceId: string, name: string): string {
+    return `az monitor diagnostic-settings delete --name ${shellQuote(name)} --resource ${shellQuote(resourceId)}`;
+}
+
+/** The manual step that undoes a part the responder's role cannot undo itself; undefined for every other part. */
+export function manualStepOf(part: UndoPart, vaultId: string): ManualUndoStep | undefined {
+    if (part.action === 'remove-role-assignment') {
+        const a = part.assignment;
+        return {
+            what: `role assignment of ${a.principalType ?? 'principal'} ${a.principalId} (role ${a.roleDefinitionId} at ${a.scope})`,
+            command: roleAssignmentCreateCommand(a),
+        };
+    }
+    if (part.action === 'restore-diagnostic-setting' && part.previous === undefined)
+        return {
+            what: `diagnostic setting ${part.name} (there was none before: delete it)`,
+            command: diagnosticSettingDeleteCommand(vaultId, part.name),
+        };
+    return undefined;
 }
 
 const stringList = (v: unknown): string[] | undefined =>
@@ -372,8 +437,8 @@ export function planRestore(record: UndoRecord, current: VaultSnapshot, scope?: 
     let networkDefaultAction: VaultApprovals['networkDefaultAction'];
     let publicNetworkAccess: VaultApprovals['publicNetworkAccess'];
     const accessPolicyAdds: VaultAccessPolicy[] = [];
-    const roleAssignmentCreates: RoleAssignmentSnapshot[] = [];
-    const diagnosticSettings: { name: string; previous?: DiagnosticSettingProperties }[] = [];
+    const manual: ManualUndoStep[] = [];
+    const diagnosticSettings: { name: string; previous: DiagnosticSettingProperties }[] = [];
     const roles: { objectId: string; roleDefinitionId: string }[] = [];
     let enableRbacAuthorization: boolean | undefined;
     let authorization: VaultApprovals['authorization'];
@@ -427,13 +492,15 @@ export function planRestore(record: UndoRecord, current: VaultSnapshot, scope?: 
                 `access policy of ${part.entry.objectId} restored (${permissionsText(part.entry.permissions)})`,
             );
         } else if (part.action === 'remove-role-assignment') {
+            // Manual: re-granting data access is a human act with the human's own rights. The approval still
+            // keeps the reconciler from deleting that principal's role at that scope again while it lasts.
             const a = part.assignment;
-            roleAssignmentCreates.push(a);
+            const step = manualStepOf(part, record.vaultId);
+            if (step !== undefined) manual.push(step);
             roles.push({
                 objectId: a.principalId.toLowerCase(),
                 roleDefinitionId: a.roleDefinitionId.toLowerCase().split('/').pop() ?? '',
             });
-            restored.push(`role assignment ${a.id} restored (${a.principalType ?? 'principal'} ${a.principalId})`);
         } else if (part.action === 'restore-rbac-authorization') {
             if (!part.enableRbacAuthorization) authorization = 'access-policies';
             if (current.properties.enableRbacAuthorization !== part.enableRbacAuthorization) {
@@ -442,18 +509,18 @@ export function planRestore(record: UndoRecord, current: VaultSnapshot, scope?: 
             }
         } else if (part.action === 'restore-diagnostic-setting') {
             auditSetting = 'exempt';
-            diagnosticSettings.push({
-                name: part.name,
-                ...(part.previous === undefined ? {} : { previous: part.previous }),
-            });
-            restored.push(
-                part.previous === undefined
-                    ? `diagnostic setting ${part.name} deleted again (there was none before)`
-                    : `diagnostic setting ${part.name} back as it was`,
-            );
+            if (part.previous === undefined) {
+                // Deleting a setting is left to the person (the role holds no diagnosticSettings/delete).
+                const step = manualStepOf(part, record.vaultId);
+                if (step !== undefined) manual.push(step);
+            } else {
+                diagnosticSettings.push({ name: part.name, previous: part.previous });
+                restored.push(`diagnostic setting ${part.name} back as it was`);
+            }
         }
     }
-    if (restored.length === 0) restored.push('nothing to restore: the vault already has the saved state');
+    if (restored.length === 0 && manual.length === 0)
+        restored.push('nothing to restore: the vault already has the saved state');
     restored.push(...notKept);
     const out: { networkAcls?: VaultNetworkAcls; publicNetworkAccess?: string; enableRbacAuthorization?: boolean } = {};
     if (enableRbacAuthorization !== undefined) out.enableRbacAuthorization = enableRbacAuthorization;
@@ -472,8 +539,8 @@ export function planRestore(record: UndoRecord, current: VaultSnapshot, scope?: 
             ? {}
             : { patch: out }),
         accessPolicyAdds,
-        ...(roleAssignmentCreates.length === 0 ? {} : { roleAssignmentCreates }),
         ...(diagnosticSettings.length === 0 ? {} : { diagnosticSettings }),
+        ...(manual.length === 0 ? {} : { manual }),
         restored,
         parts: parts.map((p) => p.id),
         approvals: {
