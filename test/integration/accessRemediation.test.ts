@@ -4,14 +4,19 @@
 // rails (modes, approvals, protected principals, blast-radius caps), every ARM fault class, and their undo.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { LocalLinkSigner } from '../../shared/adapters/linkSigner';
 import { MemoryDecisionSink, MemoryQuarantineSink } from '../../shared/adapters/memorySinks';
 import { MemoryStateStore } from '../../shared/adapters/memoryStateStore';
 import { ArmVaultAdmin } from '../../shared/adapters/armVaultAdmin';
 import { systemClock } from '../../shared/adapters/systemClock';
+import { LinkTokens } from '../../shared/app/alerting';
 import { createResponder } from '../../shared/app/createPipeline';
 import type { ReconcileIntent } from '../../shared/app/reconcileIntents';
 import { readApprovals } from '../../shared/app/undoer';
 import { parseResponderConfig } from '../../shared/config/responderConfig';
+import type { Incident } from '../../shared/core/alerts/incident';
+import { incidentPageContext } from '../../shared/core/alerts/incidentPage';
+import type { OutgoingNotification } from '../../shared/core/alerts/types';
 import type { ActionDecision, Decision, FindingDecision } from '../../shared/core/decisions';
 import { ruleIds } from '../../shared/core/rules';
 import { armAccessRoutes, type ArmAccessRoutes } from '../../shared/simulation/armAccessRoutes';
@@ -22,6 +27,7 @@ import {
     startArmKeyVaultFake,
 } from '../../shared/simulation/armSimulator';
 import { accessAdminFor, armClientFor } from '../fakes/armClient';
+import { RecordingChannel, TestClock } from '../support/alertingDoubles';
 import { REPO } from '../support/cli';
 
 const SUB = '6c1f4e2a-8b3d-4f5e-a1c2-9d8e7f6a5b40';
@@ -30,6 +36,7 @@ const MALLORY = 'bad0bad0-0000-4000-8000-00000000000d';
 const BOB = 'b0b00000-0000-4000-8000-0000000000b0';
 const API = 'c0c0c0c0-0000-4000-8000-0000000000a1';
 const RESPONDER = '5e5e5e5e-0000-4000-8000-00000000005e';
+const ALICE_OID = 'a1a1a1a1-0000-4000-8000-0000000000a1';
 const RG = 'rg-payments';
 const VAULT_ID = `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.KeyVault/vaults/kv-payments-prod`;
 const VAULT_REF = {
@@ -484,5 +491,92 @@ describe('restore-diagnostic-setting', () => {
         expect(actions(r.sink.decisions, 'restore-diagnostic-setting')[0]?.status).toBe(status);
         expect(criticals(r.sink.decisions).length > 0).toBe(status === 'failed');
         fake.clearFaults();
+    });
+});
+
+describe('manual undo through the signed link (alerting, ARM simulator)', () => {
+    const signer = LocalLinkSigner.generate('manual-undo-test-key');
+
+    function withAlerting() {
+        const clock = new TestClock(Date.parse('2026-10-05T09:06:00.000Z'));
+        const config = configFor('enforce');
+        const decisions = new MemoryDecisionSink();
+        const teams = new RecordingChannel('teams');
+        const email = new RecordingChannel('email');
+        const links = new LinkTokens(signer, 'https://kvr-func.example.net', config.alerting.linkTtlMs, clock);
+        const r = createResponder(
+            config,
+            { decisions, quarantine: new MemoryQuarantineSink() },
+            {
+                acceptBareRecords: false,
+                admin: new ArmVaultAdmin((sub) => armClientFor(fake, sub, { retryOptions: { maxRetries: 0 } })),
+                access: accessAdminFor(fake),
+                clock,
+                store: new MemoryStateStore(),
+                owner: 'manual-undo-test',
+                alerting: {
+                    channels: { teams, email },
+                    mailFrom: 'kv-responder@contoso.example',
+                    links,
+                    log: { info: () => {}, warn: () => {}, error: () => {} },
+                },
+            },
+        );
+        if (r.alerting === undefined) throw new Error('createResponder built no alerting');
+        return { r, alerting: r.alerting, decisions, teams, clock };
+    }
+
+    it('role assignment: the link records who undid it, shows the az command on the page, in the result and the notice, approves, and sends nothing to ARM', async () => {
+        const h = withAlerting();
+        await h.r.pipeline.processBatch([ROLE_WRITE()]);
+        expect(actions(h.decisions.decisions, 'remove-role-assignment')).toMatchObject([{ status: 'applied' }]);
+        const opened = h.teams.sent.filter((n) => n.kind === 'opened');
+        expect(opened).toHaveLength(1);
+        const card = opened[0] as OutgoingNotification;
+        if (card.channel !== 'teams') throw new Error('not a Teams card');
+        const content = card.teams.attachments[0]?.content as { actions?: { title: string; url: string }[] };
+        const undoUrl = content.actions?.find((a) => a.title === 'Undo remediation')?.url;
+        const token = new URL(undoUrl ?? 'https://x/').searchParams.get('t') ?? '';
+        const id = card.incidentId;
+
+        const roleDefinitionId = `/subscriptions/${SUB}/providers/Microsoft.Authorization/roleDefinitions/${SECRETS_USER}`;
+        const command = `az role assignment create --assignee-object-id ${BOB} --assignee-principal-type User --role ${roleDefinitionId} --scope ${RG_SCOPE}`;
+        // The page before: the undo leaves this to the person, with the command.
+        const inc = await h.alerting.get(id);
+        const page = incidentPageContext(inc as Incident, await h.alerting.undoRecordsOf(inc as Incident));
+        expect(page.remediations[0]?.restores).toEqual([
+            `left to you, with your own rights: role assignment of User ${BOB} (role ${roleDefinitionId} at ${RG_SCOPE}): ${command}`,
+        ]);
+
+        fake.clearLog();
+        const outcome = await h.alerting.act(id, 'undo', token, { by: 'oncall@contoso.example', byId: ALICE_OID });
+        expect(outcome.kind).toBe('done');
+        expect(outcome.message).toContain('nothing restored by the responder');
+        expect(outcome.message).toContain(command);
+        // No ARM write at all: the person re-grants with their own rights.
+        expect(fake.requests.filter((q) => q.method !== 'GET')).toEqual([]);
+        expect(access.roleAssignment(ASSIGNMENT_ID)).toBeUndefined();
+
+        const after = (await h.alerting.get(id)) as Incident;
+        expect(after.undone).toMatchObject({
+            by: 'oncall@contoso.example',
+            byId: ALICE_OID,
+            restored: [],
+            approved: [`role ${SECRETS_USER} for ${BOB}`],
+            manual: [command],
+        });
+        const undone = h.teams.sent.filter((n) => n.kind === 'undone' && n.incidentId === id);
+        expect(undone).toHaveLength(1);
+        const text = JSON.stringify(
+            (undone[0] as OutgoingNotification & { channel: 'teams' }).teams.attachments[0]?.content,
+        );
+        expect(text).toContain('Left to the person who undid, to run with their own rights');
+        expect(text).toContain(command);
+        // The decision log names who and what is left to do.
+        expect(
+            h.decisions.decisions.filter((d): d is ActionDecision => d.type === 'action' && d.action === 'undo'),
+        ).toMatchObject([
+            { status: 'applied', detail: { by: 'oncall@contoso.example', manual: [expect.stringContaining(command)] } },
+        ]);
     });
 });

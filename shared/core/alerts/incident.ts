@@ -31,6 +31,11 @@ export interface IncidentAction {
     readonly error?: string;
     /** A failure for lack of an Azure RBAC permission (ARM answered 403). */
     readonly missingPermission?: true;
+    /**
+     * The vault the action ran on, when it is not the incident's own (a role assignment above vault scope: the
+     * incident is the scope's, the action ran on a vault it covers, and its undo record is saved there).
+     */
+    readonly vaultId?: string;
 }
 
 export type DeliveryStatus = 'pending' | 'sent' | 'failed';
@@ -73,7 +78,7 @@ export interface UndoneRecord extends PersonAction {
     readonly approvedUntil?: string;
     /**
      * What the undo left to the person, to run with their own rights (re-create a role assignment, delete a setting
-     * the responder created): one line per step, what and the Azure CLI command.
+     * the responder created): one Azure CLI command per step.
      */
     readonly manual?: readonly string[];
 }
@@ -263,7 +268,15 @@ export function withOutcomeNotice(inc: Incident, ctx: UpdateContext): Incident {
  */
 export function withActions(inc: Incident, actions: readonly ActionDecision[], atIso: string): Incident {
     const listed = new Set(inc.actions.map((a) => JSON.stringify(a)));
-    const fresh = actionsOf(actions).filter((a) => !listed.has(JSON.stringify(a)));
+    const own = inc.vaultId.toLowerCase();
+    const fresh = actionsOf(actions)
+        .map((a, i) => {
+            const vaultId = actions[i]?.vaultId;
+            return typeof vaultId === 'string' && vaultId.toLowerCase() !== own
+                ? { ...a, vaultId: boundedText(vaultId, 400) }
+                : a;
+        })
+        .filter((a) => !listed.has(JSON.stringify(a)));
     if (fresh.length === 0) return inc;
     return {
         ...inc,
@@ -472,9 +485,9 @@ export interface UndoOutcome {
     readonly manual?: readonly { readonly what: string; readonly command: string }[];
 }
 
-/** One line per manual undo step: what, then the command to run. */
+/** One line per manual undo step: the command to run (it names what it restores). */
 export function manualLines(steps: readonly { readonly what: string; readonly command: string }[]): string[] {
-    return steps.map((m) => `${m.what}: ${m.command}`);
+    return steps.map((m) => m.command);
 }
 
 /** Records an undo; notifies the tiers notified so far. */
