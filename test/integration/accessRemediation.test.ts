@@ -580,3 +580,39 @@ describe('manual undo through the signed link (alerting, ARM simulator)', () => 
         ]);
     });
 });
+
+describe('Activity Log vault writes reconcile the vault against ARM', () => {
+    const VAULT_WRITES = (
+        JSON.parse(readFileSync(join(REPO, 'test/fixtures/activity-log/vault-writes.json'), 'utf8')) as {
+            records: Record<string, unknown>[];
+        }
+    ).records;
+
+    it('a vault write seen only in the Activity Log (no AuditEvent) gets the firewall opened through ARM closed again', async () => {
+        // The change as ARM holds it: the firewall opened, with no AuditEvent record of it (only the Activity Log).
+        const v = fake.vault(VAULT_ID);
+        fake.setVault({
+            ...v,
+            properties: { ...v.properties, networkAcls: { ...v.properties.networkAcls, defaultAction: 'Allow' } },
+        });
+        const r = responder();
+        await r.pipeline.processBatch([{ body: { records: VAULT_WRITES.slice(0, 2) } }]);
+        expect(actions(r.sink.decisions, 'restore-firewall-default')).toMatchObject([
+            { status: 'applied', vault: 'kv-payments-prod', detail: { verified: true } },
+        ]);
+        expect(fake.vault(VAULT_ID).properties.networkAcls?.defaultAction).toBe('Deny');
+    });
+
+    it('a denied write, the responder’s own write and a write on a vault the config does not name change nothing', async () => {
+        const v = fake.vault(VAULT_ID);
+        fake.setVault({
+            ...v,
+            properties: { ...v.properties, networkAcls: { ...v.properties.networkAcls, defaultAction: 'Allow' } },
+        });
+        const r = responder();
+        await r.pipeline.processBatch([{ body: { records: VAULT_WRITES.slice(3) } }]);
+        expect(r.sink.decisions.filter((d) => d.type === 'action')).toEqual([]);
+        expect(fake.requests.filter((q) => q.method !== 'GET')).toEqual([]);
+        expect(fake.vault(VAULT_ID).properties.networkAcls?.defaultAction).toBe('Allow');
+    });
+});
