@@ -19,7 +19,7 @@ const RECORDS = (
 
 function events(): AuditEvent[] {
     return RECORDS.map((r) => {
-        const n = normalizeActivity(r as never, String(r.category));
+        const n = normalizeActivity(r, String(r.category));
         if (n.kind !== 'event') throw new Error(`fixture record not an event: ${JSON.stringify(n)}`);
         return n.event;
     });
