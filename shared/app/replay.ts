@@ -3,7 +3,9 @@ import type { ResponderConfig } from '../config/responderConfig';
 import type { Logger } from '../core/ports';
 import type { StateStore } from '../core/state/store';
 import type { Simulation } from '../simulation/simulation';
+import { MemoryReconcileQueue } from '../adapters/memoryReconcileQueue';
 import { checkAuditSilence } from './auditSilence';
+import { recordSweep, sweepVaults } from './handlers/handleReconcile';
 import { createResponder, type PipelineOptions, type PipelineSinks, type Responder } from './createPipeline';
 import type { PipelineStats } from './pipeline';
 
@@ -24,7 +26,8 @@ export interface ReplayOptions {
     readonly store?: StateStore;
     /** Simulated vaults (`--vaults`): remediations run against them through the real ARM client. */
     readonly simulation?: Simulation;
-    readonly onProgress?: (progress: ReplayProgress) => void;
+    /** Called after each batch and its timer checks; the next batch waits for a promise it returns. */
+    readonly onProgress?: (progress: ReplayProgress) => void | Promise<void>;
     /** Incidents and notifications (`--outbox`); decisions only reach the sinks without it. */
     readonly alerting?: PipelineOptions['alerting'];
     /** Feeds an existing responder (`kvr serve --replay`) instead of building one. */
@@ -43,6 +46,14 @@ export interface ReplayOptions {
 
 /** How often, in the records' time, a replay runs the checks that a live deployment runs on timers. */
 export const REPLAY_TIMER_PERIOD_MS = 15 * 60 * 1000;
+
+/**
+ * The drift sweep's cadence in the records' time: the live `driftSweep` timer's default schedule
+ * (DEFAULT_DRIFT_SWEEP_SCHEDULE, `0 41 * * * *`: every hour at minute 41). A replay sweeps when the records' clock
+ * passes such a minute, with that minute as the sweep's time.
+ */
+export const REPLAY_SWEEP_PERIOD_MS = 60 * 60 * 1000;
+export const REPLAY_SWEEP_OFFSET_MS = 41 * 60 * 1000;
 
 const SILENT: Logger = { info: () => {}, warn: () => {}, error: () => {} };
 
@@ -94,10 +105,32 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
         log: options.log ?? SILENT,
     };
     let lastSlot: number | undefined;
+    // The drift sweep on the records' clock, with simulated vaults only (without them there is no ARM to read): every
+    // vault the config names or that had an intent is reconciled against the simulated ARM, as the hourly timer does,
+    // so a change that reached ARM without a record that triggers (lost, or never logged) shows up at its sweep.
+    const queue = responder.reconcileQueue;
+    const sweeps = options.simulation !== undefined && queue instanceof MemoryReconcileQueue ? queue : undefined;
+    let lastSweep: number | undefined;
+    const sweep = async (at: number, q: MemoryReconcileQueue): Promise<void> => {
+        const { vaults } = await sweepVaults(responder.store, options.config.remediation.vaultIds, (id) =>
+            silence.log.warn('kvr.drift-sweep-bad-vault-id', { vaultId: id }),
+        );
+        for (const m of await recordSweep(responder.intents, vaults, at)) await q.send(m);
+        const worked = await responder.reconciler.drain(q);
+        pipeline.countDecisions(worked.decisions);
+        if (worked.decisions.length > 0) await responder.decisions.write(worked.decisions);
+        await worked.commit();
+    };
     const runTimers = async (events: readonly { readonly timeMs: number }[]): Promise<void> => {
         let now: number | undefined;
         for (const e of events) if (now === undefined || e.timeMs > now) now = e.timeMs;
         if (now === undefined) return;
+        if (sweeps !== undefined) {
+            const sweepSlot = Math.floor((now - REPLAY_SWEEP_OFFSET_MS) / REPLAY_SWEEP_PERIOD_MS);
+            if (lastSweep !== undefined && sweepSlot !== lastSweep)
+                await sweep(sweepSlot * REPLAY_SWEEP_PERIOD_MS + REPLAY_SWEEP_OFFSET_MS, sweeps);
+            lastSweep = sweepSlot;
+        }
         const slot = Math.floor(now / REPLAY_TIMER_PERIOD_MS);
         if (lastSlot === undefined) lastSlot = slot;
         if (slot === lastSlot) return;
@@ -108,7 +141,7 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
         for await (const chunk of readCapture(file, batchSize === undefined ? {} : { maxItems: batchSize })) {
             const report = await pipeline.processBatch(chunk.items);
             await runTimers(report.events);
-            options.onProgress?.({
+            await options.onProgress?.({
                 file: file.path,
                 fileIndex: index,
                 fileCount: listing.files.length,
