@@ -190,7 +190,9 @@ describe('remove-role-assignment', () => {
         // Recorded: the part is used (a second undo is refused), and the approval is scoped and expiring.
         await expect(r.undoer.undo(VAULT_REF, undoId)).rejects.toMatchObject({ code: 'UNDO.ALREADY_DONE' });
         const approvals = await readApprovals(r.store, VAULT_REF, Date.now());
-        expect(approvals?.roles).toEqual([{ objectId: BOB, roleDefinitionId: SECRETS_USER }]);
+        expect(approvals?.roles).toEqual([
+            { objectId: BOB, roleDefinitionId: SECRETS_USER, scope: RG_SCOPE.toLowerCase() },
+        ]);
         const until = Date.parse(undo.approvedUntil);
         expect(until).toBeGreaterThan(Date.now());
         expect(await readApprovals(r.store, VAULT_REF, until)).toBeUndefined();
@@ -223,7 +225,7 @@ describe('remove-role-assignment', () => {
         expect(access.roleAssignment(recreated)).toBeDefined();
     });
 
-    it('a manual role-assignment undo approves only until its expiry: after it, the reconciler deletes the re-created assignment', async () => {
+    it('a manual role-assignment undo approves that principal, role and scope only, until its expiry: after it, the reconciler deletes the re-created assignment', async () => {
         let now = Date.parse('2026-10-05T10:00:00Z');
         const clock = { now: () => now, sleep: () => Promise.resolve() };
         const decisions = new MemoryDecisionSink();
@@ -263,12 +265,25 @@ describe('remove-role-assignment', () => {
             concurrent: [],
             roleAssignmentIds: [recreated],
         };
+        // The same principal and role at the subscription: not what was undone, deleted even while the approval lasts.
+        const broader = access.putRoleAssignment({
+            scope: `/subscriptions/${SUB}`,
+            roleDefinitionGuid: SECRETS_USER,
+            principalId: BOB,
+            principalType: 'User',
+        });
         now += 3_600_000;
-        const within = await r.remediator.remediate(intent, undefined, 10);
+        const within = await r.remediator.remediate(
+            { ...intent, roleAssignmentIds: [recreated, broader] },
+            undefined,
+            10,
+        );
         expect(actions(within.decisions, 'remove-role-assignment')).toMatchObject([
             { status: 'skipped', detail: { reason: 'approved-principal' } },
+            { status: 'applied', detail: { scope: `/subscriptions/${SUB}` } },
         ]);
         expect(access.roleAssignment(recreated)).toBeDefined();
+        expect(access.roleAssignment(broader)).toBeUndefined();
         now += 2 * 3_600_000;
         const after = await r.remediator.remediate({ ...intent, version: 10 }, undefined, 11);
         expect(actions(after.decisions, 'remove-role-assignment')).toMatchObject([{ status: 'applied' }]);
@@ -562,7 +577,7 @@ describe('manual undo through the signed link (alerting, ARM simulator)', () => 
             by: 'oncall@contoso.example',
             byId: ALICE_OID,
             restored: [],
-            approved: [`role ${SECRETS_USER} for ${BOB}`],
+            approved: [`role ${SECRETS_USER} for ${BOB} at ${RG_SCOPE.toLowerCase()}`],
             manual: [command],
         });
         const undone = h.teams.sent.filter((n) => n.kind === 'undone' && n.incidentId === id);

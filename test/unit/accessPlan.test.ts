@@ -98,15 +98,29 @@ describe('remove-role-assignment planning', () => {
                 command: `az role assignment create --assignee-object-id ${BOB} --assignee-principal-type User --role ${assignment(SECRETS_USER).roleDefinitionId} --scope ${assignment(SECRETS_USER).scope}`,
             },
         ]);
-        expect(restore.approvals.roles).toEqual([{ objectId: BOB, roleDefinitionId: SECRETS_USER }]);
+        const rg = `/subscriptions/${SUB}/resourcegroups/rg-payments`;
+        expect(restore.approvals.roles).toEqual([{ objectId: BOB, roleDefinitionId: SECRETS_USER, scope: rg }]);
         const approved = withApprovals(policy, restore.approvals);
         expect(planRoleAssignmentRemoval(assignment(SECRETS_USER), vault(), approved, guard)).toMatchObject({
             remove: false,
             reason: 'approved-principal',
         });
         expect(planRoleAssignmentRemoval(assignment(OWNER), vault(), approved, guard)).toMatchObject({ remove: true });
-        // The approval grants no access-policy permission.
-        expect(approved.approvedPrincipals.get(BOB)).toEqual({ keys: [], secrets: [], certificates: [], storage: [] });
+        // That scope only: the same role at the subscription is not approved.
+        expect(
+            planRoleAssignmentRemoval(assignment(SECRETS_USER, `/subscriptions/${SUB}`), vault(), approved, guard),
+        ).toMatchObject({ remove: true });
+        // The approval grants no access-policy permission, and approves the principal nowhere else.
+        expect(approved.approvedPrincipals.has(BOB)).toBe(false);
+        // A grant written before approvals named the scope keeps meaning that role at any scope.
+        const legacy = withApprovals(policy, {
+            ...restore.approvals,
+            roles: [{ objectId: BOB, roleDefinitionId: SECRETS_USER }],
+        });
+        expect(
+            planRoleAssignmentRemoval(assignment(SECRETS_USER, `/subscriptions/${SUB}`), vault(), legacy, guard),
+        ).toMatchObject({ remove: false, reason: 'approved-principal' });
+        expect(legacy.approvedPrincipals.get(BOB)).toEqual({ keys: [], secrets: [], certificates: [], storage: [] });
         // Merging keeps one entry per principal and role.
         expect(mergeApprovals(restore.approvals, restore.approvals).roles).toHaveLength(1);
         // A scoped undo of another principal's incident does not restore it.

@@ -15,6 +15,7 @@
 import type { AccessPolicyPermissions } from '../events/types';
 import { type IpRange, parseRange } from '../net/cidr';
 import type { VaultPolicy } from '../rules/settings';
+import { scopeKey } from './plan';
 import {
     ACTIONS_BY_RULE,
     type ActionId,
@@ -116,8 +117,15 @@ export interface VaultApprovals {
     readonly principals: readonly { readonly objectId: string; readonly permissions: AccessPolicyPermissions }[];
     readonly networkDefaultAction?: 'Allow' | 'Deny';
     readonly publicNetworkAccess?: 'Enabled' | 'Disabled';
-    /** Role assignments put back by undo: the principal may hold that role (role definition GUID, lower-case). */
-    readonly roles?: readonly { readonly objectId: string; readonly roleDefinitionId: string }[];
+    /**
+     * Role assignments undone: the principal may hold that role (role definition GUID, lower-case) at that scope
+     * (lower-case; absent on grants written before: at any scope that reaches the vault).
+     */
+    readonly roles?: readonly {
+        readonly objectId: string;
+        readonly roleDefinitionId: string;
+        readonly scope?: string;
+    }[];
     /** Azure RBAC switched off again by undo: the vault's `authorization: rbac` is not enforced meanwhile. */
     readonly authorization?: 'access-policies';
     /** A restored diagnostic setting undone: the vault's setting is not restored again meanwhile. */
@@ -439,7 +447,7 @@ export function planRestore(record: UndoRecord, current: VaultSnapshot, scope?: 
     const accessPolicyAdds: VaultAccessPolicy[] = [];
     const manual: ManualUndoStep[] = [];
     const diagnosticSettings: { name: string; previous: DiagnosticSettingProperties }[] = [];
-    const roles: { objectId: string; roleDefinitionId: string }[] = [];
+    const roles: { objectId: string; roleDefinitionId: string; scope: string }[] = [];
     let enableRbacAuthorization: boolean | undefined;
     let authorization: VaultApprovals['authorization'];
     let auditSetting: VaultApprovals['auditSetting'];
@@ -500,6 +508,7 @@ export function planRestore(record: UndoRecord, current: VaultSnapshot, scope?: 
             roles.push({
                 objectId: a.principalId.toLowerCase(),
                 roleDefinitionId: a.roleDefinitionId.toLowerCase().split('/').pop() ?? '',
+                scope: scopeKey(a.scope),
             });
         } else if (part.action === 'restore-rbac-authorization') {
             if (!part.enableRbacAuthorization) authorization = 'access-policies';
@@ -592,7 +601,8 @@ export function mergeApprovals(a: VaultApprovals | undefined, b: VaultApprovals)
     const networkDefaultAction = b.networkDefaultAction ?? a.networkDefaultAction;
     const publicNetworkAccess = b.publicNetworkAccess ?? a.publicNetworkAccess;
     const subnets = [...new Set([...(a.virtualNetworkRules ?? []), ...(b.virtualNetworkRules ?? [])])];
-    const roleKey = (r: { objectId: string; roleDefinitionId: string }) => `${r.objectId}|${r.roleDefinitionId}`;
+    const roleKey = (r: { objectId: string; roleDefinitionId: string; scope?: string }) =>
+        `${r.objectId}|${r.roleDefinitionId}|${r.scope ?? '*'}`;
     const roles = [...new Map([...(a.roles ?? []), ...(b.roles ?? [])].map((r) => [roleKey(r), r])).values()];
     const authorization = b.authorization ?? a.authorization;
     const auditSetting = b.auditSetting ?? a.auditSetting;
@@ -660,7 +670,9 @@ export function describeApprovals(a: VaultApprovals): string[] {
         ...a.ipRanges.map((r) => `IP rule ${r}`),
         ...(a.virtualNetworkRules ?? []).map((r) => `virtual network rule ${r}`),
         ...a.principals.map((p) => `access policy of ${p.objectId} (${permissionsText(p.permissions)})`),
-        ...(a.roles ?? []).map((r) => `role ${r.roleDefinitionId} for ${r.objectId}`),
+        ...(a.roles ?? []).map(
+            (r) => `role ${r.roleDefinitionId} for ${r.objectId}${r.scope === undefined ? '' : ` at ${r.scope}`}`,
+        ),
         ...(a.authorization === undefined ? [] : ['access policies instead of Azure RBAC']),
         ...(a.auditSetting === undefined ? [] : ['the diagnostic setting as it is now']),
     ];
@@ -710,7 +722,16 @@ export function withApprovals(
     }
     const ranges = a.ipRanges.map((r) => parseRange(r)).filter((r): r is IpRange => r !== undefined);
     let approvedRoles = policy.approvedRoles;
+    let approvedRoleScopes = policy.approvedRoleScopes;
     for (const r of a.roles ?? []) {
+        if (r.scope !== undefined) {
+            // Exactly that principal, role and scope (the assignment a person re-creates after a manual undo).
+            const next = new Map(approvedRoleScopes ?? []);
+            const key = `${r.objectId.toLowerCase()}|${r.roleDefinitionId.toLowerCase()}`;
+            next.set(key, new Set([...(next.get(key) ?? []), scopeKey(r.scope)]));
+            approvedRoleScopes = next;
+            continue;
+        }
         // A principal approved with any role stays so; otherwise the restored role joins its list.
         if (approvedPrincipals.has(r.objectId) && approvedRoles?.get(r.objectId) === undefined) continue;
         if (!approvedPrincipals.has(r.objectId))
@@ -727,6 +748,7 @@ export function withApprovals(
         ...base,
         ...(authorization === undefined ? {} : { authorization }),
         ...(approvedRoles === undefined ? {} : { approvedRoles }),
+        ...(approvedRoleScopes === undefined ? {} : { approvedRoleScopes }),
         ...(a.auditSetting === 'exempt' ? { auditSettingExempt: true } : {}),
         networkDefaultAction:
             a.networkDefaultAction !== undefined && a.networkDefaultAction !== policy.networkDefaultAction
