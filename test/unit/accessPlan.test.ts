@@ -9,7 +9,14 @@ import {
     sendsAuditTo,
 } from '../../shared/core/remediation/plan';
 import type { RoleAssignmentSnapshot, VaultSnapshot } from '../../shared/core/remediation/types';
-import { mergeApprovals, planRestore, undoRecordOfPart, withApprovals } from '../../shared/core/remediation/undo';
+import {
+    diagnosticSettingDeleteCommand,
+    mergeApprovals,
+    planRestore,
+    roleAssignmentCreateCommand,
+    undoRecordOfPart,
+    withApprovals,
+} from '../../shared/core/remediation/undo';
 import { ruleIds } from '../../shared/core/rules';
 import { mergeIntent } from '../../shared/app/reconcileIntents';
 
@@ -125,6 +132,31 @@ describe('remove-role-assignment planning', () => {
         expect(mergeApprovals(restore.approvals, restore.approvals).roles).toHaveLength(1);
         // A scoped undo of another principal's incident does not restore it.
         expect(planRestore(record, vault(), { rules: ['role-assignment-granted'], grantees: ['x'] }).parts).toEqual([]);
+    });
+});
+
+describe('manual undo commands', () => {
+    it('name exactly the deleted assignment, with every value quoted for a POSIX shell where it needs it', () => {
+        const a: RoleAssignmentSnapshot = {
+            ...assignment(SECRETS_USER),
+            description: "bob's break-fix access; rm -rf /",
+            condition: "@Resource[Microsoft.KeyVault/vaults/secrets:name] StringEquals 'db-password'",
+            conditionVersion: '2.0',
+        };
+        expect(roleAssignmentCreateCommand(a)).toBe(
+            `az role assignment create --assignee-object-id ${BOB} --assignee-principal-type User` +
+                ` --role ${a.roleDefinitionId} --scope ${a.scope}` +
+                ` --description 'bob'\\''s break-fix access; rm -rf /'` +
+                ` --condition '@Resource[Microsoft.KeyVault/vaults/secrets:name] StringEquals '\\''db-password'\\'''` +
+                ` --condition-version 2.0`,
+        );
+        // Without a principal type the flag is left out (az then looks the principal up in Microsoft Graph).
+        const { principalType: _t, ...untyped } = assignment(SECRETS_USER);
+        expect(roleAssignmentCreateCommand(untyped)).not.toContain('--assignee-principal-type');
+        expect(diagnosticSettingDeleteCommand(VAULT_ID, 'kv-responder')).toBe(
+            `az monitor diagnostic-settings delete --name kv-responder --resource ${VAULT_ID}`,
+        );
+        expect(diagnosticSettingDeleteCommand(VAULT_ID, 'my setting')).toContain("--name 'my setting'");
     });
 });
 
