@@ -131,10 +131,10 @@ export async function intentInputsOf(
     const known = new Set(settings.knownVaults.map((v) => v.resourceId.toLowerCase()));
     const writes = events.filter(
         (e) =>
-            (VAULT_CONTROL_WRITES.has(e.operation) ||
-                (isActivityVaultWrite(e) && known.has(e.vault.resourceId.toLowerCase()))) &&
             e.outcome === 'success' &&
             e.vault.name !== '' &&
+            (VAULT_CONTROL_WRITES.has(e.operation) ||
+                (isActivityVaultWrite(e) && known.has(e.vault.resourceId.toLowerCase()))) &&
             !isResponder(e, settings),
     );
     const windows = new Map<string, readonly WriteWindow[]>();
