@@ -1,5 +1,6 @@
 import { listCaptures, readCapture } from '../adapters/captureReader';
 import type { ResponderConfig } from '../config/responderConfig';
+import { parseRecordTime } from '../core/events/time';
 import type { Logger } from '../core/ports';
 import type { StateStore } from '../core/state/store';
 import type { Simulation } from '../simulation/simulation';
@@ -7,7 +8,7 @@ import { MemoryReconcileQueue } from '../adapters/memoryReconcileQueue';
 import { checkAuditSilence } from './auditSilence';
 import { recordSweep, sweepVaults } from './handlers/handleReconcile';
 import { createResponder, type PipelineOptions, type PipelineSinks, type Responder } from './createPipeline';
-import type { PipelineStats } from './pipeline';
+import type { BatchItem, PipelineStats } from './pipeline';
 
 export interface ReplayProgress {
     readonly file: string;
@@ -56,6 +57,21 @@ export const REPLAY_SWEEP_PERIOD_MS = 60 * 60 * 1000;
 export const REPLAY_SWEEP_OFFSET_MS = 41 * 60 * 1000;
 
 const SILENT: Logger = { info: () => {}, warn: () => {}, error: () => {} };
+
+const TIME_FIELD = /"time"\s*:\s*"([^"]{10,40})"/g;
+
+/** The latest record time in a chunk's raw text, read ahead of processing (undefined when none parses). */
+function latestTimeIn(items: readonly BatchItem[]): number | undefined {
+    let latest: number | undefined;
+    for (const item of items) {
+        if (typeof item.body !== 'string') continue;
+        for (const m of item.body.matchAll(TIME_FIELD)) {
+            const t = parseRecordTime(m[1] ?? '');
+            if (!Number.isNaN(t) && (latest === undefined || t > latest)) latest = t;
+        }
+    }
+    return latest;
+}
 
 export interface ReplayResult {
     readonly files: number;
@@ -121,16 +137,20 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
         if (worked.decisions.length > 0) await responder.decisions.write(worked.decisions);
         await worked.commit();
     };
+    // Sweeps when the records' clock passes minute 41, at that minute; before the batch that moves the clock past it
+    // when its record times can be read ahead (the live sweep runs before the records that come later), else after it.
+    const sweepCheck = async (now: number): Promise<void> => {
+        if (sweeps === undefined) return;
+        const slot = Math.floor((now - REPLAY_SWEEP_OFFSET_MS) / REPLAY_SWEEP_PERIOD_MS);
+        if (lastSweep !== undefined && slot > lastSweep)
+            await sweep(slot * REPLAY_SWEEP_PERIOD_MS + REPLAY_SWEEP_OFFSET_MS, sweeps);
+        if (lastSweep === undefined || slot > lastSweep) lastSweep = slot;
+    };
     const runTimers = async (events: readonly { readonly timeMs: number }[]): Promise<void> => {
         let now: number | undefined;
         for (const e of events) if (now === undefined || e.timeMs > now) now = e.timeMs;
         if (now === undefined) return;
-        if (sweeps !== undefined) {
-            const sweepSlot = Math.floor((now - REPLAY_SWEEP_OFFSET_MS) / REPLAY_SWEEP_PERIOD_MS);
-            if (lastSweep !== undefined && sweepSlot !== lastSweep)
-                await sweep(sweepSlot * REPLAY_SWEEP_PERIOD_MS + REPLAY_SWEEP_OFFSET_MS, sweeps);
-            lastSweep = sweepSlot;
-        }
+        await sweepCheck(now);
         const slot = Math.floor(now / REPLAY_TIMER_PERIOD_MS);
         if (lastSlot === undefined) lastSlot = slot;
         if (slot === lastSlot) return;
@@ -139,6 +159,10 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
     };
     for (const [index, file] of listing.files.entries()) {
         for await (const chunk of readCapture(file, batchSize === undefined ? {} : { maxItems: batchSize })) {
+            if (sweeps !== undefined) {
+                const ahead = latestTimeIn(chunk.items);
+                if (ahead !== undefined) await sweepCheck(ahead);
+            }
             const report = await pipeline.processBatch(chunk.items);
             await runTimers(report.events);
             await options.onProgress?.({
