@@ -114,6 +114,26 @@ describe('kvr replay --vaults over the same capture (simulated ARM, real clients
         return { state, applied, critical };
     }
 
+    it('with --outbox: the role assignment at the resource group is an incident like the others (the alerting sink routes a scope above vaults)', async () => {
+        const outbox = join(tmp, 'outbox');
+        const run = await runKvr(
+            'replay',
+            CAPTURE,
+            '--vaults',
+            VAULTS,
+            '--config',
+            enforcing('capture-config.json'),
+            '--outbox',
+            outbox,
+            '--signing-key',
+            join(tmp, 'key.pem'),
+        );
+        expect(run.stderr).not.toContain('not a vault resource id');
+        expect(run.code).toBe(0);
+        expect(run.stderr).toMatch(new RegExp(`ALERT [A-Z]+ · role-assignment-granted · rg:${SUB}:rg-payments: `));
+        expect(run.stderr).toMatch(/ALERT [A-Z]+ · diagnostic-setting-removed · kv-payments-prod: /);
+    });
+
     it('role assignment gone, RBAC on, the diagnostic setting back', async () => {
         const { state, applied, critical } = await endState('capture-config.json');
         expect(critical).toEqual([]);

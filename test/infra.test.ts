@@ -4,7 +4,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { SettingNames } from '../shared/config/settingNames';
-import { ACTION_PERMISSIONS } from '../shared/core/remediation/types';
+import { ACTION_PERMISSIONS, EXCLUDED_PERMISSIONS } from '../shared/core/remediation/types';
 
 const ROOT = resolve(__dirname, '..');
 const INFRA = join(ROOT, 'infra');
@@ -402,10 +402,39 @@ describe('roles and policy', () => {
             }
             expect(list.length).toBe(new Set(list).size);
             expect([...list].sort()).toEqual(union);
+            // Least privilege (issue 15): no right to grant roles or delete diagnostic settings, not even by wildcard.
+            const excluded = new Set(EXCLUDED_PERMISSIONS.map((x) => x.toLowerCase()));
+            expect(list.filter((x) => excluded.has(x.toLowerCase()) || x.includes('*'))).toEqual([]);
             expect(blockAfter(body, /\bnotActions\s*:\s*\[/)?.trim()).toBe('');
             expect(body).not.toMatch(/dataActions\s*:\s*\[\s*'/);
         }
         expect(byRel('infra/main.bicep').code).toMatch(/module\s+\w+\s+'modules\/remediationRole\.bicep'/);
+    });
+
+    it('the remediation role holds no roleAssignments/write and no diagnosticSettings/delete (undo of those is manual)', () => {
+        const union = new Set(
+            Object.values(ACTION_PERMISSIONS)
+                .flat()
+                .map((x) => x.toLowerCase()),
+        );
+        expect(union.has('microsoft.authorization/roleassignments/write')).toBe(false);
+        expect(union.has('microsoft.insights/diagnosticsettings/delete')).toBe(false);
+        expect(EXCLUDED_PERMISSIONS).toEqual([
+            'Microsoft.Authorization/roleAssignments/write',
+            'Microsoft.Insights/diagnosticSettings/delete',
+        ]);
+        // What each new action needs, exactly: delete at the protected scope, diagnostic settings write.
+        expect(ACTION_PERMISSIONS['remove-role-assignment']).toEqual([
+            'Microsoft.Authorization/roleAssignments/read',
+            'Microsoft.Authorization/roleAssignments/delete',
+        ]);
+        expect(ACTION_PERMISSIONS['restore-diagnostic-setting']).toEqual([
+            'Microsoft.Insights/diagnosticSettings/read',
+            'Microsoft.Insights/diagnosticSettings/write',
+        ]);
+        const code = roles.code.replace(/\/\/.*$/gm, '');
+        expect(code).not.toMatch(/'Microsoft\.Authorization\/roleAssignments\/write'/i);
+        expect(code).not.toMatch(/'Microsoft\.Insights\/diagnosticSettings\/delete'/i);
     });
 
     it('assigns the built-in Key Vault diagnostic-settings policy with the namespace authorization rule', () => {

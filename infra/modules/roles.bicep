@@ -52,15 +52,13 @@ var remediationActions = [
     // resources it may already write (vaults) to subnets, and vaults/write alone can open a firewall completely.
     // Subnets outside the assignable scope need the same action granted where they live (infra/README.md).
     'Microsoft.Network/virtualNetworks/subnets/joinViaServiceEndpoint/action'
-    // remove-role-assignment (issue 15): read the assignment by id before and after deleting it, delete it. Undo
-    // creates exactly that assignment again (same id, role, principal, scope), which needs write: that is the only
-    // reason the role holds it (docs/remediation.md, "Role assignments"). Assigned at the protected scope only.
+    // remove-role-assignment (issue 15): read the assignment by id before and after deleting it, delete it. No
+    // roleAssignments/write: it would let this identity assign any role (Owner included) at the protected scope. Undo
+    // of a deleted assignment is manual, with the person's own rights (docs/remediation.md).
     'Microsoft.Authorization/roleAssignments/read'
     'Microsoft.Authorization/roleAssignments/delete'
-    'Microsoft.Authorization/roleAssignments/write'
-    // restore-diagnostic-setting: list the vault's settings and write the templates' setting back; delete only for
-    // undo of a setting the responder created (there was none of that name before).
+    // restore-diagnostic-setting: list the vault's settings and write the templates' setting back (undo writes the
+    // previous one back). No diagnosticSettings/delete: undo of a setting the responder created is a manual delete.
     'Microsoft.Insights/diagnosticSettings/read'
     'Microsoft.Insights/diagnosticSettings/write'
-    'Microsoft.Insights/diagnosticSettings/delete'
 ]

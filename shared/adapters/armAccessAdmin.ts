@@ -1,8 +1,10 @@
 // AccessAdmin over Azure Resource Manager: role assignments through the real @azure/arm-authorization client
-// (api-version 2022-04-01, `RoleAssignments_GetById`, `_DeleteById`, `_CreateById`), diagnostic settings as plain ARM
-// REST calls (Monitor `DiagnosticSettings_List`, `_CreateOrUpdate`, `_Delete`, api-version 2021-05-01-preview).
+// (api-version 2022-04-01, `RoleAssignments_GetById`, `_DeleteById`), diagnostic settings as plain ARM REST calls
+// (Monitor `DiagnosticSettings_List`, `_CreateOrUpdate`, api-version 2021-05-01-preview). Nothing here creates a role
+// assignment or deletes a diagnostic setting: the responder's role holds neither right (least privilege; undo of those
+// is manual, docs/remediation.md).
 //
-// Why REST for diagnostic settings: the app reads them that way already (`kvr doctor`, doctorProbes.ts), three calls
+// Why REST for diagnostic settings: the app reads them that way already (`kvr doctor`, doctorProbes.ts), two calls
 // on one resource type do not justify @azure/arm-monitor and its dependency tree in the Functions bundle, and
 // 2021-05-01-preview is the version the templates deploy (vaultDiagnostics.bicep), so what we write is what they write.
 import type { AuthorizationManagementClient, RoleAssignment } from '@azure/arm-authorization';
@@ -100,22 +102,6 @@ export class ArmAccessAdmin implements AccessAdmin {
         await this.authorization.roleAssignments.deleteById(id, { abortSignal: this.signal() });
     }
 
-    async createRoleAssignment(a: RoleAssignmentSnapshot): Promise<RoleAssignmentSnapshot> {
-        const created = await this.authorization.roleAssignments.createById(
-            a.id,
-            {
-                roleDefinitionId: a.roleDefinitionId,
-                principalId: a.principalId,
-                ...(a.principalType === undefined ? {} : { principalType: a.principalType }),
-                ...(a.description === undefined ? {} : { description: a.description }),
-                ...(a.condition === undefined ? {} : { condition: a.condition }),
-                ...(a.conditionVersion === undefined ? {} : { conditionVersion: a.conditionVersion }),
-            },
-            { abortSignal: this.signal() },
-        );
-        return snapshotOfAssignment(created);
-    }
-
     async listDiagnosticSettings(resourceId: string): Promise<DiagnosticSettingSnapshot[]> {
         const body = await this.rest('GET', `${resourceId}/providers/Microsoft.Insights/diagnosticSettings`);
         const value = Array.isArray(body.value) ? (body.value as Record<string, unknown>[]) : [];
@@ -130,13 +116,6 @@ export class ArmAccessAdmin implements AccessAdmin {
             'PUT',
             `${resourceId}/providers/Microsoft.Insights/diagnosticSettings/${encodeURIComponent(name)}`,
             { properties },
-        );
-    }
-
-    async deleteDiagnosticSetting(resourceId: string, name: string): Promise<void> {
-        await this.rest(
-            'DELETE',
-            `${resourceId}/providers/Microsoft.Insights/diagnosticSettings/${encodeURIComponent(name)}`,
         );
     }
 

@@ -3,6 +3,7 @@ import {
     acknowledge,
     applyFinding,
     boundedLines,
+    manualLines,
     escalationDue,
     type Incident,
     incidentKeyOf,
@@ -50,6 +51,7 @@ import {
 import type { ActionDecision, Decision, FindingDecision } from '../core/decisions';
 import { ResponderError } from '../core/errors';
 import { hash64 } from '../core/hash';
+import { parseScope, scopeVaultRef } from '../core/events/activity';
 import type { VaultRef } from '../core/events/types';
 import type { Clock, DecisionSink, KeyStateReader, Logger } from '../core/ports';
 import { type StateKey, type StateStore, stateKey } from '../core/state/store';
@@ -90,6 +92,37 @@ export function vaultRefOf(vaultId: string): VaultRef {
     const m = VAULT_ID.exec(id);
     if (m === null) throw new ResponderError('INPUT.UNREADABLE', `not a vault resource id: ${vaultId}`);
     return { subscriptionId: m[1] as string, resourceGroup: m[2] as string, name: m[3] as string, resourceId: id };
+}
+
+/**
+ * The vault an incident or finding names, for routing: a vault's own, or the stand-in of a scope above vaults (a role
+ * assignment at a resource group, subscription or management group: `rg:<sub>:<group>` ..., see scopeVaultRef), which
+ * routes by its subscription and resource group. Never throws.
+ */
+function routingRefOf(vaultId: string): VaultRef {
+    const id = vaultId.toLowerCase();
+    if (VAULT_ID.test(id)) return vaultRefOf(id);
+    const parsed = parseScope(id);
+    if (parsed !== undefined) return parsed.vault ?? scopeVaultRef(parsed.scope);
+    return { subscriptionId: '', resourceGroup: '', name: id, resourceId: id };
+}
+
+const RA_SEGMENT = '/providers/microsoft.authorization/roleassignments/';
+
+/**
+ * Where the incident of the finding that asked for this action lives: the action's own vault, and for a role
+ * assignment above vault scope the stand-in of that scope (its finding is filed there, the action on each vault the
+ * scope covers).
+ */
+function incidentVaultsOf(a: ActionDecision): string[] {
+    const out = [a.vault];
+    const id = typeof a.detail.roleAssignmentId === 'string' ? a.detail.roleAssignmentId.toLowerCase() : '';
+    const at = id.indexOf(RA_SEGMENT);
+    if (at >= 0) {
+        const parsed = parseScope(at === 0 ? '/' : id.slice(0, at));
+        if (parsed !== undefined && parsed.vault === undefined) out.push(scopeVaultRef(parsed.scope).name);
+    }
+    return out;
 }
 
 /** Issues and checks link tokens (RS256 through a LinkSigner) and builds the link URLs. */
@@ -204,15 +237,20 @@ export class Alerting implements DecisionSink {
         const first = list[0];
         const notify: string[] = [];
         if (first === undefined) return notify;
+        // `vault name|incident key` of each incident: the action's vault, or the scope its finding was filed under.
         const keys = new Set<string>();
         for (const a of list)
             for (const k of Array.isArray(a.incidentKeys) ? (a.incidentKeys as unknown[]) : [])
-                if (typeof k === 'string' && k.startsWith(`${a.rule}|`)) keys.add(k);
+                if (typeof k === 'string' && k.startsWith(`${a.rule}|`))
+                    for (const v of incidentVaultsOf(a)) keys.add(`${v}\u0000${k}`);
         const at = new Date(this.o.clock.now()).toISOString();
-        for (const key of keys) {
-            const [p] = await this.o.store.getMany([stateKey(first.vault, `incident|${key}`)]);
+        const seen = new Set<string>();
+        for (const vk of keys) {
+            const [vaultName, key] = vk.split('\u0000') as [string, string];
+            const [p] = await this.o.store.getMany([stateKey(vaultName, `incident|${key}`)]);
             const id = (p?.value as { id?: string } | null | undefined)?.id;
-            if (id === undefined) continue;
+            if (id === undefined || seen.has(id)) continue;
+            seen.add(id);
             let followUp = false;
             // Compare-and-set: of two processors handing over the same outcome, one sets the marker, the other
             // finds it set and adds nothing.
@@ -234,14 +272,17 @@ export class Alerting implements DecisionSink {
     /** The roster an incident was routed to when it opened. */
     private rosterOf(inc: Pick<Incident, 'roster' | 'vaultId' | 'severity'>): Roster {
         return (
-            this.o.settings.rosterNamed(inc.roster) ?? this.o.settings.rosterFor(vaultRefOf(inc.vaultId), inc.severity)
+            this.o.settings.rosterNamed(inc.roster) ??
+            this.o.settings.rosterFor(routingRefOf(inc.vaultId), inc.severity)
         );
     }
 
     /** The roster a new incident of this finding goes to (vault tags are read only when a route needs them). */
     private async routeOf(f: FindingDecision): Promise<Roster> {
-        const vault = vaultRefOf(f.vaultId);
-        const tags = this.o.settings.routesUseTags ? await this.o.tagsOf?.(vault) : undefined;
+        const vault = routingRefOf(f.vaultId);
+        // A scope above vaults has no vault tags to route by.
+        const tags =
+            this.o.settings.routesUseTags && !vault.name.includes(':') ? await this.o.tagsOf?.(vault) : undefined;
         return this.o.settings.rosterFor(vault, f.severity, tags);
     }
 
@@ -323,16 +364,20 @@ export class Alerting implements DecisionSink {
      * incident page: what changed and what an undo would restore, read from the store, never from ARM.
      */
     async undoRecordsOf(inc: Incident): Promise<{ readonly undoId: string; readonly record: UndoRecord }[]> {
-        const ids = [...new Set(inc.actions.flatMap((a) => (a.undoId === undefined ? [] : [a.undoId])))];
-        if (ids.length === 0) return [];
-        let vault: VaultRef;
-        try {
-            vault = vaultRefOf(inc.vaultId);
-        } catch {
-            return [];
+        // Each saved under the vault its remediation ran on (the incident's own, or one its scope covers).
+        const where = new Map<string, string>();
+        for (const a of inc.actions) if (a.undoId !== undefined) where.set(a.undoId, a.vaultId ?? inc.vaultId);
+        const ids: { undoId: string; vault: string }[] = [];
+        for (const [undoId, vaultId] of where) {
+            try {
+                ids.push({ undoId, vault: vaultRefOf(vaultId).name });
+            } catch {
+                // not a vault: nothing saved
+            }
         }
-        const found = await this.o.store.getMany(ids.map((id) => stateKey(vault.name, `undo|${id}`)));
-        return ids.flatMap((undoId, i) => {
+        if (ids.length === 0) return [];
+        const found = await this.o.store.getMany(ids.map((x) => stateKey(x.vault, `undo|${x.undoId}`)));
+        return ids.flatMap(({ undoId }, i) => {
             const record = found[i]?.value as UndoRecord | undefined | null;
             return record === undefined || record === null ? [] : [{ undoId, record }];
         });
@@ -734,7 +779,8 @@ export class Alerting implements DecisionSink {
         let result: Awaited<ReturnType<Undoer['undo']>>;
         try {
             // Scoped: only what this incident's own rule (and grantees) changed, never a sibling incident's part.
-            result = await undoer.undo(vaultRefOf(inc.vaultId), undoId, undoScopeOf(inc));
+            // The vault the remediation ran on (for a role assignment above vault scope, a vault the scope covers).
+            result = await undoer.undo(vaultRefOf(action.vaultId ?? inc.vaultId), undoId, undoScopeOf(inc));
         } catch (err) {
             if (err instanceof ResponderError && err.code === 'UNDO.ALREADY_DONE') {
                 // A remediation recorded before undo was scoped: it was undone whole through another incident.
@@ -765,6 +811,7 @@ export class Alerting implements DecisionSink {
         );
         const restored = boundedLines(result.restored, 50);
         const approved = boundedLines(result.approved, 50);
+        const manual = boundedLines(manualLines(result.manual), 50);
         this.o.log.warn('kvr.undone', {
             incident: inc.id,
             vault: inc.vault,
@@ -773,6 +820,7 @@ export class Alerting implements DecisionSink {
             restored,
             approved,
             approvedUntil: result.approvedUntil,
+            ...(manual.length === 0 ? {} : { manual }),
             ...actorFields(who),
         });
         await this.o.decisionLog?.write([
@@ -790,6 +838,7 @@ export class Alerting implements DecisionSink {
                     restored,
                     approved,
                     approvedUntil: result.approvedUntil,
+                    ...(manual.length === 0 ? {} : { manual }),
                     ...actorFields(who),
                 },
             },
@@ -798,7 +847,11 @@ export class Alerting implements DecisionSink {
         return {
             kind: 'done',
             incident: after,
-            message: `Remediation undone: ${boundedLines(result.restored).join('; ')}`,
+            message:
+                `Remediation undone: ${result.restored.length === 0 ? 'nothing restored by the responder' : boundedLines(result.restored).join('; ')}` +
+                (manual.length === 0
+                    ? ''
+                    : `. Left to you, with your own rights (the responder holds no right to re-grant access or delete a diagnostic setting): ${manual.join('; ')}`),
         };
     }
 }

@@ -13,6 +13,7 @@ import {
     type DoctorReport,
     doctorReport,
     enforcedActions,
+    excessActions,
     type HubTarget,
     missingActions,
 } from '../core/doctor/report';
@@ -153,6 +154,9 @@ function fail(check: string, target: string, detail: string, fix: string): Check
 function skip(check: string, target: string, detail: string): CheckResult {
     return { check, target, status: 'skip', detail };
 }
+function warn(check: string, target: string, detail: string, fix: string): CheckResult {
+    return { check, target, status: 'warn', detail, fix };
+}
 
 /** Runs every check and returns the report; never throws. */
 export async function runDoctor(deps: DoctorDeps, options: DoctorOptions = {}): Promise<DoctorReport> {
@@ -237,6 +241,15 @@ export async function runDoctor(deps: DoctorDeps, options: DoctorOptions = {}): 
             async (signal) => {
                 const perms = await p.permissionsAt(v.ref.resourceId, signal);
                 const missing = missingActions(perms, needed);
+                // Least privilege: rights the responder never uses and must not hold (undo of those is manual).
+                const excess = excessActions(perms);
+                if (missing.length === 0 && excess.length > 0)
+                    return warn(
+                        'vault-permissions',
+                        name,
+                        `enforce scope (${actions.join(', ')}): holds ${needed.join(', ')}, and also ${excess.join(', ')}, which kv-responder never uses (least privilege)`,
+                        `remove ${excess.join(' and ')} from the app identity at or above the vault: the kv-responder remediation role holds neither (a broader role such as Owner, Contributor or User Access Administrator assigned to the identity grants them); if you run kvr doctor as yourself, these are your own rights`,
+                    );
                 if (missing.length === 0)
                     return pass(
                         'vault-permissions',

@@ -202,6 +202,11 @@ export class AuditPipeline {
         return { events, decisions, quarantined, records, skipped, enqueueLagMs, reconcile };
     }
 
+    /** Counts decisions made outside a batch (the drift sweep of a replay) in {@link stats}. */
+    countDecisions(decisions: readonly Decision[]): void {
+        for (const d of decisions) this.count(d);
+    }
+
     private count(d: Decision): void {
         const stats = this.stats;
         if (d.type === 'finding') {

@@ -20,6 +20,29 @@ export const VAULT_CONTROL_WRITES: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * Azure Activity Log operations (Event Hubs schema spelling, upper-case) that change a vault through ARM: a vault PUT or
+ * PATCH (`vaults/write`) and an access-policy update (`vaults/accessPolicies/write`, ARM path
+ * `vaults/{name}/accessPolicies/{add|replace|remove}`). A successful one on a known vault is a reason to reconcile it
+ * against ARM, even when no AuditEvent carried the change (the vault's diagnostic setting may be gone, or the record
+ * late). `vaults/delete` is left out: a deleted vault has no configuration to reconcile (its deletion is reported by
+ * the AuditEvent rules, and a reconcile would only find it gone).
+ */
+export const ACTIVITY_VAULT_WRITES: ReadonlySet<string> = new Set([
+    'MICROSOFT.KEYVAULT/VAULTS/WRITE',
+    'MICROSOFT.KEYVAULT/VAULTS/ACCESSPOLICIES/WRITE',
+]);
+
+/** True for a finished, successful Activity Log vault write (its `Start`/`Accept` records say nothing yet). */
+function isActivityVaultWrite(e: AuditEvent): boolean {
+    return (
+        e.activity !== undefined &&
+        ACTIVITY_VAULT_WRITES.has(e.operation.toUpperCase()) &&
+        (e.activity.resultType ?? '').toLowerCase() === 'success' &&
+        e.outcome === 'success'
+    );
+}
+
+/**
  * Tolerance around a recorded write window when matching audit record times (record time is the service's clock,
  * the window is ours). A wider window only costs a look: restoring needs the item to be approved, missing now and
  * absent from what we read.
@@ -102,11 +125,16 @@ export async function intentInputsOf(
             timeMs: t.event.timeMs,
         });
     }
+    // The Activity Log covers every vault of the subscription: only the vaults this deployment knows (named by
+    // resource id in the config or the inventory) are reconciled on its writes. AuditEvent comes only from vaults
+    // whose diagnostic setting sends it here.
+    const known = new Set(settings.knownVaults.map((v) => v.resourceId.toLowerCase()));
     const writes = events.filter(
         (e) =>
-            VAULT_CONTROL_WRITES.has(e.operation) &&
             e.outcome === 'success' &&
             e.vault.name !== '' &&
+            (VAULT_CONTROL_WRITES.has(e.operation) ||
+                (isActivityVaultWrite(e) && known.has(e.vault.resourceId.toLowerCase()))) &&
             !isResponder(e, settings),
     );
     const windows = new Map<string, readonly WriteWindow[]>();

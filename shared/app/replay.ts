@@ -1,11 +1,14 @@
 import { listCaptures, readCapture } from '../adapters/captureReader';
 import type { ResponderConfig } from '../config/responderConfig';
+import { parseRecordTime } from '../core/events/time';
 import type { Logger } from '../core/ports';
 import type { StateStore } from '../core/state/store';
 import type { Simulation } from '../simulation/simulation';
+import { MemoryReconcileQueue } from '../adapters/memoryReconcileQueue';
 import { checkAuditSilence } from './auditSilence';
+import { recordSweep, sweepVaults } from './handlers/handleReconcile';
 import { createResponder, type PipelineOptions, type PipelineSinks, type Responder } from './createPipeline';
-import type { PipelineStats } from './pipeline';
+import type { BatchItem, PipelineStats } from './pipeline';
 
 export interface ReplayProgress {
     readonly file: string;
@@ -24,7 +27,8 @@ export interface ReplayOptions {
     readonly store?: StateStore;
     /** Simulated vaults (`--vaults`): remediations run against them through the real ARM client. */
     readonly simulation?: Simulation;
-    readonly onProgress?: (progress: ReplayProgress) => void;
+    /** Called after each batch and its timer checks; the next batch waits for a promise it returns. */
+    readonly onProgress?: (progress: ReplayProgress) => void | Promise<void>;
     /** Incidents and notifications (`--outbox`); decisions only reach the sinks without it. */
     readonly alerting?: PipelineOptions['alerting'];
     /** Feeds an existing responder (`kvr serve --replay`) instead of building one. */
@@ -44,7 +48,30 @@ export interface ReplayOptions {
 /** How often, in the records' time, a replay runs the checks that a live deployment runs on timers. */
 export const REPLAY_TIMER_PERIOD_MS = 15 * 60 * 1000;
 
+/**
+ * The drift sweep's cadence in the records' time: the live `driftSweep` timer's default schedule
+ * (DEFAULT_DRIFT_SWEEP_SCHEDULE, `0 41 * * * *`: every hour at minute 41). A replay sweeps when the records' clock
+ * passes such a minute, with that minute as the sweep's time.
+ */
+export const REPLAY_SWEEP_PERIOD_MS = 60 * 60 * 1000;
+export const REPLAY_SWEEP_OFFSET_MS = 41 * 60 * 1000;
+
 const SILENT: Logger = { info: () => {}, warn: () => {}, error: () => {} };
+
+const TIME_FIELD = /"time"\s*:\s*"([^"]{10,40})"/g;
+
+/** The latest record time in a chunk's raw text, read ahead of processing (undefined when none parses). */
+function latestTimeIn(items: readonly BatchItem[]): number | undefined {
+    let latest: number | undefined;
+    for (const item of items) {
+        if (typeof item.body !== 'string') continue;
+        for (const m of item.body.matchAll(TIME_FIELD)) {
+            const t = parseRecordTime(m[1] ?? '');
+            if (!Number.isNaN(t) && (latest === undefined || t > latest)) latest = t;
+        }
+    }
+    return latest;
+}
 
 export interface ReplayResult {
     readonly files: number;
@@ -94,10 +121,36 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
         log: options.log ?? SILENT,
     };
     let lastSlot: number | undefined;
+    // The drift sweep on the records' clock, with simulated vaults only (without them there is no ARM to read): every
+    // vault the config names or that had an intent is reconciled against the simulated ARM, as the hourly timer does,
+    // so a change that reached ARM without a record that triggers (lost, or never logged) shows up at its sweep.
+    const queue = responder.reconcileQueue;
+    const sweeps = options.simulation !== undefined && queue instanceof MemoryReconcileQueue ? queue : undefined;
+    let lastSweep: number | undefined;
+    const sweep = async (at: number, q: MemoryReconcileQueue): Promise<void> => {
+        const { vaults } = await sweepVaults(responder.store, options.config.remediation.vaultIds, (id) =>
+            silence.log.warn('kvr.drift-sweep-bad-vault-id', { vaultId: id }),
+        );
+        for (const m of await recordSweep(responder.intents, vaults, at)) await q.send(m);
+        const worked = await responder.reconciler.drain(q);
+        pipeline.countDecisions(worked.decisions);
+        if (worked.decisions.length > 0) await responder.decisions.write(worked.decisions);
+        await worked.commit();
+    };
+    // Sweeps when the records' clock passes minute 41, at that minute; before the batch that moves the clock past it
+    // when its record times can be read ahead (the live sweep runs before the records that come later), else after it.
+    const sweepCheck = async (now: number): Promise<void> => {
+        if (sweeps === undefined) return;
+        const slot = Math.floor((now - REPLAY_SWEEP_OFFSET_MS) / REPLAY_SWEEP_PERIOD_MS);
+        if (lastSweep !== undefined && slot > lastSweep)
+            await sweep(slot * REPLAY_SWEEP_PERIOD_MS + REPLAY_SWEEP_OFFSET_MS, sweeps);
+        if (lastSweep === undefined || slot > lastSweep) lastSweep = slot;
+    };
     const runTimers = async (events: readonly { readonly timeMs: number }[]): Promise<void> => {
         let now: number | undefined;
         for (const e of events) if (now === undefined || e.timeMs > now) now = e.timeMs;
         if (now === undefined) return;
+        await sweepCheck(now);
         const slot = Math.floor(now / REPLAY_TIMER_PERIOD_MS);
         if (lastSlot === undefined) lastSlot = slot;
         if (slot === lastSlot) return;
@@ -106,9 +159,13 @@ export async function replay(options: ReplayOptions): Promise<ReplayResult> {
     };
     for (const [index, file] of listing.files.entries()) {
         for await (const chunk of readCapture(file, batchSize === undefined ? {} : { maxItems: batchSize })) {
+            if (sweeps !== undefined) {
+                const ahead = latestTimeIn(chunk.items);
+                if (ahead !== undefined) await sweepCheck(ahead);
+            }
             const report = await pipeline.processBatch(chunk.items);
             await runTimers(report.events);
-            options.onProgress?.({
+            await options.onProgress?.({
                 file: file.path,
                 fileIndex: index,
                 fileCount: listing.files.length,

@@ -8,6 +8,7 @@ import {
     type ApprovalGrant,
     approvalFits,
     describeApprovals,
+    type ManualUndoStep,
     markPartsUndone,
     partsInScope,
     planRestore,
@@ -16,7 +17,7 @@ import {
     type VaultApprovals,
 } from '../core/remediation/undo';
 import { type StateStore, stateKey } from '../core/state/store';
-import { statusOfErrorOrCause, withRetry } from './armCalls';
+import { withRetry } from './armCalls';
 import type { VaultLeases } from './vaultLease';
 
 export const UNDO_TTL_MS = 30 * 24 * 3_600_000;
@@ -26,7 +27,7 @@ export const DEFAULT_UNDO_APPROVAL_MS = 24 * 3_600_000;
 export interface UndoerOptions {
     /** ARM access; undefined when nothing may be changed (then undo refuses). */
     readonly admin: VaultAdmin | undefined;
-    /** Role assignments and diagnostic settings (undo of remove-role-assignment, restore-diagnostic-setting). */
+    /** Diagnostic settings (undo of restore-diagnostic-setting when there was a setting of that name before). */
     readonly access?: AccessAdmin;
     readonly store: StateStore;
     readonly clock: Clock;
@@ -45,6 +46,11 @@ export interface UndoResult {
     readonly approved: readonly string[];
     /** When those approvals expire (ISO). */
     readonly approvedUntil: string;
+    /**
+     * What is left to the person who undid, to run with their own rights (a deleted role assignment, a diagnostic
+     * setting the responder created): the responder's role holds neither right. Approved like the rest meanwhile.
+     */
+    readonly manual: readonly ManualUndoStep[];
 }
 
 /**
@@ -142,11 +148,10 @@ export class Undoer {
                     `this undo would approve more than the state store holds for one vault: change the configured policy of ${vault.name} instead`,
                 );
             const access = this.o.access;
-            const outside = (restore.roleAssignmentCreates?.length ?? 0) + (restore.diagnosticSettings?.length ?? 0);
-            if (outside > 0 && access === undefined)
+            if ((restore.diagnosticSettings?.length ?? 0) > 0 && access === undefined)
                 throw new ResponderError(
                     'ARM.UNAVAILABLE',
-                    'not connected to the role-assignment / diagnostic-settings API: cannot undo this remediation',
+                    'not connected to the diagnostic-settings API: cannot undo this remediation',
                 );
             const patch = restore.patch;
             if (patch !== undefined) await this.retry(`restoring ${vault.name}`, () => admin.patch(vault, patch));
@@ -185,6 +190,7 @@ export class Undoer {
                 ],
                 approved: describeApprovals(restore.approvals),
                 approvedUntil: new Date(until).toISOString(),
+                manual: restore.manual ?? [],
             };
         } finally {
             await lease.release();
@@ -192,8 +198,8 @@ export class Undoer {
     }
 
     /**
-     * Creates the deleted role assignments again (same id, role definition, principal and type, scope) and puts the
-     * diagnostic settings back (or deletes the one we created), then reads each back. Returns what did not take.
+     * Puts the diagnostic settings back as they were, then reads each back. Returns what did not take. Nothing here
+     * creates a role assignment or deletes a setting: those undos are manual (`restore.manual`).
      */
     private async restoreOutside(
         access: AccessAdmin,
@@ -201,35 +207,15 @@ export class Undoer {
         restore: ReturnType<typeof planRestore>,
     ): Promise<string[]> {
         const problems: string[] = [];
-        for (const a of restore.roleAssignmentCreates ?? []) {
-            // 409 RoleAssignmentExists: the same role, principal and scope were assigned again meanwhile (under
-            // another id): the access is back, which is what the undo is for.
-            let assignedMeanwhile = false;
-            try {
-                await this.retry(`restoring role assignment ${a.id}`, () => access.createRoleAssignment(a));
-            } catch (err) {
-                if (statusOfErrorOrCause(err) !== 409) throw err;
-                assignedMeanwhile = true;
-            }
-            const back = await this.retry(`reading back role assignment ${a.id}`, () => access.getRoleAssignment(a.id));
-            if (back === undefined && !assignedMeanwhile) problems.push(`role assignment ${a.id} missing`);
-        }
         for (const d of restore.diagnosticSettings ?? []) {
-            const previous = d.previous;
-            if (previous === undefined)
-                await this.retry(`deleting diagnostic setting ${d.name}`, () =>
-                    access.deleteDiagnosticSetting(vault.resourceId, d.name),
-                );
-            else
-                await this.retry(`restoring diagnostic setting ${d.name}`, () =>
-                    access.putDiagnosticSetting(vault.resourceId, d.name, previous),
-                );
+            await this.retry(`restoring diagnostic setting ${d.name}`, () =>
+                access.putDiagnosticSetting(vault.resourceId, d.name, d.previous),
+            );
             const list = await this.retry(`reading back the diagnostic settings of ${vault.name}`, () =>
                 access.listDiagnosticSettings(vault.resourceId),
             );
-            const found = list.some((x) => x.name.toLowerCase() === d.name.toLowerCase());
-            if (found !== (previous !== undefined))
-                problems.push(`diagnostic setting ${d.name} ${previous === undefined ? 'still there' : 'missing'}`);
+            if (!list.some((x) => x.name.toLowerCase() === d.name.toLowerCase()))
+                problems.push(`diagnostic setting ${d.name} missing`);
         }
         return problems;
     }

@@ -58,14 +58,10 @@ export interface AccessAdmin {
     getRoleAssignment(id: string): Promise<RoleAssignmentSnapshot | undefined>;
     /** `RoleAssignments_DeleteById` (a 204 "already deleted" is success). */
     deleteRoleAssignment(id: string): Promise<void>;
-    /** `RoleAssignments_CreateById` with the same id, role definition, principal (and type) and scope (undo). */
-    createRoleAssignment(assignment: RoleAssignmentSnapshot): Promise<RoleAssignmentSnapshot>;
     /** `DiagnosticSettings_List` of a resource. */
     listDiagnosticSettings(resourceId: string): Promise<DiagnosticSettingSnapshot[]>;
     /** `DiagnosticSettings_CreateOrUpdate`. */
     putDiagnosticSetting(resourceId: string, name: string, properties: DiagnosticSettingProperties): Promise<void>;
-    /** `DiagnosticSettings_Delete` (undo of a setting we created). */
-    deleteDiagnosticSetting(resourceId: string, name: string): Promise<void>;
 }
 
 /** Wall-clock time for leases and rate caps (detections use event time instead). */

@@ -4,13 +4,19 @@
 // rails (modes, approvals, protected principals, blast-radius caps), every ARM fault class, and their undo.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { LocalLinkSigner } from '../../shared/adapters/linkSigner';
 import { MemoryDecisionSink, MemoryQuarantineSink } from '../../shared/adapters/memorySinks';
 import { MemoryStateStore } from '../../shared/adapters/memoryStateStore';
 import { ArmVaultAdmin } from '../../shared/adapters/armVaultAdmin';
 import { systemClock } from '../../shared/adapters/systemClock';
+import { LinkTokens } from '../../shared/app/alerting';
 import { createResponder } from '../../shared/app/createPipeline';
+import type { ReconcileIntent } from '../../shared/app/reconcileIntents';
 import { readApprovals } from '../../shared/app/undoer';
 import { parseResponderConfig } from '../../shared/config/responderConfig';
+import type { Incident } from '../../shared/core/alerts/incident';
+import { incidentPageContext } from '../../shared/core/alerts/incidentPage';
+import type { OutgoingNotification } from '../../shared/core/alerts/types';
 import type { ActionDecision, Decision, FindingDecision } from '../../shared/core/decisions';
 import { ruleIds } from '../../shared/core/rules';
 import { armAccessRoutes, type ArmAccessRoutes } from '../../shared/simulation/armAccessRoutes';
@@ -21,6 +27,7 @@ import {
     startArmKeyVaultFake,
 } from '../../shared/simulation/armSimulator';
 import { accessAdminFor, armClientFor } from '../fakes/armClient';
+import { RecordingChannel, TestClock } from '../support/alertingDoubles';
 import { REPO } from '../support/cli';
 
 const SUB = '6c1f4e2a-8b3d-4f5e-a1c2-9d8e7f6a5b40';
@@ -29,6 +36,7 @@ const MALLORY = 'bad0bad0-0000-4000-8000-00000000000d';
 const BOB = 'b0b00000-0000-4000-8000-0000000000b0';
 const API = 'c0c0c0c0-0000-4000-8000-0000000000a1';
 const RESPONDER = '5e5e5e5e-0000-4000-8000-00000000005e';
+const ALICE_OID = 'a1a1a1a1-0000-4000-8000-0000000000a1';
 const RG = 'rg-payments';
 const VAULT_ID = `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.KeyVault/vaults/kv-payments-prod`;
 const VAULT_REF = {
@@ -143,7 +151,7 @@ const criticals = (ds: readonly Decision[]) =>
     ds.filter((d): d is FindingDecision => d.type === 'finding' && d.rule.startsWith('remediation-'));
 
 describe('remove-role-assignment', () => {
-    it('enforce: re-reads the assignment, deletes it, reads back 404; undo creates exactly that assignment again and approves it for a while', async () => {
+    it('enforce: re-reads the assignment, deletes it, reads back 404; undo is manual: attributed, the command shown, approved for a while, no ARM write', async () => {
         const r = responder();
         await r.pipeline.processBatch([ROLE_WRITE()]);
         const [done] = actions(r.sink.decisions, 'remove-role-assignment');
@@ -155,64 +163,131 @@ describe('remove-role-assignment', () => {
         });
         expect(access.roleAssignment(ASSIGNMENT_ID)).toBeUndefined();
         // ARM first: GET by id, DELETE by id, GET by id (404) for the read-back.
-        const calls = fake.requests
-            .filter((q) => q.path.toLowerCase().includes('roleassignments'))
-            .map((q) => [q.method, q.status]);
-        expect(calls).toEqual([
+        const calls = () =>
+            fake.requests
+                .filter((q) => q.path.toLowerCase().includes('roleassignments'))
+                .map((q) => [q.method, q.status]);
+        expect(calls()).toEqual([
             ['GET', 200],
             ['DELETE', 200],
             ['GET', 404],
         ]);
 
-        const undo = await r.undoer.undo(VAULT_REF, done?.detail.undoId as string);
-        expect(undo.restored).toEqual([expect.stringContaining(`role assignment ${ASSIGNMENT_ID}`)]);
-        expect(access.roleAssignment(ASSIGNMENT_ID)?.properties).toMatchObject({
+        const undoId = done?.detail.undoId as string;
+        const undo = await r.undoer.undo(VAULT_REF, undoId);
+        // The responder's role holds no roleAssignments/write: it sends nothing to ARM for this part.
+        expect(calls()).toHaveLength(3);
+        expect(fake.requests.filter((q) => q.method === 'PUT')).toEqual([]);
+        expect(access.roleAssignment(ASSIGNMENT_ID)).toBeUndefined();
+        expect(undo.restored).toEqual([]);
+        const roleDefinitionId = `/subscriptions/${SUB}/providers/Microsoft.Authorization/roleDefinitions/${SECRETS_USER}`;
+        expect(undo.manual).toEqual([
+            {
+                what: `role assignment of User ${BOB} (role ${roleDefinitionId} at ${RG_SCOPE})`,
+                command: `az role assignment create --assignee-object-id ${BOB} --assignee-principal-type User --role ${roleDefinitionId} --scope ${RG_SCOPE}`,
+            },
+        ]);
+        // Recorded: the part is used (a second undo is refused), and the approval is scoped and expiring.
+        await expect(r.undoer.undo(VAULT_REF, undoId)).rejects.toMatchObject({ code: 'UNDO.ALREADY_DONE' });
+        const approvals = await readApprovals(r.store, VAULT_REF, Date.now());
+        expect(approvals?.roles).toEqual([
+            { objectId: BOB, roleDefinitionId: SECRETS_USER, scope: RG_SCOPE.toLowerCase() },
+        ]);
+        const until = Date.parse(undo.approvedUntil);
+        expect(until).toBeGreaterThan(Date.now());
+        expect(await readApprovals(r.store, VAULT_REF, until)).toBeUndefined();
+
+        // The person runs the command with their own rights (a new assignment id, as `az` makes one).
+        const recreated = access.putRoleAssignment({
             scope: RG_SCOPE,
+            roleDefinitionGuid: SECRETS_USER,
             principalId: BOB,
             principalType: 'User',
-            roleDefinitionId: `/subscriptions/${SUB}/providers/Microsoft.Authorization/roleDefinitions/${SECRETS_USER}`,
         });
-        const approvals = await readApprovals(r.store, VAULT_REF, Date.now());
-        expect(approvals?.roles).toEqual([{ objectId: BOB, roleDefinitionId: SECRETS_USER }]);
-        expect(Date.parse(undo.approvedUntil)).toBeGreaterThan(Date.now());
-
-        // While the approval lasts, the same write reconciled again leaves the assignment alone.
-        const again = await r.remediator.remediate(
-            {
-                vault: VAULT_REF,
-                version: 9,
-                processed: 8,
-                reasons: ['trigger'],
-                rules: ['role-assignment-granted'],
-                incidentKeys: [],
-                correlationIds: [],
-                earliestMs: Date.now(),
-                latestMs: Date.now(),
-                concurrent: [],
-                roleAssignmentIds: [ASSIGNMENT_ID],
-            },
-            undefined,
-            10,
-        );
+        const intentFor = (at: number): ReconcileIntent => ({
+            vault: VAULT_REF,
+            version: 9,
+            processed: 8,
+            reasons: ['trigger'],
+            rules: ['role-assignment-granted'],
+            incidentKeys: [],
+            correlationIds: [],
+            earliestMs: at,
+            latestMs: at,
+            concurrent: [],
+            roleAssignmentIds: [recreated],
+        });
+        // While the approval lasts, that write reconciled leaves the assignment alone.
+        const again = await r.remediator.remediate(intentFor(Date.now()), undefined, 10);
         expect(actions(again.decisions, 'remove-role-assignment')).toMatchObject([
             { status: 'skipped', detail: { reason: 'approved-principal' } },
         ]);
-        expect(access.roleAssignment(ASSIGNMENT_ID)).toBeDefined();
+        expect(access.roleAssignment(recreated)).toBeDefined();
     });
 
-    it('an undo ARM refuses (403 on the create) fails loudly and approves nothing', async () => {
-        const r = responder();
+    it('a manual role-assignment undo approves that principal, role and scope only, until its expiry: after it, the reconciler deletes the re-created assignment', async () => {
+        let now = Date.parse('2026-10-05T10:00:00Z');
+        const clock = { now: () => now, sleep: () => Promise.resolve() };
+        const decisions = new MemoryDecisionSink();
+        const store = new MemoryStateStore();
+        const r = createResponder(
+            configFor('enforce', { remediation: { undoApprovalHours: 2 } }),
+            { decisions, quarantine: new MemoryQuarantineSink() },
+            {
+                acceptBareRecords: false,
+                admin: new ArmVaultAdmin((sub) => armClientFor(fake, sub, { retryOptions: { maxRetries: 0 } })),
+                access: accessAdminFor(fake),
+                clock,
+                store,
+            },
+        );
         await r.pipeline.processBatch([ROLE_WRITE()]);
-        const [done] = actions(r.sink.decisions, 'remove-role-assignment');
-        fake.inject({ status: 403, match: { method: 'PUT', pathIncludes: 'roleAssignments' } });
-        await expect(r.undoer.undo(VAULT_REF, done?.detail.undoId as string)).rejects.toMatchObject({
-            statusCode: 403,
+        const [done] = actions(decisions.decisions, 'remove-role-assignment');
+        expect(done?.status).toBe('applied');
+        const undo = await r.undoer.undo(VAULT_REF, done?.detail.undoId as string);
+        expect(undo.approvedUntil).toBe('2026-10-05T12:00:00.000Z');
+        const recreated = access.putRoleAssignment({
+            scope: RG_SCOPE,
+            roleDefinitionGuid: SECRETS_USER,
+            principalId: BOB,
+            principalType: 'User',
         });
-        expect(access.roleAssignment(ASSIGNMENT_ID)).toBeUndefined();
-        expect(await readApprovals(r.store, VAULT_REF, Date.now())).toBeUndefined();
-        // The same link works once ARM lets it.
-        await r.undoer.undo(VAULT_REF, done?.detail.undoId as string);
-        expect(access.roleAssignment(ASSIGNMENT_ID)).toBeDefined();
+        const intent: ReconcileIntent = {
+            vault: VAULT_REF,
+            version: 9,
+            processed: 8,
+            reasons: ['trigger'],
+            rules: ['role-assignment-granted'],
+            incidentKeys: [],
+            correlationIds: [],
+            earliestMs: now,
+            latestMs: now,
+            concurrent: [],
+            roleAssignmentIds: [recreated],
+        };
+        // The same principal and role at the subscription: not what was undone, deleted even while the approval lasts.
+        const broader = access.putRoleAssignment({
+            scope: `/subscriptions/${SUB}`,
+            roleDefinitionGuid: SECRETS_USER,
+            principalId: BOB,
+            principalType: 'User',
+        });
+        now += 3_600_000;
+        const within = await r.remediator.remediate(
+            { ...intent, roleAssignmentIds: [recreated, broader] },
+            undefined,
+            10,
+        );
+        expect(actions(within.decisions, 'remove-role-assignment')).toMatchObject([
+            { status: 'skipped', detail: { reason: 'approved-principal' } },
+            { status: 'applied', detail: { scope: `/subscriptions/${SUB}` } },
+        ]);
+        expect(access.roleAssignment(recreated)).toBeDefined();
+        expect(access.roleAssignment(broader)).toBeUndefined();
+        now += 2 * 3_600_000;
+        const after = await r.remediator.remediate({ ...intent, version: 10 }, undefined, 11);
+        expect(actions(after.decisions, 'remove-role-assignment')).toMatchObject([{ status: 'applied' }]);
+        expect(access.roleAssignment(recreated)).toBeUndefined();
     });
 
     it('monitor: plans the delete and changes nothing', async () => {
@@ -343,7 +418,7 @@ describe('restore-rbac-authorization', () => {
 });
 
 describe('restore-diagnostic-setting', () => {
-    it('enforce: writes the templates’ setting (AuditEvent to the configured hub) and reads it back; undo deletes it again', async () => {
+    it('enforce: writes the templates’ setting (AuditEvent to the configured hub) and reads it back; its undo is a manual delete', async () => {
         const r = responder();
         await r.pipeline.processBatch([DIAG_DELETE()]);
         const [done] = actions(r.sink.decisions, 'restore-diagnostic-setting');
@@ -361,7 +436,36 @@ describe('restore-diagnostic-setting', () => {
             },
         ]);
         const undo = await r.undoer.undo(VAULT_REF, done?.detail.undoId as string);
-        expect(undo.restored).toEqual(['diagnostic setting kv-responder deleted again (there was none before)']);
+        // The responder's role holds no diagnosticSettings/delete: the delete is left to the person, with its command.
+        expect(undo.restored).toEqual([]);
+        expect(undo.manual).toEqual([
+            {
+                what: 'diagnostic setting kv-responder (there was none before: delete it)',
+                command: `az monitor diagnostic-settings delete --name kv-responder --resource ${VAULT_REF.resourceId}`,
+            },
+        ]);
+        expect(fake.requests.filter((q) => q.method === 'DELETE')).toEqual([]);
+        expect(access.diagnosticSettings(VAULT_ID)).toHaveLength(1);
+        // Approved meanwhile: once the person deleted it, the same delete reconciled is not restored again.
+        expect((await readApprovals(r.store, VAULT_REF, Date.now()))?.auditSetting).toBe('exempt');
+        access.setDiagnosticSettings(VAULT_ID, []);
+        const again = await r.remediator.remediate(
+            {
+                vault: VAULT_REF,
+                version: 9,
+                processed: 8,
+                reasons: ['trigger'],
+                rules: ['diagnostic-setting-removed'],
+                incidentKeys: [],
+                correlationIds: [],
+                earliestMs: Date.now(),
+                latestMs: Date.now(),
+                concurrent: [],
+            },
+            undefined,
+            10,
+        );
+        expect(actions(again.decisions, 'restore-diagnostic-setting')).toMatchObject([{ status: 'skipped' }]);
         expect(access.diagnosticSettings(VAULT_ID)).toEqual([]);
     });
 
@@ -402,5 +506,128 @@ describe('restore-diagnostic-setting', () => {
         expect(actions(r.sink.decisions, 'restore-diagnostic-setting')[0]?.status).toBe(status);
         expect(criticals(r.sink.decisions).length > 0).toBe(status === 'failed');
         fake.clearFaults();
+    });
+});
+
+describe('manual undo through the signed link (alerting, ARM simulator)', () => {
+    const signer = LocalLinkSigner.generate('manual-undo-test-key');
+
+    function withAlerting() {
+        const clock = new TestClock(Date.parse('2026-10-05T09:06:00.000Z'));
+        const config = configFor('enforce');
+        const decisions = new MemoryDecisionSink();
+        const teams = new RecordingChannel('teams');
+        const email = new RecordingChannel('email');
+        const links = new LinkTokens(signer, 'https://kvr-func.example.net', config.alerting.linkTtlMs, clock);
+        const r = createResponder(
+            config,
+            { decisions, quarantine: new MemoryQuarantineSink() },
+            {
+                acceptBareRecords: false,
+                admin: new ArmVaultAdmin((sub) => armClientFor(fake, sub, { retryOptions: { maxRetries: 0 } })),
+                access: accessAdminFor(fake),
+                clock,
+                store: new MemoryStateStore(),
+                owner: 'manual-undo-test',
+                alerting: {
+                    channels: { teams, email },
+                    mailFrom: 'kv-responder@contoso.example',
+                    links,
+                    log: { info: () => {}, warn: () => {}, error: () => {} },
+                },
+            },
+        );
+        if (r.alerting === undefined) throw new Error('createResponder built no alerting');
+        return { r, alerting: r.alerting, decisions, teams, clock };
+    }
+
+    it('role assignment: the link records who undid it, shows the az command on the page, in the result and the notice, approves, and sends nothing to ARM', async () => {
+        const h = withAlerting();
+        await h.r.pipeline.processBatch([ROLE_WRITE()]);
+        expect(actions(h.decisions.decisions, 'remove-role-assignment')).toMatchObject([{ status: 'applied' }]);
+        const opened = h.teams.sent.filter((n) => n.kind === 'opened');
+        expect(opened).toHaveLength(1);
+        const card = opened[0] as OutgoingNotification;
+        if (card.channel !== 'teams') throw new Error('not a Teams card');
+        const content = card.teams.attachments[0]?.content as { actions?: { title: string; url: string }[] };
+        const undoUrl = content.actions?.find((a) => a.title === 'Undo remediation')?.url;
+        const token = new URL(undoUrl ?? 'https://x/').searchParams.get('t') ?? '';
+        const id = card.incidentId;
+
+        const roleDefinitionId = `/subscriptions/${SUB}/providers/Microsoft.Authorization/roleDefinitions/${SECRETS_USER}`;
+        const command = `az role assignment create --assignee-object-id ${BOB} --assignee-principal-type User --role ${roleDefinitionId} --scope ${RG_SCOPE}`;
+        // The page before: the undo leaves this to the person, with the command.
+        const inc = await h.alerting.get(id);
+        const page = incidentPageContext(inc as Incident, await h.alerting.undoRecordsOf(inc as Incident));
+        expect(page.remediations[0]?.restores).toEqual([
+            `left to you, with your own rights: role assignment of User ${BOB} (role ${roleDefinitionId} at ${RG_SCOPE}): ${command}`,
+        ]);
+
+        fake.clearLog();
+        const outcome = await h.alerting.act(id, 'undo', token, { by: 'oncall@contoso.example', byId: ALICE_OID });
+        expect(outcome.kind).toBe('done');
+        expect(outcome.message).toContain('nothing restored by the responder');
+        expect(outcome.message).toContain(command);
+        // No ARM write at all: the person re-grants with their own rights.
+        expect(fake.requests.filter((q) => q.method !== 'GET')).toEqual([]);
+        expect(access.roleAssignment(ASSIGNMENT_ID)).toBeUndefined();
+
+        const after = (await h.alerting.get(id)) as Incident;
+        expect(after.undone).toMatchObject({
+            by: 'oncall@contoso.example',
+            byId: ALICE_OID,
+            restored: [],
+            approved: [`role ${SECRETS_USER} for ${BOB} at ${RG_SCOPE.toLowerCase()}`],
+            manual: [command],
+        });
+        const undone = h.teams.sent.filter((n) => n.kind === 'undone' && n.incidentId === id);
+        expect(undone).toHaveLength(1);
+        const text = JSON.stringify(
+            (undone[0] as OutgoingNotification & { channel: 'teams' }).teams.attachments[0]?.content,
+        );
+        expect(text).toContain('Left to the person who undid, to run with their own rights');
+        expect(text).toContain(command);
+        // The decision log names who and what is left to do.
+        expect(
+            h.decisions.decisions.filter((d): d is ActionDecision => d.type === 'action' && d.action === 'undo'),
+        ).toMatchObject([
+            { status: 'applied', detail: { by: 'oncall@contoso.example', manual: [expect.stringContaining(command)] } },
+        ]);
+    });
+});
+
+describe('Activity Log vault writes reconcile the vault against ARM', () => {
+    const VAULT_WRITES = (
+        JSON.parse(readFileSync(join(REPO, 'test/fixtures/activity-log/vault-writes.json'), 'utf8')) as {
+            records: Record<string, unknown>[];
+        }
+    ).records;
+
+    it('a vault write seen only in the Activity Log (no AuditEvent) gets the firewall opened through ARM closed again', async () => {
+        // The change as ARM holds it: the firewall opened, with no AuditEvent record of it (only the Activity Log).
+        const v = fake.vault(VAULT_ID);
+        fake.setVault({
+            ...v,
+            properties: { ...v.properties, networkAcls: { ...v.properties.networkAcls, defaultAction: 'Allow' } },
+        });
+        const r = responder();
+        await r.pipeline.processBatch([{ body: { records: VAULT_WRITES.slice(0, 2) } }]);
+        expect(actions(r.sink.decisions, 'restore-firewall-default')).toMatchObject([
+            { status: 'applied', vault: 'kv-payments-prod', detail: { verified: true } },
+        ]);
+        expect(fake.vault(VAULT_ID).properties.networkAcls?.defaultAction).toBe('Deny');
+    });
+
+    it('a denied write, the responder’s own write and a write on a vault the config does not name change nothing', async () => {
+        const v = fake.vault(VAULT_ID);
+        fake.setVault({
+            ...v,
+            properties: { ...v.properties, networkAcls: { ...v.properties.networkAcls, defaultAction: 'Allow' } },
+        });
+        const r = responder();
+        await r.pipeline.processBatch([{ body: { records: VAULT_WRITES.slice(3) } }]);
+        expect(r.sink.decisions.filter((d) => d.type === 'action')).toEqual([]);
+        expect(fake.requests.filter((q) => q.method !== 'GET')).toEqual([]);
+        expect(fake.vault(VAULT_ID).properties.networkAcls?.defaultAction).toBe('Allow');
     });
 });

@@ -5,6 +5,7 @@ import { accessAdminFor, authorizationClientFor } from '../fakes/armClient';
 import { armAccessRoutes, type ArmAccessRoutes } from '../../shared/simulation/armAccessRoutes';
 import { type ArmKeyVaultFake, makeVault, startArmKeyVaultFake } from '../../shared/simulation/armSimulator';
 import { isTransient, statusOf } from '../../shared/app/armCalls';
+import { rawHttps } from '../support/rawHttps';
 
 const SUB = '00000000-0000-0000-0000-000000000001';
 const RG = 'rg-kv';
@@ -112,7 +113,7 @@ describe('role assignments and diagnostic settings in the ARM simulator', () => 
         ).toMatchObject({ statusCode: 409, code: 'RoleAssignmentExists' });
     });
 
-    it('ArmAccessAdmin reads, deletes and re-creates an assignment exactly (role, principal, type, scope)', async () => {
+    it('ArmAccessAdmin reads and deletes an assignment; a person re-creates it exactly (role, principal, type, scope)', async () => {
         const admin = accessAdminFor(fake);
         const id = access.putRoleAssignment({
             scope: RG_SCOPE,
@@ -124,7 +125,13 @@ describe('role assignments and diagnostic settings in the ARM simulator', () => 
         expect(before).toMatchObject({ id, scope: RG_SCOPE, principalId: USER, principalType: 'ServicePrincipal' });
         await admin.deleteRoleAssignment(id);
         expect(await admin.getRoleAssignment(id)).toBeUndefined();
-        await admin.createRoleAssignment(before!);
+        // The responder holds no roleAssignments/write: a manual undo is `az role assignment create`, which sends the
+        // same RoleAssignments_Create PUT as the SDK client here (with the person's own token).
+        await authorizationClientFor(fake).roleAssignments.createById(id, {
+            roleDefinitionId: before!.roleDefinitionId,
+            principalId: before!.principalId,
+            principalType: before!.principalType as 'ServicePrincipal',
+        });
         expect(access.roleAssignment(id)?.properties).toMatchObject({
             scope: RG_SCOPE,
             principalId: USER,
@@ -134,7 +141,7 @@ describe('role assignments and diagnostic settings in the ARM simulator', () => 
         await admin.close();
     });
 
-    it('ArmAccessAdmin lists, writes and deletes diagnostic settings, validated against the Monitor spec', async () => {
+    it('ArmAccessAdmin lists and writes diagnostic settings, validated against the Monitor spec; a person deletes one', async () => {
         const admin = accessAdminFor(fake);
         expect(await admin.listDiagnosticSettings(VAULT_ID)).toEqual([]);
         await admin.putDiagnosticSetting(VAULT_ID, 'kv-responder', {
@@ -160,7 +167,11 @@ describe('role assignments and diagnostic settings in the ARM simulator', () => 
             ),
         ).toMatchObject({ statusCode: 400 });
         expect(fake.invalidRequests).toHaveLength(1);
-        await admin.deleteDiagnosticSetting(VAULT_ID, 'kv-responder');
+        // The responder holds no diagnosticSettings/delete: `az monitor diagnostic-settings delete` sends this DELETE.
+        const url = new URL(
+            `${fake.url}${VAULT_ID}/providers/Microsoft.Insights/diagnosticSettings/kv-responder?api-version=2021-05-01-preview`,
+        );
+        expect((await rawHttps(url, fake.caPem, 'DELETE', { authorization: 'Bearer person' })).status).toBe(200);
         expect(access.diagnosticSettings(VAULT_ID)).toEqual([]);
         await admin.close();
     });

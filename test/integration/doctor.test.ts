@@ -404,6 +404,34 @@ describe('kvr doctor against the local fakes', () => {
         );
     });
 
+    it('least privilege: an identity that can also grant roles or delete diagnostic settings gets a warning, not a failure', async () => {
+        // The remediation role alone: no warning (the healthy run above has none).
+        expect(rowsOf((await doctor()).report, 'warn')).toEqual([]);
+        // A broader role next to it (Contributor-like on settings, User Access Administrator-like on assignments).
+        monitor.grant(enforcedId, {
+            actions: ['Microsoft.Authorization/roleAssignments/*', 'Microsoft.Insights/diagnosticSettings/*'],
+        });
+        const { code, out, report } = await doctor();
+        expect(code).toBe(0);
+        expect(rowsOf(report, 'fail')).toEqual([]);
+        expect(rowsOf(report, 'warn')).toEqual(['vault-permissions kv-payments']);
+        const row = report.checks.find((c) => c.status === 'warn') as CheckResult;
+        expect(row.detail).toContain(
+            'also Microsoft.Authorization/roleAssignments/write, Microsoft.Insights/diagnosticSettings/delete',
+        );
+        expect(row.fix).toContain('remove Microsoft.Authorization/roleAssignments/write and');
+        expect(out).toMatch(/^vault-permissions\s+kv-payments\s+WARN\s/m);
+        expect(out).toContain(', 1 warned: OK');
+        // A notAction of that same role takes it back out: no warning.
+        monitor.revokeAll(enforcedId);
+        monitor.grant(enforcedId, { actions: REMEDIATION_ROLE });
+        monitor.grant(enforcedId, {
+            actions: ['Microsoft.Authorization/roleAssignments/*'],
+            notActions: ['Microsoft.Authorization/*/write'],
+        });
+        expect(rowsOf((await doctor()).report, 'warn')).toEqual([]);
+    });
+
     it('a vault firewall that keeps the app off the data plane', async () => {
         kvEnforced.inject({ status: 403, reason: 'firewall', times: 2 });
         const failed = await expectOnlyFailure(doctor(), 'vault-data-plane kv-payments', FIREWALL_FIX);

@@ -71,12 +71,15 @@ describe('remediation-suspended: one finding per suspension', () => {
         expect(run.code).toBe(0);
         const decisions = decisionsOf(run.stdout);
         const restores = decisions.filter((d) => d.type === 'action' && d.action === 'restore-firewall-default');
+        // 13 held back in the first suspension: the 12 re-openings and the hourly drift sweep at 10:41 (replayed on
+        // the records' clock), which finds the vault open as a live deployment's sweep would.
         expect(restores.map((a) => a.status)).toEqual([
             ...new Array<string>(3).fill('applied'),
-            ...new Array<string>(12).fill('skipped'),
+            ...new Array<string>(13).fill('skipped'),
             ...new Array<string>(3).fill('applied'),
             ...new Array<string>(7).fill('skipped'),
         ]);
+        expect(restores.filter((a) => a.time === '2026-10-05T10:41:00.000Z').map((a) => a.status)).toEqual(['skipped']);
         const suspended = findingsOf(run.stdout, 'remediation-suspended');
         expect(suspended.map((f) => [f.time, f.suspendedUntil])).toEqual([
             ['2026-10-05T10:12:30.000Z', '2026-10-05T11:00:30.000Z'],
@@ -85,7 +88,7 @@ describe('remediation-suspended: one finding per suspension', () => {
         // The later attempts are counted in their suspension.
         const skipped = restores.filter((a) => a.status === 'skipped');
         expect(skipped.map((a) => (a.detail as { suspension: { attempts: number } }).suspension.attempts)).toEqual([
-            ...Array.from({ length: 12 }, (_, i) => i + 1),
+            ...Array.from({ length: 13 }, (_, i) => i + 1),
             ...Array.from({ length: 7 }, (_, i) => i + 1),
         ]);
     });

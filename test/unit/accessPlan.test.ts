@@ -9,7 +9,14 @@ import {
     sendsAuditTo,
 } from '../../shared/core/remediation/plan';
 import type { RoleAssignmentSnapshot, VaultSnapshot } from '../../shared/core/remediation/types';
-import { mergeApprovals, planRestore, undoRecordOfPart, withApprovals } from '../../shared/core/remediation/undo';
+import {
+    diagnosticSettingDeleteCommand,
+    mergeApprovals,
+    planRestore,
+    roleAssignmentCreateCommand,
+    undoRecordOfPart,
+    withApprovals,
+} from '../../shared/core/remediation/undo';
 import { ruleIds } from '../../shared/core/rules';
 import { mergeIntent } from '../../shared/app/reconcileIntents';
 
@@ -90,20 +97,66 @@ describe('remove-role-assignment planning', () => {
             assignment: assignment(SECRETS_USER),
         });
         const restore = planRestore(record, vault());
-        expect(restore.roleAssignmentCreates).toEqual([assignment(SECRETS_USER)]);
-        expect(restore.approvals.roles).toEqual([{ objectId: BOB, roleDefinitionId: SECRETS_USER }]);
+        // Nothing for the responder to create (its role holds no roleAssignments/write): a command for the person.
+        expect(restore.restored).toEqual([]);
+        expect(restore.manual).toEqual([
+            {
+                what: expect.stringContaining(BOB),
+                command: `az role assignment create --assignee-object-id ${BOB} --assignee-principal-type User --role ${assignment(SECRETS_USER).roleDefinitionId} --scope ${assignment(SECRETS_USER).scope}`,
+            },
+        ]);
+        const rg = `/subscriptions/${SUB}/resourcegroups/rg-payments`;
+        expect(restore.approvals.roles).toEqual([{ objectId: BOB, roleDefinitionId: SECRETS_USER, scope: rg }]);
         const approved = withApprovals(policy, restore.approvals);
         expect(planRoleAssignmentRemoval(assignment(SECRETS_USER), vault(), approved, guard)).toMatchObject({
             remove: false,
             reason: 'approved-principal',
         });
         expect(planRoleAssignmentRemoval(assignment(OWNER), vault(), approved, guard)).toMatchObject({ remove: true });
-        // The approval grants no access-policy permission.
-        expect(approved.approvedPrincipals.get(BOB)).toEqual({ keys: [], secrets: [], certificates: [], storage: [] });
+        // That scope only: the same role at the subscription is not approved.
+        expect(
+            planRoleAssignmentRemoval(assignment(SECRETS_USER, `/subscriptions/${SUB}`), vault(), approved, guard),
+        ).toMatchObject({ remove: true });
+        // The approval grants no access-policy permission, and approves the principal nowhere else.
+        expect(approved.approvedPrincipals.has(BOB)).toBe(false);
+        // A grant written before approvals named the scope keeps meaning that role at any scope.
+        const legacy = withApprovals(policy, {
+            ...restore.approvals,
+            roles: [{ objectId: BOB, roleDefinitionId: SECRETS_USER }],
+        });
+        expect(
+            planRoleAssignmentRemoval(assignment(SECRETS_USER, `/subscriptions/${SUB}`), vault(), legacy, guard),
+        ).toMatchObject({ remove: false, reason: 'approved-principal' });
+        expect(legacy.approvedPrincipals.get(BOB)).toEqual({ keys: [], secrets: [], certificates: [], storage: [] });
         // Merging keeps one entry per principal and role.
         expect(mergeApprovals(restore.approvals, restore.approvals).roles).toHaveLength(1);
         // A scoped undo of another principal's incident does not restore it.
         expect(planRestore(record, vault(), { rules: ['role-assignment-granted'], grantees: ['x'] }).parts).toEqual([]);
+    });
+});
+
+describe('manual undo commands', () => {
+    it('name exactly the deleted assignment, with every value quoted for a POSIX shell where it needs it', () => {
+        const a: RoleAssignmentSnapshot = {
+            ...assignment(SECRETS_USER),
+            description: "bob's break-fix access; rm -rf /",
+            condition: "@Resource[Microsoft.KeyVault/vaults/secrets:name] StringEquals 'db-password'",
+            conditionVersion: '2.0',
+        };
+        expect(roleAssignmentCreateCommand(a)).toBe(
+            `az role assignment create --assignee-object-id ${BOB} --assignee-principal-type User` +
+                ` --role ${a.roleDefinitionId} --scope ${a.scope}` +
+                ` --description 'bob'\\''s break-fix access; rm -rf /'` +
+                ` --condition '@Resource[Microsoft.KeyVault/vaults/secrets:name] StringEquals '\\''db-password'\\'''` +
+                ` --condition-version 2.0`,
+        );
+        // Without a principal type the flag is left out (az then looks the principal up in Microsoft Graph).
+        const { principalType: _t, ...untyped } = assignment(SECRETS_USER);
+        expect(roleAssignmentCreateCommand(untyped)).not.toContain('--assignee-principal-type');
+        expect(diagnosticSettingDeleteCommand(VAULT_ID, 'kv-responder')).toBe(
+            `az monitor diagnostic-settings delete --name kv-responder --resource ${VAULT_ID}`,
+        );
+        expect(diagnosticSettingDeleteCommand(VAULT_ID, 'my setting')).toContain("--name 'my setting'");
     });
 });
 

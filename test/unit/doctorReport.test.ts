@@ -7,6 +7,7 @@ import {
     doctorExitCode,
     doctorReport,
     enforcedActions,
+    excessActions,
     formatDoctorTable,
     type HubTarget,
     isUnresolvedKeyVaultReference,
@@ -79,12 +80,10 @@ describe('the actions remediation needs on a vault', () => {
         ]);
         expect(enforcedActions(p, on, true)).not.toContain('remove-access-policy');
         expect(actionsNeeded(enforcedActions(p, on, true))).toEqual([
-            // remove-role-assignment: read and delete, write for undo (issue 15)
+            // remove-role-assignment: read and delete; no write (its undo is manual, issue 15)
             'Microsoft.Authorization/roleAssignments/delete',
             'Microsoft.Authorization/roleAssignments/read',
-            'Microsoft.Authorization/roleAssignments/write',
-            // restore-diagnostic-setting: list and write, delete for undo
-            'Microsoft.Insights/diagnosticSettings/delete',
+            // restore-diagnostic-setting: list and write; no delete
             'Microsoft.Insights/diagnosticSettings/read',
             'Microsoft.Insights/diagnosticSettings/write',
             'Microsoft.KeyVault/vaults/read',
@@ -198,10 +197,32 @@ describe('report', () => {
             { check: 'c', target: 'x', status: 'fail', detail: 'no', fix: 'do this' },
         ]);
         expect(doctorExitCode(bad)).toBe(1);
-        expect(bad.counts).toEqual({ pass: 1, fail: 1, skip: 1 });
+        expect(bad.counts).toEqual({ pass: 1, fail: 1, skip: 1, warn: 0 });
         const table = formatDoctorTable(bad);
         expect(table).toMatch(/^c\s+x\s+FAIL\s+no\s+do this$/m);
         expect(table).toContain('1 passed, 1 failed, 1 skipped: FAILED');
+        // A warning does not fail the run; the summary counts it.
+        const warned = doctorReport([
+            ...ok.checks,
+            { check: 'd', target: 'x', status: 'warn', detail: 'too much', fix: 'drop it' },
+        ]);
+        expect(doctorExitCode(warned)).toBe(0);
+        expect(formatDoctorTable(warned)).toMatch(/^d\s+x\s+WARN\s+too much\s+drop it$/m);
+        expect(formatDoctorTable(warned)).toContain('1 passed, 0 failed, 1 skipped, 1 warned: OK');
+    });
+
+    it('least privilege: the rights the responder does without, granted by any role, are named', () => {
+        expect(
+            excessActions([{ actions: [...actionsNeeded(['remove-role-assignment', 'restore-diagnostic-setting'])] }]),
+        ).toEqual([]);
+        expect(excessActions([{ actions: ['*'] }])).toEqual([
+            'Microsoft.Authorization/roleAssignments/write',
+            'Microsoft.Insights/diagnosticSettings/delete',
+        ]);
+        // Contributor: everything but Microsoft.Authorization/*/Write (and a few others).
+        expect(excessActions([{ actions: ['*'], notActions: ['Microsoft.Authorization/*/Write'] }])).toEqual([
+            'Microsoft.Insights/diagnosticSettings/delete',
+        ]);
     });
 
     it('recognises an unresolved Key Vault reference', () => {

@@ -2,7 +2,7 @@ import type { InvocationContext, Timer } from '@azure/functions';
 import { InvocationLogger } from '../../adapters/invocationLogger';
 import { decodeReconcileMessage } from '../../adapters/storageReconcileQueue';
 import type { VaultRef } from '../../core/events/types';
-import type { Clock, DecisionSink, ReconcileQueue } from '../../core/ports';
+import type { Clock, DecisionSink, ReconcileMessage, ReconcileQueue } from '../../core/ports';
 import type { StateStore } from '../../core/state/store';
 import { vaultRefOf } from '../alerting';
 import { describeError } from '../armCalls';
@@ -68,6 +68,53 @@ export async function handleReconcilePoison(
 const MAX_SWEEP = 5000;
 
 /**
+ * The vaults a drift sweep reconciles: those the config names by resource id and every vault that ever had an intent.
+ * `warn` gets each configured id that is not a vault resource id.
+ */
+export async function sweepVaults(
+    store: StateStore,
+    configuredVaultIds: readonly string[],
+    warn: (badId: string) => void = () => {},
+): Promise<{ readonly vaults: readonly VaultRef[]; readonly capped: boolean }> {
+    const rows = await store.scan('reconcile|intent', MAX_SWEEP);
+    const vaults = new Map<string, VaultRef>();
+    for (const id of configuredVaultIds) {
+        try {
+            const v = vaultRefOf(id);
+            vaults.set(v.resourceId, v);
+        } catch {
+            warn(id.slice(0, 300));
+        }
+    }
+    for (const r of rows) {
+        const v = (r.value as ReconcileIntent | null | undefined)?.vault;
+        if (v !== undefined && typeof v.resourceId === 'string') vaults.set(v.resourceId, v);
+    }
+    return { vaults: [...vaults.values()], capped: rows.length >= MAX_SWEEP };
+}
+
+/**
+ * Records a `sweep` intent at `nowMs` for every vault {@link sweepVaults} finds; returns the wake-up messages. The
+ * timer passes the wall clock, `kvr replay` the records' clock (so the drift found carries its event time).
+ */
+export async function recordSweep(
+    intents: ReconcileIntents,
+    vaults: readonly VaultRef[],
+    nowMs: number,
+): Promise<ReconcileMessage[]> {
+    return intents.record(
+        vaults.map((vault) => ({
+            vault,
+            reason: 'sweep' as const,
+            rules: [],
+            incidentKeys: [],
+            correlationIds: [],
+            timeMs: nowMs,
+        })),
+    );
+}
+
+/**
  * The drift sweep: records a `sweep` intent for every vault the responder knows (named in the config, or that ever
  * had an intent) and wakes the worker, so that lost events, missing diagnostic settings and inferred-field gaps converge.
  */
@@ -77,38 +124,17 @@ export async function handleDriftSweep(
     deps: ReconcileDeps,
 ): Promise<{ vaults: number }> {
     const log = new InvocationLogger(context);
-    const rows = await deps.store.scan('reconcile|intent', MAX_SWEEP);
-    const now = deps.clock.now();
-    const vaults = new Map<string, VaultRef>();
-    for (const id of deps.configuredVaultIds ?? []) {
-        try {
-            const v = vaultRefOf(id);
-            vaults.set(v.resourceId, v);
-        } catch {
-            log.warn('kvr.drift-sweep-bad-vault-id', { vaultId: id.slice(0, 300) });
-        }
-    }
-    for (const r of rows) {
-        const v = (r.value as ReconcileIntent | null | undefined)?.vault;
-        if (v !== undefined && typeof v.resourceId === 'string') vaults.set(v.resourceId, v);
-    }
-    const messages = await deps.intents.record(
-        [...vaults.values()].map((vault) => ({
-            vault,
-            reason: 'sweep',
-            rules: [],
-            incidentKeys: [],
-            correlationIds: [],
-            timeMs: now,
-        })),
+    const { vaults, capped } = await sweepVaults(deps.store, deps.configuredVaultIds ?? [], (vaultId) =>
+        log.warn('kvr.drift-sweep-bad-vault-id', { vaultId }),
     );
+    const messages = await recordSweep(deps.intents, vaults, deps.clock.now());
     // Spread over a few minutes, so a large estate does not hit ARM throttling all at once.
     let i = 0;
     for (const m of messages) await deps.queue.send(m, { visibilityDelayMs: (i++ % 300) * 1000 });
     log.info('kvr.drift-sweep', {
         vaults: messages.length,
         pastDue: timer?.isPastDue ?? false,
-        capped: rows.length >= MAX_SWEEP,
+        capped,
     });
     return { vaults: messages.length };
 }

@@ -31,6 +31,11 @@ export interface IncidentAction {
     readonly error?: string;
     /** A failure for lack of an Azure RBAC permission (ARM answered 403). */
     readonly missingPermission?: true;
+    /**
+     * The vault the action ran on, when it is not the incident's own (a role assignment above vault scope: the
+     * incident is the scope's, the action ran on a vault it covers, and its undo record is saved there).
+     */
+    readonly vaultId?: string;
 }
 
 export type DeliveryStatus = 'pending' | 'sent' | 'failed';
@@ -71,6 +76,11 @@ export interface UndoneRecord extends PersonAction {
     readonly approved?: readonly string[];
     /** When those approvals expire (ISO). */
     readonly approvedUntil?: string;
+    /**
+     * What the undo left to the person, to run with their own rights (re-create a role assignment, delete a setting
+     * the responder created): one Azure CLI command per step.
+     */
+    readonly manual?: readonly string[];
 }
 
 export interface Incident {
@@ -258,7 +268,15 @@ export function withOutcomeNotice(inc: Incident, ctx: UpdateContext): Incident {
  */
 export function withActions(inc: Incident, actions: readonly ActionDecision[], atIso: string): Incident {
     const listed = new Set(inc.actions.map((a) => JSON.stringify(a)));
-    const fresh = actionsOf(actions).filter((a) => !listed.has(JSON.stringify(a)));
+    const own = inc.vaultId.toLowerCase();
+    const fresh = actionsOf(actions)
+        .map((a, i) => {
+            const vaultId = actions[i]?.vaultId;
+            return typeof vaultId === 'string' && vaultId.toLowerCase() !== own
+                ? { ...a, vaultId: boundedText(vaultId, 400) }
+                : a;
+        })
+        .filter((a) => !listed.has(JSON.stringify(a)));
     if (fresh.length === 0) return inc;
     return {
         ...inc,
@@ -463,6 +481,13 @@ export interface UndoOutcome {
     readonly restored: readonly string[];
     readonly approved?: readonly string[];
     readonly approvedUntil?: string;
+    /** Steps left to the person (see {@link UndoneRecord.manual}). */
+    readonly manual?: readonly { readonly what: string; readonly command: string }[];
+}
+
+/** One line per manual undo step: the command to run (it names what it restores). */
+export function manualLines(steps: readonly { readonly what: string; readonly command: string }[]): string[] {
+    return steps.map((m) => m.command);
 }
 
 /** Records an undo; notifies the tiers notified so far. */
@@ -471,6 +496,8 @@ export function markUndone(inc: Incident, who: PersonAction, undo: UndoOutcome, 
         undo.approved === undefined || undo.approved.length === 0 || undo.approvedUntil === undefined
             ? ''
             : `; approved until ${undo.approvedUntil}: ${undo.approved.join('; ')}`;
+    const manual = manualLines(undo.manual ?? []);
+    const left = manual.length === 0 ? '' : `; left to them: ${manual.join('; ')}`;
     let out: Incident = {
         ...inc,
         undone: {
@@ -479,11 +506,12 @@ export function markUndone(inc: Incident, who: PersonAction, undo: UndoOutcome, 
             restored: boundedLines(undo.restored),
             ...(undo.approved === undefined ? {} : { approved: boundedLines(undo.approved) }),
             ...(undo.approvedUntil === undefined ? {} : { approvedUntil: undo.approvedUntil }),
+            ...(manual.length === 0 ? {} : { manual: boundedLines(manual) }),
         },
         history: historyWith(
             inc.history,
             who.at,
-            `remediation undone${who.by === undefined ? '' : ` by ${who.by}`}: ${undo.restored.join('; ')}${approved}`.slice(
+            `remediation undone${who.by === undefined ? '' : ` by ${who.by}`}: ${undo.restored.join('; ')}${approved}${left}`.slice(
                 0,
                 1000,
             ),

@@ -6,7 +6,7 @@
  */
 import { keyVaultRole } from '../rules/roles';
 import type { AccessPolicyPermissions } from '../events/types';
-import { partsInScope, partsOf, type UndoPart, type UndoRecord } from '../remediation/undo';
+import { manualStepOf, partsInScope, partsOf, type UndoPart, type UndoRecord } from '../remediation/undo';
 import { rules, timerChecks } from '../rules/index';
 import { type Incident, undoableAction, undoScopeOf } from './incident';
 
@@ -58,7 +58,15 @@ function opposite(value: string, a: string, b: string): string {
 }
 
 /** What a part changed, its before and after, and what restoring it puts back. */
-function describePart(p: UndoPart): { what: string; before: string; after: string; restore: string[] } {
+function describePart(
+    p: UndoPart,
+    vaultId: string,
+): { what: string; before: string; after: string; restore: string[] } {
+    // What the responder's role cannot undo (it holds no roleAssignments/write, no diagnosticSettings/delete) is
+    // left to the person who undoes: the page shows the command to run with their own rights.
+    const manual = manualStepOf(p, vaultId);
+    const leftToYou =
+        manual === undefined ? undefined : [`left to you, with your own rights: ${manual.what}: ${manual.command}`];
     switch (p.action) {
         case 'restore-firewall-default':
             return {
@@ -100,7 +108,7 @@ function describePart(p: UndoPart): { what: string; before: string; after: strin
                 what: `Role assignment of ${p.assignment.principalId}`,
                 before: `${keyVaultRole(p.assignment.roleDefinitionId.split('/').pop())?.name ?? p.assignment.roleDefinitionId} at ${p.assignment.scope}`,
                 after: 'deleted',
-                restore: [`role assignment ${p.assignment.id} created again`],
+                restore: leftToYou ?? [],
             };
         case 'restore-rbac-authorization':
             return {
@@ -114,11 +122,7 @@ function describePart(p: UndoPart): { what: string; before: string; after: strin
                 what: `Diagnostic setting ${p.name}`,
                 before: p.previous === undefined ? 'none' : 'not sending AuditEvent to the responder hub',
                 after: 'sending AuditEvent to the responder hub',
-                restore: [
-                    p.previous === undefined
-                        ? `diagnostic setting ${p.name} deleted`
-                        : `diagnostic setting ${p.name} as it was`,
-                ],
+                restore: leftToYou ?? [`diagnostic setting ${p.name} as it was`],
             };
     }
 }
@@ -129,7 +133,7 @@ export function undoPreviewOf(inc: Incident, undoId: string, record: UndoRecord,
     const changes: ChangeView[] = [];
     const restores: string[] = [];
     for (const p of partsOf(record)) {
-        const d = describePart(p);
+        const d = describePart(p, record.vaultId);
         let undo: ChangeView['undo'];
         if (inc.undone !== undefined && inc.undone.undoId === undoId && mine.has(p.id))
             undo = { restores: false, why: `restored at ${inc.undone.at}` };

@@ -235,7 +235,12 @@ export function undoneNote(inc: Incident): string | undefined {
             : (u.approved ?? []).length === 0
               ? 'Nothing was approved.'
               : `Approved for this vault until ${u.approvedUntil}: ${(u.approved ?? []).join('; ')}. After that the policy is enforced again.`;
-    return `Restored: ${u.restored.join('; ')}. ${approved}`;
+    // The commands first: they are what the person must act on (the card shortens long notes at the end).
+    const manual =
+        (u.manual ?? []).length === 0
+            ? ''
+            : ` Left to the person who undid, to run with their own rights: ${(u.manual ?? []).join(' ; ')} (kv-responder holds no right to re-grant access or delete a diagnostic setting).`;
+    return `Restored: ${u.restored.length === 0 ? 'nothing by kv-responder' : u.restored.join('; ')}.${manual} ${approved}`;
 }
 
 export function statusLine(inc: Incident): string {

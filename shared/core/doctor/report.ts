@@ -3,10 +3,11 @@
  * no I/O (RBAC action matching, which actions remediation needs on a vault, whether a vault's diagnostic settings
  * send AuditEvent to our hub, whether an app setting is an unresolved Key Vault reference).
  */
-import { ACTION_PERMISSIONS, ACTIONS_BY_RULE, type ActionId } from '../remediation/types';
+import { ACTION_PERMISSIONS, ACTIONS_BY_RULE, type ActionId, EXCLUDED_PERMISSIONS } from '../remediation/types';
 import type { VaultPolicy } from '../rules/settings';
 
-export type CheckStatus = 'pass' | 'fail' | 'skip';
+/** `warn`: works, but something is worth fixing (e.g. more rights than needed); it does not fail the run. */
+export type CheckStatus = 'pass' | 'fail' | 'skip' | 'warn';
 
 /** One row of the doctor's report. */
 export interface CheckResult {
@@ -27,12 +28,12 @@ export interface DoctorReport {
 }
 
 export function doctorReport(checks: readonly CheckResult[]): DoctorReport {
-    const counts = { pass: 0, fail: 0, skip: 0 };
+    const counts = { pass: 0, fail: 0, skip: 0, warn: 0 };
     for (const c of checks) counts[c.status]++;
     return { ok: counts.fail === 0, counts, checks };
 }
 
-/** 0 when every check passed or was skipped, 1 when any failed. */
+/** 0 when every check passed, warned or was skipped, 1 when any failed. */
 export function doctorExitCode(report: DoctorReport): 0 | 1 {
     return report.ok ? 0 : 1;
 }
@@ -57,12 +58,12 @@ export function formatDoctorTable(report: DoctorReport): string {
             .map((v, i) => (i === r.length - 1 ? v : v.padEnd(widths[i] ?? 0)))
             .join('  ')
             .trimEnd();
-    const { pass, fail, skip } = report.counts;
+    const { pass, fail, skip, warn } = report.counts;
     return [
         line(header),
         ...rows.map(line),
         '',
-        `${pass} passed, ${fail} failed, ${skip} skipped: ${report.ok ? 'OK' : 'FAILED'}`,
+        `${pass} passed, ${fail} failed, ${skip} skipped${warn > 0 ? `, ${warn} warned` : ''}: ${report.ok ? 'OK' : 'FAILED'}`,
         '',
     ].join('\n');
 }
@@ -100,6 +101,14 @@ export function actionGranted(permissions: readonly RbacPermission[], action: st
             (p.actions ?? []).some((a) => actionMatches(a, action)) &&
             !(p.notActions ?? []).some((a) => actionMatches(a, action)),
     );
+}
+
+/**
+ * Least privilege: the rights the responder deliberately does without (`EXCLUDED_PERMISSIONS`: granting roles,
+ * deleting diagnostic settings) that these permissions grant all the same, through any role.
+ */
+export function excessActions(permissions: readonly RbacPermission[]): string[] {
+    return EXCLUDED_PERMISSIONS.filter((a) => actionGranted(permissions, a));
 }
 
 /** The actions of `required` that no permission entry grants. */

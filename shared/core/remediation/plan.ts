@@ -360,6 +360,11 @@ export function scopeReaches(scope: string, vaultId: string): boolean {
     return v === s || v.startsWith(`${s}/`) || s.startsWith(`${v}/`);
 }
 
+/** A scope as approvals compare it: lower-case, without a trailing slash. */
+export function scopeKey(scope: string): string {
+    return scope.toLowerCase().replace(/\/+$/, '');
+}
+
 /** Whether `policy` lets `principal` hold the role `roleGuid` (approvedPrincipals with their optional roles). */
 export function roleApproved(policy: VaultPolicy, principal: string, roleGuid: string): boolean {
     const p = principal.toLowerCase();
@@ -392,7 +397,10 @@ export function planRoleAssignmentRemoval(
         return { remove: false, reason: 'outside-vault-scope', detail: { scope: assignment.scope } };
     if (guard.protectedPrincipals.has(principal))
         return { remove: false, reason: 'protected-principal', detail: { principalId: principal } };
-    if (roleApproved(policy, principal, guid))
+    if (
+        roleApproved(policy, principal, guid) ||
+        policy.approvedRoleScopes?.get(`${principal}|${guid.toLowerCase()}`)?.has(scopeKey(assignment.scope)) === true
+    )
         return { remove: false, reason: 'approved-principal', detail: { principalId: principal, role: role.name } };
     return {
         remove: true,

@@ -89,6 +89,16 @@ export type ActionId =
     | 'restore-rbac-authorization'
     | 'restore-diagnostic-setting';
 
+/**
+ * ARM actions the responder must not hold although an action's undo could use them: granting roles (any role, Owner
+ * included, at the protected scope) and deleting diagnostic settings (cutting the audit trail it guards). Undo that
+ * would need them is manual. `kvr doctor` warns when the identity holds any of them.
+ */
+export const EXCLUDED_PERMISSIONS: readonly string[] = [
+    'Microsoft.Authorization/roleAssignments/write',
+    'Microsoft.Insights/diagnosticSettings/delete',
+];
+
 /** What each action needs in Azure RBAC; the infra templates grant exactly these. */
 const JOIN_SUBNET = 'Microsoft.Network/virtualNetworks/subnets/joinViaServiceEndpoint/action';
 
@@ -101,22 +111,20 @@ export const ACTION_PERMISSIONS: Readonly<Record<ActionId, readonly string[]>> =
     'remove-vnet-rule': ['Microsoft.KeyVault/vaults/read', 'Microsoft.KeyVault/vaults/write', JOIN_SUBNET],
     'disable-public-network-access': ['Microsoft.KeyVault/vaults/read', 'Microsoft.KeyVault/vaults/write'],
     'remove-access-policy': ['Microsoft.KeyVault/vaults/read', 'Microsoft.KeyVault/vaults/accessPolicies/write'],
-    // Re-read by id before the delete and after it (ARM is the truth), delete; undo creates exactly that assignment
-    // again, which needs write (docs/remediation.md, "Role assignments": the one write right the role holds).
+    // Re-read by id before the delete and after it (ARM is the truth), delete. No roleAssignments/write: it would let
+    // the identity assign any role, Owner included, at the protected scope; undo of a deleted assignment is manual
+    // (docs/remediation.md, "Re-granting access is a human act").
     'remove-role-assignment': [
         'Microsoft.Authorization/roleAssignments/read',
         'Microsoft.Authorization/roleAssignments/delete',
-        'Microsoft.Authorization/roleAssignments/write',
     ],
     // One PATCH of enableRbacAuthorization (and the read before and after it).
     'restore-rbac-authorization': ['Microsoft.KeyVault/vaults/read', 'Microsoft.KeyVault/vaults/write'],
-    // List the vault's settings and PUT the setting the templates deploy. Undo puts the previous setting back, or,
-    // when there was none of that name, deletes ours (the Activity Log operation of that is
-    // MICROSOFT.INSIGHTS/DIAGNOSTICSETTINGS/DELETE): delete is there for undo only.
+    // List the vault's settings and PUT the setting the templates deploy; undo PUTs the previous setting back. No
+    // diagnosticSettings/delete: undo of a setting we created (none of that name before) is a manual delete.
     'restore-diagnostic-setting': [
         'Microsoft.Insights/diagnosticSettings/read',
         'Microsoft.Insights/diagnosticSettings/write',
-        'Microsoft.Insights/diagnosticSettings/delete',
     ],
 };
 

@@ -15,6 +15,7 @@
 import type { AccessPolicyPermissions } from '../events/types';
 import { type IpRange, parseRange } from '../net/cidr';
 import type { VaultPolicy } from '../rules/settings';
+import { scopeKey } from './plan';
 import {
     ACTIONS_BY_RULE,
     type ActionId,
@@ -116,8 +117,15 @@ export interface VaultApprovals {
     readonly principals: readonly { readonly objectId: string; readonly permissions: AccessPolicyPermissions }[];
     readonly networkDefaultAction?: 'Allow' | 'Deny';
     readonly publicNetworkAccess?: 'Enabled' | 'Disabled';
-    /** Role assignments put back by undo: the principal may hold that role (role definition GUID, lower-case). */
-    readonly roles?: readonly { readonly objectId: string; readonly roleDefinitionId: string }[];
+    /**
+     * Role assignments undone: the principal may hold that role (role definition GUID, lower-case) at that scope
+     * (lower-case; absent on grants written before: at any scope that reaches the vault).
+     */
+    readonly roles?: readonly {
+        readonly objectId: string;
+        readonly roleDefinitionId: string;
+        readonly scope?: string;
+    }[];
     /** Azure RBAC switched off again by undo: the vault's `authorization: rbac` is not enforced meanwhile. */
     readonly authorization?: 'access-policies';
     /** A restored diagnostic setting undone: the vault's setting is not restored again meanwhile. */
@@ -136,14 +144,26 @@ export interface StoredApprovals {
     readonly grants: readonly ApprovalGrant[];
 }
 
+/**
+ * A step of an undo that the responder leaves to the person who undoes, to run with their own rights: its role holds
+ * no right to re-create a role assignment (`roleAssignments/write` would let it assign any role, Owner included, at
+ * the protected scope) nor to delete a diagnostic setting (docs/remediation.md, "Re-granting access is a human act").
+ */
+export interface ManualUndoStep {
+    /** What to restore, for people. */
+    readonly what: string;
+    /** The Azure CLI command that restores it (values single-quoted for a POSIX shell). */
+    readonly command: string;
+}
+
 export interface RestorePlan {
     readonly patch?: NonNullable<RemediationPlan['patch']>;
     readonly accessPolicyAdds: readonly VaultAccessPolicy[];
-    /** Deleted role assignments to create again, exactly as they were. */
-    readonly roleAssignmentCreates?: readonly RoleAssignmentSnapshot[];
-    /** Diagnostic settings to put back as they were (`previous`) or, when there was none, to delete. */
-    readonly diagnosticSettings?: readonly { readonly name: string; readonly previous?: DiagnosticSettingProperties }[];
-    /** One line per restored item, for people. */
+    /** Diagnostic settings to put back as they were (the responder's role may write them). */
+    readonly diagnosticSettings?: readonly { readonly name: string; readonly previous: DiagnosticSettingProperties }[];
+    /** What the person who undoes restores with their own rights (role assignments, a setting we created). */
+    readonly manual?: readonly ManualUndoStep[];
+    /** One line per item the responder restored, for people. */
     readonly restored: readonly string[];
     /** What to approve (without expiry: the undoer stamps it). */
     readonly approvals: VaultApprovals;
@@ -166,6 +186,59 @@ function permissionsText(p: VaultAccessPolicy['permissions']): string {
 function rangeKey(value: string): string {
     const r = parseRange(value);
     return r === undefined ? value.toLowerCase() : `${r.family}:${r.first.toString(16)}-${r.last.toString(16)}`;
+}
+
+/** A value single-quoted for a POSIX shell. */
+function shellQuote(v: string): string {
+    return /^[A-Za-z0-9_./:@=-]+$/.test(v) ? v : `'${v.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The Azure CLI command that creates a deleted role assignment again: same principal (and type), role definition,
+ * scope, description and condition. `az role assignment create` takes a role definition id for `--role`, and
+ * `--assignee-object-id` with `--assignee-principal-type` avoids a Microsoft Graph lookup (Azure CLI reference,
+ * az role assignment create).
+ */
+export function roleAssignmentCreateCommand(a: RoleAssignmentSnapshot): string {
+    const args = [
+        'az role assignment create',
+        `--assignee-object-id ${shellQuote(a.principalId)}`,
+        ...(a.principalType === undefined ? [] : [`--assignee-principal-type ${shellQuote(a.principalType)}`]),
+        `--role ${shellQuote(a.roleDefinitionId)}`,
+        `--scope ${shellQuote(a.scope)}`,
+        ...(a.description === undefined || a.description === '' ? [] : [`--description ${shellQuote(a.description)}`]),
+        ...(a.condition === undefined || a.condition === ''
+            ? []
+            : [
+                  `--condition ${shellQuote(a.condition)}`,
+                  ...(a.conditionVersion === undefined
+                      ? []
+                      : [`--condition-version ${shellQuote(a.conditionVersion)}`]),
+              ]),
+    ];
+    return args.join(' ');
+}
+
+/** The Azure CLI command that deletes a diagnostic setting of a resource (Azure CLI reference, az monitor). */
+export function diagnosticSettingDeleteCommand(resourceId: string, name: string): string {
+    return `az monitor diagnostic-settings delete --name ${shellQuote(name)} --resource ${shellQuote(resourceId)}`;
+}
+
+/** The manual step that undoes a part the responder's role cannot undo itself; undefined for every other part. */
+export function manualStepOf(part: UndoPart, vaultId: string): ManualUndoStep | undefined {
+    if (part.action === 'remove-role-assignment') {
+        const a = part.assignment;
+        return {
+            what: `role assignment of ${a.principalType ?? 'principal'} ${a.principalId} (role ${a.roleDefinitionId} at ${a.scope})`,
+            command: roleAssignmentCreateCommand(a),
+        };
+    }
+    if (part.action === 'restore-diagnostic-setting' && part.previous === undefined)
+        return {
+            what: `diagnostic setting ${part.name} (there was none before: delete it)`,
+            command: diagnosticSettingDeleteCommand(vaultId, part.name),
+        };
+    return undefined;
 }
 
 const stringList = (v: unknown): string[] | undefined =>
@@ -372,9 +445,9 @@ export function planRestore(record: UndoRecord, current: VaultSnapshot, scope?: 
     let networkDefaultAction: VaultApprovals['networkDefaultAction'];
     let publicNetworkAccess: VaultApprovals['publicNetworkAccess'];
     const accessPolicyAdds: VaultAccessPolicy[] = [];
-    const roleAssignmentCreates: RoleAssignmentSnapshot[] = [];
-    const diagnosticSettings: { name: string; previous?: DiagnosticSettingProperties }[] = [];
-    const roles: { objectId: string; roleDefinitionId: string }[] = [];
+    const manual: ManualUndoStep[] = [];
+    const diagnosticSettings: { name: string; previous: DiagnosticSettingProperties }[] = [];
+    const roles: { objectId: string; roleDefinitionId: string; scope: string }[] = [];
     let enableRbacAuthorization: boolean | undefined;
     let authorization: VaultApprovals['authorization'];
     let auditSetting: VaultApprovals['auditSetting'];
@@ -427,13 +500,16 @@ export function planRestore(record: UndoRecord, current: VaultSnapshot, scope?: 
                 `access policy of ${part.entry.objectId} restored (${permissionsText(part.entry.permissions)})`,
             );
         } else if (part.action === 'remove-role-assignment') {
+            // Manual: re-granting data access is a human act with the human's own rights. The approval still
+            // keeps the reconciler from deleting that principal's role at that scope again while it lasts.
             const a = part.assignment;
-            roleAssignmentCreates.push(a);
+            const step = manualStepOf(part, record.vaultId);
+            if (step !== undefined) manual.push(step);
             roles.push({
                 objectId: a.principalId.toLowerCase(),
                 roleDefinitionId: a.roleDefinitionId.toLowerCase().split('/').pop() ?? '',
+                scope: scopeKey(a.scope),
             });
-            restored.push(`role assignment ${a.id} restored (${a.principalType ?? 'principal'} ${a.principalId})`);
         } else if (part.action === 'restore-rbac-authorization') {
             if (!part.enableRbacAuthorization) authorization = 'access-policies';
             if (current.properties.enableRbacAuthorization !== part.enableRbacAuthorization) {
@@ -442,18 +518,18 @@ export function planRestore(record: UndoRecord, current: VaultSnapshot, scope?: 
             }
         } else if (part.action === 'restore-diagnostic-setting') {
             auditSetting = 'exempt';
-            diagnosticSettings.push({
-                name: part.name,
-                ...(part.previous === undefined ? {} : { previous: part.previous }),
-            });
-            restored.push(
-                part.previous === undefined
-                    ? `diagnostic setting ${part.name} deleted again (there was none before)`
-                    : `diagnostic setting ${part.name} back as it was`,
-            );
+            if (part.previous === undefined) {
+                // Deleting a setting is left to the person (the role holds no diagnosticSettings/delete).
+                const step = manualStepOf(part, record.vaultId);
+                if (step !== undefined) manual.push(step);
+            } else {
+                diagnosticSettings.push({ name: part.name, previous: part.previous });
+                restored.push(`diagnostic setting ${part.name} back as it was`);
+            }
         }
     }
-    if (restored.length === 0) restored.push('nothing to restore: the vault already has the saved state');
+    if (restored.length === 0 && manual.length === 0)
+        restored.push('nothing to restore: the vault already has the saved state');
     restored.push(...notKept);
     const out: { networkAcls?: VaultNetworkAcls; publicNetworkAccess?: string; enableRbacAuthorization?: boolean } = {};
     if (enableRbacAuthorization !== undefined) out.enableRbacAuthorization = enableRbacAuthorization;
@@ -472,8 +548,8 @@ export function planRestore(record: UndoRecord, current: VaultSnapshot, scope?: 
             ? {}
             : { patch: out }),
         accessPolicyAdds,
-        ...(roleAssignmentCreates.length === 0 ? {} : { roleAssignmentCreates }),
         ...(diagnosticSettings.length === 0 ? {} : { diagnosticSettings }),
+        ...(manual.length === 0 ? {} : { manual }),
         restored,
         parts: parts.map((p) => p.id),
         approvals: {
@@ -525,7 +601,8 @@ export function mergeApprovals(a: VaultApprovals | undefined, b: VaultApprovals)
     const networkDefaultAction = b.networkDefaultAction ?? a.networkDefaultAction;
     const publicNetworkAccess = b.publicNetworkAccess ?? a.publicNetworkAccess;
     const subnets = [...new Set([...(a.virtualNetworkRules ?? []), ...(b.virtualNetworkRules ?? [])])];
-    const roleKey = (r: { objectId: string; roleDefinitionId: string }) => `${r.objectId}|${r.roleDefinitionId}`;
+    const roleKey = (r: { objectId: string; roleDefinitionId: string; scope?: string }) =>
+        `${r.objectId}|${r.roleDefinitionId}|${r.scope ?? '*'}`;
     const roles = [...new Map([...(a.roles ?? []), ...(b.roles ?? [])].map((r) => [roleKey(r), r])).values()];
     const authorization = b.authorization ?? a.authorization;
     const auditSetting = b.auditSetting ?? a.auditSetting;
@@ -593,7 +670,9 @@ export function describeApprovals(a: VaultApprovals): string[] {
         ...a.ipRanges.map((r) => `IP rule ${r}`),
         ...(a.virtualNetworkRules ?? []).map((r) => `virtual network rule ${r}`),
         ...a.principals.map((p) => `access policy of ${p.objectId} (${permissionsText(p.permissions)})`),
-        ...(a.roles ?? []).map((r) => `role ${r.roleDefinitionId} for ${r.objectId}`),
+        ...(a.roles ?? []).map(
+            (r) => `role ${r.roleDefinitionId} for ${r.objectId}${r.scope === undefined ? '' : ` at ${r.scope}`}`,
+        ),
         ...(a.authorization === undefined ? [] : ['access policies instead of Azure RBAC']),
         ...(a.auditSetting === undefined ? [] : ['the diagnostic setting as it is now']),
     ];
@@ -643,7 +722,16 @@ export function withApprovals(
     }
     const ranges = a.ipRanges.map((r) => parseRange(r)).filter((r): r is IpRange => r !== undefined);
     let approvedRoles = policy.approvedRoles;
+    let approvedRoleScopes = policy.approvedRoleScopes;
     for (const r of a.roles ?? []) {
+        if (r.scope !== undefined) {
+            // Exactly that principal, role and scope (the assignment a person re-creates after a manual undo).
+            const next = new Map(approvedRoleScopes ?? []);
+            const key = `${r.objectId.toLowerCase()}|${r.roleDefinitionId.toLowerCase()}`;
+            next.set(key, new Set([...(next.get(key) ?? []), scopeKey(r.scope)]));
+            approvedRoleScopes = next;
+            continue;
+        }
         // A principal approved with any role stays so; otherwise the restored role joins its list.
         if (approvedPrincipals.has(r.objectId) && approvedRoles?.get(r.objectId) === undefined) continue;
         if (!approvedPrincipals.has(r.objectId))
@@ -660,6 +748,7 @@ export function withApprovals(
         ...base,
         ...(authorization === undefined ? {} : { authorization }),
         ...(approvedRoles === undefined ? {} : { approvedRoles }),
+        ...(approvedRoleScopes === undefined ? {} : { approvedRoleScopes }),
         ...(a.auditSetting === 'exempt' ? { auditSettingExempt: true } : {}),
         networkDefaultAction:
             a.networkDefaultAction !== undefined && a.networkDefaultAction !== policy.networkDefaultAction

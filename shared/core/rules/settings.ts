@@ -21,6 +21,11 @@ export interface VaultPolicy {
      */
     readonly approvedRoles?: ReadonlyMap<string, ReadonlySet<string>>;
     /**
+     * Role assignments approved at one scope only (an undo of remove-role-assignment, while its approval lasts): the
+     * scopes (lower-case) by `principal|roleGuid` (lower-case). Not an approval of the principal anywhere else.
+     */
+    readonly approvedRoleScopes?: ReadonlyMap<string, ReadonlySet<string>>;
+    /**
      * The authorization model the vault must use: `rbac` makes restore-rbac-authorization switch
      * `enableRbacAuthorization` back on; undefined: no opinion (the vault is only reported).
      */
