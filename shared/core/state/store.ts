@@ -140,7 +140,7 @@ export class KeyMemo {
 
     constructor(
         private readonly prefix: string,
-        private readonly limit = 50_000,
+        private readonly limit = 8_192,
     ) {
         MEMOS.add(this);
     }
