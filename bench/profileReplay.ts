@@ -30,10 +30,15 @@ function heapAfterGc(): number {
 
 async function kindsOf(store: MemoryStateStore): Promise<Map<string, number>> {
     const kinds = new Map<string, number>();
-    for (const { key } of await store.scan('', Number.MAX_SAFE_INTEGER)) {
+    const bytes = new Map<string, number>();
+    for (const { key, value } of await store.scan('', Number.MAX_SAFE_INTEGER)) {
         const k = key.row.split('|')[0] ?? '';
         kinds.set(k, (kinds.get(k) ?? 0) + 1);
+        bytes.set(k, (bytes.get(k) ?? 0) + key.row.length + (JSON.stringify(value)?.length ?? 0));
     }
+    if (process.env.KVR_PROFILE_BYTES !== undefined)
+        for (const [k, n] of kinds)
+            console.error(`${k}: ${n} entries, ${Math.round((bytes.get(k) ?? 0) / n)} chars of row and JSON each`);
     return kinds;
 }
 

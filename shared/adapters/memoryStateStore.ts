@@ -23,7 +23,7 @@ import {
  *   its JSON text, as the Table store keeps it. A last-seen baseline (`{ last: <ms> }`, the most common state) keeps only
  *   its number, in a column. A rewrite that fits the record's room is made in place; otherwise the record moves and
  *   its old bytes are counted as dead, and the arena is compacted in place (records slid down, empty chunks freed)
- *   once the dead bytes pass the live ones.
+ *   once the dead bytes pass half the live ones.
  * - Keys are found through an open-addressing index (an `Int32Array`), hashing and comparing the row's bytes.
  * - Partitions (vault names and the like: few) are interned to numbers.
  *
@@ -41,7 +41,7 @@ const MIN_DEAD_FOR_COMPACTION = 4 * CHUNK_BYTES;
 /** How an entry holds its value. */
 const TAG_UNDEFINED = 0; // `undefined`: no bytes
 const TAG_JSON = 1; // JSON text in the arena, after the row
-const TAG_LAST_SEEN = 2; // `{ last: n }`: n in the `num` column, no bytes
+const TAG_LAST_SEEN = 2; // `{ last: n }`: n as 8 bytes (a double) in the arena, after the row
 const TAG_LARGE = 3; // JSON text in `large` (the arena holds the row only)
 
 /** `{ last: n }` and nothing else. */
@@ -53,12 +53,25 @@ function lastSeenOf(value: unknown): number | undefined {
     return last;
 }
 
-/** Room given to a record of `bytes`: some slack, so that a window growing by an item is usually rewritten in place. */
-function roomFor(bytes: number): number {
-    return (bytes + (bytes >> 3) + 15) & ~7;
+/** Most arena the store addresses (a 32-bit address). */
+const MAX_ARENA_BYTES = 2 ** 32;
+/** Longest row, in UTF-8 bytes (a 16-bit column; rows are bounded to 160 characters by stateKey). */
+const MAX_ROW_BYTES = 0xffff;
+
+/**
+ * Room given to a record of `bytes`: exactly that the first time (most state is written once, or rewritten at the same
+ * length), a quarter more when it has outgrown its room, so that a window that grows is not moved on every item.
+ */
+function roomFor(bytes: number, moving: boolean): number {
+    return moving ? bytes + (bytes >> 2) + 8 : bytes;
 }
 
-function grown<T extends Int32Array | Float64Array | Uint8Array>(a: T, size: number): T {
+/** Expiry kept in seconds (32 bits, rounded up: an entry may outlive its expiry by under a second, never the reverse). */
+function expirySeconds(ms: number): number {
+    return Math.min(0xffffffff, Math.max(0, Math.ceil(ms / 1000)));
+}
+
+function grown<T extends Int32Array | Uint32Array | Uint16Array | Float64Array | Uint8Array>(a: T, size: number): T {
     const b = new (a.constructor as new (n: number) => T)(size);
     b.set(a);
     return b;
@@ -74,14 +87,14 @@ export class MemoryStateStore implements StateStore {
     private capacity = 0;
     private partition = new Int32Array(0);
     private hash = new Int32Array(0);
-    private rowBytes = new Int32Array(0);
+    private rowBytes = new Uint16Array(0);
     private valueBytes = new Int32Array(0);
     private room = new Int32Array(0);
     private tag = new Uint8Array(0);
-    private address = new Float64Array(0); // chunk * CHUNK_BYTES + offset
+    private address = new Uint32Array(0); // chunk * CHUNK_BYTES + offset
     private version = new Float64Array(0);
-    private expires = new Float64Array(0);
-    private num = new Float64Array(0);
+    private expires = new Uint32Array(0); // seconds, see expirySeconds
+
     /** JSON of values over {@link LARGE_VALUE_BYTES}, by entry. */
     private large = new Map<number, string>();
 
@@ -105,7 +118,7 @@ export class MemoryStateStore implements StateStore {
 
     /** Bytes this store holds outside the V8 heap (arena chunks) and in its columns and index (tests, benchmark). */
     get footprintBytes(): number {
-        const columns = this.capacity * (6 * 4 + 1 + 4 * 8);
+        const columns = this.capacity * (4 + 4 + 2 + 4 + 4 + 1 + 4 + 8 + 4);
         return this.chunks.length * CHUNK_BYTES + columns + this.index.byteLength;
     }
 
@@ -113,11 +126,15 @@ export class MemoryStateStore implements StateStore {
     private rowHash(partitionId: number, row: string): number {
         if (row.length * 3 > this.scratch.length) this.scratch = Buffer.allocUnsafe(row.length * 3 + 1024);
         const n = this.scratch.write(row, 0, 'utf8');
+        if (n > MAX_ROW_BYTES)
+            throw new Error(`state row of ${n} bytes: longer than the ${MAX_ROW_BYTES} a store holds`);
         this.scratchLength = n;
         let h = Math.imul(partitionId ^ 0x811c9dc5, 16777619);
         const s = this.scratch;
         for (let i = 0; i < n; i++) h = Math.imul(h ^ (s[i] as number), 16777619);
-        return h | 0;
+        // FNV-1a's low bits (the index slot) mix poorly: finish with a multiply-shift.
+        h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d);
+        return (h ^ (h >>> 12)) | 0;
     }
 
     /** The entry of a key, or -1; leaves the row in the scratch buffer and the probe slot in `slot`. */
@@ -157,7 +174,11 @@ export class MemoryStateStore implements StateStore {
 
     private valueOf(e: number): unknown {
         const tag = this.tag[e];
-        if (tag === TAG_LAST_SEEN) return { last: this.num[e] as number };
+        if (tag === TAG_LAST_SEEN) {
+            const a = this.address[e] as number;
+            const chunk = this.chunks[Math.floor(a / CHUNK_BYTES)] as Buffer;
+            return { last: chunk.readDoubleLE((a % CHUNK_BYTES) + (this.rowBytes[e] as number)) };
+        }
         if (tag === TAG_JSON) {
             const a = this.address[e] as number;
             const chunk = this.chunks[Math.floor(a / CHUNK_BYTES)] as Buffer;
@@ -183,6 +204,7 @@ export class MemoryStateStore implements StateStore {
         if (this.top === this.chunks.length * CHUNK_BYTES || off + bytes > CHUNK_BYTES) {
             if (off !== 0 && this.top < this.chunks.length * CHUNK_BYTES) this.deadBytes += CHUNK_BYTES - off; // the tail of a chunk no record fits
             this.top = this.chunks.length * CHUNK_BYTES;
+            if (this.top + CHUNK_BYTES > MAX_ARENA_BYTES) throw new Error('in-memory state over 4 GiB');
             this.chunks.push(Buffer.allocUnsafeSlow(CHUNK_BYTES));
             off = 0;
         }
@@ -203,7 +225,6 @@ export class MemoryStateStore implements StateStore {
             this.address = grown(this.address, c);
             this.version = grown(this.version, c);
             this.expires = grown(this.expires, c);
-            this.num = grown(this.num, c);
             this.capacity = c;
         }
         const e = this.count++;
@@ -239,7 +260,7 @@ export class MemoryStateStore implements StateStore {
         let bytes = 0;
         if (last !== undefined) {
             tag = TAG_LAST_SEEN;
-            this.num[e] = last;
+            bytes = 8;
         } else if (value !== undefined) {
             json = JSON.stringify(value);
             bytes = Buffer.byteLength(json, 'utf8');
@@ -248,11 +269,12 @@ export class MemoryStateStore implements StateStore {
         if (tag === TAG_LARGE) this.large.set(e, json as string);
         else if (this.tag[e] === TAG_LARGE) this.large.delete(e);
         const rowBytes = this.rowBytes[e] as number;
-        const need = rowBytes + (tag === TAG_JSON ? bytes : 0);
+        if (tag === TAG_LARGE) bytes = 0;
+        const need = rowBytes + bytes;
         const room = this.room[e] as number;
         let a = this.address[e] as number;
         if (need > room) {
-            const r = roomFor(need);
+            const r = roomFor(need, room !== 0);
             const moved = this.allocate(r);
             const to = this.chunks[Math.floor(moved / CHUNK_BYTES)] as Buffer;
             if (room === 0) this.scratch.copy(to, moved % CHUNK_BYTES, 0, rowBytes);
@@ -270,8 +292,11 @@ export class MemoryStateStore implements StateStore {
         if (tag === TAG_JSON) {
             const chunk = this.chunks[Math.floor(a / CHUNK_BYTES)] as Buffer;
             chunk.write(json as string, (a % CHUNK_BYTES) + rowBytes, bytes, 'utf8');
+        } else if (tag === TAG_LAST_SEEN) {
+            const chunk = this.chunks[Math.floor(a / CHUNK_BYTES)] as Buffer;
+            chunk.writeDoubleLE(last as number, (a % CHUNK_BYTES) + rowBytes);
         }
-        this.valueBytes[e] = tag === TAG_JSON ? bytes : 0;
+        this.valueBytes[e] = bytes;
         this.tag[e] = tag;
     }
 
@@ -296,8 +321,8 @@ export class MemoryStateStore implements StateStore {
         this.setValue(e, value);
         const v = ++this.nextVersion;
         this.version[e] = v;
-        this.expires[e] = expiresMs;
-        if (this.deadBytes > MIN_DEAD_FOR_COMPACTION && this.deadBytes > this.liveBytes) this.compact();
+        this.expires[e] = expirySeconds(expiresMs);
+        if (this.deadBytes > MIN_DEAD_FOR_COMPACTION && this.deadBytes * 2 > this.liveBytes) this.compact();
         return { ok: true, etag: `m${v}` };
     }
 
@@ -343,7 +368,7 @@ export class MemoryStateStore implements StateStore {
         let kept = 0;
         const large = new Map<number, string>();
         for (let e = 0; e < this.count; e++) {
-            if ((this.expires[e] as number) < eventTimeMs) {
+            if ((this.expires[e] as number) * 1000 < eventTimeMs) {
                 this.deadBytes += this.room[e] as number;
                 this.liveBytes -= this.room[e] as number;
                 continue;
@@ -358,7 +383,6 @@ export class MemoryStateStore implements StateStore {
                 this.address[kept] = this.address[e] as number;
                 this.version[kept] = this.version[e] as number;
                 this.expires[kept] = this.expires[e] as number;
-                this.num[kept] = this.num[e] as number;
             }
             const json = this.large.get(e);
             if (json !== undefined) large.set(kept, json);
@@ -371,7 +395,7 @@ export class MemoryStateStore implements StateStore {
         let size = 1024;
         while (size < kept * 2) size *= 2;
         this.reindex(size);
-        if (this.deadBytes > MIN_DEAD_FOR_COMPACTION && this.deadBytes > this.liveBytes) this.compact();
+        if (this.deadBytes > MIN_DEAD_FOR_COMPACTION && this.deadBytes * 2 > this.liveBytes) this.compact();
         return dropped;
     }
 

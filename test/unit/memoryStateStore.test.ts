@@ -76,20 +76,25 @@ describe('MemoryStateStore (compact representation)', () => {
         const store = new MemoryStateStore();
         const etags = new Map<number, string>();
         for (let i = 0; i < 3_000; i++) {
-            const r = await store.put(stateKey(`kv-${i % 10}`, `w|${i}`), { n: i }, undefined, i % 2 === 0 ? 100 : 200);
+            const r = await store.put(
+                stateKey(`kv-${i % 10}`, `w|${i}`),
+                { n: i },
+                undefined,
+                i % 2 === 0 ? 100_000 : 200_000,
+            );
             if (r.ok) etags.set(i, r.etag);
         }
-        expect(store.sweep(150)).toBe(1_500);
+        expect(store.sweep(150_000)).toBe(1_500);
         expect(store.size).toBe(1_500);
         for (let i = 0; i < 3_000; i++)
             expect(await value(store, stateKey(`kv-${i % 10}`, `w|${i}`))).toEqual(i % 2 === 0 ? undefined : { n: i });
         // The survivors keep their ETags; a swept key can be created again.
-        const odd = await store.put(stateKey('kv-1', 'w|1'), { n: -1 }, etags.get(1), 300);
+        const odd = await store.put(stateKey('kv-1', 'w|1'), { n: -1 }, etags.get(1), 300_000);
         expect(odd.ok).toBe(true);
-        expect((await store.put(stateKey('kv-0', 'w|0'), { n: -2 }, undefined, 300)).ok).toBe(true);
+        expect((await store.put(stateKey('kv-0', 'w|0'), { n: -2 }, undefined, 300_000)).ok).toBe(true);
         expect(await value(store, stateKey('kv-1', 'w|1'))).toEqual({ n: -1 });
         expect(await value(store, stateKey('kv-0', 'w|0'))).toEqual({ n: -2 });
-        expect(store.sweep(150)).toBe(0);
+        expect(store.sweep(150_000)).toBe(0);
     });
 
     it('holds values too large for the arena, rows that are not ASCII, an empty row and undefined', async () => {
