@@ -84,11 +84,6 @@ function roomFor(bytes: number, moving: boolean): number {
     return moving ? bytes + (bytes >> 2) + 8 : bytes;
 }
 
-/** Expiry kept in seconds (32 bits, rounded up: an entry may outlive its expiry by under a second, never the reverse). */
-function expirySeconds(ms: number): number {
-    return Math.min(0xffffffff, Math.max(0, Math.ceil(ms / 1000)));
-}
-
 function grown<T extends Int32Array | Uint32Array | Uint16Array | Float64Array | Uint8Array>(a: T, size: number): T {
     const b = new (a.constructor as new (n: number) => T)(size);
     b.set(a);
@@ -111,7 +106,7 @@ export class MemoryStateStore implements StateStore {
     private tag = new Uint8Array(0);
     private address = new Uint32Array(0); // chunk * CHUNK_BYTES + offset
     private version = new Float64Array(0);
-    private expires = new Uint32Array(0); // seconds, see expirySeconds
+    private expires = new Float64Array(0);
 
     /** JSON of values over {@link LARGE_VALUE_BYTES}, by entry. */
     private large = new Map<number, string>();
@@ -136,7 +131,7 @@ export class MemoryStateStore implements StateStore {
 
     /** Bytes this store holds outside the V8 heap (arena chunks) and in its columns and index (tests, benchmark). */
     get footprintBytes(): number {
-        const columns = this.capacity * (4 + 4 + 2 + 4 + 4 + 1 + 4 + 8 + 4);
+        const columns = this.capacity * (4 + 4 + 2 + 4 + 4 + 1 + 4 + 8 + 8);
         return this.chunks.length * CHUNK_BYTES + columns + this.index.byteLength;
     }
 
@@ -339,7 +334,7 @@ export class MemoryStateStore implements StateStore {
         this.setValue(e, value);
         const v = ++this.nextVersion;
         this.version[e] = v;
-        this.expires[e] = expirySeconds(expiresMs);
+        this.expires[e] = expiresMs;
         if (this.deadBytes > MIN_DEAD_FOR_COMPACTION && this.deadBytes * 4 > this.liveBytes) this.compact();
         return { ok: true, etag: `m${v}` };
     }
@@ -386,7 +381,7 @@ export class MemoryStateStore implements StateStore {
         let kept = 0;
         const large = new Map<number, string>();
         for (let e = 0; e < this.count; e++) {
-            if ((this.expires[e] as number) * 1000 < eventTimeMs) {
+            if ((this.expires[e] as number) < eventTimeMs) {
                 this.deadBytes += this.room[e] as number;
                 this.liveBytes -= this.room[e] as number;
                 continue;
