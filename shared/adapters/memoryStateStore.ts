@@ -362,10 +362,19 @@ export class MemoryStateStore implements StateStore {
 
     /** In the order the partitions were first written, and within one, the order its keys were. */
     scan(rowPrefix: string, limit: number): Promise<{ key: StateKey; value: unknown }[]> {
+        // Rows are compared as bytes (UTF-8 keeps prefixes): only the matching ones are decoded.
+        const prefix = Buffer.from(rowPrefix, 'utf8');
+        const p = prefix.length;
         const found: { e: number; row: string }[] = [];
         for (let e = 0; e < this.count; e++) {
-            const row = this.rowOf(e);
-            if (row.startsWith(rowPrefix)) found.push({ e, row });
+            if ((this.rowBytes[e] as number) < p) continue;
+            if (p > 0) {
+                const a = this.address[e] as number;
+                const chunk = this.chunks[Math.floor(a / CHUNK_BYTES)] as Buffer;
+                const off = a % CHUNK_BYTES;
+                if (chunk[off] !== prefix[0] || chunk.compare(prefix, 0, p, off, off + p) !== 0) continue;
+            }
+            found.push({ e, row: this.rowOf(e) });
         }
         found.sort((x, y) => (this.partition[x.e] as number) - (this.partition[y.e] as number) || x.e - y.e);
         return Promise.resolve(
