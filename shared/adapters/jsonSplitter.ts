@@ -104,6 +104,17 @@ export class JsonSplitter {
                     // A raw newline cannot be inside a JSON string: the value is broken.
                     this.finish(chunk, start, i, out, 'unterminated string');
                     start = -1;
+                } else if (c !== NEWLINE) {
+                    // Most of a record is string content: skip its plain characters at once, up to the next quote,
+                    // backslash or newline (the loop's next step handles that one). A plain character changes no
+                    // state but `atLineStart`, which is already false after this one.
+                    let j = i + 1;
+                    while (j < n) {
+                        const d = chunk.charCodeAt(j);
+                        if (d === QUOTE || d === BACKSLASH || d === NEWLINE) break;
+                        j++;
+                    }
+                    i = j - 1;
                 }
                 continue;
             }

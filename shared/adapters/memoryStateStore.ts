@@ -8,29 +8,59 @@ import {
     type WriteResult,
 } from '../core/state/store';
 
-/** How an {@link Entry} holds its value. */
-const RAW = 0; // as given
-const LAST_SEEN = 1; // `{ last: n }` kept as the number n
+/**
+ * In-process state (unit tests, `kvr replay`, the benchmark): the compare-and-set contract of the Table store, in a
+ * representation whose size is proportional to the bytes of state, not to the objects that make it up.
+ *
+ * A replay of a large estate holds an entry per vault, principal and rule (a million after a million records of a
+ * 10,000-vault estate); kept as JavaScript objects (a key object, its strings, an entry object, the value's objects and
+ * boxed numbers, a map slot) each took about 400 bytes of retained heap, and three to four times that in peak RSS,
+ * since V8 lets garbage of a large old generation accumulate between its collections. Here:
+ *
+ * - An entry is a position in typed-array columns (partition id, key hash, version, expiry, value tag, where its bytes
+ *   are): no object per entry, nothing for the collector to walk or promote.
+ * - Its row key and value are bytes in an arena of 1 MiB buffers (outside the V8 heap): the row as UTF-8, the value as
+ *   its JSON text, as the Table store keeps it. A last-seen baseline (`{ last: <ms> }`, the most common state) keeps only
+ *   its number, in a column. A rewrite that fits the record's room is made in place; otherwise the record moves and
+ *   its old bytes are counted as dead, and the arena is compacted in place (records slid down, empty chunks freed)
+ *   once the dead bytes pass a quarter of the live ones.
+ * - Keys are found through an open-addressing index (an `Int32Array`), hashing and comparing the row's bytes.
+ * - Partitions (vault names and the like: few) are interned to numbers.
+ *
+ * Reading returns a new value parsed from the JSON (as the Table store does, so a rule can never change the stored
+ * state through the object it was handed), and values round-trip through JSON exactly as they do in Table Storage.
+ * About 100 bytes an entry for a baseline and 150 for a small window, at 1M entries; see docs/state.md.
+ */
+
+const CHUNK_BYTES = 1 << 20;
+/** A value longer than this (bytes of JSON) is kept as a string beside the arena rather than in it. */
+const LARGE_VALUE_BYTES = CHUNK_BYTES >> 3;
+/** Dead arena bytes tolerated before a compaction, whatever the live ones. */
+const MIN_DEAD_FOR_COMPACTION = 4 * CHUNK_BYTES;
+
+/** How an entry holds its value. */
+const TAG_UNDEFINED = 0; // `undefined`: no bytes
+const TAG_JSON = 1; // JSON text in the arena, after the row
+const TAG_LAST_SEEN = 2; // `{ last: n }`: n as 8 bytes (a double) in the arena, after the row
+const TAG_LARGE = 3; // JSON text in `large` (the arena holds the row only)
 
 /**
- * One entry. A last-seen baseline (`{ last: <ms> }`, the most common state: one per vault and principal) is kept as
- * the number alone and rebuilt when read; other values as given (rules never mutate the state they are handed). Keeping
- * objects as their JSON text would save about a fifth of the retained heap but costs a stringify per write and a parse
- * per read, which the in-memory pipeline measurably paid for.
+ * Buffer's own UTF-8 methods, without the argument checks of `write` and `toString` (which cost a fifth of the store's
+ * time in a profile of the diverse workload). Node has had them for ever, undocumented; `write`/`toString` otherwise.
  */
-class Entry {
-    constructor(
-        readonly stored: unknown,
-        readonly how: number,
-        readonly version: number,
-        readonly expiresMs: number,
-    ) {}
-
-    get value(): unknown {
-        if (this.how === LAST_SEEN) return { last: this.stored as number };
-        return this.stored;
-    }
+interface Utf8Buffer {
+    utf8Write?(text: string, offset: number, max: number): number;
+    utf8Slice?(start: number, end: number): string;
 }
+const RAW = Buffer.prototype as unknown as Utf8Buffer;
+const utf8Write: (b: Buffer, text: string, offset: number, max: number) => number =
+    typeof RAW.utf8Write === 'function'
+        ? (b, text, offset, max) => (b as unknown as Required<Utf8Buffer>).utf8Write(text, offset, max)
+        : (b, text, offset, max) => b.write(text, offset, max, 'utf8');
+const utf8Slice: (b: Buffer, start: number, end: number) => string =
+    typeof RAW.utf8Slice === 'function'
+        ? (b, start, end) => (b as unknown as Required<Utf8Buffer>).utf8Slice(start, end)
+        : (b, start, end) => b.toString('utf8', start, end);
 
 /** `{ last: n }` and nothing else. */
 function lastSeenOf(value: unknown): number | undefined {
@@ -41,55 +71,272 @@ function lastSeenOf(value: unknown): number | undefined {
     return last;
 }
 
-function entryOf(value: unknown, version: number, expiresMs: number): Entry {
-    const last = lastSeenOf(value);
-    if (last !== undefined) return new Entry(last, LAST_SEEN, version, expiresMs);
-    return new Entry(value, RAW, version, expiresMs);
-}
+/** Most arena the store addresses (a 32-bit address). */
+const MAX_ARENA_BYTES = 2 ** 32;
+/** Longest row, in UTF-8 bytes (a 16-bit column; rows are bounded to 160 characters by stateKey). */
+const MAX_ROW_BYTES = 0xffff;
 
 /**
- * In-process state (unit tests, `kvr replay`, the benchmark): same compare-and-set contract as the Table store. Kept
- * compact, since a replay of a large estate holds an entry per vault, principal and rule: entries live in one map per
- * partition (the partition string is stored once, not in every key), the ETag is a version number (the string is made
- * when read), and last-seen baselines the bare number (see {@link Entry}).
+ * Room given to a record of `bytes`: exactly that the first time (most state is written once, or rewritten at the same
+ * length), a quarter more when it has outgrown its room, so that a window that grows is not moved on every item.
  */
-export class MemoryStateStore implements StateStore {
-    private readonly partitions = new Map<string, Map<string, Entry>>();
-    private count = 0;
-    private version = 0;
+function roomFor(bytes: number, moving: boolean): number {
+    return moving ? bytes + (bytes >> 2) + 8 : bytes;
+}
 
+function grown<T extends Int32Array | Uint32Array | Uint16Array | Float64Array | Uint8Array>(a: T, size: number): T {
+    const b = new (a.constructor as new (n: number) => T)(size);
+    b.set(a);
+    return b;
+}
+
+export class MemoryStateStore implements StateStore {
+    // Interned partitions.
+    private readonly partitionIds = new Map<string, number>();
+    private readonly partitionNames: string[] = [];
+
+    // Entry columns; entries 0 .. count-1 are live (a sweep closes the gaps it makes).
+    private count = 0;
+    private capacity = 0;
+    private partition = new Int32Array(0);
+    private hash = new Int32Array(0);
+    private rowBytes = new Uint16Array(0);
+    private valueBytes = new Int32Array(0);
+    private room = new Int32Array(0);
+    private tag = new Uint8Array(0);
+    private address = new Uint32Array(0); // chunk * CHUNK_BYTES + offset
+    private version = new Float64Array(0);
+    private expires = new Float64Array(0);
+
+    /** JSON of values over {@link LARGE_VALUE_BYTES}, by entry. */
+    private large = new Map<number, string>();
+
+    // Open-addressing index: entry + 1, 0 for an empty slot; at most half full.
+    private index = new Int32Array(1024);
+
+    // Arena.
+    private chunks: Buffer[] = [];
+    private top = 0; // next free address
+    private liveBytes = 0;
+    private deadBytes = 0;
+
+    private nextVersion = 0;
+    private scratch = Buffer.allocUnsafe(4096);
+    private scratchLength = 0;
+
+    /** Live entries. */
     get size(): number {
         return this.count;
     }
 
-    private entry(key: StateKey): Entry | undefined {
-        return this.partitions.get(key.partition)?.get(key.row);
+    /** Bytes this store holds outside the V8 heap (arena chunks) and in its columns and index (tests, benchmark). */
+    get footprintBytes(): number {
+        const columns = this.capacity * (4 + 4 + 2 + 4 + 4 + 1 + 4 + 8 + 8);
+        return this.chunks.length * CHUNK_BYTES + columns + this.index.byteLength;
+    }
+
+    /** Puts the row's UTF-8 in the scratch buffer and returns its hash with the partition's. */
+    private rowHash(partitionId: number, row: string): number {
+        if (row.length * 3 > this.scratch.length) this.scratch = Buffer.allocUnsafe(row.length * 3 + 1024);
+        const n = utf8Write(this.scratch, row, 0, this.scratch.length);
+        if (n > MAX_ROW_BYTES)
+            throw new Error(`state row of ${n} bytes: longer than the ${MAX_ROW_BYTES} a store holds`);
+        this.scratchLength = n;
+        let h = Math.imul(partitionId ^ 0x811c9dc5, 16777619);
+        const s = this.scratch;
+        for (let i = 0; i < n; i++) h = Math.imul(h ^ (s[i] as number), 16777619);
+        // FNV-1a's low bits (the index slot) mix poorly: finish with a multiply-shift.
+        h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d);
+        return (h ^ (h >>> 12)) | 0;
+    }
+
+    /** The entry of a key, or -1; leaves the row in the scratch buffer and the probe slot in `slot`. */
+    private slot = 0;
+    private find(partitionId: number, h: number): number {
+        const mask = this.index.length - 1;
+        let i = h & mask;
+        const n = this.scratchLength;
+        for (;;) {
+            const e = (this.index[i] as number) - 1;
+            if (e < 0) {
+                this.slot = i;
+                return -1;
+            }
+            if (this.hash[e] === h && this.partition[e] === partitionId && this.rowBytes[e] === n) {
+                if (n === 0) {
+                    this.slot = i;
+                    return e;
+                }
+                const a = this.address[e] as number;
+                const chunk = this.chunks[Math.floor(a / CHUNK_BYTES)] as Buffer;
+                const off = a % CHUNK_BYTES;
+                if (this.scratch.compare(chunk, off, off + n, 0, n) === 0) {
+                    this.slot = i;
+                    return e;
+                }
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    private entryOf(key: StateKey): number {
+        const partitionId = this.partitionIds.get(key.partition);
+        if (partitionId === undefined) return -1;
+        return this.find(partitionId, this.rowHash(partitionId, key.row));
+    }
+
+    private valueOf(e: number): unknown {
+        const tag = this.tag[e];
+        if (tag === TAG_LAST_SEEN) {
+            const a = this.address[e] as number;
+            const chunk = this.chunks[Math.floor(a / CHUNK_BYTES)] as Buffer;
+            return { last: chunk.readDoubleLE((a % CHUNK_BYTES) + (this.rowBytes[e] as number)) };
+        }
+        if (tag === TAG_JSON) {
+            const a = this.address[e] as number;
+            const chunk = this.chunks[Math.floor(a / CHUNK_BYTES)] as Buffer;
+            const off = (a % CHUNK_BYTES) + (this.rowBytes[e] as number);
+            return JSON.parse(utf8Slice(chunk, off, off + (this.valueBytes[e] as number))) as unknown;
+        }
+        if (tag === TAG_LARGE) return JSON.parse(this.large.get(e) as string) as unknown;
+        return undefined;
     }
 
     getMany(keys: readonly StateKey[]): Promise<readonly (StoredState | undefined)[]> {
-        return Promise.resolve(
-            keys.map((k) => {
-                const e = this.entry(k);
-                if (e === undefined) return undefined;
-                return { value: e.value, etag: `m${e.version}` };
-            }),
-        );
+        const out = new Array<StoredState | undefined>(keys.length);
+        for (let i = 0; i < keys.length; i++) {
+            const e = this.entryOf(keys[i] as StateKey);
+            out[i] = e < 0 ? undefined : { value: this.valueOf(e), etag: `m${this.version[e] as number}` };
+        }
+        return Promise.resolve(out);
+    }
+
+    /** Reserves `bytes` of arena that do not cross a chunk boundary; returns their address. */
+    private allocate(bytes: number): number {
+        let off = this.top % CHUNK_BYTES;
+        if (this.top === this.chunks.length * CHUNK_BYTES || off + bytes > CHUNK_BYTES) {
+            if (off !== 0 && this.top < this.chunks.length * CHUNK_BYTES) this.deadBytes += CHUNK_BYTES - off; // the tail of a chunk no record fits
+            this.top = this.chunks.length * CHUNK_BYTES;
+            if (this.top + CHUNK_BYTES > MAX_ARENA_BYTES) throw new Error('in-memory state over 4 GiB');
+            this.chunks.push(Buffer.allocUnsafeSlow(CHUNK_BYTES));
+            off = 0;
+        }
+        const a = this.top;
+        this.top += bytes;
+        return a;
+    }
+
+    private newEntry(partitionId: number, h: number): number {
+        if (this.count === this.capacity) {
+            const c = Math.max(1024, this.capacity * 2);
+            this.partition = grown(this.partition, c);
+            this.hash = grown(this.hash, c);
+            this.rowBytes = grown(this.rowBytes, c);
+            this.valueBytes = grown(this.valueBytes, c);
+            this.room = grown(this.room, c);
+            this.tag = grown(this.tag, c);
+            this.address = grown(this.address, c);
+            this.version = grown(this.version, c);
+            this.expires = grown(this.expires, c);
+            this.capacity = c;
+        }
+        const e = this.count++;
+        this.partition[e] = partitionId;
+        this.hash[e] = h;
+        this.rowBytes[e] = this.scratchLength;
+        this.valueBytes[e] = 0;
+        this.room[e] = 0;
+        this.address[e] = 0;
+        this.tag[e] = TAG_UNDEFINED;
+        this.large.delete(e);
+        this.index[this.slot] = e + 1;
+        if (this.count * 2 > this.index.length) this.reindex(this.index.length * 2);
+        return e;
+    }
+
+    private reindex(size: number): void {
+        const index = new Int32Array(size);
+        const mask = size - 1;
+        for (let e = 0; e < this.count; e++) {
+            let i = (this.hash[e] as number) & mask;
+            while (index[i] !== 0) i = (i + 1) & mask;
+            index[i] = e + 1;
+        }
+        this.index = index;
+    }
+
+    /** Stores `value` in entry `e`, whose row is in the scratch buffer when `e` is new (room 0). */
+    private setValue(e: number, value: unknown): void {
+        const last = lastSeenOf(value);
+        let json: string | undefined;
+        let tag = TAG_UNDEFINED;
+        let bytes = 0;
+        if (last !== undefined) {
+            tag = TAG_LAST_SEEN;
+            bytes = 8;
+        } else if (value !== undefined) {
+            json = JSON.stringify(value);
+            bytes = Buffer.byteLength(json, 'utf8');
+            tag = bytes > LARGE_VALUE_BYTES ? TAG_LARGE : TAG_JSON;
+        }
+        if (tag === TAG_LARGE) this.large.set(e, json as string);
+        else if (this.tag[e] === TAG_LARGE) this.large.delete(e);
+        const rowBytes = this.rowBytes[e] as number;
+        if (tag === TAG_LARGE) bytes = 0;
+        const need = rowBytes + bytes;
+        const room = this.room[e] as number;
+        let a = this.address[e] as number;
+        if (need > room) {
+            const r = roomFor(need, room !== 0);
+            const moved = this.allocate(r);
+            const to = this.chunks[Math.floor(moved / CHUNK_BYTES)] as Buffer;
+            if (room === 0) this.scratch.copy(to, moved % CHUNK_BYTES, 0, rowBytes);
+            else {
+                const from = this.chunks[Math.floor(a / CHUNK_BYTES)] as Buffer;
+                from.copy(to, moved % CHUNK_BYTES, a % CHUNK_BYTES, (a % CHUNK_BYTES) + rowBytes);
+                this.deadBytes += room;
+                this.liveBytes -= room;
+            }
+            this.liveBytes += r;
+            this.address[e] = moved;
+            this.room[e] = r;
+            a = moved;
+        }
+        if (tag === TAG_JSON) {
+            const chunk = this.chunks[Math.floor(a / CHUNK_BYTES)] as Buffer;
+            utf8Write(chunk, json as string, (a % CHUNK_BYTES) + rowBytes, bytes);
+        } else if (tag === TAG_LAST_SEEN) {
+            const chunk = this.chunks[Math.floor(a / CHUNK_BYTES)] as Buffer;
+            chunk.writeDoubleLE(last as number, (a % CHUNK_BYTES) + rowBytes);
+        }
+        this.valueBytes[e] = bytes;
+        this.tag[e] = tag;
     }
 
     /** The synchronous write behind {@link put} and {@link putMany}. */
     private write(key: StateKey, value: unknown, etag: string | undefined, expiresMs: number): PutResult {
-        let rows = this.partitions.get(key.partition);
-        const current = rows?.get(key.row);
-        if (etag === undefined ? current !== undefined : current === undefined || `m${current.version}` !== etag)
-            return { ok: false };
-        if (rows === undefined) {
-            rows = new Map();
-            this.partitions.set(key.partition, rows);
+        let partitionId = this.partitionIds.get(key.partition);
+        let e = -1;
+        let h = 0;
+        if (partitionId !== undefined) {
+            h = this.rowHash(partitionId, key.row);
+            e = this.find(partitionId, h);
         }
-        const next = entryOf(value, ++this.version, expiresMs);
-        if (current === undefined) this.count++;
-        rows.set(key.row, next);
-        return { ok: true, etag: `m${next.version}` };
+        if (etag === undefined ? e >= 0 : e < 0 || `m${this.version[e] as number}` !== etag) return { ok: false };
+        if (partitionId === undefined) {
+            partitionId = this.partitionNames.length;
+            this.partitionIds.set(key.partition, partitionId);
+            this.partitionNames.push(key.partition);
+            h = this.rowHash(partitionId, key.row);
+            this.find(partitionId, h);
+        }
+        if (e < 0) e = this.newEntry(partitionId, h);
+        this.setValue(e, value);
+        const v = ++this.nextVersion;
+        this.version[e] = v;
+        this.expires[e] = expiresMs;
+        if (this.deadBytes > MIN_DEAD_FOR_COMPACTION && this.deadBytes * 4 > this.liveBytes) this.compact();
+        return { ok: true, etag: `m${v}` };
     }
 
     put(key: StateKey, value: unknown, etag: string | undefined, expiresMs: number): Promise<PutResult> {
@@ -97,37 +344,113 @@ export class MemoryStateStore implements StateStore {
     }
 
     putMany(writes: readonly StateWrite[]): Promise<readonly WriteResult[]> {
-        return Promise.resolve(writes.map((w) => this.write(w.key, w.value, w.etag, w.expiresMs)));
-    }
-
-    scan(rowPrefix: string, limit: number): Promise<{ key: StateKey; value: unknown }[]> {
-        const out: { key: StateKey; value: unknown }[] = [];
-        for (const [partition, rows] of this.partitions) {
-            for (const [row, e] of rows) {
-                if (out.length >= limit) return Promise.resolve(out);
-                if (row.startsWith(rowPrefix))
-                    out.push({
-                        key: stateKey(partition, row),
-                        value: e.value,
-                    });
-            }
+        const out = new Array<WriteResult>(writes.length);
+        for (let i = 0; i < writes.length; i++) {
+            const w = writes[i] as StateWrite;
+            out[i] = this.write(w.key, w.value, w.etag, w.expiresMs);
         }
         return Promise.resolve(out);
     }
 
+    private rowOf(e: number): string {
+        if (this.rowBytes[e] === 0) return '';
+        const a = this.address[e] as number;
+        const chunk = this.chunks[Math.floor(a / CHUNK_BYTES)] as Buffer;
+        const off = a % CHUNK_BYTES;
+        return utf8Slice(chunk, off, off + (this.rowBytes[e] as number));
+    }
+
+    /** In the order the partitions were first written, and within one, the order its keys were. */
+    scan(rowPrefix: string, limit: number): Promise<{ key: StateKey; value: unknown }[]> {
+        // Rows are compared as bytes (UTF-8 keeps prefixes): only the matching ones are decoded.
+        const prefix = Buffer.from(rowPrefix, 'utf8');
+        const p = prefix.length;
+        const found: { e: number; row: string }[] = [];
+        for (let e = 0; e < this.count; e++) {
+            if ((this.rowBytes[e] as number) < p) continue;
+            if (p > 0) {
+                const a = this.address[e] as number;
+                const chunk = this.chunks[Math.floor(a / CHUNK_BYTES)] as Buffer;
+                const off = a % CHUNK_BYTES;
+                if (chunk[off] !== prefix[0] || chunk.compare(prefix, 0, p, off, off + p) !== 0) continue;
+            }
+            found.push({ e, row: this.rowOf(e) });
+        }
+        found.sort((x, y) => (this.partition[x.e] as number) - (this.partition[y.e] as number) || x.e - y.e);
+        return Promise.resolve(
+            found.slice(0, Math.max(0, limit)).map(({ e, row }) => ({
+                key: stateKey(this.partitionNames[this.partition[e] as number] as string, row),
+                value: this.valueOf(e),
+            })),
+        );
+    }
+
     /** Drops entries that expired before `eventTimeMs` (event time: replay and live agree). */
     sweep(eventTimeMs: number): number {
-        let n = 0;
-        for (const [partition, rows] of this.partitions) {
-            for (const [row, e] of rows) {
-                if (e.expiresMs < eventTimeMs) {
-                    rows.delete(row);
-                    n++;
-                }
+        let kept = 0;
+        const large = new Map<number, string>();
+        for (let e = 0; e < this.count; e++) {
+            if ((this.expires[e] as number) < eventTimeMs) {
+                this.deadBytes += this.room[e] as number;
+                this.liveBytes -= this.room[e] as number;
+                continue;
             }
-            if (rows.size === 0) this.partitions.delete(partition);
+            if (kept !== e) {
+                this.partition[kept] = this.partition[e] as number;
+                this.hash[kept] = this.hash[e] as number;
+                this.rowBytes[kept] = this.rowBytes[e] as number;
+                this.valueBytes[kept] = this.valueBytes[e] as number;
+                this.room[kept] = this.room[e] as number;
+                this.tag[kept] = this.tag[e] as number;
+                this.address[kept] = this.address[e] as number;
+                this.version[kept] = this.version[e] as number;
+                this.expires[kept] = this.expires[e] as number;
+            }
+            const json = this.large.get(e);
+            if (json !== undefined) large.set(kept, json);
+            kept++;
         }
-        this.count -= n;
-        return n;
+        const dropped = this.count - kept;
+        if (dropped === 0) return 0;
+        this.count = kept;
+        this.large = large;
+        let size = 1024;
+        while (size < kept * 2) size *= 2;
+        this.reindex(size);
+        if (this.deadBytes > MIN_DEAD_FOR_COMPACTION && this.deadBytes * 4 > this.liveBytes) this.compact();
+        return dropped;
+    }
+
+    /**
+     * Slides the live records down the arena in address order (a record never moves up, so each copy is within what
+     * was already read) and frees the chunks left empty: no second arena, no spike.
+     */
+    private compact(): void {
+        const order = new Int32Array(this.count);
+        for (let e = 0; e < this.count; e++) order[e] = e;
+        order.sort((x, y) => (this.address[x] as number) - (this.address[y] as number));
+        let top = 0;
+        for (let i = 0; i < order.length; i++) {
+            const e = order[i] as number;
+            const r = this.room[e] as number;
+            if (r === 0) continue;
+            let off = top % CHUNK_BYTES;
+            if (off + r > CHUNK_BYTES) {
+                top += CHUNK_BYTES - off;
+                off = 0;
+            }
+            const a = this.address[e] as number;
+            if (a !== top) {
+                const from = this.chunks[Math.floor(a / CHUNK_BYTES)] as Buffer;
+                const to = this.chunks[Math.floor(top / CHUNK_BYTES)] as Buffer;
+                const used = (this.rowBytes[e] as number) + (this.valueBytes[e] as number);
+                from.copy(to, off, a % CHUNK_BYTES, (a % CHUNK_BYTES) + used);
+                this.address[e] = top;
+            }
+            top += r;
+        }
+        this.top = top;
+        this.chunks.length = Math.ceil(top / CHUNK_BYTES);
+        this.deadBytes = 0;
     }
 }

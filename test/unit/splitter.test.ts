@@ -18,6 +18,27 @@ describe('JsonSplitter', () => {
         expect(JSON.parse((items[0] as SplitItem).text)).toEqual({ records: [{ a: 'x}"{', b: [1, { c: 2 }] }] });
     });
 
+    it.each([1, 2, 3, 5, 8, 13, 4096])(
+        'skips string content whole: braces, escaped quotes and backslashes, non-ASCII, in chunks of %i',
+        (size) => {
+            const lines = [
+                '{"p": "ends with a backslash \\\\", "q": "{[\\"quoted\\"]}", "r": "é🔑}"}',
+                '{"records": [{"s": "a \\\\\\" b", "t": "}}}]]]"}]}',
+            ];
+            const items = split(`${lines.join('\n')}\n`, size);
+            expect(items).toEqual([
+                { text: lines[0], line: 1 },
+                { text: lines[1], line: 2 },
+            ]);
+            expect(JSON.parse(lines[0] as string)).toEqual({
+                p: 'ends with a backslash \\',
+                q: '{["quoted"]}',
+                r: 'é🔑}',
+            });
+            expect(JSON.parse(lines[1] as string)).toEqual({ records: [{ s: 'a \\" b', t: '}}}]]]' }] });
+        },
+    );
+
     it('splits JSON Lines and reports line numbers', () => {
         const items = split('{"a":1}\n\n{"b":2}\r\n{"c":3}', 4);
         expect(items.map((i) => [i.text, i.line])).toEqual([

@@ -130,17 +130,21 @@ export function resetCachesForBenchmark(): void {
     for (const m of MEMOS) m.clear();
 }
 
+/** Partitions one {@link KeyMemo} id keeps keys for (a principal seen on more vaults rebuilds the oldest). */
+const MEMO_PARTITIONS_PER_ID = 8;
+
 /**
  * Reuses the key objects of one row prefix, so that hot keys (a principal read every minute) keep one flat, already
- * hashed id instead of a new concatenated string per event. Bounded; deterministic.
+ * hashed id instead of a new concatenated string per event. One map per memo, by id (a principal), holding that id's
+ * key for up to {@link MEMO_PARTITIONS_PER_ID} partitions (vaults): a map per partition cost a hash table per vault,
+ * most of the heap of a 10,000-vault replay. Bounded; deterministic.
  */
 export class KeyMemo {
-    private readonly keys = new Map<string, Map<string, StateKey>>();
-    private size = 0;
+    private readonly keys = new Map<string, StateKey | StateKey[]>();
 
     constructor(
         private readonly prefix: string,
-        private readonly limit = 50_000,
+        private readonly limit = 4_096,
     ) {
         MEMOS.add(this);
     }
@@ -148,26 +152,28 @@ export class KeyMemo {
     /** Forgets every key (see {@link resetCachesForBenchmark}). */
     clear(): void {
         this.keys.clear();
-        this.size = 0;
     }
 
     get(partition: string, id: string): StateKey {
-        let byId = this.keys.get(partition);
-        if (byId === undefined) {
-            byId = new Map();
-            this.keys.set(partition, byId);
-        }
-        let key = byId.get(id);
-        if (key === undefined) {
-            if (this.size >= this.limit) {
-                this.keys.clear();
-                this.size = 0;
-                byId = new Map();
-                this.keys.set(partition, byId);
+        const held = this.keys.get(id);
+        if (held !== undefined) {
+            if (!Array.isArray(held)) {
+                if (held.partition === partition) return held;
+            } else {
+                for (let i = 0; i < held.length; i++) {
+                    const k = held[i] as StateKey;
+                    if (k.partition === partition) return k;
+                }
             }
-            key = stateKey(partition, `${this.prefix}${id}`);
-            byId.set(id, key);
-            this.size++;
+        }
+        const key = stateKey(partition, `${this.prefix}${id}`);
+        if (held === undefined) {
+            if (this.keys.size >= this.limit) this.keys.clear();
+            this.keys.set(id, key);
+        } else if (!Array.isArray(held)) this.keys.set(id, [held, key]);
+        else {
+            if (held.length >= MEMO_PARTITIONS_PER_ID) held.shift();
+            held.push(key);
         }
         return key;
     }

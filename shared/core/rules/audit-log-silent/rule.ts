@@ -1,11 +1,13 @@
 import type { FindingDecision } from '../../decisions';
 import type { StatefulRule } from '../../engine/rule';
 import type { VaultRef } from '../../events/types';
-import { type StateKey, stateKey } from '../../state/store';
+import { KeyMemo, type StateKey } from '../../state/store';
 import { DEFAULT_QUIET_PERIOD_MS, type DetectionSettings } from '../settings';
 
 /** The row of a vault's heartbeat state (one per vault). */
 export const HEARTBEAT_ROW = 'heartbeat';
+/** The heartbeat key of each vault, memoized: every record reads it. */
+const HEARTBEAT_KEYS = new KeyMemo(HEARTBEAT_ROW);
 
 /**
  * When a vault's AuditEvent records were last seen, on the records' clock. `last` moves in steps of a twentieth of the
@@ -48,7 +50,7 @@ export const auditLogSilent: StatefulRule<Heartbeat> = {
     },
     operations: undefined, // every AuditEvent record is a heartbeat
     stateKey(event) {
-        return event.activity === undefined ? stateKey(event.vault.name, HEARTBEAT_ROW) : undefined;
+        return event.activity === undefined ? HEARTBEAT_KEYS.get(event.vault.name, '') : undefined;
     },
     stateTtlMs: () => Number.MAX_SAFE_INTEGER / 2,
     evaluate(event, ctx, prev) {

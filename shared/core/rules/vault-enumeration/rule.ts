@@ -1,9 +1,11 @@
 import type { StatefulRule } from '../../engine/rule';
 import { principalOf } from '../../events/identity';
-import { stateKey } from '../../state/store';
+import { KeyMemo } from '../../state/store';
 import { describeCaller } from '../text';
 
 type Kind = 'key' | 'secret' | 'certificate';
+
+const ENUM_KEYS = new KeyMemo('enum|');
 
 const LISTS: ReadonlyMap<string, Kind> = new Map<string, Kind>([
     ['KeyList', 'key'],
@@ -59,7 +61,7 @@ export const vaultEnumeration: StatefulRule<EnumerationState> = {
         if (event.outcome !== 'success' || who === undefined || event.activity !== undefined) return undefined;
         // Principals the vault policy approves for data access are entitled to list and read (backup tools, apps).
         if (ctx.policy.approvedPrincipals.has(who)) return undefined;
-        return stateKey(event.vault.name, `enum|${who.replace(/[/\\#?]/g, '_')}`);
+        return ENUM_KEYS.get(event.vault.name, who.replace(/[/\\#?]/g, '_'));
     },
     stateTtlMs: (settings) => settings.vaultEnumeration.windowMs,
     evaluate(event, ctx, prev) {
