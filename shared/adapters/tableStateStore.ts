@@ -724,26 +724,29 @@ export type TableLocation =
     | { readonly kind: 'url'; readonly url: string; readonly table: string }
     | { readonly kind: 'connection-string'; readonly connectionString: string; readonly table: string };
 
+/**
+ * The Table client of a location, with {@link TABLE_RETRY_OPTIONS}: a URL uses the given credential, a connection
+ * string its key (plain HTTP only for Azurite's development endpoints). Every Table client of the app is built here,
+ * so that none falls back to the SDK's default retries (up to 64 s between attempts).
+ */
+export function tableClientAt(location: TableLocation, credential: () => TokenCredential): TableClient {
+    if (location.kind === 'connection-string') {
+        const insecure = /DefaultEndpointsProtocol=http;|UseDevelopmentStorage=true/i.test(location.connectionString);
+        return TableClient.fromConnectionString(location.connectionString, location.table, {
+            allowInsecureConnection: insecure,
+            retryOptions: TABLE_RETRY_OPTIONS,
+        });
+    }
+    return new TableClient(location.url, location.table, credential(), { retryOptions: TABLE_RETRY_OPTIONS });
+}
+
 /** Builds the Table Storage state store for a location; a URL uses the given credential. */
 export function tableStateStoreAt(
     location: TableLocation,
     credential: () => TokenCredential,
     options: TableStateStoreOptions = {},
 ): TableStateStore {
-    if (location.kind === 'connection-string') {
-        const insecure = /DefaultEndpointsProtocol=http;|UseDevelopmentStorage=true/i.test(location.connectionString);
-        return new TableStateStore(
-            TableClient.fromConnectionString(location.connectionString, location.table, {
-                allowInsecureConnection: insecure,
-                retryOptions: TABLE_RETRY_OPTIONS,
-            }),
-            options,
-        );
-    }
-    return new TableStateStore(
-        new TableClient(location.url, location.table, credential(), { retryOptions: TABLE_RETRY_OPTIONS }),
-        options,
-    );
+    return new TableStateStore(tableClientAt(location, credential), options);
 }
 
 /** Reads a `--state` / setting value: `https://...` is an account URL, anything else a connection string. */
