@@ -1136,13 +1136,15 @@ export class TableStateStore implements StateStore {
                     );
                 }
                 let failed = failedOperation(err);
-                if ((failed === undefined || failed >= all.length) && chunk.length > 1) {
-                    // The service did not say which: each unit on its own.
-                    for (const u of chunk) alone.add(u);
-                    queue = [...chunk, ...rest];
-                    continue;
+                if (failed === undefined || failed >= all.length) {
+                    if (chunk.length > 1) {
+                        // The service did not say which: each unit on its own.
+                        for (const u of chunk) alone.add(u);
+                        queue = [...chunk, ...rest];
+                        continue;
+                    }
+                    failed = 0;
                 }
-                failed ??= 0;
                 let at = 0;
                 let culprit = chunk[0] as Unit;
                 for (const u of chunk) {
@@ -1186,8 +1188,18 @@ export class TableStateStore implements StateStore {
 
     /** The packed keys whose row starts with the prefix: a query of every pack (one per vault). */
     private async scanPacks(rowPrefix: string, limit: number, out: { key: StateKey; value: unknown }[]): Promise<void> {
+        // A prefix only rows of one per vault can have (`heartbeat`): only their properties are asked for, not the
+        // whole packs (a vault's baselines and windows).
+        let select: string[] | undefined;
+        if (![...PACKED_CLASSES].some((c) => `${c}|`.startsWith(rowPrefix) || rowPrefix.startsWith(`${c}|`))) {
+            select = ['PartitionKey', 'RowKey', 'pp'];
+            for (const row of PACKED_SINGLETONS) if (row.startsWith(rowPrefix)) select.push(slotOf(row));
+        }
         for await (const e of this.table.listEntities<Record<string, unknown>>({
-            queryOptions: { filter: `RowKey ge ${quote(PACK_PREFIX)} and RowKey lt ${quote('~v}')}` },
+            queryOptions: {
+                filter: `RowKey ge ${quote(PACK_PREFIX)} and RowKey lt ${quote('~v}')}`,
+                ...(select === undefined ? {} : { select }),
+            },
             abortSignal: AbortSignal.timeout(this.callTimeoutMs * 10),
         })) {
             const partition = e.pp;
