@@ -266,9 +266,17 @@ export function packRowKeyOf(partition: string): string {
     return rk.length <= MAX_ROW_KEY_CHARS ? rk : `${rk.slice(0, MAX_ROW_KEY_CHARS - 17)}~${hash64(partition)}`;
 }
 
-/** The property of a row in its pack (a hash: property names must be identifiers). */
+const SLOTS = new Map<string, string>();
+
+/** The property of a row in its pack (a hash: property names must be identifiers). Memoized, bounded. */
 function slotOf(row: string): string {
-    return `k${hash64(row)}`;
+    let name = SLOTS.get(row);
+    if (name === undefined) {
+        if (SLOTS.size >= 50_000) SLOTS.clear();
+        name = `k${hash64(row)}`;
+        SLOTS.set(row, name);
+    }
+    return name;
 }
 
 const SLOT_NAME = /^k[0-9a-f]{16}$/;
@@ -292,6 +300,11 @@ interface Pack {
 }
 
 const NO_PACK: Pack = { etag: undefined, full: false, slots: new Map() };
+
+/** What a cached pack counts towards the cache's bound on entities: its keys (one at least). */
+function weightOf(pack: Pack | undefined): number {
+    return pack === undefined ? 0 : Math.max(1, pack.slots.size);
+}
 
 /** Decodes a pack entity: `[row, version, exp, value]` per key, `[row, version, exp]` when the value is aside. */
 function decodePack(e: Record<string, unknown>): Pack {
@@ -322,6 +335,8 @@ interface Shard {
     /** Packs (by RowKey) and side entities (by RowKey) of the shard. */
     readonly packs: Map<string, Pack>;
     readonly sides: Map<string, Side>;
+    /** The keys of the packs in `packs` (a pack counts as its keys towards the cache's bound). */
+    packKeys: number;
     /** Every entity of the shard as of `syncedAt` is in `entities`: a RowKey not there did not exist. */
     complete: boolean;
     /** RowKeys whose copy is not to be trusted (a write met a conflict): read from the table next time. */
@@ -568,19 +583,13 @@ export class TableStateStore implements StateStore {
         const shard = this.cache.get(partitionKey);
         if (shard === undefined) return;
         shard.doubtful.delete(packRk);
-        const had = shard.packs.has(packRk);
-        if (pack.etag === undefined) {
-            if (had) {
-                shard.packs.delete(packRk);
-                this.cachedEntities--;
-            }
-            return;
-        }
-        shard.packs.set(packRk, pack);
-        if (!had) {
-            this.cachedEntities++;
-            this.bound();
-        }
+        const before = weightOf(shard.packs.get(packRk));
+        if (pack.etag === undefined) shard.packs.delete(packRk);
+        else shard.packs.set(packRk, pack);
+        const change = (pack.etag === undefined ? 0 : weightOf(pack)) - before;
+        shard.packKeys += change;
+        this.cachedEntities += change;
+        if (change > 0) this.bound();
     }
 
     private rememberSide(partitionKey: string, sideRk: string, side: Side | undefined): void {
@@ -626,13 +635,18 @@ export class TableStateStore implements StateStore {
         const shard = this.cache.get(partitionKey);
         if (shard === undefined) return;
         if (shard.entities.delete(rowKey)) this.cachedEntities--;
-        if (shard.packs.delete(rowKey)) this.cachedEntities--;
+        const pack = shard.packs.get(rowKey);
+        if (pack !== undefined) {
+            shard.packs.delete(rowKey);
+            shard.packKeys -= weightOf(pack);
+            this.cachedEntities -= weightOf(pack);
+        }
         shard.doubtful.add(rowKey);
     }
 
     /** Keeps the cache within its bound by dropping whole shards (the largest first). */
     private bound(): void {
-        const size = (s: Shard): number => s.entities.size + s.packs.size + s.sides.size;
+        const size = (s: Shard): number => s.entities.size + s.packKeys + s.sides.size;
         while (this.cachedEntities > this.maxCachedEntities && this.cache.size > 0) {
             let largest: [string, Shard] | undefined;
             for (const entry of this.cache)
@@ -651,6 +665,7 @@ export class TableStateStore implements StateStore {
                 entities: new Map(),
                 packs: new Map(),
                 sides: new Map(),
+                packKeys: 0,
                 complete: false,
                 doubtful: new Set(),
                 syncedAt: 0,
@@ -687,8 +702,14 @@ export class TableStateStore implements StateStore {
                     if (rk === undefined || e.etag === undefined) continue;
                     seen++;
                     if (rk.startsWith(PACK_PREFIX)) {
-                        if (shard.packs.get(rk)?.etag === e.etag && !shard.doubtful.has(rk)) continue;
-                        this.rememberPack(partitionKey, rk, decodePack(e as unknown as Record<string, unknown>));
+                        const had = shard.packs.get(rk);
+                        if (had?.etag === e.etag && !shard.doubtful.has(rk)) {
+                            seen += weightOf(had) - 1;
+                            continue;
+                        }
+                        const pack = decodePack(e as unknown as Record<string, unknown>);
+                        seen += weightOf(pack) - 1;
+                        this.rememberPack(partitionKey, rk, pack);
                     } else if (rk.startsWith(SIDE_PREFIX)) {
                         this.rememberSide(partitionKey, rk, decodeSide(e));
                     } else {
@@ -1008,15 +1029,17 @@ export class TableStateStore implements StateStore {
             const json = JSON.stringify(w.value) ?? 'null';
             const row = JSON.stringify(w.key.row);
             const inline = `[${row},"${ver}",${w.expiresMs},${json}]`;
-            const { rowKey } = this.keysOf(w.key);
-            const sideRk = `${SIDE_PREFIX}${rowKey}`;
+            const sideRkOf = (): string => `${SIDE_PREFIX}${this.keysOf(w.key).rowKey}`;
             if (
                 inline.length <= PACK_INLINE_CHARS &&
-                Buffer.byteLength(JSON.stringify(inline)) <= PACK_INLINE_BODY_BYTES
+                // A character takes at most 6 bytes of the JSON body (a control character escaped): count only beyond.
+                (6 * inline.length <= PACK_INLINE_BODY_BYTES ||
+                    Buffer.byteLength(JSON.stringify(inline)) <= PACK_INLINE_BODY_BYTES)
             ) {
                 props[name] = inline;
                 bytes += 2 * inline.length + 40;
                 if (slot?.side === true) {
+                    const sideRk = sideRkOf();
                     sideActions.push(['delete', { partitionKey: pk, rowKey: sideRk }]);
                     rowKeys.push(sideRk);
                     sides.set(sideRk, undefined);
@@ -1024,6 +1047,7 @@ export class TableStateStore implements StateStore {
                 slots.set(name, { row: w.key.row, ver, exp: w.expiresMs, value: w.value, side: false });
             } else {
                 // Too large for the pack: a side entity, written (or replaced) in the same transaction.
+                const sideRk = sideRkOf();
                 const parts = splitValue(json);
                 const problem = oversize(parts, pk, sideRk);
                 if (problem !== undefined) {

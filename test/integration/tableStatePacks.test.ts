@@ -187,6 +187,34 @@ describe('TableStateStore packs (Azurite)', () => {
         ]);
     });
 
+    it('a cached pack counts as its keys towards the bound on cached entities', async () => {
+        const name = `kvrpk${++tables}`;
+        const c = client(name);
+        let requests = 0;
+        c.pipeline.addPolicy(
+            {
+                name: 'testRequestCounter',
+                sendRequest: (request, next) => {
+                    requests++;
+                    return next(request);
+                },
+            },
+            { afterPhase: 'Retry' },
+        );
+        const store = new TableStateStore(c, { maxCachedEntities: 50, cacheValidityMs: 3_600_000 });
+        const keys = Array.from({ length: 120 }, (_, i) => stateKey(VAULT, `app|p${i}`));
+        await new TableStateStore(client(name)).putMany(
+            keys.map((key, i) => ({ key, value: { i }, etag: undefined, expiresMs: 10 })),
+        );
+        expect((await store.getMany(keys, { cached: true })).every((r, i) => (r?.value as { i: number }).i === i)).toBe(
+            true,
+        );
+        // One pack of 120 keys is more than the cache may keep (50): it is not kept, and the next read goes out again.
+        const before = requests;
+        expect((await store.getMany(keys, { cached: true })).every((r) => r !== undefined)).toBe(true);
+        expect(requests).toBeGreaterThan(before);
+    });
+
     it('scans by row prefix find packed keys; the maintenance sweep removes expired keys from packs, keeping the others', async () => {
         const { a, fresh, raw } = instances();
         const big = { items: Array.from({ length: 400 }, (_, i) => `s${i}-${'x'.repeat(20)}`) };
