@@ -1104,6 +1104,20 @@ export class TableStateStore implements StateStore {
         return { conflicts, refused, actions, rowKeys, bytes, packAction, full, slots, sides, packed, plain };
     }
 
+    /** One operation alone: its ETag (none for a delete). */
+    private async sendOne(action: TransactionAction): Promise<string | undefined> {
+        const o = { abortSignal: this.deadline() };
+        const [kind, entity] = action;
+        if (kind === 'create') return (await this.table.createEntity(entity, o)).etag;
+        if (kind === 'delete') {
+            await this.table.deleteEntity(entity.partitionKey, entity.rowKey, o);
+            return undefined;
+        }
+        const mode = action[2] ?? 'Merge';
+        if (kind === 'upsert') return (await this.table.upsertEntity(entity, mode, o)).etag;
+        return (await this.table.updateEntity(entity, mode, { ...o, etag: action[3]?.etag ?? '*' })).etag;
+    }
+
     /**
      * Sends the units of one shard as entity-group transactions of up to 100 entities and 3.5 MB. The service applies
      * a transaction whole or not at all, and names its first failing operation (`<index>:<message>`): that unit
@@ -1136,6 +1150,23 @@ export class TableStateStore implements StateStore {
                 for (const r of u.rowKeys) rows.add(r);
             }
             const all = chunk.flatMap((u) => u.actions);
+            if (all.length === 1) {
+                // One entity: a plain request rather than a transaction of one (fewer bytes; its errors are the
+                // entity's own).
+                const u = chunk[0] as Unit;
+                let etag: string | undefined;
+                try {
+                    etag = await this.sendOne(all[0] as TransactionAction);
+                } catch (err) {
+                    const status = statusOf(err);
+                    const instead = await u.failed(0, status ?? 0, err);
+                    queue = [...(instead === undefined ? [] : [instead]), ...rest];
+                    continue;
+                }
+                u.done([etag]);
+                queue = rest;
+                continue;
+            }
             try {
                 const r = await this.table.submitTransaction(all, { abortSignal: this.deadline() });
                 const subs = r.subResponses;
