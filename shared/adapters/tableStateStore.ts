@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { TokenCredential } from '@azure/identity';
 import { TableClient, type TransactionAction } from '@azure/data-tables';
 import { ResponderError } from '../core/errors';
@@ -162,6 +163,23 @@ function encodeRowPart(s: string): string {
     return encodeKeyPart(s).replace(/\|/g, '%7C');
 }
 
+function pause(ms: number): Promise<void> {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** An OData string literal. */
+function quote(v: string): string {
+    return `'${v.replace(/'/g, "''")}'`;
+}
+
+/** The `STATE.TOO_LARGE` refusal of one write (not retryable: the same input makes the same state). */
+function tooLarge(key: StateKey, chars: number, problem: string): ResponderError {
+    return new ResponderError(
+        'STATE.TOO_LARGE',
+        `state ${key.partition}/${key.row} is ${chars} characters of JSON (${problem}): not written`,
+    );
+}
+
 /** Longest RowKey written (characters): below the 1 KiB (512 UTF-16 characters) a key may hold. */
 const MAX_ROW_KEY_CHARS = 480;
 
@@ -196,9 +214,129 @@ interface Cached {
     readonly etag: string;
 }
 
+/**
+ * Detection state kept in packs: rows without `|` (one per vault) and rows of these classes (`app|<id>` ...). Every
+ * key of one of these rows lives in its vault's pack entity (see {@link packRowKeyOf}) as one property, until the pack
+ * is full. Other state (incidents, leases, intents, undo records, the key inventory, finding groups) keeps one entity
+ * per key: it is read uncached, scanned by row prefix, or large.
+ */
+const PACKED_SINGLETONS: ReadonlySet<string> = new Set(['meta', 'heartbeat', 'rbac', 'throttle', 'firewall', 'grants']);
+const PACKED_CLASSES: ReadonlySet<string> = new Set(['app', 'user', 'mass', 'enum']);
+/**
+ * Keys one pack holds at most: an entity holds up to 255 properties, of which the pack uses a few of its own. A key
+ * that would be one more goes to an entity of its own, and the pack is marked `full` (for good) in the same
+ * transaction, so that a reader knows where to look.
+ */
+export const MAX_PACK_KEYS = 200;
+/**
+ * A key's property in a pack is at most this many characters, and this many bytes in the JSON request body; a larger
+ * state is kept in a side entity written in the same transaction as the pack. 200 keys of 2,000 characters (4,000
+ * bytes as the service counts, 4,500 as Azurite does) stay below the 1 MiB of an entity.
+ */
+const PACK_INLINE_CHARS = 2_000;
+const PACK_INLINE_BODY_BYTES = 4_500;
+/** RowKey prefixes of packs and side entities: `~` sorts after every row, so no scan by row prefix meets them. */
+const PACK_PREFIX = '~v|';
+const SIDE_PREFIX = '~s|';
+/**
+ * Attempts at one pack's writes in one call, each after a fresh read of the pack, before its writes report conflicts
+ * (which the caller then handles as any conflict: it reads again and retries). Every attempt that fails means another
+ * writer's attempt succeeded, so this bounds only how many writers at once one pack can take without a spurious
+ * conflict; from the third attempt on, a short random pause spreads the contenders.
+ */
+const PACK_ATTEMPTS = 30;
+
+/** True when the key lives in its vault's pack (see {@link PACKED_CLASSES}). */
+export function isPackedKey(key: StateKey): boolean {
+    const r = key.row;
+    const bar = r.indexOf('|');
+    return bar < 0 ? PACKED_SINGLETONS.has(r) : PACKED_CLASSES.has(r.slice(0, bar));
+}
+
+/** Whether a packed key's row may start with the prefix (a scan then reads the packs too). */
+function packsMayHold(rowPrefix: string): boolean {
+    for (const c of PACKED_SINGLETONS) if (c.startsWith(rowPrefix) || rowPrefix.startsWith(c)) return true;
+    for (const c of PACKED_CLASSES) if (`${c}|`.startsWith(rowPrefix) || rowPrefix.startsWith(`${c}|`)) return true;
+    return false;
+}
+
+/** The RowKey of the pack of a state key partition (a vault): `~v|` and the escaped partition. */
+export function packRowKeyOf(partition: string): string {
+    const rk = `${PACK_PREFIX}${encodeRowPart(partition)}`;
+    return rk.length <= MAX_ROW_KEY_CHARS ? rk : `${rk.slice(0, MAX_ROW_KEY_CHARS - 17)}~${hash64(partition)}`;
+}
+
+const SLOTS = new Map<string, string>();
+
+/** The property of a row in its pack (a hash: property names must be identifiers). Memoized, bounded. */
+function slotOf(row: string): string {
+    let name = SLOTS.get(row);
+    if (name === undefined) {
+        if (SLOTS.size >= 50_000) SLOTS.clear();
+        name = `k${hash64(row)}`;
+        SLOTS.set(row, name);
+    }
+    return name;
+}
+
+const SLOT_NAME = /^k[0-9a-f]{16}$/;
+
+/** One key in a pack: its row, its version (the key's ETag is `~<version>`), its expiry and its value. */
+interface Slot {
+    readonly row: string;
+    readonly ver: string;
+    readonly exp: number;
+    /** The value, or undefined when it is in the side entity (`side`). */
+    readonly value: unknown;
+    readonly side: boolean;
+}
+
+/** What is known of one pack entity. */
+interface Pack {
+    /** Undefined: the pack does not exist. */
+    readonly etag: string | undefined;
+    readonly full: boolean;
+    readonly slots: ReadonlyMap<string, Slot>;
+}
+
+const NO_PACK: Pack = { etag: undefined, full: false, slots: new Map() };
+
+/** What a cached pack counts towards the cache's bound on entities: its keys (one at least). */
+function weightOf(pack: Pack | undefined): number {
+    return pack === undefined ? 0 : Math.max(1, pack.slots.size);
+}
+
+/** Decodes a pack entity: `[row, version, exp, value]` per key, `[row, version, exp]` when the value is aside. */
+function decodePack(e: Record<string, unknown>): Pack {
+    const slots = new Map<string, Slot>();
+    for (const name of Object.keys(e)) {
+        if (!SLOT_NAME.test(name)) continue;
+        const v = e[name];
+        if (typeof v !== 'string') continue;
+        const a = JSON.parse(v) as [string, string, number, unknown?];
+        slots.set(name, { row: a[0], ver: a[1], exp: a[2], value: a[3], side: a.length < 4 });
+    }
+    return { etag: typeof e.etag === 'string' ? e.etag : undefined, full: e.full === true, slots };
+}
+
+/** The side entity of a packed key too large for its pack: its version, and its value. */
+interface Side {
+    readonly ver: string;
+    readonly value: unknown;
+}
+
+function decodeSide(e: StateEntity & { n?: unknown }): Side {
+    return { ver: String(e.n), value: JSON.parse(joinValue(e)) as unknown };
+}
+
 /** The instance-local copy of one shard (PartitionKey). */
 interface Shard {
     readonly entities: Map<string, Cached>;
+    /** Packs (by RowKey) and side entities (by RowKey) of the shard. */
+    readonly packs: Map<string, Pack>;
+    readonly sides: Map<string, Side>;
+    /** The keys of the packs in `packs` (a pack counts as its keys towards the cache's bound). */
+    packKeys: number;
     /** Every entity of the shard as of `syncedAt` is in `entities`: a RowKey not there did not exist. */
     complete: boolean;
     /** RowKeys whose copy is not to be trusted (a write met a conflict): read from the table next time. */
@@ -220,6 +358,21 @@ interface Prepared {
     readonly etag: string | undefined;
     readonly value: unknown;
     readonly bytes: number;
+}
+
+/**
+ * Operations of one transaction that stand or fall together: one plain write, or the writes of one pack (the pack
+ * entity, its side entities, and the keys that overflowed it).
+ */
+interface Unit {
+    readonly partitionKey: string;
+    readonly actions: TransactionAction[];
+    readonly rowKeys: readonly string[];
+    readonly bytes: number;
+    /** The transaction succeeded: the ETags of the unit's actions. */
+    done(etags: readonly (string | undefined)[]): void;
+    /** Its action `i` failed with `status`: the unit to send instead (undefined: nothing left). */
+    failed(i: number, status: number, err: unknown): Promise<Unit | undefined>;
 }
 
 /**
@@ -250,6 +403,9 @@ export class TableStateStore implements StateStore {
     private readonly now: () => number;
     private readonly cache = new Map<string, Shard>();
     private cachedEntities = 0;
+    /** This instance's prefix of packed key versions, and its counter. */
+    private readonly tag = randomBytes(6).toString('base64url');
+    private versions = 0;
 
     constructor(
         private readonly table: TableClient,
@@ -291,34 +447,167 @@ export class TableStateStore implements StateStore {
             const shards = new Set(located.map((l) => l.partitionKey));
             await Promise.all([...shards].map((pk) => this.freshShard(pk)));
             for (let i = 0; i < keys.length; i++) {
+                const key = keys[i] as StateKey;
                 const { partitionKey, rowKey } = located[i] as { partitionKey: string; rowKey: string };
                 const shard = this.cache.get(partitionKey);
-                const hit = shard?.doubtful.has(rowKey) === false ? shard.entities.get(rowKey) : undefined;
+                if (shard === undefined) {
+                    point.push(i);
+                    continue;
+                }
+                if (isPackedKey(key)) {
+                    const packRk = packRowKeyOf(key.partition);
+                    const pack = shard.doubtful.has(packRk) ? undefined : shard.packs.get(packRk);
+                    if (pack === undefined) {
+                        // No pack: the key does not exist (a key lives outside its pack only once the pack is full).
+                        if (shard.complete && !shard.doubtful.has(packRk)) out[i] = undefined;
+                        else point.push(i);
+                        continue;
+                    }
+                    const slot = pack.slots.get(slotOf(key.row));
+                    if (slot !== undefined) {
+                        const side = slot.side ? shard.sides.get(`${SIDE_PREFIX}${rowKey}`) : undefined;
+                        if (!slot.side) out[i] = { value: slot.value, etag: `~${slot.ver}` };
+                        else if (side?.ver === slot.ver) out[i] = { value: side.value, etag: `~${slot.ver}` };
+                        else point.push(i);
+                        continue;
+                    }
+                    if (!pack.full) {
+                        out[i] = undefined;
+                        continue;
+                    }
+                }
+                const hit = shard.doubtful.has(rowKey) ? undefined : shard.entities.get(rowKey);
                 if (hit !== undefined) out[i] = hit;
-                else if (shard?.complete === true && !shard.doubtful.has(rowKey)) out[i] = undefined;
+                else if (shard.complete && !shard.doubtful.has(rowKey)) out[i] = undefined;
                 else point.push(i);
             }
         } else for (let i = 0; i < keys.length; i++) point.push(i);
+        // Packed keys: one read of each pack (and of a side entity or an overflowed key where needed).
+        const packs = new Map<string, Promise<Pack>>();
+        const packOf = (partitionKey: string, partition: string): Promise<Pack> => {
+            const rk = packRowKeyOf(partition);
+            let p = packs.get(`${partitionKey}/${rk}`);
+            if (p === undefined) {
+                p = this.readPack(partitionKey, rk);
+                packs.set(`${partitionKey}/${rk}`, p);
+            }
+            return p;
+        };
         let next = 0;
         const worker = async (): Promise<void> => {
             while (next < point.length) {
                 const i = point[next++] as number;
                 const key = keys[i] as StateKey;
                 const { partitionKey, rowKey } = located[i] as { partitionKey: string; rowKey: string };
-                try {
-                    const e = await this.table.getEntity<StateEntity>(partitionKey, rowKey, {
-                        abortSignal: this.deadline(),
-                    });
-                    out[i] = { value: JSON.parse(joinValue(e)) as unknown, etag: e.etag };
-                } catch (err) {
-                    if (statusOf(err) === 404) out[i] = undefined;
-                    else throw unavailable(`reading ${key.partition}/${key.row}`, err);
+                if (isPackedKey(key)) {
+                    const found = await this.readPacked(key, partitionKey, rowKey, packOf);
+                    if (found !== 'plain') {
+                        out[i] = found;
+                        continue;
+                    }
                 }
-                this.remember(partitionKey, rowKey, out[i]);
+                out[i] = await this.readPlain(key, partitionKey, rowKey);
             }
         };
         await Promise.all(Array.from({ length: Math.min(this.readConcurrency, point.length) }, worker));
         return out;
+    }
+
+    /** One entity of its own (a key not packed, or overflowed from its full pack). */
+    private async readPlain(key: StateKey, partitionKey: string, rowKey: string): Promise<StoredState | undefined> {
+        let out: StoredState | undefined;
+        try {
+            const e = await this.table.getEntity<StateEntity>(partitionKey, rowKey, { abortSignal: this.deadline() });
+            out = { value: JSON.parse(joinValue(e)) as unknown, etag: e.etag };
+        } catch (err) {
+            if (statusOf(err) === 404) out = undefined;
+            else throw unavailable(`reading ${key.partition}/${key.row}`, err);
+        }
+        this.remember(partitionKey, rowKey, out);
+        return out;
+    }
+
+    /**
+     * A packed key read from the table: its slot in the pack (and its side entity, checked against the slot's
+     * version), nothing when the pack does not hold it and is not full, or `'plain'` when the pack is full and the key
+     * may have an entity of its own.
+     */
+    private async readPacked(
+        key: StateKey,
+        partitionKey: string,
+        rowKey: string,
+        packOf: (partitionKey: string, partition: string) => Promise<Pack>,
+    ): Promise<StoredState | undefined | 'plain'> {
+        let pack = await packOf(partitionKey, key.partition);
+        for (let attempt = 0; ; attempt++) {
+            const slot = pack.slots.get(slotOf(key.row));
+            if (slot === undefined) return pack.full ? 'plain' : undefined;
+            if (!slot.side) return { value: slot.value, etag: `~${slot.ver}` };
+            const sideRk = `${SIDE_PREFIX}${rowKey}`;
+            try {
+                const e = await this.table.getEntity<StateEntity & { n?: unknown }>(partitionKey, sideRk, {
+                    abortSignal: this.deadline(),
+                });
+                const side = decodeSide(e);
+                this.rememberSide(partitionKey, sideRk, side);
+                if (side.ver === slot.ver) return { value: side.value, etag: `~${slot.ver}` };
+            } catch (err) {
+                if (statusOf(err) !== 404) throw unavailable(`reading ${key.partition}/${key.row}`, err);
+            }
+            // The pack and its side entity are written in one transaction: a mismatch means a write landed between
+            // the two reads. Read both again.
+            if (attempt >= 3)
+                throw unavailable(`reading ${key.partition}/${key.row}`, new Error('pack kept changing while read'));
+            pack = await this.readPack(partitionKey, packRowKeyOf(key.partition));
+        }
+    }
+
+    /** Reads a pack entity from the table (not there: {@link NO_PACK}), and keeps the copy where its shard is cached. */
+    private async readPack(partitionKey: string, packRk: string): Promise<Pack> {
+        let pack: Pack;
+        try {
+            const e = await this.table.getEntity<Record<string, unknown>>(partitionKey, packRk, {
+                abortSignal: this.deadline(),
+            });
+            pack = decodePack(e);
+        } catch (err) {
+            if (statusOf(err) !== 404) throw unavailable(`reading pack ${partitionKey}/${packRk}`, err);
+            pack = NO_PACK;
+        }
+        this.rememberPack(partitionKey, packRk, pack);
+        return pack;
+    }
+
+    /** Records what a read or a write established about one pack, where its shard is cached. */
+    private rememberPack(partitionKey: string, packRk: string, pack: Pack): void {
+        const shard = this.cache.get(partitionKey);
+        if (shard === undefined) return;
+        shard.doubtful.delete(packRk);
+        const before = weightOf(shard.packs.get(packRk));
+        if (pack.etag === undefined) shard.packs.delete(packRk);
+        else shard.packs.set(packRk, pack);
+        const change = (pack.etag === undefined ? 0 : weightOf(pack)) - before;
+        shard.packKeys += change;
+        this.cachedEntities += change;
+        if (change > 0) this.bound();
+    }
+
+    private rememberSide(partitionKey: string, sideRk: string, side: Side | undefined): void {
+        const shard = this.cache.get(partitionKey);
+        if (shard === undefined) return;
+        const had = shard.sides.has(sideRk);
+        if (side === undefined) {
+            if (had) {
+                shard.sides.delete(sideRk);
+                this.cachedEntities--;
+            }
+            return;
+        }
+        shard.sides.set(sideRk, side);
+        if (!had) {
+            this.cachedEntities++;
+            this.bound();
+        }
     }
 
     /** Records what a read or a write established about one entity, where its shard is cached. */
@@ -341,22 +630,29 @@ export class TableStateStore implements StateStore {
         }
     }
 
-    /** A write met a conflict: the copy of that entity is not to be trusted until read again. */
+    /** A write met a conflict: the copy of that entity (or pack) is not to be trusted until read again. */
     private doubt(partitionKey: string, rowKey: string): void {
         const shard = this.cache.get(partitionKey);
         if (shard === undefined) return;
         if (shard.entities.delete(rowKey)) this.cachedEntities--;
+        const pack = shard.packs.get(rowKey);
+        if (pack !== undefined) {
+            shard.packs.delete(rowKey);
+            shard.packKeys -= weightOf(pack);
+            this.cachedEntities -= weightOf(pack);
+        }
         shard.doubtful.add(rowKey);
     }
 
     /** Keeps the cache within its bound by dropping whole shards (the largest first). */
     private bound(): void {
+        const size = (s: Shard): number => s.entities.size + s.packKeys + s.sides.size;
         while (this.cachedEntities > this.maxCachedEntities && this.cache.size > 0) {
             let largest: [string, Shard] | undefined;
             for (const entry of this.cache)
-                if (largest === undefined || entry[1].entities.size > largest[1].entities.size) largest = entry;
+                if (largest === undefined || size(entry[1]) > size(largest[1])) largest = entry;
             if (largest === undefined) return;
-            this.cachedEntities -= largest[1].entities.size;
+            this.cachedEntities -= size(largest[1]);
             this.cache.delete(largest[0]);
         }
     }
@@ -365,7 +661,16 @@ export class TableStateStore implements StateStore {
     private async freshShard(partitionKey: string): Promise<void> {
         let shard = this.cache.get(partitionKey);
         if (shard === undefined) {
-            shard = { entities: new Map(), complete: false, doubtful: new Set(), syncedAt: 0, loading: undefined };
+            shard = {
+                entities: new Map(),
+                packs: new Map(),
+                sides: new Map(),
+                packKeys: 0,
+                complete: false,
+                doubtful: new Set(),
+                syncedAt: 0,
+                loading: undefined,
+            };
             this.cache.set(partitionKey, shard);
         }
         if (shard.loading !== undefined) return shard.loading;
@@ -389,18 +694,29 @@ export class TableStateStore implements StateStore {
         let whole = true;
         try {
             const pages = this.table
-                .listEntities<StateEntity>({ queryOptions: { filter }, abortSignal: this.deadline() })
+                .listEntities<StateEntity & { n?: unknown }>({ queryOptions: { filter }, abortSignal: this.deadline() })
                 .byPage({ maxPageSize: 1000 });
             for await (const page of pages) {
                 for (const e of page) {
-                    if (e.rowKey === undefined || e.etag === undefined) continue;
+                    const rk = e.rowKey;
+                    if (rk === undefined || e.etag === undefined) continue;
                     seen++;
-                    // Unchanged since this instance wrote or read it (a refresh returns its own writes too).
-                    if (shard.entities.get(e.rowKey)?.etag === e.etag && !shard.doubtful.has(e.rowKey)) continue;
-                    this.remember(partitionKey, e.rowKey, {
-                        value: JSON.parse(joinValue(e)) as unknown,
-                        etag: e.etag,
-                    });
+                    if (rk.startsWith(PACK_PREFIX)) {
+                        const had = shard.packs.get(rk);
+                        if (had?.etag === e.etag && !shard.doubtful.has(rk)) {
+                            seen += weightOf(had) - 1;
+                            continue;
+                        }
+                        const pack = decodePack(e as unknown as Record<string, unknown>);
+                        seen += weightOf(pack) - 1;
+                        this.rememberPack(partitionKey, rk, pack);
+                    } else if (rk.startsWith(SIDE_PREFIX)) {
+                        this.rememberSide(partitionKey, rk, decodeSide(e));
+                    } else {
+                        // Unchanged since this instance wrote or read it (a refresh returns its own writes too).
+                        if (shard.entities.get(rk)?.etag === e.etag && !shard.doubtful.has(rk)) continue;
+                        this.remember(partitionKey, rk, { value: JSON.parse(joinValue(e)) as unknown, etag: e.etag });
+                    }
                 }
                 if (seen >= room) {
                     whole = false;
@@ -421,19 +737,13 @@ export class TableStateStore implements StateStore {
         return r ?? { ok: false };
     }
 
-    /** Prepares one write: its entity, or the `STATE.TOO_LARGE` refusal. */
+    /** Prepares one write of an entity of its own: the entity, or the `STATE.TOO_LARGE` refusal. */
     private prepare(w: StateWrite, index: number): Prepared | ResponderError {
         const v = JSON.stringify(w.value);
         const parts = splitValue(v);
         const { partitionKey, rowKey, long } = this.keysOf(w.key);
         const problem = oversize(parts, partitionKey, rowKey);
-        if (problem !== undefined) {
-            // Not retryable: the same input makes the same state. The caller turns it into a decision for this key.
-            return new ResponderError(
-                'STATE.TOO_LARGE',
-                `state ${w.key.partition}/${w.key.row} is ${v.length} characters of JSON (${problem}): not written`,
-            );
-        }
+        if (problem !== undefined) return tooLarge(w.key, v.length, problem);
         const entity: Prepared['entity'] = { partitionKey, rowKey, v: parts[0], exp: w.expiresMs };
         for (let i = 1; i < parts.length; i++) entity[`v${i}`] = parts[i];
         if (long) {
@@ -453,142 +763,455 @@ export class TableStateStore implements StateStore {
         };
     }
 
+    /** A new version of a packed key: unique to this instance and this write. */
+    private nextVersion(): string {
+        return `${this.tag}${(++this.versions).toString(36)}`;
+    }
+
     async putMany(writes: readonly StateWrite[]): Promise<readonly WriteResult[]> {
         const out = new Array<WriteResult>(writes.length);
         if (writes.length === 0) return out;
         await this.ensureTable();
-        // Group by PartitionKey, then cut into transactions of at most 100 entities and 3.5 MB, one write per entity.
-        const byShard = new Map<string, Prepared[]>();
-        for (let i = 0; i < writes.length; i++) {
-            const p = this.prepare(writes[i] as StateWrite, i);
-            if (p instanceof ResponderError) {
-                out[i] = p;
-                continue;
-            }
-            const list = byShard.get(p.partitionKey) ?? [];
-            list.push(p);
-            byShard.set(p.partitionKey, list);
-        }
-        // Shards in parallel (at most writeConcurrency), the transactions of one shard in order: a second write of a
-        // key in the same call then meets the first, as it would one put after the other.
-        const shards: Prepared[][][] = [];
-        for (const list of byShard.values()) {
-            const chunks: Prepared[][] = [];
-            let chunk: Prepared[] = [];
-            let bytes = 0;
-            let rows = new Set<string>();
-            for (const p of list) {
-                if (
-                    chunk.length > 0 &&
-                    (chunk.length >= MAX_TRANSACTION_ENTITIES ||
-                        bytes + p.bytes > MAX_TRANSACTION_BYTES ||
-                        rows.has(p.rowKey))
-                ) {
-                    chunks.push(chunk);
-                    chunk = [];
-                    bytes = 0;
-                    rows = new Set();
+        // Each key once per round: a second write of a key in the same call meets the first (a conflict when it was
+        // made on the same ETag), as it would one put after the other.
+        let pending = writes.map((_, i) => i);
+        while (pending.length > 0) {
+            const seen = new Set<string>();
+            const now: number[] = [];
+            const later: number[] = [];
+            for (const i of pending) {
+                const id = (writes[i] as StateWrite).key.id;
+                if (seen.has(id)) later.push(i);
+                else {
+                    seen.add(id);
+                    now.push(i);
                 }
-                chunk.push(p);
-                bytes += p.bytes;
-                rows.add(p.rowKey);
             }
-            if (chunk.length > 0) chunks.push(chunk);
-            shards.push(chunks);
+            await this.putRound(writes, now, out);
+            pending = later;
         }
-        let next = 0;
-        const worker = async (): Promise<void> => {
-            while (next < shards.length)
-                for (const chunk of shards[next++] as Prepared[][]) await this.writeChunk(chunk, out);
-        };
-        await Promise.all(Array.from({ length: Math.min(this.writeConcurrency, shards.length) }, worker));
         return out;
     }
 
-    /**
-     * Writes one chunk (one PartitionKey) as a transaction. The service applies all of it or nothing: when one
-     * entity's condition fails (409 it exists, 412 its ETag changed, 404 it was swept), the error names that operation
-     * (`<index>:<message>`): that write is a conflict, and the rest goes again without it.
-     */
-    private async writeChunk(chunk: readonly Prepared[], out: WriteResult[]): Promise<void> {
-        let todo = [...chunk];
-        while (todo.length > 0) {
-            if (todo.length === 1) {
-                const p = todo[0] as Prepared;
-                out[p.index] = await this.writeOne(p);
-                return;
+    /** Writes keys that are all distinct: shards in parallel (at most writeConcurrency), each shard's units in order. */
+    private async putRound(
+        writes: readonly StateWrite[],
+        indexes: readonly number[],
+        out: WriteResult[],
+    ): Promise<void> {
+        const byShard = new Map<string, { plain: Prepared[]; packs: Map<string, number[]> }>();
+        const shardOf = (pk: string): { plain: Prepared[]; packs: Map<string, number[]> } => {
+            let s = byShard.get(pk);
+            if (s === undefined) {
+                s = { plain: [], packs: new Map() };
+                byShard.set(pk, s);
             }
-            const actions: TransactionAction[] = todo.map((p) =>
+            return s;
+        };
+        for (const i of indexes) {
+            const w = writes[i] as StateWrite;
+            if (isPackedKey(w.key)) {
+                const { partitionKey } = this.keysOf(w.key);
+                const packs = shardOf(partitionKey).packs;
+                const rk = packRowKeyOf(w.key.partition);
+                const list = packs.get(rk) ?? [];
+                list.push(i);
+                packs.set(rk, list);
+                continue;
+            }
+            const p = this.prepare(w, i);
+            if (p instanceof ResponderError) out[i] = p;
+            else shardOf(p.partitionKey).plain.push(p);
+        }
+        const shards = [...byShard];
+        let next = 0;
+        const worker = async (): Promise<void> => {
+            while (next < shards.length) {
+                const [pk, { plain, packs }] = shards[next++] as [
+                    string,
+                    { plain: Prepared[]; packs: Map<string, number[]> },
+                ];
+                const units: Unit[] = plain.map((p) => this.plainUnit(p, out));
+                const built = await Promise.all(
+                    [...packs].map(([rk, list]) => this.packUnit(pk, rk, list, writes, out, undefined, 0)),
+                );
+                for (const u of built) if (u !== undefined) units.push(u);
+                await this.sendUnits(units);
+            }
+        };
+        await Promise.all(Array.from({ length: Math.min(this.writeConcurrency, shards.length) }, worker));
+    }
+
+    /** One write to an entity of its own: an insert, or a Replace on its ETag. */
+    private plainUnit(p: Prepared, out: WriteResult[]): Unit {
+        return {
+            partitionKey: p.partitionKey,
+            actions: [
                 p.etag === undefined
                     ? ['create', p.entity]
                     : // Replace, not Merge: a state that shrank drops the v1, v2 ... it no longer needs.
                       ['update', p.entity, 'Replace', { etag: p.etag }],
-            );
-            try {
-                const r = await this.table.submitTransaction(actions, { abortSignal: this.deadline() });
-                const subs = r.subResponses;
-                for (let i = 0; i < todo.length; i++) {
-                    const p = todo[i] as Prepared;
-                    const etag = subs.length === todo.length ? subs[i]?.etag : undefined;
-                    if (etag === undefined) {
-                        // No ETag to keep: the write happened, the next read of the entity gets its ETag.
-                        this.doubt(p.partitionKey, p.rowKey);
-                        out[p.index] = { ok: false };
-                        continue;
-                    }
-                    out[p.index] = { ok: true, etag };
-                    this.remember(p.partitionKey, p.rowKey, { value: p.value, etag });
+            ],
+            rowKeys: [p.rowKey],
+            bytes: p.bytes,
+            done: (etags) => {
+                const etag = etags[0];
+                if (etag === undefined) {
+                    // No ETag to keep: the write happened, the next read of the entity gets its ETag.
+                    this.doubt(p.partitionKey, p.rowKey);
+                    out[p.index] = { ok: false };
+                    return;
                 }
-                return;
+                out[p.index] = { ok: true, etag };
+                this.remember(p.partitionKey, p.rowKey, { value: p.value, etag });
+            },
+            failed: (_i, status, err) => {
+                // 409: someone created the key first; 412: someone changed it since we read it; 404: it was swept.
+                if (status === 409 || status === 412 || (status === 404 && p.etag !== undefined)) {
+                    this.doubt(p.partitionKey, p.rowKey);
+                    out[p.index] = { ok: false };
+                    return Promise.resolve(undefined);
+                }
+                return Promise.reject(unavailable(`writing ${p.name}`, err));
+            },
+        };
+    }
+
+    /**
+     * The writes of one pack as one unit: each key's compare-and-set is checked against the pack as this instance
+     * knows it (its cached copy, else a read), and the pack is written with Merge on the pack's ETag, so that the
+     * service refuses it if anyone changed the pack since. Then ({@link Unit.failed}) the pack is read again and each
+     * key checked again: a write whose own key did not change is applied again on the fresh pack; only a write whose
+     * key changed reports a conflict. Keys past {@link MAX_PACK_KEYS} get entities of their own, in the same
+     * transaction as the write that marks the pack full.
+     */
+    private async packUnit(
+        pk: string,
+        packRk: string,
+        indexes: readonly number[],
+        writes: readonly StateWrite[],
+        out: WriteResult[],
+        given: Pack | undefined,
+        attempt: number,
+    ): Promise<Unit | undefined> {
+        let fresh = given !== undefined;
+        let pack = given;
+        if (pack === undefined) {
+            const shard = this.cache.get(pk);
+            if (shard !== undefined && !shard.doubtful.has(packRk)) {
+                pack = shard.packs.get(packRk) ?? (shard.complete ? NO_PACK : undefined);
+            }
+        }
+        if (pack === undefined) {
+            pack = await this.readPack(pk, packRk);
+            fresh = true;
+        }
+        for (;;) {
+            const plan = this.planPack(pk, packRk, indexes, writes, pack);
+            // A conflict is reported only on a fresh read of the pack.
+            if (plan.conflicts.length > 0 && !fresh) {
+                pack = await this.readPack(pk, packRk);
+                fresh = true;
+                continue;
+            }
+            for (const i of plan.conflicts) out[i] = { ok: false };
+            for (const [i, err] of plan.refused) out[i] = err;
+            if (plan.actions.length === 0) return undefined;
+            const base = pack;
+            return {
+                partitionKey: pk,
+                actions: plan.actions,
+                rowKeys: plan.rowKeys,
+                bytes: plan.bytes,
+                done: (etags) => {
+                    const slots = new Map(base.slots);
+                    for (const [name, slot] of plan.slots) slots.set(name, slot);
+                    const etag = plan.packAction ? etags[0] : base.etag;
+                    if (etag === undefined) this.doubt(pk, packRk);
+                    else this.rememberPack(pk, packRk, { etag, full: plan.full, slots });
+                    for (const [rk, side] of plan.sides) this.rememberSide(pk, rk, side);
+                    for (const w of plan.packed) out[w.index] = { ok: true, etag: `~${w.ver}` };
+                    for (const [j, p] of plan.plain) {
+                        const e = etags[j];
+                        if (e === undefined) {
+                            this.doubt(pk, p.rowKey);
+                            out[p.index] = { ok: false };
+                        } else {
+                            out[p.index] = { ok: true, etag: e };
+                            this.remember(pk, p.rowKey, { value: p.value, etag: e });
+                        }
+                    }
+                },
+                failed: async (j, status, err) => {
+                    const p = plan.plain.get(j);
+                    if (p !== undefined) {
+                        // A key of its own (the pack is full): that write alone, as for any other entity.
+                        if (status === 409 || status === 412 || (status === 404 && p.etag !== undefined)) {
+                            this.doubt(pk, p.rowKey);
+                            out[p.index] = { ok: false };
+                            const rest = indexes.filter((i) => i !== p.index && out[i] === undefined);
+                            return this.packUnit(pk, packRk, rest, writes, out, base, attempt);
+                        }
+                        throw unavailable(`writing ${p.name}`, err);
+                    }
+                    if (status !== 409 && status !== 412 && status !== 404)
+                        throw unavailable(`writing pack ${pk}/${packRk}`, err);
+                    // Someone changed the pack since it was read: read it again, check each key again.
+                    const pending = indexes.filter((i) => out[i] === undefined);
+                    if (attempt + 1 >= PACK_ATTEMPTS) {
+                        this.doubt(pk, packRk);
+                        for (const i of pending) out[i] = { ok: false };
+                        return undefined;
+                    }
+                    if (attempt >= 2) await pause(Math.random() * 5 * attempt);
+                    const again = await this.readPack(pk, packRk);
+                    return this.packUnit(pk, packRk, pending, writes, out, again, attempt + 1);
+                },
+            };
+        }
+    }
+
+    /** What writing these keys into this pack means: the actions, and each write's outcome if they succeed. */
+    private planPack(
+        pk: string,
+        packRk: string,
+        indexes: readonly number[],
+        writes: readonly StateWrite[],
+        pack: Pack,
+    ): {
+        conflicts: number[];
+        refused: [number, ResponderError][];
+        actions: TransactionAction[];
+        rowKeys: string[];
+        bytes: number;
+        packAction: boolean;
+        full: boolean;
+        slots: Map<string, Slot>;
+        sides: Map<string, Side | undefined>;
+        packed: { index: number; ver: string }[];
+        plain: Map<number, Prepared>;
+    } {
+        const conflicts: number[] = [];
+        const refused: [number, ResponderError][] = [];
+        const props: Record<string, unknown> = {};
+        const slots = new Map<string, Slot>();
+        const sides = new Map<string, Side | undefined>();
+        const sideActions: TransactionAction[] = [];
+        const rowKeys = [packRk];
+        const packed: { index: number; ver: string }[] = [];
+        const plainWrites: Prepared[] = [];
+        let bytes = 400;
+        let count = pack.slots.size;
+        let full = pack.full;
+        let markFull = false;
+        for (const i of indexes) {
+            const w = writes[i] as StateWrite;
+            const name = slotOf(w.key.row);
+            const slot = pack.slots.get(name);
+            const mine = w.etag === undefined ? undefined : w.etag.startsWith('~') ? w.etag : 'plain';
+            if (slot !== undefined ? mine !== `~${slot.ver}` : mine !== undefined && mine !== 'plain') {
+                conflicts.push(i);
+                continue;
+            }
+            if (slot === undefined && (mine === 'plain' || full || count >= MAX_PACK_KEYS)) {
+                // Not in the pack, and no room (or already an entity of its own): an entity of its own. A pack is
+                // marked full in the same transaction as the first key that overflows it, and stays full.
+                const p = this.prepare(w, i);
+                if (p instanceof ResponderError) {
+                    refused.push([i, p]);
+                    continue;
+                }
+                if (!full) markFull = full = true;
+                plainWrites.push(p);
+                continue;
+            }
+            const ver = this.nextVersion();
+            const json = JSON.stringify(w.value) ?? 'null';
+            const row = JSON.stringify(w.key.row);
+            const inline = `[${row},"${ver}",${w.expiresMs},${json}]`;
+            const sideRkOf = (): string => `${SIDE_PREFIX}${this.keysOf(w.key).rowKey}`;
+            if (
+                inline.length <= PACK_INLINE_CHARS &&
+                // A character takes at most 6 bytes of the JSON body (a control character escaped): count only beyond.
+                (6 * inline.length <= PACK_INLINE_BODY_BYTES ||
+                    Buffer.byteLength(JSON.stringify(inline)) <= PACK_INLINE_BODY_BYTES)
+            ) {
+                props[name] = inline;
+                bytes += 2 * inline.length + 40;
+                if (slot?.side === true) {
+                    const sideRk = sideRkOf();
+                    sideActions.push(['delete', { partitionKey: pk, rowKey: sideRk }]);
+                    rowKeys.push(sideRk);
+                    sides.set(sideRk, undefined);
+                }
+                slots.set(name, { row: w.key.row, ver, exp: w.expiresMs, value: w.value, side: false });
+            } else {
+                // Too large for the pack: a side entity, written (or replaced) in the same transaction.
+                const sideRk = sideRkOf();
+                const parts = splitValue(json);
+                const problem = oversize(parts, pk, sideRk);
+                if (problem !== undefined) {
+                    refused.push([i, tooLarge(w.key, json.length, problem)]);
+                    continue;
+                }
+                const side: Record<string, unknown> & { partitionKey: string; rowKey: string } = {
+                    partitionKey: pk,
+                    rowKey: sideRk,
+                    n: ver,
+                    v: parts[0],
+                };
+                for (let k = 1; k < parts.length; k++) side[`v${k}`] = parts[k];
+                sideActions.push(['upsert', side, 'Replace']);
+                rowKeys.push(sideRk);
+                sides.set(sideRk, { ver, value: w.value });
+                props[name] = `[${row},"${ver}",${w.expiresMs}]`;
+                bytes += 2 * json.length + 2 * sideRk.length + 400;
+                slots.set(name, { row: w.key.row, ver, exp: w.expiresMs, value: undefined, side: true });
+            }
+            if (slot === undefined) count++;
+            packed.push({ index: i, ver });
+        }
+        const actions: TransactionAction[] = [];
+        const packAction = packed.length > 0 || markFull;
+        if (packAction) {
+            // The pack's `exp` is the earliest expiry of its keys: the maintenance sweep prunes them from there.
+            let exp = Number.POSITIVE_INFINITY;
+            for (const [name, s] of pack.slots) if (!slots.has(name)) exp = Math.min(exp, s.exp);
+            for (const s of slots.values()) exp = Math.min(exp, s.exp);
+            const entity: Record<string, unknown> & { partitionKey: string; rowKey: string } = {
+                partitionKey: pk,
+                rowKey: packRk,
+                ...props,
+            };
+            if (Number.isFinite(exp)) entity.exp = exp;
+            if (markFull) entity.full = true;
+            if (pack.etag === undefined) {
+                // The pack's own partition (a vault): what a scan of the packs reads the keys' partition from.
+                entity.pp = (writes[indexes[0] as number] as StateWrite).key.partition;
+                actions.push(['create', entity]);
+            } else actions.push(['update', entity, 'Merge', { etag: pack.etag }]);
+        }
+        actions.push(...sideActions);
+        const plain = new Map<number, Prepared>();
+        for (const p of plainWrites) {
+            plain.set(actions.length, p);
+            actions.push(
+                p.etag === undefined ? ['create', p.entity] : ['update', p.entity, 'Replace', { etag: p.etag }],
+            );
+            rowKeys.push(p.rowKey);
+            bytes += p.bytes;
+        }
+        return { conflicts, refused, actions, rowKeys, bytes, packAction, full, slots, sides, packed, plain };
+    }
+
+    /** One operation alone: its ETag (none for a delete). */
+    private async sendOne(action: TransactionAction): Promise<string | undefined> {
+        const o = { abortSignal: this.deadline() };
+        const [kind, entity] = action;
+        if (kind === 'create') return (await this.table.createEntity(entity, o)).etag;
+        if (kind === 'delete') {
+            await this.table.deleteEntity(entity.partitionKey, entity.rowKey, o);
+            return undefined;
+        }
+        const mode = action[2] ?? 'Merge';
+        if (kind === 'upsert') return (await this.table.upsertEntity(entity, mode, o)).etag;
+        return (await this.table.updateEntity(entity, mode, { ...o, etag: action[3]?.etag ?? '*' })).etag;
+    }
+
+    /**
+     * Sends the units of one shard as entity-group transactions of up to 100 entities and 3.5 MB. The service applies
+     * a transaction whole or not at all, and names its first failing operation (`<index>:<message>`): that unit
+     * decides what to send instead (nothing, for a plain write's conflict), and the rest goes again without it.
+     */
+    private async sendUnits(units: readonly Unit[]): Promise<void> {
+        let queue = [...units];
+        const alone = new Set<Unit>();
+        while (queue.length > 0) {
+            const chunk: Unit[] = [];
+            const rest: Unit[] = [];
+            let actions = 0;
+            let bytes = 0;
+            const rows = new Set<string>();
+            for (const u of queue) {
+                const fits =
+                    chunk.length === 0 ||
+                    (!alone.has(u) &&
+                        !alone.has(chunk[0] as Unit) &&
+                        actions + u.actions.length <= MAX_TRANSACTION_ENTITIES &&
+                        bytes + u.bytes <= MAX_TRANSACTION_BYTES &&
+                        u.rowKeys.every((r) => !rows.has(r)));
+                if (!fits || rest.length > 0) {
+                    rest.push(u);
+                    continue;
+                }
+                chunk.push(u);
+                actions += u.actions.length;
+                bytes += u.bytes;
+                for (const r of u.rowKeys) rows.add(r);
+            }
+            const all = chunk.flatMap((u) => u.actions);
+            if (all.length === 1) {
+                // One entity: a plain request rather than a transaction of one (fewer bytes; its errors are the
+                // entity's own).
+                const u = chunk[0] as Unit;
+                let etag: string | undefined;
+                try {
+                    etag = await this.sendOne(all[0] as TransactionAction);
+                } catch (err) {
+                    const status = statusOf(err);
+                    const instead = await u.failed(0, status ?? 0, err);
+                    queue = [...(instead === undefined ? [] : [instead]), ...rest];
+                    continue;
+                }
+                u.done([etag]);
+                queue = rest;
+                continue;
+            }
+            try {
+                const r = await this.table.submitTransaction(all, { abortSignal: this.deadline() });
+                const subs = r.subResponses;
+                let at = 0;
+                for (const u of chunk) {
+                    const etags = u.actions.map((_, k) =>
+                        subs.length === all.length ? subs[at + k]?.etag : undefined,
+                    );
+                    at += u.actions.length;
+                    u.done(etags);
+                }
+                queue = rest;
             } catch (err) {
                 const status = statusOf(err);
                 if (status !== 409 && status !== 412 && status !== 404) {
                     throw unavailable(
-                        `writing ${todo.length} entities (${todo
+                        `writing ${all.length} entities (${chunk
                             .slice(0, 3)
-                            .map((p) => p.name)
-                            .join(', ')}${todo.length > 3 ? ' ...' : ''})`,
+                            .map((u) => u.rowKeys[0])
+                            .join(', ')}${chunk.length > 3 ? ' ...' : ''} in ${chunk[0]?.partitionKey ?? ''})`,
                         err,
                     );
                 }
-                const failed = failedOperation(err);
-                if (failed === undefined || failed >= todo.length) {
-                    // The service did not say which: each write on its own.
-                    for (const p of todo) out[p.index] = await this.writeOne(p);
-                    return;
+                let failed = failedOperation(err);
+                if (failed === undefined || failed >= all.length) {
+                    if (chunk.length > 1) {
+                        // The service did not say which: each unit on its own.
+                        for (const u of chunk) alone.add(u);
+                        queue = [...chunk, ...rest];
+                        continue;
+                    }
+                    failed = 0;
                 }
-                const p = todo[failed] as Prepared;
-                const conflict = status !== 404 || p.etag !== undefined;
-                if (!conflict) throw unavailable(`writing ${p.name}`, err);
-                this.doubt(p.partitionKey, p.rowKey);
-                out[p.index] = { ok: false };
-                todo = todo.filter((_, i) => i !== failed);
+                let at = 0;
+                let culprit = chunk[0] as Unit;
+                for (const u of chunk) {
+                    if (failed < at + u.actions.length) {
+                        culprit = u;
+                        break;
+                    }
+                    at += u.actions.length;
+                }
+                const instead = await culprit.failed(Math.min(failed - at, culprit.actions.length - 1), status, err);
+                queue = [...chunk.filter((u) => u !== culprit), ...(instead === undefined ? [] : [instead]), ...rest];
             }
-        }
-    }
-
-    /** One entity alone: insert, or replace on its ETag. */
-    private async writeOne(p: Prepared): Promise<PutResult> {
-        try {
-            const r =
-                p.etag === undefined
-                    ? await this.table.createEntity(p.entity, { abortSignal: this.deadline() })
-                    : // Replace, not Merge: a state that shrank drops the v1, v2 ... it no longer needs.
-                      await this.table.updateEntity(p.entity, 'Replace', {
-                          etag: p.etag,
-                          abortSignal: this.deadline(),
-                      });
-            if (r.etag === undefined) throw new Error('no ETag in the response');
-            this.remember(p.partitionKey, p.rowKey, { value: p.value, etag: r.etag });
-            return { ok: true, etag: r.etag };
-        } catch (err) {
-            const status = statusOf(err);
-            // 409: someone created the key first; 412: someone changed it since we read it; 404: it was swept.
-            if (status === 409 || status === 412 || (status === 404 && p.etag !== undefined)) {
-                this.doubt(p.partitionKey, p.rowKey);
-                return { ok: false };
-            }
-            throw unavailable(`writing ${p.name}`, err);
         }
     }
 
@@ -598,11 +1221,10 @@ export class TableStateStore implements StateStore {
         // Every RowKey whose row has the prefix sorts between the prefix and the prefix with its last character
         // incremented, in every shard: one range query over the table.
         const to = `${from.slice(0, -1)}${String.fromCharCode(from.charCodeAt(from.length - 1) + 1)}`;
-        const q = (v: string): string => `'${v.replace(/'/g, "''")}'`;
         const out: { key: StateKey; value: unknown }[] = [];
         try {
             for await (const e of this.table.listEntities<StateEntity>({
-                queryOptions: { filter: `RowKey ge ${q(from)} and RowKey lt ${q(to)}` },
+                queryOptions: { filter: `RowKey ge ${quote(from)} and RowKey lt ${quote(to)}` },
                 abortSignal: AbortSignal.timeout(this.callTimeoutMs * 10),
             })) {
                 if (out.length >= limit) break;
@@ -611,10 +1233,114 @@ export class TableStateStore implements StateStore {
                 if (key === undefined || !key.row.startsWith(rowPrefix)) continue;
                 out.push({ key, value: JSON.parse(joinValue(e)) as unknown });
             }
+            if (out.length < limit && packsMayHold(rowPrefix)) await this.scanPacks(rowPrefix, limit, out);
         } catch (err) {
+            if (err instanceof ResponderError) throw err;
             throw unavailable(`scanning ${rowPrefix}*`, err);
         }
         return out;
+    }
+
+    /** The packed keys whose row starts with the prefix: a query of every pack (one per vault). */
+    private async scanPacks(rowPrefix: string, limit: number, out: { key: StateKey; value: unknown }[]): Promise<void> {
+        // A prefix only rows of one per vault can have (`heartbeat`): only their properties are asked for, not the
+        // whole packs (a vault's baselines and windows).
+        let select: string[] | undefined;
+        if (![...PACKED_CLASSES].some((c) => `${c}|`.startsWith(rowPrefix) || rowPrefix.startsWith(`${c}|`))) {
+            select = ['PartitionKey', 'RowKey', 'pp'];
+            for (const row of PACKED_SINGLETONS) if (row.startsWith(rowPrefix)) select.push(slotOf(row));
+        }
+        for await (const e of this.table.listEntities<Record<string, unknown>>({
+            queryOptions: {
+                filter: `RowKey ge ${quote(PACK_PREFIX)} and RowKey lt ${quote('~v}')}`,
+                ...(select === undefined ? {} : { select }),
+            },
+            abortSignal: AbortSignal.timeout(this.callTimeoutMs * 10),
+        })) {
+            const partition = e.pp;
+            if (typeof partition !== 'string' || typeof e.partitionKey !== 'string') continue;
+            for (const slot of decodePack(e).slots.values()) {
+                if (out.length >= limit) return;
+                if (!slot.row.startsWith(rowPrefix)) continue;
+                const key = stateKey(partition, slot.row);
+                let value = slot.value;
+                if (slot.side) {
+                    const found = await this.readPacked(key, e.partitionKey, this.keysOf(key).rowKey, () =>
+                        Promise.resolve(decodePack(e)),
+                    );
+                    if (found === undefined || found === 'plain') continue;
+                    value = found.value;
+                }
+                out.push({ key, value });
+            }
+        }
+    }
+
+    /**
+     * Removes the keys of a pack that expired before `beforeMs`: one transaction on the pack's ETag (Replace with the
+     * keys left, or a delete when none is left and the pack is not full) and the side entities of the removed keys.
+     * Returns the keys removed (0: the pack changed meanwhile, or nothing had expired after all).
+     */
+    private async prunePack(partitionKey: string, packRk: string, beforeMs: number): Promise<number> {
+        let e: Record<string, unknown>;
+        try {
+            e = await this.table.getEntity<Record<string, unknown>>(partitionKey, packRk, {
+                abortSignal: this.deadline(),
+            });
+        } catch (err) {
+            if (statusOf(err) === 404) return 0;
+            throw unavailable(`reading pack ${partitionKey}/${packRk}`, err);
+        }
+        const pack = decodePack(e);
+        if (pack.etag === undefined) return 0;
+        const actions: TransactionAction[] = [];
+        const keep: Record<string, unknown> & { partitionKey: string; rowKey: string } = {
+            partitionKey,
+            rowKey: packRk,
+        };
+        if (typeof e.pp === 'string') keep.pp = e.pp;
+        if (pack.full) keep.full = true;
+        let removed = 0;
+        let left = 0;
+        let exp = Number.POSITIVE_INFINITY;
+        for (const [name, slot] of pack.slots) {
+            if (slot.exp < beforeMs) {
+                removed++;
+                if (slot.side && typeof e.pp === 'string') {
+                    const { rowKey } = this.keysOf(stateKey(e.pp, slot.row));
+                    actions.push(['delete', { partitionKey, rowKey: `${SIDE_PREFIX}${rowKey}` }]);
+                }
+                continue;
+            }
+            left++;
+            keep[name] = e[name];
+            exp = Math.min(exp, slot.exp);
+        }
+        if (removed === 0) return 0;
+        if (Number.isFinite(exp)) keep.exp = exp;
+        actions.unshift(['update', keep, 'Replace', { etag: pack.etag }]);
+        let replaced = false;
+        try {
+            let etag: string | undefined;
+            for (let i = 0; i < actions.length; i += MAX_TRANSACTION_ENTITIES) {
+                // The pack first, on its ETag: a pack changed meanwhile fails the first transaction, and nothing is lost.
+                const r = await this.table.submitTransaction(actions.slice(i, i + MAX_TRANSACTION_ENTITIES), {
+                    abortSignal: this.deadline(),
+                });
+                if (i === 0) {
+                    etag = r.subResponses[0]?.etag;
+                    replaced = true;
+                }
+            }
+            // Nothing left (and never full): the empty pack goes too, unless written meanwhile.
+            if (left === 0 && !pack.full && etag !== undefined)
+                await this.table.deleteEntity(partitionKey, packRk, { etag, abortSignal: this.deadline() });
+        } catch (err) {
+            const status = statusOf(err);
+            if (status !== 412 && status !== 404) throw unavailable(`pruning pack ${partitionKey}/${packRk}`, err);
+        }
+        this.doubt(partitionKey, packRk);
+        return replaced ? removed : 0;
     }
 
     /**
@@ -661,6 +1387,13 @@ export class TableStateStore implements StateStore {
                         continue;
                     }
                     attempts++;
+                    if (e.rowKey.startsWith(PACK_PREFIX)) {
+                        // A pack: its expired keys go, the others stay.
+                        const removed = await this.prunePack(e.partitionKey, e.rowKey, beforeMs);
+                        if (removed > 0) deleted += removed;
+                        else skipped++;
+                        continue;
+                    }
                     try {
                         await this.table.deleteEntity(e.partitionKey, e.rowKey, {
                             etag: e.etag,
@@ -724,26 +1457,29 @@ export type TableLocation =
     | { readonly kind: 'url'; readonly url: string; readonly table: string }
     | { readonly kind: 'connection-string'; readonly connectionString: string; readonly table: string };
 
+/**
+ * The Table client of a location, with {@link TABLE_RETRY_OPTIONS}: a URL uses the given credential, a connection
+ * string its key (plain HTTP only for Azurite's development endpoints). Every Table client of the app is built here,
+ * so that none falls back to the SDK's default retries (up to 64 s between attempts).
+ */
+export function tableClientAt(location: TableLocation, credential: () => TokenCredential): TableClient {
+    if (location.kind === 'connection-string') {
+        const insecure = /DefaultEndpointsProtocol=http;|UseDevelopmentStorage=true/i.test(location.connectionString);
+        return TableClient.fromConnectionString(location.connectionString, location.table, {
+            allowInsecureConnection: insecure,
+            retryOptions: TABLE_RETRY_OPTIONS,
+        });
+    }
+    return new TableClient(location.url, location.table, credential(), { retryOptions: TABLE_RETRY_OPTIONS });
+}
+
 /** Builds the Table Storage state store for a location; a URL uses the given credential. */
 export function tableStateStoreAt(
     location: TableLocation,
     credential: () => TokenCredential,
     options: TableStateStoreOptions = {},
 ): TableStateStore {
-    if (location.kind === 'connection-string') {
-        const insecure = /DefaultEndpointsProtocol=http;|UseDevelopmentStorage=true/i.test(location.connectionString);
-        return new TableStateStore(
-            TableClient.fromConnectionString(location.connectionString, location.table, {
-                allowInsecureConnection: insecure,
-                retryOptions: TABLE_RETRY_OPTIONS,
-            }),
-            options,
-        );
-    }
-    return new TableStateStore(
-        new TableClient(location.url, location.table, credential(), { retryOptions: TABLE_RETRY_OPTIONS }),
-        options,
-    );
+    return new TableStateStore(tableClientAt(location, credential), options);
 }
 
 /** Reads a `--state` / setting value: `https://...` is an account URL, anything else a connection string. */

@@ -4,7 +4,6 @@ import { RECONCILE_QUEUE } from '../adapters/storageReconcileQueue';
 // unresolved Key Vault reference on a channel turns that channel off, as it must in the app).
 import { readFileSync } from 'node:fs';
 import { KeyVaultManagementClient, type KeyVaultManagementClientOptionalParams } from '@azure/arm-keyvault';
-import { TableClient } from '@azure/data-tables';
 import type { TokenCredential } from '@azure/identity';
 import type { KeyClientOptions } from '@azure/keyvault-keys';
 import { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
@@ -21,7 +20,7 @@ import {
 } from '../adapters/doctorProbes';
 import { GraphMailChannel, type GraphMailChannelOptions } from '../adapters/graphMailChannel';
 import { KeyVaultLinkSigner } from '../adapters/linkSigner';
-import { DEFAULT_STATE_TABLE, tableLocationOf, TableStateStore } from '../adapters/tableStateStore';
+import { DEFAULT_STATE_TABLE, tableClientAt, tableLocationOf, TableStateStore } from '../adapters/tableStateStore';
 import { TeamsWebhookChannel } from '../adapters/teamsWebhookChannel';
 import { loadSettings } from '../config/loadSettings';
 import { parseResponderConfigText, type ResponderConfig } from '../config/responderConfig';
@@ -247,14 +246,8 @@ export function composeDoctor(env: Env, options: ComposeDoctorOptions = {}): Com
     if (stateValue !== undefined && !/^http:\/\//i.test(stateValue)) {
         try {
             const loc = tableLocationOf(stateValue, tableName);
-            const client =
-                loc.kind === 'url'
-                    ? new TableClient(loc.url, loc.table, credential)
-                    : TableClient.fromConnectionString(loc.connectionString, loc.table, {
-                          allowInsecureConnection: /DefaultEndpointsProtocol=http;|UseDevelopmentStorage=true/i.test(
-                              loc.connectionString,
-                          ),
-                      });
+            // The state store's own client builder: the same retry policy as the app's (TABLE_RETRY_OPTIONS).
+            const client = tableClientAt(loc, () => credential);
             table = tableProbe(client, `${loc.kind === 'url' ? loc.url : 'connection string'} / ${loc.table}`);
             const store = new TableStateStore(client);
             heartbeat = () => readHeartbeat(store);

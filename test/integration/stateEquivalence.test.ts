@@ -13,7 +13,12 @@ import { join } from 'node:path';
 import { TableClient } from '@azure/data-tables';
 import { MemoryDecisionSink, MemoryQuarantineSink } from '../../shared/adapters/memorySinks';
 import { MemoryStateStore } from '../../shared/adapters/memoryStateStore';
-import { TableStateStore, type TableStateStoreOptions } from '../../shared/adapters/tableStateStore';
+import {
+    MAX_PACK_KEYS,
+    packRowKeyOf,
+    TableStateStore,
+    type TableStateStoreOptions,
+} from '../../shared/adapters/tableStateStore';
 import { createPipeline } from '../../shared/app/createPipeline';
 import { parseResponderConfig, parseResponderConfigText } from '../../shared/config/responderConfig';
 import type { FindingDecision } from '../../shared/core/decisions';
@@ -151,6 +156,20 @@ describe('two instances on one table (Azurite), updating the same baselines from
             expect({ vault, missing }).toEqual({ vault, missing: [] });
             const [meta] = await fresh.getMany([stateKey(vault, 'meta')]);
             expect(meta?.value).toEqual({ first: Date.parse('2026-10-05T09:00:00Z') });
+        }
+        // The baselines, windows and first-seen times of each vault are packed into one entity per vault (each key a
+        // property with its own version): both instances wrote the same three packs at once, so the packs' own
+        // compare-and-set (412, read again, re-apply the keys that did not change) is what kept every principal.
+        const raw = client(table);
+        const packs: Record<string, unknown>[] = [];
+        for await (const e of raw.listEntities<Record<string, unknown>>())
+            if (VAULTS.includes(String(e.pp))) packs.push(e);
+        expect(packs.map((e) => e.rowKey).sort()).toEqual(VAULTS.map((v) => packRowKeyOf(v)).sort());
+        for (const e of packs) {
+            const keys = Object.keys(e).filter((p) => /^k[0-9a-f]{16}$/.test(p));
+            // 200 apps and the vault's own keys, 200 at most in a pack: the rest overflowed into entities of their own.
+            expect(keys.length).toBe(MAX_PACK_KEYS);
+            expect(e.full).toBe(true);
         }
         // Still learning (one day): nobody reported a new application.
         const findings = instances

@@ -52,7 +52,8 @@ describe('TableStateStore writes (Azurite)', () => {
         const { client, requests } = counted();
         const store = new TableStateStore(client);
         await store.getMany([]); // creates the table
-        const keys = Array.from({ length: 250 }, (_, i) => stateKey('kv-payments-prod', `app|p${i}`));
+        // Key inventory rows: not packed (see the pack tests below), one entity each.
+        const keys = Array.from({ length: 250 }, (_, i) => stateKey('kv-payments-prod', `cmk|k${i}`));
         expect(new Set(keys.map((k) => tableKeysOf(k).partitionKey)).size).toBe(1);
         const before = requests();
         const results = await store.putMany(writes(keys, (i) => ({ last: i })));
