@@ -1,7 +1,7 @@
 // Alerting on Table Storage (Azurite): two responder instances sharing one state table never open an incident twice
 // and never send a notice twice, for findings, redeliveries and escalations alike.
 import type { Timer } from '@azure/functions';
-import { TableClient } from '@azure/data-tables';
+import type { TableClient } from '@azure/data-tables';
 import { LocalLinkSigner } from '../../shared/adapters/linkSigner';
 import { MemoryDecisionSink, MemoryQuarantineSink } from '../../shared/adapters/memorySinks';
 import { encodeKeyPart, tableStateStoreAt } from '../../shared/adapters/tableStateStore';
@@ -14,7 +14,7 @@ import type { OutgoingNotification } from '../../shared/core/alerts/types';
 import type { FindingDecision } from '../../shared/core/decisions';
 import type { Logger } from '../../shared/core/ports';
 import { ruleIds } from '../../shared/core/rules';
-import { type AzuriteService, startAzurite } from '../support/azurite';
+import { useAzuriteTables } from '../support/azurite';
 import { makeContext } from '../support/context';
 import { fixtureBody } from '../support/fixtures';
 import { RecordingChannel, TestClock } from '../support/alertingDoubles';
@@ -61,14 +61,7 @@ const timer: Timer = {
     scheduleStatus: { last: '', next: '', lastUpdated: '' },
 };
 
-let azurite: AzuriteService;
-let tables = 0;
-beforeAll(async () => {
-    azurite = await startAzurite('table');
-});
-afterAll(async () => {
-    await azurite.stop();
-});
+const azurite = useAzuriteTables('kvralerting');
 
 interface Instance {
     readonly responder: Responder;
@@ -82,7 +75,7 @@ const signer = LocalLinkSigner.generate('alerting-table-test');
 
 /** Two instances ('a' and 'b'), each with its own store client and channels, on one fresh table. */
 function twoInstances(): { a: Instance; b: Instance; clock: TestClock; table: TableClient } {
-    const table = `kvralerting${++tables}`;
+    const table = azurite.newName();
     const clock = new TestClock(Date.parse(EVENT_TIME) + MINUTE_MS);
     const location = { kind: 'connection-string', connectionString: azurite.connectionString, table } as const;
     const make = (owner: string): Instance => {
@@ -114,7 +107,7 @@ function twoInstances(): { a: Instance; b: Instance; clock: TestClock; table: Ta
         a: make('a'),
         b: make('b'),
         clock,
-        table: TableClient.fromConnectionString(azurite.connectionString, table, { allowInsecureConnection: true }),
+        table: azurite.client(table),
     };
 }
 

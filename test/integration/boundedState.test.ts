@@ -1,4 +1,4 @@
-import { TableClient } from '@azure/data-tables';
+import type { TableClient } from '@azure/data-tables';
 import { MemoryDecisionSink, MemoryQuarantineSink } from '../../shared/adapters/memorySinks';
 import { TableStateStore, tableKeysOf } from '../../shared/adapters/tableStateStore';
 import { createPipeline } from '../../shared/app/createPipeline';
@@ -11,22 +11,13 @@ import type { AuditEvent } from '../../shared/core/events/types';
 import { ruleIds } from '../../shared/core/rules';
 import { honeytokenAccessed } from '../../shared/core/rules/honeytoken-accessed/rule';
 import { type StateKey, type StateStore, stateKey } from '../../shared/core/state/store';
-import { type AzuriteService, startAzurite } from '../support/azurite';
+import { useAzuriteTables } from '../support/azurite';
 import { fixtureRecord } from '../support/fixtures';
 
-let azurite: AzuriteService;
-let tables = 0;
-beforeAll(async () => {
-    azurite = await startAzurite('table');
-});
-afterAll(async () => {
-    await azurite.stop();
-});
+const azurite = useAzuriteTables('kvrbounded');
 
 function tableClient(): TableClient {
-    return TableClient.fromConnectionString(azurite.connectionString, `kvrbounded${++tables}`, {
-        allowInsecureConnection: true,
-    });
+    return azurite.client(azurite.newName());
 }
 
 /** Records every write, to check what reached the table. */

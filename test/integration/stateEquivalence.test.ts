@@ -10,7 +10,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TableClient } from '@azure/data-tables';
+import type { TableClient } from '@azure/data-tables';
 import { MemoryDecisionSink, MemoryQuarantineSink } from '../../shared/adapters/memorySinks';
 import { MemoryStateStore } from '../../shared/adapters/memoryStateStore';
 import {
@@ -25,25 +25,16 @@ import type { FindingDecision } from '../../shared/core/decisions';
 import { ruleIds } from '../../shared/core/rules';
 import { stateKey } from '../../shared/core/state/store';
 import { CountingStateStore } from '../../bench/countingStateStore';
-import { type AzuriteService, startAzurite } from '../support/azurite';
+import { useAzuriteTables } from '../support/azurite';
 import { decisionsOf, demoConfig, digestOf, sampleDayBatches } from '../support/decisionRun';
 import { fixtureRecord } from '../support/fixtures';
 
-let azurite: AzuriteService;
-let tables = 0;
-beforeAll(async () => {
-    azurite = await startAzurite('table');
-});
-afterAll(async () => {
-    await azurite.stop();
-});
+const azurite = useAzuriteTables('kvreq');
 
-function client(name: string): TableClient {
-    return TableClient.fromConnectionString(azurite.connectionString, name, { allowInsecureConnection: true });
-}
+const client = (name: string): TableClient => azurite.client(name);
 
 function newTable(options: TableStateStoreOptions = {}): TableStateStore {
-    return new TableStateStore(client(`kvreq${++tables}`), options);
+    return new TableStateStore(client(azurite.newName()), options);
 }
 
 const before = JSON.parse(
@@ -106,7 +97,7 @@ describe('two instances on one table (Azurite), updating the same baselines from
 
     it('every principal either instance saw is in the baseline, and the vault first-seen is the earliest of both', async () => {
         const config = parseResponderConfig({ baseline: { learningDays: 1 } }, ruleIds, 'two-instances');
-        const table = `kvreq${++tables}`;
+        const table = azurite.newName();
         // Each instance its own client and cache; the caches never refresh within the test, so each works on a stale
         // copy of what the other wrote: only the compare-and-set writes can keep both instances' principals.
         const instances = ['1', '2'].map((who) => {

@@ -1,4 +1,4 @@
-import { TableClient } from '@azure/data-tables';
+import type { TableClient } from '@azure/data-tables';
 import { TableStateStore } from '../../shared/adapters/tableStateStore';
 import {
     composeStateMaintenance,
@@ -7,25 +7,16 @@ import {
 } from '../../shared/app/handlers/handleStateMaintenance';
 import { ConfigError } from '../../shared/core/errors';
 import { stateKey } from '../../shared/core/state/store';
-import { type AzuriteService, startAzurite } from '../support/azurite';
+import { useAzuriteTables } from '../support/azurite';
 import { makeContext } from '../support/context';
 
 const NOW = Date.parse('2026-10-05T12:00:00Z');
 const DAY = 24 * 60 * 60 * 1000;
 
-let azurite: AzuriteService;
-let tables = 0;
-beforeAll(async () => {
-    azurite = await startAzurite('table');
-});
-afterAll(async () => {
-    await azurite.stop();
-});
+const azurite = useAzuriteTables('kvrsweep');
 
 function newTable(): { client: TableClient; store: TableStateStore } {
-    const client = TableClient.fromConnectionString(azurite.connectionString, `kvrsweep${++tables}`, {
-        allowInsecureConnection: true,
-    });
+    const client = azurite.client(azurite.newName());
     return { client, store: new TableStateStore(client) };
 }
 

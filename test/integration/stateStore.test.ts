@@ -7,24 +7,13 @@ import { parseResponderConfig } from '../../shared/config/responderConfig';
 import type { FindingDecision } from '../../shared/core/decisions';
 import { ruleIds } from '../../shared/core/rules';
 import { type StateKey, type StateStore, stateKey } from '../../shared/core/state/store';
-import { type AzuriteService, startAzurite } from '../support/azurite';
+import { useAzuriteTables } from '../support/azurite';
 import { fixtureRecord } from '../support/fixtures';
 
-let azurite: AzuriteService;
-let tables = 0;
-beforeAll(async () => {
-    azurite = await startAzurite('table');
-});
-afterAll(async () => {
-    await azurite.stop();
-});
+const azurite = useAzuriteTables('kvrstate');
 
 function newTable(): TableStateStore {
-    return new TableStateStore(
-        TableClient.fromConnectionString(azurite.connectionString, `kvrstate${++tables}`, {
-            allowInsecureConnection: true,
-        }),
-    );
+    return new TableStateStore(azurite.client(azurite.newName()));
 }
 
 const stores: [string, () => StateStore][] = [

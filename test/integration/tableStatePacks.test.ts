@@ -5,28 +5,19 @@
  * key: exactly one wins; a full pack overflows into entities of its own without losing a key; a large value goes
  * aside; expiry, scans and `STATE.TOO_LARGE` stay per key. Against Azurite.
  */
-import { TableClient } from '@azure/data-tables';
+import type { TableClient } from '@azure/data-tables';
 import { isPackedKey, MAX_PACK_KEYS, packRowKeyOf, TableStateStore } from '../../shared/adapters/tableStateStore';
 import { ResponderError } from '../../shared/core/errors';
 import { type StateKey, type StateWrite, stateKey, type WriteResult } from '../../shared/core/state/store';
-import { type AzuriteService, startAzurite } from '../support/azurite';
+import { useAzuriteTables } from '../support/azurite';
 
-let azurite: AzuriteService;
-let tables = 0;
-beforeAll(async () => {
-    azurite = await startAzurite('table');
-});
-afterAll(async () => {
-    await azurite.stop();
-});
+const azurite = useAzuriteTables('kvrpk');
 
-function client(name: string): TableClient {
-    return TableClient.fromConnectionString(azurite.connectionString, name, { allowInsecureConnection: true });
-}
+const client = (name: string): TableClient => azurite.client(name);
 
 /** Two instances on one new table, each with its own cache (never refreshed within a test) and a fresh reader. */
 function instances(): { a: TableStateStore; b: TableStateStore; fresh: () => TableStateStore; raw: TableClient } {
-    const name = `kvrpk${++tables}`;
+    const name = azurite.newName();
     const opts = { cacheValidityMs: 3_600_000 };
     return {
         a: new TableStateStore(client(name), opts),
@@ -188,7 +179,7 @@ describe('TableStateStore packs (Azurite)', () => {
     });
 
     it('a cached pack counts as its keys towards the bound on cached entities', async () => {
-        const name = `kvrpk${++tables}`;
+        const name = azurite.newName();
         const c = client(name);
         let requests = 0;
         c.pipeline.addPolicy(

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { TableClient } from '@azure/data-tables';
 
 export interface AzuriteService {
     readonly endpoint: string;
@@ -82,4 +83,40 @@ function launch(service: 'blob' | 'table' | 'queue', port: number): Promise<Azur
         child.once('error', (err) => fail(err));
         child.once('exit', (code) => fail(new Error(`azurite-${service} exited with ${String(code)}: ${output}`)));
     });
+}
+
+/** An Azurite Table service for the calling test file (see {@link useAzuriteTables}). */
+export interface AzuriteTables {
+    readonly connectionString: string;
+    /** A client of the named table. */
+    client(name: string): TableClient;
+    /** A table name no other test of the file used: the prefix and a counter. */
+    newName(): string;
+}
+
+/**
+ * Starts an Azurite Table service in the calling file's `beforeAll` and stops it in its `afterAll`; what it returns is
+ * usable from the tests and hooks that run in between.
+ */
+export function useAzuriteTables(prefix: string): AzuriteTables {
+    let azurite: AzuriteService | undefined;
+    let tables = 0;
+    beforeAll(async () => {
+        azurite = await startAzurite('table');
+    });
+    afterAll(async () => {
+        await azurite?.stop();
+    });
+    const started = (): AzuriteService => {
+        if (azurite === undefined) throw new Error('Azurite is not started yet (call from a test or hook)');
+        return azurite;
+    };
+    return {
+        get connectionString() {
+            return started().connectionString;
+        },
+        client: (name) =>
+            TableClient.fromConnectionString(started().connectionString, name, { allowInsecureConnection: true }),
+        newName: () => `${prefix}${++tables}`,
+    };
 }
