@@ -603,13 +603,18 @@ describe('Activity Log vault writes reconcile the vault against ARM', () => {
         }
     ).records;
 
-    it('a vault write seen only in the Activity Log (no AuditEvent) gets the firewall opened through ARM closed again', async () => {
-        // The change as ARM holds it: the firewall opened, with no AuditEvent record of it (only the Activity Log).
+    /** The firewall opened in ARM, with no AuditEvent record of it. */
+    function openFirewallInArm(): void {
         const v = fake.vault(VAULT_ID);
         fake.setVault({
             ...v,
             properties: { ...v.properties, networkAcls: { ...v.properties.networkAcls, defaultAction: 'Allow' } },
         });
+    }
+
+    it('a vault write seen only in the Activity Log (no AuditEvent) gets the firewall opened through ARM closed again', async () => {
+        // The change as ARM holds it: only the Activity Log carries it.
+        openFirewallInArm();
         const r = responder();
         await r.pipeline.processBatch([{ body: { records: VAULT_WRITES.slice(0, 2) } }]);
         expect(actions(r.sink.decisions, 'restore-firewall-default')).toMatchObject([
@@ -619,11 +624,7 @@ describe('Activity Log vault writes reconcile the vault against ARM', () => {
     });
 
     it('a denied write, the responder’s own write and a write on a vault the config does not name change nothing', async () => {
-        const v = fake.vault(VAULT_ID);
-        fake.setVault({
-            ...v,
-            properties: { ...v.properties, networkAcls: { ...v.properties.networkAcls, defaultAction: 'Allow' } },
-        });
+        openFirewallInArm();
         const r = responder();
         await r.pipeline.processBatch([{ body: { records: VAULT_WRITES.slice(3) } }]);
         expect(r.sink.decisions.filter((d) => d.type === 'action')).toEqual([]);

@@ -31,6 +31,11 @@ const readAt = (time: string, n: number) => ({
     correlationId: `00000${n}00-0f1e-4c2d-8b3a-000000000000`,
 });
 
+/** Someone opens the firewall through ARM; no record of it reaches the replay. */
+const OPEN_FIREWALL = {
+    networkAcls: { bypass: 'AzureServices', defaultAction: 'Allow', ipRules: [], virtualNetworkRules: [] },
+} as const;
+
 let tmp: string;
 let sim: Simulation;
 beforeEach(async () => {
@@ -79,15 +84,7 @@ describe('kvr replay --vaults: the drift sweep on the records’ clock', () => {
             ],
             async (i) => {
                 // After the 09:20 batch: someone opens the firewall through ARM; no record of it reaches the replay.
-                if (i === 1)
-                    await sim.admin.patch(VAULT, {
-                        networkAcls: {
-                            bypass: 'AzureServices',
-                            defaultAction: 'Allow',
-                            ipRules: [],
-                            virtualNetworkRules: [],
-                        },
-                    });
+                if (i === 1) await sim.admin.patch(VAULT, OPEN_FIREWALL);
             },
         );
         const findings = decisions.filter((d): d is FindingDecision => d.type === 'finding');
@@ -112,15 +109,7 @@ describe('kvr replay --vaults: the drift sweep on the records’ clock', () => {
             'enforce',
             ['2026-10-05T09:00:00.000Z', '2026-10-05T09:20:00.000Z', '2026-10-05T09:40:00.000Z'],
             async (i) => {
-                if (i === 1)
-                    await sim.admin.patch(VAULT, {
-                        networkAcls: {
-                            bypass: 'AzureServices',
-                            defaultAction: 'Allow',
-                            ipRules: [],
-                            virtualNetworkRules: [],
-                        },
-                    });
+                if (i === 1) await sim.admin.patch(VAULT, OPEN_FIREWALL);
             },
         );
         expect(early.decisions.filter((d) => d.type === 'finding' || d.type === 'action')).toEqual([]);
