@@ -184,7 +184,14 @@ export class DetectionEngine {
     async evaluate(events: readonly AuditEvent[], triggers?: Trigger[]): Promise<Decision[]> {
         if (events.length === 0 || this.severities.size === 0) return [];
         this.sweepNow(events);
-        const firstSeen = await this.vaultFirstSeen(events);
+        const batchMin = new Map<string, number>();
+        for (const e of events) {
+            const m = batchMin.get(e.vault.name);
+            if (m === undefined || e.timeMs < m) batchMin.set(e.vault.name, e.timeMs);
+        }
+        // A vault met for the first time has its first-seen time written with the batch's rule state (one write per
+        // vault: with the Table store both are properties of the vault's one entity), not in a call of its own.
+        const { result: firstSeen, deferred } = await this.vaultFirstSeen(batchMin, true);
         const candidates: Candidate[] = [];
         const errors: { order: number; decision: ErrorDecision }[] = [];
         const items: StatefulItem[] = [];
@@ -218,12 +225,24 @@ export class DetectionEngine {
                 }
             }
         }
+        let unwritten = deferred;
         if (items.length > 0) {
-            for (const e of await this.runStateful(items)) errors.push(e);
+            const stateful = await this.runStateful(items, deferred);
+            for (const e of stateful.errors) errors.push(e);
+            unwritten = stateful.unwritten;
             for (const item of items)
                 for (const draft of item.findings)
                     candidates.push({ order: item.order, event: item.event, rule: item.rule, draft });
         }
+        // First-seen times not written with the rule state (no rule state to write, or another instance wrote that
+        // vault's first-seen meanwhile): settled as before, on fresh reads, keeping the earliest time. The rules of
+        // this batch used the time this batch saw; another instance's can only be minutes earlier, both at the very
+        // start of a learning period, so no decision of this batch can depend on which one is kept.
+        if (unwritten.length > 0)
+            await this.vaultFirstSeen(
+                new Map(unwritten.map((w) => [w.key.partition, (w.value as VaultMeta).first])),
+                false,
+            );
         const repeats = new Set<Candidate>();
         const findings = candidates.length === 0 ? [] : await this.group(candidates, repeats, errors);
         // Every hit triggers, redelivered records too: a batch that failed after detection must still reconcile on
@@ -243,14 +262,18 @@ export class DetectionEngine {
         return out.map((o) => o.decision);
     }
 
-    /** First-seen time per vault (the start of its learning period), kept as the minimum event time ever seen. */
-    private async vaultFirstSeen(events: readonly AuditEvent[]): Promise<Map<string, number>> {
-        const batchMin = new Map<string, number>();
-        for (const e of events) {
-            const m = batchMin.get(e.vault.name);
-            if (m === undefined || e.timeMs < m) batchMin.set(e.vault.name, e.timeMs);
-        }
+    /**
+     * First-seen time per vault (the start of its learning period), kept as the minimum event time ever seen.
+     * @param batchMin - Each vault's earliest event time in the batch.
+     * @param defer - Return the writes of vaults that have no first-seen time yet instead of writing them (the caller
+     *   writes them with the rule state); the earlier time of a vault that has one is written here.
+     */
+    private async vaultFirstSeen(
+        batchMin: ReadonlyMap<string, number>,
+        defer: boolean,
+    ): Promise<{ result: Map<string, number>; deferred: StateWrite[] }> {
         const result = new Map<string, number>();
+        const deferred: StateWrite[] = [];
         let pending = [...batchMin.keys()];
         for (let attempt = 0; pending.length > 0; attempt++) {
             if (attempt >= this.maxAttempts)
@@ -267,14 +290,20 @@ export class DetectionEngine {
                 const s = stored[i];
                 const prev = (s?.value as VaultMeta | undefined)?.first;
                 const mine = batchMin.get(key.partition) as number;
-                if (prev !== undefined && prev <= mine) result.set(key.partition, prev);
-                else
-                    writes.push({
-                        key,
-                        value: { first: mine } satisfies VaultMeta,
-                        etag: s?.etag,
-                        expiresMs: Number.MAX_SAFE_INTEGER,
-                    });
+                if (prev !== undefined && prev <= mine) {
+                    result.set(key.partition, prev);
+                    continue;
+                }
+                const write = {
+                    key,
+                    value: { first: mine } satisfies VaultMeta,
+                    etag: s?.etag,
+                    expiresMs: Number.MAX_SAFE_INTEGER,
+                };
+                if (defer && s === undefined) {
+                    result.set(key.partition, mine);
+                    deferred.push(write);
+                } else writes.push(write);
             }
             const written = await putAll(this.store, writes);
             const retry: string[] = [];
@@ -287,11 +316,19 @@ export class DetectionEngine {
             }
             pending = retry;
         }
-        return result;
+        return { result, deferred };
     }
 
-    private async runStateful(items: StatefulItem[]): Promise<{ order: number; decision: ErrorDecision }[]> {
+    /**
+     * Runs the stateful rules and writes their state, with `alongside` (first-seen times of new vaults) in the first
+     * write; returns the rule errors and those of `alongside` that met a concurrent write.
+     */
+    private async runStateful(
+        items: StatefulItem[],
+        alongside: readonly StateWrite[],
+    ): Promise<{ errors: { order: number; decision: ErrorDecision }[]; unwritten: StateWrite[] }> {
         const errors = new Map<StatefulItem, ErrorDecision>();
+        let unwritten: StateWrite[] = [];
         let todo = items;
         for (let attempt = 0; ; attempt++) {
             if (attempt >= this.maxAttempts) throw conflictError('rule state', todo);
@@ -312,7 +349,8 @@ export class DetectionEngine {
                     errors.set(item, ruleError(item.rule, item.event, err));
                 }
             }
-            const { conflicts, refused } = await this.commit(working);
+            const { conflicts, refused, extra } = await this.commit(working, attempt === 0 ? alongside : []);
+            if (attempt === 0) unwritten = extra;
             // State a store refused (too large) is lost for this key only: each event that used it gets an error
             // decision, its findings still go out, and every other key of the batch is written as usual.
             if (refused.size > 0)
@@ -325,7 +363,7 @@ export class DetectionEngine {
             // Re-read only the conflicting keys and re-run, in order, the events that used them.
             todo = items.filter((i) => conflicts.has(i.key.id));
         }
-        return [...errors].map(([item, decision]) => ({ order: item.order, decision }));
+        return { errors: [...errors].map(([item, decision]) => ({ order: item.order, decision })), unwritten };
     }
 
     /** Reads the distinct keys of `users` into a working set (one map, one store round trip). */
@@ -356,7 +394,8 @@ export class DetectionEngine {
      */
     private async commit(
         working: Map<string, Working>,
-    ): Promise<{ conflicts: Set<string>; refused: Map<string, ResponderError> }> {
+        extra: readonly StateWrite[],
+    ): Promise<{ conflicts: Set<string>; refused: Map<string, ResponderError>; extra: StateWrite[] }> {
         const conflicts = new Set<string>();
         const refused = new Map<string, ResponderError>();
         const writes: StateWrite[] = [];
@@ -364,8 +403,16 @@ export class DetectionEngine {
             if (!w.dirty) continue;
             writes.push({ key: w.key, value: w.value, etag: w.etag, expiresMs: w.expiresMs });
         }
+        const ruleWrites = writes.length;
+        for (const w of extra) writes.push(w);
         const results = await putAll(this.store, writes);
-        for (let i = 0; i < writes.length; i++) {
+        const extraConflicts: StateWrite[] = [];
+        for (let i = ruleWrites; i < writes.length; i++) {
+            const r = results[i];
+            if (r instanceof ResponderError) throw r; // { first } is a few bytes: never too large
+            if (r?.ok !== true) extraConflicts.push(writes[i] as StateWrite);
+        }
+        for (let i = 0; i < ruleWrites; i++) {
             const ks = (writes[i] as StateWrite).key.id;
             const r = results[i];
             if (r instanceof ResponderError) {
@@ -373,7 +420,7 @@ export class DetectionEngine {
                 else throw r;
             } else if (r?.ok !== true) conflicts.add(ks);
         }
-        return { conflicts, refused };
+        return { conflicts, refused, extra: extraConflicts };
     }
 
     /** Findings emitted but not yet confirmed delivered, with their group key. */
@@ -464,7 +511,7 @@ export class DetectionEngine {
                 list.push({ order: c.order, decision });
                 emitted.set(ks, list);
             }
-            const { conflicts, refused } = await this.commit(working);
+            const { conflicts, refused } = await this.commit(working, []);
             // A group the store refused: its finding still goes out (it may page again on redelivery), with an error.
             for (const [ks, err] of refused) {
                 const first = todo.find((k) => k.key.id === ks);

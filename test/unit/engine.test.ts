@@ -6,7 +6,13 @@ import type { RuleMeta, StatefulRule, StatelessRule } from '../../shared/core/en
 import { RecordNormalizer } from '../../shared/core/events/normalize';
 import type { AuditEvent } from '../../shared/core/events/types';
 import { rules } from '../../shared/core/rules';
-import { type PutResult, type StateKey, type StateStore, stateKey } from '../../shared/core/state/store';
+import {
+    type PutResult,
+    type StateKey,
+    type StateStore,
+    type StateWrite,
+    stateKey,
+} from '../../shared/core/state/store';
 import { fixtureRecord } from '../support/fixtures';
 
 const settings = parseResponderConfig(
@@ -169,6 +175,32 @@ class InterferingStore implements StateStore {
     }
 }
 
+/** Records the rows of each write call (one `putMany` is one call); `beforeWrite` runs once first (another instance). */
+class CallRecordingStore implements StateStore {
+    readonly calls: string[][] = [];
+    beforeWrite: (() => Promise<void>) | undefined;
+    readonly inner = new MemoryStateStore();
+    scan(rowPrefix: string, limit: number) {
+        return this.inner.scan(rowPrefix, limit);
+    }
+    getMany(keys: readonly StateKey[]) {
+        return this.inner.getMany(keys);
+    }
+    put(key: StateKey, value: unknown, etag: string | undefined, expiresMs: number): Promise<PutResult> {
+        this.calls.push([key.row]);
+        return this.inner.put(key, value, etag, expiresMs);
+    }
+    async putMany(writes: readonly StateWrite[]): Promise<PutResult[]> {
+        const hook = this.beforeWrite;
+        this.beforeWrite = undefined;
+        if (hook !== undefined) await hook();
+        this.calls.push(writes.map((w) => w.key.row));
+        const out: PutResult[] = [];
+        for (const w of writes) out.push(await this.inner.put(w.key, w.value, w.etag, w.expiresMs));
+        return out;
+    }
+}
+
 describe('DetectionEngine compare-and-set', () => {
     /** Counts distinct correlation ids per vault: an update lost to a race would lose ids. */
     const counter: StatefulRule<string[]> = {
@@ -190,6 +222,31 @@ describe('DetectionEngine compare-and-set', () => {
         await engine.evaluate([event({ correlationId: 'a' }), event({ correlationId: 'b' })]);
         const [s] = await inner.getMany([stateKey('kv-payments-prod', 'count')]);
         expect(s?.value).toEqual(['other-writer', 'a', 'b']);
+    });
+
+    it("writes a new vault's first-seen time in the same write as its rule state", async () => {
+        const store = new CallRecordingStore();
+        const engine = new DetectionEngine({ rules: [counter], settings, store });
+        await engine.evaluate([event({ correlationId: 'a' })]);
+        expect(store.calls).toEqual([['count', 'meta']]);
+        const [first] = await store.inner.getMany([stateKey('kv-payments-prod', 'meta')]);
+        expect(first?.value).toEqual({ first: event().timeMs });
+    });
+
+    it('keeps the earlier first-seen time another instance wrote between the read and that write', async () => {
+        const store = new CallRecordingStore();
+        const earlier = Date.parse(at(-30));
+        store.beforeWrite = async () => {
+            await store.inner.put(stateKey('kv-payments-prod', 'meta'), { first: earlier }, undefined, 0);
+        };
+        const engine = new DetectionEngine({ rules: [counter], settings, store });
+        await engine.evaluate([event({ correlationId: 'a' })]);
+        const [first, count] = await store.inner.getMany([
+            stateKey('kv-payments-prod', 'meta'),
+            stateKey('kv-payments-prod', 'count'),
+        ]);
+        expect(first?.value).toEqual({ first: earlier });
+        expect(count?.value).toEqual(['a']);
     });
 
     it('gives up with a retryable error when conflicts never stop', async () => {
