@@ -150,6 +150,23 @@ const actions = (ds: readonly Decision[], action: string) =>
 const criticals = (ds: readonly Decision[]) =>
     ds.filter((d): d is FindingDecision => d.type === 'finding' && d.rule.startsWith('remediation-'));
 
+/** A reconcile intent of the vault for role assignments (as a trigger would record it), at one time. */
+function roleAssignmentIntent(roleAssignmentIds: string[], at: number): ReconcileIntent {
+    return {
+        vault: VAULT_REF,
+        version: 9,
+        processed: 8,
+        reasons: ['trigger'],
+        rules: ['role-assignment-granted'],
+        incidentKeys: [],
+        correlationIds: [],
+        earliestMs: at,
+        latestMs: at,
+        concurrent: [],
+        roleAssignmentIds,
+    };
+}
+
 describe('remove-role-assignment', () => {
     it('enforce: re-reads the assignment, deletes it, reads back 404; undo is manual: attributed, the command shown, approved for a while, no ARM write', async () => {
         const r = responder();
@@ -204,21 +221,8 @@ describe('remove-role-assignment', () => {
             principalId: BOB,
             principalType: 'User',
         });
-        const intentFor = (at: number): ReconcileIntent => ({
-            vault: VAULT_REF,
-            version: 9,
-            processed: 8,
-            reasons: ['trigger'],
-            rules: ['role-assignment-granted'],
-            incidentKeys: [],
-            correlationIds: [],
-            earliestMs: at,
-            latestMs: at,
-            concurrent: [],
-            roleAssignmentIds: [recreated],
-        });
         // While the approval lasts, that write reconciled leaves the assignment alone.
-        const again = await r.remediator.remediate(intentFor(Date.now()), undefined, 10);
+        const again = await r.remediator.remediate(roleAssignmentIntent([recreated], Date.now()), undefined, 10);
         expect(actions(again.decisions, 'remove-role-assignment')).toMatchObject([
             { status: 'skipped', detail: { reason: 'approved-principal' } },
         ]);
@@ -252,19 +256,7 @@ describe('remove-role-assignment', () => {
             principalId: BOB,
             principalType: 'User',
         });
-        const intent: ReconcileIntent = {
-            vault: VAULT_REF,
-            version: 9,
-            processed: 8,
-            reasons: ['trigger'],
-            rules: ['role-assignment-granted'],
-            incidentKeys: [],
-            correlationIds: [],
-            earliestMs: now,
-            latestMs: now,
-            concurrent: [],
-            roleAssignmentIds: [recreated],
-        };
+        const intent = roleAssignmentIntent([recreated], now);
         // The same principal and role at the subscription: not what was undone, deleted even while the approval lasts.
         const broader = access.putRoleAssignment({
             scope: `/subscriptions/${SUB}`,
