@@ -943,6 +943,15 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
     const invalidRequests: InvalidRequest[] = [];
     const faults: PendingFault[] = [];
     const timers = new Set<NodeJS.Timeout>();
+    /** Waits `ms` on a timer that `close()` clears (an injected delay; check `closed` after it). */
+    const delay = (ms: number): Promise<void> =>
+        new Promise<void>((resolve) => {
+            const t = setTimeout(() => {
+                timers.delete(t);
+                resolve();
+            }, ms);
+            timers.add(t);
+        });
     /** Requests held by a hang fault: resolving one lets its handler return (the fake is closing). */
     const held = new Set<() => void>();
     let closed = false;
@@ -1045,6 +1054,35 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
             held.add(done);
             res.once('close', done);
         });
+    }
+
+    /**
+     * What an injected fault does before the provider handles the request: a delay waits; a status is answered with
+     * the error `errorOf` gives for it; a reset or a hang that strikes before the change cuts or holds the request.
+     * Resolves true when the request is done with (answered, cut, held until it ended, or the fake closed during a
+     * delay), false when the provider handles it next (no fault, after a delay, or a fault that strikes after it).
+     */
+    async function faultBeforeHandler(
+        req: IncomingMessage,
+        res: ServerResponse,
+        record: RecordedRequest,
+        fault: ArmFault | undefined,
+        errorOf: (fault: Extract<ArmFault, { status: number }>) => ArmError,
+    ): Promise<boolean> {
+        if (fault === undefined) return false;
+        record.fault = fault;
+        if ('delayMs' in fault) {
+            await delay(fault.delayMs);
+            return closed;
+        }
+        if ('status' in fault) {
+            sendError(res, record, errorOf(fault));
+            return true;
+        }
+        if (fault.applied === true || ('midBody' in fault && fault.midBody === true)) return false;
+        if ('reset' in fault) resetConnection(req);
+        else await holdForever(res);
+        return true;
     }
 
     function takeFault(method: string, decodedPath: string): ArmFault | undefined {
@@ -1252,35 +1290,21 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
             const operationId = provider.operationOf(providerRequest);
             if (operationId === undefined) continue;
             const fault = takeFault(method, decodedPath);
-            if (fault !== undefined) {
-                record.fault = fault;
-                if ('delayMs' in fault) {
-                    await new Promise<void>((resolve) => {
-                        const t = setTimeout(() => {
-                            timers.delete(t);
-                            resolve();
-                        }, fault.delayMs);
-                        timers.add(t);
-                    });
-                    if (closed) return;
-                } else if ('status' in fault) {
-                    const e = faultError(fault, operationId, decodedPath, decodedPath.split('/').pop() ?? '', '');
-                    const action = provider.actionOf(operationId);
-                    return sendError(res, record, {
-                        ...e,
-                        message:
-                            fault.message ??
-                            (fault.status === 403
-                                ? `The client 'kv-responder' with object id '00000000-0000-0000-0000-000000000000' does not have authorization to perform action '${action}' over scope '${decodedPath}' or the scope is invalid. If access was recently granted, please refresh your credentials.`
-                                : fault.status === 404
-                                  ? `The resource '${decodedPath}' was not found.`
-                                  : e.message),
-                    });
-                } else if (fault.applied !== true && !('midBody' in fault && fault.midBody === true)) {
-                    if ('reset' in fault) return resetConnection(req);
-                    return holdForever(res);
-                }
-            }
+            const done = await faultBeforeHandler(req, res, record, fault, (f) => {
+                const e = faultError(f, operationId, decodedPath, decodedPath.split('/').pop() ?? '', '');
+                const action = provider.actionOf(operationId);
+                return {
+                    ...e,
+                    message:
+                        f.message ??
+                        (f.status === 403
+                            ? `The client 'kv-responder' with object id '00000000-0000-0000-0000-000000000000' does not have authorization to perform action '${action}' over scope '${decodedPath}' or the scope is invalid. If access was recently granted, please refresh your credentials.`
+                            : f.status === 404
+                              ? `The resource '${decodedPath}' was not found.`
+                              : e.message),
+                };
+            });
+            if (done) return;
             const answer = provider.handle(providerRequest, operationId);
             if (answer.invalid !== undefined) invalidRequests.push(Object.assign(record, { errors: answer.invalid }));
             record.applied = method !== 'GET' && answer.status < 300;
@@ -1368,24 +1392,12 @@ export async function startArmKeyVaultFake(options: ArmKeyVaultFakeOptions = {})
 
         // Injected faults act after authentication, as ARM throttling and RBAC do, and before the provider.
         const fault = takeFault(method, decodedPath);
-        if (fault !== undefined) {
-            record.fault = fault;
-            if ('delayMs' in fault) {
-                await new Promise<void>((resolve) => {
-                    const t = setTimeout(() => {
-                        timers.delete(t);
-                        resolve();
-                    }, fault.delayMs);
-                    timers.add(t);
-                });
-                if (closed) return;
-            } else if ('status' in fault) {
-                return sendError(res, record, faultError(fault, route.operationId, resourceId, name, rg));
-            } else if (fault.applied !== true && !('midBody' in fault && fault.midBody === true)) {
-                if ('reset' in fault) return resetConnection(req);
-                return holdForever(res);
-            }
-        }
+        if (
+            await faultBeforeHandler(req, res, record, fault, (f) =>
+                faultError(f, route.operationId, resourceId, name, rg),
+            )
+        )
+            return;
 
         if (errors.length > 0) {
             const first = errors[0];
