@@ -20,6 +20,7 @@ import {
 } from '../core/remediation/types';
 import {
     type UndoPartInput,
+    type UndoRecord,
     undoRecordOf,
     undoRecordOfPart,
     type VaultApprovals,
@@ -868,18 +869,8 @@ export class Remediator {
     }
 
     /** Saves the undo record of one change outside the vault resource; returns the undo id. */
-    private async saveUndoPart(w: Work, part: UndoPartInput): Promise<string> {
-        const now = this.o.clock.now();
-        const undoId = `${now.toString(36)}-${(this.undoSeq++).toString(36)}-${this.o.owner}`;
-        const record = undoRecordOfPart(w.vault.resourceId, new Date(now).toISOString(), [part.rule], part);
-        const r = await this.o.store.put(
-            stateKey(w.vault.name, `undo|${undoId}`),
-            record,
-            undefined,
-            now + UNDO_TTL_MS,
-        );
-        if (!r.ok) throw new ResponderError('STATE.CONFLICT', `undo snapshot ${undoId} exists already`, true);
-        return undoId;
+    private saveUndoPart(w: Work, part: UndoPartInput): Promise<string> {
+        return this.storeUndo(w, (at) => undoRecordOfPart(w.vault.resourceId, at, [part.rule], part));
     }
 
     /** Drift ARM shows for rules that did not fire: reported as findings of the rule it breaks. */
@@ -1125,18 +1116,18 @@ export class Remediator {
     }
 
     /** Saves the vault's prior state before a change, for undo from the alert; returns the undo id. */
-    private async saveUndo(w: Work, before: VaultSnapshot, plan: RemediationPlan): Promise<string> {
-        const now = this.o.clock.now();
-        const undoId = `${now.toString(36)}-${(this.undoSeq++).toString(36)}-${this.o.owner}`;
+    private saveUndo(w: Work, before: VaultSnapshot, plan: RemediationPlan): Promise<string> {
         // One part per change, tagged with its rule: an incident's undo restores only its own parts.
         const rules = [...new Set([...w.triggered, ...plan.actions.map((a) => a.rule)])];
-        const record = undoRecordOf(w.vault.resourceId, new Date(now).toISOString(), rules, before, plan);
-        const r = await this.o.store.put(
-            stateKey(w.vault.name, `undo|${undoId}`),
-            record,
-            undefined,
-            now + UNDO_TTL_MS,
-        );
+        return this.storeUndo(w, (at) => undoRecordOf(w.vault.resourceId, at, rules, before, plan));
+    }
+
+    /** Writes a new undo record of the vault (built for the time of writing, ISO 8601); returns its undo id. */
+    private async storeUndo(w: Work, recordAt: (at: string) => UndoRecord): Promise<string> {
+        const now = this.o.clock.now();
+        const undoId = `${now.toString(36)}-${(this.undoSeq++).toString(36)}-${this.o.owner}`;
+        const key = stateKey(w.vault.name, `undo|${undoId}`);
+        const r = await this.o.store.put(key, recordAt(new Date(now).toISOString()), undefined, now + UNDO_TTL_MS);
         if (!r.ok) throw new ResponderError('STATE.CONFLICT', `undo snapshot ${undoId} exists already`, true);
         return undoId;
     }
