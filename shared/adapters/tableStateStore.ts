@@ -594,20 +594,7 @@ export class TableStateStore implements StateStore {
 
     private rememberSide(partitionKey: string, sideRk: string, side: Side | undefined): void {
         const shard = this.cache.get(partitionKey);
-        if (shard === undefined) return;
-        const had = shard.sides.has(sideRk);
-        if (side === undefined) {
-            if (had) {
-                shard.sides.delete(sideRk);
-                this.cachedEntities--;
-            }
-            return;
-        }
-        shard.sides.set(sideRk, side);
-        if (!had) {
-            this.cachedEntities++;
-            this.bound();
-        }
+        if (shard !== undefined) this.setCached(shard.sides, sideRk, side);
     }
 
     /** Records what a read or a write established about one entity, where its shard is cached. */
@@ -615,15 +602,20 @@ export class TableStateStore implements StateStore {
         const shard = this.cache.get(partitionKey);
         if (shard === undefined) return;
         shard.doubtful.delete(rowKey);
-        const had = shard.entities.has(rowKey);
-        if (state === undefined) {
+        this.setCached(shard.entities, rowKey, state);
+    }
+
+    /** Sets one cached entity of a shard's map, or deletes it (`undefined`), keeping the count of cached entities. */
+    private setCached<V>(map: Map<string, V>, rowKey: string, value: V | undefined): void {
+        const had = map.has(rowKey);
+        if (value === undefined) {
             if (had) {
-                shard.entities.delete(rowKey);
+                map.delete(rowKey);
                 this.cachedEntities--;
             }
             return;
         }
-        shard.entities.set(rowKey, state);
+        map.set(rowKey, value);
         if (!had) {
             this.cachedEntities++;
             this.bound();
