@@ -13,6 +13,7 @@ import {
     stateKey,
     type WriteResult,
 } from '../core/state/store';
+import { submitTransaction } from './tableTransaction';
 
 /** Characters Table Storage forbids in PartitionKey and RowKey (plus `%`, the escape itself). */
 // eslint-disable-next-line no-control-regex -- control characters are exactly what Table Storage forbids
@@ -1160,13 +1161,11 @@ export class TableStateStore implements StateStore {
                 continue;
             }
             try {
-                const r = await this.table.submitTransaction(all, { abortSignal: this.deadline() });
-                const subs = r.subResponses;
+                const r = await submitTransaction(this.table, all, this.deadline());
+                const subs = r.etags;
                 let at = 0;
                 for (const u of chunk) {
-                    const etags = u.actions.map((_, k) =>
-                        subs.length === all.length ? subs[at + k]?.etag : undefined,
-                    );
+                    const etags = u.actions.map((_, k) => subs[at + k]);
                     at += u.actions.length;
                     u.done(etags);
                 }
@@ -1316,11 +1315,13 @@ export class TableStateStore implements StateStore {
             let etag: string | undefined;
             for (let i = 0; i < actions.length; i += MAX_TRANSACTION_ENTITIES) {
                 // The pack first, on its ETag: a pack changed meanwhile fails the first transaction, and nothing is lost.
-                const r = await this.table.submitTransaction(actions.slice(i, i + MAX_TRANSACTION_ENTITIES), {
-                    abortSignal: this.deadline(),
-                });
+                const r = await submitTransaction(
+                    this.table,
+                    actions.slice(i, i + MAX_TRANSACTION_ENTITIES),
+                    this.deadline(),
+                );
                 if (i === 0) {
-                    etag = r.subResponses[0]?.etag;
+                    etag = r.etags[0];
                     replaced = true;
                 }
             }

@@ -1,0 +1,220 @@
+/**
+ * The store's own entity-group transaction request (shared/adapters/tableTransaction.ts) against Azurite with a plain
+ * TableClient (no test policy rewrites its bodies): ETags of each operation, the failed operation's status and index,
+ * non-ASCII values sent as ASCII JSON, the client's pipeline (policies, retries) and the abort signal.
+ */
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createTcpServer, type Socket } from 'node:net';
+import { TableClient, type TransactionAction } from '@azure/data-tables';
+import { TABLE_RETRY_OPTIONS } from '../../shared/adapters/tableStateStore';
+import { submitTransaction } from '../../shared/adapters/tableTransaction';
+import { type AzuriteService, startAzurite } from '../support/azurite';
+
+let azurite: AzuriteService;
+let tables = 0;
+beforeAll(async () => {
+    azurite = await startAzurite('table');
+});
+afterAll(async () => {
+    await azurite.stop();
+});
+
+/** A client of a new table whose request bodies are recorded (as they go over the wire, after every policy). */
+async function newTable(): Promise<{ client: TableClient; bodies: string[] }> {
+    const client = TableClient.fromConnectionString(azurite.connectionString, `kvrtx${++tables}`, {
+        allowInsecureConnection: true,
+    });
+    const bodies: string[] = [];
+    client.pipeline.addPolicy(
+        {
+            name: 'recordBodies',
+            sendRequest: (request, next) => {
+                if (typeof request.body === 'string') bodies.push(request.body);
+                return next(request);
+            },
+        },
+        { afterPhase: 'Retry' },
+    );
+    await client.createTable();
+    return { client, bodies };
+}
+
+const signal = (): AbortSignal => AbortSignal.timeout(10_000);
+
+/** What a failed transaction threw: its status and the message that names the failed operation. */
+async function failure(
+    p: Promise<unknown>,
+): Promise<{ statusCode: number | undefined; message: string; index: number | undefined }> {
+    const err = (await p.then(
+        () => undefined,
+        (e: unknown) => e,
+    )) as { statusCode?: number; message: string; details?: { odataError?: { message?: { value?: string } } } };
+    expect(err).toBeInstanceOf(Error);
+    const m = /^(\d+):/.exec(err.details?.odataError?.message?.value ?? '');
+    return { statusCode: err.statusCode, message: err.message, index: m ? Number(m[1]) : undefined };
+}
+
+describe('submitTransaction (Azurite)', () => {
+    it("applies every operation and answers with each operation's ETag (the entity's own)", async () => {
+        const { client } = await newTable();
+        await client.createEntity({ partitionKey: 's00', rowKey: 'merge', a: 'x', keep: 1 });
+        await client.createEntity({ partitionKey: 's00', rowKey: 'gone', a: 'x' });
+        const before = await client.getEntity('s00', 'merge');
+        const actions: TransactionAction[] = [
+            ['create', { partitionKey: 's00', rowKey: "it's|new%2F", v: 'one', exp: 1_767_225_600_000, full: true }],
+            ['upsert', { partitionKey: 's00', rowKey: 'upserted', v: 'two' }, 'Replace'],
+            ['update', { partitionKey: 's00', rowKey: 'merge', a: 'y' }, 'Merge', { etag: before.etag }],
+            ['delete', { partitionKey: 's00', rowKey: 'gone' }],
+        ];
+        const r = await submitTransaction(client, actions, signal());
+        const created = await client.getEntity<Record<string, unknown>>('s00', "it's|new%2F");
+        const upserted = await client.getEntity('s00', 'upserted');
+        const merged = await client.getEntity<Record<string, unknown>>('s00', 'merge');
+        expect(r.etags).toEqual([created.etag, upserted.etag, merged.etag, undefined]);
+        expect(created).toMatchObject({ v: 'one', exp: 1_767_225_600_000, full: true });
+        expect(merged).toMatchObject({ a: 'y', keep: 1 });
+        await expect(client.getEntity('s00', 'gone')).rejects.toMatchObject({ statusCode: 404 });
+    });
+
+    it('a stale ETag on the k-th operation: 412 naming k, and nothing of the transaction applied', async () => {
+        const { client } = await newTable();
+        await client.createEntity({ partitionKey: 's00', rowKey: 'b', v: '1' });
+        const stale = (await client.getEntity('s00', 'b')).etag;
+        await client.updateEntity({ partitionKey: 's00', rowKey: 'b', v: '2' }, 'Replace');
+        const f = await failure(
+            submitTransaction(
+                client,
+                [
+                    ['create', { partitionKey: 's00', rowKey: 'a', v: 'x' }],
+                    ['create', { partitionKey: 's00', rowKey: 'c', v: 'x' }],
+                    ['update', { partitionKey: 's00', rowKey: 'b', v: '3' }, 'Replace', { etag: stale }],
+                ],
+                signal(),
+            ),
+        );
+        expect(f).toMatchObject({ statusCode: 412, index: 2 });
+        await expect(client.getEntity('s00', 'a')).rejects.toMatchObject({ statusCode: 404 });
+        expect((await client.getEntity<{ v: string }>('s00', 'b')).v).toBe('2');
+    });
+
+    it('an insert of an existing entity: 409 naming it', async () => {
+        const { client } = await newTable();
+        await client.createEntity({ partitionKey: 's00', rowKey: 'there', v: '1' });
+        const f = await failure(
+            submitTransaction(
+                client,
+                [
+                    ['create', { partitionKey: 's00', rowKey: 'a', v: 'x' }],
+                    ['create', { partitionKey: 's00', rowKey: 'there', v: 'x' }],
+                ],
+                signal(),
+            ),
+        );
+        expect(f).toMatchObject({ statusCode: 409, index: 1 });
+    });
+
+    it('an update or a delete of a missing entity: 404 naming it', async () => {
+        const { client } = await newTable();
+        const update = await failure(
+            submitTransaction(
+                client,
+                [
+                    ['update', { partitionKey: 's00', rowKey: 'missing', v: 'x' }, 'Replace', { etag: '*' }],
+                    ['create', { partitionKey: 's00', rowKey: 'a', v: 'x' }],
+                ],
+                signal(),
+            ),
+        );
+        expect(update).toMatchObject({ statusCode: 404, index: 0 });
+        const del = await failure(
+            submitTransaction(
+                client,
+                [
+                    ['create', { partitionKey: 's00', rowKey: 'a', v: 'x' }],
+                    ['delete', { partitionKey: 's00', rowKey: 'missing' }],
+                ],
+                signal(),
+            ),
+        );
+        expect(del).toMatchObject({ statusCode: 404, index: 1 });
+    });
+
+    it('sends non-ASCII values as ASCII JSON, and they come back as written', async () => {
+        const { client, bodies } = await newTable();
+        // Long values of multi-byte characters: any one of them could fall between two chunks of the request body.
+        const values = [`${'é'.repeat(31_997)}😀`, '漢字かな 🔑 ü', 'x\u0000\u001f"\\'];
+        for (let round = 0; round < 5; round++) {
+            const actions: TransactionAction[] = values.map((v, i) => [
+                'upsert',
+                { partitionKey: 's00', rowKey: `r${i}`, v, [`p${round}`]: 'é' },
+                'Replace',
+            ]);
+            await submitTransaction(client, actions, signal());
+            for (const [i, v] of values.entries())
+                expect((await client.getEntity<{ v: string }>('s00', `r${i}`)).v).toBe(v);
+        }
+        const batches = bodies.filter((b) => b.includes('multipart/mixed'));
+        expect(batches).toHaveLength(5);
+        for (const b of batches) expect([...b].every((c) => c.charCodeAt(0) < 0x80)).toBe(true);
+    });
+
+    it('goes through the client pipeline: its retry policy retries a 503, then the status is thrown', async () => {
+        let requests = 0;
+        const busy: Server = createHttpServer((_req, res) => {
+            requests++;
+            res.writeHead(503, { 'content-type': 'application/json', 'x-ms-error-code': 'ServerBusy' });
+            res.end(JSON.stringify({ 'odata.error': { code: 'ServerBusy', message: { value: 'busy' } } }));
+        });
+        await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+        try {
+            const port = (busy.address() as { port: number }).port;
+            const client = TableClient.fromConnectionString(
+                azurite.connectionString.replace(
+                    /TableEndpoint=http:\/\/[\d.]+:\d+/,
+                    `TableEndpoint=http://127.0.0.1:${port}`,
+                ),
+                'kvrbusy',
+                { allowInsecureConnection: true, retryOptions: TABLE_RETRY_OPTIONS },
+            );
+            const f = await failure(
+                submitTransaction(client, [['create', { partitionKey: 's00', rowKey: 'a', v: 'x' }]], signal()),
+            );
+            expect(f.statusCode).toBe(503);
+            expect(requests).toBe(1 + TABLE_RETRY_OPTIONS.maxRetries);
+        } finally {
+            await new Promise<void>((resolve) => busy.close(() => resolve()));
+        }
+    });
+
+    it('gives up when its abort signal fires (an endpoint that never answers)', async () => {
+        const sockets = new Set<Socket>();
+        const hung = createTcpServer((s) => {
+            sockets.add(s);
+            s.on('error', () => undefined);
+        });
+        await new Promise<void>((resolve) => hung.listen(0, '127.0.0.1', resolve));
+        try {
+            const port = (hung.address() as { port: number }).port;
+            const client = TableClient.fromConnectionString(
+                azurite.connectionString.replace(
+                    /TableEndpoint=http:\/\/[\d.]+:\d+/,
+                    `TableEndpoint=http://127.0.0.1:${port}`,
+                ),
+                'kvrhung',
+                { allowInsecureConnection: true },
+            );
+            const err = (await submitTransaction(
+                client,
+                [['create', { partitionKey: 's00', rowKey: 'a', v: 'x' }]],
+                AbortSignal.timeout(300),
+            ).then(
+                () => undefined,
+                (e: unknown) => e,
+            )) as { name?: string } | undefined;
+            expect(err?.name).toBe('AbortError');
+        } finally {
+            for (const s of sockets) s.destroy();
+            await new Promise<void>((resolve) => hung.close(() => resolve()));
+        }
+    });
+});
