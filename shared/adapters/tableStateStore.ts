@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { TokenCredential } from '@azure/identity';
-import { TableClient, type TransactionAction } from '@azure/data-tables';
+import { TableClient } from '@azure/data-tables';
 import { ResponderError } from '../core/errors';
 import { hash64 } from '../core/hash';
 import {
@@ -13,7 +13,7 @@ import {
     stateKey,
     type WriteResult,
 } from '../core/state/store';
-import { submitTransaction } from './tableTransaction';
+import { type PropertyValue, sendOperation, submitTransaction, type TableOp } from './tableTransaction';
 
 /** Characters Table Storage forbids in PartitionKey and RowKey (plus `%`, the escape itself). */
 // eslint-disable-next-line no-control-regex -- control characters are exactly what Table Storage forbids
@@ -355,7 +355,8 @@ interface Prepared {
     readonly name: string;
     readonly partitionKey: string;
     readonly rowKey: string;
-    readonly entity: Record<string, unknown> & { partitionKey: string; rowKey: string };
+    /** The entity's properties (besides its keys). */
+    readonly props: [string, PropertyValue][];
     readonly etag: string | undefined;
     readonly value: unknown;
     readonly bytes: number;
@@ -367,13 +368,20 @@ interface Prepared {
  */
 interface Unit {
     readonly partitionKey: string;
-    readonly actions: TransactionAction[];
+    readonly actions: TableOp[];
     readonly rowKeys: readonly string[];
     readonly bytes: number;
     /** The transaction succeeded: the ETags of the unit's actions. */
     done(etags: readonly (string | undefined)[]): void;
     /** Its action `i` failed with `status`: the unit to send instead (undefined: nothing left). */
     failed(i: number, status: number, err: unknown): Promise<Unit | undefined>;
+}
+
+/** The operation of a write to an entity of its own: an insert, or a Replace on its ETag. */
+function plainOp(p: Prepared): TableOp {
+    return p.etag === undefined
+        ? { kind: 'insert', partitionKey: p.partitionKey, rowKey: p.rowKey, props: p.props }
+        : { kind: 'replace', partitionKey: p.partitionKey, rowKey: p.rowKey, props: p.props, etag: p.etag };
 }
 
 /**
@@ -737,19 +745,19 @@ export class TableStateStore implements StateStore {
         const { partitionKey, rowKey, long } = this.keysOf(w.key);
         const problem = oversize(parts, partitionKey, rowKey);
         if (problem !== undefined) return tooLarge(w.key, v.length, problem);
-        const entity: Prepared['entity'] = { partitionKey, rowKey, v: parts[0], exp: w.expiresMs };
-        for (let i = 1; i < parts.length; i++) entity[`v${i}`] = parts[i];
-        if (long) {
-            entity.p = w.key.partition;
-            entity.r = w.key.row;
-        }
+        const props: [string, PropertyValue][] = [
+            ['v', parts[0] as string],
+            ['exp', w.expiresMs],
+        ];
+        for (let i = 1; i < parts.length; i++) props.push([`v${i}`, parts[i] as string]);
+        if (long) props.push(['p', w.key.partition], ['r', w.key.row]);
         const bytes = 2 * v.length + 2 * rowKey.length + 400;
         return {
             index,
             name: `${w.key.partition}/${w.key.row}`,
             partitionKey,
             rowKey,
-            entity,
+            props,
             etag: w.etag,
             value: w.value,
             bytes,
@@ -839,12 +847,8 @@ export class TableStateStore implements StateStore {
     private plainUnit(p: Prepared, out: WriteResult[]): Unit {
         return {
             partitionKey: p.partitionKey,
-            actions: [
-                p.etag === undefined
-                    ? ['create', p.entity]
-                    : // Replace, not Merge: a state that shrank drops the v1, v2 ... it no longer needs.
-                      ['update', p.entity, 'Replace', { etag: p.etag }],
-            ],
+            // Replace, not Merge: a state that shrank drops the v1, v2 ... it no longer needs.
+            actions: [plainOp(p)],
             rowKeys: [p.rowKey],
             bytes: p.bytes,
             done: (etags) => {
@@ -974,7 +978,7 @@ export class TableStateStore implements StateStore {
     ): {
         conflicts: number[];
         refused: [number, ResponderError][];
-        actions: TransactionAction[];
+        actions: TableOp[];
         rowKeys: string[];
         bytes: number;
         packAction: boolean;
@@ -986,10 +990,10 @@ export class TableStateStore implements StateStore {
     } {
         const conflicts: number[] = [];
         const refused: [number, ResponderError][] = [];
-        const props: Record<string, unknown> = {};
+        const props: [string, PropertyValue][] = [];
         const slots = new Map<string, Slot>();
         const sides = new Map<string, Side | undefined>();
-        const sideActions: TransactionAction[] = [];
+        const sideActions: TableOp[] = [];
         const rowKeys = [packRk];
         const packed: { index: number; ver: string }[] = [];
         const plainWrites: Prepared[] = [];
@@ -1029,11 +1033,11 @@ export class TableStateStore implements StateStore {
                 (6 * inline.length <= PACK_INLINE_BODY_BYTES ||
                     Buffer.byteLength(JSON.stringify(inline)) <= PACK_INLINE_BODY_BYTES)
             ) {
-                props[name] = inline;
+                props.push([name, inline]);
                 bytes += 2 * inline.length + 40;
                 if (slot?.side === true) {
                     const sideRk = sideRkOf();
-                    sideActions.push(['delete', { partitionKey: pk, rowKey: sideRk }]);
+                    sideActions.push({ kind: 'delete', partitionKey: pk, rowKey: sideRk });
                     rowKeys.push(sideRk);
                     sides.set(sideRk, undefined);
                 }
@@ -1047,68 +1051,45 @@ export class TableStateStore implements StateStore {
                     refused.push([i, tooLarge(w.key, json.length, problem)]);
                     continue;
                 }
-                const side: Record<string, unknown> & { partitionKey: string; rowKey: string } = {
-                    partitionKey: pk,
-                    rowKey: sideRk,
-                    n: ver,
-                    v: parts[0],
-                };
-                for (let k = 1; k < parts.length; k++) side[`v${k}`] = parts[k];
-                sideActions.push(['upsert', side, 'Replace']);
+                const sideProps: [string, PropertyValue][] = [
+                    ['n', ver],
+                    ['v', parts[0] as string],
+                ];
+                for (let k = 1; k < parts.length; k++) sideProps.push([`v${k}`, parts[k] as string]);
+                sideActions.push({ kind: 'upsert', partitionKey: pk, rowKey: sideRk, props: sideProps });
                 rowKeys.push(sideRk);
                 sides.set(sideRk, { ver, value: w.value });
-                props[name] = `[${row},"${ver}",${w.expiresMs}]`;
+                props.push([name, `[${row},"${ver}",${w.expiresMs}]`]);
                 bytes += 2 * json.length + 2 * sideRk.length + 400;
                 slots.set(name, { row: w.key.row, ver, exp: w.expiresMs, value: undefined, side: true });
             }
             if (slot === undefined) count++;
             packed.push({ index: i, ver });
         }
-        const actions: TransactionAction[] = [];
+        const actions: TableOp[] = [];
         const packAction = packed.length > 0 || markFull;
         if (packAction) {
             // The pack's `exp` is the earliest expiry of its keys: the maintenance sweep prunes them from there.
             let exp = Number.POSITIVE_INFINITY;
             for (const [name, s] of pack.slots) if (!slots.has(name)) exp = Math.min(exp, s.exp);
             for (const s of slots.values()) exp = Math.min(exp, s.exp);
-            const entity: Record<string, unknown> & { partitionKey: string; rowKey: string } = {
-                partitionKey: pk,
-                rowKey: packRk,
-                ...props,
-            };
-            if (Number.isFinite(exp)) entity.exp = exp;
-            if (markFull) entity.full = true;
+            if (Number.isFinite(exp)) props.push(['exp', exp]);
+            if (markFull) props.push(['full', true]);
             if (pack.etag === undefined) {
                 // The pack's own partition (a vault): what a scan of the packs reads the keys' partition from.
-                entity.pp = (writes[indexes[0] as number] as StateWrite).key.partition;
-                actions.push(['create', entity]);
-            } else actions.push(['update', entity, 'Merge', { etag: pack.etag }]);
+                props.push(['pp', (writes[indexes[0] as number] as StateWrite).key.partition]);
+                actions.push({ kind: 'insert', partitionKey: pk, rowKey: packRk, props });
+            } else actions.push({ kind: 'merge', partitionKey: pk, rowKey: packRk, props, etag: pack.etag });
         }
         actions.push(...sideActions);
         const plain = new Map<number, Prepared>();
         for (const p of plainWrites) {
             plain.set(actions.length, p);
-            actions.push(
-                p.etag === undefined ? ['create', p.entity] : ['update', p.entity, 'Replace', { etag: p.etag }],
-            );
+            actions.push(plainOp(p));
             rowKeys.push(p.rowKey);
             bytes += p.bytes;
         }
         return { conflicts, refused, actions, rowKeys, bytes, packAction, full, slots, sides, packed, plain };
-    }
-
-    /** One operation alone: its ETag (none for a delete). */
-    private async sendOne(action: TransactionAction): Promise<string | undefined> {
-        const o = { abortSignal: this.deadline() };
-        const [kind, entity] = action;
-        if (kind === 'create') return (await this.table.createEntity(entity, o)).etag;
-        if (kind === 'delete') {
-            await this.table.deleteEntity(entity.partitionKey, entity.rowKey, o);
-            return undefined;
-        }
-        const mode = action[2] ?? 'Merge';
-        if (kind === 'upsert') return (await this.table.upsertEntity(entity, mode, o)).etag;
-        return (await this.table.updateEntity(entity, mode, { ...o, etag: action[3]?.etag ?? '*' })).etag;
     }
 
     /**
@@ -1149,7 +1130,7 @@ export class TableStateStore implements StateStore {
                 const u = chunk[0] as Unit;
                 let etag: string | undefined;
                 try {
-                    etag = await this.sendOne(all[0] as TransactionAction);
+                    etag = await sendOperation(this.table, all[0] as TableOp, this.deadline());
                 } catch (err) {
                     const status = statusOf(err);
                     const instead = await u.failed(0, status ?? 0, err);
@@ -1284,13 +1265,10 @@ export class TableStateStore implements StateStore {
         }
         const pack = decodePack(e);
         if (pack.etag === undefined) return 0;
-        const actions: TransactionAction[] = [];
-        const keep: Record<string, unknown> & { partitionKey: string; rowKey: string } = {
-            partitionKey,
-            rowKey: packRk,
-        };
-        if (typeof e.pp === 'string') keep.pp = e.pp;
-        if (pack.full) keep.full = true;
+        const actions: TableOp[] = [];
+        const keep: [string, PropertyValue][] = [];
+        if (typeof e.pp === 'string') keep.push(['pp', e.pp]);
+        if (pack.full) keep.push(['full', true]);
         let removed = 0;
         let left = 0;
         let exp = Number.POSITIVE_INFINITY;
@@ -1299,17 +1277,17 @@ export class TableStateStore implements StateStore {
                 removed++;
                 if (slot.side && typeof e.pp === 'string') {
                     const { rowKey } = this.keysOf(stateKey(e.pp, slot.row));
-                    actions.push(['delete', { partitionKey, rowKey: `${SIDE_PREFIX}${rowKey}` }]);
+                    actions.push({ kind: 'delete', partitionKey, rowKey: `${SIDE_PREFIX}${rowKey}` });
                 }
                 continue;
             }
             left++;
-            keep[name] = e[name];
+            keep.push([name, e[name] as string]);
             exp = Math.min(exp, slot.exp);
         }
         if (removed === 0) return 0;
-        if (Number.isFinite(exp)) keep.exp = exp;
-        actions.unshift(['update', keep, 'Replace', { etag: pack.etag }]);
+        if (Number.isFinite(exp)) keep.push(['exp', exp]);
+        actions.unshift({ kind: 'replace', partitionKey, rowKey: packRk, props: keep, etag: pack.etag });
         let replaced = false;
         try {
             let etag: string | undefined;

@@ -5,9 +5,9 @@
  */
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createTcpServer, type Socket } from 'node:net';
-import { TableClient, type TransactionAction } from '@azure/data-tables';
+import { TableClient } from '@azure/data-tables';
 import { TABLE_RETRY_OPTIONS } from '../../shared/adapters/tableStateStore';
-import { submitTransaction } from '../../shared/adapters/tableTransaction';
+import { sendOperation, submitTransaction, type TableOp } from '../../shared/adapters/tableTransaction';
 import { type AzuriteService, startAzurite } from '../support/azurite';
 
 let azurite: AzuriteService;
@@ -60,11 +60,20 @@ describe('submitTransaction (Azurite)', () => {
         await client.createEntity({ partitionKey: 's00', rowKey: 'merge', a: 'x', keep: 1 });
         await client.createEntity({ partitionKey: 's00', rowKey: 'gone', a: 'x' });
         const before = await client.getEntity('s00', 'merge');
-        const actions: TransactionAction[] = [
-            ['create', { partitionKey: 's00', rowKey: "it's|new%2F", v: 'one', exp: 1_767_225_600_000, full: true }],
-            ['upsert', { partitionKey: 's00', rowKey: 'upserted', v: 'two' }, 'Replace'],
-            ['update', { partitionKey: 's00', rowKey: 'merge', a: 'y' }, 'Merge', { etag: before.etag }],
-            ['delete', { partitionKey: 's00', rowKey: 'gone' }],
+        const actions: TableOp[] = [
+            {
+                kind: 'insert',
+                partitionKey: 's00',
+                rowKey: "it's|new%2F",
+                props: [
+                    ['v', 'one'],
+                    ['exp', 1_767_225_600_000],
+                    ['full', true],
+                ],
+            },
+            { kind: 'upsert', partitionKey: 's00', rowKey: 'upserted', props: [['v', 'two']] },
+            { kind: 'merge', partitionKey: 's00', rowKey: 'merge', props: [['a', 'y']], etag: before.etag },
+            { kind: 'delete', partitionKey: 's00', rowKey: 'gone' },
         ];
         const r = await submitTransaction(client, actions, signal());
         const created = await client.getEntity<Record<string, unknown>>('s00', "it's|new%2F");
@@ -85,9 +94,9 @@ describe('submitTransaction (Azurite)', () => {
             submitTransaction(
                 client,
                 [
-                    ['create', { partitionKey: 's00', rowKey: 'a', v: 'x' }],
-                    ['create', { partitionKey: 's00', rowKey: 'c', v: 'x' }],
-                    ['update', { partitionKey: 's00', rowKey: 'b', v: '3' }, 'Replace', { etag: stale }],
+                    { kind: 'insert', partitionKey: 's00', rowKey: 'a', props: [['v', 'x']] },
+                    { kind: 'insert', partitionKey: 's00', rowKey: 'c', props: [['v', 'x']] },
+                    { kind: 'replace', partitionKey: 's00', rowKey: 'b', props: [['v', '3']], etag: stale },
                 ],
                 signal(),
             ),
@@ -104,8 +113,8 @@ describe('submitTransaction (Azurite)', () => {
             submitTransaction(
                 client,
                 [
-                    ['create', { partitionKey: 's00', rowKey: 'a', v: 'x' }],
-                    ['create', { partitionKey: 's00', rowKey: 'there', v: 'x' }],
+                    { kind: 'insert', partitionKey: 's00', rowKey: 'a', props: [['v', 'x']] },
+                    { kind: 'insert', partitionKey: 's00', rowKey: 'there', props: [['v', 'x']] },
                 ],
                 signal(),
             ),
@@ -119,8 +128,8 @@ describe('submitTransaction (Azurite)', () => {
             submitTransaction(
                 client,
                 [
-                    ['update', { partitionKey: 's00', rowKey: 'missing', v: 'x' }, 'Replace', { etag: '*' }],
-                    ['create', { partitionKey: 's00', rowKey: 'a', v: 'x' }],
+                    { kind: 'replace', partitionKey: 's00', rowKey: 'missing', props: [['v', 'x']] },
+                    { kind: 'insert', partitionKey: 's00', rowKey: 'a', props: [['v', 'x']] },
                 ],
                 signal(),
             ),
@@ -130,8 +139,8 @@ describe('submitTransaction (Azurite)', () => {
             submitTransaction(
                 client,
                 [
-                    ['create', { partitionKey: 's00', rowKey: 'a', v: 'x' }],
-                    ['delete', { partitionKey: 's00', rowKey: 'missing' }],
+                    { kind: 'insert', partitionKey: 's00', rowKey: 'a', props: [['v', 'x']] },
+                    { kind: 'delete', partitionKey: 's00', rowKey: 'missing' },
                 ],
                 signal(),
             ),
@@ -144,11 +153,15 @@ describe('submitTransaction (Azurite)', () => {
         // Long values of multi-byte characters: any one of them could fall between two chunks of the request body.
         const values = [`${'é'.repeat(31_997)}😀`, '漢字かな 🔑 ü', 'x\u0000\u001f"\\'];
         for (let round = 0; round < 5; round++) {
-            const actions: TransactionAction[] = values.map((v, i) => [
-                'upsert',
-                { partitionKey: 's00', rowKey: `r${i}`, v, [`p${round}`]: 'é' },
-                'Replace',
-            ]);
+            const actions: TableOp[] = values.map((v, i) => ({
+                kind: 'upsert',
+                partitionKey: 's00',
+                rowKey: `r${i}`,
+                props: [
+                    ['v', v],
+                    [`p${round}`, 'é'],
+                ],
+            }));
             await submitTransaction(client, actions, signal());
             for (const [i, v] of values.entries())
                 expect((await client.getEntity<{ v: string }>('s00', `r${i}`)).v).toBe(v);
@@ -156,6 +169,45 @@ describe('submitTransaction (Azurite)', () => {
         const batches = bodies.filter((b) => b.includes('multipart/mixed'));
         expect(batches).toHaveLength(5);
         for (const b of batches) expect([...b].every((c) => c.charCodeAt(0) < 0x80)).toBe(true);
+    });
+
+    it('one operation alone: its ETag, and its status when it fails', async () => {
+        const { client, bodies } = await newTable();
+        const etag = await sendOperation(
+            client,
+            { kind: 'insert', partitionKey: 's00', rowKey: "o'ne|é", props: [['v', 'é😀']] },
+            signal(),
+        );
+        const read = await client.getEntity<{ v: string }>('s00', "o'ne|é");
+        expect([etag, read.v]).toEqual([read.etag, 'é😀']);
+        const insertAgain = sendOperation(client, { kind: 'insert', partitionKey: 's00', rowKey: "o'ne|é" }, signal());
+        await expect(insertAgain).rejects.toMatchObject({ statusCode: 409 });
+        const stale = sendOperation(
+            client,
+            {
+                kind: 'merge',
+                partitionKey: 's00',
+                rowKey: "o'ne|é",
+                props: [['w', 1]],
+                etag: 'W/"datetime\'2020-01-01T00%3A00%3A00Z\'"',
+            },
+            signal(),
+        );
+        await expect(stale).rejects.toMatchObject({ statusCode: 412 });
+        const merged = await sendOperation(
+            client,
+            { kind: 'merge', partitionKey: 's00', rowKey: "o'ne|é", props: [['w', 1]], etag: read.etag },
+            signal(),
+        );
+        expect((await client.getEntity('s00', "o'ne|é")).etag).toBe(merged);
+        await sendOperation(
+            client,
+            { kind: 'delete', partitionKey: 's00', rowKey: "o'ne|é", etag: merged as string },
+            signal(),
+        );
+        const gone = sendOperation(client, { kind: 'delete', partitionKey: 's00', rowKey: "o'ne|é" }, signal());
+        await expect(gone).rejects.toMatchObject({ statusCode: 404 });
+        for (const b of bodies) expect([...b].every((c) => c.charCodeAt(0) < 0x80)).toBe(true);
     });
 
     it('goes through the client pipeline: its retry policy retries a 503, then the status is thrown', async () => {
@@ -177,7 +229,11 @@ describe('submitTransaction (Azurite)', () => {
                 { allowInsecureConnection: true, retryOptions: TABLE_RETRY_OPTIONS },
             );
             const f = await failure(
-                submitTransaction(client, [['create', { partitionKey: 's00', rowKey: 'a', v: 'x' }]], signal()),
+                submitTransaction(
+                    client,
+                    [{ kind: 'insert', partitionKey: 's00', rowKey: 'a', props: [['v', 'x']] }],
+                    signal(),
+                ),
             );
             expect(f.statusCode).toBe(503);
             expect(requests).toBe(1 + TABLE_RETRY_OPTIONS.maxRetries);
@@ -205,7 +261,7 @@ describe('submitTransaction (Azurite)', () => {
             );
             const err = (await submitTransaction(
                 client,
-                [['create', { partitionKey: 's00', rowKey: 'a', v: 'x' }]],
+                [{ kind: 'insert', partitionKey: 's00', rowKey: 'a', props: [['v', 'x']] }],
                 AbortSignal.timeout(300),
             ).then(
                 () => undefined,
