@@ -18,9 +18,12 @@ import { type PropertyValue, sendOperation, submitTransaction, type TableOp } fr
 /** Characters Table Storage forbids in PartitionKey and RowKey (plus `%`, the escape itself). */
 // eslint-disable-next-line no-control-regex -- control characters are exactly what Table Storage forbids
 const FORBIDDEN = /[%/\\#?\u0000-\u001f\u007f-\u009f]/g;
+// eslint-disable-next-line no-control-regex -- the same characters, to test without replacing
+const NEEDS_ESCAPE = /[%/\\#?\u0000-\u001f\u007f-\u009f]/;
 
 /** Escapes a key part for Table Storage (`/` becomes `%2F` ...); ids and vault names pass unchanged. */
 export function encodeKeyPart(s: string): string {
+    if (!NEEDS_ESCAPE.test(s)) return s;
     return s.replace(FORBIDDEN, (c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0').toUpperCase()}`);
 }
 
@@ -161,7 +164,8 @@ function oversize(parts: readonly string[], partitionKey: string, rowKey: string
 
 /** {@link encodeKeyPart}, and `|` too: the separator of the two parts of a RowKey. */
 function encodeRowPart(s: string): string {
-    return encodeKeyPart(s).replace(/\|/g, '%7C');
+    const e = encodeKeyPart(s);
+    return e.includes('|') ? e.replace(/\|/g, '%7C') : e;
 }
 
 function pause(ms: number): Promise<void> {
@@ -184,6 +188,12 @@ function tooLarge(key: StateKey, chars: number, problem: string): ResponderError
 /** Longest RowKey written (characters): below the 1 KiB (512 UTF-16 characters) a key may hold. */
 const MAX_ROW_KEY_CHARS = 480;
 
+/** The PartitionKey of a state key partition: `s00` ... (a hash of the partition, modulo `shards`). */
+function shardOf(partition: string, shards: number): string {
+    const h = parseInt(hash64(partition).slice(0, 8), 16);
+    return `s${String(h % shards).padStart(2, '0')}`;
+}
+
 /**
  * Where a state key lives in the table: PartitionKey `s00` ... (a hash of the key's partition, modulo `shards`), RowKey
  * the key's row and partition, each escaped, joined by `|` (row first: a scan by row prefix is one range of RowKeys
@@ -194,8 +204,7 @@ export function tableKeysOf(
     key: StateKey,
     shards: number = DEFAULT_SHARDS,
 ): { readonly partitionKey: string; readonly rowKey: string; readonly long: boolean } {
-    const h = parseInt(hash64(key.partition).slice(0, 8), 16);
-    const partitionKey = `s${String(h % shards).padStart(2, '0')}`;
+    const partitionKey = shardOf(key.partition, shards);
     const rowKey = `${encodeRowPart(key.row)}|${encodeRowPart(key.partition)}`;
     if (rowKey.length <= MAX_ROW_KEY_CHARS) return { partitionKey, rowKey, long: false };
     return { partitionKey, rowKey: `${rowKey.slice(0, MAX_ROW_KEY_CHARS - 17)}~${hash64(key.id)}`, long: true };
@@ -412,6 +421,7 @@ export class TableStateStore implements StateStore {
     private readonly now: () => number;
     private readonly cache = new Map<string, Shard>();
     private cachedEntities = 0;
+    private readonly partitions = new Map<string, { readonly partitionKey: string; readonly packRk: string }>();
     /** This instance's prefix of packed key versions, and its counter. */
     private readonly tag = randomBytes(6).toString('base64url');
     private versions = 0;
@@ -447,24 +457,36 @@ export class TableStateStore implements StateStore {
         return tableKeysOf(key, this.shards);
     }
 
+    /** The PartitionKey of a state key partition (a vault) and the RowKey of its pack. Memoized, bounded. */
+    private partitionOf(partition: string): { readonly partitionKey: string; readonly packRk: string } {
+        let p = this.partitions.get(partition);
+        if (p === undefined) {
+            if (this.partitions.size >= 100_000) this.partitions.clear();
+            p = { partitionKey: shardOf(partition, this.shards), packRk: packRowKeyOf(partition) };
+            this.partitions.set(partition, p);
+        }
+        return p;
+    }
+
     async getMany(keys: readonly StateKey[], options?: ReadOptions): Promise<readonly (StoredState | undefined)[]> {
         await this.ensureTable();
         const out = new Array<StoredState | undefined>(keys.length);
-        const located = keys.map((k) => this.keysOf(k));
+        // The PartitionKey is the partition's; a key's RowKey is only needed for what is not in its pack.
+        const located = keys.map((k) => this.partitionOf(k.partition));
+        const rowKeyOf = (i: number): string => this.keysOf(keys[i] as StateKey).rowKey;
         const point: number[] = [];
         if (options?.cached === true) {
             const shards = new Set(located.map((l) => l.partitionKey));
             await Promise.all([...shards].map((pk) => this.freshShard(pk)));
             for (let i = 0; i < keys.length; i++) {
                 const key = keys[i] as StateKey;
-                const { partitionKey, rowKey } = located[i] as { partitionKey: string; rowKey: string };
+                const { partitionKey, packRk } = located[i] as { partitionKey: string; packRk: string };
                 const shard = this.cache.get(partitionKey);
                 if (shard === undefined) {
                     point.push(i);
                     continue;
                 }
                 if (isPackedKey(key)) {
-                    const packRk = packRowKeyOf(key.partition);
                     const pack = shard.doubtful.has(packRk) ? undefined : shard.packs.get(packRk);
                     if (pack === undefined) {
                         // No pack: the key does not exist (a key lives outside its pack only once the pack is full).
@@ -474,7 +496,7 @@ export class TableStateStore implements StateStore {
                     }
                     const slot = pack.slots.get(slotOf(key.row));
                     if (slot !== undefined) {
-                        const side = slot.side ? shard.sides.get(`${SIDE_PREFIX}${rowKey}`) : undefined;
+                        const side = slot.side ? shard.sides.get(`${SIDE_PREFIX}${rowKeyOf(i)}`) : undefined;
                         if (!slot.side) out[i] = { value: slot.value, etag: `~${slot.ver}` };
                         else if (side?.ver === slot.ver) out[i] = { value: side.value, etag: `~${slot.ver}` };
                         else point.push(i);
@@ -485,6 +507,7 @@ export class TableStateStore implements StateStore {
                         continue;
                     }
                 }
+                const rowKey = rowKeyOf(i);
                 const hit = shard.doubtful.has(rowKey) ? undefined : shard.entities.get(rowKey);
                 if (hit !== undefined) out[i] = hit;
                 else if (shard.complete && !shard.doubtful.has(rowKey)) out[i] = undefined;
@@ -507,7 +530,8 @@ export class TableStateStore implements StateStore {
             while (next < point.length) {
                 const i = point[next++] as number;
                 const key = keys[i] as StateKey;
-                const { partitionKey, rowKey } = located[i] as { partitionKey: string; rowKey: string };
+                const { partitionKey } = located[i] as { partitionKey: string };
+                const rowKey = rowKeyOf(i);
                 if (isPackedKey(key)) {
                     const found = await this.readPacked(key, partitionKey, rowKey, packOf);
                     if (found !== 'plain') {
@@ -812,9 +836,8 @@ export class TableStateStore implements StateStore {
         for (const i of indexes) {
             const w = writes[i] as StateWrite;
             if (isPackedKey(w.key)) {
-                const { partitionKey } = this.keysOf(w.key);
+                const { partitionKey, packRk: rk } = this.partitionOf(w.key.partition);
                 const packs = shardOf(partitionKey).packs;
-                const rk = packRowKeyOf(w.key.partition);
                 const list = packs.get(rk) ?? [];
                 list.push(i);
                 packs.set(rk, list);

@@ -129,8 +129,12 @@ export interface TransactionResult {
     readonly etags: readonly (string | undefined)[];
 }
 
-/** A RestError shaped as @azure/data-tables throws it (see shared/simulation/faultyStateStore.ts). */
-function restError(status: number, body: string): RestError {
+/**
+ * A RestError shaped as @azure/data-tables throws it (see shared/simulation/faultyStateStore.ts): the service's
+ * message as `message` for a transaction's failed operation (as its transactions do), the raw body for a request of
+ * its own (`raw`, as its entity operations do); `details` with the error code and the parsed OData error either way.
+ */
+function restError(status: number, body: string, raw = false): RestError {
     let odataError: { code?: unknown; message?: { value?: unknown } } | undefined;
     try {
         const parsed = JSON.parse(body) as { 'odata.error'?: typeof odataError };
@@ -139,7 +143,8 @@ function restError(status: number, body: string): RestError {
         odataError = undefined;
     }
     const value = odataError?.message?.value;
-    const message = typeof value === 'string' ? value : body.length > 0 ? body : `Transaction failed (${status})`;
+    const message =
+        typeof value === 'string' && !raw ? value : body.length > 0 ? body : `Table request failed (${status})`;
     const e = new RestError(message, { statusCode: status });
     const code = typeof odataError?.code === 'string' ? odataError.code : undefined;
     e.details = { errorCode: code, odataError };
@@ -261,6 +266,6 @@ export async function sendOperation(
         allowInsecureConnection: r.url.startsWith('http://'),
     });
     const response = await table.pipeline.sendRequest(httpClient, request);
-    if (response.status >= 300) throw restError(response.status, response.bodyAsText ?? '');
+    if (response.status >= 300) throw restError(response.status, response.bodyAsText ?? '', true);
     return op.kind === 'delete' ? undefined : (response.headers.get('etag') ?? undefined);
 }
