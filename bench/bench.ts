@@ -250,6 +250,9 @@ async function run(args: Args, progress: (line: string) => void): Promise<Record
             conflicts: t.table.counts.conflicts,
             p50Ms: round1(t.p50Ms),
             p99Ms: round1(t.p99Ms),
+            cpuMsPerBatch: round1(t.cpuMsPerBatch),
+            memoryCpuMsPerBatch: round1(t.memoryCpuMsPerBatch),
+            ...(t.azuriteCpuMsPerBatch === undefined ? {} : { azuriteCpuMsPerBatch: round1(t.azuriteCpuMsPerBatch) }),
         })),
         inMemory: [sample, diverse].map((m: InMemoryResult) => ({
             workload: m.workload,

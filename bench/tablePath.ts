@@ -3,6 +3,7 @@
  * the benchmark starts itself, against the same pipeline with in-memory state on the same batches. Each run starts
  * cold (a new table, a fresh pipeline, module memos emptied), runs a few warm-up batches, then measures.
  */
+import { readFileSync } from 'node:fs';
 import { TableClient } from '@azure/data-tables';
 import { MemoryStateStore } from '../shared/adapters/memoryStateStore';
 import { TableStateStore } from '../shared/adapters/tableStateStore';
@@ -29,6 +30,10 @@ export interface PassResult {
     readonly counts: StateCounts;
     /** HTTP requests sent to Table Storage (retries included); undefined for in-memory state. */
     readonly wireRequests: number | undefined;
+    /** CPU time of this process (all its threads: GC helpers too) during the measured batches, ms. */
+    readonly cpuMs: number;
+    /** CPU time of the Azurite process during the measured batches, ms (undefined: in-memory state, or not on Linux). */
+    readonly azuriteCpuMs: number | undefined;
 }
 
 export interface TableResult {
@@ -42,9 +47,31 @@ export interface TableResult {
     readonly portCallsPerRecord: number;
     readonly p50Ms: number;
     readonly p99Ms: number;
+    /** CPU per measured batch: this process with Table state, with in-memory state, and Azurite (undefined: unknown). */
+    readonly cpuMsPerBatch: number;
+    readonly memoryCpuMsPerBatch: number;
+    readonly azuriteCpuMsPerBatch: number | undefined;
 }
 
 let tables = 0;
+
+/** CPU time (user + system) of a process so far, ms, from /proc (clock ticks of 10 ms); undefined where unreadable. */
+function processCpuMs(pid: number | undefined): number | undefined {
+    if (pid === undefined) return undefined;
+    try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        // Fields after the command name (which is in parentheses and may hold spaces): utime and stime are 14 and 15.
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        return (Number(fields[11]) + Number(fields[12])) * 10;
+    } catch {
+        return undefined;
+    }
+}
+
+function ownCpuMs(): number {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+}
 
 /** A Table client on Azurite whose every HTTP request (each retry too) is counted. */
 function countedTableClient(azurite: AzuriteService): { client: TableClient; requests: () => number } {
@@ -72,6 +99,7 @@ async function pass(
     inner: StateStore,
     wire: (() => number) | undefined,
     budgetSeconds = Number.POSITIVE_INFINITY,
+    azuritePid?: number,
 ): Promise<PassResult> {
     let deadline = Number.POSITIVE_INFINITY;
     resetCaches();
@@ -79,6 +107,8 @@ async function pass(
     const store = new CountingStateStore(inner);
     const pipeline = freshPipeline(store);
     let wireBefore = 0;
+    let cpuBefore = ownCpuMs();
+    let azuriteBefore = processCpuMs(azuritePid);
     const batchMs: number[] = [];
     let records = 0;
     for (const [i, batch] of batches.entries()) {
@@ -87,6 +117,8 @@ async function pass(
             deadline = performance.now() + budgetSeconds * 1000;
             store.take();
             wireBefore = wire?.() ?? 0;
+            cpuBefore = ownCpuMs();
+            azuriteBefore = processCpuMs(azuritePid);
         }
         const items = batch.bodies.map((body) => ({ body }));
         const t0 = performance.now();
@@ -98,6 +130,8 @@ async function pass(
             if (performance.now() > deadline) break;
         }
     }
+    const cpuMs = ownCpuMs() - cpuBefore;
+    const azuriteAfter = processCpuMs(azuritePid);
     if (pipeline.stats.rejected > 0) throw new Error(`${pipeline.stats.rejected} records rejected`);
     const seconds = batchMs.reduce((a, b) => a + b, 0) / 1000;
     return {
@@ -107,6 +141,9 @@ async function pass(
         batchMs,
         counts: store.take(),
         wireRequests: wire === undefined ? undefined : wire() - wireBefore,
+        cpuMs,
+        azuriteCpuMs:
+            azuriteBefore === undefined || azuriteAfter === undefined ? undefined : azuriteAfter - azuriteBefore,
     };
 }
 
@@ -125,7 +162,14 @@ export async function measureTable(
     // The Table pass first: on a slow machine it may stop at its time budget, and the in-memory passes then run
     // exactly the batches it ran.
     const { client, requests } = countedTableClient(azurite);
-    const table = await pass(batches, plan.warmupBatches, new TableStateStore(client), requests, plan.budgetSeconds);
+    const table = await pass(
+        batches,
+        plan.warmupBatches,
+        new TableStateStore(client),
+        requests,
+        plan.budgetSeconds,
+        azurite.pid,
+    );
     const ran = batches.slice(0, plan.warmupBatches + table.batchMs.length);
     const memoryPasses: PassResult[] = [];
     for (let i = 0; i < 3; i++)
@@ -145,9 +189,13 @@ export async function measureTable(
         portCallsPerRecord: table.records > 0 ? (c.getManyCalls + c.puts + c.scans) / table.records : Number.NaN,
         p50Ms: percentile(table.batchMs, 50),
         p99Ms: percentile(table.batchMs, 99),
+        cpuMsPerBatch: table.cpuMs / Math.max(1, table.batchMs.length),
+        memoryCpuMsPerBatch: memory.cpuMs / Math.max(1, memory.batchMs.length),
+        azuriteCpuMsPerBatch:
+            table.azuriteCpuMs === undefined ? undefined : table.azuriteCpuMs / Math.max(1, table.batchMs.length),
     };
     progress(
-        `${label}: ${table.batchMs.length} batches, in-memory state ${Math.round(memoryRate).toLocaleString('en-US')} records/s, Table state ${Math.round(table.recordsPerSec).toLocaleString('en-US')} records/s (ratio ${result.tableRatio.toFixed(3)}), ${result.stateRequestsPerRecord.toFixed(3)} requests/record, p50 ${result.p50Ms.toFixed(0)} ms, p99 ${result.p99Ms.toFixed(0)} ms`,
+        `${label}: ${table.batchMs.length} batches, in-memory state ${Math.round(memoryRate).toLocaleString('en-US')} records/s, Table state ${Math.round(table.recordsPerSec).toLocaleString('en-US')} records/s (ratio ${result.tableRatio.toFixed(3)}), ${result.stateRequestsPerRecord.toFixed(3)} requests/record, p50 ${result.p50Ms.toFixed(0)} ms, p99 ${result.p99Ms.toFixed(0)} ms; CPU per batch: this process ${result.cpuMsPerBatch.toFixed(0)} ms (in-memory state ${result.memoryCpuMsPerBatch.toFixed(0)} ms), Azurite ${result.azuriteCpuMsPerBatch?.toFixed(0) ?? '?'} ms`,
     );
     return result;
 }

@@ -7,6 +7,8 @@ import { TableClient } from '@azure/data-tables';
 export interface AzuriteService {
     readonly endpoint: string;
     readonly connectionString: string;
+    /** The emulator's process (the benchmark reads its CPU time from /proc). */
+    readonly pid: number | undefined;
     stop(): Promise<void>;
 }
 
@@ -69,6 +71,7 @@ function launch(service: 'blob' | 'table' | 'queue', port: number): Promise<Azur
             resolve({
                 endpoint,
                 connectionString: `DefaultEndpointsProtocol=http;AccountName=${ACCOUNT};AccountKey=${KEY};${key}=${endpoint};`,
+                pid: child.pid,
                 stop: () =>
                     new Promise<void>((done) => {
                         if (child.exitCode !== null || child.signalCode !== null) return done();
