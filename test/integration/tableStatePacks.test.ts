@@ -57,6 +57,40 @@ describe('TableStateStore packs (Azurite)', () => {
         expect(read.map((r) => r?.etag)).toEqual(results.map(etagOf));
     });
 
+    it('rows with quotes, backslashes and non-ASCII: versions, values and the pack expiry hold, cached or not', async () => {
+        const { a, fresh } = instances();
+        const rows = ['user|a"b', 'user|c\\d\\', 'app|é😀"\\"', 'mass|x'];
+        const keys = rows.map((r) => stateKey(VAULT, r));
+        const first = await a.putMany(
+            keys.map((key, i) => ({ key, value: { i }, etag: undefined, expiresMs: 100 + i })),
+        );
+        expect(first.every(ok)).toBe(true);
+        // Each key's compare-and-set on its own version: the current one wins, a stale one (the first write's) loses.
+        const second = await a.putMany(
+            keys.map((key, i) => ({ key, value: { i, n: 2 }, etag: etagOf(first[i]), expiresMs: 200 + i })),
+        );
+        expect(second.every(ok)).toBe(true);
+        const stale = await fresh().putMany([
+            { key: keys[1] as StateKey, value: 0, etag: etagOf(first[1]), expiresMs: 1 },
+        ]);
+        expect(stale.map(ok)).toEqual([false]);
+        for (const reader of [a, fresh()])
+            for (const cached of [true, false]) {
+                const read = await reader.getMany(keys, { cached });
+                expect(read.map((r) => r?.value)).toEqual(rows.map((_, i) => ({ i, n: 2 })));
+                expect(read.map((r) => r?.etag)).toEqual(second.map(etagOf));
+            }
+        // The pack's expiry is the earliest of its keys' (200), so the sweep finds it then, and not before.
+        expect(await fresh().sweepExpired(200, { maxDeletes: 10 })).toMatchObject({ deleted: 0 });
+        expect(await fresh().sweepExpired(201, { maxDeletes: 10 })).toMatchObject({ deleted: 1 });
+        expect((await fresh().getMany(keys)).map((r) => r?.value)).toEqual([
+            undefined,
+            { i: 1, n: 2 },
+            { i: 2, n: 2 },
+            { i: 3, n: 2 },
+        ]);
+    });
+
     it('two instances writing different keys of one pack on stale copies both succeed; the pack keeps both', async () => {
         const { a, b, fresh } = instances();
         const [x, y] = [stateKey(VAULT, 'app|x'), stateKey(VAULT, 'app|y')] as [StateKey, StateKey];
