@@ -431,17 +431,35 @@ export class DetectionEngine {
      * repeat. Until then the group keeps the finding, and a redelivered batch emits it again.
      */
     async confirm(decisions: readonly Decision[]): Promise<void> {
+        // Every group of the batch at once (one read, one write call per round), not one group after another: each
+        // write is still a compare-and-set of its own, and a group that met a conflict is read and tried again.
+        const byId = new Map<string, StateKey>();
         for (const d of decisions) {
             const key = d.type === 'finding' ? this.unconfirmed.get(d) : undefined;
             if (key === undefined) continue;
             this.unconfirmed.delete(d);
-            for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
-                const [s] = await this.store.getMany([key], { cached: true });
+            byId.set(key.id, key);
+        }
+        let keys = [...byId.values()];
+        for (let attempt = 0; attempt < this.maxAttempts && keys.length > 0; attempt++) {
+            const states = await this.store.getMany(keys, { cached: true });
+            const writes: StateWrite[] = [];
+            for (const [i, s] of states.entries()) {
                 const g = s?.value as GroupState | undefined;
-                if (s === undefined || g === undefined || g === null || g.pending === undefined) break;
+                if (s === undefined || g === undefined || g === null || g.pending === undefined) continue;
                 const { pending: _delivered, ...rest } = g;
-                const r = await this.store.put(key, rest satisfies GroupState, s.etag, g.until);
-                if (r.ok) break;
+                writes.push({
+                    key: keys[i] as StateKey,
+                    value: rest satisfies GroupState,
+                    etag: s.etag,
+                    expiresMs: g.until,
+                });
+            }
+            const results = await putAll(this.store, writes);
+            keys = [];
+            for (const [i, r] of results.entries()) {
+                if (r instanceof ResponderError) throw r;
+                if (r?.ok !== true) keys.push((writes[i] as StateWrite).key);
             }
         }
     }

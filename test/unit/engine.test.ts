@@ -249,6 +249,41 @@ describe('DetectionEngine compare-and-set', () => {
         expect(count?.value).toEqual(['a']);
     });
 
+    it('confirms the findings of a batch in one read and one write per round; a group changed meanwhile is tried again', async () => {
+        const perEvent: StatelessRule = {
+            kind: 'stateless',
+            meta: meta('per-event'),
+            operations: undefined,
+            evaluate: (e) => [{ summary: 'seen', groupKey: e.correlationId ?? '' }],
+        };
+        const store = new CallRecordingStore();
+        const engine = new DetectionEngine({ rules: [perEvent], settings, store });
+        const batch = ['a', 'b', 'c'].map((id) => event({ correlationId: id }));
+        const found = await engine.evaluate(batch);
+        expect(findings(found)).toHaveLength(3);
+        const groups = (await store.inner.scan('group|', 10)).map((g) => g.key);
+        expect(groups).toHaveLength(3);
+        // Another instance counts one more event into group b between this instance's read and its write.
+        const b = groups.find((k) => k.row.endsWith('|b')) as StateKey;
+        store.beforeWrite = async () => {
+            const [cur] = await store.inner.getMany([b]);
+            const g = cur?.value as { count: number; until: number };
+            await store.inner.put(b, { ...g, count: g.count + 1 }, cur?.etag, g.until);
+        };
+        store.calls.length = 0;
+        await engine.confirm(found);
+        expect(store.calls.map((rows) => rows.length)).toEqual([3, 1]);
+        const after = await store.inner.getMany(groups);
+        expect(after.map((s) => (s?.value as { pending?: unknown }).pending)).toEqual([
+            undefined,
+            undefined,
+            undefined,
+        ]);
+        expect(after.map((s) => (s?.value as { count: number }).count).sort()).toEqual([1, 1, 2]);
+        // Delivered: the same batch again is a repeat.
+        expect(findings(await engine.evaluate(batch))).toEqual([]);
+    });
+
     it('gives up with a retryable error when conflicts never stop', async () => {
         const store = new InterferingStore(new MemoryStateStore(), Number.MAX_SAFE_INTEGER, () => ['other']);
         const engine = new DetectionEngine({ rules: [counter], settings, store, maxAttempts: 3 });
