@@ -148,6 +148,15 @@ export function mergeIntent(current: ReconcileIntent | undefined, input: IntentI
     };
 }
 
+/**
+ * An intent as this instance last read or wrote it, with its ETag: an update can then try its compare-and-set on it
+ * without reading the intent again (a stale one fails the compare-and-set, and the update reads it then).
+ */
+export interface KnownIntent {
+    readonly intent: ReconcileIntent;
+    readonly etag: string;
+}
+
 /** Reconcile intents: recorded (merged, compare-and-set) before a batch is confirmed, consumed by the worker. */
 export class ReconcileIntents {
     constructor(
@@ -175,16 +184,22 @@ export class ReconcileIntents {
     }
 
     async read(vaultName: string): Promise<ReconcileIntent | undefined> {
+        return (await this.readKnown(vaultName))?.intent;
+    }
+
+    /** The intent and its ETag (see {@link KnownIntent}). */
+    async readKnown(vaultName: string): Promise<KnownIntent | undefined> {
         const [s] = await this.store.getMany([intentKey(vaultName)]);
-        return (s?.value ?? undefined) as ReconcileIntent | undefined;
+        const intent = (s?.value ?? undefined) as ReconcileIntent | undefined;
+        return s === undefined || intent === undefined ? undefined : { intent, etag: s.etag };
     }
 
     /**
      * Marks `version` processed (its outcome is with the sinks). What arrived after it stays pending; what it covered
      * is dropped.
      */
-    async complete(vaultName: string, version: number): Promise<void> {
-        await this.update(vaultName, (cur) => {
+    async complete(vaultName: string, version: number, known?: KnownIntent): Promise<void> {
+        await this.updateKnown(vaultName, known, (cur) => {
             if (cur === undefined || cur.processed >= version) return cur;
             const { lastError: _done, unsent: _sent, ...all } = cur;
             if (cur.version > version) return { ...all, processed: version };
@@ -201,8 +216,15 @@ export class ReconcileIntents {
         });
     }
 
-    /** Keeps a run's outcome until {@link complete} confirms it was handed to the sinks (bounded in size). */
-    async setUnsent(vaultName: string, decisions: readonly Decision[]): Promise<void> {
+    /**
+     * Keeps a run's outcome until {@link complete} confirms it was handed to the sinks (bounded in size). Returns the
+     * intent as written, for {@link complete}.
+     */
+    async setUnsent(
+        vaultName: string,
+        decisions: readonly Decision[],
+        known?: KnownIntent,
+    ): Promise<KnownIntent | undefined> {
         // What matters most first, if not everything fits: findings, then changes made or failed, then the rest.
         const rank = (d: Decision): number =>
             d.type === 'finding' ? 0 : d.type === 'action' && (d.status === 'applied' || d.status === 'failed') ? 1 : 2;
@@ -214,7 +236,7 @@ export class ReconcileIntents {
             size += n;
             kept.push(d);
         }
-        await this.update(vaultName, (cur) => (cur === undefined ? cur : { ...cur, unsent: kept }));
+        return this.updateKnown(vaultName, known, (cur) => (cur === undefined ? cur : { ...cur, unsent: kept }));
     }
 
     /** Records why an attempt failed, for the poison-queue alert. */
@@ -245,6 +267,29 @@ export class ReconcileIntents {
             if (next === cur || next === undefined) return cur;
             const r = await this.store.put(key, next, s?.etag, this.clock.now() + INTENT_TTL_MS);
             if (r.ok) return next;
+        }
+        throw new ResponderError('STATE.CONFLICT', `gave up updating the reconcile intent of ${vaultName}`, true);
+    }
+
+    /**
+     * {@link update}, trying the first compare-and-set on the intent as known (no read) when given one; the intent and
+     * its ETag after the update (undefined: no intent).
+     */
+    private async updateKnown(
+        vaultName: string,
+        known: KnownIntent | undefined,
+        fn: (cur: ReconcileIntent | undefined) => ReconcileIntent | undefined,
+    ): Promise<KnownIntent | undefined> {
+        const key = intentKey(vaultName);
+        let given = known;
+        for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+            let cur: KnownIntent | undefined = given;
+            given = undefined;
+            if (cur === undefined) cur = await this.readKnown(vaultName);
+            const next = fn(cur?.intent);
+            if (next === undefined || next === cur?.intent) return cur;
+            const r = await this.store.put(key, next, cur?.etag, this.clock.now() + INTENT_TTL_MS);
+            if (r.ok) return { intent: next, etag: r.etag };
         }
         throw new ResponderError('STATE.CONFLICT', `gave up updating the reconcile intent of ${vaultName}`, true);
     }

@@ -5,7 +5,7 @@ import type { MemoryReconcileQueue } from '../adapters/memoryReconcileQueue';
 import { ResponderError } from '../core/errors';
 import { describeError } from './armCalls';
 import { vaultRefOf } from './alerting';
-import type { ReconcileIntents } from './reconcileIntents';
+import type { KnownIntent, ReconcileIntents } from './reconcileIntents';
 import type { Remediator } from './remediator';
 import type { VaultLeases } from './vaultLease';
 
@@ -47,6 +47,9 @@ export const MAX_DEQUEUE = 5;
  * state-store failures throw, for the queue's redelivery (and, in the end, the poison alert).
  */
 export class Reconciler {
+    /** The intent as each finished run last read or wrote it (see {@link commit}). */
+    private readonly known = new WeakMap<ReconcileRun, KnownIntent>();
+
     constructor(private readonly o: ReconcilerOptions) {}
 
     /**
@@ -77,19 +80,20 @@ export class Reconciler {
         }
         try {
             // Under the lease: the intent as it is now (another processor may have finished it meanwhile).
-            const intent = await this.o.intents.read(vault.name);
+            let known = await this.o.intents.readKnown(vault.name);
+            const intent = known?.intent;
             if (intent === undefined || intent.processed >= intent.version)
                 return { kind: 'noop', reason: 'already-processed' };
             const outcome = await this.o.remediator.remediate(intent, lease, budget);
             const decisions = [...(intent.unsent ?? []), ...outcome.decisions];
             if (outcome.leaseLost === true) {
                 this.o.log?.warn('kvr.lease-lost', { vault: vault.name });
-                if (decisions.length > 0) await this.o.intents.setUnsent(vault.name, decisions);
+                if (decisions.length > 0) await this.o.intents.setUnsent(vault.name, decisions, known);
                 await this.o.queue.send(message, { visibilityDelayMs: this.o.busyDelayMs });
                 return { kind: 'retry', decisions, applied: outcome.applied };
             }
             // Durable before anyone is told: a failed hand-over sends it again with the next run.
-            if (decisions.length > 0) await this.o.intents.setUnsent(vault.name, decisions);
+            if (decisions.length > 0) known = await this.o.intents.setUnsent(vault.name, decisions, known);
             const run: ReconcileRun = {
                 kind: 'done',
                 vault,
@@ -97,6 +101,8 @@ export class Reconciler {
                 decisions,
                 applied: outcome.applied,
             };
+            // What this run last read or wrote of the intent: commit() tries its compare-and-set on it, unread.
+            if (known !== undefined) this.known.set(run, known);
             if (handOver !== undefined) {
                 // The queue redelivers; the outcome is kept on the intent (`unsent`) for the next run.
                 if (lease.lost)
@@ -118,7 +124,7 @@ export class Reconciler {
 
     /** After the run's decisions reached the sinks: the version is processed. */
     async commit(run: ReconcileRun): Promise<void> {
-        if (run.kind === 'done') await this.o.intents.complete(run.vault.name, run.version);
+        if (run.kind === 'done') await this.o.intents.complete(run.vault.name, run.version, this.known.get(run));
     }
 
     /** The queue trigger's path: run, hand the outcome to the sink (decision log and alerting), commit. */

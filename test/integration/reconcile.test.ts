@@ -12,7 +12,13 @@ import { parseResponderConfig } from '../../shared/config/responderConfig';
 import type { ActionDecision, Decision, FindingDecision } from '../../shared/core/decisions';
 import type { DecisionSink } from '../../shared/core/ports';
 import { ruleIds } from '../../shared/core/rules';
-import type { PutResult, StateKey, StateStore, StoredState } from '../../shared/core/state/store';
+import {
+    type PutResult,
+    type StateKey,
+    type StateStore,
+    type StoredState,
+    stateKey,
+} from '../../shared/core/state/store';
 import { type ArmKeyVaultFake, startArmKeyVaultFake } from '../../shared/simulation/armSimulator';
 import { armClientFor } from '../fakes/armClient';
 import { TableClient } from '@azure/data-tables';
@@ -97,6 +103,32 @@ class FailingWrites implements StateStore {
         if (this.times > 0 && key.row.startsWith(this.rowPrefix)) {
             this.times--;
             return Promise.reject(Object.assign(new Error('Service Unavailable (injected)'), { statusCode: 503 }));
+        }
+        return this.inner.put(key, value, etag, expiresMs);
+    }
+    scan(rowPrefix: string, limit: number) {
+        return this.inner.scan(rowPrefix, limit);
+    }
+}
+
+/**
+ * Counts the reads of the reconcile intent, and lets another writer change the intent right before this instance's
+ * first write of its outcome (`unsent`).
+ */
+class IntentWatch implements StateStore {
+    intentReads = 0;
+    interfere: ((cur: StoredState) => unknown) | undefined;
+    constructor(readonly inner: StateStore) {}
+    getMany(keys: readonly StateKey[]): Promise<readonly (StoredState | undefined)[]> {
+        this.intentReads += keys.filter((k) => k.row === 'reconcile|intent').length;
+        return this.inner.getMany(keys);
+    }
+    async put(key: StateKey, value: unknown, etag: string | undefined, expiresMs: number): Promise<PutResult> {
+        const change = this.interfere;
+        if (change !== undefined && key.row === 'reconcile|intent' && (value as { unsent?: unknown }).unsent) {
+            this.interfere = undefined;
+            const [cur] = await this.inner.getMany([key]);
+            if (cur !== undefined) await this.inner.put(key, change(cur), cur.etag, expiresMs);
         }
         return this.inner.put(key, value, etag, expiresMs);
     }
@@ -274,6 +306,39 @@ describe('timeouts and connection resets', () => {
         expect(writes()).toEqual([]);
         fake.clearFaults();
         await new Promise((resolve) => setTimeout(resolve, 800)); // the held GETs finish inside this test
+    });
+});
+
+describe('the reconcile intent through a run', () => {
+    it('is read before and under the lease only: its outcome and completion are compare-and-set on what was read', async () => {
+        const store = new IntentWatch(new MemoryStateStore());
+        const { decisions, pipeline } = responder({ store });
+        await pipeline.processBatch([{ body: attackBody() }]);
+        expect(compliant()).toBe(true);
+        expect(actions(decisions.decisions).filter((a) => a.status === 'applied').length).toBeGreaterThan(0);
+        // The pipeline's merge reads it once; the run reads it before and under the lease; setUnsent and complete
+        // write on the ETag of what the run read and wrote (before: two more reads).
+        expect(store.intentReads).toBe(3);
+        const [intent] = await store.inner.getMany([stateKey('kv-payments-prod', 'reconcile|intent')]);
+        const i = intent?.value as { version: number; processed: number; unsent?: unknown };
+        expect(i.processed).toBe(i.version);
+        expect(i.unsent).toBeUndefined();
+    });
+
+    it('another writer changing the intent meanwhile: the write reads it again, and what it added stays pending', async () => {
+        const store = new IntentWatch(new MemoryStateStore());
+        store.interfere = (cur) => {
+            const i = cur.value as { version: number; latestMs: number };
+            return { ...i, version: i.version + 1, latestMs: i.latestMs + 1 };
+        };
+        const { pipeline } = responder({ store });
+        await pipeline.processBatch([{ body: attackBody() }]);
+        expect(store.interfere).toBeUndefined();
+        expect(compliant()).toBe(true);
+        const [intent] = await store.inner.getMany([stateKey('kv-payments-prod', 'reconcile|intent')]);
+        const i = intent?.value as { version: number; processed: number };
+        // The run completed the version it read; the newer one stays for the next run.
+        expect(i.processed).toBe(i.version - 1);
     });
 });
 
