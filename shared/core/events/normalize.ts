@@ -1,5 +1,5 @@
 import { normalizeActivity, isActivityCategory } from './activity';
-import { CLAIM_APPID, CLAIM_OID, CLAIM_UPN, callerOf } from './claims';
+import { CLAIM_APPID, CLAIM_OID, CLAIM_UPN, callerOf, LowerIds } from './claims';
 import { bool, getCI, isObject, type JsonObject, maybeJson, str, stringList } from './fields';
 import { httpStatusOf, outcomeOf } from './status';
 import { parseRecordTime } from './time';
@@ -53,13 +53,15 @@ function rejected(reason: string): NormalizeResult {
 }
 
 /**
- * Turns raw records into {@link AuditEvent}s. Pure and deterministic; it keeps bounded caches of parsed resource ids
- * and object URIs, because a stream holds few vaults and objects and many records for each.
+ * Turns raw records into {@link AuditEvent}s. Pure and deterministic; it keeps bounded caches of parsed resource ids,
+ * object URIs and lower-cased principal ids, because a stream holds few vaults, objects and principals and many records
+ * for each.
  */
 export class RecordNormalizer {
     private readonly resources = new Map<string, VaultRef | typeof OTHER_RESOURCE | typeof BAD_VAULT_ID>();
     private readonly recent: unknown[] = [];
     private readonly targets = new Map<string, TargetObject | undefined>();
+    private readonly ids = new LowerIds();
 
     normalize(raw: unknown): NormalizeResult {
         if (!isObject(raw)) return rejected('record is not an object');
@@ -130,7 +132,7 @@ export class RecordNormalizer {
             outcome: outcomeOf(httpStatus),
             resultSignature,
             resultDescription: str(raw.resultDescription),
-            caller: callerOf(claims, raw.callerIpAddress, p.trustedService),
+            caller: callerOf(claims, raw.callerIpAddress, p.trustedService, this.ids),
             target: this.targetOf(p.id),
             clientInfo: str(p.clientInfo),
             requestUri: str(p.requestUri),
@@ -299,9 +301,12 @@ export function targetOf(idRaw: unknown): TargetObject | undefined {
     return { kind: known?.kind ?? 'other', deleted: known?.deleted ?? false, name: parts[1], version: parts[2], uri };
 }
 
+const OBJECT_PROPERTIES = ['keyProperties', 'secretProperties', 'certificateProperties', 'certificatePolicyProperties'];
+
 function objectPropertiesOf(p: JsonObject): Readonly<Record<string, unknown>> | undefined {
     let out: Record<string, unknown> | undefined;
-    for (const key of ['keyProperties', 'secretProperties', 'certificateProperties', 'certificatePolicyProperties']) {
+    for (let i = 0; i < OBJECT_PROPERTIES.length; i++) {
+        const key = OBJECT_PROPERTIES[i] as string;
         const v = p[key];
         if (v === undefined || v === null) continue;
         out ??= {};
