@@ -1,4 +1,5 @@
 import { type JsonObject, str } from './fields';
+import { StringMemo } from './stringMemo';
 import type { Caller, CallerKind } from './types';
 
 /** Identity claims by their URI names (AuditEvent `identity.claim` and Activity Log `identity.claims` use both forms). */
@@ -17,26 +18,16 @@ export function stripPort(ip: string): string {
     return ip;
 }
 
-/** Most ids a {@link LowerIds} keeps before it starts again. */
-const LOWER_IDS_LIMIT = 10_000;
-
 /**
- * Lower-cased identity ids, remembered: a stream names few principals in many records, so each keeps one lower-case
- * string (its hash computed once, for every map the rules key by it) instead of a fresh copy per record. Bounded,
- * deterministic: the result is always `id.toLowerCase()`.
+ * Lower-cased identity ids, memoized (see {@link StringMemo}): a stream names few principals in many records, so each
+ * keeps one lower-case string (its hash computed once, for every map the rules key by it) instead of a fresh copy per
+ * record. Bounded, deterministic: the result is always `id.toLowerCase()`.
  */
 export class LowerIds {
-    private readonly ids = new Map<string, string>();
+    private readonly ids = new StringMemo((s: string) => s.toLowerCase(), 16_384);
 
     of(value: unknown): string | undefined {
-        if (typeof value !== 'string' || value.length === 0) return undefined;
-        let lower = this.ids.get(value);
-        if (lower === undefined) {
-            lower = value.toLowerCase();
-            if (this.ids.size >= LOWER_IDS_LIMIT) this.ids.clear();
-            this.ids.set(value, lower);
-        }
-        return lower;
+        return typeof value === 'string' && value.length > 0 ? this.ids.get(value) : undefined;
     }
 }
 
