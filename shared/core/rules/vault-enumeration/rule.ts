@@ -5,7 +5,8 @@ import { describeCaller } from '../text';
 
 type Kind = 'key' | 'secret' | 'certificate';
 
-const ENUM_KEYS = new KeyMemo('enum|');
+/** Keyed by the principal; its row escapes the characters a Table key may not hold (once per key, not per event). */
+const ENUM_KEYS = new KeyMemo('enum|', undefined, (who) => who.replace(/[/\\#?]/g, '_'));
 
 const KINDS: readonly Kind[] = ['key', 'secret', 'certificate'];
 const NONE: Partial<Record<Kind, number>> = Object.freeze({});
@@ -64,7 +65,7 @@ export const vaultEnumeration: StatefulRule<EnumerationState> = {
         if (event.outcome !== 'success' || who === undefined || event.activity !== undefined) return undefined;
         // Principals the vault policy approves for data access are entitled to list and read (backup tools, apps).
         if (ctx.policy.approvedPrincipals.has(who)) return undefined;
-        return ENUM_KEYS.get(event.vault.name, who.replace(/[/\\#?]/g, '_'));
+        return ENUM_KEYS.get(event.vault.name, who);
     },
     stateTtlMs: (settings) => settings.vaultEnumeration.windowMs,
     evaluate(event, ctx, prev) {
