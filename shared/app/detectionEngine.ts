@@ -209,7 +209,10 @@ export class DetectionEngine {
                 };
                 contexts.set(event.vault.resourceId, ctx);
             }
-            for (const { rule, index } of rules) {
+            // Indexed loops here and below: this runs for every (event, rule) pair, and an iterator that the
+            // optimizer does not remove allocates a result object per step.
+            for (let r = 0; r < rules.length; r++) {
+                const { rule, index } = rules[r] as IndexedRule;
                 const order = i * this.ruleCount + index;
                 try {
                     if (rule.kind === 'stateless') {
@@ -230,9 +233,17 @@ export class DetectionEngine {
             const stateful = await this.runStateful(items, deferred);
             for (const e of stateful.errors) errors.push(e);
             unwritten = stateful.unwritten;
-            for (const item of items)
-                for (const draft of item.findings)
-                    candidates.push({ order: item.order, event: item.event, rule: item.rule, draft });
+            for (let k = 0; k < items.length; k++) {
+                const item = items[k] as StatefulItem;
+                const drafts = item.findings;
+                for (let d = 0; d < drafts.length; d++)
+                    candidates.push({
+                        order: item.order,
+                        event: item.event,
+                        rule: item.rule,
+                        draft: drafts[d] as FindingDraft,
+                    });
+            }
         }
         // First-seen times not written with the rule state (no rule state to write, or another instance wrote that
         // vault's first-seen meanwhile): settled as before, on fresh reads, keeping the earliest time. The rules of
@@ -333,9 +344,10 @@ export class DetectionEngine {
         for (let attempt = 0; ; attempt++) {
             if (attempt >= this.maxAttempts) throw conflictError('rule state', todo);
             const working = await this.load(todo);
-            for (const item of todo) {
+            for (let k = 0; k < todo.length; k++) {
+                const item = todo[k] as StatefulItem;
                 const w = working.get(item.key.id) as Working;
-                errors.delete(item);
+                if (errors.size > 0) errors.delete(item);
                 try {
                     const step = item.rule.evaluate(item.event, item.ctx, w.value);
                     item.findings = step.findings ?? NO_FINDINGS;
@@ -370,7 +382,8 @@ export class DetectionEngine {
     private async load(users: readonly { readonly key: StateKey }[]): Promise<Map<string, Working>> {
         const working = new Map<string, Working>();
         const keys: StateKey[] = [];
-        for (const { key } of users) {
+        for (let i = 0; i < users.length; i++) {
+            const key = (users[i] as { readonly key: StateKey }).key;
             if (working.has(key.id)) continue;
             working.set(key.id, { key, value: undefined, etag: undefined, dirty: false, expiresMs: 0 });
             keys.push(key);

@@ -78,6 +78,12 @@ export interface StatefulRule<TState> extends RuleBase {
     evaluate(event: AuditEvent, ctx: RuleContext, state: TState | undefined): RuleStep<TState>;
 }
 
+/**
+ * The step of an event that finds nothing and changes no state: one shared, frozen value, because most events of a
+ * stream are such steps and a fresh object (and empty findings array) for each is garbage for every record.
+ */
+export const NO_CHANGE: RuleStep<never> = Object.freeze({});
+
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a registry holds rules of different state types
 export type Rule = StatelessRule | StatefulRule<any>;
 

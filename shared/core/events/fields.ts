@@ -27,7 +27,8 @@ export function getCI(obj: JsonObject, key: string): unknown {
     if (exact !== undefined) return exact;
     const lower = key.toLowerCase();
     for (const k in obj) {
-        if (k.toLowerCase() === lower) return obj[k];
+        // Lengths first: lower-casing every property name of a record for each missing key made this a hot path.
+        if (k.length === lower.length && k.toLowerCase() === lower) return obj[k];
     }
     return undefined;
 }

@@ -1,7 +1,8 @@
 import { normalizeActivity, isActivityCategory } from './activity';
-import { CLAIM_APPID, CLAIM_OID, CLAIM_UPN, callerOf } from './claims';
+import { CLAIM_APPID, CLAIM_OID, CLAIM_UPN, callerOf, LowerIds } from './claims';
 import { bool, getCI, isObject, type JsonObject, maybeJson, str, stringList } from './fields';
 import { httpStatusOf, outcomeOf } from './status';
+import { StringMemo } from './stringMemo';
 import { parseRecordTime } from './time';
 import type {
     AccessPolicyEntry,
@@ -43,7 +44,9 @@ const COLLECTIONS: ReadonlyMap<string, { kind: ObjectKind; deleted: boolean }> =
 
 const OTHER_RESOURCE = 0;
 const BAD_VAULT_ID = 1;
-const CACHE_LIMIT = 10_000;
+/** Memo sizes (powers of two): a stream's vaults and its objects read again and again. */
+const RESOURCE_SLOTS = 16_384;
+const TARGET_SLOTS = 8192;
 
 const NO_STRINGS: readonly string[] = Object.freeze([]);
 const NO_POLICIES: readonly AccessPolicyEntry[] = Object.freeze([]);
@@ -53,13 +56,16 @@ function rejected(reason: string): NormalizeResult {
 }
 
 /**
- * Turns raw records into {@link AuditEvent}s. Pure and deterministic; it keeps bounded caches of parsed resource ids
- * and object URIs, because a stream holds few vaults and objects and many records for each.
+ * Turns raw records into {@link AuditEvent}s. Pure and deterministic; it keeps bounded caches of parsed resource ids,
+ * object URIs and lower-cased principal ids, because a stream holds few vaults, objects and principals and many records
+ * for each.
  */
 export class RecordNormalizer {
-    private readonly resources = new Map<string, VaultRef | typeof OTHER_RESOURCE | typeof BAD_VAULT_ID>();
-    private readonly recent: unknown[] = [];
-    private readonly targets = new Map<string, TargetObject | undefined>();
+    // Direct-mapped memos (see StringMemo): each record's strings are fresh, and hashing them for a Map cost more than
+    // everything else normalization does.
+    private readonly resources = new StringMemo(classifyResource, RESOURCE_SLOTS);
+    private readonly targets = new StringMemo(targetOf, TARGET_SLOTS);
+    private readonly ids = new LowerIds();
 
     normalize(raw: unknown): NormalizeResult {
         if (!isObject(raw)) return rejected('record is not an object');
@@ -130,7 +136,7 @@ export class RecordNormalizer {
             outcome: outcomeOf(httpStatus),
             resultSignature,
             resultDescription: str(raw.resultDescription),
-            caller: callerOf(claims, raw.callerIpAddress, p.trustedService),
+            caller: callerOf(claims, raw.callerIpAddress, p.trustedService, this.ids),
             target: this.targetOf(p.id),
             clientInfo: str(p.clientInfo),
             requestUri: str(p.requestUri),
@@ -149,48 +155,30 @@ export class RecordNormalizer {
         return { kind: 'event', event };
     }
 
-    /** Parsed target objects are immutable and URIs repeat (the same secret read again and again): cache them. */
+    /** Parsed target objects are immutable and URIs repeat (the same secret read again and again): memoized. */
     private targetOf(idRaw: unknown): TargetObject | undefined {
         if (typeof idRaw !== 'string' || idRaw.length === 0) return undefined;
-        let t = this.targets.get(idRaw);
-        if (t === undefined) {
-            t = targetOf(idRaw);
-            if (this.targets.size >= CACHE_LIMIT) this.targets.clear();
-            this.targets.set(idRaw, t);
-        }
-        return t;
+        return this.targets.get(idRaw);
     }
 
     /** Classifies a raw resource id once: a vault, another resource type, or a malformed vault id. */
     private resourceOf(resourceId: string): VaultRef | typeof OTHER_RESOURCE | typeof BAD_VAULT_ID {
-        // A few recent ids are compared first: comparing equal strings is cheaper than hashing a fresh one.
-        const recent = this.recent;
-        for (let i = 0; i < recent.length; i += 2) {
-            if (recent[i] === resourceId)
-                return recent[i + 1] as VaultRef | typeof OTHER_RESOURCE | typeof BAD_VAULT_ID;
-        }
-        let v = this.resources.get(resourceId);
-        if (v === undefined) {
-            if (this.resources.size >= CACHE_LIMIT) this.resources.clear();
-            if (!resourceId.toUpperCase().includes(VAULTS_SEGMENT)) v = OTHER_RESOURCE;
-            else {
-                const id = resourceId.toLowerCase().replace(/\/+$/, '');
-                const m = VAULT_ID.exec(id);
-                v = m
-                    ? {
-                          subscriptionId: m[1] as string,
-                          resourceGroup: m[2] as string,
-                          name: m[3] as string,
-                          resourceId: id,
-                      }
-                    : BAD_VAULT_ID;
-            }
-            this.resources.set(resourceId, v);
-        }
-        recent.unshift(resourceId, v);
-        if (recent.length > 16) recent.length = 16;
-        return v;
+        return this.resources.get(resourceId);
     }
+}
+
+function classifyResource(resourceId: string): VaultRef | typeof OTHER_RESOURCE | typeof BAD_VAULT_ID {
+    if (!resourceId.toUpperCase().includes(VAULTS_SEGMENT)) return OTHER_RESOURCE;
+    const id = resourceId.toLowerCase().replace(/\/+$/, '');
+    const m = VAULT_ID.exec(id);
+    return m
+        ? {
+              subscriptionId: m[1] as string,
+              resourceGroup: m[2] as string,
+              name: m[3] as string,
+              resourceId: id,
+          }
+        : BAD_VAULT_ID;
 }
 
 const CHECKED_TOP = [
@@ -300,13 +288,18 @@ export function targetOf(idRaw: unknown): TargetObject | undefined {
 }
 
 function objectPropertiesOf(p: JsonObject): Readonly<Record<string, unknown>> | undefined {
-    let out: Record<string, unknown> | undefined;
-    for (const key of ['keyProperties', 'secretProperties', 'certificateProperties', 'certificatePolicyProperties']) {
-        const v = p[key];
-        if (v === undefined || v === null) continue;
-        out ??= {};
-        out[key] = v;
-    }
+    // Four named reads, in this order (the order of the result's keys), rather than a loop over the names: a keyed
+    // read of a name most records lack is slow.
+    const k = p.keyProperties;
+    const s = p.secretProperties;
+    const c = p.certificateProperties;
+    const cp = p.certificatePolicyProperties;
+    if ((k ?? s ?? c ?? cp ?? null) === null) return undefined;
+    const out: Record<string, unknown> = {};
+    if (k !== undefined && k !== null) out.keyProperties = k;
+    if (s !== undefined && s !== null) out.secretProperties = s;
+    if (c !== undefined && c !== null) out.certificateProperties = c;
+    if (cp !== undefined && cp !== null) out.certificatePolicyProperties = cp;
     return out;
 }
 
@@ -390,6 +383,9 @@ function vaultChangeOf(p: JsonObject): VaultChange | undefined {
     let removedVirtualNetworkRules = NO_STRINGS;
     let sawChange = false;
     for (const key in p) {
+        // Only names starting with "added" or "removed" can match: the others are not lower-cased and tested.
+        const c = key.charCodeAt(0) | 0x20;
+        if (c !== 97 /* a */ && c !== 114 /* r */) continue;
         const m = CHANGE_KEY.exec(key.toLowerCase());
         if (m === null) continue;
         sawChange = true;

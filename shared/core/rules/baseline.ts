@@ -1,4 +1,4 @@
-import type { RuleContext, RuleStep } from '../engine/rule';
+import { NO_CHANGE, type RuleContext, type RuleStep } from '../engine/rule';
 import type { AuditEvent } from '../events/types';
 import type { DetectionSettings } from './settings';
 import { DAY_MS } from './settings';
@@ -27,11 +27,9 @@ export function baselineStep(event: AuditEvent, ctx: RuleContext, state: LastSee
     const isNew = state === undefined || t - state.last > baselineWindowMs;
     const learning = t < ctx.vaultFirstSeenMs + learningPeriodMs;
     const refresh = state === undefined || t - state.last > Math.min(DAY_MS, baselineWindowMs / 20);
+    if (!isNew || learning) return refresh ? { state: { last: Math.max(t, state?.last ?? t) } } : NO_CHANGE;
     return {
-        findings:
-            isNew && !learning
-                ? [{ summary: `first ${event.operation} of ${describeTarget(event)} by ${describeCaller(event)}` }]
-                : [],
+        findings: [{ summary: `first ${event.operation} of ${describeTarget(event)} by ${describeCaller(event)}` }],
         ...(refresh ? { state: { last: Math.max(t, state?.last ?? t) } } : {}),
     };
 }

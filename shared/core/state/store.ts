@@ -142,9 +142,14 @@ const MEMO_PARTITIONS_PER_ID = 8;
 export class KeyMemo {
     private readonly keys = new Map<string, StateKey | StateKey[]>();
 
+    /**
+     * @param rowOf - Turns an id into the rest of its row (after `prefix`), once per key built: for rules that escape
+     *   characters of the id, so that a hot key costs no string work per event.
+     */
     constructor(
         private readonly prefix: string,
         private readonly limit = 4_096,
+        private readonly rowOf?: (id: string) => string,
     ) {
         MEMOS.add(this);
     }
@@ -166,7 +171,7 @@ export class KeyMemo {
                 }
             }
         }
-        const key = stateKey(partition, `${this.prefix}${id}`);
+        const key = stateKey(partition, `${this.prefix}${this.rowOf === undefined ? id : this.rowOf(id)}`);
         if (held === undefined) {
             if (this.keys.size >= this.limit) this.keys.clear();
             this.keys.set(id, key);

@@ -1,5 +1,5 @@
 import type { FindingDecision } from '../../decisions';
-import type { StatefulRule } from '../../engine/rule';
+import { NO_CHANGE, type StatefulRule } from '../../engine/rule';
 import type { VaultRef } from '../../events/types';
 import { KeyMemo, type StateKey } from '../../state/store';
 import { DEFAULT_QUIET_PERIOD_MS, type DetectionSettings } from '../settings';
@@ -57,7 +57,7 @@ export const auditLogSilent: StatefulRule<Heartbeat> = {
         const t = event.timeMs;
         const quiet = ctx.policy.quietPeriodMs ?? DEFAULT_QUIET_PERIOD_MS;
         if (prev === undefined) return { state: { vault: event.vault, first: t, last: t } };
-        if (t <= prev.last + quiet / 20) return {}; // a record seen within the step (or older): nothing to write
+        if (t <= prev.last + quiet / 20) return NO_CHANGE; // a record seen within the step (or older): nothing to write
         const gap = t - prev.last;
         const state: Heartbeat = { vault: prev.vault, first: prev.first, last: t };
         if (gap <= quiet + quiet / 20) return { state };

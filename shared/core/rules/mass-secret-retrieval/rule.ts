@@ -1,4 +1,4 @@
-import type { StatefulRule } from '../../engine/rule';
+import { NO_CHANGE, type StatefulRule } from '../../engine/rule';
 import { KeyMemo } from '../../state/store';
 import { principalOf } from '../../events/identity';
 import { windowStep } from '../common';
@@ -38,15 +38,13 @@ export const massSecretRetrieval: StatefulRule<Reads> = {
         const { count, windowMs } = ctx.settings.massSecretRetrieval;
         const name = (event.target?.name ?? '').toLowerCase();
         const { next, inWindow } = windowStep(state?.items, name, event.timeMs, windowMs, count);
-        const findings =
-            inWindow > count
-                ? [
-                      {
-                          summary: `${describeCaller(event)} read more than ${count} distinct secrets of ${event.vault.name} within ${windowMs / 60_000} min`,
-                          details: { distinctSecrets: inWindow },
-                      },
-                  ]
-                : [];
+        if (inWindow <= count) return next === undefined ? NO_CHANGE : { state: { items: next } };
+        const findings = [
+            {
+                summary: `${describeCaller(event)} read more than ${count} distinct secrets of ${event.vault.name} within ${windowMs / 60_000} min`,
+                details: { distinctSecrets: inWindow },
+            },
+        ];
         return next === undefined ? { findings } : { findings, state: { items: next } };
     },
 };

@@ -1,11 +1,15 @@
-import type { StatefulRule } from '../../engine/rule';
+import { NO_CHANGE, type StatefulRule } from '../../engine/rule';
 import { principalOf } from '../../events/identity';
 import { KeyMemo } from '../../state/store';
 import { describeCaller } from '../text';
 
 type Kind = 'key' | 'secret' | 'certificate';
 
-const ENUM_KEYS = new KeyMemo('enum|');
+/** Keyed by the principal; its row escapes the characters a Table key may not hold (once per key, not per event). */
+const ENUM_KEYS = new KeyMemo('enum|', undefined, (who) => who.replace(/[/\\#?]/g, '_'));
+
+const KINDS: readonly Kind[] = ['key', 'secret', 'certificate'];
+const NONE: Partial<Record<Kind, number>> = Object.freeze({});
 
 const LISTS: ReadonlyMap<string, Kind> = new Map<string, Kind>([
     ['KeyList', 'key'],
@@ -61,7 +65,7 @@ export const vaultEnumeration: StatefulRule<EnumerationState> = {
         if (event.outcome !== 'success' || who === undefined || event.activity !== undefined) return undefined;
         // Principals the vault policy approves for data access are entitled to list and read (backup tools, apps).
         if (ctx.policy.approvedPrincipals.has(who)) return undefined;
-        return ENUM_KEYS.get(event.vault.name, who.replace(/[/\\#?]/g, '_'));
+        return ENUM_KEYS.get(event.vault.name, who);
     },
     stateTtlMs: (settings) => settings.vaultEnumeration.windowMs,
     evaluate(event, ctx, prev) {
@@ -70,30 +74,32 @@ export const vaultEnumeration: StatefulRule<EnumerationState> = {
         const from = now - windowMs;
         const listed = LISTS.get(event.operation);
         const readKind = READS.get(event.operation);
-        const list = { ...(prev?.list ?? {}) };
-        const read = { ...(prev?.read ?? {}) };
-        let changed = false;
+        const prevList = prev?.list ?? NONE;
+        const prevRead = prev?.read ?? NONE;
+        // The kind whose time this event sets, if any; the state is copied only when something changes.
+        let setList: Kind | undefined;
+        let setRead: Kind | undefined;
         if (listed !== undefined) {
-            const t = list[listed];
+            const t = prevList[listed];
             // Keep the first list in the window: a read after it counts however many lists follow.
-            if (t === undefined || t <= from || t > now) {
-                list[listed] = now;
-                changed = true;
-            }
+            if (t === undefined || t <= from || t > now) setList = listed;
         } else if (readKind !== undefined) {
-            const t = read[readKind];
-            if (t === undefined || t < now - windowMs / 20 || t > now) {
-                read[readKind] = now;
-                changed = true;
-            }
+            const t = prevRead[readKind];
+            if (t === undefined || t < now - windowMs / 20 || t > now) setRead = readKind;
         }
         let covered = 0;
-        for (const k of ['key', 'secret', 'certificate'] as const) {
-            const l = list[k];
-            const r = read[k];
+        for (let i = 0; i < KINDS.length; i++) {
+            const k = KINDS[i] as Kind;
+            const l = k === setList ? now : prevList[k];
+            const r = k === setRead ? now : prevRead[k];
             if (l !== undefined && r !== undefined && l > from && l <= now && r >= l && r <= now) covered++;
         }
         const fire = covered >= kinds && (prev?.fired === undefined || prev.fired <= from || prev.fired > now);
+        if (!fire && setList === undefined && setRead === undefined) return NO_CHANGE;
+        const list = { ...prevList };
+        const read = { ...prevRead };
+        if (setList !== undefined) list[setList] = now;
+        if (setRead !== undefined) read[setRead] = now;
         const state: EnumerationState = {
             list,
             read,
@@ -108,7 +114,7 @@ export const vaultEnumeration: StatefulRule<EnumerationState> = {
                       },
                   ]
                 : [],
-            ...(changed || fire ? { state } : {}),
+            state,
         };
     },
 };

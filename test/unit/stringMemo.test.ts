@@ -1,0 +1,42 @@
+import { slotOf, StringMemo } from '../../shared/core/events/stringMemo';
+
+describe('StringMemo', () => {
+    it('returns what the function returns, computing once per string held', () => {
+        const calls: string[] = [];
+        const memo = new StringMemo((s: string) => {
+            calls.push(s);
+            return { lower: s.toLowerCase() };
+        }, 64);
+        const a = memo.get('ABC-Def');
+        // An equal string made afresh (as JSON.parse makes one per record) hits the same entry.
+        const again = memo.get(JSON.parse('"ABC-Def"') as string);
+        expect(again).toBe(a);
+        expect(a).toEqual({ lower: 'abc-def' });
+        expect(calls).toEqual(['ABC-Def']);
+    });
+
+    it('strings that share a slot replace each other and are recomputed, never confused', () => {
+        const memo = new StringMemo((s: string) => `${s}!`, 1);
+        const words = ['a', 'b', 'a', 'a', '', 'b', 'longer string with the same slot'];
+        expect(words.map((w) => memo.get(w))).toEqual(words.map((w) => `${w}!`));
+    });
+
+    it('spreads strings that differ only in the middle, the end or the length', () => {
+        const ids = [
+            ...Array.from(
+                { length: 200 },
+                (_, i) => `https://kv-${String(i).padStart(4, '0')}.vault.azure.net/secrets/db`,
+            ),
+            ...Array.from({ length: 200 }, (_, i) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`),
+            ...Array.from({ length: 50 }, (_, i) => 'x'.repeat(i)),
+        ];
+        const slots = new Set(ids.map((s) => slotOf(s) & 4095));
+        expect(slots.size).toBeGreaterThan(ids.length * 0.9);
+        const memo = new StringMemo((s: string) => s.length, 4096);
+        for (const s of ids) expect(memo.get(s)).toBe(s.length);
+    });
+
+    it('refuses a slot count that is not a power of two', () => {
+        expect(() => new StringMemo((s: string) => s, 1000)).toThrow(/power of two/);
+    });
+});
