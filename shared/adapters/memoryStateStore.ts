@@ -18,23 +18,24 @@ import {
  * since V8 lets garbage of a large old generation accumulate between its collections. Here:
  *
  * - An entry is a position in typed-array columns (partition id, key hash, version, expiry, value tag, where its bytes
- *   are): no object per entry, nothing for the collector to walk or promote.
- * - Its row key and value are bytes in an arena of 1 MiB buffers (outside the V8 heap): the row as UTF-8, the value as
- *   its JSON text, as the Table store keeps it. A last-seen baseline (`{ last: <ms> }`, the most common state) keeps only
- *   its number, in a column. A rewrite that fits the record's room is made in place; otherwise the record moves and
- *   its old bytes are counted as dead, and the arena is compacted in place (records slid down, empty chunks freed)
- *   once the dead bytes pass a quarter of the live ones.
+ *   are: 31 bytes, grown by a quarter at a time): no object per entry, nothing for the collector to walk or promote.
+ * - Its row key and value are bytes in an arena of 1 MiB buffers (outside the V8 heap): the row as UTF-8 (a trailing
+ *   GUID, the principal of most rule keys, as 16 bytes), the value in a binary form of plain JSON ({@link ValueCodec}:
+ *   object keys interned, integers as varints; its JSON text for what is not plain data). A last-seen baseline
+ *   (`{ last: <ms> }`, the most common state) keeps only its number. A rewrite that fits the record's room is made in
+ *   place; otherwise the record moves and its old bytes are counted as dead, and the arena is compacted in place
+ *   (records slid down, empty chunks freed) once the dead bytes pass a quarter of the live ones.
  * - Keys are found through an open-addressing index (an `Int32Array`), hashing and comparing the row's bytes.
  * - Partitions (vault names and the like: few) are interned to numbers.
  *
- * Reading returns a new value parsed from the JSON (as the Table store does, so a rule can never change the stored
- * state through the object it was handed), and values round-trip through JSON exactly as they do in Table Storage.
- * About 100 bytes an entry for a baseline and 150 for a small window, at 1M entries; see docs/state.md.
+ * Reading returns a new value decoded from the bytes (as the Table store parses its JSON, so a rule can never change
+ * the stored state through the object it was handed), and values round-trip exactly as they do through JSON in Table
+ * Storage. About 120 bytes an entry on the diverse workload (columns, index, arena); see docs/state.md.
  */
 
 const CHUNK_BYTES = 1 << 20;
 /** A value longer than this (bytes of JSON) is kept as a string beside the arena rather than in it. */
-const LARGE_VALUE_BYTES = CHUNK_BYTES >> 3;
+const LARGE_VALUE_BYTES = 48 * 1024;
 /** Dead arena bytes tolerated before a compaction, whatever the live ones. */
 const MIN_DEAD_FOR_COMPACTION = 4 * CHUNK_BYTES;
 
@@ -365,7 +366,7 @@ export class ValueCodec {
 /** Most arena the store addresses (a 32-bit address). */
 const MAX_ARENA_BYTES = 2 ** 32;
 /** Longest row, in UTF-8 bytes (a 16-bit column; rows are bounded to 160 characters by stateKey). */
-const MAX_ROW_BYTES = 0xffff;
+const MAX_ROW_BYTES = 1024;
 
 /**
  * Room given to a record of `bytes`: exactly that the first time (most state is written once, or rewritten at the same
@@ -392,11 +393,13 @@ export class MemoryStateStore implements StateStore {
     private partition = new Int32Array(0);
     private hash = new Int32Array(0);
     private rowBytes = new Uint16Array(0);
-    private valueBytes = new Int32Array(0);
-    private room = new Int32Array(0);
+    // Both 16-bit: a record is at most a row (1 KiB) and a value of 48 KiB, with a quarter more room.
+    private valueBytes = new Uint16Array(0);
+    private room = new Uint16Array(0);
     private tag = new Uint8Array(0);
     private address = new Uint32Array(0); // chunk * CHUNK_BYTES + offset
-    private version = new Float64Array(0);
+    /** 32-bit until the store has made 2^32 writes, then 64-bit (a double: exact to 2^53). */
+    private version: Uint32Array | Float64Array = new Uint32Array(0);
     private expires = new Float64Array(0);
 
     /** JSON of values over {@link LARGE_VALUE_BYTES}, by entry. */
@@ -423,7 +426,7 @@ export class MemoryStateStore implements StateStore {
 
     /** Bytes this store holds outside the V8 heap (arena chunks) and in its columns and index (tests, benchmark). */
     get footprintBytes(): number {
-        const columns = this.capacity * (4 + 4 + 2 + 4 + 4 + 1 + 4 + 8 + 8);
+        const columns = this.capacity * (4 + 4 + 2 + 2 + 2 + 1 + 4 + this.version.BYTES_PER_ELEMENT + 8);
         return this.chunks.length * CHUNK_BYTES + columns + this.index.byteLength;
     }
 
@@ -676,6 +679,7 @@ export class MemoryStateStore implements StateStore {
         if (e < 0) e = this.newEntry(partitionId, h);
         this.setValue(e);
         const v = ++this.nextVersion;
+        if (v > 0xffffffff && this.version instanceof Uint32Array) this.version = Float64Array.from(this.version);
         this.version[e] = v;
         this.expires[e] = expiresMs;
         if (this.deadBytes > MIN_DEAD_FOR_COMPACTION && this.deadBytes * 4 > this.liveBytes) this.compact();

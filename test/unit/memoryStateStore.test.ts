@@ -1,5 +1,5 @@
 import { MemoryStateStore, ValueCodec } from '../../shared/adapters/memoryStateStore';
-import { type StateKey, stateKey } from '../../shared/core/state/store';
+import { type PutResult, type StateKey, stateKey } from '../../shared/core/state/store';
 
 /**
  * The compact in-memory store (entries in typed-array columns, rows and values as bytes in an arena): what the
@@ -238,6 +238,37 @@ describe('MemoryStateStore (compact representation)', () => {
         const got = await store.getMany(writes.slice(0, 1_000).map((w) => w.key));
         expect(got.map((g) => g?.value)).toEqual(writes.slice(0, 1_000).map((w) => w.value));
         expect(store.footprintBytes / store.size).toBeLessThan(125);
+    });
+
+    it('keeps versions unique past 2^32 writes (the 32-bit column widens) and refuses rows over 1 KiB', async () => {
+        const store = new MemoryStateStore();
+        const a = stateKey('kv', 'a');
+        const b = stateKey('kv', 'b');
+        const first = await store.put(a, 1, undefined, 0);
+        // As if the store had already made 2^32 - 2 writes.
+        (store as unknown as { nextVersion: number }).nextVersion = 2 ** 32 - 2;
+        const written: PutResult[] = [];
+        let etag: string | undefined;
+        for (let i = 0; i < 4; i++) {
+            const w = await store.put(b, i, etag, 0);
+            written.push(w);
+            etag = w.ok ? w.etag : undefined;
+        }
+        expect(written.map((w) => (w.ok ? w.etag : 'conflict'))).toEqual([
+            `m${2 ** 32 - 1}`,
+            `m${2 ** 32}`,
+            `m${2 ** 32 + 1}`,
+            `m${2 ** 32 + 2}`,
+        ]);
+        // The entry written before the widening kept its version.
+        expect((await store.getMany([a, b])).map((g) => g?.etag)).toEqual([
+            first.ok ? first.etag : '',
+            `m${2 ** 32 + 2}`,
+        ]);
+        expect((await store.put(b, 9, `m${2 ** 32 - 1}`, 0)).ok).toBe(false);
+        expect((await store.put(a, 9, first.ok ? first.etag : '', 0)).ok).toBe(true);
+        const long = { partition: 'kv', row: 'x'.repeat(1_025), id: `kv\u0000${'x'.repeat(1_025)}` };
+        expect(() => store.put(long, 1, undefined, 0)).toThrow(/1025 bytes: longer than the 1024/);
     });
 
     it('scans in the order partitions and then keys were first written', async () => {
