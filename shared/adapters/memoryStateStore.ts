@@ -787,12 +787,27 @@ export class MemoryStateStore implements StateStore {
      * was already read) and frees the chunks left empty: no second arena, no spike.
      */
     private compact(): void {
-        const order = new Int32Array(this.count);
-        for (let e = 0; e < this.count; e++) order[e] = e;
-        order.sort((x, y) => (this.address[x] as number) - (this.address[y] as number));
+        const n = this.count;
+        let order: Int32Array | Float64Array;
+        let entryOf: (i: number) => number;
+        if (n < 1 << 21) {
+            // address * 2^21 + entry is exact in a double: a numeric sort of a Float64Array runs outside the heap,
+            // where a sort with a comparator copies the array into it (16 MB at a million entries, at every compaction).
+            const keys = new Float64Array(n);
+            for (let e = 0; e < n; e++) keys[e] = (this.address[e] as number) * 2097152 + e;
+            keys.sort();
+            order = keys;
+            entryOf = (i) => (keys[i] as number) % 2097152;
+        } else {
+            const list = new Int32Array(n);
+            for (let e = 0; e < n; e++) list[e] = e;
+            list.sort((x, y) => (this.address[x] as number) - (this.address[y] as number));
+            order = list;
+            entryOf = (i) => list[i] as number;
+        }
         let top = 0;
         for (let i = 0; i < order.length; i++) {
-            const e = order[i] as number;
+            const e = entryOf(i);
             const r = this.room[e] as number;
             if (r === 0) continue;
             let off = top % CHUNK_BYTES;
