@@ -11,7 +11,8 @@
  * 2. The production state path: the same workloads, in batches of 1,000 and of 100 records, through the pipeline with
  *    its state in Table Storage (an Azurite the benchmark starts: in memory, telemetry off, a free port), against the
  *    same batches with in-memory state: records/s, Table requests per record, p50/p99 batch latency.
- * 3. Peak RSS of a replay of 1M diverse records with in-memory state, in a child process (5M with --replay-5m).
+ * 3. Peak RSS of a replay of 1M diverse records with in-memory state, in a child process (5M with --replay-5m), run
+ *    with the node options `kvr replay` runs with (its heap cap, KVR_REPLAY_HEAP_MB: shared/cli/replayHeap.ts).
  *
  * Targets (issue 13) are printed, never enforced through the exit status. With --json the last stdout line is one JSON
  * object (fields in docs/benchmark.md).
@@ -19,6 +20,7 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { replayHeapArgs, replayHeapMb } from '../shared/cli/replayHeap';
 import { startAzurite } from '../test/support/azurite';
 import { type InMemoryResult, measureInMemory } from './inMemory';
 import { measureTable, type TablePlan, type TableResult } from './tablePath';
@@ -149,12 +151,13 @@ interface ReplayResult {
     readonly peakRssMb: number;
 }
 
-/** Runs the replay child process and returns what it printed. */
+/** Runs the replay child process (with the node options of `kvr replay`) and returns what it printed. */
 function replayInChild(records: number): Promise<ReplayResult> {
+    const options = replayHeapArgs(['replay'], process.env, Number.POSITIVE_INFINITY) ?? [];
     return new Promise((resolve, reject) => {
         execFile(
             process.execPath,
-            [join(__dirname, 'replayChild.js'), '--records', String(records), '--workload', 'diverse'],
+            [...options, join(__dirname, 'replayChild.js'), '--records', String(records), '--workload', 'diverse'],
             { maxBuffer: 1 << 20 },
             (err, stdout, stderr) => {
                 if (err !== null) return reject(new Error(`replay child failed: ${err.message} ${stderr}`));
@@ -234,6 +237,7 @@ async function run(args: Args, progress: (line: string) => void): Promise<Record
         sampleTableP99Ms: round1(s1000.p99Ms),
         replay1mPeakRssMb: replay.peakRssMb,
         replayRecords: replay.records,
+        replayHeapMb: replayHeapMb() ?? null,
         ...(replay5m === undefined ? {} : { replay5mPeakRssMb: replay5m.peakRssMb }),
         table: table.map((t) => ({
             workload: t.plan.workload,

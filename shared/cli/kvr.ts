@@ -38,6 +38,7 @@ function batchSizeOption(value: string | undefined): number | undefined {
     return n;
 }
 import { runDoctorCommand } from './doctor';
+import { rerunUnderHeapCap } from './replayHeap';
 
 async function runReplay(args: readonly string[], io: CliIo): Promise<number> {
     const { values, positionals } = parseCommandArgs(args, {
@@ -205,7 +206,9 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
 }
 
 if (require.main === module) {
-    main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr }).then(
+    // `kvr replay` runs under a heap cap (KVR_REPLAY_HEAP_MB, see ./replayHeap.ts): in a child process if this one has none.
+    const argv = process.argv.slice(2);
+    (rerunUnderHeapCap(__filename, argv) ?? main(argv, { stdout: process.stdout, stderr: process.stderr })).then(
         (code) => {
             process.exitCode = code;
         },

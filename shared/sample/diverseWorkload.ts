@@ -101,13 +101,16 @@ class Rng {
 /** A 32-bit hash of a few integers (stable identities, independent of the draw order). */
 function mix(...parts: number[]): number {
     let h = 0x811c9dc5;
-    for (const p of parts) {
-        h = Math.imul(h ^ (p >>> 0), 0x01000193);
-        h ^= h >>> 15;
-        h = Math.imul(h, 0x2c1b3c6d);
-        h ^= h >>> 12;
-    }
+    for (const p of parts) h = step(h, p);
     return h >>> 0;
+}
+
+/** One integer into {@link mix}'s hash. */
+function step(h: number, p: number): number {
+    h = Math.imul(h ^ (p >>> 0), 0x01000193);
+    h ^= h >>> 15;
+    h = Math.imul(h, 0x2c1b3c6d);
+    return h ^ (h >>> 12);
 }
 
 const HEX_BYTE: readonly string[] = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
@@ -124,7 +127,10 @@ function hex8(n: number): string {
 
 /** A GUID derived from a few integers. */
 function guidOf(...parts: number[]): string {
-    return guid(mix(...parts, 1), mix(...parts, 2), mix(...parts, 3), mix(...parts, 4));
+    // mix(...parts, k) for k = 1..4, hashing the common parts once.
+    let h = 0x811c9dc5;
+    for (const p of parts) h = step(h, p);
+    return guid(step(h, 1) >>> 0, step(h, 2) >>> 0, step(h, 3) >>> 0, step(h, 4) >>> 0);
 }
 
 function guid(a: number, b: number, c: number, d: number): string {
@@ -134,7 +140,8 @@ function guid(a: number, b: number, c: number, d: number): string {
 
 /** The current version (32 hex) of object `o` of vault `vi`. */
 function versionOf(vi: number, o: number): string {
-    return hex8(mix(vi, o, 1)) + hex8(mix(vi, o, 2)) + hex8(mix(vi, o, 3)) + hex8(mix(vi, o, 4));
+    const h = step(step(0x811c9dc5, vi), o);
+    return hex8(step(h, 1) >>> 0) + hex8(step(h, 2) >>> 0) + hex8(step(h, 3) >>> 0) + hex8(step(h, 4) >>> 0);
 }
 
 interface Caller {
@@ -176,7 +183,7 @@ class Estate {
                 uri: `https://${name}.vault.azure.net`,
                 armUri: `https://management.azure.com/subscriptions/${sub}/resourceGroups/${rg}/providers/Microsoft.KeyVault/vaults/${name}?api-version=${ARM_API}`,
             };
-            if (this.vaultCache.size >= 20_000) this.vaultCache.clear();
+            if (this.vaultCache.size >= 2_048) this.vaultCache.clear();
             this.vaultCache.set(i, v);
         }
         return v;
@@ -188,7 +195,7 @@ class Estate {
         let c = this.callerCache.get(id);
         if (c === undefined) {
             c = this.build(i, j);
-            if (this.callerCache.size >= 50_000) this.callerCache.clear();
+            if (this.callerCache.size >= 8_192) this.callerCache.clear();
             this.callerCache.set(id, c);
         }
         return c;

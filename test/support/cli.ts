@@ -28,12 +28,12 @@ export async function runKvr(...argv: string[]): Promise<CliRun> {
 }
 
 /** Runs the built `kvr` binary (dist/, built by the jest global setup) as a child process. */
-export function runKvrBinary(argv: readonly string[]): Promise<CliRun> {
+export function runKvrBinary(argv: readonly string[], env?: NodeJS.ProcessEnv): Promise<CliRun> {
     return new Promise((resolve) => {
         execFile(
             process.execPath,
             [join(REPO, 'dist/shared/cli/kvr.js'), ...argv],
-            { cwd: REPO, maxBuffer: 64 << 20 },
+            { cwd: REPO, maxBuffer: 64 << 20, ...(env === undefined ? {} : { env }) },
             (err, stdout, stderr) => {
                 const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 1;
                 resolve({ code, stdout, stderr });

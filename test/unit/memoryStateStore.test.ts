@@ -1,5 +1,5 @@
-import { MemoryStateStore } from '../../shared/adapters/memoryStateStore';
-import { type StateKey, stateKey } from '../../shared/core/state/store';
+import { MemoryStateStore, ValueCodec } from '../../shared/adapters/memoryStateStore';
+import { type PutResult, type StateKey, stateKey } from '../../shared/core/state/store';
 
 /**
  * The compact in-memory store (entries in typed-array columns, rows and values as bytes in an arena): what the
@@ -126,6 +126,149 @@ describe('MemoryStateStore (compact representation)', () => {
             big,
             undefined,
         ]);
+    });
+
+    it('reads back every value as JSON.stringify then JSON.parse would give it, packed or not', async () => {
+        const store = new MemoryStateStore();
+        class Point {
+            constructor(readonly x: number) {}
+        }
+        const nullProto = Object.create(null) as Record<string, unknown>;
+        nullProto.a = 1;
+        const values: unknown[] = [
+            { items: [['api-key', 1_793_606_454_993]] },
+            { list: {}, read: { secret: 1_793_606_400_001 } },
+            { last: 1_793_606_400_001, extra: true }, // not only `last`: packed, not the last-seen form
+            [1, -1, 0, -0, 127, 128, -128, 2 ** 53 - 1, -(2 ** 53 - 1), 2 ** 53, 1e21, 0.1, -2.5e-8, 1 / 3],
+            [Number.NaN, Number.POSITIVE_INFINITY, undefined, () => 1, Symbol('s'), null, true, false],
+            { u: undefined, f: () => 1, s: Symbol('s'), kept: 'x', n: null },
+            { 2: 'b', a: 1, 1: 'a', constructor: 'c', toString: 't' },
+            { text: 'é 🔑 \u0000 "quoted" \\ back', long: 'x'.repeat(300), empty: '' },
+            { deep: JSON.parse('['.repeat(80) + ']'.repeat(80)) as unknown },
+            { when: new Date(0), point: new Point(3) },
+            nullProto,
+            JSON.parse('{"__proto__": {"polluted": true}, "b": 1}') as unknown,
+            'a string',
+            42,
+            null,
+            false,
+        ];
+        const keys = values.map((_, i) => stateKey('kv', `v|${i}`));
+        for (let i = 0; i < values.length; i++) await store.put(keys[i] as StateKey, values[i], undefined, 0);
+        const got = await store.getMany(keys);
+        for (let i = 0; i < values.length; i++) {
+            const expected: unknown = JSON.parse(JSON.stringify(values[i]));
+            expect(got[i]?.value).toStrictEqual(expected);
+            expect(JSON.stringify(got[i]?.value)).toBe(JSON.stringify(expected));
+            if (typeof expected === 'object' && expected !== null)
+                expect(Object.getPrototypeOf(got[i]?.value)).toBe(Object.getPrototypeOf(expected));
+        }
+        // A value JSON refuses is refused as before, and a refused write leaves no entry behind.
+        const size = store.size;
+        expect(() => store.put(stateKey('kv', 'bad'), { n: BigInt(1) }, undefined, 0)).toThrow(TypeError);
+        const cycle: Record<string, unknown> = {};
+        cycle.self = cycle;
+        expect(() => store.put(stateKey('kv', 'bad'), cycle, undefined, 0)).toThrow(TypeError);
+        expect(() => store.put(stateKey('kv-new', 'bad'), () => 1, undefined, 0)).toThrow();
+        expect(await store.getMany([stateKey('kv', 'bad'), stateKey('kv-new', 'bad')])).toEqual([undefined, undefined]);
+        expect(store.size).toBe(size);
+        expect((await store.put(stateKey('kv', 'bad'), { n: 1 }, undefined, 0)).ok).toBe(true);
+    });
+
+    it('packs rule state to a fraction of its JSON, object keys interned once', () => {
+        const codec = new ValueCodec();
+        const window = { items: [['storage-connection', 1_793_606_400_001]] };
+        const enumeration = { list: {}, read: { secret: 1_793_606_400_001 } };
+        expect(JSON.stringify(window)).toHaveLength(48);
+        expect(codec.encode(window)).toBe(35);
+        expect(JSON.stringify(enumeration)).toHaveLength(43);
+        expect(codec.encode(enumeration)).toBe(19);
+        expect(codec.internedKeys).toBe(4); // items, list, read, secret
+        expect(codec.encode(new Map())).toBe(-1); // not plain data: the store keeps its JSON
+    });
+
+    it('keeps a row ending in a GUID in 17 bytes and gives it back as text, in reads and scans', async () => {
+        const store = new MemoryStateStore();
+        const guid = '98534fe1-6d99-49bf-829f-adb7380fe6b0';
+        const rows = [
+            `mass|${guid}`,
+            `enum|${guid}`,
+            `app|${guid.toUpperCase()}`, // not canonical: kept as text
+            `mass|${guid.slice(0, 35)}`, // not a GUID
+            `mass|x${guid}`, // ends with one: packed
+            guid, // nothing before it: kept as text
+            `group|rule|${guid}|`, // not at the end
+        ];
+        for (let i = 0; i < rows.length; i++) await store.put(stateKey('kv', rows[i] as string), i, undefined, 0);
+        // Packed and plain rows never meet: each key reads its own value, and a key never written reads nothing.
+        expect((await store.getMany(rows.map((r) => stateKey('kv', r)))).map((g) => g?.value)).toEqual([
+            0, 1, 2, 3, 4, 5, 6,
+        ]);
+        expect(await value(store, stateKey('kv', `mass|${guid.replace('98', '99')}`))).toBeUndefined();
+        expect(await value(store, stateKey('kv', `user|${guid}`))).toBeUndefined();
+        expect((await store.scan('', 100)).map((s) => s.key.row)).toEqual(rows);
+        expect((await store.scan('mass|', 100)).map((s) => s.key.row)).toEqual([rows[0], rows[3], rows[4]]);
+        // A prefix reaching into the packed GUID is matched on the row's text.
+        expect((await store.scan('mass|98534fe1-6d', 100)).map((s) => s.key.row)).toEqual([rows[0], rows[3]]);
+        expect((await store.scan(`mass|${guid}`, 100)).map((s) => s.key.row)).toEqual([rows[0]]);
+        expect((await store.scan(`mass|${guid}0`, 100)).map((s) => s.key.row)).toEqual([]);
+    });
+
+    it('holds a window entry of a principal in under 125 bytes at 100,000 entries (columns, index and arena)', async () => {
+        // The rule state of a 10,000-vault estate: a window per vault and principal, keyed by the principal's id.
+        const store = new MemoryStateStore();
+        const hex = (n: number): string => n.toString(16).padStart(8, '0');
+        const writes = Array.from({ length: 100_000 }, (_, i) => {
+            const id = `${hex(i * 2654435761)}-${hex(i).slice(0, 4)}-4${hex(i).slice(5, 8)}-8${hex(i * 7).slice(1, 4)}-${hex(i * 13)}${hex(i).slice(0, 4)}`;
+            return {
+                key: stateKey(
+                    `kv-est-${String(i % 10_000).padStart(5, '0')}`,
+                    `${i % 2 === 0 ? 'mass' : 'enum'}|${id}`,
+                ),
+                value:
+                    i % 2 === 0
+                        ? { items: [['storage-connection', 1_793_606_400_001 + i]] }
+                        : { list: {}, read: { secret: 1_793_606_400_001 + i } },
+                etag: undefined,
+                expiresMs: 1_793_610_000_000 + i,
+            };
+        });
+        const results = await store.putMany(writes);
+        expect(results.every((r) => 'ok' in r && r.ok)).toBe(true);
+        const got = await store.getMany(writes.slice(0, 1_000).map((w) => w.key));
+        expect(got.map((g) => g?.value)).toEqual(writes.slice(0, 1_000).map((w) => w.value));
+        expect(store.footprintBytes / store.size).toBeLessThan(125);
+    });
+
+    it('keeps versions unique past 2^32 writes (the 32-bit column widens) and refuses rows over 1 KiB', async () => {
+        const store = new MemoryStateStore();
+        const a = stateKey('kv', 'a');
+        const b = stateKey('kv', 'b');
+        const first = await store.put(a, 1, undefined, 0);
+        // As if the store had already made 2^32 - 2 writes.
+        (store as unknown as { nextVersion: number }).nextVersion = 2 ** 32 - 2;
+        const written: PutResult[] = [];
+        let etag: string | undefined;
+        for (let i = 0; i < 4; i++) {
+            const w = await store.put(b, i, etag, 0);
+            written.push(w);
+            etag = w.ok ? w.etag : undefined;
+        }
+        expect(written.map((w) => (w.ok ? w.etag : 'conflict'))).toEqual([
+            `m${2 ** 32 - 1}`,
+            `m${2 ** 32}`,
+            `m${2 ** 32 + 1}`,
+            `m${2 ** 32 + 2}`,
+        ]);
+        // The entry written before the widening kept its version.
+        expect((await store.getMany([a, b])).map((g) => g?.etag)).toEqual([
+            first.ok ? first.etag : '',
+            `m${2 ** 32 + 2}`,
+        ]);
+        expect((await store.put(b, 9, `m${2 ** 32 - 1}`, 0)).ok).toBe(false);
+        expect((await store.put(a, 9, first.ok ? first.etag : '', 0)).ok).toBe(true);
+        const long = { partition: 'kv', row: 'x'.repeat(1_025), id: `kv\u0000${'x'.repeat(1_025)}` };
+        expect(() => store.put(long, 1, undefined, 0)).toThrow(/1025 bytes: longer than the 1024/);
     });
 
     it('scans in the order partitions and then keys were first written', async () => {

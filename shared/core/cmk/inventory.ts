@@ -84,7 +84,7 @@ export function keyOf(e: AuditEvent): KeyRef | undefined {
     // Memoized by URI: the same key versions come back on every use (bounded, deterministic).
     let ref = KEY_REFS.get(t.uri);
     if (ref === undefined) {
-        if (KEY_REFS.size >= 10_000) KEY_REFS.clear();
+        if (KEY_REFS.size >= 1_024) KEY_REFS.clear();
         ref = { name: boundedId(t.name.toLowerCase()), version: boundedId((t.version ?? '').toLowerCase()) };
         KEY_REFS.set(t.uri, ref);
     }

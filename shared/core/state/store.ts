@@ -148,7 +148,7 @@ export class KeyMemo {
      */
     constructor(
         private readonly prefix: string,
-        private readonly limit = 4_096,
+        private readonly limit = 1_024,
         private readonly rowOf?: (id: string) => string,
     ) {
         MEMOS.add(this);
