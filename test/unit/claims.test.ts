@@ -123,7 +123,7 @@ describe('callerOf reads the identity claims in one pass, as it read them by nam
                 const j = next(i + 1);
                 [entries[i], entries[j]] = [entries[j] as [string, Slot], entries[i] as [string, Slot]];
             }
-            if (next(2) === 1) entries.push(...OTHERS);
+            if (next(2) === 1) for (const [name, value] of OTHERS) entries.push([name, value]);
             expectSame(claimsOf(entries), ips[next(ips.length)], services[next(services.length)]);
         }
     });
