@@ -36,6 +36,8 @@ interface StatefulItem {
     ctx: RuleContext;
     key: StateKey;
     findings: readonly FindingDraft[];
+    /** The working copy of its key's state, bound by `load`. */
+    working: Working | undefined;
 }
 
 /**
@@ -46,6 +48,7 @@ function vacate(item: StatefulItem): void {
     item.event = undefined as unknown as AuditEvent;
     item.ctx = undefined as unknown as RuleContext;
     item.findings = NO_FINDINGS;
+    item.working = undefined;
 }
 
 interface Working {
@@ -303,7 +306,8 @@ export class DetectionEngine {
                         const key = rule.stateKey(event, ctx);
                         if (key === undefined) continue;
                         const item = used < items.length ? items[used] : undefined;
-                        if (item === undefined) items.push({ order, event, rule, ctx, key, findings: NO_FINDINGS });
+                        if (item === undefined)
+                            items.push({ order, event, rule, ctx, key, findings: NO_FINDINGS, working: undefined });
                         else {
                             item.order = order;
                             item.event = event;
@@ -392,10 +396,10 @@ export class DetectionEngine {
         let todo = items;
         for (let attempt = 0; ; attempt++) {
             if (attempt >= this.maxAttempts) throw conflictError('rule state', todo);
-            const working = await this.load(todo);
+            const working = await this.load(todo, true);
             for (let k = 0; k < todo.length; k++) {
                 const item = todo[k] as StatefulItem;
-                const w = working.get(item.key.id) as Working;
+                const w = item.working as Working;
                 if (errors.size > 0) errors.delete(item);
                 try {
                     const step = item.rule.evaluate(item.event, item.ctx, w.value);
@@ -427,22 +431,36 @@ export class DetectionEngine {
         return { errors: [...errors].map(([item, decision]) => ({ order: item.order, decision })), unwritten };
     }
 
-    /** Reads the distinct keys of `users` into a working set (one map, one store round trip). */
-    private async load(users: readonly { readonly key: StateKey }[]): Promise<Map<string, Working>> {
+    /**
+     * Reads the distinct keys of `users` into a working set (one map, one store round trip).
+     * @param bind - Also set each user's `working` to its key's working copy (the stateful items: about three a record,
+     *   each then skips a second lookup in the map).
+     */
+    private async load(
+        users: readonly { readonly key: StateKey; working?: Working | undefined }[],
+        bind = false,
+    ): Promise<Map<string, Working>> {
         const working = new Map<string, Working>();
         const keys: StateKey[] = [];
+        const copies: Working[] = [];
         for (let i = 0; i < users.length; i++) {
-            const key = (users[i] as { readonly key: StateKey }).key;
-            if (working.has(key.id)) continue;
-            working.set(key.id, { key, value: undefined, etag: undefined, dirty: false, expiresMs: 0 });
-            keys.push(key);
+            const user = users[i] as { readonly key: StateKey; working?: Working | undefined };
+            const key = user.key;
+            let w = working.get(key.id);
+            if (w === undefined) {
+                w = { key, value: undefined, etag: undefined, dirty: false, expiresMs: 0 };
+                working.set(key.id, w);
+                keys.push(key);
+                copies.push(w);
+            }
+            if (bind) user.working = w;
         }
         // Rule and group state changes only through compare-and-set writes: a stale cached copy meets a conflict.
         const stored = await this.store.getMany(keys, { cached: true });
         for (let i = 0; i < keys.length; i++) {
             const s = stored[i];
             if (s === undefined) continue;
-            const w = working.get((keys[i] as StateKey).id) as Working;
+            const w = copies[i] as Working;
             w.value = s.value;
             w.etag = s.etag;
         }
