@@ -28,13 +28,27 @@ interface Candidate {
     readonly draft: FindingDraft;
 }
 
+/** One stateful rule's step for one event. Mutable: the engine reuses these objects from batch to batch. */
 interface StatefulItem {
-    readonly order: number;
-    readonly event: AuditEvent;
-    readonly rule: StatefulRule<unknown>;
-    readonly ctx: RuleContext;
-    readonly key: StateKey;
+    order: number;
+    event: AuditEvent;
+    rule: StatefulRule<unknown>;
+    ctx: RuleContext;
+    key: StateKey;
     findings: readonly FindingDraft[];
+    /** The working copy of its key's state, bound by `load`. */
+    working: Working | undefined;
+}
+
+/**
+ * Drops what an item held of its batch (its event and the vault's context), so that a reused item keeps nothing of a
+ * batch alive: the fields stay unset until the next batch fills them.
+ */
+function vacate(item: StatefulItem): void {
+    item.event = undefined as unknown as AuditEvent;
+    item.ctx = undefined as unknown as RuleContext;
+    item.findings = NO_FINDINGS;
+    item.working = undefined;
 }
 
 interface Working {
@@ -105,6 +119,12 @@ export class DetectionEngine {
     private highWaterMs = 0;
     private sweptAtMs = 0;
     private batches = 0;
+    /**
+     * The stateful items of the last batch, emptied (see {@link vacate}), for the next batch to fill: about three per
+     * record, they were most of what the engine allocated. A batch takes them while it runs, so that calls that
+     * overlap never share them (an overlapping call, or one after a batch that failed, starts with none).
+     */
+    private spareItems: StatefulItem[] | undefined = [];
 
     constructor(options: DetectionEngineOptions) {
         this.settings = options.settings;
@@ -194,40 +214,10 @@ export class DetectionEngine {
         const { result: firstSeen, deferred } = await this.vaultFirstSeen(batchMin, true);
         const candidates: Candidate[] = [];
         const errors: { order: number; decision: ErrorDecision }[] = [];
-        const items: StatefulItem[] = [];
-        const contexts = new Map<string, RuleContext>();
-        for (let i = 0; i < events.length; i++) {
-            const event = events[i] as AuditEvent;
-            const rules = this.rulesFor(event.operation);
-            if (rules.length === 0) continue;
-            let ctx = contexts.get(event.vault.resourceId);
-            if (ctx === undefined) {
-                ctx = {
-                    settings: this.settings,
-                    policy: this.policyOf(event),
-                    vaultFirstSeenMs: firstSeen.get(event.vault.name) ?? event.timeMs,
-                };
-                contexts.set(event.vault.resourceId, ctx);
-            }
-            // Indexed loops here and below: this runs for every (event, rule) pair, and an iterator that the
-            // optimizer does not remove allocates a result object per step.
-            for (let r = 0; r < rules.length; r++) {
-                const { rule, index } = rules[r] as IndexedRule;
-                const order = i * this.ruleCount + index;
-                try {
-                    if (rule.kind === 'stateless') {
-                        const drafts = rule.evaluate(event, ctx);
-                        if (drafts !== undefined)
-                            for (const draft of drafts) candidates.push({ order, event, rule, draft });
-                    } else {
-                        const key = rule.stateKey(event, ctx);
-                        if (key !== undefined) items.push({ order, event, rule, ctx, key, findings: NO_FINDINGS });
-                    }
-                } catch (err) {
-                    errors.push({ order, decision: ruleError(rule, event, err) });
-                }
-            }
-        }
+        const items = this.spareItems ?? [];
+        this.spareItems = undefined;
+        const used = this.applyRules(events, firstSeen, candidates, errors, items);
+        if (items.length > used) items.length = used;
         let unwritten = deferred;
         if (items.length > 0) {
             const stateful = await this.runStateful(items, deferred);
@@ -245,6 +235,8 @@ export class DetectionEngine {
                     });
             }
         }
+        for (let k = 0; k < items.length; k++) vacate(items[k] as StatefulItem);
+        this.spareItems = items;
         // First-seen times not written with the rule state (no rule state to write, or another instance wrote that
         // vault's first-seen meanwhile): settled as before, on fresh reads, keeping the earliest time. The rules of
         // this batch used the time this batch saw; another instance's can only be minutes earlier, both at the very
@@ -271,6 +263,67 @@ export class DetectionEngine {
         const out = [...findings.map((f) => ({ order: f.order, decision: f.decision })), ...errors];
         out.sort((a, b) => a.order - b.order);
         return out.map((o) => o.decision);
+    }
+
+    /**
+     * Runs the stateless rules of each event and lists the stateful items, filling the item objects `items` already
+     * holds before adding new ones; returns how many it used. Synchronous and apart from `evaluate`: this runs for
+     * every (event, rule) pair, and the optimizer compiles a plain method better than the middle of an async function.
+     */
+    private applyRules(
+        events: readonly AuditEvent[],
+        firstSeen: ReadonlyMap<string, number>,
+        candidates: Candidate[],
+        errors: { order: number; decision: ErrorDecision }[],
+        items: StatefulItem[],
+    ): number {
+        const contexts = new Map<string, RuleContext>();
+        let used = 0;
+        for (let i = 0; i < events.length; i++) {
+            const event = events[i] as AuditEvent;
+            const rules = this.rulesFor(event.operation);
+            if (rules.length === 0) continue;
+            let ctx = contexts.get(event.vault.resourceId);
+            if (ctx === undefined) {
+                ctx = {
+                    settings: this.settings,
+                    policy: this.policyOf(event),
+                    vaultFirstSeenMs: firstSeen.get(event.vault.name) ?? event.timeMs,
+                };
+                contexts.set(event.vault.resourceId, ctx);
+            }
+            // Indexed loops here and in evaluate: this runs for every (event, rule) pair, and an iterator that the
+            // optimizer does not remove allocates a result object per step.
+            for (let r = 0; r < rules.length; r++) {
+                const { rule, index } = rules[r] as IndexedRule;
+                const order = i * this.ruleCount + index;
+                try {
+                    if (rule.kind === 'stateless') {
+                        const drafts = rule.evaluate(event, ctx);
+                        if (drafts !== undefined)
+                            for (const draft of drafts) candidates.push({ order, event, rule, draft });
+                    } else {
+                        const key = rule.stateKey(event, ctx);
+                        if (key === undefined) continue;
+                        const item = used < items.length ? items[used] : undefined;
+                        if (item === undefined)
+                            items.push({ order, event, rule, ctx, key, findings: NO_FINDINGS, working: undefined });
+                        else {
+                            item.order = order;
+                            item.event = event;
+                            item.rule = rule;
+                            item.ctx = ctx;
+                            item.key = key;
+                            item.findings = NO_FINDINGS;
+                        }
+                        used++;
+                    }
+                } catch (err) {
+                    errors.push({ order, decision: ruleError(rule, event, err) });
+                }
+            }
+        }
+        return used;
     }
 
     /**
@@ -343,10 +396,10 @@ export class DetectionEngine {
         let todo = items;
         for (let attempt = 0; ; attempt++) {
             if (attempt >= this.maxAttempts) throw conflictError('rule state', todo);
-            const working = await this.load(todo);
+            const working = await this.load(todo, true);
             for (let k = 0; k < todo.length; k++) {
                 const item = todo[k] as StatefulItem;
-                const w = working.get(item.key.id) as Working;
+                const w = item.working as Working;
                 if (errors.size > 0) errors.delete(item);
                 try {
                     const step = item.rule.evaluate(item.event, item.ctx, w.value);
@@ -378,22 +431,36 @@ export class DetectionEngine {
         return { errors: [...errors].map(([item, decision]) => ({ order: item.order, decision })), unwritten };
     }
 
-    /** Reads the distinct keys of `users` into a working set (one map, one store round trip). */
-    private async load(users: readonly { readonly key: StateKey }[]): Promise<Map<string, Working>> {
+    /**
+     * Reads the distinct keys of `users` into a working set (one map, one store round trip).
+     * @param bind - Also set each user's `working` to its key's working copy (the stateful items: about three a record,
+     *   each then skips a second lookup in the map).
+     */
+    private async load(
+        users: readonly { readonly key: StateKey; working?: Working | undefined }[],
+        bind = false,
+    ): Promise<Map<string, Working>> {
         const working = new Map<string, Working>();
         const keys: StateKey[] = [];
+        const copies: Working[] = [];
         for (let i = 0; i < users.length; i++) {
-            const key = (users[i] as { readonly key: StateKey }).key;
-            if (working.has(key.id)) continue;
-            working.set(key.id, { key, value: undefined, etag: undefined, dirty: false, expiresMs: 0 });
-            keys.push(key);
+            const user = users[i] as { readonly key: StateKey; working?: Working | undefined };
+            const key = user.key;
+            let w = working.get(key.id);
+            if (w === undefined) {
+                w = { key, value: undefined, etag: undefined, dirty: false, expiresMs: 0 };
+                working.set(key.id, w);
+                keys.push(key);
+                copies.push(w);
+            }
+            if (bind) user.working = w;
         }
         // Rule and group state changes only through compare-and-set writes: a stale cached copy meets a conflict.
         const stored = await this.store.getMany(keys, { cached: true });
         for (let i = 0; i < keys.length; i++) {
             const s = stored[i];
             if (s === undefined) continue;
-            const w = working.get((keys[i] as StateKey).id) as Working;
+            const w = copies[i] as Working;
             w.value = s.value;
             w.etag = s.etag;
         }

@@ -11,7 +11,9 @@ import {
     type StateKey,
     type StateStore,
     type StateWrite,
+    type StoredState,
     stateKey,
+    type WriteResult,
 } from '../../shared/core/state/store';
 import { fixtureRecord } from '../support/fixtures';
 
@@ -310,5 +312,68 @@ describe('DetectionEngine and an in-process store', () => {
             stateKey('kv-payments-prod', 'app|a9a9a9a9-0000-4000-8000-0000000000a2'),
         ]);
         expect(baseline).toBeDefined();
+    });
+});
+
+describe('DetectionEngine batches that overlap', () => {
+    /** Reports every event with its secret's name: a step run on another batch's event would name another secret. */
+    const echo: StatefulRule<number> = {
+        kind: 'stateful',
+        meta: meta('echo'),
+        operations: undefined,
+        stateKey: (e) => stateKey(e.vault.name, 'echo'),
+        stateTtlMs: () => 3_600_000,
+        evaluate: (e) => ({ findings: [{ summary: `saw ${e.target?.name}`, groupKey: e.target?.name ?? '' }] }),
+    };
+
+    /** Holds each read of rule state until released, so that a second batch runs while the first one waits. */
+    class GatedStore implements StateStore {
+        readonly inner = new MemoryStateStore();
+        readonly waiting: (() => void)[] = [];
+        private onWait: (() => void) | undefined;
+        scan(rowPrefix: string, limit: number): ReturnType<StateStore['scan']> {
+            return this.inner.scan(rowPrefix, limit);
+        }
+        nextWait(): Promise<void> {
+            return new Promise((resolve) => (this.onWait = resolve));
+        }
+        async getMany(keys: readonly StateKey[]): Promise<readonly (StoredState | undefined)[]> {
+            if (keys.some((k) => k.row === 'echo')) {
+                await new Promise<void>((release) => {
+                    this.waiting.push(release);
+                    this.onWait?.();
+                });
+            }
+            return this.inner.getMany(keys);
+        }
+        put(key: StateKey, value: unknown, etag: string | undefined, expiresMs: number): Promise<PutResult> {
+            return this.inner.put(key, value, etag, expiresMs);
+        }
+        putMany(writes: readonly StateWrite[]): Promise<readonly WriteResult[]> {
+            return this.inner.putMany(writes);
+        }
+    }
+
+    it('gives each of two overlapping calls the findings of its own events', async () => {
+        const store = new GatedStore();
+        const engine = new DetectionEngine({ rules: [echo], settings, store });
+        const batch = (prefix: string, minute: number): AuditEvent[] =>
+            [1, 2, 3].map((n) => event({ time: at(minute + n), secret: `${prefix}-${n}` }));
+        // A first batch leaves the engine's reusable items behind.
+        const warm = engine.evaluate(batch('warm', 0));
+        await store.nextWait();
+        store.waiting.shift()?.();
+        await warm;
+        // The first batch waits for its state; the second runs its rules meanwhile and waits too.
+        let waited = store.nextWait();
+        const first = engine.evaluate(batch('first', 10));
+        await waited;
+        waited = store.nextWait();
+        const second = engine.evaluate(batch('second', 20));
+        await waited;
+        for (const release of store.waiting.splice(0)) release();
+        const summaries = async (p: Promise<Decision[]>): Promise<string[]> => findings(await p).map((f) => f.summary);
+        expect(await summaries(first)).toEqual(['saw first-1', 'saw first-2', 'saw first-3']);
+        expect(await summaries(second)).toEqual(['saw second-1', 'saw second-2', 'saw second-3']);
     });
 });

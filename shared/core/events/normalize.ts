@@ -80,30 +80,36 @@ export class RecordNormalizer {
         const resource = typeof resourceIdRaw === 'string' ? this.resourceOf(resourceIdRaw) : undefined;
         if (resource === OTHER_RESOURCE) return { kind: 'skipped', reason: 'other-resource-type' };
 
-        const problems: string[] = [];
+        // Allocated at the first problem only: nearly every record has none.
+        let problems: string[] | undefined;
         if (typeof category !== 'string')
-            problems.push(category === undefined ? 'category missing' : 'category not a string');
+            (problems ??= []).push(category === undefined ? 'category missing' : 'category not a string');
         if (typeof resourceIdRaw !== 'string')
-            problems.push(resourceIdRaw === undefined ? 'resourceId missing' : 'resourceId not a string');
+            (problems ??= []).push(resourceIdRaw === undefined ? 'resourceId missing' : 'resourceId not a string');
         const timeRaw = raw.time;
         let timeMs = Number.NaN;
-        if (typeof timeRaw !== 'string') problems.push(timeRaw === undefined ? 'time missing' : 'time not a string');
+        if (typeof timeRaw !== 'string')
+            (problems ??= []).push(timeRaw === undefined ? 'time missing' : 'time not a string');
         else {
             timeMs = parseRecordTime(timeRaw);
-            if (Number.isNaN(timeMs)) problems.push('time not an ISO 8601 timestamp');
+            if (Number.isNaN(timeMs)) (problems ??= []).push('time not an ISO 8601 timestamp');
         }
         const operation = raw.operationName;
         if (typeof operation !== 'string' || operation.length === 0) {
-            problems.push(operation === undefined ? 'operationName missing' : 'operationName not a non-empty string');
+            (problems ??= []).push(
+                operation === undefined ? 'operationName missing' : 'operationName not a non-empty string',
+            );
         }
         const props = raw.properties;
-        if (props !== undefined && props !== null && !isObject(props)) problems.push('properties not an object');
+        if (props !== undefined && props !== null && !isObject(props))
+            (problems ??= []).push('properties not an object');
         let identity: unknown = raw.identity;
         if (typeof identity === 'string') identity = maybeJson(identity); // managed HSM records carry it as a JSON string
-        if (identity !== undefined && identity !== null && !isObject(identity)) problems.push('identity not an object');
+        if (identity !== undefined && identity !== null && !isObject(identity))
+            (problems ??= []).push('identity not an object');
 
         const vault = resource === undefined || resource === BAD_VAULT_ID ? undefined : resource;
-        if (resource === BAD_VAULT_ID) problems.push('resourceId is not a Key Vault vault id');
+        if (resource === BAD_VAULT_ID) (problems ??= []).push('resourceId is not a Key Vault vault id');
         const p: JsonObject = isObject(props) ? props : {};
         const statusRaw = p.httpStatusCode;
         if (
@@ -112,13 +118,13 @@ export class RecordNormalizer {
             typeof statusRaw !== 'number' &&
             !(typeof statusRaw === 'string' && /^\d{3}$/.test(statusRaw))
         ) {
-            problems.push('properties.httpStatusCode not a number');
+            (problems ??= []).push('properties.httpStatusCode not a number');
         }
         const claims = isObject(identity) && isObject(identity.claim) ? identity.claim : undefined;
-        if (problems.length > 0 || vault === undefined) {
+        if (problems !== undefined || vault === undefined) {
             const long = firstOversized(raw, p, claims);
-            if (long !== undefined) problems.push(oversized(long));
-            return rejected(problems.join('; '));
+            if (long !== undefined) (problems ??= []).push(oversized(long));
+            return rejected((problems ?? []).join('; '));
         }
 
         const op = operation as string;
