@@ -77,6 +77,12 @@ export class Reconciler {
         message: ReconcileMessage,
         budget = this.o.maxPerInvocation,
         handOver?: (run: ReconcileRun) => Promise<void>,
+        /**
+         * False: skip the read of the intent before the lease (a cheap no-op for a message whose version is processed
+         * already) for a message this process sent just now for an intent it just wrote. The intent is read under the
+         * lease either way.
+         */
+        precheck = true,
     ): Promise<ReconcileRun> {
         let vault: VaultRef;
         try {
@@ -85,9 +91,11 @@ export class Reconciler {
             this.o.log?.error('kvr.reconcile-bad-message', { vaultId: message.vaultId.slice(0, 200) });
             return { kind: 'noop', reason: 'not-a-vault' };
         }
-        const seen = await this.o.intents.read(vault.name);
-        if (seen === undefined) return { kind: 'noop', reason: 'no-intent' };
-        if (seen.processed >= seen.version) return { kind: 'noop', reason: 'already-processed' };
+        if (precheck) {
+            const seen = await this.o.intents.read(vault.name);
+            if (seen === undefined) return { kind: 'noop', reason: 'no-intent' };
+            if (seen.processed >= seen.version) return { kind: 'noop', reason: 'already-processed' };
+        }
         const lease = await this.o.leases.hold(vault, (err) =>
             this.o.log?.warn('kvr.lease-renewal-failed', { vault: vault.name, error: describeError(err) }),
         );
@@ -196,7 +204,8 @@ export class Reconciler {
 
     /**
      * Drains an in-process queue (replay, serve, consume): the same worker, with the queue's retries and poison path
-     * played in process. Returns the decisions and the commits to run once the sinks have them.
+     * played in process. Returns the decisions and the commits to run once the sinks have them. A message's first run
+     * skips the read before the lease (its intent was just recorded by this process); a retried one reads.
      */
     async drain(queue: MemoryReconcileQueue): Promise<{ decisions: Decision[]; commit: () => Promise<void> }> {
         const decisions: Decision[] = [];
@@ -205,9 +214,14 @@ export class Reconciler {
         let budget = this.o.maxPerInvocation;
         const concurrency = Math.max(1, this.o.drainConcurrency ?? 1);
         /** One message: its run's decisions (the poison finding at the last attempt), in the order they came. */
+        // Messages of this drain run once already (retried, or busy): read before the lease again.
+        const tried = new Set<string>();
         const handle = async (m: ReconcileMessage): Promise<Decision[]> => {
+            const key = `${m.vaultId}|${m.version}`;
+            const first = !tried.has(key);
+            tried.add(key);
             try {
-                const run = await this.run(m, budget);
+                const run = await this.run(m, budget, undefined, !first);
                 if (run.kind === 'done') done.push(run);
                 if (run.kind === 'done' || run.kind === 'retry') {
                     budget -= run.applied;
@@ -215,7 +229,6 @@ export class Reconciler {
                 }
                 return [];
             } catch (err) {
-                const key = `${m.vaultId}|${m.version}`;
                 const n = (attempts.get(key) ?? 0) + 1;
                 attempts.set(key, n);
                 this.o.log?.warn('kvr.reconcile-retry', { vaultId: m.vaultId, attempt: n, error: describeError(err) });

@@ -19,6 +19,9 @@ class TracingStore implements StateStore {
     private leaseInFlight = 0;
     maxLeaseInFlight = 0;
     leaseCalls = 0;
+    /** Leases taken (a lease written with a value), and `getMany` calls that read a `reconcile|intent` key. */
+    leasesTaken = 0;
+    intentReads = 0;
 
     constructor(private readonly inner: StateStore = new MemoryStateStore()) {}
 
@@ -44,10 +47,12 @@ class TracingStore implements StateStore {
     }
 
     getMany(keys: readonly StateKey[]) {
+        if (keys.some((k) => k.row === 'reconcile|intent')) this.intentReads++;
         return this.traced(keys, () => this.inner.getMany(keys));
     }
 
     put(key: StateKey, value: unknown, etag: string | undefined, exp: number): Promise<PutResult> {
+        if (key.row === 'remediation|lease' && value !== null) this.leasesTaken++;
         return this.traced([key], () => this.inner.put(key, value, etag, exp));
     }
 
@@ -57,7 +62,7 @@ class TracingStore implements StateStore {
 }
 
 describe('round trips of a batch with findings (in-process reconcile)', () => {
-    it('reads the write windows of a batch’s vaults in one call and reconciles vaults side by side; same decisions', async () => {
+    it('reads the write windows of a batch’s vaults in one call and reconciles vaults side by side, reading each intent twice; same decisions', async () => {
         const batches = sampleDayBatches(400).slice(0, 4);
         const store = new TracingStore();
         const config = demoConfig();
@@ -75,6 +80,9 @@ describe('round trips of a batch with findings (in-process reconcile)', () => {
         expect(store.leaseCalls).toBeGreaterThan(0); // the sample day's findings are reconciled
         expect(store.maxWindowReadsPerBatch).toBe(1);
         expect(store.maxLeaseInFlight).toBeGreaterThan(1);
+        // Per reconciled vault and batch, the intent is read twice: when the batch records it, and under the lease
+        // (there was a third read, before the lease, of the intent the batch had just written).
+        expect(store.intentReads).toBe(2 * store.leasesTaken);
         // The decisions are those of the plain in-memory store, batch for batch.
         expect(decisions).toEqual(await decisionsOf(config, new MemoryStateStore(), batches));
     }, 120_000);
