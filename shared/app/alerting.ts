@@ -81,6 +81,8 @@ const INCIDENT_TTL_MS = 90 * DAY_MS;
 /** A notification being sent is claimed this long, so that a concurrent processor does not send it too. */
 const CLAIM_MS = 2 * 60_000;
 const CAS_ATTEMPTS = 10;
+/** Incidents and due-index shards whose last written ETag an instance keeps (see `Alerting.written`). */
+const MAX_WRITTEN = 1_000;
 const MAX_DUE_ENTRIES = 5000;
 /** The bound of one due shard (the whole index holds about {@link MAX_DUE_ENTRIES}). */
 const MAX_DUE_PER_SHARD = Math.ceil(MAX_DUE_ENTRIES / DUE_SHARDS);
@@ -207,7 +209,32 @@ export type LinkOutcome =
  * notice is claimed before it is sent, so redelivered batches and concurrent instances never notify twice.
  */
 export class Alerting implements DecisionSink {
+    /**
+     * Incidents and due-index shards as this instance last wrote them, with their ETags (bounded): the next update
+     * tries its compare-and-set on that, unread. A stale entry (another writer since) fails the compare-and-set, and
+     * the update reads the entity then, as without it.
+     */
+    private readonly written = new Map<string, { readonly value: unknown; readonly etag: string }>();
+
     constructor(private readonly o: AlertingOptions) {}
+
+    private remember(key: StateKey, value: unknown, etag: string): void {
+        const k = `${key.partition}\u0000${key.row}`;
+        this.written.delete(k);
+        if (this.written.size >= MAX_WRITTEN) {
+            const oldest = this.written.keys().next();
+            if (oldest.done !== true) this.written.delete(oldest.value);
+        }
+        this.written.set(k, { value, etag });
+    }
+
+    /** What {@link remember} kept of `key`, taken out (it is tried once). */
+    private recalled(key: StateKey): { readonly value: unknown; readonly etag: string } | undefined {
+        const k = `${key.partition}\u0000${key.row}`;
+        const w = this.written.get(k);
+        this.written.delete(k);
+        return w;
+    }
 
     // -- incidents from findings ------------------------------------------------------------------------------
 
@@ -325,7 +352,8 @@ export class Alerting implements DecisionSink {
                     next.lastSeenMs + this.o.settings.incidentWindowMs + DAY_MS,
                 );
                 if (!moved.ok) continue;
-                await this.o.store.put(incidentKey(next.id), next, undefined, expires);
+                const created = await this.o.store.put(incidentKey(next.id), next, undefined, expires);
+                if (created.ok) this.remember(incidentKey(next.id), next, created.etag);
                 if (current !== undefined) await this.setDue(current.id, undefined);
                 this.o.log.warn('kvr.incident', {
                     incident: next.id,
@@ -338,6 +366,7 @@ export class Alerting implements DecisionSink {
             }
             const r = await this.o.store.put(incidentKey(next.id), next, s?.etag, expires);
             if (r.ok) {
+                this.remember(incidentKey(next.id), next, r.etag);
                 if (next.lastSeenMs > (current?.lastSeenMs ?? 0))
                     await this.o.store.put(
                         pointer,
@@ -385,14 +414,26 @@ export class Alerting implements DecisionSink {
 
     /** Read-modify-write with compare-and-set; `fn` returns undefined to leave the incident as it is. */
     private async update(id: string, fn: (inc: Incident) => Incident | undefined): Promise<Incident | undefined> {
+        const key = incidentKey(id);
+        let known = this.recalled(key);
         for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-            const [s] = await this.o.store.getMany([incidentKey(id)]);
+            // What this instance last wrote decides only a write (a compare-and-set); "nothing to change" is decided
+            // on what the store holds now.
+            const unread = known !== undefined;
+            const [s] = known === undefined ? await this.o.store.getMany([key]) : [known];
+            known = undefined;
             const inc = s?.value as Incident | undefined;
             if (s === undefined || inc === undefined || inc === null) return undefined;
             const next = fn(inc);
-            if (next === undefined) return inc;
-            const r = await this.o.store.put(incidentKey(id), next, s.etag, next.lastSeenMs + INCIDENT_TTL_MS);
-            if (r.ok) return next;
+            if (next === undefined) {
+                if (unread) continue;
+                return inc;
+            }
+            const r = await this.o.store.put(key, next, s.etag, next.lastSeenMs + INCIDENT_TTL_MS);
+            if (r.ok) {
+                this.remember(key, next, r.etag);
+                return next;
+            }
         }
         throw new ResponderError('STATE.CONFLICT', `gave up updating incident ${id}`, true);
     }
@@ -400,17 +441,28 @@ export class Alerting implements DecisionSink {
     /** The due index: incident id → wall-clock ms it next needs attention (delivery retry or escalation). */
     private async setDue(id: string, due: number | undefined): Promise<void> {
         const key = dueKeyOf(id);
+        let known = this.recalled(key);
         for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-            const [s] = await this.o.store.getMany([key]);
+            // As in update(): a write may be tried on what this instance last wrote, "nothing to do" is read.
+            const unread = known !== undefined;
+            const [s] = known === undefined ? await this.o.store.getMany([key]) : [known];
+            known = undefined;
             const index = { ...((s?.value ?? {}) as Record<string, number>) };
             if (due === undefined) {
-                if (!(id in index)) return;
+                if (!(id in index)) {
+                    if (unread) continue;
+                    return;
+                }
                 delete index[id];
             } else {
-                if (index[id] === due) return;
+                if (index[id] === due) {
+                    if (unread) continue;
+                    return;
+                }
                 index[id] = due;
             }
             const size = Object.keys(index).length;
+            if (size > MAX_DUE_PER_SHARD && unread) continue;
             if (size > MAX_DUE_PER_SHARD) {
                 throw new ResponderError(
                     'STATE.UNAVAILABLE',
@@ -419,7 +471,10 @@ export class Alerting implements DecisionSink {
                 );
             }
             const r = await this.o.store.put(key, index, s?.etag, Number.MAX_SAFE_INTEGER);
-            if (r.ok) return;
+            if (r.ok) {
+                this.remember(key, index, r.etag);
+                return;
+            }
         }
         throw new ResponderError('STATE.CONFLICT', 'gave up updating the alerting due index', true);
     }

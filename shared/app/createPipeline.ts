@@ -164,6 +164,8 @@ export function createResponder(config: ResponderConfig, sinks: PipelineSinks, o
         ...(options.log === undefined ? {} : { log: options.log }),
         busyDelayMs: options.busyDelayMs ?? (memoryQueue === undefined ? 30_000 : 250),
         maxPerInvocation: config.remediation.maxPerInvocation,
+        // Without ARM access runs only plan (nothing is applied, no budget to share): vaults side by side.
+        drainConcurrency: options.admin === undefined ? 8 : 1,
     });
     const alerting =
         options.alerting === undefined
@@ -187,7 +189,7 @@ export function createResponder(config: ResponderConfig, sinks: PipelineSinks, o
             intents,
             queue,
             settings: config.detection,
-            windowsOf: (vault) => remediator.windows(vault),
+            windowsOf: (vaults) => remediator.windowsOf(vaults),
             skipRepeats: options.admin === undefined,
             ...(memoryQueue === undefined ? {} : { drain: () => reconciler.drain(memoryQueue) }),
         },

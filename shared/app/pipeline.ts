@@ -74,8 +74,8 @@ export interface ReconcileHandoff {
     readonly intents: ReconcileIntents;
     readonly queue: ReconcileQueue;
     readonly settings: DetectionSettings;
-    /** Our recorded write windows of a vault (lost-update detection). */
-    readonly windowsOf?: (vault: VaultRef) => Promise<readonly WriteWindow[]>;
+    /** Our recorded write windows of the vaults, by vault name (lost-update detection); one read for all of them. */
+    readonly windowsOf?: (vaults: readonly VaultRef[]) => Promise<ReadonlyMap<string, readonly WriteWindow[]>>;
     /**
      * Without ARM access nothing is reconciled, only planned: a redelivered record then plans nothing again (with ARM,
      * it must trigger again, so that a batch that failed after detection still remediates).

@@ -87,7 +87,7 @@ export async function intentInputsOf(
     events: readonly AuditEvent[],
     triggers: readonly Trigger[],
     settings: DetectionSettings,
-    windowsOf: ((vault: VaultRef) => Promise<readonly WriteWindow[]>) | undefined,
+    windowsOf: ((vaults: readonly VaultRef[]) => Promise<ReadonlyMap<string, readonly WriteWindow[]>>) | undefined,
     skipRepeats = false,
 ): Promise<IntentInput[]> {
     const out: IntentInput[] = [];
@@ -137,15 +137,18 @@ export async function intentInputsOf(
                 (isActivityVaultWrite(e) && known.has(e.vault.resourceId.toLowerCase()))) &&
             !isResponder(e, settings),
     );
-    const windows = new Map<string, readonly WriteWindow[]>();
+    // The write windows of every vault written in the batch, in one read (they were read one vault after another).
+    let windows: ReadonlyMap<string, readonly WriteWindow[]> = new Map();
+    if (windowsOf !== undefined) {
+        const vaults = new Map<string, VaultRef>();
+        for (const e of writes)
+            if (e.operation === 'VaultPatch' || e.operation === 'VaultPut') vaults.set(e.vault.name, e.vault);
+        if (vaults.size > 0) windows = await windowsOf([...vaults.values()]);
+    }
     for (const e of writes) {
         let concurrent: ConcurrentChange | undefined;
         if (windowsOf !== undefined && (e.operation === 'VaultPatch' || e.operation === 'VaultPut')) {
-            let list = windows.get(e.vault.name);
-            if (list === undefined) {
-                list = await windowsOf(e.vault);
-                windows.set(e.vault.name, list);
-            }
+            const list = windows.get(e.vault.name) ?? [];
             const w = list.find(
                 (x) => e.timeMs >= x.readAt - WINDOW_SLACK_MS && e.timeMs <= x.writeAt + WINDOW_SLACK_MS,
             );

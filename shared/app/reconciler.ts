@@ -20,6 +20,11 @@ export interface ReconcilerOptions {
     readonly busyDelayMs: number;
     /** Remediations per invocation (blast radius). */
     readonly maxPerInvocation: number;
+    /**
+     * Vaults {@link Reconciler.drain} reconciles at the same time (default 1: one after another). Only where nothing
+     * is applied (no ARM access): runs side by side would each be given the whole remaining blast-radius budget.
+     */
+    readonly drainConcurrency?: number;
 }
 
 /** What one reconcile message came to. */
@@ -38,6 +43,18 @@ export type ReconcileRun =
 
 /** Deliveries of one message before it is poison (the Functions default `maxDequeueCount`, host.json). */
 export const MAX_DEQUEUE = 5;
+
+/** Vaults whose intents {@link Reconciler.drain}'s commit completes at the same time. */
+const COMMIT_CONCURRENCY = 8;
+
+/** Runs `fn` on every item, at most `limit` at a time. */
+async function inParallel<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+    let next = 0;
+    const worker = async (): Promise<void> => {
+        while (next < items.length) await fn(items[next++] as T);
+    };
+    await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
 
 /**
  * The reconcile worker: one message names one vault; under the vault's lease (renewed while work runs, released on
@@ -60,6 +77,12 @@ export class Reconciler {
         message: ReconcileMessage,
         budget = this.o.maxPerInvocation,
         handOver?: (run: ReconcileRun) => Promise<void>,
+        /**
+         * False: skip the read of the intent before the lease (a cheap no-op for a message whose version is processed
+         * already) for a message this process sent just now for an intent it just wrote. The intent is read under the
+         * lease either way.
+         */
+        precheck = true,
     ): Promise<ReconcileRun> {
         let vault: VaultRef;
         try {
@@ -68,9 +91,11 @@ export class Reconciler {
             this.o.log?.error('kvr.reconcile-bad-message', { vaultId: message.vaultId.slice(0, 200) });
             return { kind: 'noop', reason: 'not-a-vault' };
         }
-        const seen = await this.o.intents.read(vault.name);
-        if (seen === undefined) return { kind: 'noop', reason: 'no-intent' };
-        if (seen.processed >= seen.version) return { kind: 'noop', reason: 'already-processed' };
+        if (precheck) {
+            const seen = await this.o.intents.read(vault.name);
+            if (seen === undefined) return { kind: 'noop', reason: 'no-intent' };
+            if (seen.processed >= seen.version) return { kind: 'noop', reason: 'already-processed' };
+        }
         const lease = await this.o.leases.hold(vault, (err) =>
             this.o.log?.warn('kvr.lease-renewal-failed', { vault: vault.name, error: describeError(err) }),
         );
@@ -179,13 +204,39 @@ export class Reconciler {
 
     /**
      * Drains an in-process queue (replay, serve, consume): the same worker, with the queue's retries and poison path
-     * played in process. Returns the decisions and the commits to run once the sinks have them.
+     * played in process. Returns the decisions and the commits to run once the sinks have them. A message's first run
+     * skips the read before the lease (its intent was just recorded by this process); a retried one reads.
      */
     async drain(queue: MemoryReconcileQueue): Promise<{ decisions: Decision[]; commit: () => Promise<void> }> {
         const decisions: Decision[] = [];
         const done: ReconcileRun[] = [];
         const attempts = new Map<string, number>();
         let budget = this.o.maxPerInvocation;
+        const concurrency = Math.max(1, this.o.drainConcurrency ?? 1);
+        /** One message: its run's decisions (the poison finding at the last attempt), in the order they came. */
+        // Messages of this drain run once already (retried, or busy): read before the lease again.
+        const tried = new Set<string>();
+        const handle = async (m: ReconcileMessage): Promise<Decision[]> => {
+            const key = `${m.vaultId}|${m.version}`;
+            const first = !tried.has(key);
+            tried.add(key);
+            try {
+                const run = await this.run(m, budget, undefined, !first);
+                if (run.kind === 'done') done.push(run);
+                if (run.kind === 'done' || run.kind === 'retry') {
+                    budget -= run.applied;
+                    return [...run.decisions];
+                }
+                return [];
+            } catch (err) {
+                const n = (attempts.get(key) ?? 0) + 1;
+                attempts.set(key, n);
+                this.o.log?.warn('kvr.reconcile-retry', { vaultId: m.vaultId, attempt: n, error: describeError(err) });
+                if (n >= MAX_DEQUEUE) return [await this.poisonFinding(m, n)];
+                await queue.send(m, { visibilityDelayMs: 200 * n });
+                return [];
+            }
+        };
         for (;;) {
             const next = queue.take();
             if (next === undefined) break;
@@ -193,27 +244,40 @@ export class Reconciler {
                 await this.o.clock.sleep(next.waitMs);
                 continue;
             }
-            const m = next.message;
-            try {
-                const run = await this.run(m, budget);
-                if (run.kind === 'done' || run.kind === 'retry') {
-                    decisions.push(...run.decisions);
-                    budget -= run.applied;
-                }
-                if (run.kind === 'done') done.push(run);
-            } catch (err) {
-                const key = `${m.vaultId}|${m.version}`;
-                const n = (attempts.get(key) ?? 0) + 1;
-                attempts.set(key, n);
-                this.o.log?.warn('kvr.reconcile-retry', { vaultId: m.vaultId, attempt: n, error: describeError(err) });
-                if (n >= MAX_DEQUEUE) decisions.push(await this.poisonFinding(m, n));
-                else await queue.send(m, { visibilityDelayMs: 200 * n });
+            if (concurrency === 1) {
+                decisions.push(...(await handle(next.message)));
+                continue;
             }
+            // Every message ready now: different vaults side by side (at most `concurrency`), one vault's in order.
+            const ready = [next.message];
+            for (let more = queue.take(); more !== undefined && 'message' in more; more = queue.take())
+                ready.push(more.message);
+            const byVault = new Map<string, number[]>();
+            ready.forEach((m, i) => {
+                const list = byVault.get(m.vaultId) ?? [];
+                list.push(i);
+                byVault.set(m.vaultId, list);
+            });
+            const out: Decision[][] = ready.map(() => []);
+            await inParallel([...byVault.values()], concurrency, async (list) => {
+                for (const i of list) out[i] = await handle(ready[i] as ReconcileMessage);
+            });
+            for (const list of out) decisions.push(...list);
         }
         return {
             decisions,
+            // Vaults commit side by side (at most COMMIT_CONCURRENCY at a time), one vault's runs in their order.
             commit: async () => {
-                for (const run of done) await this.commit(run);
+                const byVault = new Map<string, ReconcileRun[]>();
+                for (const run of done) {
+                    const name = run.kind === 'done' ? run.vault.name : '';
+                    const list = byVault.get(name) ?? [];
+                    list.push(run);
+                    byVault.set(name, list);
+                }
+                await inParallel([...byVault.values()], COMMIT_CONCURRENCY, async (list) => {
+                    for (const run of list) await this.commit(run);
+                });
             },
         };
     }

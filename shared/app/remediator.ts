@@ -1068,6 +1068,16 @@ export class Remediator {
         return ((s?.value ?? undefined) as { list?: WriteWindow[] } | undefined)?.list ?? [];
     }
 
+    /** {@link windows} of several vaults in one read (one `getMany`), by vault name. */
+    async windowsOf(vaults: readonly VaultRef[]): Promise<Map<string, readonly WriteWindow[]>> {
+        const read = await this.o.store.getMany(vaults.map((v) => windowsKey(v.name)));
+        const out = new Map<string, readonly WriteWindow[]>();
+        vaults.forEach((v, i) =>
+            out.set(v.name, ((read[i]?.value ?? undefined) as { list?: WriteWindow[] } | undefined)?.list ?? []),
+        );
+        return out;
+    }
+
     private async recordWindow(
         vault: VaultRef,
         before: VaultSnapshot,

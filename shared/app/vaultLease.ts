@@ -9,6 +9,15 @@ interface Lease {
 
 export const LEASE_MS = 120_000;
 
+/** Vaults whose released lease's ETag an instance keeps (see `VaultLeases.released`). */
+const MAX_RELEASED = 1_000;
+
+/** A lease write of ours: until when it holds, and its ETag. */
+interface Written {
+    readonly until: number;
+    readonly etag: string;
+}
+
 /** A lease being held: renewed in the background until released; `lost` once a renewal found it taken or failed. */
 export interface HeldLease {
     /** True when the lease can no longer be trusted: stop before the next write. */
@@ -27,6 +36,12 @@ export interface HeldLease {
  */
 export class VaultLeases {
     private holds = 0;
+    /**
+     * The ETag of each vault's lease as this instance last released it (value null: free), so that the next take of
+     * the same vault tries its compare-and-set on it without reading the lease first. A stale ETag (another processor
+     * wrote the lease since) fails the compare-and-set, and the take reads the lease then. Bounded.
+     */
+    private readonly released = new Map<string, string>();
 
     constructor(
         private readonly store: StateStore,
@@ -47,12 +62,27 @@ export class VaultLeases {
 
     /** Takes the lease as this processor (no renewal; tests and tools). Prefer {@link hold}. */
     async acquire(vault: VaultRef): Promise<boolean> {
-        return (await this.take(vault, this.owner)) !== undefined;
+        const taken = await this.take(vault, this.owner);
+        if (taken !== undefined) this.mine.set(vault.name, taken);
+        return taken !== undefined;
     }
 
-    /** Acquires the lease; returns until when it is ours (undefined when another owner holds it). */
-    private async take(vault: VaultRef, owner: string): Promise<number | undefined> {
+    /** The ETag of the lease as {@link acquire} or {@link renew} last wrote it (the public, single-owner calls). */
+    private readonly mine = new Map<string, Written>();
+
+    /**
+     * Acquires the lease; until when it is ours and the ETag of our write (undefined when another owner holds it).
+     * Tries the lease as this instance released it first (one write, no read), then reads it.
+     */
+    private async take(vault: VaultRef, owner: string): Promise<Written | undefined> {
         const key = this.key(vault);
+        const free = this.released.get(vault.name);
+        if (free !== undefined) {
+            this.released.delete(vault.name);
+            const until = this.clock.now() + this.leaseMs;
+            const r = await this.store.put(key, { owner, until } satisfies Lease, free, until);
+            if (r.ok) return { until, etag: r.etag };
+        }
         const [s] = await this.store.getMany([key]);
         const now = this.clock.now();
         const current = s?.value as Lease | null | undefined;
@@ -65,16 +95,31 @@ export class VaultLeases {
             return undefined;
         const until = now + this.leaseMs;
         const r = await this.store.put(key, { owner, until } satisfies Lease, s?.etag, until);
-        return r.ok ? until : undefined;
+        return r.ok ? { until, etag: r.etag } : undefined;
     }
 
     /** Extends a lease this processor holds ({@link acquire}); false when it is no longer ours. */
     async renew(vault: VaultRef): Promise<boolean> {
-        return (await this.extend(vault, this.owner)) !== undefined;
+        const renewed = await this.extend(vault, this.owner, this.mine.get(vault.name));
+        if (renewed === undefined) this.mine.delete(vault.name);
+        else this.mine.set(vault.name, renewed);
+        return renewed !== undefined;
     }
 
-    private async extend(vault: VaultRef, owner: string): Promise<number | undefined> {
+    /**
+     * Extends the lease of `owner`. With `held` (the lease as that owner last wrote it) the compare-and-set is tried on
+     * it first, unread; when it fails, the lease is read as without it.
+     */
+    private async extend(vault: VaultRef, owner: string, held?: Written): Promise<Written | undefined> {
         const key = this.key(vault);
+        if (held !== undefined) {
+            const now = this.clock.now();
+            // Unchanged since our write, it is ours until then; past it, it is lost, as a read would find it.
+            if (held.until <= now) return undefined;
+            const until = now + this.leaseMs;
+            const r = await this.store.put(key, { owner, until } satisfies Lease, held.etag, until);
+            if (r.ok) return { until, etag: r.etag };
+        }
         const [s] = await this.store.getMany([key]);
         const now = this.clock.now();
         const current = s?.value as Lease | null | undefined;
@@ -82,19 +127,42 @@ export class VaultLeases {
             return undefined;
         const until = now + this.leaseMs;
         const r = await this.store.put(key, { owner, until } satisfies Lease, s?.etag, until);
-        return r.ok ? until : undefined;
+        return r.ok ? { until, etag: r.etag } : undefined;
     }
 
     /** Releases a lease taken with {@link acquire}. */
     async release(vault: VaultRef): Promise<void> {
-        await this.releaseAs(vault, this.owner);
+        const held = this.mine.get(vault.name);
+        this.mine.delete(vault.name);
+        await this.releaseAs(vault, this.owner, held?.etag);
     }
 
-    private async releaseAs(vault: VaultRef, owner: string): Promise<void> {
+    /**
+     * Frees the lease if `owner` still holds it. With `etag` (the lease as that owner last wrote it) the write is tried
+     * on it first, unread; when that fails, the lease is read and freed only if it is still the owner's.
+     */
+    private async releaseAs(vault: VaultRef, owner: string, etag?: string): Promise<void> {
         const key = this.key(vault);
+        if (etag !== undefined) {
+            const r = await this.store.put(key, null, etag, this.clock.now());
+            if (r.ok) {
+                this.remember(vault.name, r.etag);
+                return;
+            }
+        }
         const [s] = await this.store.getMany([key]);
         if ((s?.value as Lease | null | undefined)?.owner !== owner) return;
-        await this.store.put(key, null, s?.etag, this.clock.now());
+        const r = await this.store.put(key, null, s?.etag, this.clock.now());
+        if (r.ok) this.remember(vault.name, r.etag);
+    }
+
+    private remember(vaultName: string, etag: string): void {
+        this.released.delete(vaultName);
+        if (this.released.size >= MAX_RELEASED) {
+            const oldest = this.released.keys().next();
+            if (oldest.done !== true) this.released.delete(oldest.value);
+        }
+        this.released.set(vaultName, etag);
     }
 
     /**
@@ -105,9 +173,11 @@ export class VaultLeases {
         const owner = `${this.owner}~${(this.holds++).toString(36)}`;
         const taken = await this.take(vault, owner);
         if (taken === undefined) return undefined;
+        // The lease as we last wrote it: renewals and the release try their compare-and-set on it, unread.
+        let written: Written = taken;
         // Until when the lease is ours for sure: a renewal that runs late (a busy process) must not leave the holder
         // believing it still holds a lease that lapsed and that another processor may have taken.
-        let until = taken;
+        let until = taken.until;
         let lost = false;
         const clock = this.clock;
         let renewing: Promise<void> = Promise.resolve();
@@ -116,9 +186,12 @@ export class VaultLeases {
                 renewing = renewing.then(async () => {
                     if (lost) return;
                     try {
-                        const renewed = await this.extend(vault, owner);
+                        const renewed = await this.extend(vault, owner, written);
                         if (renewed === undefined) lost = true;
-                        else until = renewed;
+                        else {
+                            written = renewed;
+                            until = renewed.until;
+                        }
                     } catch (err) {
                         lost = true; // cannot prove we still hold it: stop writing
                         onError?.(err);
@@ -138,7 +211,7 @@ export class VaultLeases {
                 await renewing;
                 if (lost) return;
                 try {
-                    await this.releaseAs(vault, owner);
+                    await this.releaseAs(vault, owner, written.etag);
                 } catch (err) {
                     onError?.(err);
                 }

@@ -95,7 +95,10 @@ class RecordingStore implements StateStore {
     scan(rowPrefix: string, limit: number) {
         return this.inner.scan(rowPrefix, limit);
     }
+    /** Every key read, in order. */
+    readonly reads: StateKey[] = [];
     getMany(keys: readonly StateKey[]): Promise<readonly (StoredState | undefined)[]> {
+        this.reads.push(...keys);
         return this.inner.getMany(keys);
     }
     put(key: StateKey, value: unknown, etag: string | undefined, expiresMs: number): Promise<PutResult> {
@@ -284,6 +287,32 @@ function tamper(token: string): string {
 // ---------------------------------------------------------------------------------------------------------------
 
 describe('notices from audit records', () => {
+    it('a new incident and its first notices: the incident and its due shard are not read again after this instance wrote them', async () => {
+        const s = setup();
+        const { id } = await openedFirewallIncident(s);
+        const incidentReads = s.store.reads.filter(
+            (k) => k.partition === incidentStoreKey(id).partition && k.row === id,
+        );
+        const dueReads = s.store.reads.filter((k) => k.partition === '~alerting' && k.row.startsWith('due|'));
+        // The incident was created from its finding (its pointer read, absent): the delivery's claim and its record
+        // write on the ETag of the incident as written (before: two more reads), the due shard is read once for the
+        // claim and written on its ETag for the next due time (before: two reads).
+        expect(incidentReads.length).toBe(1);
+        expect(dueReads.length).toBe(1);
+        expect((await incident(s, id)).notifications.every((n) => n.status === 'sent')).toBe(true);
+        // What another writer changed since is read, not overwritten: a second finding after an outside change.
+        const stored = await storedIncident(s.store.inner, id);
+        await s.store.inner.put(
+            incidentStoreKey(id),
+            { ...(stored.value as Incident) },
+            stored.etag,
+            Number.MAX_SAFE_INTEGER,
+        );
+        s.clock.advance(5 * MIN);
+        await s.process(reopenedBody(5));
+        expect((await incident(s, id)).findings).toBe(2);
+    });
+
     it('sends one Teams card and one email per incident, not per record', async () => {
         const s = setup();
         await s.process(firewallBody(0));

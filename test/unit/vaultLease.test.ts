@@ -72,3 +72,86 @@ describe('VaultLeases under a starved renewal (fault-injection suite, remediatio
         await held?.release();
     });
 });
+
+/** A store that counts reads and writes of the lease (and can slow each call down, to let calls overlap). */
+function countingStore(inner: StateStore = new MemoryStateStore()) {
+    const counts = { reads: 0, writes: 0 };
+    const store: StateStore = {
+        getMany: (keys: readonly StateKey[]) => {
+            counts.reads++;
+            return inner.getMany(keys);
+        },
+        put: (key: StateKey, value: unknown, etag: string | undefined, exp: number): Promise<PutResult> => {
+            counts.writes++;
+            return inner.put(key, value, etag, exp);
+        },
+        scan: (p: string, l: number) => inner.scan(p, l),
+    };
+    return { store, counts };
+}
+
+describe('VaultLeases round trips (no re-read of a lease this instance just wrote)', () => {
+    it('releases on the ETag of its own last write, and takes a lease it released without reading it', async () => {
+        const { store, counts } = countingStore();
+        const leases = new VaultLeases(store, systemClock, 'a', 60_000);
+        const first = await leases.hold(VAULT);
+        expect(first).toBeDefined();
+        expect(counts).toEqual({ reads: 1, writes: 1 }); // never written before: read, then write
+        await first?.release();
+        expect(counts).toEqual({ reads: 1, writes: 2 }); // the release writes on the ETag of the take: no read
+        const second = await leases.hold(VAULT);
+        expect(second).toBeDefined();
+        expect(counts).toEqual({ reads: 1, writes: 3 }); // the take writes on the ETag of the release: no read
+        // Still exclusive: another processor cannot take it while it is held.
+        expect(await new VaultLeases(store, systemClock, 'b', 60_000).acquire(VAULT)).toBe(false);
+        await second?.release();
+        expect(await new VaultLeases(store, systemClock, 'b', 60_000).acquire(VAULT)).toBe(true);
+    });
+
+    it('a released lease another processor took since is read, and not taken while that one holds it', async () => {
+        const { store, counts } = countingStore();
+        const a = new VaultLeases(store, systemClock, 'a', 60_000);
+        const b = new VaultLeases(store, systemClock, 'b', 60_000);
+        await (await a.hold(VAULT))?.release();
+        const held = await b.hold(VAULT); // the ETag `a` kept is stale now
+        expect(held).toBeDefined();
+        const reads = counts.reads;
+        expect(await a.hold(VAULT)).toBeUndefined(); // its compare-and-set failed: it read the lease, and it is b's
+        expect(counts.reads).toBe(reads + 1);
+        await held?.release();
+        const again = await a.hold(VAULT);
+        expect(again).toBeDefined();
+        await again?.release();
+    });
+
+    it('a release after the lease lapsed and was taken over leaves the new holder’s lease alone', async () => {
+        const clock = new TestClock(1_000_000);
+        const { store } = countingStore();
+        const held = await new VaultLeases(store, clock, 'a', 300).hold(VAULT);
+        clock.advance(400);
+        const b = new VaultLeases(store, clock, 'b', 300);
+        expect(await b.acquire(VAULT)).toBe(true);
+        await held?.release(); // lost already (its time passed): nothing written
+        clock.advance(100);
+        expect(await new VaultLeases(store, clock, 'c', 300).acquire(VAULT)).toBe(false); // b holds it still
+        expect(await b.renew(VAULT)).toBe(true);
+        await b.release(VAULT);
+        expect(await new VaultLeases(store, clock, 'c', 300).acquire(VAULT)).toBe(true);
+    });
+
+    it('renews on the ETag of its last write, and a renewal after a takeover finds the lease lost', async () => {
+        const clock = new TestClock(1_000_000);
+        const { store, counts } = countingStore();
+        const a = new VaultLeases(store, clock, 'a', 300);
+        expect(await a.acquire(VAULT)).toBe(true);
+        const reads = counts.reads;
+        clock.advance(100);
+        expect(await a.renew(VAULT)).toBe(true);
+        expect(counts.reads).toBe(reads); // no read: the lease was as `a` wrote it
+        clock.advance(400); // lapsed
+        expect(await new VaultLeases(store, clock, 'b', 300).acquire(VAULT)).toBe(true);
+        expect(await a.renew(VAULT)).toBe(false);
+        await a.release(VAULT); // not its lease any more: left alone
+        expect(await new VaultLeases(store, clock, 'c', 300).acquire(VAULT)).toBe(false);
+    });
+});
