@@ -3,8 +3,6 @@
  * compare-and-set per entity, the instance-local cache of detection reads, a deadline on every call and an explicit
  * retry policy. Against Azurite, and against local endpoints that hang or answer 503.
  */
-import { createServer as createHttpServer, type Server } from 'node:http';
-import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import { TableClient } from '@azure/data-tables';
 import { MemoryStateStore } from '../../shared/adapters/memoryStateStore';
 import {
@@ -17,6 +15,7 @@ import {
 import { FaultyStateStore } from '../../shared/simulation/faultyStateStore';
 import { type StateKey, type StateStore, type StateWrite, stateKey } from '../../shared/core/state/store';
 import { type AzuriteService, startAzurite } from '../support/azurite';
+import { busyEndpoint, hangingEndpoint, tableConnectionStringAt } from '../support/tableEndpoints';
 
 let azurite: AzuriteService;
 let tables = 0;
@@ -141,32 +140,13 @@ describe('TableStateStore cached reads (Azurite)', () => {
     });
 });
 
-/** A TCP server that accepts connections and never answers. */
-async function hangingServer(): Promise<{ port: number; close: () => Promise<void> }> {
-    const sockets: Socket[] = [];
-    const server: TcpServer = createTcpServer((s) => sockets.push(s));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const port = (server.address() as { port: number }).port;
-    return {
-        port,
-        close: () =>
-            new Promise<void>((resolve) => {
-                for (const s of sockets) s.destroy();
-                server.close(() => resolve());
-            }),
-    };
-}
-
 function connectionStringAt(port: number): string {
-    return azurite.connectionString.replace(
-        /TableEndpoint=http:\/\/[\d.]+:\d+/,
-        `TableEndpoint=http://127.0.0.1:${port}`,
-    );
+    return tableConnectionStringAt(azurite.connectionString, port);
 }
 
 describe('TableStateStore deadlines and retries', () => {
     it('gives up on a hung Table endpoint at its call deadline, as a retryable STATE.UNAVAILABLE', async () => {
-        const hung = await hangingServer();
+        const hung = await hangingEndpoint();
         try {
             const store = tableStateStoreAt(
                 tableLocationOf(connectionStringAt(hung.port), 'kvrhung'),
@@ -196,25 +176,18 @@ describe('TableStateStore deadlines and retries', () => {
     });
 
     it('retries a 503 as its retry policy says, then surfaces STATE.UNAVAILABLE', async () => {
-        let requests = 0;
-        const busy: Server = createHttpServer((_req, res) => {
-            requests++;
-            res.writeHead(503, { 'content-type': 'application/json', 'x-ms-error-code': 'ServerBusy' });
-            res.end(JSON.stringify({ 'odata.error': { code: 'ServerBusy', message: { value: 'busy' } } }));
-        });
-        await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+        const busy = await busyEndpoint();
         try {
-            const port = (busy.address() as { port: number }).port;
-            const store = tableStateStoreAt(tableLocationOf(connectionStringAt(port), 'kvrbusy'), () => {
+            const store = tableStateStoreAt(tableLocationOf(connectionStringAt(busy.port), 'kvrbusy'), () => {
                 throw new Error('no credential for a connection string');
             });
             await expect(store.getMany([stateKey('v', 'a')])).rejects.toMatchObject({
                 code: 'STATE.UNAVAILABLE',
                 retryable: true,
             });
-            expect(requests).toBe(1 + TABLE_RETRY_OPTIONS.maxRetries);
+            expect(busy.requests()).toBe(1 + TABLE_RETRY_OPTIONS.maxRetries);
         } finally {
-            await new Promise<void>((resolve) => busy.close(() => resolve()));
+            await busy.close();
         }
     });
 });

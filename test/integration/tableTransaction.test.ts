@@ -3,12 +3,11 @@
  * TableClient (no test policy rewrites its bodies): ETags of each operation, the failed operation's status and index,
  * non-ASCII values sent as ASCII JSON, the client's pipeline (policies, retries) and the abort signal.
  */
-import { createServer as createHttpServer, type Server } from 'node:http';
-import { createServer as createTcpServer, type Socket } from 'node:net';
 import { TableClient } from '@azure/data-tables';
 import { TABLE_RETRY_OPTIONS } from '../../shared/adapters/tableStateStore';
 import { sendOperation, submitTransaction, type TableOp } from '../../shared/adapters/tableTransaction';
 import { type AzuriteService, startAzurite } from '../support/azurite';
+import { busyEndpoint, hangingEndpoint, tableConnectionStringAt } from '../support/tableEndpoints';
 
 let azurite: AzuriteService;
 let tables = 0;
@@ -211,20 +210,10 @@ describe('submitTransaction (Azurite)', () => {
     });
 
     it('goes through the client pipeline: its retry policy retries a 503, then the status is thrown', async () => {
-        let requests = 0;
-        const busy: Server = createHttpServer((_req, res) => {
-            requests++;
-            res.writeHead(503, { 'content-type': 'application/json', 'x-ms-error-code': 'ServerBusy' });
-            res.end(JSON.stringify({ 'odata.error': { code: 'ServerBusy', message: { value: 'busy' } } }));
-        });
-        await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+        const busy = await busyEndpoint();
         try {
-            const port = (busy.address() as { port: number }).port;
             const client = TableClient.fromConnectionString(
-                azurite.connectionString.replace(
-                    /TableEndpoint=http:\/\/[\d.]+:\d+/,
-                    `TableEndpoint=http://127.0.0.1:${port}`,
-                ),
+                tableConnectionStringAt(azurite.connectionString, busy.port),
                 'kvrbusy',
                 { allowInsecureConnection: true, retryOptions: TABLE_RETRY_OPTIONS },
             );
@@ -236,26 +225,17 @@ describe('submitTransaction (Azurite)', () => {
                 ),
             );
             expect(f.statusCode).toBe(503);
-            expect(requests).toBe(1 + TABLE_RETRY_OPTIONS.maxRetries);
+            expect(busy.requests()).toBe(1 + TABLE_RETRY_OPTIONS.maxRetries);
         } finally {
-            await new Promise<void>((resolve) => busy.close(() => resolve()));
+            await busy.close();
         }
     });
 
     it('gives up when its abort signal fires (an endpoint that never answers)', async () => {
-        const sockets = new Set<Socket>();
-        const hung = createTcpServer((s) => {
-            sockets.add(s);
-            s.on('error', () => undefined);
-        });
-        await new Promise<void>((resolve) => hung.listen(0, '127.0.0.1', resolve));
+        const hung = await hangingEndpoint();
         try {
-            const port = (hung.address() as { port: number }).port;
             const client = TableClient.fromConnectionString(
-                azurite.connectionString.replace(
-                    /TableEndpoint=http:\/\/[\d.]+:\d+/,
-                    `TableEndpoint=http://127.0.0.1:${port}`,
-                ),
+                tableConnectionStringAt(azurite.connectionString, hung.port),
                 'kvrhung',
                 { allowInsecureConnection: true },
             );
@@ -269,8 +249,7 @@ describe('submitTransaction (Azurite)', () => {
             )) as { name?: string } | undefined;
             expect(err?.name).toBe('AbortError');
         } finally {
-            for (const s of sockets) s.destroy();
-            await new Promise<void>((resolve) => hung.close(() => resolve()));
+            await hung.close();
         }
     });
 });
