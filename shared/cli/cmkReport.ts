@@ -29,7 +29,7 @@ export async function runCmkReport(args: readonly string[], io: CliIo): Promise<
     });
     if (positionals.length === 0 && values.state === undefined)
         throw new UsageError('cmk-report needs captures to replay, or --state to read a deployed inventory');
-    const store: StateStore = tableStateOption(values.state, values['state-table']) ?? new MemoryStateStore();
+    const store: StateStore = (await tableStateOption(values.state, values['state-table'])) ?? new MemoryStateStore();
     const config = await loadConfigFile(values.config);
     let rejected = 0;
     if (positionals.length > 0) {

@@ -12,8 +12,6 @@ import {
     type VaultTags,
 } from '../config/responderConfig';
 import { ConfigError, ResponderError } from '../core/errors';
-import { DefaultAzureCredential } from '@azure/identity';
-import { DEFAULT_STATE_TABLE, tableLocationOf, tableStateStoreAt } from '../adapters/tableStateStore';
 import { configurableRuleIds } from '../core/rules';
 import type { StateStore } from '../core/state/store';
 
@@ -171,9 +169,13 @@ const TABLE_NAME = /^[A-Za-z][A-Za-z0-9]{2,62}$/;
  * The Table state store of `--state <table endpoint | connection string>` and `--state-table`, or undefined without
  * `--state`. A malformed value is a usage error naming the option (nothing is contacted yet); an unreachable endpoint
  * shows later, as a runtime failure of the first state read or write. A connection string is never echoed (it holds
- * the account key).
+ * the account key). The Table and identity SDKs are loaded only here, when `--state` is given: every `kvr` command
+ * starts without them (docs/benchmark.md, "What the replay figure leaves out").
  */
-export function tableStateOption(state: string | undefined, table: string | undefined): StateStore | undefined {
+export async function tableStateOption(
+    state: string | undefined,
+    table: string | undefined,
+): Promise<StateStore | undefined> {
     if (table !== undefined && state === undefined) throw new UsageError('--state-table needs --state');
     if (table !== undefined && !TABLE_NAME.test(table))
         throw new UsageError(
@@ -196,6 +198,9 @@ export function tableStateOption(state: string | undefined, table: string | unde
     } else if (!/^\s*[A-Za-z]+=/.test(value) || !value.includes('=')) {
         throw new UsageError(`--state: the value is neither an https:// URL nor a connection string; ${STATE_FIX}`);
     }
+    const [{ DEFAULT_STATE_TABLE, tableLocationOf, tableStateStoreAt }, { DefaultAzureCredential }] = await Promise.all(
+        [import('../adapters/tableStateStore.js'), import('@azure/identity')],
+    );
     try {
         return tableStateStoreAt(
             tableLocationOf(value.replace(/^https:/i, 'https:'), table ?? DEFAULT_STATE_TABLE),

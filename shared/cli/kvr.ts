@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 import { DirectoryQuarantineSink, JsonLinesDecisionSink } from '../adapters/streamSinks';
 import { replay } from '../app/replay';
-import { startSimulation } from '../simulation/simulation';
 import { DAMAGED_INPUT, isDamagedInput } from '../adapters/captureReader';
 import type { QuarantineSink } from '../core/ports';
 import { formatSummary, ProgressReporter } from './summary';
@@ -21,12 +20,6 @@ import {
 } from './common';
 
 export type { CliIo } from './common';
-import { runCmkReport } from './cmkReport';
-import { runConsume } from './consume';
-import { runPosture } from './posture';
-import { checkedPublicUrl, outboxSummary, runServe } from './serve';
-import { DEFAULT_PUBLIC_URL, DEFAULT_SIGNING_KEY, errorsOnly, localAlerting } from './localAlerting';
-import { runSend } from './send';
 import { commandHelp, EXIT, globalHelp } from './help';
 
 /** `--batch-size`: bodies (or bare records) per replayed batch; undefined leaves the default to replay. */
@@ -37,7 +30,6 @@ function batchSizeOption(value: string | undefined): number | undefined {
         throw new UsageError(`--batch-size must be a whole number from 1 to 10000, not '${value}'`);
     return n;
 }
-import { runDoctorCommand } from './doctor';
 import { rerunUnderHeapCap } from './replayHeap';
 
 async function runReplay(args: readonly string[], io: CliIo): Promise<number> {
@@ -55,9 +47,12 @@ async function runReplay(args: readonly string[], io: CliIo): Promise<number> {
     });
     if (positionals.length === 0) throw new UsageError('replay needs at least one file or directory');
     const batchSize = batchSizeOption(values['batch-size']);
-    const store = tableStateOption(values.state, values['state-table']);
+    const store = await tableStateOption(values.state, values['state-table']);
     const inventory = values.vaults === undefined ? undefined : await readJsonFile(values.vaults, 'vault inventory');
-    const simulation = inventory === undefined ? undefined : await startSimulation(inventory, values.vaults as string);
+    const simulation =
+        inventory === undefined
+            ? undefined
+            : await (await import('../simulation/simulation.js')).startSimulation(inventory, values.vaults as string);
     const config = await loadConfigFile(values.config, simulation?.tags).catch(async (err: unknown) => {
         await simulation?.close();
         throw err;
@@ -81,17 +76,22 @@ async function runReplay(args: readonly string[], io: CliIo): Promise<number> {
     };
     if (values.outbox === undefined && (values['public-url'] ?? values['signing-key']) !== undefined)
         throw new UsageError('--public-url and --signing-key need --outbox');
-    const alerting =
+    // The alerting, link-signing and mail modules load only with --outbox (so does the SDK behind them).
+    const outbox =
         values.outbox === undefined
             ? undefined
-            : await localAlerting({
+            : { dir: values.outbox, local: await import('./localAlerting.js'), serve: await import('./serve.js') };
+    const alerting =
+        outbox === undefined
+            ? undefined
+            : await outbox.local.localAlerting({
                   config,
-                  outbox: values.outbox,
-                  publicUrl: checkedPublicUrl(values['public-url'] ?? DEFAULT_PUBLIC_URL),
-                  signingKeyPath: values['signing-key'] ?? DEFAULT_SIGNING_KEY,
+                  outbox: outbox.dir,
+                  publicUrl: outbox.serve.checkedPublicUrl(values['public-url'] ?? outbox.local.DEFAULT_PUBLIC_URL),
+                  signingKeyPath: values['signing-key'] ?? outbox.local.DEFAULT_SIGNING_KEY,
                   // Replay writes files only: the environment's webhook or mailbox is not used.
                   env: {},
-                  log: errorsOnly(io.stderr),
+                  log: outbox.local.errorsOnly(io.stderr),
               });
     const started = performance.now();
     const progress = new ProgressReporter(io.stderr, started);
@@ -116,7 +116,8 @@ async function runReplay(args: readonly string[], io: CliIo): Promise<number> {
                 quarantine: values.quarantine,
             }),
         );
-        if (alerting?.outbox !== undefined) io.stderr.write(outboxSummary(alerting.outbox));
+        if (alerting?.outbox !== undefined && outbox !== undefined)
+            io.stderr.write(outbox.serve.outboxSummary(alerting.outbox));
         return withProblems(result.stats.rejected, damaged, io);
     } finally {
         await simulation?.close();
@@ -152,18 +153,20 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
         switch (command) {
             case 'replay':
                 return await runReplay(rest, io);
+            // Each command's module (and the Azure SDKs behind it) loads when that command runs: `kvr` starts
+            // without them (about 50 MB of RSS and a second less; docs/benchmark.md).
             case 'cmk-report':
-                return await runCmkReport(rest, io);
+                return await (await import('./cmkReport.js')).runCmkReport(rest, io);
             case 'posture':
-                return await runPosture(rest, io);
+                return await (await import('./posture.js')).runPosture(rest, io);
             case 'serve':
-                return await runServe(rest, io);
+                return await (await import('./serve.js')).runServe(rest, io);
             case 'consume':
-                return await runConsume(rest, io);
+                return await (await import('./consume.js')).runConsume(rest, io);
             case 'send':
-                return await runSend(rest, io);
+                return await (await import('./send.js')).runSend(rest, io);
             case 'doctor':
-                return await runDoctorCommand(rest, io);
+                return await (await import('./doctor.js')).runDoctorCommand(rest, io);
             case 'help':
             case '--help':
             case '-h': {

@@ -180,7 +180,7 @@ export async function runServe(args: readonly string[], io: CliIo, hooks: ServeH
     const port = intOption(values.port, 'port', 7071, 0, 65535);
     const tickSeconds = intOption(values['tick-seconds'], 'tick-seconds', 30, 1, 3600);
     const host = values.host ?? '127.0.0.1';
-    const store: StateStore = tableStateOption(values.state, values['state-table']) ?? new MemoryStateStore();
+    const store: StateStore = (await tableStateOption(values.state, values['state-table'])) ?? new MemoryStateStore();
     const inventory = values.vaults === undefined ? undefined : await readJsonFile(values.vaults, 'vault inventory');
     const simulation: Simulation | undefined =
         inventory === undefined ? undefined : await startSimulation(inventory, values.vaults as string);
