@@ -170,7 +170,7 @@ const TABLE_NAME = /^[A-Za-z][A-Za-z0-9]{2,62}$/;
  * `--state`. A malformed value is a usage error naming the option (nothing is contacted yet); an unreachable endpoint
  * shows later, as a runtime failure of the first state read or write. A connection string is never echoed (it holds
  * the account key). The Table and identity SDKs are loaded only here, when `--state` is given: every `kvr` command
- * starts without them (docs/benchmark.md, "What the replay figure leaves out").
+ * starts without them (docs/benchmark.md, "What the replay figure left out, and the fix").
  */
 export async function tableStateOption(
     state: string | undefined,
