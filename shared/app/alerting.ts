@@ -55,6 +55,7 @@ import { parseScope, scopeVaultRef } from '../core/events/activity';
 import type { VaultRef } from '../core/events/types';
 import type { Clock, DecisionSink, KeyStateReader, Logger } from '../core/ports';
 import { type StateKey, type StateStore, stateKey } from '../core/state/store';
+import { LastWritten } from '../core/state/lastWritten';
 import type { LinkSigner } from '../adapters/linkSigner';
 import type { UndoRecord } from '../core/remediation/undo';
 import { undoPreviewOf } from '../core/alerts/incidentPage';
@@ -214,26 +215,17 @@ export class Alerting implements DecisionSink {
      * tries its compare-and-set on that, unread. A stale entry (another writer since) fails the compare-and-set, and
      * the update reads the entity then, as without it.
      */
-    private readonly written = new Map<string, { readonly value: unknown; readonly etag: string }>();
+    private readonly written = new LastWritten<{ readonly value: unknown; readonly etag: string }>(MAX_WRITTEN);
 
     constructor(private readonly o: AlertingOptions) {}
 
     private remember(key: StateKey, value: unknown, etag: string): void {
-        const k = `${key.partition}\u0000${key.row}`;
-        this.written.delete(k);
-        if (this.written.size >= MAX_WRITTEN) {
-            const oldest = this.written.keys().next();
-            if (oldest.done !== true) this.written.delete(oldest.value);
-        }
-        this.written.set(k, { value, etag });
+        this.written.set(key.id, { value, etag });
     }
 
     /** What {@link remember} kept of `key`, taken out (it is tried once). */
     private recalled(key: StateKey): { readonly value: unknown; readonly etag: string } | undefined {
-        const k = `${key.partition}\u0000${key.row}`;
-        const w = this.written.get(k);
-        this.written.delete(k);
-        return w;
+        return this.written.take(key.id);
     }
 
     // -- incidents from findings ------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 import type { VaultRef } from '../core/events/types';
 import type { Clock } from '../core/ports';
 import { type StateStore, stateKey } from '../core/state/store';
+import { LastWritten } from '../core/state/lastWritten';
 
 interface Lease {
     readonly owner: string;
@@ -41,7 +42,7 @@ export class VaultLeases {
      * the same vault tries its compare-and-set on it without reading the lease first. A stale ETag (another processor
      * wrote the lease since) fails the compare-and-set, and the take reads the lease then. Bounded.
      */
-    private readonly released = new Map<string, string>();
+    private readonly released = new LastWritten<string>(MAX_RELEASED);
 
     constructor(
         private readonly store: StateStore,
@@ -76,9 +77,8 @@ export class VaultLeases {
      */
     private async take(vault: VaultRef, owner: string): Promise<Written | undefined> {
         const key = this.key(vault);
-        const free = this.released.get(vault.name);
+        const free = this.released.take(vault.name);
         if (free !== undefined) {
-            this.released.delete(vault.name);
             const until = this.clock.now() + this.leaseMs;
             const r = await this.store.put(key, { owner, until } satisfies Lease, free, until);
             if (r.ok) return { until, etag: r.etag };
@@ -146,23 +146,14 @@ export class VaultLeases {
         if (etag !== undefined) {
             const r = await this.store.put(key, null, etag, this.clock.now());
             if (r.ok) {
-                this.remember(vault.name, r.etag);
+                this.released.set(vault.name, r.etag);
                 return;
             }
         }
         const [s] = await this.store.getMany([key]);
         if ((s?.value as Lease | null | undefined)?.owner !== owner) return;
         const r = await this.store.put(key, null, s?.etag, this.clock.now());
-        if (r.ok) this.remember(vault.name, r.etag);
-    }
-
-    private remember(vaultName: string, etag: string): void {
-        this.released.delete(vaultName);
-        if (this.released.size >= MAX_RELEASED) {
-            const oldest = this.released.keys().next();
-            if (oldest.done !== true) this.released.delete(oldest.value);
-        }
-        this.released.set(vaultName, etag);
+        if (r.ok) this.released.set(vault.name, r.etag);
     }
 
     /**
