@@ -17,6 +17,7 @@
  * a `VaultPatch` that opens the firewall (defaultAction Allow). Every vault starts inside its learning period (the
  * estate is seen for the first time), so new-principal baselines are written but report nothing.
  */
+import { Rng } from './trafficGenerator';
 
 export interface DiverseOptions {
     readonly seed: number;
@@ -67,35 +68,6 @@ interface Scheduled {
     readonly ms: number;
     /** Builds the record at its time (or later, never before the record emitted last). */
     readonly build: (ms: number) => Json;
-}
-
-/** mulberry32. */
-class Rng {
-    private a: number;
-
-    constructor(seed: number) {
-        this.a = seed >>> 0;
-    }
-
-    u32(): number {
-        this.a = (this.a + 0x6d2b79f5) >>> 0;
-        let t = this.a;
-        t = Math.imul(t ^ (t >>> 15), t | 1);
-        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-        return (t ^ (t >>> 14)) >>> 0;
-    }
-
-    next(): number {
-        return this.u32() / 4294967296;
-    }
-
-    int(max: number): number {
-        return Math.floor(this.next() * max);
-    }
-
-    chance(p: number): boolean {
-        return this.next() < p;
-    }
 }
 
 /** A 32-bit hash of a few integers (stable identities, independent of the draw order). */

@@ -65,7 +65,8 @@ export const SAMPLE_DAY: TrafficOptions = Object.freeze({
 // ---------------------------------------------------------------------------------------------------------------
 // Randomness: mulberry32, plus FNV-1a to derive stable identifiers from names (independent of the seed).
 
-class Rng {
+/** A seeded generator (mulberry32): the sample day and the diverse workload (./diverseWorkload.ts) draw from it. */
+export class Rng {
     private a: number;
 
     constructor(seed: number) {

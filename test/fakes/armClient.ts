@@ -6,7 +6,8 @@ import {
 import { KeyVaultManagementClient, type KeyVaultManagementClientOptionalParams } from '@azure/arm-keyvault';
 import type { AccessToken, TokenCredential } from '@azure/identity';
 import { ArmAccessAdmin } from '../../shared/adapters/armAccessAdmin';
-import type { ArmKeyVaultFake } from '../../shared/simulation/armSimulator';
+import { ArmVaultAdmin } from '../../shared/adapters/armVaultAdmin';
+import { type ArmKeyVaultFake, startArmKeyVaultFake, type Vault } from '../../shared/simulation/armSimulator';
 
 /** The scope a real ARM credential is asked for. */
 export const ARM_SCOPE = 'https://management.azure.com/.default';
@@ -87,4 +88,42 @@ export function accessAdminFor(fake: Pick<ArmKeyVaultFake, 'url' | 'caPem'>, tim
         ca: fake.caPem,
         ...(timeoutMs === undefined ? {} : { timeoutMs }),
     });
+}
+
+/**
+ * ArmVaultAdmin through the real KeyVaultManagementClient against the fake, with no SDK retries (the remediator retries
+ * within its own budget; a test that wants the SDK's retries builds its client with {@link armClientFor}).
+ */
+export function vaultAdminFor(fake: Pick<ArmKeyVaultFake, 'url' | 'caPem'>, timeoutMs?: number): ArmVaultAdmin {
+    return new ArmVaultAdmin((sub) => armClientFor(fake, sub, { retryOptions: { maxRetries: 0 } }), timeoutMs);
+}
+
+/**
+ * The ARM fake for one test file: started before its tests, closed after them, and before each test set back to what
+ * a test may change: the vault (to `vault()`, when given), injected faults, the request log and the read-write hook.
+ */
+export function useArmKeyVaultFake(vault?: () => Vault): { readonly fake: ArmKeyVaultFake } {
+    let fake: ArmKeyVaultFake | undefined;
+    const started = (): ArmKeyVaultFake => {
+        if (fake === undefined) throw new Error('the ARM fake is used outside the tests of its file');
+        return fake;
+    };
+    beforeAll(async () => {
+        fake = await startArmKeyVaultFake();
+    });
+    afterAll(async () => {
+        await fake?.close();
+    });
+    beforeEach(() => {
+        const f = started();
+        if (vault !== undefined) f.setVault(vault());
+        f.clearFaults();
+        f.clearLog();
+        f.onReadWriteWindow(undefined);
+    });
+    return {
+        get fake() {
+            return started();
+        },
+    };
 }

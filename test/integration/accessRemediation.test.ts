@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import { LocalLinkSigner } from '../../shared/adapters/linkSigner';
 import { MemoryDecisionSink, MemoryQuarantineSink } from '../../shared/adapters/memorySinks';
 import { MemoryStateStore } from '../../shared/adapters/memoryStateStore';
-import { ArmVaultAdmin } from '../../shared/adapters/armVaultAdmin';
 import { systemClock } from '../../shared/adapters/systemClock';
 import { LinkTokens } from '../../shared/app/alerting';
 import { createResponder } from '../../shared/app/createPipeline';
@@ -26,7 +25,7 @@ import {
     makeVault,
     startArmKeyVaultFake,
 } from '../../shared/simulation/armSimulator';
-import { accessAdminFor, armClientFor } from '../fakes/armClient';
+import { accessAdminFor, vaultAdminFor } from '../fakes/armClient';
 import { RecordingChannel, TestClock } from '../support/alertingDoubles';
 import { REPO } from '../support/cli';
 
@@ -136,7 +135,7 @@ function responder(config = configFor('enforce'), callLimitMs?: number) {
         { decisions, quarantine: new MemoryQuarantineSink() },
         {
             acceptBareRecords: false,
-            admin: new ArmVaultAdmin((sub) => armClientFor(fake, sub, { retryOptions: { maxRetries: 0 } })),
+            admin: vaultAdminFor(fake),
             access: accessAdminFor(fake, callLimitMs),
             clock: systemClock,
             store,
@@ -239,7 +238,7 @@ describe('remove-role-assignment', () => {
             { decisions, quarantine: new MemoryQuarantineSink() },
             {
                 acceptBareRecords: false,
-                admin: new ArmVaultAdmin((sub) => armClientFor(fake, sub, { retryOptions: { maxRetries: 0 } })),
+                admin: vaultAdminFor(fake),
                 access: accessAdminFor(fake),
                 clock,
                 store,
@@ -516,7 +515,7 @@ describe('manual undo through the signed link (alerting, ARM simulator)', () => 
             { decisions, quarantine: new MemoryQuarantineSink() },
             {
                 acceptBareRecords: false,
-                admin: new ArmVaultAdmin((sub) => armClientFor(fake, sub, { retryOptions: { maxRetries: 0 } })),
+                admin: vaultAdminFor(fake),
                 access: accessAdminFor(fake),
                 clock,
                 store: new MemoryStateStore(),

@@ -1,7 +1,6 @@
 // Lost updates: a legitimate change lands between the responder's read and its PATCH (the simulator's read→write
 // window hook). Vault resources carry no ETag, so the PATCH wipes it; the audit record of that change, arriving later,
 // falls inside the recorded write window, and the worker restores what policy approves.
-import { ArmVaultAdmin } from '../../shared/adapters/armVaultAdmin';
 import { MemoryDecisionSink, MemoryQuarantineSink } from '../../shared/adapters/memorySinks';
 import { MemoryStateStore } from '../../shared/adapters/memoryStateStore';
 import { systemClock } from '../../shared/adapters/systemClock';
@@ -9,8 +8,7 @@ import { createResponder } from '../../shared/app/createPipeline';
 import { parseResponderConfig } from '../../shared/config/responderConfig';
 import type { ActionDecision, Decision, FindingDecision } from '../../shared/core/decisions';
 import { ruleIds } from '../../shared/core/rules';
-import { type ArmKeyVaultFake, startArmKeyVaultFake } from '../../shared/simulation/armSimulator';
-import { armClientFor } from '../fakes/armClient';
+import { useArmKeyVaultFake, vaultAdminFor } from '../fakes/armClient';
 import { fixtureBody } from '../support/fixtures';
 import { paymentsVault, RESOURCE_ID, SUB, VAULT } from '../support/paymentsVault';
 
@@ -29,28 +27,17 @@ const config = parseResponderConfig(
     'test',
 );
 
-let fake: ArmKeyVaultFake;
-beforeAll(async () => {
-    fake = await startArmKeyVaultFake();
-});
-afterAll(async () => {
-    await fake.close();
-});
-beforeEach(() => {
-    fake.setVault(
-        paymentsVault({
-            networkAcls: {
-                bypass: 'AzureServices',
-                defaultAction: 'Allow',
-                ipRules: [{ value: '198.51.100.7/32' }],
-            },
-        }),
-    );
-    fake.clearLog();
-    fake.onReadWriteWindow(undefined);
-});
+const arm = useArmKeyVaultFake(() =>
+    paymentsVault({
+        networkAcls: {
+            bypass: 'AzureServices',
+            defaultAction: 'Allow',
+            ipRules: [{ value: '198.51.100.7/32' }],
+        },
+    }),
+);
 afterEach(() => {
-    expect(fake.invalidRequests).toEqual([]);
+    expect(arm.fake.invalidRequests).toEqual([]);
 });
 
 function responder() {
@@ -60,7 +47,7 @@ function responder() {
         { decisions, quarantine: new MemoryQuarantineSink() },
         {
             acceptBareRecords: false,
-            admin: new ArmVaultAdmin((sub) => armClientFor(fake, sub, { retryOptions: { maxRetries: 0 } })),
+            admin: vaultAdminFor(arm.fake),
             clock: systemClock,
             store: new MemoryStateStore(),
         },
@@ -105,10 +92,10 @@ const actions = (ds: readonly Decision[]) => ds.filter((d): d is ActionDecision 
 /** alice adds `ip` (and the subnet) while the responder is between its read and its PATCH; returns her write's time. */
 function aliceWritesInTheWindow(ip: string): { at: () => string } {
     let at = '';
-    fake.onReadWriteWindow((id) => {
-        const v = fake.vault(id);
+    arm.fake.onReadWriteWindow((id) => {
+        const v = arm.fake.vault(id);
         const acls = v.properties.networkAcls ?? {};
-        fake.setVault({
+        arm.fake.setVault({
             ...v,
             properties: {
                 ...v.properties,
@@ -120,7 +107,7 @@ function aliceWritesInTheWindow(ip: string): { at: () => string } {
             },
         });
         at = new Date().toISOString();
-        fake.onReadWriteWindow(undefined);
+        arm.fake.onReadWriteWindow(undefined);
     });
     return { at: () => at };
 }
@@ -131,14 +118,14 @@ describe('a legitimate change in the read→write window', () => {
         const alice = aliceWritesInTheWindow('198.51.100.99');
         await pipeline.processBatch([{ body: attackBody() }]);
         // What ARM cannot prevent: the PATCH built from the earlier read removed alice's rules.
-        const wiped = fake.vault(VAULT).properties.networkAcls;
+        const wiped = arm.fake.vault(VAULT).properties.networkAcls;
         expect(wiped?.defaultAction).toBe('Deny');
         expect(wiped?.ipRules?.map((r) => r.value)).not.toContain('198.51.100.99/32');
         expect(wiped?.virtualNetworkRules ?? []).toEqual([]);
 
         // Her audit record arrives: its time falls inside the responder's write window.
         await pipeline.processBatch([{ body: aliceRecord(alice.at(), ['198.51.100.7/32', '198.51.100.99'], [VNET]) }]);
-        const v = fake.vault(VAULT).properties.networkAcls;
+        const v = arm.fake.vault(VAULT).properties.networkAcls;
         expect(v?.defaultAction).toBe('Deny');
         expect(v?.ipRules?.map((r) => r.value).sort()).toEqual(['198.51.100.7/32', '198.51.100.99/32']);
         expect(v?.virtualNetworkRules?.map((r) => r.id.toLowerCase())).toEqual([VNET]);
@@ -156,7 +143,7 @@ describe('a legitimate change in the read→write window', () => {
         const alice = aliceWritesInTheWindow('203.0.113.9');
         await pipeline.processBatch([{ body: attackBody() }]);
         await pipeline.processBatch([{ body: aliceRecord(alice.at(), ['198.51.100.7/32', '203.0.113.9'], []) }]);
-        const v = fake.vault(VAULT).properties.networkAcls;
+        const v = arm.fake.vault(VAULT).properties.networkAcls;
         expect(v?.ipRules?.map((r) => r.value)).toEqual(['198.51.100.7/32']);
         expect(v?.defaultAction).toBe('Deny');
         expect(
@@ -171,7 +158,7 @@ describe('a legitimate change in the read→write window', () => {
         await pipeline.processBatch([{ body: attackBody() }]);
         const long_ago = new Date(Date.now() - 3_600_000).toISOString();
         await pipeline.processBatch([{ body: aliceRecord(long_ago, ['198.51.100.7/32', '198.51.100.99'], []) }]);
-        expect(fake.vault(VAULT).properties.networkAcls?.ipRules?.map((r) => r.value)).toEqual(['198.51.100.7/32']);
+        expect(arm.fake.vault(VAULT).properties.networkAcls?.ipRules?.map((r) => r.value)).toEqual(['198.51.100.7/32']);
         expect(actions(decisions.decisions).filter((a) => a.action === 'concurrent-change-restored')).toEqual([]);
     });
 });

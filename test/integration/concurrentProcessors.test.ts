@@ -10,7 +10,6 @@
 // the ARM calls of one processor, a clock under the test's control), so each test is the same run every time.
 import { TableClient } from '@azure/data-tables';
 import { QueueClient } from '@azure/storage-queue';
-import { ArmVaultAdmin } from '../../shared/adapters/armVaultAdmin';
 import { MemoryDecisionSink, MemoryQuarantineSink } from '../../shared/adapters/memorySinks';
 import { RECONCILE_QUEUE, StorageReconcileQueue } from '../../shared/adapters/storageReconcileQueue';
 import { TableStateStore } from '../../shared/adapters/tableStateStore';
@@ -24,7 +23,7 @@ import type { VaultAdmin } from '../../shared/core/ports';
 import type { RemediationPlan, VaultAccessPolicy, VaultSnapshot } from '../../shared/core/remediation/types';
 import { ruleIds } from '../../shared/core/rules';
 import { type ArmKeyVaultFake, startArmKeyVaultFake } from '../../shared/simulation/armSimulator';
-import { armClientFor } from '../fakes/armClient';
+import { vaultAdminFor } from '../fakes/armClient';
 import { TestClock } from '../support/alertingDoubles';
 import { type AzuriteService, startAzurite } from '../support/azurite';
 import { makeContext } from '../support/context';
@@ -110,9 +109,7 @@ function deployment() {
     const queueClient = new QueueClient(queues.connectionString, `${RECONCILE_QUEUE}-cp${n}`);
     const processor = (name: string): Processor => {
         const decisions = new MemoryDecisionSink();
-        const admin = new HookedAdmin(
-            new ArmVaultAdmin((sub) => armClientFor(arm, sub, { retryOptions: { maxRetries: 0 } })),
-        );
+        const admin = new HookedAdmin(vaultAdminFor(arm));
         const responder = createResponder(
             config,
             { decisions, quarantine: new MemoryQuarantineSink() },

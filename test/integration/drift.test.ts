@@ -1,6 +1,5 @@
 // Drift from ARM truth: a vault write whose record carries no change fields still has the vault reconciled against
 // ARM, every drift rule is checked, and the last snapshot keeps monitor-mode drift from being reported on every pass.
-import { ArmVaultAdmin } from '../../shared/adapters/armVaultAdmin';
 import { MemoryDecisionSink, MemoryQuarantineSink } from '../../shared/adapters/memorySinks';
 import { MemoryStateStore } from '../../shared/adapters/memoryStateStore';
 import { systemClock } from '../../shared/adapters/systemClock';
@@ -9,8 +8,7 @@ import { parseResponderConfig } from '../../shared/config/responderConfig';
 import type { Decision, FindingDecision } from '../../shared/core/decisions';
 import { ruleIds } from '../../shared/core/rules';
 import type { StateStore } from '../../shared/core/state/store';
-import { type ArmKeyVaultFake, startArmKeyVaultFake } from '../../shared/simulation/armSimulator';
-import { armClientFor } from '../fakes/armClient';
+import { useArmKeyVaultFake, vaultAdminFor } from '../fakes/armClient';
 import { fixtureBody } from '../support/fixtures';
 import { paymentsVault, SUB, TENANT, VAULT } from '../support/paymentsVault';
 
@@ -30,28 +28,18 @@ function configFor(mode: 'enforce' | 'monitor') {
     );
 }
 
-let fake: ArmKeyVaultFake;
-beforeAll(async () => {
-    fake = await startArmKeyVaultFake();
-});
-afterAll(async () => {
-    await fake.close();
-});
-beforeEach(() => {
-    fake.setVault(
-        paymentsVault({
-            networkAcls: {
-                bypass: 'AzureServices',
-                defaultAction: 'Allow',
-                ipRules: [{ value: '203.0.113.66/32' }],
-            },
-            publicNetworkAccess: 'Enabled',
-            enableRbacAuthorization: false,
-            accessPolicies: [{ tenantId: TENANT, objectId: MALLORY, permissions: { secrets: ['get'] } }],
-        }),
-    );
-    fake.clearLog();
-});
+const arm = useArmKeyVaultFake(() =>
+    paymentsVault({
+        networkAcls: {
+            bypass: 'AzureServices',
+            defaultAction: 'Allow',
+            ipRules: [{ value: '203.0.113.66/32' }],
+        },
+        publicNetworkAccess: 'Enabled',
+        enableRbacAuthorization: false,
+        accessPolicies: [{ tenantId: TENANT, objectId: MALLORY, permissions: { secrets: ['get'] } }],
+    }),
+);
 
 function responder(mode: 'enforce' | 'monitor', store: StateStore = new MemoryStateStore()) {
     const decisions = new MemoryDecisionSink();
@@ -60,7 +48,7 @@ function responder(mode: 'enforce' | 'monitor', store: StateStore = new MemorySt
         { decisions, quarantine: new MemoryQuarantineSink() },
         {
             acceptBareRecords: false,
-            admin: new ArmVaultAdmin((sub) => armClientFor(fake, sub, { retryOptions: { maxRetries: 0 } })),
+            admin: vaultAdminFor(arm.fake),
             clock: systemClock,
             store,
         },
@@ -86,7 +74,7 @@ describe('drift from ARM truth', () => {
     it('enforce: a vault write with no change fields still brings every drift rule back to policy', async () => {
         const { decisions, pipeline } = responder('enforce');
         await pipeline.processBatch([{ body: bareVaultPatch('c-1') }]);
-        const v = fake.vault(VAULT).properties;
+        const v = arm.fake.vault(VAULT).properties;
         expect(v.networkAcls?.defaultAction).toBe('Deny');
         expect(v.networkAcls?.ipRules ?? []).toEqual([]);
         expect(v.publicNetworkAccess).toBe('Disabled');
@@ -107,15 +95,15 @@ describe('drift from ARM truth', () => {
         const again = responder('monitor', store);
         await again.pipeline.processBatch([{ body: bareVaultPatch('c-2') }]);
         expect(drift(again.decisions.decisions)).toEqual([]);
-        expect(fake.requests.filter((r) => r.method !== 'GET')).toEqual([]);
+        expect(arm.fake.requests.filter((r) => r.method !== 'GET')).toEqual([]);
     });
 
     it('the RBAC switch turned off since the last reconcile is reported from ARM', async () => {
-        const v = fake.vault(VAULT);
-        fake.setVault({ ...v, properties: { ...v.properties, enableRbacAuthorization: true } });
+        const v = arm.fake.vault(VAULT);
+        arm.fake.setVault({ ...v, properties: { ...v.properties, enableRbacAuthorization: true } });
         const store = new MemoryStateStore();
         await responder('monitor', store).pipeline.processBatch([{ body: bareVaultPatch('c-1') }]);
-        fake.setVault({ ...v, properties: { ...v.properties, enableRbacAuthorization: false } });
+        arm.fake.setVault({ ...v, properties: { ...v.properties, enableRbacAuthorization: false } });
         const later = responder('monitor', store);
         await later.pipeline.processBatch([{ body: bareVaultPatch('c-2') }]);
         expect(drift(later.decisions.decisions)).toContain('rbac-authorization-disabled');

@@ -3,7 +3,6 @@
 // simulator, rule state in Table Storage on Azurite), and the outcome lands on the batch's incident.
 import { TableClient } from '@azure/data-tables';
 import { QueueClient } from '@azure/storage-queue';
-import { ArmVaultAdmin } from '../../shared/adapters/armVaultAdmin';
 import { LocalLinkSigner } from '../../shared/adapters/linkSigner';
 import { MemoryDecisionSink, MemoryQuarantineSink } from '../../shared/adapters/memorySinks';
 import {
@@ -23,7 +22,7 @@ import { parseResponderConfig } from '../../shared/config/responderConfig';
 import type { ActionDecision, FindingDecision } from '../../shared/core/decisions';
 import { ruleIds } from '../../shared/core/rules';
 import { type ArmKeyVaultFake, startArmKeyVaultFake } from '../../shared/simulation/armSimulator';
-import { armClientFor } from '../fakes/armClient';
+import { vaultAdminFor } from '../fakes/armClient';
 import { RecordingChannel, TestClock } from '../support/alertingDoubles';
 import { type AzuriteService, startAzurite } from '../support/azurite';
 import { makeContext } from '../support/context';
@@ -72,7 +71,7 @@ function harness() {
         { decisions, quarantine: new MemoryQuarantineSink() },
         {
             acceptBareRecords: false,
-            admin: new ArmVaultAdmin((sub) => armClientFor(fake, sub, { retryOptions: { maxRetries: 0 } })),
+            admin: vaultAdminFor(fake),
             clock,
             store,
             queue: new StorageReconcileQueue(queueClient, true),

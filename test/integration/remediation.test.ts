@@ -1,6 +1,5 @@
 import { MemoryDecisionSink, MemoryQuarantineSink } from '../../shared/adapters/memorySinks';
 import { MemoryStateStore } from '../../shared/adapters/memoryStateStore';
-import { ArmVaultAdmin } from '../../shared/adapters/armVaultAdmin';
 import { systemClock } from '../../shared/adapters/systemClock';
 import { createPipeline } from '../../shared/app/createPipeline';
 import { parseResponderConfig } from '../../shared/config/responderConfig';
@@ -8,8 +7,8 @@ import type { ActionDecision, Decision, FindingDecision } from '../../shared/cor
 import type { VaultAdmin } from '../../shared/core/ports';
 import { ruleIds } from '../../shared/core/rules';
 import { type StateStore, stateKey } from '../../shared/core/state/store';
-import { armClientFor } from '../fakes/armClient';
-import { type ArmKeyVaultFake, makeVault, startArmKeyVaultFake } from '../../shared/simulation/armSimulator';
+import { useArmKeyVaultFake, vaultAdminFor } from '../fakes/armClient';
+import { makeVault } from '../../shared/simulation/armSimulator';
 import { fixtureBody } from '../support/fixtures';
 import { paymentsVault, SUB, TENANT } from '../support/paymentsVault';
 
@@ -58,21 +57,10 @@ function configFor(mode: 'enforce' | 'monitor', extra: Record<string, unknown> =
     );
 }
 
-let fake: ArmKeyVaultFake;
-beforeAll(async () => {
-    fake = await startArmKeyVaultFake();
-});
-afterAll(async () => {
-    await fake.close();
-});
-beforeEach(() => {
-    fake.setVault(openVault());
-    fake.clearFaults();
-    fake.clearLog();
-});
+const arm = useArmKeyVaultFake(() => openVault());
 afterEach(() => {
     // The remediation never sent a request the real API would reject.
-    expect(fake.invalidRequests).toEqual([]);
+    expect(arm.fake.invalidRequests).toEqual([]);
 });
 
 function processor(
@@ -80,8 +68,7 @@ function processor(
     options: { store?: StateStore; admin?: VaultAdmin; owner?: string } = {},
 ) {
     const decisions = new MemoryDecisionSink();
-    const admin =
-        options.admin ?? new ArmVaultAdmin((sub) => armClientFor(fake, sub, { retryOptions: { maxRetries: 0 } }));
+    const admin = options.admin ?? vaultAdminFor(arm.fake);
     const pipeline = createPipeline(
         config,
         { decisions, quarantine: new MemoryQuarantineSink() },
@@ -101,7 +88,7 @@ const actions = (ds: readonly Decision[]) => ds.filter((d): d is ActionDecision 
 const attempted = (ds: readonly Decision[]) => actions(ds).filter((a) => a.status !== 'skipped');
 const criticals = (ds: readonly Decision[]) =>
     ds.filter((d): d is FindingDecision => d.type === 'finding' && d.rule.startsWith('remediation-'));
-const writes = () => fake.requests.filter((r) => r.method !== 'GET');
+const writes = () => arm.fake.requests.filter((r) => r.method !== 'GET');
 
 /** A VaultPatch by mallory that opened the firewall and added her IP (the recorded after-state is only the trigger). */
 function attackBody() {
@@ -127,7 +114,7 @@ describe('remediation against the ARM fake, through the real @azure/arm-keyvault
             ['remove-access-policy', 'applied', undefined],
             ['remove-access-policy', 'applied', undefined],
         ]);
-        const v = fake.vault('kv-payments-prod').properties;
+        const v = arm.fake.vault('kv-payments-prod').properties;
         expect(v.networkAcls).toEqual({
             bypass: 'None',
             defaultAction: 'Deny',
@@ -153,7 +140,7 @@ describe('remediation against the ARM fake, through the real @azure/arm-keyvault
     it('is idempotent: the redelivered event finds the vault compliant and changes nothing', async () => {
         const store = new MemoryStateStore();
         await processor(configFor('enforce'), { store }).pipeline.processBatch([{ body: attackBody() }]);
-        fake.clearLog();
+        arm.fake.clearLog();
         const again = processor(configFor('enforce'), { store });
         await again.pipeline.processBatch([{ body: attackBody() }]);
         expect(writes()).toEqual([]);
@@ -180,7 +167,7 @@ describe('remediation against the ARM fake, through the real @azure/arm-keyvault
             'planned',
             'skipped',
         ]);
-        expect(fake.vault('kv-payments-prod').properties.networkAcls?.defaultAction).toBe('Allow');
+        expect(arm.fake.vault('kv-payments-prod').properties.networkAcls?.defaultAction).toBe('Allow');
     });
 
     it('per-rule monitor mode plans that rule only', async () => {
@@ -205,7 +192,7 @@ describe('remediation against the ARM fake, through the real @azure/arm-keyvault
         const byAction = new Map(actions(decisions.decisions).map((a) => [a.action, a.status]));
         expect(byAction.get('restore-firewall-default')).toBe('applied');
         expect(byAction.get('remove-ip-rule')).toBe('planned');
-        expect(fake.vault('kv-payments-prod').properties.networkAcls?.ipRules).toHaveLength(2);
+        expect(arm.fake.vault('kv-payments-prod').properties.networkAcls?.ipRules).toHaveLength(2);
     });
 
     it('puts vaults in enforce scope by their ARM tags', async () => {
@@ -221,7 +208,7 @@ describe('remediation against the ARM fake, through the real @azure/arm-keyvault
                 'tags',
             );
         const v = openVault();
-        fake.setVault({ ...v, tags: { Env: 'prod' } });
+        arm.fake.setVault({ ...v, tags: { Env: 'prod' } });
         const dev = processor(byTag('dev'));
         await dev.pipeline.processBatch([{ body: attackBody() }]);
         expect(writes()).toEqual([]);
@@ -238,26 +225,26 @@ describe('remediation against the ARM fake, through the real @azure/arm-keyvault
         claim['http://schemas.microsoft.com/identity/claims/objectidentifier'] = RESPONDER;
         const { decisions, pipeline } = processor();
         await pipeline.processBatch([{ body }]);
-        expect(fake.requests).toEqual([]);
+        expect(arm.fake.requests).toEqual([]);
         expect(decisions.decisions).toEqual([]);
     });
 
     it('reports, without remediating, access policies on a vault with RBAC authorization', async () => {
         const v = openVault();
-        fake.setVault({ ...v, properties: { ...v.properties, enableRbacAuthorization: true } });
+        arm.fake.setVault({ ...v, properties: { ...v.properties, enableRbacAuthorization: true } });
         const { decisions, pipeline } = processor();
         await pipeline.processBatch([{ body: attackBody() }]);
         const ap = actions(decisions.decisions).filter((a) => a.action === 'remove-access-policy');
         expect(ap.map((a) => [a.status, a.detail.reason])).toEqual([['skipped', 'rbac-authorization-enabled']]);
-        expect(fake.vault('kv-payments-prod').properties.accessPolicies).toHaveLength(3);
+        expect(arm.fake.vault('kv-payments-prod').properties.accessPolicies).toHaveLength(3);
     });
 
     it('suspends a vault beyond the hourly cap and raises remediation-suspended', async () => {
         const store = new MemoryStateStore();
         const config = configFor('enforce', { remediation: { maxPerVaultPerHour: 1, retryBudgetSeconds: 3 } });
         await processor(config, { store }).pipeline.processBatch([{ body: attackBody() }]);
-        fake.setVault(openVault()); // a pipeline or a policy opens it again: a tug of war
-        fake.clearLog();
+        arm.fake.setVault(openVault()); // a pipeline or a policy opens it again: a tug of war
+        arm.fake.clearLog();
         const second = processor(config, { store });
         const body = attackBody();
         (body.records[0] as { time: string }).time = '2026-10-05T09:40:00.0000000Z';
@@ -279,21 +266,21 @@ describe('remediation against the ARM fake, through the real @azure/arm-keyvault
         ['429 with Retry-After', { status: 429 as const, retryAfterSeconds: 1 }],
         ['500 once', { status: 500 as const }],
     ])('retries %s and still applies', async (_name, fault) => {
-        fake.inject({ ...fault, match: { method: 'PATCH' } });
+        arm.fake.inject({ ...fault, match: { method: 'PATCH' } });
         const { decisions, pipeline } = processor();
         await pipeline.processBatch([{ body: attackBody() }]);
         expect(attempted(decisions.decisions).every((a) => a.status === 'applied')).toBe(true);
-        expect(fake.requests.filter((r) => r.method === 'PATCH')).toHaveLength(2);
+        expect(arm.fake.requests.filter((r) => r.method === 'PATCH')).toHaveLength(2);
     });
 
     it('aborts a call that hangs and retries it', async () => {
-        fake.inject({ delayMs: 1500, match: { method: 'PATCH' } });
-        const admin = new ArmVaultAdmin((sub) => armClientFor(fake, sub, { retryOptions: { maxRetries: 0 } }), 300);
+        arm.fake.inject({ delayMs: 1500, match: { method: 'PATCH' } });
+        const admin = vaultAdminFor(arm.fake, 300);
         const { decisions, pipeline } = processor(configFor('enforce'), { admin });
         await pipeline.processBatch([{ body: attackBody() }]);
         expect(attempted(decisions.decisions).every((a) => a.status === 'applied')).toBe(true);
-        expect(fake.requests.filter((r) => r.method === 'PATCH').length).toBeGreaterThanOrEqual(2);
-        expect(fake.vault('kv-payments-prod').properties.networkAcls?.defaultAction).toBe('Deny');
+        expect(arm.fake.requests.filter((r) => r.method === 'PATCH').length).toBeGreaterThanOrEqual(2);
+        expect(arm.fake.vault('kv-payments-prod').properties.networkAcls?.defaultAction).toBe('Deny');
         // The fake still holds the aborted PATCH and applies it after its delay: let it land within this test, not
         // on the vault of the next one.
         await new Promise((resolve) => setTimeout(resolve, 1500));
@@ -344,7 +331,7 @@ describe('remediation against the ARM fake, through the real @azure/arm-keyvault
             tenantId: TENANT,
             properties: { networkAcls: { defaultAction: 'Allow', bypass: 'AzureServices' } },
         });
-        fake.setVault(other);
+        arm.fake.setVault(other);
         const body = attackBody();
         const second = structuredClone(body.records[0]) as { resourceId: string; correlationId: string };
         second.resourceId = second.resourceId.replace('KV-PAYMENTS-PROD', 'KV-PAYMENTS-DR');
@@ -356,15 +343,15 @@ describe('remediation against the ARM fake, through the real @azure/arm-keyvault
         });
         const { decisions, pipeline } = processor(config);
         await pipeline.processBatch([{ body }]);
-        expect(fake.vault('kv-payments-prod').properties.networkAcls?.defaultAction).toBe('Deny');
-        expect(fake.vault('kv-payments-dr').properties.networkAcls?.defaultAction).toBe('Allow');
+        expect(arm.fake.vault('kv-payments-prod').properties.networkAcls?.defaultAction).toBe('Deny');
+        expect(arm.fake.vault('kv-payments-dr').properties.networkAcls?.defaultAction).toBe('Allow');
         expect(criticals(decisions.decisions).map((f) => [f.rule, f.vault, f.cap])).toEqual([
             ['remediation-suspended', 'kv-payments-dr', 'invocation'],
         ]);
     });
 
     it('fails loud on 403 (missing permission): failed actions and a critical finding', async () => {
-        fake.inject({ status: 403, match: { method: 'PATCH' } });
+        arm.fake.inject({ status: 403, match: { method: 'PATCH' } });
         const { decisions, pipeline } = processor();
         await pipeline.processBatch([{ body: attackBody() }]);
         const failed = actions(decisions.decisions).filter((a) => a.status === 'failed');
@@ -374,7 +361,7 @@ describe('remediation against the ARM fake, through the real @azure/arm-keyvault
     });
 
     it('fails loud when 5xx persists beyond the retry budget', async () => {
-        fake.inject({ status: 503, times: 100, match: { method: 'PATCH' } });
+        arm.fake.inject({ status: 503, times: 100, match: { method: 'PATCH' } });
         const { decisions, pipeline } = processor(configFor('enforce', { remediation: { retryBudgetSeconds: 1 } }));
         await pipeline.processBatch([{ body: attackBody() }]);
         expect(criticals(decisions.decisions).map((f) => f.rule)).toEqual(['remediation-failed']);
@@ -382,7 +369,7 @@ describe('remediation against the ARM fake, through the real @azure/arm-keyvault
     });
 
     it('fails loud when the read-back does not match', async () => {
-        const real = new ArmVaultAdmin((sub) => armClientFor(fake, sub, { retryOptions: { maxRetries: 0 } }));
+        const real = vaultAdminFor(arm.fake);
         const ignoring: VaultAdmin = {
             get: (v) => real.get(v),
             patch: (v) => real.get(v),
@@ -407,9 +394,9 @@ describe('remediation against the ARM fake, through the real @azure/arm-keyvault
             a.pipeline.processBatch([{ body: attackBody() }]),
             b.pipeline.processBatch([{ body: bodyB }]),
         ]);
-        expect(fake.requests.filter((r) => r.method === 'PATCH')).toHaveLength(1);
-        expect(fake.requests.filter((r) => r.path.endsWith('/accessPolicies/remove'))).toHaveLength(2);
-        const v = fake.vault('kv-payments-prod').properties;
+        expect(arm.fake.requests.filter((r) => r.method === 'PATCH')).toHaveLength(1);
+        expect(arm.fake.requests.filter((r) => r.path.endsWith('/accessPolicies/remove'))).toHaveLength(2);
+        const v = arm.fake.vault('kv-payments-prod').properties;
         expect(v.networkAcls?.defaultAction).toBe('Deny');
         expect(v.accessPolicies?.map((p) => p.objectId)).toEqual([API, BREAK_GLASS]);
         const all = [...actions(a.decisions.decisions), ...actions(b.decisions.decisions)];

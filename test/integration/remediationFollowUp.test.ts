@@ -6,7 +6,6 @@
 // behind the real @azure/arm-keyvault client, the Teams Workflows fake behind the real TeamsWebhookChannel.
 import { TableClient } from '@azure/data-tables';
 import { QueueClient } from '@azure/storage-queue';
-import { ArmVaultAdmin } from '../../shared/adapters/armVaultAdmin';
 import { LocalLinkSigner } from '../../shared/adapters/linkSigner';
 import { MemoryDecisionSink, MemoryQuarantineSink } from '../../shared/adapters/memorySinks';
 import { RECONCILE_QUEUE, StorageReconcileQueue } from '../../shared/adapters/storageReconcileQueue';
@@ -21,7 +20,7 @@ import type { ReconcileMessage } from '../../shared/core/ports';
 import { ruleIds } from '../../shared/core/rules';
 import { type ArmKeyVaultFake, startArmKeyVaultFake } from '../../shared/simulation/armSimulator';
 import { startTeamsWorkflowsFake, type TeamsWorkflowsFake } from '../../shared/simulation/notificationFakes';
-import { armClientFor } from '../fakes/armClient';
+import { vaultAdminFor } from '../fakes/armClient';
 import { validateAdaptiveCard } from '../support/adaptiveCard';
 import { TestClock } from '../support/alertingDoubles';
 import { type AzuriteService, startAzurite } from '../support/azurite';
@@ -94,7 +93,7 @@ function deployment(processors = 1, queued = true) {
             { decisions, quarantine: new MemoryQuarantineSink() },
             {
                 acceptBareRecords: false,
-                admin: new ArmVaultAdmin((sub) => armClientFor(arm, sub, { retryOptions: { maxRetries: 0 } })),
+                admin: vaultAdminFor(arm),
                 clock,
                 owner: `p${i}`,
                 store: new TableStateStore(

@@ -2,7 +2,6 @@
 // responder built by createResponder with alerting (recording channels, signed links), and Alerting.act as the POST
 // of the undo page would call it.
 import { HttpRequest } from '@azure/functions';
-import { ArmVaultAdmin } from '../../shared/adapters/armVaultAdmin';
 import { LocalLinkSigner } from '../../shared/adapters/linkSigner';
 import { MemoryDecisionSink, MemoryQuarantineSink } from '../../shared/adapters/memorySinks';
 import { MemoryStateStore } from '../../shared/adapters/memoryStateStore';
@@ -16,8 +15,7 @@ import type { ActionDecision, Decision, FindingDecision } from '../../shared/cor
 import type { Logger } from '../../shared/core/ports';
 import { ruleIds } from '../../shared/core/rules';
 import { stateKey } from '../../shared/core/state/store';
-import { type ArmKeyVaultFake, startArmKeyVaultFake } from '../../shared/simulation/armSimulator';
-import { armClientFor } from '../fakes/armClient';
+import { useArmKeyVaultFake, vaultAdminFor } from '../fakes/armClient';
 import { fixtureBody } from '../support/fixtures';
 import { RecordingChannel, TestClock } from '../support/alertingDoubles';
 import { makeContext } from '../support/context';
@@ -183,20 +181,10 @@ function selfGrantAttack(time = '2026-10-05T09:05:45.0000000Z', correlationId = 
     return body;
 }
 
-let fake: ArmKeyVaultFake;
-beforeAll(async () => {
-    fake = await startArmKeyVaultFake();
-});
-afterAll(async () => {
-    await fake.close();
-});
-beforeEach(() => {
-    fake.clearFaults();
-    fake.clearLog();
-});
+const arm = useArmKeyVaultFake();
 afterEach(() => {
     // Neither the remediation nor the undo sent a request the real API would reject.
-    expect(fake.invalidRequests).toEqual([]);
+    expect(arm.fake.invalidRequests).toEqual([]);
 });
 
 interface Harness {
@@ -225,7 +213,7 @@ function harness(mode: 'enforce' | 'monitor' = 'enforce', policy: Record<string,
         { decisions, quarantine: new MemoryQuarantineSink() },
         {
             acceptBareRecords: false,
-            admin: new ArmVaultAdmin((sub) => armClientFor(fake, sub, { retryOptions: { maxRetries: 0 } })),
+            admin: vaultAdminFor(arm.fake),
             clock,
             store: new MemoryStateStore(),
             owner: 'undo-test',
@@ -239,7 +227,7 @@ function harness(mode: 'enforce' | 'monitor' = 'enforce', policy: Record<string,
 
 const actionsOf = (ds: readonly Decision[]) => ds.filter((d): d is ActionDecision => d.type === 'action');
 const findingsOf = (ds: readonly Decision[]) => ds.filter((d): d is FindingDecision => d.type === 'finding');
-const writes = () => fake.requests.filter((r) => r.method !== 'GET');
+const writes = () => arm.fake.requests.filter((r) => r.method !== 'GET');
 
 interface CardAction {
     readonly title: string;
@@ -293,14 +281,14 @@ async function approvalsOf(h: Harness): Promise<unknown> {
 
 describe('undo of a remediation from the alert (ARM simulator, real ARM client)', () => {
     it('firewall opened: the undo link restores Allow, records who undid it, notifies, and approves the state', async () => {
-        fake.setVault(openedVault());
+        arm.fake.setVault(openedVault());
         const h = harness();
         await h.responder.pipeline.processBatch([{ body: firewallAttack() }]);
 
         // The remediation: one PATCH setting the default action back to Deny, verified.
         const applied = actionsOf(h.decisions.decisions).filter((a) => a.status === 'applied');
         expect(applied.map((a) => [a.action, a.rule])).toEqual([['restore-firewall-default', 'firewall-opened']]);
-        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Deny');
+        expect(arm.fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Deny');
         expect(writes().map((r) => r.method)).toEqual(['PATCH']);
 
         // The card carries an undo button with a signed token bound to the incident.
@@ -320,7 +308,7 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
         ]);
 
         // GET shows the page and changes nothing.
-        fake.clearLog();
+        arm.fake.clearLog();
         expect(await h.alerting.view(incidentId, 'undo', token)).toMatchObject({ kind: 'done' });
         expect(writes()).toEqual([]);
 
@@ -333,7 +321,7 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
         });
 
         // ARM: one PATCH that puts Allow back and keeps everything else.
-        const v = fake.vault(VAULT).properties;
+        const v = arm.fake.vault(VAULT).properties;
         expect(v.networkAcls).toEqual({
             bypass: 'AzureServices',
             defaultAction: 'Allow',
@@ -386,7 +374,7 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
         });
 
         // A replay of the attack (new correlation id, later time): detected again, but not reverted again.
-        fake.clearLog();
+        arm.fake.clearLog();
         h.decisions.decisions.length = 0;
         h.clock.advance(2 * 3_600_000);
         await h.responder.pipeline.processBatch([
@@ -395,7 +383,7 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
         expect(findingsOf(h.decisions.decisions).map((f) => f.rule)).toContain('firewall-opened');
         expect(actionsOf(h.decisions.decisions).filter((a) => a.status !== 'skipped')).toEqual([]);
         expect(writes()).toEqual([]);
-        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Allow');
+        expect(arm.fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Allow');
         // The replay's incident offers no undo: nothing was changed.
         const replayCards = cards(h, 'opened').filter((n) => n.incidentId !== incidentId);
         expect(replayCards).toHaveLength(1);
@@ -405,7 +393,7 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
         ]);
 
         // The approval expires: the same attack 36 hours after the undo is remediated again.
-        fake.clearLog();
+        arm.fake.clearLog();
         h.decisions.decisions.length = 0;
         h.clock.advance(34 * 3_600_000);
         await h.responder.pipeline.processBatch([
@@ -416,19 +404,19 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
                 .filter((a) => a.action === 'restore-firewall-default')
                 .map((a) => [a.status, a.detail.reason]),
         ).toEqual([['applied', undefined]]);
-        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Deny');
+        expect(arm.fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Deny');
         expect(writes().map((r) => r.method)).toEqual(['PATCH']);
     });
 
     // Measured before: the approval an undo wrote never expired, so the same attack 36 h later was skipped as
     // policy-allows and the vault stayed open.
     it('the approval expires: the same attack within the window is allowed, 36 h later it is remediated again', async () => {
-        fake.setVault(openedVault());
+        arm.fake.setVault(openedVault());
         const h = harness();
         await h.responder.pipeline.processBatch([{ body: firewallAttack() }]);
         const { incidentId, token } = undoLinkOf(h, 'firewall-opened');
         expect((await h.alerting.act(incidentId, 'undo', token, PERSON)).kind).toBe('done');
-        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Allow');
+        expect(arm.fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Allow');
 
         const restoreDecisions = () =>
             actionsOf(h.decisions.decisions)
@@ -440,7 +428,7 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
             { body: firewallAttack('2026-10-05T21:05:00.0000000Z', 'firewall-12h-later') },
         ]);
         expect(restoreDecisions()).toEqual([['skipped', 'policy-allows']]);
-        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Allow');
+        expect(arm.fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Allow');
 
         h.decisions.decisions.length = 0;
         h.clock.advance(24 * 3_600_000);
@@ -448,11 +436,11 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
             { body: firewallAttack('2026-10-06T21:05:00.0000000Z', 'firewall-36h-later') },
         ]);
         expect(restoreDecisions()).toEqual([['applied', undefined]]);
-        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Deny');
+        expect(arm.fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Deny');
     });
 
     it('access policy granted: the undo puts the entry back with its permissions, and a replay leaves it', async () => {
-        fake.setVault(grantedVault());
+        arm.fake.setVault(grantedVault());
         const h = harness();
         await h.responder.pipeline.processBatch([{ body: grantAttack() }]);
         expect(
@@ -460,10 +448,10 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
                 .filter((a) => a.status === 'applied')
                 .map((a) => [a.action, a.rule, a.detail.objectId]),
         ).toEqual([['remove-access-policy', 'access-policy-granted', EVE]]);
-        expect(fake.vault(VAULT).properties.accessPolicies?.map((p) => p.objectId)).toEqual([API, BREAK_GLASS]);
+        expect(arm.fake.vault(VAULT).properties.accessPolicies?.map((p) => p.objectId)).toEqual([API, BREAK_GLASS]);
 
         const { incidentId, token } = undoLinkOf(h, 'access-policy-granted');
-        fake.clearLog();
+        arm.fake.clearLog();
         const outcome = await h.alerting.act(incidentId, 'undo', token, PERSON);
         expect(outcome.kind).toBe('done');
         expect(outcome.message).toBe(
@@ -472,7 +460,7 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
         expect(writes().map((r) => `${r.method} ${r.path.replace(/^.*\/vaults\/[^/]+/, '')}`)).toEqual([
             'PUT /accessPolicies/add',
         ]);
-        expect(fake.vault(VAULT).properties.accessPolicies).toEqual([
+        expect(arm.fake.vault(VAULT).properties.accessPolicies).toEqual([
             { tenantId: TENANT, objectId: API, permissions: { secrets: ['Get', 'List'] } },
             { tenantId: TENANT, objectId: BREAK_GLASS, permissions: { secrets: ['all'] } },
             EVE_POLICY,
@@ -482,7 +470,7 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
 
         // Replay (after the finding window): the grant is detected again (the configured policy does not know Eve),
         // the remediator reads the vault and finds the restored entry approved: Eve stays.
-        fake.clearLog();
+        arm.fake.clearLog();
         h.decisions.decisions.length = 0;
         h.clock.advance(2 * 3_600_000);
         await h.responder.pipeline.processBatch([
@@ -494,22 +482,22 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
         expect(ap.map((a) => [a.status, a.detail.reason, a.detail.objectId])).toEqual([
             ['skipped', 'protected-principal', BREAK_GLASS],
         ]);
-        expect(fake.requests.length).toBeGreaterThan(0); // the remediator did read the vault
-        expect(fake.requests.every((r) => r.method === 'GET')).toBe(true);
-        expect(fake.requests.filter((r) => r.path.includes('/accessPolicies/'))).toEqual([]);
+        expect(arm.fake.requests.length).toBeGreaterThan(0); // the remediator did read the vault
+        expect(arm.fake.requests.every((r) => r.method === 'GET')).toBe(true);
+        expect(arm.fake.requests.filter((r) => r.path.includes('/accessPolicies/'))).toEqual([]);
         expect(writes()).toEqual([]);
-        expect(fake.vault(VAULT).properties.accessPolicies).toContainEqual(EVE_POLICY);
+        expect(arm.fake.vault(VAULT).properties.accessPolicies).toContainEqual(EVE_POLICY);
     });
 
     it('a second undo with a new token, or the same token again, is "already undone" and changes nothing', async () => {
-        fake.setVault(openedVault());
+        arm.fake.setVault(openedVault());
         const h = harness();
         await h.responder.pipeline.processBatch([{ body: firewallAttack() }]);
         const { incidentId, token } = undoLinkOf(h, 'firewall-opened');
         const first = await h.alerting.act(incidentId, 'undo', token, PERSON);
         expect(first.kind).toBe('done');
         const undoneAt = (await incident(h, incidentId)).undone?.at;
-        fake.clearLog();
+        arm.fake.clearLog();
         const sentBefore = h.teams.sent.length + h.email.sent.length;
 
         h.clock.advance(60_000);
@@ -526,35 +514,35 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
         expect(replayed).toMatchObject({ kind: 'already', message: second.message });
         expect(await h.alerting.view(incidentId, 'undo', token)).toMatchObject({ kind: 'already' });
 
-        expect(fake.requests).toEqual([]);
+        expect(arm.fake.requests).toEqual([]);
         expect(h.teams.sent.length + h.email.sent.length).toBe(sentBefore);
         expect((await incident(h, incidentId)).undone).toMatchObject({ ...PERSON, at: undoneAt });
     });
 
     it('restores only what the remediation removed, relative to the vault as it is now', async () => {
-        fake.setVault(openedVault());
+        arm.fake.setVault(openedVault());
         const h = harness();
         await h.responder.pipeline.processBatch([{ body: firewallAttack() }]);
         const { incidentId, token } = undoLinkOf(h, 'firewall-opened');
         // After the remediation, someone adds an (approved) IP rule.
-        const remediated = fake.vault(VAULT);
+        const remediated = arm.fake.vault(VAULT);
         const acl = remediated.properties.networkAcls;
         expect(acl?.defaultAction).toBe('Deny');
-        fake.setVault({
+        arm.fake.setVault({
             ...remediated,
             properties: {
                 ...remediated.properties,
                 networkAcls: { ...acl, ipRules: [...(acl?.ipRules ?? []), { value: '198.51.100.9/32' }] },
             },
         });
-        fake.clearLog();
+        arm.fake.clearLog();
 
         const outcome = await h.alerting.act(incidentId, 'undo', token, PERSON);
         expect(outcome).toMatchObject({
             kind: 'done',
             message: 'Remediation undone: firewall default action back to Allow',
         });
-        expect(fake.vault(VAULT).properties.networkAcls).toEqual({
+        expect(arm.fake.vault(VAULT).properties.networkAcls).toEqual({
             bypass: 'AzureServices',
             defaultAction: 'Allow',
             ipRules: [{ value: '198.51.100.7/32' }, { value: '198.51.100.9/32' }],
@@ -564,12 +552,12 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
     });
 
     it('when someone already put the state back, the undo changes nothing in ARM and says so', async () => {
-        fake.setVault(openedVault());
+        arm.fake.setVault(openedVault());
         const h = harness();
         await h.responder.pipeline.processBatch([{ body: firewallAttack() }]);
         const { incidentId, token } = undoLinkOf(h, 'firewall-opened');
-        fake.setVault(openedVault()); // opened again by hand (the responder did not see it yet)
-        fake.clearLog();
+        arm.fake.setVault(openedVault()); // opened again by hand (the responder did not see it yet)
+        arm.fake.clearLog();
 
         const outcome = await h.alerting.act(incidentId, 'undo', token, PERSON);
         expect(outcome).toMatchObject({
@@ -587,13 +575,13 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
     });
 
     it('an undo whose ARM call is refused (403) is refused with the reason, logged, and can be retried', async () => {
-        fake.setVault(openedVault());
+        arm.fake.setVault(openedVault());
         const h = harness();
         await h.responder.pipeline.processBatch([{ body: firewallAttack() }]);
         const { incidentId, token } = undoLinkOf(h, 'firewall-opened');
         const sentBefore = h.teams.sent.length + h.email.sent.length;
-        fake.clearLog();
-        fake.inject({ status: 403, match: { method: 'PATCH' } });
+        arm.fake.clearLog();
+        arm.fake.inject({ status: 403, match: { method: 'PATCH' } });
 
         const outcome = await h.alerting.act(incidentId, 'undo', token, PERSON);
         expect(outcome.kind).toBe('refused');
@@ -610,8 +598,8 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
             }),
         ]);
         // The PATCH was tried and refused; the vault is as the remediation left it; the incident is not undone.
-        expect(fake.requests.filter((r) => r.method === 'PATCH').map((r) => r.status)).toEqual([403]);
-        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Deny');
+        expect(arm.fake.requests.filter((r) => r.method === 'PATCH').map((r) => r.status)).toEqual([403]);
+        expect(arm.fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Deny');
         const inc = await incident(h, incidentId);
         expect(inc.undone).toBeUndefined();
         expect(h.teams.sent.length + h.email.sent.length).toBe(sentBefore);
@@ -620,21 +608,21 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
         // The link was not used up: once the permission is there, the same link works.
         const retried = await h.alerting.act(incidentId, 'undo', token, PERSON);
         expect(retried.kind).toBe('done');
-        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Allow');
+        expect(arm.fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Allow');
     });
 
     it('a failed undo leaves no approval behind: the next attack is still remediated', async () => {
-        fake.setVault(openedVault());
+        arm.fake.setVault(openedVault());
         const h = harness();
         await h.responder.pipeline.processBatch([{ body: firewallAttack() }]);
         const { incidentId, token } = undoLinkOf(h, 'firewall-opened');
-        fake.inject({ status: 403, match: { method: 'PATCH' } });
+        arm.fake.inject({ status: 403, match: { method: 'PATCH' } });
         expect((await h.alerting.act(incidentId, 'undo', token, PERSON)).kind).toBe('refused');
-        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Deny');
+        expect(arm.fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Deny');
 
         // Nobody approved an open firewall: when it is opened again, the responder closes it again.
-        fake.setVault(openedVault());
-        fake.clearLog();
+        arm.fake.setVault(openedVault());
+        arm.fake.clearLog();
         h.decisions.decisions.length = 0;
         h.clock.advance(2 * 3_600_000);
         await h.responder.pipeline.processBatch([
@@ -645,11 +633,11 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
                 .filter((a) => a.action === 'restore-firewall-default')
                 .map((a) => [a.status, a.detail.reason]),
         ).toEqual([['applied', undefined]]);
-        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Deny');
+        expect(arm.fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Deny');
     });
 
     it('monitor mode: no remediation, no undo link, and undo tokens that do not fit are refused', async () => {
-        fake.setVault(openedVault());
+        arm.fake.setVault(openedVault());
         const h = harness('monitor');
         await h.responder.pipeline.processBatch([{ body: firewallAttack() }]);
         expect(actionsOf(h.decisions.decisions).map((a) => [a.action, a.status])).toEqual([
@@ -690,7 +678,7 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
         const valid = await h.alerting.act(id, 'undo', await freshToken(h, id, 'undo'), PERSON);
         expect(valid).toMatchObject({ kind: 'already', message: 'This incident has no applied remediation to undo.' });
 
-        expect(fake.requests.filter((r) => r.method !== 'GET')).toEqual([]);
+        expect(arm.fake.requests.filter((r) => r.method !== 'GET')).toEqual([]);
         expect((await incident(h, id)).undone).toBeUndefined();
         expect(h.log.lines.some((l) => l.message === 'kvr.undone')).toBe(false);
         expect(cards(h, 'undone')).toEqual([]);
@@ -700,7 +688,7 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
     it('sibling incidents of one remediation are undone independently, each restoring only its own part', async () => {
         const v = openedVault();
         const acl = v.properties.networkAcls;
-        fake.setVault({
+        arm.fake.setVault({
             ...v,
             properties: {
                 ...v.properties,
@@ -719,14 +707,14 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
         expect(undoIds.size).toBe(1);
         const opened = undoLinkOf(h, 'firewall-opened');
         const ipRule = undoLinkOf(h, 'firewall-ip-rule-added');
-        fake.clearLog();
+        arm.fake.clearLog();
         const first = await h.alerting.act(opened.incidentId, 'undo', opened.token, PERSON);
         expect(first).toMatchObject({
             kind: 'done',
             message: 'Remediation undone: firewall default action back to Allow',
         });
         // Only the firewall incident's part: the removed IP rule stays removed.
-        expect(fake.vault(VAULT).properties.networkAcls).toMatchObject({
+        expect(arm.fake.vault(VAULT).properties.networkAcls).toMatchObject({
             defaultAction: 'Allow',
             ipRules: [{ value: '198.51.100.7/32' }],
         });
@@ -739,7 +727,7 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
             by: 'lead@contoso.example',
         });
         expect(second).toMatchObject({ kind: 'done', message: 'Remediation undone: IP rule 203.0.113.66/32 restored' });
-        expect(fake.vault(VAULT).properties.networkAcls).toMatchObject({
+        expect(arm.fake.vault(VAULT).properties.networkAcls).toMatchObject({
             defaultAction: 'Allow',
             ipRules: [{ value: '198.51.100.7/32' }, { value: '203.0.113.66/32' }],
         });
@@ -748,7 +736,7 @@ describe('undo of a remediation from the alert (ARM simulator, real ARM client)'
             approved: ['IP rule 203.0.113.66/32'],
         });
         // Each part once: both links now answer "already undone", and nothing more is written.
-        fake.clearLog();
+        arm.fake.clearLog();
         expect(
             (await h.alerting.act(opened.incidentId, 'undo', await freshToken(h, opened.incidentId), PERSON)).kind,
         ).toBe('already');
@@ -765,7 +753,7 @@ describe('scoped undo: one remediation answering several incidents (ARM simulato
     // critical self-grant of another incident, because one undo snapshot covered the whole remediation.
     it("the firewall incident's undo restores the firewall only, never another incident's changes", async () => {
         const v = openedVault();
-        fake.setVault({
+        arm.fake.setVault({
             ...v,
             properties: { ...v.properties, accessPolicies: [...(v.properties.accessPolicies ?? []), MALLORY_POLICY] },
         });
@@ -780,19 +768,19 @@ describe('scoped undo: one remediation answering several incidents (ARM simulato
             new Set(['restore-firewall-default', 'disable-public-network-access', 'remove-access-policy']),
         );
         expect(new Set(applied.map((a) => a.detail.undoId)).size).toBe(1); // one remediation, one undo record
-        const remediated = fake.vault(VAULT).properties;
+        const remediated = arm.fake.vault(VAULT).properties;
         expect(remediated.networkAcls?.defaultAction).toBe('Deny');
         expect(remediated.publicNetworkAccess).toBe('Disabled');
         expect(remediated.accessPolicies?.map((p) => p.objectId)).not.toContain(MALLORY);
 
         const firewall = undoLinkOf(h, 'firewall-opened');
-        fake.clearLog();
+        arm.fake.clearLog();
         const outcome = await h.alerting.act(firewall.incidentId, 'undo', firewall.token, PERSON);
         expect(outcome).toMatchObject({
             kind: 'done',
             message: 'Remediation undone: firewall default action back to Allow',
         });
-        const after = fake.vault(VAULT).properties;
+        const after = arm.fake.vault(VAULT).properties;
         expect(after.networkAcls?.defaultAction).toBe('Allow');
         expect(after.publicNetworkAccess).toBe('Disabled');
         expect(after.accessPolicies?.map((p) => p.objectId)).not.toContain(MALLORY);
@@ -806,12 +794,12 @@ describe('scoped undo: one remediation answering several incidents (ARM simulato
 
         // The other incidents keep their own undo, which restores only their own change.
         const pna = undoLinkOf(h, 'public-network-access-enabled');
-        fake.clearLog();
+        arm.fake.clearLog();
         expect(await h.alerting.act(pna.incidentId, 'undo', pna.token, PERSON)).toMatchObject({
             kind: 'done',
             message: 'Remediation undone: public network access back to Enabled',
         });
-        expect(fake.vault(VAULT).properties.accessPolicies?.map((p) => p.objectId)).not.toContain(MALLORY);
+        expect(arm.fake.vault(VAULT).properties.accessPolicies?.map((p) => p.objectId)).not.toContain(MALLORY);
         expect(writes().filter((r) => r.path.includes('/accessPolicies/'))).toEqual([]);
     });
 });
@@ -856,11 +844,11 @@ describe('who may undo through the link, and from where (handler, ARM simulator)
     });
 
     async function remediated(): Promise<{ h: Harness; incidentId: string; token: string }> {
-        fake.setVault(openedVault());
+        arm.fake.setVault(openedVault());
         const h = harness();
         await h.responder.pipeline.processBatch([{ body: firewallAttack() }]);
         const { incidentId, token } = undoLinkOf(h, 'firewall-opened');
-        fake.clearLog();
+        arm.fake.clearLog();
         h.decisions.decisions.length = 0;
         return { h, incidentId, token };
     }
@@ -903,7 +891,7 @@ describe('who may undo through the link, and from where (handler, ARM simulator)
             easyAuth(h),
         );
         expect(res.status).toBe(200);
-        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Allow');
+        expect(arm.fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Allow');
         const undone = (await incident(h, incidentId)).undone;
         expect(undone).toMatchObject({ by: 'oncall@contoso.example', byId: ONCALL_OID, from: '203.0.113.9' });
         expect(h.log.lines).toContainEqual(
@@ -948,7 +936,7 @@ describe('who may undo through the link, and from where (handler, ARM simulator)
             publicUrl: PUBLIC_URL,
         });
         expect(optedIn.status).toBe(200);
-        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Allow');
+        expect(arm.fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Allow');
         expect((await incident(h, incidentId)).undone).not.toHaveProperty('by');
     });
 
@@ -983,7 +971,7 @@ describe('who may undo through the link, and from where (handler, ARM simulator)
             easyAuth(h),
         );
         expect(own.status).toBe(200);
-        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Allow');
+        expect(arm.fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Allow');
     });
 });
 
@@ -1005,7 +993,7 @@ describe('undo state stays within Table Storage limits', () => {
             objectId: `00000000-0000-4000-8000-${i.toString(16).padStart(12, '0')}`,
             permissions: { keys: ['get', 'list', 'wrapKey', 'unwrapKey'], secrets: ['get', 'list'], certificates: [] },
         }));
-        fake.setVault({
+        arm.fake.setVault({
             ...v,
             properties: { ...v.properties, accessPolicies: [...(v.properties.accessPolicies ?? []), ...many] },
         });
@@ -1013,19 +1001,19 @@ describe('undo state stays within Table Storage limits', () => {
         // unapproved entries would be removed too (docs/remediation.md, drift from ARM truth).
         const h = harness('enforce', { approvedPrincipals: many.map((m) => ({ objectId: m.objectId })) });
         await h.responder.pipeline.processBatch([{ body: firewallAttack() }]);
-        expect(fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Deny');
+        expect(arm.fake.vault(VAULT).properties.networkAcls?.defaultAction).toBe('Deny');
         const records = await undoRecords(h);
         expect(records).toHaveLength(1);
         expect(JSON.stringify(records[0]).length).toBeLessThan(TABLE_PROPERTY_CHARS);
         const { incidentId, token } = undoLinkOf(h, 'firewall-opened');
         expect((await h.alerting.act(incidentId, 'undo', token, PERSON)).kind).toBe('done');
-        expect(fake.vault(VAULT).properties.accessPolicies).toHaveLength(302);
+        expect(arm.fake.vault(VAULT).properties.accessPolicies).toHaveLength(302);
     });
 
     it('a remediation that removes a thousand IP rules keeps them within the limit, and the undo approves them', async () => {
         const v = openedVault();
         const rules = Array.from({ length: 1000 }, (_, i) => ({ value: `20.${(i >> 8) & 255}.${i & 255}.1/32` }));
-        fake.setVault({
+        arm.fake.setVault({
             ...v,
             properties: {
                 ...v.properties,
@@ -1036,14 +1024,14 @@ describe('undo state stays within Table Storage limits', () => {
         const body = firewallAttack();
         record0(body).properties.addedIpRule = { Value: '20.0.0.1/32' };
         await h.responder.pipeline.processBatch([{ body }]);
-        expect(fake.vault(VAULT).properties.networkAcls?.ipRules).toEqual([]);
+        expect(arm.fake.vault(VAULT).properties.networkAcls?.ipRules).toEqual([]);
         const records = await undoRecords(h);
         expect(records).toHaveLength(1);
         expect(JSON.stringify(records[0]).length).toBeLessThan(TABLE_PROPERTY_CHARS);
         const { incidentId, token } = undoLinkOf(h, 'firewall-ip-rule-added');
         const outcome = await h.alerting.act(incidentId, 'undo', token, PERSON);
         expect(outcome.kind).toBe('done');
-        expect(fake.vault(VAULT).properties.networkAcls?.ipRules).toHaveLength(1000);
+        expect(arm.fake.vault(VAULT).properties.networkAcls?.ipRules).toHaveLength(1000);
         const approvals = await approvalsOf(h);
         expect(JSON.stringify(approvals).length).toBeLessThan(TABLE_PROPERTY_CHARS);
         expect((approvals as { grants: { ipRanges: string[] }[] }).grants[0]?.ipRanges).toHaveLength(1000);

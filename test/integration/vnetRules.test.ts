@@ -3,7 +3,6 @@
 // (one PATCH, networkAcls sent whole, read back), and its undo restores exactly it, flag included. Without a list,
 // virtual network rules are not judged (the behaviour before the list existed). Real @azure/arm-keyvault client
 // against the ARM simulator.
-import { ArmVaultAdmin } from '../../shared/adapters/armVaultAdmin';
 import { MemoryDecisionSink, MemoryQuarantineSink } from '../../shared/adapters/memorySinks';
 import { MemoryStateStore } from '../../shared/adapters/memoryStateStore';
 import { systemClock } from '../../shared/adapters/systemClock';
@@ -13,8 +12,7 @@ import { parseResponderConfig } from '../../shared/config/responderConfig';
 import type { ActionDecision, Decision, FindingDecision } from '../../shared/core/decisions';
 import { ruleIds } from '../../shared/core/rules';
 import type { StateStore } from '../../shared/core/state/store';
-import { type ArmKeyVaultFake, startArmKeyVaultFake } from '../../shared/simulation/armSimulator';
-import { armClientFor } from '../fakes/armClient';
+import { useArmKeyVaultFake, vaultAdminFor } from '../fakes/armClient';
 import { fixtureBody } from '../support/fixtures';
 import { paymentsVault, SUB, VAULT } from '../support/paymentsVault';
 
@@ -47,29 +45,19 @@ function configFor(mode: 'enforce' | 'monitor', approved: readonly string[] | un
     );
 }
 
-let fake: ArmKeyVaultFake;
-beforeAll(async () => {
-    fake = await startArmKeyVaultFake();
-});
-afterAll(async () => {
-    await fake.close();
-});
-beforeEach(() => {
-    fake.setVault(
-        paymentsVault({
-            networkAcls: {
-                bypass: 'AzureServices',
-                defaultAction: 'Deny',
-                ipRules: [{ value: '198.51.100.7/32' }],
-                virtualNetworkRules: [
-                    { id: APPS, ignoreMissingVnetServiceEndpoint: false },
-                    { id: JUMP, ignoreMissingVnetServiceEndpoint: true },
-                ],
-            },
-        }),
-    );
-    fake.clearLog();
-});
+const arm = useArmKeyVaultFake(() =>
+    paymentsVault({
+        networkAcls: {
+            bypass: 'AzureServices',
+            defaultAction: 'Deny',
+            ipRules: [{ value: '198.51.100.7/32' }],
+            virtualNetworkRules: [
+                { id: APPS, ignoreMissingVnetServiceEndpoint: false },
+                { id: JUMP, ignoreMissingVnetServiceEndpoint: true },
+            ],
+        },
+    }),
+);
 
 function responder(
     mode: 'enforce' | 'monitor',
@@ -82,7 +70,7 @@ function responder(
         { decisions, quarantine: new MemoryQuarantineSink() },
         {
             acceptBareRecords: false,
-            admin: new ArmVaultAdmin((sub) => armClientFor(fake, sub, { retryOptions: { maxRetries: 0 } })),
+            admin: vaultAdminFor(arm.fake),
             clock: systemClock,
             store,
         },
@@ -104,7 +92,7 @@ function bareVaultPatch(correlationId: string, extra: Record<string, unknown> = 
 
 const findings = (ds: readonly Decision[]) => ds.filter((d): d is FindingDecision => d.type === 'finding');
 const actions = (ds: readonly Decision[]) => ds.filter((d): d is ActionDecision => d.type === 'action');
-const writes = () => fake.requests.filter((r) => r.method !== 'GET');
+const writes = () => arm.fake.requests.filter((r) => r.method !== 'GET');
 
 describe('virtual network rules and approvedVirtualNetworkRules', () => {
     it('without a list they are not judged: no finding, no action, every rule kept', async () => {
@@ -113,7 +101,10 @@ describe('virtual network rules and approvedVirtualNetworkRules', () => {
         expect(findings(decisions.decisions).map((f) => f.rule)).not.toContain('firewall-vnet-rule-added');
         expect(actions(decisions.decisions).map((a) => a.action)).not.toContain('remove-vnet-rule');
         expect(writes()).toEqual([]);
-        expect(fake.vault(VAULT).properties.networkAcls?.virtualNetworkRules?.map((v) => v.id)).toEqual([APPS, JUMP]);
+        expect(arm.fake.vault(VAULT).properties.networkAcls?.virtualNetworkRules?.map((v) => v.id)).toEqual([
+            APPS,
+            JUMP,
+        ]);
     });
 
     it('enforce: drift from ARM, the smallest PATCH with networkAcls whole, read back; undo restores exactly it', async () => {
@@ -141,16 +132,16 @@ describe('virtual network rules and approvedVirtualNetworkRules', () => {
                 },
             },
         });
-        expect(fake.invalidRequests).toEqual([]);
-        expect(fake.vault(VAULT).properties.networkAcls?.virtualNetworkRules?.map((v) => v.id)).toEqual([APPS]);
+        expect(arm.fake.invalidRequests).toEqual([]);
+        expect(arm.fake.vault(VAULT).properties.networkAcls?.virtualNetworkRules?.map((v) => v.id)).toEqual([APPS]);
 
         // Undo restores exactly the removed rule, its flag as it was, and approves it for a while.
-        fake.clearLog();
+        arm.fake.clearLog();
         const undoId = applied[0]?.detail.undoId as string;
         const undone = await r.undoer.undo(vaultRefOf(VAULT_ID), undoId, { rules: ['firewall-vnet-rule-added'] });
         expect(undone.restored).toEqual([`virtual network rule ${JUMP} restored`]);
         expect(undone.approved).toEqual([`virtual network rule ${JUMP.toLowerCase()}`]);
-        const acls = fake.vault(VAULT).properties.networkAcls;
+        const acls = arm.fake.vault(VAULT).properties.networkAcls;
         expect(acls?.virtualNetworkRules).toEqual([
             { id: APPS, ignoreMissingVnetServiceEndpoint: false },
             { id: JUMP, ignoreMissingVnetServiceEndpoint: true },
@@ -158,7 +149,7 @@ describe('virtual network rules and approvedVirtualNetworkRules', () => {
         expect(acls?.ipRules).toEqual([{ value: '198.51.100.7/32' }]);
 
         // The approval holds: the next reconcile leaves it alone.
-        fake.clearLog();
+        arm.fake.clearLog();
         const again = responder('enforce', [APPS], store);
         await again.r.pipeline.processBatch([{ body: bareVaultPatch('c-2') }]);
         expect(writes()).toEqual([]);
