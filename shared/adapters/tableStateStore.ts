@@ -307,9 +307,11 @@ interface Pack {
     readonly etag: string | undefined;
     readonly full: boolean;
     readonly slots: ReadonlyMap<string, Slot>;
+    /** The earliest `exp` of its slots (infinite: none), so that a write need not walk every slot to find it. */
+    readonly exp: number;
 }
 
-const NO_PACK: Pack = { etag: undefined, full: false, slots: new Map() };
+const NO_PACK: Pack = { etag: undefined, full: false, slots: new Map(), exp: Number.POSITIVE_INFINITY };
 
 /** What a cached pack counts towards the cache's bound on entities: its keys (one at least). */
 function weightOf(pack: Pack | undefined): number {
@@ -319,14 +321,16 @@ function weightOf(pack: Pack | undefined): number {
 /** Decodes a pack entity: `[row, version, exp, value]` per key, `[row, version, exp]` when the value is aside. */
 function decodePack(e: Record<string, unknown>): Pack {
     const slots = new Map<string, Slot>();
+    let exp = Number.POSITIVE_INFINITY;
     for (const name of Object.keys(e)) {
         if (!SLOT_NAME.test(name)) continue;
         const v = e[name];
         if (typeof v !== 'string') continue;
         const a = JSON.parse(v) as [string, string, number, unknown?];
         slots.set(name, { row: a[0], ver: a[1], exp: a[2], value: a[3], side: a.length < 4 });
+        if (a[2] < exp) exp = a[2];
     }
-    return { etag: typeof e.etag === 'string' ? e.etag : undefined, full: e.full === true, slots };
+    return { etag: typeof e.etag === 'string' ? e.etag : undefined, full: e.full === true, slots, exp };
 }
 
 /** The side entity of a packed key too large for its pack: its version, and its value. */
@@ -620,6 +624,38 @@ export class TableStateStore implements StateStore {
         if (pack.etag === undefined) shard.packs.delete(packRk);
         else shard.packs.set(packRk, pack);
         const change = (pack.etag === undefined ? 0 : weightOf(pack)) - before;
+        shard.packKeys += change;
+        this.cachedEntities += change;
+        if (change > 0) this.bound();
+    }
+
+    /**
+     * Records a successful write of a pack (`plan`, planned on `base`), where its shard is cached. When the copy holds
+     * `base` itself, its map of keys is updated in place rather than copied whole for every write (a pack holds up to
+     * 200 keys, and a batch of a cold estate writes hundreds of packs): whoever still plans on `base` (a concurrent
+     * call) holds the pack's old ETag, so the service refuses its write and it reads the pack again.
+     */
+    private rememberWritten(
+        partitionKey: string,
+        packRk: string,
+        base: Pack,
+        etag: string,
+        plan: { readonly full: boolean; readonly slots: ReadonlyMap<string, Slot>; readonly exp: number },
+    ): void {
+        const shard = this.cache.get(partitionKey);
+        if (shard === undefined) return;
+        const cached = shard.packs.get(packRk);
+        if (cached === undefined || cached !== base || shard.doubtful.has(packRk)) {
+            const slots = new Map(base.slots);
+            for (const [name, slot] of plan.slots) slots.set(name, slot);
+            this.rememberPack(partitionKey, packRk, { etag, full: plan.full, slots, exp: plan.exp });
+            return;
+        }
+        const before = weightOf(cached);
+        const slots = cached.slots as Map<string, Slot>;
+        for (const [name, slot] of plan.slots) slots.set(name, slot);
+        shard.packs.set(packRk, { etag, full: plan.full, slots, exp: plan.exp });
+        const change = weightOf(cached) - before;
         shard.packKeys += change;
         this.cachedEntities += change;
         if (change > 0) this.bound();
@@ -944,11 +980,9 @@ export class TableStateStore implements StateStore {
                 rowKeys: plan.rowKeys,
                 bytes: plan.bytes,
                 done: (etags) => {
-                    const slots = new Map(base.slots);
-                    for (const [name, slot] of plan.slots) slots.set(name, slot);
                     const etag = plan.packAction ? etags[0] : base.etag;
                     if (etag === undefined) this.doubt(pk, packRk);
-                    else this.rememberPack(pk, packRk, { etag, full: plan.full, slots });
+                    else this.rememberWritten(pk, packRk, base, etag, plan);
                     for (const [rk, side] of plan.sides) this.rememberSide(pk, rk, side);
                     for (const w of plan.packed) out[w.index] = { ok: true, etag: `~${w.ver}` };
                     for (const [j, p] of plan.plain) {
@@ -1007,6 +1041,8 @@ export class TableStateStore implements StateStore {
         packAction: boolean;
         full: boolean;
         slots: Map<string, Slot>;
+        /** The pack's `exp` once written. */
+        exp: number;
         sides: Map<string, Side | undefined>;
         packed: { index: number; ver: string }[];
         plain: Map<number, Prepared>;
@@ -1091,11 +1127,19 @@ export class TableStateStore implements StateStore {
         }
         const actions: TableOp[] = [];
         const packAction = packed.length > 0 || markFull;
+        // The pack's `exp` is the earliest expiry of its keys: the maintenance sweep prunes them from there. The keys
+        // not written keep theirs: unless a key written held the pack's earliest, that is the pack's known `exp`, and
+        // only then are the other keys walked.
+        let exp = Number.POSITIVE_INFINITY;
+        let walk = false;
+        for (const [name, s] of slots) {
+            if (s.exp < exp) exp = s.exp;
+            const old = pack.slots.get(name);
+            if (old !== undefined && old.exp <= pack.exp) walk = true;
+        }
+        if (!walk) exp = Math.min(exp, pack.exp);
+        else for (const [name, s] of pack.slots) if (s.exp < exp && !slots.has(name)) exp = s.exp;
         if (packAction) {
-            // The pack's `exp` is the earliest expiry of its keys: the maintenance sweep prunes them from there.
-            let exp = Number.POSITIVE_INFINITY;
-            for (const [name, s] of pack.slots) if (!slots.has(name)) exp = Math.min(exp, s.exp);
-            for (const s of slots.values()) exp = Math.min(exp, s.exp);
             if (Number.isFinite(exp)) props.push(['exp', exp]);
             if (markFull) props.push(['full', true]);
             if (pack.etag === undefined) {
@@ -1112,7 +1156,7 @@ export class TableStateStore implements StateStore {
             rowKeys.push(p.rowKey);
             bytes += p.bytes;
         }
-        return { conflicts, refused, actions, rowKeys, bytes, packAction, full, slots, sides, packed, plain };
+        return { conflicts, refused, actions, rowKeys, bytes, packAction, full, slots, exp, sides, packed, plain };
     }
 
     /**

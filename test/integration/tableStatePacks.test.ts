@@ -91,6 +91,51 @@ describe('TableStateStore packs (Azurite)', () => {
         ]);
     });
 
+    it("a cached pack updated write after write: the entity's expiry stays the earliest of its keys', the copy exact", async () => {
+        const { a, b, fresh, raw } = instances();
+        const keys = ['user|p', 'user|q', 'user|r'].map((r) => stateKey(VAULT, r));
+        await a.getMany(keys, { cached: true }); // a's copy of the shard: its writes update the cached pack
+        const packExp = async (): Promise<unknown> =>
+            (await rows(raw)).find((e) => e.rowKey === packRowKeyOf(VAULT))?.exp;
+        let etags = (
+            await a.putMany(keys.map((key, i) => ({ key, value: { i }, etag: undefined, expiresMs: 100 * (i + 1) })))
+        ).map(etagOf);
+        expect(await packExp()).toBe(100);
+        // Each step rewrites one key; the earliest expiry moves as the keys' do (100/200/300 at the start).
+        const steps: [number, number, number][] = [
+            [0, 500, 200], // the earliest key moves later: the next one's
+            [2, 50, 50], // another key moves earlier than all
+            [1, 600, 50], // a key that was not the earliest: unchanged
+            [2, 700, 500], // the earliest again: the walk finds 500
+        ];
+        for (const [k, exp, expected] of steps) {
+            const [r] = await a.putMany([
+                { key: keys[k] as StateKey, value: { k, exp }, etag: etags[k], expiresMs: exp },
+            ]);
+            expect(ok(r)).toBe(true);
+            etags = etags.map((e, i) => (i === k ? etagOf(r) : e));
+            expect(await packExp()).toBe(expected);
+        }
+        // The cached copy (updated in place) and a fresh read agree, key by key, with their versions.
+        for (const reader of [a, fresh()]) {
+            const read = await reader.getMany(keys, { cached: true });
+            expect(read.map((r) => r?.etag)).toEqual(etags);
+            expect(read.map((r) => r?.value)).toEqual([
+                { k: 0, exp: 500 },
+                { k: 1, exp: 600 },
+                { k: 2, exp: 700 },
+            ]);
+        }
+        // Another instance on the first versions: a conflict for the key it read, success for the key it did not.
+        const late = await b.putMany([
+            { key: keys[0] as StateKey, value: 'late', etag: undefined, expiresMs: 1 },
+            { key: stateKey(VAULT, 'user|s'), value: 's', etag: undefined, expiresMs: 900 },
+        ]);
+        expect(late.map(ok)).toEqual([false, true]);
+        expect((await a.getMany([stateKey(VAULT, 'user|s')], { cached: false }))[0]?.value).toBe('s');
+        expect(await packExp()).toBe(500);
+    });
+
     it('two instances writing different keys of one pack on stale copies both succeed; the pack keeps both', async () => {
         const { a, b, fresh } = instances();
         const [x, y] = [stateKey(VAULT, 'app|x'), stateKey(VAULT, 'app|y')] as [StateKey, StateKey];
