@@ -7,7 +7,7 @@ import type { VaultRef } from '../core/events/types';
 import type { DecisionSink, QuarantineItem, QuarantineSink, ReconcileMessage, ReconcileQueue } from '../core/ports';
 import type { DetectionSettings } from '../core/rules/settings';
 import type { DetectionEngine, Trigger } from './detectionEngine';
-import type { ReconcileIntents } from './reconcileIntents';
+import type { KnownIntent, ReconcileIntents } from './reconcileIntents';
 import { intentInputsOf } from './reconcileTriggers';
 import type { WriteWindow } from './remediator';
 
@@ -181,14 +181,19 @@ export class AuditPipeline {
         const handoff = this.options.reconcile;
         let reconcile: ReconcileMessage[] = [];
         if (handoff !== undefined) {
+            // The intents are read side by side with the write windows (one round trip, not two in a row).
+            let known: ReadonlyMap<string, KnownIntent | null> | undefined;
             const inputs = await intentInputsOf(
                 events,
                 triggers,
                 handoff.settings,
                 handoff.windowsOf,
                 handoff.skipRepeats,
+                async (vaults) => {
+                    known = await handoff.intents.readKnownMany(vaults);
+                },
             );
-            if (inputs.length > 0) reconcile = await handoff.intents.record(inputs);
+            if (inputs.length > 0) reconcile = await handoff.intents.record(inputs, known);
         }
         const enriched =
             this.options.enrich === undefined || found.length === 0 ? found : await this.options.enrich(found);

@@ -19,9 +19,12 @@ class TracingStore implements StateStore {
     private leaseInFlight = 0;
     maxLeaseInFlight = 0;
     leaseCalls = 0;
-    /** Leases taken (a lease written with a value), and `getMany` calls that read a `reconcile|intent` key. */
+    /** Leases taken (a lease written with a value), and `reconcile|intent` keys read. */
     leasesTaken = 0;
     intentReads = 0;
+    /** Write-window reads in flight now; intent reads sent while one was (side by side, not after it). */
+    private windowsInFlight = 0;
+    intentReadsBesideWindows = 0;
 
     constructor(private readonly inner: StateStore = new MemoryStateStore()) {}
 
@@ -32,7 +35,11 @@ class TracingStore implements StateStore {
 
     private async traced<T>(keys: readonly StateKey[], fn: () => Promise<T>): Promise<T> {
         const lease = keys.some((k) => k.row === 'remediation|lease');
-        if (keys.some((k) => k.row === 'reconcile|windows')) this.windowReads++;
+        const windows = keys.some((k) => k.row === 'reconcile|windows');
+        if (windows) {
+            this.windowReads++;
+            this.windowsInFlight++;
+        }
         if (lease) {
             this.leaseCalls++;
             this.leaseInFlight++;
@@ -43,11 +50,14 @@ class TracingStore implements StateStore {
             return await fn();
         } finally {
             if (lease) this.leaseInFlight--;
+            if (windows) this.windowsInFlight--;
         }
     }
 
     getMany(keys: readonly StateKey[]) {
-        if (keys.some((k) => k.row === 'reconcile|intent')) this.intentReads++;
+        const intents = keys.filter((k) => k.row === 'reconcile|intent').length;
+        this.intentReads += intents;
+        if (intents > 0 && this.windowsInFlight > 0) this.intentReadsBesideWindows++;
         return this.traced(keys, () => this.inner.getMany(keys));
     }
 
@@ -62,7 +72,7 @@ class TracingStore implements StateStore {
 }
 
 describe('round trips of a batch with findings (in-process reconcile)', () => {
-    it('reads the write windows of a batch’s vaults in one call and reconciles vaults side by side, reading each intent twice; same decisions', async () => {
+    it('reads the write windows of a batch’s vaults in one call, beside its intents, and reconciles vaults side by side, reading each intent twice; same decisions', async () => {
         const batches = sampleDayBatches(400).slice(0, 4);
         const store = new TracingStore();
         const config = demoConfig();
@@ -83,6 +93,8 @@ describe('round trips of a batch with findings (in-process reconcile)', () => {
         // Per reconciled vault and batch, the intent is read twice: when the batch records it, and under the lease
         // (there was a third read, before the lease, of the intent the batch had just written).
         expect(store.intentReads).toBe(2 * store.leasesTaken);
+        // The batch's intents are read side by side with its write windows (they were read after them).
+        expect(store.intentReadsBesideWindows).toBeGreaterThan(0);
         // The decisions are those of the plain in-memory store, batch for batch.
         expect(decisions).toEqual(await decisionsOf(config, new MemoryStateStore(), batches));
     }, 120_000);
