@@ -59,6 +59,11 @@ export const DEFAULT_SHARDS = 8;
 export const MAX_TRANSACTION_ENTITIES = 100;
 /** Request body bytes per transaction, below the 4 MiB the service allows with room for the multipart framing. */
 const MAX_TRANSACTION_BYTES = 3_500_000;
+/**
+ * Transactions of one shard in flight at once (at most `writeConcurrency` shards are written at once): the writes of
+ * one call touch distinct entities, so their transactions need not wait for one another.
+ */
+const TRANSACTIONS_IN_FLIGHT = 4;
 /** Default deadline of one Table call, SDK retries included (see {@link TableStateStoreOptions.callTimeoutMs}). */
 export const DEFAULT_CALL_TIMEOUT_MS = 10_000;
 /**
@@ -1160,11 +1165,51 @@ export class TableStateStore implements StateStore {
     }
 
     /**
-     * Sends the units of one shard as entity-group transactions of up to 100 entities and 3.5 MB. The service applies
+     * Sends the units of one shard: when no two of them touch one entity (always, for the distinct keys of one round of
+     * {@link putMany}), as up to {@link TRANSACTIONS_IN_FLIGHT} transactions at once, each lane of units filled up to
+     * what one transaction takes; otherwise one transaction after another. Each transaction is a compare-and-set of
+     * its own, whatever the order: side by side, a cold estate's batch (hundreds of packs a shard) waits for one round
+     * trip instead of one per 100 entities.
+     */
+    private async sendUnits(units: readonly Unit[]): Promise<void> {
+        const lanes: Unit[][] = [];
+        const rows = new Set<string>();
+        let lane: Unit[] = [];
+        let actions = 0;
+        let bytes = 0;
+        for (const u of units) {
+            for (const r of u.rowKeys) {
+                if (rows.has(r)) return this.sendSerially(units);
+                rows.add(r);
+            }
+            if (
+                lane.length > 0 &&
+                (actions + u.actions.length > MAX_TRANSACTION_ENTITIES || bytes + u.bytes > MAX_TRANSACTION_BYTES)
+            ) {
+                lanes.push(lane);
+                lane = [];
+                actions = 0;
+                bytes = 0;
+            }
+            lane.push(u);
+            actions += u.actions.length;
+            bytes += u.bytes;
+        }
+        if (lane.length > 0) lanes.push(lane);
+        if (lanes.length <= 1) return this.sendSerially(units);
+        let next = 0;
+        const worker = async (): Promise<void> => {
+            while (next < lanes.length) await this.sendSerially(lanes[next++] as Unit[]);
+        };
+        await Promise.all(Array.from({ length: Math.min(TRANSACTIONS_IN_FLIGHT, lanes.length) }, worker));
+    }
+
+    /**
+     * Sends units as entity-group transactions of up to 100 entities and 3.5 MB, one after another. The service applies
      * a transaction whole or not at all, and names its first failing operation (`<index>:<message>`): that unit
      * decides what to send instead (nothing, for a plain write's conflict), and the rest goes again without it.
      */
-    private async sendUnits(units: readonly Unit[]): Promise<void> {
+    private async sendSerially(units: readonly Unit[]): Promise<void> {
         let queue = [...units];
         const alone = new Set<Unit>();
         while (queue.length > 0) {

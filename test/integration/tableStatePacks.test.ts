@@ -136,6 +136,64 @@ describe('TableStateStore packs (Azurite)', () => {
         expect(await packExp()).toBe(500);
     });
 
+    it('the transactions of one shard go side by side, in one round trip; a conflict in one leaves the others', async () => {
+        const name = azurite.newName();
+        const raw = client(name);
+        // Requests in flight: a request's depth is one more than the deepest one answered before it was sent.
+        let ended = 0;
+        let deepest = 0;
+        raw.pipeline.addPolicy(
+            {
+                name: 'depth',
+                sendRequest: async (request, next) => {
+                    const d = ended + 1;
+                    deepest = Math.max(deepest, d);
+                    try {
+                        return await next(request);
+                    } finally {
+                        ended = Math.max(ended, d);
+                    }
+                },
+            },
+            { afterPhase: 'Retry' },
+        );
+        const store = new TableStateStore(raw, { shards: 1, cacheValidityMs: 3_600_000 });
+        const vaults = Array.from({ length: 250 }, (_, i) => `kv-lane-${i}`);
+        const keys = vaults.map((v) => stateKey(v, 'user|u'));
+        await store.getMany(keys, { cached: true }); // the table and the shard's copy: not part of the count
+        const other = new TableStateStore(client(name), { shards: 1 });
+        const first = await store.putMany(keys.map((key) => ({ key, value: 1, etag: undefined, expiresMs: 10 })));
+        expect(first.every(ok)).toBe(true);
+        // Someone else changes one key; the next call writes all 250 again (3 transactions of one PartitionKey).
+        expect(
+            ok(
+                (
+                    await other.putMany([
+                        { key: keys[7] as StateKey, value: 'x', etag: etagOf(first[7]), expiresMs: 10 },
+                    ])
+                )[0],
+            ),
+        ).toBe(true);
+        ended = 0;
+        deepest = 0;
+        const second = await store.putMany(
+            keys.map((key, i) => ({ key, value: 2, etag: etagOf(first[i]), expiresMs: 10 })),
+        );
+        // Side by side: the depth is that of one transaction, then the re-read and retry of the conflicting pack's lane.
+        expect(deepest).toBeLessThanOrEqual(3);
+        expect(second.map(ok)).toEqual(keys.map((_, i) => i !== 7));
+        const read = await new TableStateStore(client(name), { shards: 1 }).getMany(keys);
+        expect(read.map((r) => r?.value)).toEqual(keys.map((_, i) => (i === 7 ? 'x' : 2)));
+        // Without a conflict: one round trip for the whole call.
+        ended = 0;
+        deepest = 0;
+        const third = await store.putMany(
+            keys.flatMap((key, i) => (i === 7 ? [] : [{ key, value: 3, etag: etagOf(second[i]), expiresMs: 10 }])),
+        );
+        expect(third.every(ok)).toBe(true);
+        expect(deepest).toBe(1);
+    });
+
     it('two instances writing different keys of one pack on stale copies both succeed; the pack keeps both', async () => {
         const { a, b, fresh } = instances();
         const [x, y] = [stateKey(VAULT, 'app|x'), stateKey(VAULT, 'app|y')] as [StateKey, StateKey];
