@@ -244,9 +244,14 @@ export class AuditPipeline {
             // failure here redelivers the batch, which records the intent and sends the wake-up again.
             for (const m of report.reconcile) await handoff.queue.send(m);
         }
-        await commit?.();
-        // Only now are the findings delivered; a batch that failed before this point emits them again on retry.
-        if (report.decisions.length > 0) await this.options.engine.confirm(report.decisions);
+        // Only now are the findings delivered; a batch that failed before this point emits them again on retry. The
+        // intents' commit and the findings' confirmation both only record that the sinks have what they cover: neither
+        // waits for the other (one round trip, not two in a row); a failure of either fails the batch once both ended.
+        const settled = await Promise.allSettled([
+            commit?.(),
+            report.decisions.length > 0 ? this.options.engine.confirm(report.decisions) : undefined,
+        ]);
+        for (const r of settled) if (r.status === 'rejected') throw r.reason;
         return report;
     }
 }

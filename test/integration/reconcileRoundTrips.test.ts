@@ -25,6 +25,10 @@ class TracingStore implements StateStore {
     /** Write-window reads in flight now; intent reads sent while one was (side by side, not after it). */
     private windowsInFlight = 0;
     intentReadsBesideWindows = 0;
+    /** Intent writes and calls on finding groups in flight now; how often one of each was in flight at once. */
+    private intentWrites = 0;
+    private groupCalls = 0;
+    intentBesideGroupCalls = 0;
 
     constructor(private readonly inner: StateStore = new MemoryStateStore()) {}
 
@@ -54,16 +58,33 @@ class TracingStore implements StateStore {
         }
     }
 
-    getMany(keys: readonly StateKey[]) {
+    async getMany(keys: readonly StateKey[]) {
         const intents = keys.filter((k) => k.row === 'reconcile|intent').length;
         this.intentReads += intents;
         if (intents > 0 && this.windowsInFlight > 0) this.intentReadsBesideWindows++;
-        return this.traced(keys, () => this.inner.getMany(keys));
+        const group = keys.some((k) => k.row.startsWith('group|'));
+        if (group) this.groupCalls++;
+        if (group && this.intentWrites > 0) this.intentBesideGroupCalls++;
+        try {
+            return await this.traced(keys, () => this.inner.getMany(keys));
+        } finally {
+            if (group) this.groupCalls--;
+        }
     }
 
-    put(key: StateKey, value: unknown, etag: string | undefined, exp: number): Promise<PutResult> {
+    async put(key: StateKey, value: unknown, etag: string | undefined, exp: number): Promise<PutResult> {
         if (key.row === 'remediation|lease' && value !== null) this.leasesTaken++;
-        return this.traced([key], () => this.inner.put(key, value, etag, exp));
+        const intent = key.row === 'reconcile|intent';
+        const group = key.row.startsWith('group|');
+        if (intent) this.intentWrites++;
+        if (group) this.groupCalls++;
+        if (this.intentWrites > 0 && this.groupCalls > 0 && (intent || group)) this.intentBesideGroupCalls++;
+        try {
+            return await this.traced([key], () => this.inner.put(key, value, etag, exp));
+        } finally {
+            if (intent) this.intentWrites--;
+            if (group) this.groupCalls--;
+        }
     }
 
     scan(prefix: string, limit: number) {
@@ -72,7 +93,7 @@ class TracingStore implements StateStore {
 }
 
 describe('round trips of a batch with findings (in-process reconcile)', () => {
-    it('reads the write windows of a batch’s vaults in one call, beside its intents, and reconciles vaults side by side, reading each intent twice; same decisions', async () => {
+    it('reads the write windows of a batch’s vaults in one call, beside its intents, and reconciles vaults side by side, reading each intent twice, and commits beside the confirmation; same decisions', async () => {
         const batches = sampleDayBatches(400).slice(0, 4);
         const store = new TracingStore();
         const config = demoConfig();
@@ -95,6 +116,8 @@ describe('round trips of a batch with findings (in-process reconcile)', () => {
         expect(store.intentReads).toBe(2 * store.leasesTaken);
         // The batch's intents are read side by side with its write windows (they were read after them).
         expect(store.intentReadsBesideWindows).toBeGreaterThan(0);
+        // The intents' commit and the findings' confirmation go side by side (the confirmation waited for the commit).
+        expect(store.intentBesideGroupCalls).toBeGreaterThan(0);
         // The decisions are those of the plain in-memory store, batch for batch.
         expect(decisions).toEqual(await decisionsOf(config, new MemoryStateStore(), batches));
     }, 120_000);
