@@ -38,6 +38,12 @@ type Mode = 'default' | 'quick' | 'tiny';
 /** Seconds of measured batches per Table-state run, at most (one batch at least): bounds a run on a slow machine. */
 const BUDGET = 40;
 
+/**
+ * The delay added to each Table request in the latency runs, ms: a stand-in for a same-region round trip to Table
+ * Storage (an assumption; Azurite on loopback answers in well under a millisecond).
+ */
+const LATENCY_MS = 5;
+
 interface Sizes {
     readonly sampleRecords: number;
     readonly diverseRecords: number;
@@ -46,7 +52,8 @@ interface Sizes {
     readonly diverseWarmup: number;
     /**
      * Table-state runs. The first diverse plan is the headline (`tableRatio`, `stateRequestsPerRecord`, `tableP99Ms`),
-     * the first sample plan gives the `sample*` fields.
+     * the first sample plan gives the `sample*` fields (plans with `latencyMs` excepted: they give the `latency*` and
+     * `sampleLatency*` fields).
      */
     readonly table: readonly TablePlan[];
     readonly replayRecords: number;
@@ -64,6 +71,22 @@ const SIZES: Readonly<Record<Mode, Sizes>> = {
             { workload: 'diverse', batchRecords: 100, warmupBatches: 2, batches: 20, budgetSeconds: BUDGET },
             { workload: 'sample', batchRecords: 1000, warmupBatches: 1, batches: 10, budgetSeconds: BUDGET },
             { workload: 'sample', batchRecords: 100, warmupBatches: 2, batches: 30, budgetSeconds: BUDGET },
+            {
+                workload: 'diverse',
+                batchRecords: 1000,
+                warmupBatches: 1,
+                batches: 5,
+                budgetSeconds: 8,
+                latencyMs: LATENCY_MS,
+            },
+            {
+                workload: 'sample',
+                batchRecords: 1000,
+                warmupBatches: 1,
+                batches: 10,
+                budgetSeconds: 5,
+                latencyMs: LATENCY_MS,
+            },
         ],
         replayRecords: 1_000_000,
     },
@@ -78,6 +101,22 @@ const SIZES: Readonly<Record<Mode, Sizes>> = {
             { workload: 'diverse', batchRecords: 100, warmupBatches: 1, batches: 5, budgetSeconds: BUDGET },
             { workload: 'sample', batchRecords: 1000, warmupBatches: 1, batches: 3, budgetSeconds: BUDGET },
             { workload: 'sample', batchRecords: 100, warmupBatches: 1, batches: 5, budgetSeconds: BUDGET },
+            {
+                workload: 'diverse',
+                batchRecords: 1000,
+                warmupBatches: 1,
+                batches: 2,
+                budgetSeconds: 8,
+                latencyMs: LATENCY_MS,
+            },
+            {
+                workload: 'sample',
+                batchRecords: 1000,
+                warmupBatches: 1,
+                batches: 3,
+                budgetSeconds: 5,
+                latencyMs: LATENCY_MS,
+            },
         ],
         replayRecords: 200_000,
     },
@@ -91,6 +130,22 @@ const SIZES: Readonly<Record<Mode, Sizes>> = {
         table: [
             { workload: 'diverse', batchRecords: 100, warmupBatches: 0, batches: 1, budgetSeconds: BUDGET },
             { workload: 'sample', batchRecords: 100, warmupBatches: 0, batches: 1, budgetSeconds: BUDGET },
+            {
+                workload: 'diverse',
+                batchRecords: 100,
+                warmupBatches: 0,
+                batches: 1,
+                budgetSeconds: BUDGET,
+                latencyMs: 1,
+            },
+            {
+                workload: 'sample',
+                batchRecords: 100,
+                warmupBatches: 0,
+                batches: 1,
+                budgetSeconds: BUDGET,
+                latencyMs: 1,
+            },
         ],
         replayRecords: 1_000,
     },
@@ -201,13 +256,15 @@ async function run(args: Args, progress: (line: string) => void): Promise<Record
         progress(`replay 5M: peak RSS ${replay5m.peakRssMb} MB`);
     }
 
-    const find = (w: string): TableResult => {
-        const r = table.find((t) => t.plan.workload === w);
-        if (r === undefined) throw new Error(`no Table result for ${w}`);
+    const find = (w: string, latency = false): TableResult => {
+        const r = table.find((t) => t.plan.workload === w && (t.plan.latencyMs !== undefined) === latency);
+        if (r === undefined) throw new Error(`no Table result for ${w}${latency ? ' with latency' : ''}`);
         return r;
     };
     const d1000 = find('diverse');
     const s1000 = find('sample');
+    const dLatency = find('diverse', true);
+    const sLatency = find('sample', true);
     return {
         mode: args.mode,
         records: sample.records,
@@ -235,6 +292,22 @@ async function run(args: Args, progress: (line: string) => void): Promise<Record
         sampleTableRatio: round3(s1000.tableRatio),
         sampleStateRequestsPerRecord: round3(s1000.stateRequestsPerRecord),
         sampleTableP99Ms: round1(s1000.p99Ms),
+        tableCriticalPath: d1000.depthP50,
+        sampleTableCriticalPath: s1000.depthP50,
+        latencyMs: dLatency.plan.latencyMs ?? 0,
+        latencyBatchRecords: dLatency.plan.batchRecords,
+        latencyTableRecordsPerSec: Math.round(dLatency.table.recordsPerSec),
+        latencyTableRatio: round3(dLatency.tableRatio),
+        latencyTableP50Ms: round1(dLatency.p50Ms),
+        latencyTableP99Ms: round1(dLatency.p99Ms),
+        latencyCriticalPath: dLatency.depthP50,
+        latencyCriticalPathMax: dLatency.depthMax,
+        sampleLatencyTableRecordsPerSec: Math.round(sLatency.table.recordsPerSec),
+        sampleLatencyTableRatio: round3(sLatency.tableRatio),
+        sampleLatencyTableP50Ms: round1(sLatency.p50Ms),
+        sampleLatencyTableP99Ms: round1(sLatency.p99Ms),
+        sampleLatencyCriticalPath: sLatency.depthP50,
+        sampleLatencyCriticalPathMax: sLatency.depthMax,
         replay1mPeakRssMb: replay.peakRssMb,
         replayRecords: replay.records,
         replayHeapMb: replayHeapMb() ?? null,
@@ -257,6 +330,10 @@ async function run(args: Args, progress: (line: string) => void): Promise<Record
             cpuMsPerBatch: round1(t.cpuMsPerBatch),
             memoryCpuMsPerBatch: round1(t.memoryCpuMsPerBatch),
             ...(t.azuriteCpuMsPerBatch === undefined ? {} : { azuriteCpuMsPerBatch: round1(t.azuriteCpuMsPerBatch) }),
+            latencyMs: t.plan.latencyMs ?? 0,
+            requestsPerBatch: round1(t.requestsPerBatch),
+            criticalPathP50: t.depthP50,
+            criticalPathMax: t.depthMax,
         })),
         inMemory: [sample, diverse].map((m: InMemoryResult) => ({
             workload: m.workload,
@@ -281,11 +358,11 @@ function report(r: Record<string, unknown>): string {
         `  peak RSS of the benchmark process after these rounds: ${n('peakRssMb').toFixed(1)} MB`,
         '',
         'Table Storage state (Azurite) against in-memory state, same batches:',
-        '  workload  batch  records  in-memory/s  Table/s  Table ratio  requests/record  p50 ms  p99 ms',
+        '  workload  batch  records  in-memory/s  Table/s  Table ratio  requests/record  p50 ms  p99 ms  critical path  added latency',
     ];
     for (const t of r.table as Record<string, number | string>[]) {
         lines.push(
-            `  ${String(t.workload).padEnd(8)} ${String(t.batchRecords).padStart(6)} ${fmt(t.records as number).padStart(8)} ${fmt(t.memoryRecordsPerSec as number).padStart(12)} ${fmt(t.tableRecordsPerSec as number).padStart(8)} ${(t.tableRatio as number).toFixed(3).padStart(12)} ${(t.stateRequestsPerRecord as number).toFixed(3).padStart(16)} ${(t.p50Ms as number).toFixed(0).padStart(7)} ${(t.p99Ms as number).toFixed(0).padStart(7)}`,
+            `  ${String(t.workload).padEnd(8)} ${String(t.batchRecords).padStart(6)} ${fmt(t.records as number).padStart(8)} ${fmt(t.memoryRecordsPerSec as number).padStart(12)} ${fmt(t.tableRecordsPerSec as number).padStart(8)} ${(t.tableRatio as number).toFixed(3).padStart(12)} ${(t.stateRequestsPerRecord as number).toFixed(3).padStart(16)} ${(t.p50Ms as number).toFixed(0).padStart(7)} ${(t.p99Ms as number).toFixed(0).padStart(7)} ${String(t.criticalPathP50).padStart(14)} ${`${t.latencyMs as number} ms`.padStart(14)}`,
         );
     }
     lines.push(

@@ -20,6 +20,12 @@ export interface TablePlan {
     /** Measured batches, at most: the Table pass stops earlier once `budgetSeconds` have passed (one batch at least). */
     readonly batches: number;
     readonly budgetSeconds: number;
+    /**
+     * A fixed delay added to every Table request, ms (undefined: none). It stands for the round trip of a same-region
+     * Table Storage request, which Azurite on loopback does not have: with it, what bounds a batch is the number of
+     * requests that wait for one another (the critical path), not CPU. An assumption, not a measurement of the service.
+     */
+    readonly latencyMs?: number;
 }
 
 export interface PassResult {
@@ -34,6 +40,9 @@ export interface PassResult {
     readonly cpuMs: number;
     /** CPU time of the Azurite process during the measured batches, ms (undefined: in-memory state, or not on Linux). */
     readonly azuriteCpuMs: number | undefined;
+    /** Per measured batch, its critical-path depth: the longest chain of Table requests each sent after the previous one
+     * of the chain had its answer (empty for in-memory state). */
+    readonly depths: readonly number[];
 }
 
 export interface TableResult {
@@ -51,6 +60,11 @@ export interface TableResult {
     readonly cpuMsPerBatch: number;
     readonly memoryCpuMsPerBatch: number;
     readonly azuriteCpuMsPerBatch: number | undefined;
+    /** Critical-path depth per measured batch (sequential request rounds): median and largest. */
+    readonly depthP50: number;
+    readonly depthMax: number;
+    /** Table requests per measured batch. */
+    readonly requestsPerBatch: number;
 }
 
 let tables = 0;
@@ -73,24 +87,71 @@ function ownCpuMs(): number {
     return (u.user + u.system) / 1000;
 }
 
-/** A Table client on Azurite whose every HTTP request (each retry too) is counted. */
-function countedTableClient(azurite: AzuriteService): { client: TableClient; requests: () => number } {
+/**
+ * Tracks the requests in flight to measure a batch's critical path: a request's depth is one more than the deepest
+ * request that had its answer before this one was sent, so the deepest request of a batch ends the longest chain of
+ * requests that waited for one another (a batch sending everything at once has depth 1, a read then a write 2).
+ */
+export class DepthTracker {
+    private ended = 0;
+    private deepest = 0;
+
+    /** A request is sent: its depth. */
+    start(): number {
+        const depth = this.ended + 1;
+        if (depth > this.deepest) this.deepest = depth;
+        return depth;
+    }
+
+    /** The request of that depth has its answer (or failed). */
+    end(depth: number): void {
+        if (depth > this.ended) this.ended = depth;
+    }
+
+    /** The depth since the previous call, starting again from zero. */
+    take(): number {
+        const d = this.deepest;
+        this.ended = 0;
+        this.deepest = 0;
+        return d;
+    }
+}
+
+function delay(ms: number): Promise<void> {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * A Table client on Azurite whose every HTTP request (each retry too) is counted and its critical path tracked; with
+ * `latencyMs`, each request waits that long before it is sent (a stand-in for the network round trip).
+ */
+function countedTableClient(
+    azurite: AzuriteService,
+    latencyMs: number | undefined,
+): { client: TableClient; requests: () => number; depth: DepthTracker } {
     const client = TableClient.fromConnectionString(azurite.connectionString, `kvrbench${++tables}`, {
         allowInsecureConnection: true,
     });
     let n = 0;
+    const depth = new DepthTracker();
     client.pipeline.addPolicy(
         {
             name: 'benchRequestCounter',
-            sendRequest: (request, next) => {
+            sendRequest: async (request, next) => {
                 n++;
-                return next(request);
+                const d = depth.start();
+                try {
+                    if (latencyMs !== undefined && latencyMs > 0) await delay(latencyMs);
+                    return await next(request);
+                } finally {
+                    depth.end(d);
+                }
             },
         },
-        // After the retry policy: every attempt that goes over the wire counts.
+        // After the retry policy: every attempt that goes over the wire counts (and waits).
         { afterPhase: 'Retry' },
     );
-    return { client, requests: () => n };
+    return { client, requests: () => n, depth };
 }
 
 async function pass(
@@ -100,6 +161,7 @@ async function pass(
     wire: (() => number) | undefined,
     budgetSeconds = Number.POSITIVE_INFINITY,
     azuritePid?: number,
+    depth?: DepthTracker,
 ): Promise<PassResult> {
     let deadline = Number.POSITIVE_INFINITY;
     resetCaches();
@@ -110,6 +172,7 @@ async function pass(
     let cpuBefore = ownCpuMs();
     let azuriteBefore = processCpuMs(azuritePid);
     const batchMs: number[] = [];
+    const depths: number[] = [];
     let records = 0;
     for (const [i, batch] of batches.entries()) {
         if (i === warmup) {
@@ -121,11 +184,14 @@ async function pass(
             azuriteBefore = processCpuMs(azuritePid);
         }
         const items = batch.bodies.map((body) => ({ body }));
+        depth?.take();
         const t0 = performance.now();
         await pipeline.processBatch(items);
         const ms = performance.now() - t0;
+        const d = depth?.take();
         if (i >= warmup) {
             batchMs.push(ms);
+            if (d !== undefined) depths.push(d);
             records += batch.records;
             if (performance.now() > deadline) break;
         }
@@ -144,6 +210,7 @@ async function pass(
         cpuMs,
         azuriteCpuMs:
             azuriteBefore === undefined || azuriteAfter === undefined ? undefined : azuriteAfter - azuriteBefore,
+        depths,
     };
 }
 
@@ -158,10 +225,10 @@ export async function measureTable(
         0,
         plan.warmupBatches + plan.batches,
     );
-    const label = `${plan.workload}, ${plan.batchRecords.toLocaleString('en-US')}-record batches`;
+    const label = `${plan.workload}, ${plan.batchRecords.toLocaleString('en-US')}-record batches${plan.latencyMs === undefined ? '' : `, ${plan.latencyMs} ms added to each Table request`}`;
     // The Table pass first: on a slow machine it may stop at its time budget, and the in-memory passes then run
     // exactly the batches it ran.
-    const { client, requests } = countedTableClient(azurite);
+    const { client, requests, depth } = countedTableClient(azurite, plan.latencyMs);
     const table = await pass(
         batches,
         plan.warmupBatches,
@@ -169,6 +236,7 @@ export async function measureTable(
         requests,
         plan.budgetSeconds,
         azurite.pid,
+        depth,
     );
     const ran = batches.slice(0, plan.warmupBatches + table.batchMs.length);
     const memoryPasses: PassResult[] = [];
@@ -193,9 +261,12 @@ export async function measureTable(
         memoryCpuMsPerBatch: memory.cpuMs / Math.max(1, memory.batchMs.length),
         azuriteCpuMsPerBatch:
             table.azuriteCpuMs === undefined ? undefined : table.azuriteCpuMs / Math.max(1, table.batchMs.length),
+        depthP50: percentile(table.depths, 50),
+        depthMax: table.depths.reduce((a, b) => Math.max(a, b), 0),
+        requestsPerBatch: wire / Math.max(1, table.batchMs.length),
     };
     progress(
-        `${label}: ${table.batchMs.length} batches, in-memory state ${Math.round(memoryRate).toLocaleString('en-US')} records/s, Table state ${Math.round(table.recordsPerSec).toLocaleString('en-US')} records/s (ratio ${result.tableRatio.toFixed(3)}), ${result.stateRequestsPerRecord.toFixed(3)} requests/record, p50 ${result.p50Ms.toFixed(0)} ms, p99 ${result.p99Ms.toFixed(0)} ms; CPU per batch: this process ${result.cpuMsPerBatch.toFixed(0)} ms (in-memory state ${result.memoryCpuMsPerBatch.toFixed(0)} ms), Azurite ${result.azuriteCpuMsPerBatch?.toFixed(0) ?? '?'} ms`,
+        `${label}: ${table.batchMs.length} batches, in-memory state ${Math.round(memoryRate).toLocaleString('en-US')} records/s, Table state ${Math.round(table.recordsPerSec).toLocaleString('en-US')} records/s (ratio ${result.tableRatio.toFixed(3)}), ${result.stateRequestsPerRecord.toFixed(3)} requests/record, p50 ${result.p50Ms.toFixed(0)} ms, p99 ${result.p99Ms.toFixed(0)} ms; CPU per batch: this process ${result.cpuMsPerBatch.toFixed(0)} ms (in-memory state ${result.memoryCpuMsPerBatch.toFixed(0)} ms), Azurite ${result.azuriteCpuMsPerBatch?.toFixed(0) ?? '?'} ms; ${result.requestsPerBatch.toFixed(1)} requests a batch, critical path ${result.depthP50} (max ${result.depthMax}) sequential requests`,
     );
     return result;
 }

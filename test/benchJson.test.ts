@@ -45,6 +45,17 @@ const NUMBERS = [
     'sampleTableP99Ms',
     'replay1mPeakRssMb',
     'replayRecords',
+    'tableCriticalPath',
+    'sampleTableCriticalPath',
+    'latencyMs',
+    'latencyTableRecordsPerSec',
+    'latencyTableP50Ms',
+    'latencyTableP99Ms',
+    'latencyCriticalPath',
+    'latencyCriticalPathMax',
+    'sampleLatencyTableRecordsPerSec',
+    'sampleLatencyTableP99Ms',
+    'sampleLatencyCriticalPath',
 ] as const;
 
 describe('npm run bench -- --json', () => {
@@ -69,6 +80,11 @@ describe('npm run bench -- --json', () => {
         expect(n('tableRecords')).toBe(n('tableBatchRecords'));
         expect(n('stateRequestsPerRecord')).toBeGreaterThan(0);
         expect(n('tableP50Ms')).toBeLessThanOrEqual(n('tableP99Ms'));
+        // The latency runs added their delay to each request; every Table batch waited for one request at least.
+        expect(n('latencyMs')).toBeGreaterThan(0);
+        expect(n('latencyCriticalPath')).toBeGreaterThanOrEqual(1);
+        expect(n('latencyCriticalPath')).toBeLessThanOrEqual(n('latencyCriticalPathMax'));
+        expect(n('tableCriticalPath')).toBeGreaterThanOrEqual(1);
     });
 
     it('refuses bad arguments, listing every problem, before measuring anything', async () => {

@@ -59,6 +59,11 @@ export const DEFAULT_SHARDS = 8;
 export const MAX_TRANSACTION_ENTITIES = 100;
 /** Request body bytes per transaction, below the 4 MiB the service allows with room for the multipart framing. */
 const MAX_TRANSACTION_BYTES = 3_500_000;
+/**
+ * Transactions of one shard in flight at once (at most `writeConcurrency` shards are written at once): the writes of
+ * one call touch distinct entities, so their transactions need not wait for one another.
+ */
+const TRANSACTIONS_IN_FLIGHT = 4;
 /** Default deadline of one Table call, SDK retries included (see {@link TableStateStoreOptions.callTimeoutMs}). */
 export const DEFAULT_CALL_TIMEOUT_MS = 10_000;
 /**
@@ -307,9 +312,11 @@ interface Pack {
     readonly etag: string | undefined;
     readonly full: boolean;
     readonly slots: ReadonlyMap<string, Slot>;
+    /** The earliest `exp` of its slots (infinite: none), so that a write need not walk every slot to find it. */
+    readonly exp: number;
 }
 
-const NO_PACK: Pack = { etag: undefined, full: false, slots: new Map() };
+const NO_PACK: Pack = { etag: undefined, full: false, slots: new Map(), exp: Number.POSITIVE_INFINITY };
 
 /** What a cached pack counts towards the cache's bound on entities: its keys (one at least). */
 function weightOf(pack: Pack | undefined): number {
@@ -319,14 +326,16 @@ function weightOf(pack: Pack | undefined): number {
 /** Decodes a pack entity: `[row, version, exp, value]` per key, `[row, version, exp]` when the value is aside. */
 function decodePack(e: Record<string, unknown>): Pack {
     const slots = new Map<string, Slot>();
+    let exp = Number.POSITIVE_INFINITY;
     for (const name of Object.keys(e)) {
         if (!SLOT_NAME.test(name)) continue;
         const v = e[name];
         if (typeof v !== 'string') continue;
         const a = JSON.parse(v) as [string, string, number, unknown?];
         slots.set(name, { row: a[0], ver: a[1], exp: a[2], value: a[3], side: a.length < 4 });
+        if (a[2] < exp) exp = a[2];
     }
-    return { etag: typeof e.etag === 'string' ? e.etag : undefined, full: e.full === true, slots };
+    return { etag: typeof e.etag === 'string' ? e.etag : undefined, full: e.full === true, slots, exp };
 }
 
 /** The side entity of a packed key too large for its pack: its version, and its value. */
@@ -620,6 +629,38 @@ export class TableStateStore implements StateStore {
         if (pack.etag === undefined) shard.packs.delete(packRk);
         else shard.packs.set(packRk, pack);
         const change = (pack.etag === undefined ? 0 : weightOf(pack)) - before;
+        shard.packKeys += change;
+        this.cachedEntities += change;
+        if (change > 0) this.bound();
+    }
+
+    /**
+     * Records a successful write of a pack (`plan`, planned on `base`), where its shard is cached. When the copy holds
+     * `base` itself, its map of keys is updated in place rather than copied whole for every write (a pack holds up to
+     * 200 keys, and a batch of a cold estate writes hundreds of packs): whoever still plans on `base` (a concurrent
+     * call) holds the pack's old ETag, so the service refuses its write and it reads the pack again.
+     */
+    private rememberWritten(
+        partitionKey: string,
+        packRk: string,
+        base: Pack,
+        etag: string,
+        plan: { readonly full: boolean; readonly slots: ReadonlyMap<string, Slot>; readonly exp: number },
+    ): void {
+        const shard = this.cache.get(partitionKey);
+        if (shard === undefined) return;
+        const cached = shard.packs.get(packRk);
+        if (cached === undefined || cached !== base || shard.doubtful.has(packRk)) {
+            const slots = new Map(base.slots);
+            for (const [name, slot] of plan.slots) slots.set(name, slot);
+            this.rememberPack(partitionKey, packRk, { etag, full: plan.full, slots, exp: plan.exp });
+            return;
+        }
+        const before = weightOf(cached);
+        const slots = cached.slots as Map<string, Slot>;
+        for (const [name, slot] of plan.slots) slots.set(name, slot);
+        shard.packs.set(packRk, { etag, full: plan.full, slots, exp: plan.exp });
+        const change = weightOf(cached) - before;
         shard.packKeys += change;
         this.cachedEntities += change;
         if (change > 0) this.bound();
@@ -944,11 +985,9 @@ export class TableStateStore implements StateStore {
                 rowKeys: plan.rowKeys,
                 bytes: plan.bytes,
                 done: (etags) => {
-                    const slots = new Map(base.slots);
-                    for (const [name, slot] of plan.slots) slots.set(name, slot);
                     const etag = plan.packAction ? etags[0] : base.etag;
                     if (etag === undefined) this.doubt(pk, packRk);
-                    else this.rememberPack(pk, packRk, { etag, full: plan.full, slots });
+                    else this.rememberWritten(pk, packRk, base, etag, plan);
                     for (const [rk, side] of plan.sides) this.rememberSide(pk, rk, side);
                     for (const w of plan.packed) out[w.index] = { ok: true, etag: `~${w.ver}` };
                     for (const [j, p] of plan.plain) {
@@ -1007,6 +1046,8 @@ export class TableStateStore implements StateStore {
         packAction: boolean;
         full: boolean;
         slots: Map<string, Slot>;
+        /** The pack's `exp` once written. */
+        exp: number;
         sides: Map<string, Side | undefined>;
         packed: { index: number; ver: string }[];
         plain: Map<number, Prepared>;
@@ -1091,11 +1132,19 @@ export class TableStateStore implements StateStore {
         }
         const actions: TableOp[] = [];
         const packAction = packed.length > 0 || markFull;
+        // The pack's `exp` is the earliest expiry of its keys: the maintenance sweep prunes them from there. The keys
+        // not written keep theirs: unless a key written held the pack's earliest, that is the pack's known `exp`, and
+        // only then are the other keys walked.
+        let exp = Number.POSITIVE_INFINITY;
+        let walk = false;
+        for (const [name, s] of slots) {
+            if (s.exp < exp) exp = s.exp;
+            const old = pack.slots.get(name);
+            if (old !== undefined && old.exp <= pack.exp) walk = true;
+        }
+        if (!walk) exp = Math.min(exp, pack.exp);
+        else for (const [name, s] of pack.slots) if (s.exp < exp && !slots.has(name)) exp = s.exp;
         if (packAction) {
-            // The pack's `exp` is the earliest expiry of its keys: the maintenance sweep prunes them from there.
-            let exp = Number.POSITIVE_INFINITY;
-            for (const [name, s] of pack.slots) if (!slots.has(name)) exp = Math.min(exp, s.exp);
-            for (const s of slots.values()) exp = Math.min(exp, s.exp);
             if (Number.isFinite(exp)) props.push(['exp', exp]);
             if (markFull) props.push(['full', true]);
             if (pack.etag === undefined) {
@@ -1112,15 +1161,64 @@ export class TableStateStore implements StateStore {
             rowKeys.push(p.rowKey);
             bytes += p.bytes;
         }
-        return { conflicts, refused, actions, rowKeys, bytes, packAction, full, slots, sides, packed, plain };
+        return { conflicts, refused, actions, rowKeys, bytes, packAction, full, slots, exp, sides, packed, plain };
     }
 
     /**
-     * Sends the units of one shard as entity-group transactions of up to 100 entities and 3.5 MB. The service applies
+     * Sends the units of one shard: when no two of them touch one entity (always, for the distinct keys of one round of
+     * {@link putMany}), as up to {@link TRANSACTIONS_IN_FLIGHT} transactions at once, each lane of units filled up to
+     * what one transaction takes; otherwise one transaction after another. Each transaction is a compare-and-set of
+     * its own, whatever the order: side by side, a cold estate's batch (hundreds of packs a shard) waits for one round
+     * trip instead of one per 100 entities.
+     */
+    private async sendUnits(units: readonly Unit[]): Promise<void> {
+        const lanes: Unit[][] = [];
+        const rows = new Set<string>();
+        let lane: Unit[] = [];
+        let actions = 0;
+        let bytes = 0;
+        for (const u of units) {
+            for (const r of u.rowKeys) {
+                if (rows.has(r)) return this.sendSerially(units);
+                rows.add(r);
+            }
+            if (
+                lane.length > 0 &&
+                (actions + u.actions.length > MAX_TRANSACTION_ENTITIES || bytes + u.bytes > MAX_TRANSACTION_BYTES)
+            ) {
+                lanes.push(lane);
+                lane = [];
+                actions = 0;
+                bytes = 0;
+            }
+            lane.push(u);
+            actions += u.actions.length;
+            bytes += u.bytes;
+        }
+        if (lane.length > 0) lanes.push(lane);
+        if (lanes.length <= 1) return this.sendSerially(units);
+        // A lane that fails stops the others from starting more, and the call fails once those in flight have ended.
+        let next = 0;
+        let failure: { readonly err: unknown } | undefined;
+        const worker = async (): Promise<void> => {
+            while (next < lanes.length && failure === undefined) {
+                try {
+                    await this.sendSerially(lanes[next++] as Unit[]);
+                } catch (err) {
+                    failure ??= { err };
+                }
+            }
+        };
+        await Promise.all(Array.from({ length: Math.min(TRANSACTIONS_IN_FLIGHT, lanes.length) }, worker));
+        if (failure !== undefined) throw failure.err;
+    }
+
+    /**
+     * Sends units as entity-group transactions of up to 100 entities and 3.5 MB, one after another. The service applies
      * a transaction whole or not at all, and names its first failing operation (`<index>:<message>`): that unit
      * decides what to send instead (nothing, for a plain write's conflict), and the rest goes again without it.
      */
-    private async sendUnits(units: readonly Unit[]): Promise<void> {
+    private async sendSerially(units: readonly Unit[]): Promise<void> {
         let queue = [...units];
         const alone = new Set<Unit>();
         while (queue.length > 0) {

@@ -237,18 +237,31 @@ export class Alerting implements DecisionSink {
             const k = `${d.vault}|${d.rule}`;
             actions.set(k, [...(actions.get(k) ?? []), d]);
         }
-        const touched = new Set<string>();
+        // The findings of one incident pointer (vault, rule, principal) one after another, in order; those of different
+        // pointers side by side (at most ALERTING_CONCURRENCY at once), so that a batch with many findings waits for
+        // about as many round trips as one finding, not one finding's round trips per finding. Every write stays a
+        // compare-and-set; the due shards that incidents share are written one call at a time by this instance.
+        const byPointer = new Map<string, { f: FindingDecision; actions: readonly ActionDecision[] }[]>();
         for (const d of decisions) {
             if (d.type !== 'finding') continue;
             const k = `${d.vault}|${d.rule}`;
-            touched.add(await this.applyFinding(d, actions.get(k) ?? []));
+            const pointer = `${d.vault}\u0000${incidentKeyOf(d)}`;
+            const list = byPointer.get(pointer) ?? [];
+            list.push({ f: d, actions: actions.get(k) ?? [] });
+            byPointer.set(pointer, list);
             actions.delete(k); // the actions of a vault and rule belong to its first finding of the batch
         }
+        const opened = await eachBounded([...byPointer.values()], async (list) => {
+            const ids: string[] = [];
+            for (const { f, actions: acts } of list) ids.push(await this.applyFinding(f, acts));
+            return ids;
+        });
+        const touched = new Set<string>(opened.flat());
         // Actions without their finding in this write (the reconcile worker ran after the batch): onto the incidents
         // of the findings that asked for them (`incidentKeys`: rule|principal), with a follow-up notice when the
         // incident was notified before the outcome was known.
         for (const list of actions.values()) for (const id of await this.attachActions(list)) touched.add(id);
-        for (const id of touched) await this.deliver(id);
+        await eachBounded([...touched], (id) => this.deliver(id));
     }
 
     /** Adds a worker's outcome to its incidents; returns the incidents that got a follow-up notice to send. */
@@ -430,9 +443,31 @@ export class Alerting implements DecisionSink {
         throw new ResponderError('STATE.CONFLICT', `gave up updating incident ${id}`, true);
     }
 
-    /** The due index: incident id → wall-clock ms it next needs attention (delivery retry or escalation). */
+    /** The call on each due shard in progress: this instance changes a shard one call at a time (see {@link setDue}). */
+    private readonly dueBusy = new Map<string, Promise<void>>();
+
+    /**
+     * The due index: incident id → wall-clock ms it next needs attention (delivery retry or escalation). Calls of this
+     * instance on one shard wait for one another (incidents handled side by side share the 16 shards): each then
+     * writes on the ETag of the one before, instead of meeting it as a conflict.
+     */
     private async setDue(id: string, due: number | undefined): Promise<void> {
         const key = dueKeyOf(id);
+        const before = this.dueBusy.get(key.id);
+        const mine = (async () => {
+            if (before !== undefined) await before.catch(() => undefined);
+            await this.setDueNow(key, id, due);
+        })();
+        const settled = mine.catch(() => undefined);
+        this.dueBusy.set(key.id, settled);
+        try {
+            await mine;
+        } finally {
+            if (this.dueBusy.get(key.id) === settled) this.dueBusy.delete(key.id);
+        }
+    }
+
+    private async setDueNow(key: StateKey, id: string, due: number | undefined): Promise<void> {
         let known = this.recalled(key);
         for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
             // As in update(): a write may be tried on what this instance last wrote, "nothing to do" is read.
@@ -935,4 +970,31 @@ function blockedReason(inc: Incident, act: LinkAction): string | undefined {
     if (inc.undone !== undefined)
         return `Remediation already undone at ${inc.undone.at}${inc.undone.by === undefined ? '' : ` by ${inc.undone.by}`}`;
     return undoableAction(inc) === undefined ? 'This incident has no applied remediation to undo.' : undefined;
+}
+
+/** Findings and incidents handled at once by one {@link Alerting.write}. */
+const ALERTING_CONCURRENCY = 8;
+
+/**
+ * `fn` on each item, at most {@link ALERTING_CONCURRENCY} at once; the results in the items' order. After a failure no
+ * item is started, the calls in flight are waited for, and the first failure is thrown: nothing runs on after the
+ * caller has failed.
+ */
+async function eachBounded<T, R>(items: readonly T[], fn: (item: T) => Promise<R>): Promise<R[]> {
+    const out = new Array<R>(items.length);
+    let next = 0;
+    let failure: { readonly err: unknown } | undefined;
+    const worker = async (): Promise<void> => {
+        while (next < items.length && failure === undefined) {
+            const i = next++;
+            try {
+                out[i] = await fn(items[i] as T);
+            } catch (err) {
+                failure ??= { err };
+            }
+        }
+    };
+    await Promise.all(Array.from({ length: Math.min(ALERTING_CONCURRENCY, items.length) }, worker));
+    if (failure !== undefined) throw failure.err;
+    return out;
 }

@@ -209,8 +209,10 @@ export class DetectionEngine {
             const m = batchMin.get(e.vault.name);
             if (m === undefined || e.timeMs < m) batchMin.set(e.vault.name, e.timeMs);
         }
-        // A vault met for the first time has its first-seen time written with the batch's rule state (one write per
-        // vault: with the Table store both are properties of the vault's one entity), not in a call of its own.
+        // A vault met for the first time, or met again with a record older than its first-seen time (records out of
+        // order), has its first-seen time written with the batch's rule state (one write per vault: with the Table
+        // store both are properties of the vault's one entity), not in a call of its own that the rules would wait for.
+        // The rules use the batch's time either way; a write that meets a concurrent one is settled after them.
         const { result: firstSeen, deferred } = await this.vaultFirstSeen(batchMin, true);
         const candidates: Candidate[] = [];
         const errors: { order: number; decision: ErrorDecision }[] = [];
@@ -329,8 +331,8 @@ export class DetectionEngine {
     /**
      * First-seen time per vault (the start of its learning period), kept as the minimum event time ever seen.
      * @param batchMin - Each vault's earliest event time in the batch.
-     * @param defer - Return the writes of vaults that have no first-seen time yet instead of writing them (the caller
-     *   writes them with the rule state); the earlier time of a vault that has one is written here.
+     * @param defer - Return the writes (a first time, or an earlier one: compare-and-set on the ETag read) instead of
+     *   writing them: the caller writes them with the rule state.
      */
     private async vaultFirstSeen(
         batchMin: ReadonlyMap<string, number>,
@@ -364,7 +366,7 @@ export class DetectionEngine {
                     etag: s?.etag,
                     expiresMs: Number.MAX_SAFE_INTEGER,
                 };
-                if (defer && s === undefined) {
+                if (defer) {
                     result.set(key.partition, mine);
                     deferred.push(write);
                 } else writes.push(write);

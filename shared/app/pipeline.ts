@@ -7,7 +7,7 @@ import type { VaultRef } from '../core/events/types';
 import type { DecisionSink, QuarantineItem, QuarantineSink, ReconcileMessage, ReconcileQueue } from '../core/ports';
 import type { DetectionSettings } from '../core/rules/settings';
 import type { DetectionEngine, Trigger } from './detectionEngine';
-import type { ReconcileIntents } from './reconcileIntents';
+import type { KnownIntent, ReconcileIntents } from './reconcileIntents';
 import { intentInputsOf } from './reconcileTriggers';
 import type { WriteWindow } from './remediator';
 
@@ -181,14 +181,19 @@ export class AuditPipeline {
         const handoff = this.options.reconcile;
         let reconcile: ReconcileMessage[] = [];
         if (handoff !== undefined) {
+            // The intents are read side by side with the write windows (one round trip, not two in a row).
+            let known: ReadonlyMap<string, KnownIntent | null> | undefined;
             const inputs = await intentInputsOf(
                 events,
                 triggers,
                 handoff.settings,
                 handoff.windowsOf,
                 handoff.skipRepeats,
+                async (vaults) => {
+                    known = await handoff.intents.readKnownMany(vaults);
+                },
             );
-            if (inputs.length > 0) reconcile = await handoff.intents.record(inputs);
+            if (inputs.length > 0) reconcile = await handoff.intents.record(inputs, known);
         }
         const enriched =
             this.options.enrich === undefined || found.length === 0 ? found : await this.options.enrich(found);
@@ -239,9 +244,14 @@ export class AuditPipeline {
             // failure here redelivers the batch, which records the intent and sends the wake-up again.
             for (const m of report.reconcile) await handoff.queue.send(m);
         }
-        await commit?.();
-        // Only now are the findings delivered; a batch that failed before this point emits them again on retry.
-        if (report.decisions.length > 0) await this.options.engine.confirm(report.decisions);
+        // Only now are the findings delivered; a batch that failed before this point emits them again on retry. The
+        // intents' commit and the findings' confirmation both only record that the sinks have what they cover: neither
+        // waits for the other (one round trip, not two in a row); a failure of either fails the batch once both ended.
+        const settled = await Promise.allSettled([
+            commit?.(),
+            report.decisions.length > 0 ? this.options.engine.confirm(report.decisions) : undefined,
+        ]);
+        for (const r of settled) if (r.status === 'rejected') throw r.reason;
         return report;
     }
 }

@@ -164,8 +164,16 @@ export class ReconcileIntents {
         private readonly clock: Clock,
     ) {}
 
-    /** Merges the inputs into their vaults' intents; returns one wake-up message per vault. */
-    async record(inputs: readonly IntentInput[]): Promise<ReconcileMessage[]> {
+    /**
+     * Merges the inputs into their vaults' intents; returns one wake-up message per vault.
+     * @param known - The intents as just read ({@link readKnownMany}; null: none), tried first instead of a read of
+     *   their own. The merge is a compare-and-set on that ETag (an insert where there was none): an intent changed
+     *   since fails it and is read again.
+     */
+    async record(
+        inputs: readonly IntentInput[],
+        known?: ReadonlyMap<string, KnownIntent | null>,
+    ): Promise<ReconcileMessage[]> {
         const byVault = new Map<string, IntentInput[]>();
         for (const i of inputs) {
             const list = byVault.get(i.vault.name) ?? [];
@@ -174,8 +182,11 @@ export class ReconcileIntents {
         }
         return Promise.all(
             [...byVault.values()].map(async (list) => {
-                const intent = await this.update((list[0] as IntentInput).vault.name, (cur) =>
-                    list.reduce<ReconcileIntent | undefined>((acc, i) => mergeIntent(acc, i), cur),
+                const name = (list[0] as IntentInput).vault.name;
+                const intent = await this.update(
+                    name,
+                    (cur) => list.reduce<ReconcileIntent | undefined>((acc, i) => mergeIntent(acc, i), cur),
+                    known?.get(name),
                 );
                 const v = intent as ReconcileIntent; // a merge always yields an intent
                 return { vaultId: v.vault.resourceId, version: v.version };
@@ -185,6 +196,18 @@ export class ReconcileIntents {
 
     async read(vaultName: string): Promise<ReconcileIntent | undefined> {
         return (await this.readKnown(vaultName))?.intent;
+    }
+
+    /** The intents of several vaults in one read (`getMany`), by vault name (null: no intent). */
+    async readKnownMany(vaultNames: readonly string[]): Promise<Map<string, KnownIntent | null>> {
+        const read = await this.store.getMany(vaultNames.map((v) => intentKey(v)));
+        const out = new Map<string, KnownIntent | null>();
+        vaultNames.forEach((v, i) => {
+            const s = read[i];
+            const intent = (s?.value ?? undefined) as ReconcileIntent | undefined;
+            out.set(v, s === undefined || intent === undefined ? null : { intent, etag: s.etag });
+        });
+        return out;
     }
 
     /** The intent and its ETag (see {@link KnownIntent}). */
@@ -255,17 +278,29 @@ export class ReconcileIntents {
         );
     }
 
+    /** Reads, changes and writes (compare-and-set) an intent; `first`: the intent as just read (null: none), unread. */
     private async update(
         vaultName: string,
         fn: (cur: ReconcileIntent | undefined) => ReconcileIntent | undefined,
+        first?: KnownIntent | null,
     ): Promise<ReconcileIntent | undefined> {
         const key = intentKey(vaultName);
+        let given = first;
         for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-            const [s] = await this.store.getMany([key]);
-            const cur = (s?.value ?? undefined) as ReconcileIntent | undefined;
+            let cur: ReconcileIntent | undefined;
+            let etag: string | undefined;
+            if (given !== undefined) {
+                cur = given?.intent;
+                etag = given?.etag;
+                given = undefined;
+            } else {
+                const [s] = await this.store.getMany([key]);
+                cur = (s?.value ?? undefined) as ReconcileIntent | undefined;
+                etag = s?.etag;
+            }
             const next = fn(cur);
             if (next === cur || next === undefined) return cur;
-            const r = await this.store.put(key, next, s?.etag, this.clock.now() + INTENT_TTL_MS);
+            const r = await this.store.put(key, next, etag, this.clock.now() + INTENT_TTL_MS);
             if (r.ok) return next;
         }
         throw new ResponderError('STATE.CONFLICT', `gave up updating the reconcile intent of ${vaultName}`, true);

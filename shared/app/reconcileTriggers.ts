@@ -89,6 +89,7 @@ export async function intentInputsOf(
     settings: DetectionSettings,
     windowsOf: ((vaults: readonly VaultRef[]) => Promise<ReadonlyMap<string, readonly WriteWindow[]>>) | undefined,
     skipRepeats = false,
+    alongside?: (vaultNames: readonly string[]) => Promise<void>,
 ): Promise<IntentInput[]> {
     const out: IntentInput[] = [];
     for (const t of triggers) {
@@ -137,14 +138,24 @@ export async function intentInputsOf(
                 (isActivityVaultWrite(e) && known.has(e.vault.resourceId.toLowerCase()))) &&
             !isResponder(e, settings),
     );
-    // The write windows of every vault written in the batch, in one read (they were read one vault after another).
+    // The write windows of every vault written in the batch, in one read (they were read one vault after another),
+    // side by side with `alongside` (the intents of every vault the inputs name: the caller reads them for the merge,
+    // which waited for this read before).
     let windows: ReadonlyMap<string, readonly WriteWindow[]> = new Map();
-    if (windowsOf !== undefined) {
-        const vaults = new Map<string, VaultRef>();
+    const vaults = new Map<string, VaultRef>();
+    if (windowsOf !== undefined)
         for (const e of writes)
             if (e.operation === 'VaultPatch' || e.operation === 'VaultPut') vaults.set(e.vault.name, e.vault);
-        if (vaults.size > 0) windows = await windowsOf([...vaults.values()]);
+    const named = new Set<string>();
+    if (alongside !== undefined) {
+        for (const i of out) named.add(i.vault.name);
+        for (const e of writes) named.add(e.vault.name);
     }
+    const [read] = await Promise.all([
+        windowsOf !== undefined && vaults.size > 0 ? windowsOf([...vaults.values()]) : undefined,
+        alongside !== undefined && named.size > 0 ? alongside([...named]) : undefined,
+    ]);
+    if (read !== undefined) windows = read;
     for (const e of writes) {
         let concurrent: ConcurrentChange | undefined;
         if (windowsOf !== undefined && (e.operation === 'VaultPatch' || e.operation === 'VaultPut')) {

@@ -73,12 +73,16 @@ export class VaultLeases {
 
     /**
      * Acquires the lease; until when it is ours and the ETag of our write (undefined when another owner holds it).
-     * Tries the lease as this instance released it first (one write, no read), then reads it.
+     * Tries one write first, with no read: on the lease as this instance released it, or, for a vault whose lease this
+     * instance does not know, an insert (a lease that was never written, or that the maintenance sweep deleted once
+     * it expired: the usual case, a vault is reconciled rarely). Either is a compare-and-set: if anyone wrote the
+     * lease since, or it exists, the write fails, and the lease is read and decided on as before (one request more
+     * than reading first, only for a vault another instance took or released lately).
      */
     private async take(vault: VaultRef, owner: string): Promise<Written | undefined> {
         const key = this.key(vault);
         const free = this.released.take(vault.name);
-        if (free !== undefined) {
+        {
             const until = this.clock.now() + this.leaseMs;
             const r = await this.store.put(key, { owner, until } satisfies Lease, free, until);
             if (r.ok) return { until, etag: r.etag };

@@ -10,6 +10,7 @@ import { createResponder, type Responder } from '../../shared/app/createPipeline
 import { handleIncidentLink } from '../../shared/app/handlers/handleIncidentLink';
 import { parseResponderConfig, type ResponderConfig } from '../../shared/config/responderConfig';
 import type { Incident } from '../../shared/core/alerts/incident';
+import type { FindingDecision } from '../../shared/core/decisions';
 import { DeliveryError, type OutgoingNotification } from '../../shared/core/alerts/types';
 import type { Logger } from '../../shared/core/ports';
 import { ruleIds } from '../../shared/core/rules';
@@ -481,6 +482,67 @@ describe('notices from audit records', () => {
         const [ra, rb] = await Promise.all([a.alerting.tick(), b.alerting.tick()]);
         expect(ra.escalated + rb.escalated).toBe(1);
         expect([...a.log.of('kvr.escalated'), ...b.log.of('kvr.escalated')]).toHaveLength(1);
+    });
+});
+
+/** {@link RecordingStore} whose calls each take a millisecond, tracking the longest chain of calls that waited for one another. */
+class DepthStore extends RecordingStore {
+    private ended = 0;
+    deepest = 0;
+    private async timed<T>(fn: () => Promise<T>): Promise<T> {
+        const d = this.ended + 1;
+        this.deepest = Math.max(this.deepest, d);
+        try {
+            await new Promise((resolve) => setTimeout(resolve, 1));
+            return await fn();
+        } finally {
+            this.ended = Math.max(this.ended, d);
+        }
+    }
+    override getMany(keys: readonly StateKey[]) {
+        return this.timed(() => super.getMany(keys));
+    }
+    override put(key: StateKey, value: unknown, etag: string | undefined, expiresMs: number) {
+        return this.timed(() => super.put(key, value, etag, expiresMs));
+    }
+}
+
+describe('state round trips of a write with many findings', () => {
+    it('handles the findings of different incidents side by side: the chain of state calls is that of about one', async () => {
+        const findingOf = (n: number): FindingDecision => ({
+            type: 'finding',
+            rule: 'firewall-opened',
+            severity: 'high',
+            vault: `kv-side-${n}`,
+            vaultId: `/subscriptions/s/resourcegroups/rg/providers/microsoft.keyvault/vaults/kv-side-${n}`,
+            time: new Date(RECORD_T0).toISOString(),
+            principal: `p-${n}`,
+            operations: ['VaultPatch'],
+            correlationIds: [`c-${n}`],
+            count: 1,
+            summary: `firewall of kv-side-${n} opened`,
+        });
+        const chainOf = async (findings: number): Promise<{ depth: number; s: Setup }> => {
+            const store = new DepthStore();
+            const s = setup({ store });
+            await s.alerting.write(Array.from({ length: findings }, (_, n) => findingOf(n)));
+            return { depth: store.deepest, s };
+        };
+        const one = await chainOf(1);
+        const many = await chainOf(8);
+        // Eight incidents opened and notified, each once, and their due times all recorded (shared shards included).
+        const ids = new Set(many.s.teams.sent.map((n) => n.incidentId));
+        expect(ids.size).toBe(8);
+        for (const id of ids)
+            expect((await incident(many.s, id)).notifications.every((n) => n.status === 'sent')).toBe(true);
+        const due = await many.s.store.inner.getMany(
+            Array.from({ length: 16 }, (_, i) => stateKey('~alerting', `due|${String(i).padStart(2, '0')}`)),
+        );
+        const dueIds = due.flatMap((d) => Object.keys((d?.value ?? {}) as Record<string, number>));
+        expect(new Set(dueIds)).toEqual(ids);
+        // One after another, eight findings took eight times the chain of one; side by side, a few calls more than one
+        // (calls on a due shard that two incidents share wait for each other).
+        expect(many.depth).toBeLessThan(2 * one.depth);
     });
 });
 

@@ -91,6 +91,109 @@ describe('TableStateStore packs (Azurite)', () => {
         ]);
     });
 
+    it("a cached pack updated write after write: the entity's expiry stays the earliest of its keys', the copy exact", async () => {
+        const { a, b, fresh, raw } = instances();
+        const keys = ['user|p', 'user|q', 'user|r'].map((r) => stateKey(VAULT, r));
+        await a.getMany(keys, { cached: true }); // a's copy of the shard: its writes update the cached pack
+        const packExp = async (): Promise<unknown> =>
+            (await rows(raw)).find((e) => e.rowKey === packRowKeyOf(VAULT))?.exp;
+        let etags = (
+            await a.putMany(keys.map((key, i) => ({ key, value: { i }, etag: undefined, expiresMs: 100 * (i + 1) })))
+        ).map(etagOf);
+        expect(await packExp()).toBe(100);
+        // Each step rewrites one key; the earliest expiry moves as the keys' do (100/200/300 at the start).
+        const steps: [number, number, number][] = [
+            [0, 500, 200], // the earliest key moves later: the next one's
+            [2, 50, 50], // another key moves earlier than all
+            [1, 600, 50], // a key that was not the earliest: unchanged
+            [2, 700, 500], // the earliest again: the walk finds 500
+        ];
+        for (const [k, exp, expected] of steps) {
+            const [r] = await a.putMany([
+                { key: keys[k] as StateKey, value: { k, exp }, etag: etags[k], expiresMs: exp },
+            ]);
+            expect(ok(r)).toBe(true);
+            etags = etags.map((e, i) => (i === k ? etagOf(r) : e));
+            expect(await packExp()).toBe(expected);
+        }
+        // The cached copy (updated in place) and a fresh read agree, key by key, with their versions.
+        for (const reader of [a, fresh()]) {
+            const read = await reader.getMany(keys, { cached: true });
+            expect(read.map((r) => r?.etag)).toEqual(etags);
+            expect(read.map((r) => r?.value)).toEqual([
+                { k: 0, exp: 500 },
+                { k: 1, exp: 600 },
+                { k: 2, exp: 700 },
+            ]);
+        }
+        // Another instance on the first versions: a conflict for the key it read, success for the key it did not.
+        const late = await b.putMany([
+            { key: keys[0] as StateKey, value: 'late', etag: undefined, expiresMs: 1 },
+            { key: stateKey(VAULT, 'user|s'), value: 's', etag: undefined, expiresMs: 900 },
+        ]);
+        expect(late.map(ok)).toEqual([false, true]);
+        expect((await a.getMany([stateKey(VAULT, 'user|s')], { cached: false }))[0]?.value).toBe('s');
+        expect(await packExp()).toBe(500);
+    });
+
+    it('the transactions of one shard go side by side, in one round trip; a conflict in one leaves the others', async () => {
+        const name = azurite.newName();
+        const raw = client(name);
+        // Requests in flight: a request's depth is one more than the deepest one answered before it was sent.
+        let ended = 0;
+        let deepest = 0;
+        raw.pipeline.addPolicy(
+            {
+                name: 'depth',
+                sendRequest: async (request, next) => {
+                    const d = ended + 1;
+                    deepest = Math.max(deepest, d);
+                    try {
+                        return await next(request);
+                    } finally {
+                        ended = Math.max(ended, d);
+                    }
+                },
+            },
+            { afterPhase: 'Retry' },
+        );
+        const store = new TableStateStore(raw, { shards: 1, cacheValidityMs: 3_600_000 });
+        const vaults = Array.from({ length: 250 }, (_, i) => `kv-lane-${i}`);
+        const keys = vaults.map((v) => stateKey(v, 'user|u'));
+        await store.getMany(keys, { cached: true }); // the table and the shard's copy: not part of the count
+        const other = new TableStateStore(client(name), { shards: 1 });
+        const first = await store.putMany(keys.map((key) => ({ key, value: 1, etag: undefined, expiresMs: 10 })));
+        expect(first.every(ok)).toBe(true);
+        // Someone else changes one key; the next call writes all 250 again (3 transactions of one PartitionKey).
+        expect(
+            ok(
+                (
+                    await other.putMany([
+                        { key: keys[7] as StateKey, value: 'x', etag: etagOf(first[7]), expiresMs: 10 },
+                    ])
+                )[0],
+            ),
+        ).toBe(true);
+        ended = 0;
+        deepest = 0;
+        const second = await store.putMany(
+            keys.map((key, i) => ({ key, value: 2, etag: etagOf(first[i]), expiresMs: 10 })),
+        );
+        // Side by side: the depth is that of one transaction, then the re-read and retry of the conflicting pack's lane.
+        expect(deepest).toBeLessThanOrEqual(3);
+        expect(second.map(ok)).toEqual(keys.map((_, i) => i !== 7));
+        const read = await new TableStateStore(client(name), { shards: 1 }).getMany(keys);
+        expect(read.map((r) => r?.value)).toEqual(keys.map((_, i) => (i === 7 ? 'x' : 2)));
+        // Without a conflict: one round trip for the whole call.
+        ended = 0;
+        deepest = 0;
+        const third = await store.putMany(
+            keys.flatMap((key, i) => (i === 7 ? [] : [{ key, value: 3, etag: etagOf(second[i]), expiresMs: 10 }])),
+        );
+        expect(third.every(ok)).toBe(true);
+        expect(deepest).toBe(1);
+    });
+
     it('two instances writing different keys of one pack on stale copies both succeed; the pack keeps both', async () => {
         const { a, b, fresh } = instances();
         const [x, y] = [stateKey(VAULT, 'app|x'), stateKey(VAULT, 'app|y')] as [StateKey, StateKey];

@@ -3,7 +3,7 @@
  * compare-and-set per entity, the instance-local cache of detection reads, a deadline on every call and an explicit
  * retry policy. Against Azurite, and against local endpoints that hang or answer 503.
  */
-import { TableClient } from '@azure/data-tables';
+import { RestError, TableClient } from '@azure/data-tables';
 import { MemoryStateStore } from '../../shared/adapters/memoryStateStore';
 import {
     TABLE_RETRY_OPTIONS,
@@ -173,6 +173,39 @@ describe('TableStateStore deadlines and retries', () => {
         } finally {
             await hung.close();
         }
+    });
+
+    it('a transaction that fails while others of its shard are in flight: the call fails once they have ended', async () => {
+        const client = TableClient.fromConnectionString(azurite.connectionString, `kvrts${++tables}`, {
+            allowInsecureConnection: true,
+        });
+        let batches = 0;
+        let inFlight = 0;
+        client.pipeline.addPolicy(
+            {
+                name: 'failSecondTransaction',
+                sendRequest: async (request, next) => {
+                    if (request.url.includes('$batch') && ++batches === 2)
+                        throw new RestError('injected', { statusCode: 400, request });
+                    inFlight++;
+                    try {
+                        return await next(request);
+                    } finally {
+                        inFlight--;
+                    }
+                },
+            },
+            { afterPhase: 'Retry' },
+        );
+        const store = new TableStateStore(client);
+        await store.getMany([]); // creates the table
+        const keys = Array.from({ length: 350 }, (_, i) => stateKey('kv-payments-prod', `cmk|k${i}`));
+        const failed = await store.putMany(writes(keys, (i) => ({ last: i }))).then(
+            () => undefined,
+            (err: unknown) => ({ err, inFlight }),
+        );
+        expect(failed?.err).toMatchObject({ code: 'STATE.UNAVAILABLE' });
+        expect(failed?.inFlight).toBe(0);
     });
 
     it('retries a 503 as its retry policy says, then surfaces STATE.UNAVAILABLE', async () => {

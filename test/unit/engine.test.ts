@@ -235,6 +235,41 @@ describe('DetectionEngine compare-and-set', () => {
         expect(first?.value).toEqual({ first: event().timeMs });
     });
 
+    it('writes an earlier first-seen time (a record out of order) with the rule state too, not before the rules', async () => {
+        const store = new CallRecordingStore();
+        const later = event().timeMs + 30 * 60_000;
+        await store.inner.put(stateKey('kv-payments-prod', 'meta'), { first: later }, undefined, 0);
+        const engine = new DetectionEngine({ rules: [counter], settings, store });
+        await engine.evaluate([event({ correlationId: 'a' })]);
+        expect(store.calls).toEqual([['count', 'meta']]); // one call: the rules did not wait for a write of their own
+        const [first] = await store.inner.getMany([stateKey('kv-payments-prod', 'meta')]);
+        expect(first?.value).toEqual({ first: event().timeMs });
+    });
+
+    it('an earlier first-seen time that meets a concurrent write is settled after the rules, keeping the earliest', async () => {
+        for (const [other, kept] of [
+            [-30, -30],
+            [10, 0],
+        ] as const) {
+            const store = new CallRecordingStore();
+            const t = event().timeMs;
+            await store.inner.put(stateKey('kv-payments-prod', 'meta'), { first: t + 30 * 60_000 }, undefined, 0);
+            store.beforeWrite = async () => {
+                const [cur] = await store.inner.getMany([stateKey('kv-payments-prod', 'meta')]);
+                await store.inner.put(
+                    stateKey('kv-payments-prod', 'meta'),
+                    { first: t + other * 60_000 },
+                    cur?.etag,
+                    0,
+                );
+            };
+            const engine = new DetectionEngine({ rules: [counter], settings, store });
+            await engine.evaluate([event({ correlationId: 'a' })]);
+            const [first] = await store.inner.getMany([stateKey('kv-payments-prod', 'meta')]);
+            expect(first?.value).toEqual({ first: t + kept * 60_000 });
+        }
+    });
+
     it('keeps the earlier first-seen time another instance wrote between the read and that write', async () => {
         const store = new CallRecordingStore();
         const earlier = Date.parse(at(-30));

@@ -141,4 +141,53 @@ describe('reconcile intents', () => {
         await intents.complete(VAULT.name, 1);
         expect((await intents.read(VAULT.name))?.processed).toBe(2);
     });
+
+    it('records on intents read beforehand without reading them again; a stale one fails its compare-and-set and is read', async () => {
+        const store = new MemoryStateStore();
+        let reads = 0;
+        const counted = new ReconcileIntents(
+            {
+                getMany: (keys) => {
+                    reads++;
+                    return store.getMany(keys);
+                },
+                put: (key, value, etag, exp) => store.put(key, value, etag, exp),
+                scan: (p, l) => store.scan(p, l),
+            },
+            systemClock,
+        );
+        const other = new ReconcileIntents(store, systemClock);
+        const two: VaultRef = { ...VAULT, name: 'kv-two', resourceId: `${VAULT.resourceId.slice(0, -3)}two` };
+        const input = (vault: VaultRef, rule: string): IntentInput => ({
+            vault,
+            reason: 'trigger',
+            rules: [rule],
+            incidentKeys: [],
+            correlationIds: [],
+            timeMs: 1,
+        });
+        await other.record([input(VAULT, 'firewall-opened')]);
+        const known = await counted.readKnownMany([VAULT.name, two.name]);
+        expect(reads).toBe(1);
+        expect(known.get(two.name)).toBeNull();
+        // Another writer changes kv-one after the read: that merge fails on the stale ETag, reads, merges again.
+        await other.record([input(VAULT, 'firewall-ip-rule-added')]);
+        const messages = await counted.record(
+            [input(VAULT, 'access-policy-changed'), input(two, 'firewall-opened')],
+            known,
+        );
+        expect(reads).toBe(2); // kv-one read again after its conflict; kv-two inserted on the read that found none
+        expect(messages.map((m) => m.version)).toEqual([3, 1]);
+        expect((await counted.read(VAULT.name))?.rules).toEqual([
+            'firewall-opened',
+            'firewall-ip-rule-added',
+            'access-policy-changed',
+        ]);
+        // kv-three did not exist when read; created since by someone else: the insert fails, nothing is lost.
+        const stale = await counted.readKnownMany(['kv-three']);
+        const three: VaultRef = { ...VAULT, name: 'kv-three', resourceId: `${VAULT.resourceId.slice(0, -3)}three` };
+        await other.record([input(three, 'firewall-opened')]);
+        await counted.record([input(three, 'access-policy-changed')], stale);
+        expect((await counted.read('kv-three'))?.rules).toEqual(['firewall-opened', 'access-policy-changed']);
+    });
 });

@@ -96,16 +96,35 @@ describe('VaultLeases round trips (no re-read of a lease this instance just wrot
         const leases = new VaultLeases(store, systemClock, 'a', 60_000);
         const first = await leases.hold(VAULT);
         expect(first).toBeDefined();
-        expect(counts).toEqual({ reads: 1, writes: 1 }); // never written before: read, then write
+        expect(counts).toEqual({ reads: 0, writes: 1 }); // never written before: one insert, no read
         await first?.release();
-        expect(counts).toEqual({ reads: 1, writes: 2 }); // the release writes on the ETag of the take: no read
+        expect(counts).toEqual({ reads: 0, writes: 2 }); // the release writes on the ETag of the take: no read
         const second = await leases.hold(VAULT);
         expect(second).toBeDefined();
-        expect(counts).toEqual({ reads: 1, writes: 3 }); // the take writes on the ETag of the release: no read
+        expect(counts).toEqual({ reads: 0, writes: 3 }); // the take writes on the ETag of the release: no read
         // Still exclusive: another processor cannot take it while it is held.
         expect(await new VaultLeases(store, systemClock, 'b', 60_000).acquire(VAULT)).toBe(false);
         await second?.release();
         expect(await new VaultLeases(store, systemClock, 'b', 60_000).acquire(VAULT)).toBe(true);
+    });
+
+    it('a lease this instance does not know: the insert fails where it exists, then it is read and decided on', async () => {
+        const { store, counts } = countingStore();
+        const a = new VaultLeases(store, systemClock, 'a', 60_000);
+        const b = new VaultLeases(store, systemClock, 'b', 60_000);
+        const held = await a.hold(VAULT);
+        expect(held).toBeDefined();
+        // b never met this vault: its insert meets a's lease (a conflict), it reads it, and it is a's.
+        expect(await b.hold(VAULT)).toBeUndefined();
+        expect(counts).toEqual({ reads: 1, writes: 2 });
+        await held?.release();
+        // Free now (a's release), still unknown to a third instance: insert refused, read, taken on the ETag read.
+        const c = new VaultLeases(store, systemClock, 'c', 60_000);
+        const taken = await c.hold(VAULT);
+        expect(taken).toBeDefined();
+        expect(counts).toEqual({ reads: 2, writes: 5 });
+        expect(await b.acquire(VAULT)).toBe(false);
+        await taken?.release();
     });
 
     it('a released lease another processor took since is read, and not taken while that one holds it', async () => {
