@@ -82,11 +82,9 @@ export class VaultLeases {
     private async take(vault: VaultRef, owner: string): Promise<Written | undefined> {
         const key = this.key(vault);
         const free = this.released.take(vault.name);
-        {
-            const until = this.clock.now() + this.leaseMs;
-            const r = await this.store.put(key, { owner, until } satisfies Lease, free, until);
-            if (r.ok) return { until, etag: r.etag };
-        }
+        const untilFirst = this.clock.now() + this.leaseMs;
+        const first = await this.store.put(key, { owner, until: untilFirst } satisfies Lease, free, untilFirst);
+        if (first.ok) return { until: untilFirst, etag: first.etag };
         const [s] = await this.store.getMany([key]);
         const now = this.clock.now();
         const current = s?.value as Lease | null | undefined;
