@@ -109,9 +109,16 @@ const V_STRING = 6; // varint byte length, UTF-8
 const V_KEY = 7; // varint id of an interned key (object keys only)
 const V_ARRAY = 8; // varint length, the items
 const V_OBJECT = 9; // varint length, (key, value) pairs
+const V_ISTRING = 10; // varint id of an interned string (a short string value)
 const V_SMALL = 0x80; // 0x80 + n: an integer 0 <= n < 128
 /** Object keys interned at most (state keys are field names; past this, keys are written as strings). */
 const MAX_INTERNED_KEYS = 4096;
+/**
+ * Short string values interned at most, first come (secret and key names, kinds: a window lists the same few names for
+ * every caller of a vault), and the longest interned. About 100 bytes of heap each at most.
+ */
+const MAX_INTERNED_STRINGS = 16384;
+const MAX_INTERNED_STRING_LENGTH = 40;
 /** Nesting packed at most; deeper values (and cycles, which JSON.stringify refuses) take the JSON path. */
 const MAX_PACKED_DEPTH = 64;
 
@@ -132,6 +139,18 @@ const utf8Slice: (b: Buffer, start: number, end: number) => string =
     typeof RAW.utf8Slice === 'function'
         ? (b, start, end) => (b as unknown as Required<Utf8Buffer>).utf8Slice(start, end)
         : (b, start, end) => b.toString('utf8', start, end);
+
+/**
+ * Whether `text` has a decimal digit: names (`storage-connection`, `api-key`) repeat across a vault's callers and are
+ * worth interning; ids, hashes and numbered names (`kv-est-00107`, a GUID) mostly do not, and would fill the table.
+ */
+function hasDigit(text: string): boolean {
+    for (let i = 0; i < text.length; i++) {
+        const c = text.charCodeAt(i);
+        if (c >= 48 && c <= 57) return true;
+    }
+    return false;
+}
 
 /** `{ last: n }` and nothing else. */
 function lastSeenOf(value: unknown): number | undefined {
@@ -165,6 +184,8 @@ export class ValueCodec {
     private pos = 0;
     private readonly keyIds = new Map<string, number>();
     private readonly keys: string[] = [];
+    private readonly stringIds = new Map<string, number>();
+    private readonly strings: string[] = [];
     private src: Buffer = this.buf;
     private at = 0;
 
@@ -176,6 +197,11 @@ export class ValueCodec {
     /** Object keys interned so far (tests). */
     get internedKeys(): number {
         return this.keys.length;
+    }
+
+    /** String values interned so far (tests). */
+    get internedStrings(): number {
+        return this.strings.length;
     }
 
     /** Encodes `value` into {@link bytes}; returns its length, or -1 when it is not plain JSON data. */
@@ -225,6 +251,25 @@ export class ValueCodec {
         this.pos += utf8Write(this.buf, text, this.pos, n);
     }
 
+    /** A string value: interned when short (its id), else its UTF-8. */
+    private stringValue(text: string): void {
+        if (text.length <= MAX_INTERNED_STRING_LENGTH && !hasDigit(text)) {
+            let id = this.stringIds.get(text);
+            if (id === undefined && this.strings.length < MAX_INTERNED_STRINGS) {
+                id = this.strings.length;
+                this.strings.push(text);
+                this.stringIds.set(text, id);
+            }
+            if (id !== undefined) {
+                this.ensure(10);
+                this.buf[this.pos++] = V_ISTRING;
+                this.varint(id);
+                return;
+            }
+        }
+        this.string(text);
+    }
+
     private number(v: number): void {
         this.ensure(10);
         const b = this.buf;
@@ -260,7 +305,7 @@ export class ValueCodec {
     private put(v: unknown, depth: number): boolean {
         switch (typeof v) {
             case 'string':
-                this.string(v);
+                this.stringValue(v);
                 return true;
             case 'number':
                 this.number(v);
@@ -362,6 +407,8 @@ export class ValueCodec {
             }
             case V_STRING:
                 return this.readString();
+            case V_ISTRING:
+                return this.strings[this.readVarint()] as string;
             case V_ARRAY: {
                 const n = this.readVarint();
                 const a: unknown[] = [];
@@ -394,7 +441,7 @@ const MAX_ROW_BYTES = 1024;
  * length), a quarter more when it has outgrown its room, so that a window that grows is not moved on every item.
  */
 function roomFor(bytes: number, moving: boolean): number {
-    return moving ? bytes + (bytes >> 2) + 8 : bytes;
+    return moving ? bytes + (bytes >> 3) + 4 : bytes;
 }
 
 function grown<T extends Int32Array | Uint32Array>(a: T, size: number): T {

@@ -175,16 +175,40 @@ describe('MemoryStateStore (compact representation)', () => {
         expect((await store.put(stateKey('kv', 'bad'), { n: 1 }, undefined, 0)).ok).toBe(true);
     });
 
-    it('packs rule state to a fraction of its JSON, object keys interned once', () => {
+    it('packs rule state to a fraction of its JSON, object keys and short strings interned once', () => {
         const codec = new ValueCodec();
         const window = { items: [['storage-connection', 1_793_606_400_001]] };
         const enumeration = { list: {}, read: { secret: 1_793_606_400_001 } };
         expect(JSON.stringify(window)).toHaveLength(48);
-        expect(codec.encode(window)).toBe(35);
+        expect(codec.encode(window)).toBe(17); // 35 before string values were interned
         expect(JSON.stringify(enumeration)).toHaveLength(43);
         expect(codec.encode(enumeration)).toBe(19);
         expect(codec.internedKeys).toBe(4); // items, list, read, secret
+        expect(codec.internedStrings).toBe(1); // storage-connection
+        // A string longer than 40 characters keeps its bytes.
+        expect(codec.encode({ items: [['x'.repeat(41), 1]] })).toBe(8 + 2 + 41 + 1); // object, key, two arrays; tag, length, text; 1
+        expect(codec.internedStrings).toBe(1);
         expect(codec.encode(new Map())).toBe(-1); // not plain data: the store keeps its JSON
+    });
+
+    it('interns at most 16,384 string values and keeps the others as bytes, reading all back', async () => {
+        const store = new MemoryStateStore();
+        // Names without digits (those with one, ids and numbered names, are never interned): base 26 in letters.
+        const name = (i: number): string =>
+            `name-${[...i.toString(26)].map((c) => String.fromCharCode(97 + parseInt(c, 26))).join('')}`;
+        const keys = Array.from({ length: 20_000 }, (_, i) => stateKey('kv', `w|${i}`));
+        const values = keys.map((_, i) => ({
+            items: [
+                [name(i), i],
+                ['shared', i],
+                [`id-${i}`, i],
+            ],
+        }));
+        for (let i = 0; i < keys.length; i++) await store.put(keys[i] as StateKey, values[i], undefined, 0);
+        expect(new Set(values.map((v) => v.items[0]?.[0])).size).toBe(20_000);
+        expect((await store.getMany(keys)).map((g) => g?.value)).toEqual(values);
+        const codec = (store as unknown as { codec: ValueCodec }).codec;
+        expect(codec.internedStrings).toBe(16_384);
     });
 
     it('keeps a row ending in a GUID in 17 bytes and gives it back as text, in reads and scans', async () => {
