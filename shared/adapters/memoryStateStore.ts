@@ -55,8 +55,8 @@ const TAG_JSON = 1; // varint length, JSON text
 const TAG_LAST_SEEN = 2; // `{ last: n }`: n as 8 bytes (a double)
 const TAG_LARGE = 3; // varint id of its JSON text in `large`
 const TAG_PACKED = 4; // varint length, the value in the store's binary form (see {@link ValueCodec})
-const TAG_LAST_INT = 5; // `{ last: n }`, n a non-negative safe integer: a varint
-/** Tag bit: the expiry is a varint (a non-negative safe integer), not 8 bytes of a double. */
+const TAG_LAST_INT = 5; // `{ last: n }`, n an integer of {@link ValueCodec.relative} range: a varint of it
+/** Tag bit: the expiry is a varint ({@link ValueCodec.relative}), not 8 bytes of a double. */
 const EXPIRY_VARINT = 0x80;
 
 /**
@@ -110,6 +110,9 @@ const V_KEY = 7; // varint id of an interned key (object keys only)
 const V_ARRAY = 8; // varint length, the items
 const V_OBJECT = 9; // varint length, (key, value) pairs
 const V_ISTRING = 10; // varint id of an interned string (a short string value)
+const V_TIME = 11; // varint of an integer relative to the codec's time base ({@link ValueCodec.relative})
+/** Integers at most this far from 0 are kept relative to the time base: twice their distance to it stays exact. */
+const RELATIVE_LIMIT = 2 ** 50;
 const V_SMALL = 0x80; // 0x80 + n: an integer 0 <= n < 128
 /** Object keys interned at most (state keys are field names; past this, keys are written as strings). */
 const MAX_INTERNED_KEYS = 4096;
@@ -188,6 +191,28 @@ export class ValueCodec {
     private readonly strings: string[] = [];
     private src: Buffer = this.buf;
     private at = 0;
+    /** The first timestamp-sized integer the codec met: times near it (rule state's) take 3 to 5 bytes, not 6. */
+    private base = Number.NaN;
+
+    /** Whether `n` can be kept {@link relative} to the time base. */
+    static relativeFits(n: number): boolean {
+        return Number.isSafeInteger(n) && n > -RELATIVE_LIMIT && n < RELATIVE_LIMIT;
+    }
+
+    /**
+     * `n` (see {@link relativeFits}) as a non-negative integer that is small when `n` is near the time base (the first
+     * value given here sets it): its distance to the base, zigzagged (0, -1, 1, -2 … as 0, 1, 2, 3 …).
+     */
+    relative(n: number): number {
+        if (this.base !== this.base) this.base = n;
+        const d = n - this.base;
+        return d >= 0 ? d * 2 : -d * 2 - 1;
+    }
+
+    /** The integer {@link relative} gave `z` for. */
+    absolute(z: number): number {
+        return this.base + (z % 2 === 0 ? z / 2 : -(z + 1) / 2);
+    }
 
     /** The bytes of the last {@link encode}. */
     get bytes(): Buffer {
@@ -276,7 +301,12 @@ export class ValueCodec {
         if (!Number.isFinite(v)) b[this.pos++] = V_NULL;
         else if (Number.isInteger(v) && v >= 0 && v < 128)
             b[this.pos++] = V_SMALL + v; // -0 too, as JSON makes it 0
-        else if (Number.isInteger(v) && Math.abs(v) <= Number.MAX_SAFE_INTEGER) {
+        else if (v >= 2 ** 32 && v < RELATIVE_LIMIT && Number.isInteger(v)) {
+            // A timestamp: relative to the time base when that is shorter than its own varint.
+            const z = this.relative(v);
+            b[this.pos++] = z < v ? V_TIME : V_UINT;
+            this.varint(z < v ? z : v);
+        } else if (Number.isInteger(v) && Math.abs(v) <= Number.MAX_SAFE_INTEGER) {
             b[this.pos++] = v < 0 ? V_NEGINT : V_UINT;
             this.varint(Math.abs(v));
         } else {
@@ -400,6 +430,8 @@ export class ValueCodec {
                 return this.readVarint();
             case V_NEGINT:
                 return -this.readVarint();
+            case V_TIME:
+                return this.absolute(this.readVarint());
             case V_DOUBLE: {
                 const d = this.src.readDoubleLE(this.at);
                 this.at += 8;
@@ -408,7 +440,7 @@ export class ValueCodec {
             case V_STRING:
                 return this.readString();
             case V_ISTRING:
-                return this.strings[this.readVarint()] as string;
+                return this.strings[this.readVarint()];
             case V_ARRAY: {
                 const n = this.readVarint();
                 const a: unknown[] = [];
@@ -760,7 +792,7 @@ export class MemoryStateStore implements StateStore {
         this.at = tag & EXPIRY_VARINT ? skipVarint(b, p) : p + 8;
         switch (tag & 7) {
             case TAG_LAST_INT:
-                return { last: this.varint(b) };
+                return { last: this.codec.absolute(this.varint(b)) };
             case TAG_LAST_SEEN:
                 return { last: b.readDoubleLE(this.at) };
             case TAG_PACKED: {
@@ -784,7 +816,7 @@ export class MemoryStateStore implements StateStore {
         p = skipVarint(b, skipVarint(b, p + 2));
         if (tag & EXPIRY_VARINT) {
             this.at = p;
-            return this.varint(b);
+            return this.codec.absolute(this.varint(b));
         }
         return b.readDoubleLE(p);
     }
@@ -885,9 +917,10 @@ export class MemoryStateStore implements StateStore {
         this.nextBytes = 0;
         if (last !== undefined) {
             this.nextLast = last;
-            if (Number.isSafeInteger(last) && last >= 0 && !Object.is(last, -0)) {
+            if (ValueCodec.relativeFits(last) && !Object.is(last, -0)) {
                 this.nextTag = TAG_LAST_INT;
-                this.nextBytes = varintLength(last);
+                this.nextLast = this.codec.relative(last);
+                this.nextBytes = varintLength(this.nextLast);
             } else {
                 this.nextTag = TAG_LAST_SEEN;
                 this.nextBytes = 8;
@@ -916,14 +949,22 @@ export class MemoryStateStore implements StateStore {
     }
 
     /** Writes the {@link prepare}d entry at `q` of `b`; returns where it ends. */
-    private putEntry(b: Buffer, q: number, head: number, created: number, version: number, expiresMs: number): number {
+    /** `expires`: its {@link ValueCodec.relative} form, or -1 to keep `expiresMs` as a double. */
+    private putEntry(
+        b: Buffer,
+        q: number,
+        head: number,
+        created: number,
+        version: number,
+        expiresMs: number,
+        expires: number,
+    ): number {
         const tag = this.nextTag;
-        const expInt = Number.isSafeInteger(expiresMs) && expiresMs >= 0;
         b[q++] = head;
-        b[q++] = tag | (expInt ? EXPIRY_VARINT : 0);
+        b[q++] = tag | (expires >= 0 ? EXPIRY_VARINT : 0);
         q = putVarint(b, q, created);
         q = putVarint(b, q, version);
-        if (expInt) q = putVarint(b, q, expiresMs);
+        if (expires >= 0) q = putVarint(b, q, expires);
         else {
             b.writeDoubleLE(expiresMs, q);
             q += 8;
@@ -989,9 +1030,9 @@ export class MemoryStateStore implements StateStore {
             this.partitionCreated[partitionId] = created + 1;
         }
         const v = ++this.nextVersion;
-        const expInt = Number.isSafeInteger(expiresMs) && expiresMs >= 0;
+        const expires = ValueCodec.relativeFits(expiresMs) ? this.codec.relative(expiresMs) : -1;
         const length =
-            2 + varintLength(created) + varintLength(v) + (expInt ? varintLength(expiresMs) : 8) + this.nextBytes;
+            2 + varintLength(created) + varintLength(v) + (expires >= 0 ? varintLength(expires) : 8) + this.nextBytes;
         let chunk: Buffer;
         let off: number;
         let used: number; // bytes of the record now
@@ -1035,7 +1076,7 @@ export class MemoryStateStore implements StateStore {
                 off = toOff;
             } else if (e < used && length !== e - s) chunk.copyWithin(off + s + length, off + e, off + used);
         }
-        this.putEntry(chunk, off + s, head, created, v, expiresMs);
+        this.putEntry(chunk, off + s, head, created, v, expiresMs, expires);
         if (!exists) {
             const at = countAt(chunk, off);
             chunk[at] = (chunk[at] as number) + 1;

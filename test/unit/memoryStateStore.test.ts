@@ -140,6 +140,10 @@ describe('MemoryStateStore (compact representation)', () => {
             { list: {}, read: { secret: 1_793_606_400_001 } },
             { last: 1_793_606_400_001, extra: true }, // not only `last`: packed, not the last-seen form
             [1, -1, 0, -0, 127, 128, -128, 2 ** 53 - 1, -(2 ** 53 - 1), 2 ** 53, 1e21, 0.1, -2.5e-8, 1 / 3],
+            // Times relative to the first one met (the time base), on either side of it, and integers at the limits.
+            [1_793_606_400_001, 1_793_606_399_990, 1e12, 4e12, 2 ** 32 - 1, 2 ** 32, 2 ** 50 - 1, 2 ** 50, -(2 ** 40)],
+            { last: -(2 ** 40) },
+            { last: 2 ** 50 },
             [Number.NaN, Number.POSITIVE_INFINITY, undefined, () => 1, Symbol('s'), null, true, false],
             { u: undefined, f: () => 1, s: Symbol('s'), kept: 'x', n: null },
             { 2: 'b', a: 1, 1: 'a', constructor: 'c', toString: 't' },
@@ -177,12 +181,16 @@ describe('MemoryStateStore (compact representation)', () => {
 
     it('packs rule state to a fraction of its JSON, object keys and short strings interned once', () => {
         const codec = new ValueCodec();
+        // The first timestamp sets the time base; later ones an hour away take 5 bytes (a tag, 4 of varint), not 7.
+        expect(codec.encode(1_793_602_800_001)).toBe(2);
         const window = { items: [['storage-connection', 1_793_606_400_001]] };
         const enumeration = { list: {}, read: { secret: 1_793_606_400_001 } };
         expect(JSON.stringify(window)).toHaveLength(48);
-        expect(codec.encode(window)).toBe(17); // 35 before string values were interned
+        expect(codec.encode(window)).toBe(15); // 35 before string values were interned and times made relative
         expect(JSON.stringify(enumeration)).toHaveLength(43);
-        expect(codec.encode(enumeration)).toBe(19);
+        expect(codec.encode(enumeration)).toBe(17); // 19 before
+        expect(codec.encode(1_793_602_800_001 - 86_400_000 * 30)).toBe(6); // a month before the base
+        expect(codec.encode(2 ** 32)).toBe(6); // an integer that is no time: its own varint, when shorter
         expect(codec.internedKeys).toBe(4); // items, list, read, secret
         expect(codec.internedStrings).toBe(1); // storage-connection
         // A string longer than 40 characters keeps its bytes.
