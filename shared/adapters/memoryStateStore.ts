@@ -571,7 +571,6 @@ export class MemoryStateStore implements StateStore {
     private readonly partitionCreated: number[] = [];
 
     // Interned row heads (id 0: a record holding a whole row).
-    private readonly headIds = new Map<string, number>();
     private readonly heads: string[] = [''];
 
     // Record columns; records 0 .. count-1 are live (a sweep closes the gaps it makes).
@@ -627,13 +626,21 @@ export class MemoryStateStore implements StateStore {
     private rowHash(partitionId: number, row: string, intern: boolean): number {
         const s = this.scratch;
         let id = 0;
-        if (endsWithGuid(row) && row.length - 36 <= MAX_HEAD_LENGTH) {
-            const head = row.slice(0, row.length - 36);
-            id = this.headIds.get(head) ?? 0;
-            if (id === 0 && intern && this.heads.length <= MAX_HEADS) {
+        const headLength = row.length - 36;
+        if (headLength <= MAX_HEAD_LENGTH && endsWithGuid(row)) {
+            // Heads are few: compared in place, with no string made for the head.
+            const heads = this.heads;
+            for (let i = 1; i < heads.length; i++) {
+                const h = heads[i] as string;
+                if (h.length === headLength && row.startsWith(h)) {
+                    id = i;
+                    break;
+                }
+            }
+            if (id === 0 && intern && heads.length <= MAX_HEADS) {
+                const head = row.slice(0, headLength);
                 id = this.heads.length;
                 this.heads.push(head);
-                this.headIds.set(head, id);
             }
         }
         this.headId = id;
@@ -707,13 +714,20 @@ export class MemoryStateStore implements StateStore {
                 const off = a % CHUNK_BYTES;
                 // The first two bytes settle the length (GUID mark, or a varint of at most two bytes), so the
                 // comparison never reads past a record of another length.
-                if (
-                    chunk[off] === s[start] &&
-                    (n < 2 || chunk[off + 1] === s[start + 1]) &&
-                    s.compare(chunk, off, off + n, start, start + n) === 0
-                ) {
-                    this.slot = i;
-                    return r;
+                if (chunk[off] === s[start] && (n < 2 || chunk[off + 1] === s[start + 1])) {
+                    let same = true;
+                    if (n <= 64) {
+                        // A loop: Buffer#compare checks its arguments at a cost above a GUID's 17 bytes.
+                        for (let k = 2; k < n; k++)
+                            if (chunk[off + k] !== s[start + k]) {
+                                same = false;
+                                break;
+                            }
+                    } else same = s.compare(chunk, off, off + n, start, start + n) === 0;
+                    if (same) {
+                        this.slot = i;
+                        return r;
+                    }
                 }
             }
             i = (i + 1) & mask;
