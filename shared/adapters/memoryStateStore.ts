@@ -25,8 +25,8 @@ import {
  * - A record is a position in typed-array columns (partition id, hash, where its bytes are, how much room it has, a
  *   lower bound of its entries' expiry in seconds: 20 bytes, grown by a quarter at a time): no object per entry,
  *   nothing for the collector to walk or promote. Its bytes are in an arena of 1 MiB buffers, outside the V8 heap.
- * - Values in a binary form of plain JSON ({@link ValueCodec}: object keys interned, integers as varints; its JSON
- *   text for what is not plain data). A last-seen baseline (`{ last: <ms> }`, the most common state) keeps only its
+ * - Values in a binary form of plain JSON ({@link ValueCodec}: object keys and short names interned, integers as
+ *   varints, timestamps relative to the first one met; its JSON text for what is not plain data). A last-seen baseline (`{ last: <ms> }`, the most common state) keeps only its
  *   number. A rewrite that fits the record's room is made in place; otherwise the record moves and its old bytes are
  *   counted as dead, and the arena is compacted in place (records slid down, empty chunks freed) once the dead bytes
  *   pass a sixteenth of the live ones.
