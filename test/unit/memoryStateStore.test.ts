@@ -140,6 +140,10 @@ describe('MemoryStateStore (compact representation)', () => {
             { list: {}, read: { secret: 1_793_606_400_001 } },
             { last: 1_793_606_400_001, extra: true }, // not only `last`: packed, not the last-seen form
             [1, -1, 0, -0, 127, 128, -128, 2 ** 53 - 1, -(2 ** 53 - 1), 2 ** 53, 1e21, 0.1, -2.5e-8, 1 / 3],
+            // Times relative to the first one met (the time base), on either side of it, and integers at the limits.
+            [1_793_606_400_001, 1_793_606_399_990, 1e12, 4e12, 2 ** 32 - 1, 2 ** 32, 2 ** 50 - 1, 2 ** 50, -(2 ** 40)],
+            { last: -(2 ** 40) },
+            { last: 2 ** 50 },
             [Number.NaN, Number.POSITIVE_INFINITY, undefined, () => 1, Symbol('s'), null, true, false],
             { u: undefined, f: () => 1, s: Symbol('s'), kept: 'x', n: null },
             { 2: 'b', a: 1, 1: 'a', constructor: 'c', toString: 't' },
@@ -175,16 +179,44 @@ describe('MemoryStateStore (compact representation)', () => {
         expect((await store.put(stateKey('kv', 'bad'), { n: 1 }, undefined, 0)).ok).toBe(true);
     });
 
-    it('packs rule state to a fraction of its JSON, object keys interned once', () => {
+    it('packs rule state to a fraction of its JSON, object keys and short strings interned once', () => {
         const codec = new ValueCodec();
+        // The first timestamp sets the time base; later ones an hour away take 5 bytes (a tag, 4 of varint), not 7.
+        expect(codec.encode(1_793_602_800_001)).toBe(2);
         const window = { items: [['storage-connection', 1_793_606_400_001]] };
         const enumeration = { list: {}, read: { secret: 1_793_606_400_001 } };
         expect(JSON.stringify(window)).toHaveLength(48);
-        expect(codec.encode(window)).toBe(35);
+        expect(codec.encode(window)).toBe(15); // 35 before string values were interned and times made relative
         expect(JSON.stringify(enumeration)).toHaveLength(43);
-        expect(codec.encode(enumeration)).toBe(19);
+        expect(codec.encode(enumeration)).toBe(17); // 19 before
+        expect(codec.encode(1_793_602_800_001 - 86_400_000 * 30)).toBe(6); // a month before the base
+        expect(codec.encode(2 ** 32)).toBe(6); // an integer that is no time: its own varint, when shorter
         expect(codec.internedKeys).toBe(4); // items, list, read, secret
+        expect(codec.internedStrings).toBe(1); // storage-connection
+        // A string longer than 40 characters keeps its bytes.
+        expect(codec.encode({ items: [['x'.repeat(41), 1]] })).toBe(8 + 2 + 41 + 1); // object, key, two arrays; tag, length, text; 1
+        expect(codec.internedStrings).toBe(1);
         expect(codec.encode(new Map())).toBe(-1); // not plain data: the store keeps its JSON
+    });
+
+    it('interns at most 16,384 string values and keeps the others as bytes, reading all back', async () => {
+        const store = new MemoryStateStore();
+        // Names without digits (those with one, ids and numbered names, are never interned): base 26 in letters.
+        const name = (i: number): string =>
+            `name-${[...i.toString(26)].map((c) => String.fromCharCode(97 + parseInt(c, 26))).join('')}`;
+        const keys = Array.from({ length: 20_000 }, (_, i) => stateKey('kv', `w|${i}`));
+        const values = keys.map((_, i) => ({
+            items: [
+                [name(i), i],
+                ['shared', i],
+                [`id-${i}`, i],
+            ],
+        }));
+        for (let i = 0; i < keys.length; i++) await store.put(keys[i] as StateKey, values[i], undefined, 0);
+        expect(new Set(values.map((v) => v.items[0]?.[0])).size).toBe(20_000);
+        expect((await store.getMany(keys)).map((g) => g?.value)).toEqual(values);
+        const codec = (store as unknown as { codec: ValueCodec }).codec;
+        expect(codec.internedStrings).toBe(16_384);
     });
 
     it('keeps a row ending in a GUID in 17 bytes and gives it back as text, in reads and scans', async () => {

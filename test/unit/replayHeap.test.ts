@@ -19,11 +19,11 @@ describe('kvr replay heap cap (KVR_REPLAY_HEAP_MB)', () => {
     it('runs only a replay again, and only when this process has a higher heap limit than the cap', () => {
         expect(replayHeapArgs(['replay', 'x.json'], {}, GB4)).toEqual([
             '--max-old-space-size=1024',
-            '--max-semi-space-size=8',
+            '--max-semi-space-size=4',
         ]);
         expect(replayHeapArgs(['replay'], { KVR_REPLAY_HEAP_MB: '300' }, GB4)).toEqual([
             '--max-old-space-size=300',
-            '--max-semi-space-size=8',
+            '--max-semi-space-size=4',
         ]);
         expect(replayHeapArgs(['serve'], {}, GB4)).toBeUndefined();
         expect(replayHeapArgs([], {}, GB4)).toBeUndefined();
