@@ -36,24 +36,75 @@ export class StringMemo<V> {
 }
 
 /**
- * A 32-bit hash of the length, the first and last {@link EDGE} characters and eight spread over the rest: ids differ
- * at their ends (a GUID's last group, a URI's vault name near its start and object version or name at its end, a
- * resource id's vault name at its end). Strings that differ only inside their middle may share a slot: slower, never
- * wrong.
+ * `s.toLowerCase()` for strings a stream repeats as the same string object (an object name from the normalizer's
+ * memoized targets): a map lookup by a string whose hash V8 has already computed costs less than lower-casing it again,
+ * and every caller then gets the same lower-case string (compared by identity first). Bounded: emptied when full.
+ */
+export class LowerCaseMemo {
+    private readonly map = new Map<string, string>();
+
+    constructor(private readonly limit: number) {}
+
+    get(s: string): string {
+        let lower = this.map.get(s);
+        if (lower === undefined) {
+            if (this.map.size >= this.limit) this.map.clear();
+            lower = s.toLowerCase();
+            this.map.set(s, lower);
+        }
+        return lower;
+    }
+
+    clear(): void {
+        this.map.clear();
+    }
+}
+
+/**
+ * A 32-bit hash of the length and 24 of the characters: the four characters at each of positions 8, 12, n - 12,
+ * n - 8 and n - 4, and four spread over the string (the first, and those at a quarter, half and three quarters of
+ * the length); a string shorter than 24 characters is hashed whole. Ids differ at their ends and just after a fixed
+ * prefix: a GUID's first and last groups, an object URI's vault name after `https://` and its object version or name at
+ * its end, a resource id's vault name at its end. Four characters go
+ * into each multiply step and the positions are fixed, because this runs several times for every record (the
+ * characters read, one by one, were most of its cost). Strings that differ only elsewhere may share a slot: slower,
+ * never wrong.
  */
 export function slotOf(s: string): number {
     const n = s.length;
     let h = Math.imul(n ^ 0x9e3779b9, 0x85ebca6b);
-    if (n <= 2 * EDGE) {
-        for (let i = 0; i < n; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+    if (n < SAMPLED) {
+        for (let i = 0; i < n; i++) h = mix(h, s.charCodeAt(i));
     } else {
-        for (let i = 0; i < EDGE; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-        for (let i = n - EDGE; i < n; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-        const step = Math.max(1, (n - 2 * EDGE) >> 3);
-        for (let i = EDGE; i < n - EDGE; i += step) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+        h = mix(h, quad(s, 8));
+        h = mix(h, quad(s, 12));
+        h = mix(h, quad(s, n - 12));
+        h = mix(h, quad(s, n - 8));
+        h = mix(h, quad(s, n - 4));
+        h = mix(
+            h,
+            s.charCodeAt(0) |
+                (s.charCodeAt(n >> 2) << 8) |
+                (s.charCodeAt(n >> 1) << 16) |
+                (s.charCodeAt((3 * n) >> 2) << 24),
+        );
     }
-    return (h ^ (h >>> 15)) >>> 0;
+    // The final mix of MurmurHash3: every input bit reaches the low bits that pick the slot.
+    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+    h ^= h >>> 13;
+    return (h ^ (h >>> 16)) >>> 0;
 }
 
-/** Characters hashed at each end of a string by {@link slotOf}. */
-const EDGE = 16;
+/** Strings shorter than this are hashed whole by {@link slotOf}. */
+const SAMPLED = 24;
+
+/** Four characters from `i` in one number (characters above 0xff overlap their neighbours: a weaker hash, no error). */
+function quad(s: string, i: number): number {
+    return s.charCodeAt(i) | (s.charCodeAt(i + 1) << 8) | (s.charCodeAt(i + 2) << 16) | (s.charCodeAt(i + 3) << 24);
+}
+
+/** One multiply step (MurmurHash2's constant), with a shift that brings high bits down. */
+function mix(h: number, w: number): number {
+    const m = Math.imul(h ^ w, 0x5bd1e995);
+    return m ^ (m >>> 15);
+}
