@@ -47,6 +47,7 @@ const BAD_VAULT_ID = 1;
 /** Memo sizes (powers of two): a stream's vaults and its objects read again and again. */
 const RESOURCE_SLOTS = 16_384;
 const TARGET_SLOTS = 8192;
+const TEXT_SLOTS = 4096;
 
 const NO_STRINGS: readonly string[] = Object.freeze([]);
 const NO_POLICIES: readonly AccessPolicyEntry[] = Object.freeze([]);
@@ -66,6 +67,13 @@ export class RecordNormalizer {
     private readonly resources = new StringMemo(classifyResource, RESOURCE_SLOTS);
     private readonly targets = new StringMemo(targetOf, TARGET_SLOTS);
     private readonly ids = new LowerIds();
+    /**
+     * User agents and request URIs, each kept as the first string seen with its text: a stream repeats few of them
+     * (the sample day: 17 user agents and 122 request URIs in 50,000 records), and an event that holds a memoized
+     * string, not the fresh copy of its record, leaves that much less for each young-generation collection to copy
+     * while the batch's events are alive. The same text either way.
+     */
+    private readonly texts = new StringMemo((s: string) => s, TEXT_SLOTS);
 
     normalize(raw: unknown): NormalizeResult {
         if (!isObject(raw)) return rejected('record is not an object');
@@ -144,8 +152,8 @@ export class RecordNormalizer {
             resultDescription: str(raw.resultDescription),
             caller: callerOf(claims, raw.callerIpAddress, p.trustedService, this.ids),
             target: this.targetOf(p.id),
-            clientInfo: str(p.clientInfo),
-            requestUri: str(p.requestUri),
+            clientInfo: this.text(p.clientInfo),
+            requestUri: this.text(p.requestUri),
             correlationId: str(raw.correlationId),
             durationMs: durationOf(raw.durationMs),
             isAccessPolicyMatch: bool(p.isAccessPolicyMatch),
@@ -159,6 +167,11 @@ export class RecordNormalizer {
         const long = oversizedField(event);
         if (long !== undefined) return rejected(oversized(long));
         return { kind: 'event', event };
+    }
+
+    /** `str(value)`, through {@link texts}. */
+    private text(value: unknown): string | undefined {
+        return typeof value === 'string' && value.length > 0 ? this.texts.get(value) : undefined;
     }
 
     /** Parsed target objects are immutable and URIs repeat (the same secret read again and again): memoized. */

@@ -1,3 +1,6 @@
+/** Longest string a {@link StringMemo} or {@link LowerCaseMemo} holds: ids, URIs and user agents are far shorter. */
+export const MAX_HELD_CHARS = 512;
+
 /**
  * A bounded memo of a pure function of a string, for the strings a record stream repeats in nearly every record
  * (resource ids, object URIs, principal ids).
@@ -5,9 +8,10 @@
  * Every record's strings are fresh copies made by `JSON.parse`, so a `Map` lookup hashes every character of the string
  * each time (a V8 string caches its hash, but each record brings a new string): on the in-memory pipeline that hashing
  * was the largest cost of normalization. This memo is direct-mapped instead: the slot comes from the length and some of
- * the characters (see {@link slotOf}), and a hit is confirmed by comparing the whole string. A different string in the slot is replaced, so two strings that share a
- * slot only cost a recomputation each. Deterministic and bounded; `get(s)` always returns what `compute(s)` returned
- * for an equal string, which, `compute` being pure, is what it would return now.
+ * the characters (see {@link slotOf}), and a hit is confirmed by comparing the whole string. A different string in the
+ * slot is replaced, so two strings that share a slot only cost a recomputation each. Deterministic and bounded (in
+ * slots, and in the length of the strings it holds: {@link MAX_HELD_CHARS}); `get(s)` always returns what `compute(s)`
+ * returned for an equal string, which, `compute` being pure, is what it would return now.
  */
 export class StringMemo<V> {
     private readonly keys: (string | undefined)[];
@@ -26,6 +30,9 @@ export class StringMemo<V> {
     }
 
     get(s: string): V {
+        // A string longer than any id is computed, never held: records may carry strings of up to a megabyte (they
+        // are then rejected as oversized, after this), and a memo of such strings would hold gigabytes.
+        if (s.length > MAX_HELD_CHARS) return this.compute(s);
         const slot = slotOf(s) & this.mask;
         if (this.keys[slot] === s) return this.values[slot] as V;
         const v = this.compute(s);
@@ -38,7 +45,8 @@ export class StringMemo<V> {
 /**
  * `s.toLowerCase()` for strings a stream repeats as the same string object (an object name from the normalizer's
  * memoized targets): a map lookup by a string whose hash V8 has already computed costs less than lower-casing it again,
- * and every caller then gets the same lower-case string (compared by identity first). Bounded: emptied when full.
+ * and every caller then gets the same lower-case string (compared by identity first). Bounded: emptied when full, and
+ * strings longer than {@link MAX_HELD_CHARS} are lower-cased, not held.
  */
 export class LowerCaseMemo {
     private readonly map = new Map<string, string>();
@@ -46,6 +54,7 @@ export class LowerCaseMemo {
     constructor(private readonly limit: number) {}
 
     get(s: string): string {
+        if (s.length > MAX_HELD_CHARS) return s.toLowerCase();
         let lower = this.map.get(s);
         if (lower === undefined) {
             if (this.map.size >= this.limit) this.map.clear();
@@ -61,7 +70,7 @@ export class LowerCaseMemo {
 }
 
 /**
- * A 32-bit hash of the length and 24 of the characters: the four characters at each of positions 8, 12, n - 12,
+ * A 31-bit hash of the length and 24 of the characters: the four characters at each of positions 8, 12, n - 12,
  * n - 8 and n - 4, and four spread over the string (the first, and those at a quarter, half and three quarters of
  * the length); a string shorter than 24 characters is hashed whole. Ids differ at their ends and just after a fixed
  * prefix: a GUID's first and last groups, an object URI's vault name after `https://` and its object version or name at
@@ -92,7 +101,8 @@ export function slotOf(s: string): number {
     // The final mix of MurmurHash3: every input bit reaches the low bits that pick the slot.
     h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
     h ^= h >>> 13;
-    return (h ^ (h >>> 16)) >>> 0;
+    // 31 bits: a small integer, which V8 returns without allocating a number object.
+    return (h ^ (h >>> 16)) & 0x7fffffff;
 }
 
 /** Strings shorter than this are hashed whole by {@link slotOf}. */
