@@ -25,15 +25,9 @@ export function stripPort(ip: string): string {
  */
 export class LowerIds {
     private readonly ids = new StringMemo((s: string) => s.toLowerCase(), 16_384);
-    private readonly ips = new StringMemo(stripPort, 4096);
 
     of(value: unknown): string | undefined {
         return typeof value === 'string' && value.length > 0 ? this.ids.get(value) : undefined;
-    }
-
-    /** `stripPort(ip)`, memoized the same way: callers come from few addresses. */
-    ip(ip: string): string {
-        return this.ips.get(ip);
     }
 }
 
@@ -111,7 +105,7 @@ export function callerOf(
         upn,
         appId,
         managedIdentityResourceId: mirid,
-        ipAddress: ipRaw === undefined ? undefined : ids === undefined ? stripPort(ipRaw) : ids.ip(ipRaw),
+        ipAddress: ipRaw === undefined ? undefined : stripPort(ipRaw),
         trustedService,
         kind,
     };

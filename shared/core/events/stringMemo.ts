@@ -1,4 +1,4 @@
-/** Longest string a {@link StringMemo} or {@link LowerCaseMemo} holds: ids, URIs and user agents are far shorter. */
+/** Longest string a {@link StringMemo} holds: ids, URIs and user agents are far shorter. */
 export const MAX_HELD_CHARS = 512;
 
 /**
@@ -43,30 +43,15 @@ export class StringMemo<V> {
 }
 
 /**
- * `s.toLowerCase()` for strings a stream repeats as the same string object (an object name from the normalizer's
- * memoized targets): a map lookup by a string whose hash V8 has already computed costs less than lower-casing it again,
- * and every caller then gets the same lower-case string (compared by identity first). Bounded: emptied when full, and
- * strings longer than {@link MAX_HELD_CHARS} are lower-cased, not held.
+ * `s.toLowerCase()`, without the call when `s` has no character it would change (no `A`-`Z`, nothing beyond ASCII):
+ * most names in a stream are lower-case already, and the call cost more than this scan.
  */
-export class LowerCaseMemo {
-    private readonly map = new Map<string, string>();
-
-    constructor(private readonly limit: number) {}
-
-    get(s: string): string {
-        if (s.length > MAX_HELD_CHARS) return s.toLowerCase();
-        let lower = this.map.get(s);
-        if (lower === undefined) {
-            if (this.map.size >= this.limit) this.map.clear();
-            lower = s.toLowerCase();
-            this.map.set(s, lower);
-        }
-        return lower;
+export function lowerCased(s: string): string {
+    for (let i = 0; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        if ((c >= 65 && c <= 90) || c > 127) return s.toLowerCase();
     }
-
-    clear(): void {
-        this.map.clear();
-    }
+    return s;
 }
 
 /**

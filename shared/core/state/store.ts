@@ -119,17 +119,11 @@ export async function putAll(
     return out;
 }
 
-/** Every {@link KeyMemo} and other module-level memo of the rules, for {@link resetCachesForBenchmark}. */
-const MEMOS = new Set<{ clear(): void }>();
-
-/** Registers a module-level memo of a rule to be emptied by {@link resetCachesForBenchmark}; returns it. */
-export function resetWithKeyMemos<T extends { clear(): void }>(memo: T): T {
-    MEMOS.add(memo);
-    return memo;
-}
+/** Every {@link KeyMemo} (module-level singletons of the rules), for {@link resetCachesForBenchmark}. */
+const MEMOS = new Set<KeyMemo>();
 
 /**
- * Empties every {@link KeyMemo} (and the memos given to {@link resetWithKeyMemos}), so that a benchmark round starts as cold as a fresh process. Changes no result (a memo
+ * Empties every {@link KeyMemo}, so that a benchmark round starts as cold as a fresh process. Changes no result (a memo
  * only saves building a key again); only the benchmark calls it, between rounds.
  */
 export function resetCachesForBenchmark(): void {

@@ -1,6 +1,6 @@
 import { NO_CHANGE, type StatefulRule } from '../../engine/rule';
-import { LowerCaseMemo } from '../../events/stringMemo';
-import { KeyMemo, resetWithKeyMemos } from '../../state/store';
+import { lowerCased } from '../../events/stringMemo';
+import { KeyMemo } from '../../state/store';
 import { principalOf } from '../../events/identity';
 import { windowStep } from '../common';
 import { describeCaller } from '../text';
@@ -11,8 +11,6 @@ interface Reads {
 }
 
 const MASS_KEYS = new KeyMemo('mass|');
-/** Secret names lower-cased (every read of a secret lower-cases its name): each name string comes from a memo. */
-const LOWER_NAMES = resetWithKeyMemos(new LowerCaseMemo(16_384));
 
 export const massSecretRetrieval: StatefulRule<Reads> = {
     kind: 'stateful',
@@ -39,7 +37,7 @@ export const massSecretRetrieval: StatefulRule<Reads> = {
     stateTtlMs: (settings) => settings.massSecretRetrieval.windowMs,
     evaluate(event, ctx, state) {
         const { count, windowMs } = ctx.settings.massSecretRetrieval;
-        const name = LOWER_NAMES.get(event.target?.name ?? '');
+        const name = lowerCased(event.target?.name ?? '');
         const { next, inWindow } = windowStep(state?.items, name, event.timeMs, windowMs, count);
         if (inWindow <= count) return next === undefined ? NO_CHANGE : { state: { items: next } };
         const findings = [
