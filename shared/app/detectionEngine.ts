@@ -1,5 +1,5 @@
 import type { Decision, ErrorDecision, FindingDecision, Severity } from '../core/decisions';
-import type { FindingDraft, Rule, RuleContext, RuleToggle, StatefulRule } from '../core/engine/rule';
+import type { FindingDraft, Rule, RuleContext, RuleToggle, StatefulRule, StatelessRule } from '../core/engine/rule';
 import { principalOf, recordIdOf } from '../core/events/identity';
 import { ResponderError } from '../core/errors';
 import type { AuditEvent } from '../core/events/types';
@@ -33,6 +33,8 @@ interface StatefulItem {
     order: number;
     event: AuditEvent;
     rule: StatefulRule<unknown>;
+    /** The rule's `evaluate` (see {@link IndexedRule}). */
+    step: StatefulRule<unknown>['evaluate'];
     ctx: RuleContext;
     key: StateKey;
     findings: readonly FindingDraft[];
@@ -87,10 +89,27 @@ export interface Trigger {
     readonly repeat?: true;
 }
 
-/** A rule with its position in the catalogue (the output order within one event). */
+/**
+ * A rule with its position in the catalogue (the output order within one event), and its functions read once: the
+ * rules are objects of many shapes, so reading `kind`, `evaluate` or `stateKey` from one for every (event, rule) pair
+ * was a slow lookup each time; these entries all have one shape. Each function is called with its rule as `this`.
+ */
 interface IndexedRule {
     readonly rule: Rule;
     readonly index: number;
+    /** A stateless rule's `evaluate`; undefined for a stateful rule. */
+    readonly stateless: StatelessRule['evaluate'] | undefined;
+    /** A stateful rule's `stateKey` and `evaluate`; undefined for a stateless rule. */
+    readonly stateKey: StatefulRule<unknown>['stateKey'] | undefined;
+    readonly step: StatefulRule<unknown>['evaluate'] | undefined;
+}
+
+function indexed(rule: Rule, index: number): IndexedRule {
+    /* eslint-disable @typescript-eslint/unbound-method -- each is called with `.call(rule, …)` */
+    return rule.kind === 'stateless'
+        ? { rule, index, stateless: rule.evaluate, stateKey: undefined, step: undefined }
+        : { rule, index, stateless: undefined, stateKey: rule.stateKey, step: rule.evaluate };
+    /* eslint-enable @typescript-eslint/unbound-method */
 }
 
 const NO_FINDINGS: readonly FindingDraft[] = Object.freeze([]);
@@ -135,7 +154,7 @@ export class DetectionEngine {
         for (const rule of [...trackers, ...options.rules]) {
             const toggle = options.toggles?.get(rule.meta.id);
             if (toggle !== undefined && !toggle.enabled && !trackers.has(rule)) continue;
-            const entry = { rule, index: index++ };
+            const entry = indexed(rule, index++);
             if (!trackers.has(rule)) this.severities.set(rule.meta.id, toggle?.severity ?? rule.meta.severity);
             if (rule.operations === undefined) this.anyOperation.push(entry);
             else
@@ -205,10 +224,20 @@ export class DetectionEngine {
         if (events.length === 0 || this.severities.size === 0) return [];
         this.sweepNow(events);
         const batchMin = new Map<string, number>();
-        for (const e of events) {
-            const m = batchMin.get(e.vault.name);
-            if (m === undefined || e.timeMs < m) batchMin.set(e.vault.name, e.timeMs);
+        // By runs of events of one vault (the same object, from the normalizer's memo): one map update per run.
+        let runVault = (events[0] as AuditEvent).vault;
+        let runMin = (events[0] as AuditEvent).timeMs;
+        for (let i = 1; i < events.length; i++) {
+            const e = events[i] as AuditEvent;
+            if (e.vault === runVault) {
+                if (e.timeMs < runMin) runMin = e.timeMs;
+                continue;
+            }
+            earliest(batchMin, runVault.name, runMin);
+            runVault = e.vault;
+            runMin = e.timeMs;
         }
+        earliest(batchMin, runVault.name, runMin);
         // A vault met for the first time, or met again with a record older than its first-seen time (records out of
         // order), has its first-seen time written with the batch's rule state (one write per vault: with the Table
         // store both are properties of the vault's one entity), not in a call of its own that the rules would wait for.
@@ -280,12 +309,16 @@ export class DetectionEngine {
         items: StatefulItem[],
     ): number {
         const contexts = new Map<string, RuleContext>();
+        // The vault of the event before, and its context: consecutive events often share one (the same object, from
+        // the normalizer's memo), and then skip the map.
+        let lastVault: AuditEvent['vault'] | undefined;
+        let lastCtx: RuleContext | undefined;
         let used = 0;
         for (let i = 0; i < events.length; i++) {
             const event = events[i] as AuditEvent;
             const rules = this.rulesFor(event.operation);
             if (rules.length === 0) continue;
-            let ctx = contexts.get(event.vault.resourceId);
+            let ctx = event.vault === lastVault ? lastCtx : contexts.get(event.vault.resourceId);
             if (ctx === undefined) {
                 ctx = {
                     settings: this.settings,
@@ -294,26 +327,42 @@ export class DetectionEngine {
                 };
                 contexts.set(event.vault.resourceId, ctx);
             }
+            lastVault = event.vault;
+            lastCtx = ctx;
             // Indexed loops here and in evaluate: this runs for every (event, rule) pair, and an iterator that the
             // optimizer does not remove allocates a result object per step.
             for (let r = 0; r < rules.length; r++) {
-                const { rule, index } = rules[r] as IndexedRule;
-                const order = i * this.ruleCount + index;
+                const entry = rules[r] as IndexedRule;
+                const rule = entry.rule;
+                const order = i * this.ruleCount + entry.index;
                 try {
-                    if (rule.kind === 'stateless') {
-                        const drafts = rule.evaluate(event, ctx);
+                    const stateless = entry.stateless;
+                    if (stateless !== undefined) {
+                        const drafts = stateless.call(rule, event, ctx);
                         if (drafts !== undefined)
                             for (const draft of drafts) candidates.push({ order, event, rule, draft });
                     } else {
-                        const key = rule.stateKey(event, ctx);
+                        const key = (entry.stateKey as StatefulRule<unknown>['stateKey']).call(rule, event, ctx);
                         if (key === undefined) continue;
+                        const step = entry.step as StatefulRule<unknown>['evaluate'];
+                        const stateful = rule as StatefulRule<unknown>;
                         const item = used < items.length ? items[used] : undefined;
                         if (item === undefined)
-                            items.push({ order, event, rule, ctx, key, findings: NO_FINDINGS, working: undefined });
+                            items.push({
+                                order,
+                                event,
+                                rule: stateful,
+                                step,
+                                ctx,
+                                key,
+                                findings: NO_FINDINGS,
+                                working: undefined,
+                            });
                         else {
                             item.order = order;
                             item.event = event;
-                            item.rule = rule;
+                            item.rule = stateful;
+                            item.step = step;
                             item.ctx = ctx;
                             item.key = key;
                             item.findings = NO_FINDINGS;
@@ -404,7 +453,7 @@ export class DetectionEngine {
                 const w = item.working as Working;
                 if (errors.size > 0) errors.delete(item);
                 try {
-                    const step = item.rule.evaluate(item.event, item.ctx, w.value);
+                    const step = item.step.call(item.rule, item.event, item.ctx, w.value);
                     item.findings = step.findings ?? NO_FINDINGS;
                     if (step.state !== undefined) {
                         w.value = step.state;
@@ -688,6 +737,12 @@ function stateRefused(rule: string, event: AuditEvent, err: ResponderError): Err
         time: event.time,
         ...(event.correlationId === undefined ? {} : { correlationId: boundedId(event.correlationId) }),
     };
+}
+
+/** Keeps the earlier of `timeMs` and the time `map` holds for `name` (a map that has none takes `timeMs`). */
+function earliest(map: Map<string, number>, name: string, timeMs: number): void {
+    const m = map.get(name);
+    if (m === undefined || timeMs < m) map.set(name, timeMs);
 }
 
 function ruleError(rule: Rule, event: AuditEvent, err: unknown): ErrorDecision {

@@ -1,4 +1,4 @@
-import { slotOf, StringMemo } from '../../shared/core/events/stringMemo';
+import { lowerCased, MAX_HELD_CHARS, slotOf, StringMemo } from '../../shared/core/events/stringMemo';
 
 describe('StringMemo', () => {
     it('returns what the function returns, computing once per string held', () => {
@@ -34,6 +34,31 @@ describe('StringMemo', () => {
         expect(slots.size).toBeGreaterThan(ids.length * 0.9);
         const memo = new StringMemo((s: string) => s.length, 4096);
         for (const s of ids) expect(memo.get(s)).toBe(s.length);
+    });
+
+    it('computes a string longer than MAX_HELD_CHARS every time and never holds it', () => {
+        const calls: number[] = [];
+        const memo = new StringMemo((s: string) => {
+            calls.push(s.length);
+            return s.length;
+        }, 64);
+        const long = 'x'.repeat(MAX_HELD_CHARS + 1);
+        const limit = 'y'.repeat(MAX_HELD_CHARS);
+        expect([memo.get(long), memo.get(long), memo.get(limit), memo.get(limit)]).toEqual([
+            MAX_HELD_CHARS + 1,
+            MAX_HELD_CHARS + 1,
+            MAX_HELD_CHARS,
+            MAX_HELD_CHARS,
+        ]);
+        // A record's megabyte-long field (rejected later as oversized) is not kept alive by the memo.
+        expect(calls).toEqual([MAX_HELD_CHARS + 1, MAX_HELD_CHARS + 1, MAX_HELD_CHARS]);
+    });
+
+    it('lowerCased is toLowerCase, returning the same string when nothing changes', () => {
+        for (const s of ['db-password', 'Db-Password', 'ÄPFEL-key', 'straße', 'İstanbul', '', 'x'.repeat(600), 'A'])
+            expect(lowerCased(s)).toBe(s.toLowerCase());
+        const lower = JSON.parse('"api-token-7"') as string;
+        expect(lowerCased(lower)).toBe(lower);
     });
 
     it('refuses a slot count that is not a power of two', () => {

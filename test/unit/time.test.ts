@@ -15,6 +15,14 @@ describe('parseRecordTime', () => {
         '2026-10-05T10:20:00.Z',
         '2026-1a-05T10:20:00Z',
         'yesterday',
+        // More fraction digits than Azure writes: truncated to the millisecond, never rounded up (a run of nines
+        // summed as fractions once came to the next second, here the next day).
+        '2026-10-05T10:20:00.12Z',
+        '2026-10-05T10:20:00.12345678901Z',
+        '2026-10-05T10:20:00.99999999999999999999Z',
+        '2026-10-05T23:59:59.99999999999999999Z',
+        '2026-10-05T10:20:00.1234x678Z',
+        '2026-10-05T10:20:00.12x4Z',
     ])('agrees with Date.parse on %s', (t) => {
         expect(parseRecordTime(t)).toEqual(Date.parse(t));
     });

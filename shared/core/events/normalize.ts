@@ -47,6 +47,7 @@ const BAD_VAULT_ID = 1;
 /** Memo sizes (powers of two): a stream's vaults and its objects read again and again. */
 const RESOURCE_SLOTS = 16_384;
 const TARGET_SLOTS = 8192;
+const TEXT_SLOTS = 4096;
 
 const NO_STRINGS: readonly string[] = Object.freeze([]);
 const NO_POLICIES: readonly AccessPolicyEntry[] = Object.freeze([]);
@@ -66,6 +67,14 @@ export class RecordNormalizer {
     private readonly resources = new StringMemo(classifyResource, RESOURCE_SLOTS);
     private readonly targets = new StringMemo(targetOf, TARGET_SLOTS);
     private readonly ids = new LowerIds();
+    /**
+     * User agents, each kept as the first string seen with its text: every stream repeats few of them (the sample day:
+     * 17 in 50,000 records; the diverse estate: 3), and an event that holds a memoized string, not the fresh copy of
+     * its record, leaves that much less for each young-generation collection to copy while the batch's events are
+     * alive. The same text either way. (Request URIs and caller IPs too were memoized: the diverse estate has a new
+     * one in most records, and the misses made its pipeline about 10 % slower.)
+     */
+    private readonly texts = new StringMemo((s: string) => s, TEXT_SLOTS);
 
     normalize(raw: unknown): NormalizeResult {
         if (!isObject(raw)) return rejected('record is not an object');
@@ -130,7 +139,7 @@ export class RecordNormalizer {
         const op = operation as string;
         const resultSignature = str(raw.resultSignature);
         const httpStatus = httpStatusOf(statusRaw, resultSignature);
-        const isDataPlane = op.startsWith('Secret') || op.startsWith('Key') || op.startsWith('Certificate');
+        const isDataPlane = isDataPlaneOperation(op);
 
         const event: AuditEvent = {
             time: timeRaw as string,
@@ -144,7 +153,7 @@ export class RecordNormalizer {
             resultDescription: str(raw.resultDescription),
             caller: callerOf(claims, raw.callerIpAddress, p.trustedService, this.ids),
             target: this.targetOf(p.id),
-            clientInfo: str(p.clientInfo),
+            clientInfo: this.text(p.clientInfo),
             requestUri: str(p.requestUri),
             correlationId: str(raw.correlationId),
             durationMs: durationOf(raw.durationMs),
@@ -159,6 +168,11 @@ export class RecordNormalizer {
         const long = oversizedField(event);
         if (long !== undefined) return rejected(oversized(long));
         return { kind: 'event', event };
+    }
+
+    /** `str(value)`, through {@link texts}. */
+    private text(value: unknown): string | undefined {
+        return typeof value === 'string' && value.length > 0 ? this.texts.get(value) : undefined;
     }
 
     /** Parsed target objects are immutable and URIs repeat (the same secret read again and again): memoized. */
@@ -253,6 +267,21 @@ function firstOversized(raw: JsonObject, p: JsonObject, claims: JsonObject | und
         }
     }
     return undefined;
+}
+
+/** An operation on secrets, keys or certificates: its name starts with `Secret`, `Key` or `Certificate`. */
+function isDataPlaneOperation(op: string): boolean {
+    // One test by the first character, then the one prefix it can be (three prefix tests for every record before).
+    switch (op.charCodeAt(0)) {
+        case 83 /* S */:
+            return op.startsWith('Secret');
+        case 75 /* K */:
+            return op.startsWith('Key');
+        case 67 /* C */:
+            return op.startsWith('Certificate');
+        default:
+            return false;
+    }
 }
 
 function durationOf(value: unknown): number | undefined {

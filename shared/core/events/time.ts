@@ -23,7 +23,7 @@ export function parseRecordTime(t: string): number {
         return Date.parse(t);
     if (t.charCodeAt(10) !== 84 /* T */ || t.charCodeAt(13) !== 58 || t.charCodeAt(16) !== 58) return Date.parse(t);
     let minuteMs: number;
-    if (memoMinute.length === 16 && t.startsWith(memoMinute)) minuteMs = memoMinuteMs;
+    if (memoMinute.length === 16 && sameMinute(t, memoMinute)) minuteMs = memoMinuteMs;
     else {
         const year = digit(t, 0) * 1000 + digit(t, 1) * 100 + digit(t, 2) * 10 + digit(t, 3);
         const month = digit(t, 5) * 10 + digit(t, 6);
@@ -41,17 +41,22 @@ export function parseRecordTime(t: string): number {
     }
     const second = digit(t, 17) * 10 + digit(t, 18);
     let ms = 0;
-    let i = 19;
     if (t.charCodeAt(19) === 46 /* . */) {
-        i = 20;
-        let scale = 100;
-        while (i < n - 1) {
-            ms += digit(t, i) * scale;
-            scale /= 10;
-            i++;
-        }
-        if (i === 20) return Date.parse(t);
-    }
-    if (!(i === n - 1 && second <= 59 && ms >= 0)) return Date.parse(t);
-    return minuteMs + second * 1000 + Math.floor(ms);
+        // The milliseconds are the first three fraction digits (Date.parse drops the others, which must be digits
+        // too), read as a whole number: summing every digit as a fraction rounded a long run of nines up to the next
+        // second.
+        if (n < 22) return Date.parse(t); // no digit after the point
+        ms = digit(t, 20) * 100;
+        if (n > 22) ms += digit(t, 21) * 10;
+        if (n > 23) ms += digit(t, 22);
+        for (let i = 23; i < n - 1; i++) if (Number.isNaN(digit(t, i))) return Date.parse(t);
+    } else if (n !== 20) return Date.parse(t);
+    if (!(second <= 59 && ms >= 0)) return Date.parse(t);
+    return minuteMs + second * 1000 + ms;
+}
+
+/** Whether `t` starts with the 16 characters of `minute`, compared from the end (where two minutes differ). */
+function sameMinute(t: string, minute: string): boolean {
+    for (let i = 15; i >= 0; i--) if (t.charCodeAt(i) !== minute.charCodeAt(i)) return false;
+    return true;
 }

@@ -1,4 +1,5 @@
 import { NO_CHANGE, type StatefulRule } from '../../engine/rule';
+import { lowerCased } from '../../events/stringMemo';
 import { KeyMemo } from '../../state/store';
 import { principalOf } from '../../events/identity';
 import { windowStep } from '../common';
@@ -36,7 +37,7 @@ export const massSecretRetrieval: StatefulRule<Reads> = {
     stateTtlMs: (settings) => settings.massSecretRetrieval.windowMs,
     evaluate(event, ctx, state) {
         const { count, windowMs } = ctx.settings.massSecretRetrieval;
-        const name = (event.target?.name ?? '').toLowerCase();
+        const name = lowerCased(event.target?.name ?? '');
         const { next, inWindow } = windowStep(state?.items, name, event.timeMs, windowMs, count);
         if (inWindow <= count) return next === undefined ? NO_CHANGE : { state: { items: next } };
         const findings = [

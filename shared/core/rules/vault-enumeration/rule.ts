@@ -8,7 +8,6 @@ type Kind = 'key' | 'secret' | 'certificate';
 /** Keyed by the principal; its row escapes the characters a Table key may not hold (once per key, not per event). */
 const ENUM_KEYS = new KeyMemo('enum|', undefined, (who) => who.replace(/[/\\#?]/g, '_'));
 
-const KINDS: readonly Kind[] = ['key', 'secret', 'certificate'];
 const NONE: Partial<Record<Kind, number>> = Object.freeze({});
 
 const LISTS: ReadonlyMap<string, Kind> = new Map<string, Kind>([
@@ -34,6 +33,11 @@ interface EnumerationState {
     readonly read: Partial<Record<Kind, number>>;
     /** Event time of the last finding: no second one until the window has passed. */
     readonly fired?: number;
+}
+
+/** 1 when a kind was listed within the window (`from`, `now`] and read after that list, else 0. */
+function coveredKind(l: number | undefined, r: number | undefined, from: number, now: number): number {
+    return l !== undefined && r !== undefined && l > from && l <= now && r >= l && r <= now ? 1 : 0;
 }
 
 export const vaultEnumeration: StatefulRule<EnumerationState> = {
@@ -87,13 +91,21 @@ export const vaultEnumeration: StatefulRule<EnumerationState> = {
             const t = prevRead[readKind];
             if (t === undefined || t < now - windowMs / 20 || t > now) setRead = readKind;
         }
-        let covered = 0;
-        for (let i = 0; i < KINDS.length; i++) {
-            const k = KINDS[i] as Kind;
-            const l = k === setList ? now : prevList[k];
-            const r = k === setRead ? now : prevRead[k];
-            if (l !== undefined && r !== undefined && l > from && l <= now && r >= l && r <= now) covered++;
-        }
+        // The three kinds by name (a read by a variable name was a slow lookup on every event).
+        const covered =
+            coveredKind(setList === 'key' ? now : prevList.key, setRead === 'key' ? now : prevRead.key, from, now) +
+            coveredKind(
+                setList === 'secret' ? now : prevList.secret,
+                setRead === 'secret' ? now : prevRead.secret,
+                from,
+                now,
+            ) +
+            coveredKind(
+                setList === 'certificate' ? now : prevList.certificate,
+                setRead === 'certificate' ? now : prevRead.certificate,
+                from,
+                now,
+            );
         const fire = covered >= kinds && (prev?.fired === undefined || prev.fired <= from || prev.fired > now);
         if (!fire && setList === undefined && setRead === undefined) return NO_CHANGE;
         const list = { ...prevList };
