@@ -398,15 +398,9 @@ export class ValueCodec {
     }
 
     private readVarint(): number {
-        const b = this.src;
-        let n = 0;
-        let scale = 1;
-        for (;;) {
-            const x = b[this.at++] as number;
-            n += (x & 127) * scale;
-            if (x < 128) return n;
-            scale *= 128;
-        }
+        const n = varintAt(this.src, this.at);
+        this.at = varintEnd;
+        return n;
     }
 
     private readString(): string {
@@ -500,6 +494,24 @@ function putVarint(b: Buffer, at: number, n: number): number {
     }
     b[at++] = n;
     return at;
+}
+
+/** Where the varint last read by {@link varintAt} ended. */
+let varintEnd = 0;
+
+/** The varint at `at` of `b` (its end in {@link varintEnd}). */
+function varintAt(b: Buffer, at: number): number {
+    let n = 0;
+    let scale = 1;
+    for (;;) {
+        const x = b[at++] as number;
+        n += (x & 127) * scale;
+        if (x < 128) {
+            varintEnd = at;
+            return n;
+        }
+        scale *= 128;
+    }
 }
 
 /** Where the varint at `at` ends. */
@@ -775,28 +787,15 @@ export class MemoryStateStore implements StateStore {
 
     /** The version of the entry at `p` of `b`. */
     private static versionAt(b: Buffer, p: number): number {
-        p = skipVarint(b, p + 2);
-        let n = 0;
-        let scale = 1;
-        for (;;) {
-            const x = b[p++] as number;
-            n += (x & 127) * scale;
-            if (x < 128) return n;
-            scale *= 128;
-        }
+        return varintAt(b, skipVarint(b, p + 2));
     }
 
     // A varint reader over `rChunk`-like buffers.
     private at = 0;
     private varint(b: Buffer): number {
-        let n = 0;
-        let scale = 1;
-        for (;;) {
-            const x = b[this.at++] as number;
-            n += (x & 127) * scale;
-            if (x < 128) return n;
-            scale *= 128;
-        }
+        const n = varintAt(b, this.at);
+        this.at = varintEnd;
+        return n;
     }
 
     /** The value of the entry at `p` of `b`. */
