@@ -83,6 +83,21 @@ function hexValue(c: number): number {
     return -1;
 }
 
+/**
+ * Writes the lower-case GUID that ends `row` (see {@link endsWithGuid}) as its 16 bytes at `at` of `to`; returns where
+ * they end.
+ */
+function packGuid(row: string, to: Buffer, at: number): number {
+    const b = row.length - 36;
+    for (let i = 0; i < 36; i++) {
+        if (i === 8 || i === 13 || i === 18 || i === 23) continue;
+        const hi = hexValue(row.charCodeAt(b + i));
+        const lo = hexValue(row.charCodeAt(b + ++i));
+        to[at++] = (hi << 4) | lo;
+    }
+    return at;
+}
+
 /** Whether `row` ends with a lower-case GUID (`8-4-4-4-12` hex digits) preceded by at least one character. */
 function endsWithGuid(row: string): boolean {
     const n = row.length;
@@ -658,14 +673,7 @@ export class MemoryStateStore implements StateStore {
         this.headId = id;
         if (id !== 0) {
             s[0] = GUID_RECORD;
-            let at = 1;
-            const b = row.length - 36;
-            for (let i = 0; i < 36; i++) {
-                if (i === 8 || i === 13 || i === 18 || i === 23) continue;
-                const hi = hexValue(row.charCodeAt(b + i));
-                const lo = hexValue(row.charCodeAt(b + ++i));
-                s[at++] = (hi << 4) | lo;
-            }
+            packGuid(row, s, 1);
             this.scratchStart = 0;
             this.scratchLength = 17;
         } else {
@@ -674,16 +682,9 @@ export class MemoryStateStore implements StateStore {
             let n = utf8Write(t, row, 2, t.length - 2);
             if (endsWithGuid(row)) {
                 // The GUID's 36 characters are its last 36 bytes: 16 bytes behind the mark instead.
-                let at = 2 + n - 36;
-                t[at++] = GUID_MARK;
-                const b = row.length - 36;
-                for (let i = 0; i < 36; i++) {
-                    if (i === 8 || i === 13 || i === 18 || i === 23) continue;
-                    const hi = hexValue(row.charCodeAt(b + i));
-                    const lo = hexValue(row.charCodeAt(b + ++i));
-                    t[at++] = (hi << 4) | lo;
-                }
-                n = at - 2;
+                const at = 2 + n - 36;
+                t[at] = GUID_MARK;
+                n = packGuid(row, t, at + 1) - 2;
             }
             if (n > MAX_ROW_BYTES)
                 throw new Error(`state row of ${n} bytes: longer than the ${MAX_ROW_BYTES} a store holds`);
