@@ -14,20 +14,13 @@ import {
 } from '../../shared/adapters/tableStateStore';
 import { FaultyStateStore } from '../../shared/simulation/faultyStateStore';
 import { type StateKey, type StateStore, type StateWrite, stateKey } from '../../shared/core/state/store';
-import { type AzuriteService, startAzurite } from '../support/azurite';
+import { useAzuriteTables } from '../support/azurite';
 import { busyEndpoint, hangingEndpoint, tableConnectionStringAt } from '../support/tableEndpoints';
 
-let azurite: AzuriteService;
-let tables = 0;
-beforeAll(async () => {
-    azurite = await startAzurite('table');
-});
-afterAll(async () => {
-    await azurite.stop();
-});
+const azurite = useAzuriteTables('kvrts');
 
 /** A client on a new table whose HTTP requests (each retry too) are counted. */
-function counted(name = `kvrts${++tables}`): { client: TableClient; requests: () => number } {
+function counted(name = azurite.newName()): { client: TableClient; requests: () => number } {
     const client = TableClient.fromConnectionString(azurite.connectionString, name, { allowInsecureConnection: true });
     let n = 0;
     client.pipeline.addPolicy(
@@ -66,12 +59,13 @@ describe('TableStateStore writes (Azurite)', () => {
     });
 
     it('a stale ETag or an existing key fails that write alone; the rest of its transaction lands', async () => {
-        const store = new TableStateStore(counted().client);
+        const table = azurite.newName();
+        const store = new TableStateStore(counted(table).client);
         const keys = Array.from({ length: 6 }, (_, i) => stateKey('kv-payments-prod', `mass|p${i}`));
         const created = await store.putMany(writes(keys, () => ({ n: 1 })));
         const etags = created.map((r) => (!(r instanceof Error) && r.ok ? r.etag : undefined));
         // Someone else updates key 2 meanwhile.
-        const other = new TableStateStore(counted(`kvrts${tables}`).client);
+        const other = new TableStateStore(counted(table).client);
         expect((await other.put(keys[2] as StateKey, { n: 'other' }, etags[2], 10)).ok).toBe(true);
         const next = [...etags];
         next[4] = undefined; // an insert of a key that exists
@@ -96,7 +90,7 @@ describe('TableStateStore writes (Azurite)', () => {
 
 describe('TableStateStore cached reads (Azurite)', () => {
     it('serves cached reads from a shard copy; a stale copy ends in a conflict and a fresh read, never a lost update', async () => {
-        const name = `kvrts${++tables}`;
+        const name = azurite.newName();
         const a = counted(name);
         const mine = new TableStateStore(a.client, { cacheValidityMs: 3_600_000 });
         const other = new TableStateStore(counted(name).client);
@@ -124,7 +118,7 @@ describe('TableStateStore cached reads (Azurite)', () => {
     });
 
     it('brings a shard copy up to date once older than its validity, with one query of what changed', async () => {
-        const name = `kvrts${++tables}`;
+        const name = azurite.newName();
         const a = counted(name);
         let now = Date.now();
         const mine = new TableStateStore(a.client, { cacheValidityMs: 10_000, now: () => now });
@@ -176,7 +170,7 @@ describe('TableStateStore deadlines and retries', () => {
     });
 
     it('a transaction that fails while others of its shard are in flight: the call fails once they have ended', async () => {
-        const client = TableClient.fromConnectionString(azurite.connectionString, `kvrts${++tables}`, {
+        const client = TableClient.fromConnectionString(azurite.connectionString, azurite.newName(), {
             allowInsecureConnection: true,
         });
         let batches = 0;

@@ -6,21 +6,14 @@
 import { TableClient } from '@azure/data-tables';
 import { TABLE_RETRY_OPTIONS } from '../../shared/adapters/tableStateStore';
 import { sendOperation, submitTransaction, type TableOp } from '../../shared/adapters/tableTransaction';
-import { type AzuriteService, startAzurite } from '../support/azurite';
+import { useAzuriteTables } from '../support/azurite';
 import { busyEndpoint, hangingEndpoint, tableConnectionStringAt } from '../support/tableEndpoints';
 
-let azurite: AzuriteService;
-let tables = 0;
-beforeAll(async () => {
-    azurite = await startAzurite('table');
-});
-afterAll(async () => {
-    await azurite.stop();
-});
+const azurite = useAzuriteTables('kvrtx');
 
 /** A client of a new table whose request bodies are recorded (as they go over the wire, after every policy). */
 async function newTable(): Promise<{ client: TableClient; bodies: string[] }> {
-    const client = TableClient.fromConnectionString(azurite.connectionString, `kvrtx${++tables}`, {
+    const client = TableClient.fromConnectionString(azurite.connectionString, azurite.newName(), {
         allowInsecureConnection: true,
     });
     const bodies: string[] = [];
