@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { TokenCredential } from '@azure/identity';
 import { TableClient } from '@azure/data-tables';
+import { eachBounded } from '../core/bounded';
 import { ResponderError } from '../core/errors';
 import { hash64 } from '../core/hash';
 import {
@@ -1198,19 +1199,7 @@ export class TableStateStore implements StateStore {
         if (lane.length > 0) lanes.push(lane);
         if (lanes.length <= 1) return this.sendSerially(units);
         // A lane that fails stops the others from starting more, and the call fails once those in flight have ended.
-        let next = 0;
-        let failure: { readonly err: unknown } | undefined;
-        const worker = async (): Promise<void> => {
-            while (next < lanes.length && failure === undefined) {
-                try {
-                    await this.sendSerially(lanes[next++] as Unit[]);
-                } catch (err) {
-                    failure ??= { err };
-                }
-            }
-        };
-        await Promise.all(Array.from({ length: Math.min(TRANSACTIONS_IN_FLIGHT, lanes.length) }, worker));
-        if (failure !== undefined) throw failure.err;
+        await eachBounded(lanes, TRANSACTIONS_IN_FLIGHT, (l) => this.sendSerially(l));
     }
 
     /**

@@ -23,6 +23,7 @@ import {
     withNotices,
 } from '../core/alerts/incident';
 import { buildMime } from '../core/alerts/mime';
+import { eachBounded } from '../core/bounded';
 import {
     type IncidentLinks,
     portalUrlOf,
@@ -251,7 +252,7 @@ export class Alerting implements DecisionSink {
             byPointer.set(pointer, list);
             actions.delete(k); // the actions of a vault and rule belong to its first finding of the batch
         }
-        const opened = await eachBounded([...byPointer.values()], async (list) => {
+        const opened = await eachBounded([...byPointer.values()], ALERTING_CONCURRENCY, async (list) => {
             const ids: string[] = [];
             for (const { f, actions: acts } of list) ids.push(await this.applyFinding(f, acts));
             return ids;
@@ -261,7 +262,7 @@ export class Alerting implements DecisionSink {
         // of the findings that asked for them (`incidentKeys`: rule|principal), with a follow-up notice when the
         // incident was notified before the outcome was known.
         for (const list of actions.values()) for (const id of await this.attachActions(list)) touched.add(id);
-        await eachBounded([...touched], (id) => this.deliver(id));
+        await eachBounded([...touched], ALERTING_CONCURRENCY, (id) => this.deliver(id));
     }
 
     /** Adds a worker's outcome to its incidents; returns the incidents that got a follow-up notice to send. */
@@ -974,27 +975,3 @@ function blockedReason(inc: Incident, act: LinkAction): string | undefined {
 
 /** Findings and incidents handled at once by one {@link Alerting.write}. */
 const ALERTING_CONCURRENCY = 8;
-
-/**
- * `fn` on each item, at most {@link ALERTING_CONCURRENCY} at once; the results in the items' order. After a failure no
- * item is started, the calls in flight are waited for, and the first failure is thrown: nothing runs on after the
- * caller has failed.
- */
-async function eachBounded<T, R>(items: readonly T[], fn: (item: T) => Promise<R>): Promise<R[]> {
-    const out = new Array<R>(items.length);
-    let next = 0;
-    let failure: { readonly err: unknown } | undefined;
-    const worker = async (): Promise<void> => {
-        while (next < items.length && failure === undefined) {
-            const i = next++;
-            try {
-                out[i] = await fn(items[i] as T);
-            } catch (err) {
-                failure ??= { err };
-            }
-        }
-    };
-    await Promise.all(Array.from({ length: Math.min(ALERTING_CONCURRENCY, items.length) }, worker));
-    if (failure !== undefined) throw failure.err;
-    return out;
-}
